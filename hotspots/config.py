@@ -1,0 +1,133 @@
+"""Study-area configuration: layers, taxonomy, harm weights. Frozen, loaded from TOML.
+
+The default configuration (Tower Hamlets) ships with the package; another borough
+passes its own file. Nothing else in the package names a place.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "tower_hamlets.toml"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An area layer incidents are assigned to (wards, LSOAs)."""
+
+    key: str
+    file: str
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    label: str
+    group: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything place-specific. Build with :func:`load_config`."""
+
+    name: str
+    code: str
+    boundary_layer: str
+    manifest: str
+    layers: dict[str, Layer]
+    categories: dict[str, Category]
+    police_uk_types: dict[str, str]
+    nearest_max_m: float = 250.0
+    location_key_m: int = 10
+    future_tolerance_days: int = 1
+    source: str = field(default="", compare=False)
+
+    def weight(self, category: str) -> float:
+        return self.categories[category].weight
+
+    def label(self, category: str) -> str:
+        cat = self.categories.get(category)
+        return cat.label if cat else category
+
+
+def _require(table: dict, key: str, where: str, path: str):
+    if key not in table:
+        raise ConfigError(f"{path}: [{where}] has no '{key}'. Add it (see the default "
+                          f"configuration {DEFAULT_CONFIG} for an example).")
+    return table[key]
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load a study-area configuration from TOML; ``None`` gives the packaged default.
+
+    Raises
+    ------
+    ConfigError
+        naming the file and the missing or wrong key.
+    """
+    if path is None:
+        text = resources.files("hotspots").joinpath("data", DEFAULT_CONFIG).read_text("utf-8")
+        where = f"(packaged) {DEFAULT_CONFIG}"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}. "
+                              "Check the path given to --config.") from exc
+        where = str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from exc
+
+    area = _require(raw, "study_area", "top level", where)
+    layers_raw = _require(raw, "layers", "top level", where)
+    layers = {}
+    for key, spec in layers_raw.items():
+        layers[key] = Layer(key=key, file=_require(spec, "file", f"layers.{key}", where),
+                            code=_require(spec, "code", f"layers.{key}", where),
+                            name=_require(spec, "name", f"layers.{key}", where))
+    for needed in ("ward", "lsoa"):
+        if needed not in layers:
+            raise ConfigError(f"{where}: no [layers.{needed}]. Incidents are assigned to wards "
+                              "and LSOAs; add both layers.")
+    boundary = area.get("boundary_layer", "ward")
+    if boundary not in layers:
+        raise ConfigError(f"{where}: study_area.boundary_layer = '{boundary}' is not a layer; "
+                          f"use one of {sorted(layers)}.")
+    cats = {}
+    for key, spec in _require(raw, "categories", "top level", where).items():
+        weight = spec.get("weight", 1.0)
+        if not isinstance(weight, int | float) or weight < 0:
+            raise ConfigError(f"{where}: categories.{key}.weight = {weight!r}; "
+                              "give a number of 0 or more.")
+        cats[key] = Category(key=key, label=spec.get("label", key),
+                             group=spec.get("group", "Other"), weight=float(weight))
+    puk = raw.get("police_uk_types", {})
+    for value, key in puk.items():
+        if key not in cats:
+            raise ConfigError(f"{where}: police_uk_types.\"{value}\" = '{key}' is not a category; "
+                              f"add [categories.{key}] or use one of {sorted(cats)}.")
+    assign = raw.get("assign", {})
+    ingest = raw.get("ingest", {})
+    return Config(
+        name=_require(area, "name", "study_area", where),
+        code=area.get("code", ""),
+        boundary_layer=boundary,
+        manifest=area.get("manifest", "geodata/manifest.toml"),
+        layers=layers,
+        categories=cats,
+        police_uk_types=dict(puk),
+        nearest_max_m=float(assign.get("nearest_max_m", 250.0)),
+        location_key_m=int(ingest.get("location_key_m", 10)),
+        future_tolerance_days=int(ingest.get("future_tolerance_days", 1)),
+        source=where,
+    )

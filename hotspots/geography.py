@@ -1,0 +1,178 @@
+"""Boundaries: install open data into the cache, read area layers in EPSG:27700.
+
+The cache (default ``geodata/cache``, git-ignored) is filled from a local folder or by
+download; every file is checked against the sha256 in the geodata manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from .config import Config, Layer
+from .errors import GeodataError
+from .schema import WORKING_CRS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = Path("geodata/cache")
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    name: str
+    sha256: str
+    url: str | None = None
+
+
+def cache_dir(path: str | Path | None = None) -> Path:
+    """The geodata cache: ``path``, else ``$HOTSPOTS_GEODATA``, else ``geodata/cache``."""
+    return Path(path or os.environ.get("HOTSPOTS_GEODATA") or DEFAULT_CACHE)
+
+
+def read_manifest(path: str | Path) -> list[ManifestFile]:
+    """Read a geodata manifest (TOML with ``[[files]]`` entries: name, sha256, url)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise GeodataError(f"cannot read geodata manifest {path}: {exc.strerror}. Run hotspots "
+                           "from the repository root or give --manifest.") from exc
+    files = []
+    for i, entry in enumerate(raw.get("files", []), start=1):
+        if "name" not in entry or "sha256" not in entry:
+            raise GeodataError(f"{path}: [[files]] entry {i} needs 'name' and 'sha256'.")
+        files.append(ManifestFile(entry["name"], entry["sha256"].lower(), entry.get("url")))
+    return files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path, timeout_s: float) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(dest, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise GeodataError(f"download of {url} failed: {reason}. Check the network, or install "
+                           "from a local copy with --from DIR.") from exc
+
+
+def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = None,
+                    base_url: str | None = None, cache: str | Path | None = None,
+                    timeout_s: float = 60.0) -> list[dict]:
+    """Install every manifest file into the cache, verified by sha256.
+
+    Parameters
+    ----------
+    manifest : path of the geodata manifest.
+    source_dir : copy from this folder (same relative names) instead of downloading.
+    base_url : download ``{base_url}/{name}`` (a mirror) instead of each file's ``url``.
+    cache : destination; see :func:`cache_dir`.
+
+    Returns
+    -------
+    list of dicts ``{"name", "path", "status"}`` with status ``installed`` or ``present``
+    (already in the cache with the right checksum).
+
+    Raises
+    ------
+    GeodataError
+        a file is missing from ``source_dir``, has no download source, fails to download,
+        or its checksum differs (the bad copy is not kept).
+    """
+    dest_root = cache_dir(cache)
+    results = []
+    for entry in read_manifest(manifest):
+        dest = dest_root / entry.name
+        if dest.exists() and _sha256(dest) == entry.sha256:
+            results.append({"name": entry.name, "path": str(dest), "status": "present"})
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            if source_dir is not None:
+                src = Path(source_dir) / entry.name
+                if not src.is_file():
+                    raise GeodataError(f"{entry.name} is not in {source_dir}. Point --from at the "
+                                       "folder holding the manifest's files.")
+                shutil.copyfile(src, tmp)
+                origin = str(src)
+            else:
+                url = f"{base_url.rstrip('/')}/{entry.name}" if base_url else entry.url
+                if not url:
+                    raise GeodataError(f"{entry.name} has no download source in the manifest (it "
+                                       "was derived from its source); install it --from a folder "
+                                       "or --base-url of a mirror holding it.")
+                _fetch(url, tmp, timeout_s)
+                origin = url
+            got = _sha256(tmp)
+            if got != entry.sha256:
+                raise GeodataError(f"{entry.name} from {origin} has sha256 {got[:12]}..., the "
+                                   f"manifest expects {entry.sha256[:12]}...; the copy was not "
+                                   "kept. Use an unmodified copy of the file.")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("installed %s from %s", entry.name, origin)
+        results.append({"name": entry.name, "path": str(dest), "status": "installed"})
+    return results
+
+
+def read_layer(layer: Layer, *, cache: str | Path | None = None) -> gpd.GeoDataFrame:
+    """Read an area layer from the cache as ``code, name, area_km2, geometry`` in EPSG:27700.
+
+    Rows are sorted by code; area is planar, in km², computed in EPSG:27700.
+    """
+    path = cache_dir(cache) / layer.file
+    if not path.exists():
+        raise GeodataError(f"boundary file {path} is not installed. Run `hotspots geodata "
+                           "install --from DIR` (or without --from to download).")
+    gdf = gpd.read_file(path)
+    for col in (layer.code, layer.name):
+        if col not in gdf.columns:
+            raise GeodataError(f"{path} has no column '{col}' (layer '{layer.key}'); columns are "
+                               f"{sorted(c for c in gdf.columns if c != 'geometry')}. Fix the "
+                               "layer's code/name in the configuration.")
+    if gdf.crs is None:
+        gdf = gdf.set_crs("EPSG:4326")
+    gdf = gdf.to_crs(WORKING_CRS)
+    out = gpd.GeoDataFrame(
+        {"code": gdf[layer.code].astype(str), "name": gdf[layer.name].astype(str)},
+        geometry=shapely.make_valid(gdf.geometry.values), crs=WORKING_CRS)
+    out["area_km2"] = out.geometry.area / 1e6
+    return out[["code", "name", "area_km2", "geometry"]].sort_values("code", ignore_index=True)
+
+
+def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Read every layer of the configuration, keyed as in the configuration."""
+    return {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()}
+
+
+def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:
+    """The study area: union of the boundary layer's polygons (EPSG:27700)."""
+    return shapely.union_all(layers[config.boundary_layer].geometry.values)
+
+
+def distance_outside_m(area: shapely.Geometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distance in metres from each point to ``area`` (0 inside)."""
+    return shapely.distance(area, shapely.points(x, y))

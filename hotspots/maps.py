@@ -1,0 +1,158 @@
+"""Folium maps: the one place that converts to EPSG:4326 for the web.
+
+Text from records is escaped before it reaches the page; popups are built as HTML from
+escaped parts only.
+"""
+
+from __future__ import annotations
+
+import html
+
+import branca.colormap as cm
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .schema import WEB_CRS
+
+MEASURE_LABELS = {
+    "n": "Incidents",
+    "harm": "Harm-weighted incidents",
+    "density_per_km2": "Incidents per km²",
+    "harm_per_km2": "Harm-weighted incidents per km²",
+    "repeat_share": "Share of incidents at repeat locations",
+    "change": "Change against the previous period (incidents)",
+}
+#: At most this many location markers per category layer (the HTML stays bounded).
+MAX_MARKERS_PER_CATEGORY = 300
+
+
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(v, digits=1) -> str:
+    if isinstance(v, float | np.floating):
+        return "–" if np.isnan(v) else f"{v:,.{digits}f}"
+    return f"{v:,}"
+
+
+def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str, int]]) -> str:
+    cats = [(c[2:], int(row[c])) for c in row.index if c.startswith("n_") and c not in
+            ("n_prev", "n_at_repeat") and row[c] > 0]
+    cats.sort(key=lambda kv: (-kv[1], kv[0]))
+    lines = [
+        f"<b>{_esc(row['name'])}</b> ({_esc(row['code'])})",
+        f"Rank {_esc(row['rank'])} by {_esc(MEASURE_LABELS.get(meta['rank_by'], meta['rank_by']))}"
+        f", {_esc(meta['period'])}",
+        f"Incidents: {_fmt(int(row['n']))} in {_fmt(row['area_km2'], 2)} km² = "
+        f"{_fmt(row['density_per_km2'])} per km²",
+        f"Harm-weighted: {_fmt(row['harm'])}",
+        f"Repeat locations: {_fmt(int(row['repeat_locations']))}, holding "
+        f"{_fmt(100 * row['repeat_share'], 0)}% of incidents",
+        f"Previous period ({_esc(meta['previous'])}): {_fmt(int(row['n_prev']))}; change "
+        f"{int(row['change']):+d}",
+    ]
+    if cats:
+        lines.append("By type: " + "; ".join(f"{_esc(config.label(k))} {v}" for k, v in cats))
+    if top:
+        lines.append("Busiest locations: " + "; ".join(f"{_esc(t)} ({c})" for t, c in top))
+    return "<br>".join(lines)
+
+
+def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, list]:
+    if incidents.empty:
+        return {}
+    g = (incidents.assign(text=incidents["location"].where(incidents["location"] != "",
+                                                           incidents["location_key"]))
+         .groupby([col, "location_key"]).agg(text=("text", "first"), n=("ref", "size"))
+         .reset_index().sort_values([col, "n", "location_key"], ascending=[True, False, True]))
+    return {code: list(zip(grp["text"].head(k), grp["n"].head(k), strict=True))
+            for code, grp in g.groupby(col)}
+
+
+def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
+             incidents: pd.DataFrame | None = None, measure: str = "density_per_km2",
+             title: str | None = None) -> folium.Map:
+    """Choropleth of ``measure`` per area, with one layer of busiest locations per category.
+
+    Parameters
+    ----------
+    table, meta : from :func:`hotspots.summary.area_summary`.
+    incidents : the period's incidents (EPSG:27700) for location layers and popups.
+    """
+    if measure not in MEASURE_LABELS:
+        raise ValueError(f"measure = '{measure}'; use one of {list(MEASURE_LABELS)}.")
+    web = table.to_crs(WEB_CRS)
+    col = {"ward": "ward_code", "lsoa": "lsoa_code"}[meta["level"]]
+    top = _top_locations(incidents, col) if incidents is not None else {}
+    values = web[measure].astype(float).fillna(0)
+    vmin, vmax = float(values.min()), float(values.max())
+    if measure == "change":
+        bound = max(abs(vmin), abs(vmax), 1.0)
+        cmap = cm.LinearColormap(["#2166ac", "#f7f7f7", "#b2182b"], vmin=-bound, vmax=bound)
+    else:
+        cmap = cm.LinearColormap(["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"],
+                                 vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
+    level_name = "ward" if meta["level"] == "ward" else "LSOA"
+    cmap.caption = (f"{MEASURE_LABELS[measure]} by {level_name}, {meta['period']} "
+                    f"(previous: {meta['previous']})")
+    minx, miny, maxx, maxy = web.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
+                   tiles="OpenStreetMap", control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    web = web.assign(
+        value=values,
+        popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
+                    for _, r in table.iterrows()],
+        label=[f"{n} ({c}): {_fmt(v)}" for n, c, v in zip(web["name"], web["code"], values,
+                                                           strict=True)])
+    layer = folium.GeoJson(
+        web[["code", "label", "popup_html", "value", "geometry"]].to_json(),
+        name=f"{MEASURE_LABELS[measure]} by {level_name}",
+        style_function=lambda f: {"fillColor": cmap(f["properties"]["value"]),
+                                  "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
+        highlight_function=lambda f: {"weight": 3, "color": "#000"},
+        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=360),
+    )
+    layer.add_to(m)
+    cmap.add_to(m)
+    if incidents is not None and not incidents.empty:
+        _category_layers(m, incidents, config)
+    heading = title or f"{config.name}: {MEASURE_LABELS[measure].lower()}, {meta['period']}"
+    note = (f"{meta['incidents']:,} incidents, categories: "
+            + ", ".join(config.label(c) for c in meta["categories"]))
+    m.get_root().html.add_child(folium.Element(
+        "<div style='position:fixed;top:10px;left:60px;z-index:1000;background:white;"
+        "padding:6px 10px;border:1px solid #999;font:14px sans-serif;max-width:60%'>"
+        f"<b>{_esc(heading)}</b><br><span style='font-size:12px'>{_esc(note)}</span></div>"))
+    folium.LayerControl(collapsed=True).add_to(m)
+    return m
+
+
+def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> None:
+    """One layer per category: its busiest locations as circles sized by count."""
+    pts = gpd.GeoDataFrame(
+        incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
+        crs="EPSG:27700").to_crs(WEB_CRS)
+    pts["lon"], pts["lat"] = pts.geometry.x, pts.geometry.y
+    pts["text"] = pts["location"].where(pts["location"] != "", "(no location text)")
+    for cat, grp in pts.groupby("category", sort=True):
+        loc = (grp.groupby("location_key")
+               .agg(lat=("lat", "mean"), lon=("lon", "mean"), n=("ref", "size"),
+                    text=("text", "first"))
+               .reset_index().sort_values(["n", "location_key"], ascending=[False, True])
+               .head(MAX_MARKERS_PER_CATEGORY))
+        fg = folium.FeatureGroup(name=f"{config.label(cat)}: busiest locations "
+                                      f"({len(grp):,} incidents)", show=False)
+        for r in loc.itertuples(index=False):
+            folium.CircleMarker(
+                location=[r.lat, r.lon], radius=float(3 + 2 * np.sqrt(r.n)), weight=1,
+                color="#333", fill=True, fill_color="#6a3d9a", fill_opacity=0.6,
+                popup=folium.Popup(f"{_esc(config.label(cat))}<br>{_esc(r.text)}<br>"
+                                   f"{r.n} incident(s)", max_width=300),
+            ).add_to(fg)
+        fg.add_to(m)

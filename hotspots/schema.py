@@ -1,0 +1,54 @@
+"""Column names of the tables hotspots passes around, defined once.
+
+Incidents (one row per accepted record, EPSG:27700 metres):
+
+=============== ====== ==========================================================
+source          str    source system (``policeuk`` or the mapping's ``source``)
+ref             str    reference, unique within the source
+category        str    taxonomy key (see the configuration's [categories])
+category_raw    str    the value as the export had it
+period          str    month, ``YYYY-MM``
+date            str    ``YYYY-MM-DD``; the 1st of the month when only the month is known
+hour            int    hour of day 0-23, or -1 when the record has no time of day
+x, y            float  British National Grid easting and northing, metres
+location        str    location text (street, address); may be empty
+location_key    str    key of the repeat-location rule (map point, address or rounded BNG)
+caller_key      str    caller or victim identifier; empty when none
+description     str    free text; never rendered as HTML
+quantity        int    items per record (canisters per NOx sighting); 1 otherwise
+ward_code       str    assigned ward; empty when unassigned
+lsoa_code       str    assigned LSOA; empty when unassigned
+source_lsoa     str    the source's own LSOA code (police.uk); empty otherwise
+file            str    export file name
+row             int    row in the export (header = row 1, as a spreadsheet shows it)
+=============== ====== ==========================================================
+"""
+
+from __future__ import annotations
+
+INCIDENT_COLUMNS: tuple[str, ...] = (
+    "source", "ref", "category", "category_raw", "period", "date", "hour", "x", "y",
+    "location", "location_key", "caller_key", "description", "quantity",
+    "ward_code", "lsoa_code", "source_lsoa", "file", "row",
+)
+
+#: Columns of a rejection report: one row per problem found in a rejected row.
+REJECTION_COLUMNS: tuple[str, ...] = ("file", "row", "field", "value", "reason", "message")
+
+#: Columns of an area layer after :func:`hotspots.geography.read_layer`.
+AREA_COLUMNS: tuple[str, ...] = ("code", "name", "area_km2", "geometry")
+
+WORKING_CRS = "EPSG:27700"
+WEB_CRS = "EPSG:4326"
+
+#: police.uk street-level header, the way files are recognised without a mapping.
+POLICE_UK_HEADER: tuple[str, ...] = (
+    "Crime ID", "Month", "Reported by", "Falls within", "Longitude", "Latitude",
+    "Location", "LSOA code", "LSOA name", "Crime type", "Last outcome category", "Context",
+)
+
+#: Fields a council mapping file may name under [columns].
+MAPPING_FIELDS: tuple[str, ...] = (
+    "reference", "datetime", "date", "time", "category", "latitude", "longitude",
+    "easting", "northing", "location", "caller", "description", "count",
+)

@@ -1,0 +1,192 @@
+"""The incident store: one SQLite database file that weekly exports accumulate in.
+
+* (source, ref) is the key: loading the same export again changes nothing; a later
+  export with the same source and reference replaces the earlier version (counted).
+* Every load is recorded (file, content hash, time, counts), with its problems and its
+  rejected rows, so nothing is lost silently.
+* A load is one transaction: if it fails midway the store is as it was before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import StoreError
+from .ingest import IngestResult
+from .schema import INCIDENT_COLUMNS
+
+DEFAULT_STORE = Path("data/hotspots.sqlite")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS loads (
+    load_id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL, path TEXT NOT NULL, content_sha256 TEXT NOT NULL,
+    format TEXT NOT NULL, loaded_at TEXT NOT NULL,
+    n_read INTEGER NOT NULL, n_accepted INTEGER NOT NULL, n_rejected INTEGER NOT NULL,
+    n_inserted INTEGER NOT NULL, n_replaced INTEGER NOT NULL, n_unchanged INTEGER NOT NULL,
+    n_unassigned INTEGER NOT NULL, lsoa_agreement REAL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    source TEXT NOT NULL, ref TEXT NOT NULL,
+    category TEXT NOT NULL, category_raw TEXT NOT NULL,
+    period TEXT NOT NULL, date TEXT NOT NULL, hour INTEGER NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL,
+    location TEXT NOT NULL, location_key TEXT NOT NULL, caller_key TEXT NOT NULL,
+    description TEXT NOT NULL, quantity INTEGER NOT NULL,
+    ward_code TEXT NOT NULL, lsoa_code TEXT NOT NULL, source_lsoa TEXT NOT NULL,
+    file TEXT NOT NULL, row INTEGER NOT NULL,
+    row_hash INTEGER NOT NULL, load_id INTEGER NOT NULL REFERENCES loads(load_id),
+    PRIMARY KEY (source, ref)
+);
+CREATE INDEX IF NOT EXISTS incidents_date ON incidents(date);
+CREATE TABLE IF NOT EXISTS problems (
+    load_id INTEGER NOT NULL REFERENCES loads(load_id), file TEXT NOT NULL,
+    row INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+    reason TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
+    reasons TEXT NOT NULL, raw_json TEXT NOT NULL
+);
+"""
+
+#: Columns whose change makes a newer export a replacement (not file/row: moving a row
+#: within an export is no change to the incident).
+_CONTENT = [c for c in INCIDENT_COLUMNS if c not in ("file", "row")]
+
+
+def store_path(path: str | Path | None = None) -> Path:
+    """The store file: ``path``, else ``$HOTSPOTS_STORE``, else ``data/hotspots.sqlite``."""
+    return Path(path or os.environ.get("HOTSPOTS_STORE") or DEFAULT_STORE)
+
+
+def connect(path: str | Path | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) the store and make sure its tables exist."""
+    p = store_path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(p, isolation_level=None)
+        conn.executescript(_SCHEMA)
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot open the store {p}: {exc}. Check the path given to --store "
+                         "and that the folder is writable.") from exc
+    return conn
+
+
+def _row_hash(frame: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[_CONTENT], index=False).to_numpy().view(np.int64)
+
+
+def write_load(conn: sqlite3.Connection, result: IngestResult, *, path: str,
+               content_sha256: str) -> dict:
+    """Write one ingested export in a single transaction.
+
+    Returns
+    -------
+    dict with ``load_id`` (None when nothing changed), ``inserted``, ``replaced``,
+    ``unchanged`` and ``already_loaded`` (the earlier load of the same content, if any).
+    """
+    inc = result.incidents
+    prior = conn.execute("SELECT max(load_id) FROM loads WHERE content_sha256 = ?",
+                         (content_sha256,)).fetchone()[0]
+    staged = inc.assign(row_hash=_row_hash(inc))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT * FROM incidents "
+                     "WHERE 0")
+        conn.execute("DELETE FROM staging")
+        cols = list(INCIDENT_COLUMNS) + ["row_hash"]
+        conn.executemany(
+            f"INSERT INTO staging ({', '.join(cols)}, load_id) VALUES "
+            f"({', '.join('?' * len(cols))}, 0)",
+            staged[cols].itertuples(index=False, name=None))
+        unchanged, replaced = conn.execute(
+            "SELECT coalesce(sum(i.row_hash = s.row_hash), 0), "
+            "coalesce(sum(i.row_hash != s.row_hash), 0) "
+            "FROM staging s JOIN incidents i USING (source, ref)").fetchone()
+        inserted = len(inc) - unchanged - replaced
+        if prior is not None and inserted == 0 and replaced == 0:
+            conn.execute("ROLLBACK")
+            return {"load_id": None, "inserted": 0, "replaced": 0,
+                    "unchanged": int(unchanged), "already_loaded": int(prior)}
+        unassigned = int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum())
+        load_id = conn.execute(
+            "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
+            "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "
+            "lsoa_agreement) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (result.file, path, content_sha256, result.format,
+             dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), result.n_read, len(inc),
+             len(result.rejected), inserted, int(replaced), int(unchanged), unassigned,
+             result.lsoa_agreement)).lastrowid
+        conn.execute(
+            "INSERT OR REPLACE INTO incidents SELECT s.source, s.ref, s.category, "
+            "s.category_raw, s.period, s.date, s.hour, s.x, s.y, s.location, s.location_key, "
+            "s.caller_key, s.description, s.quantity, s.ward_code, s.lsoa_code, "
+            "s.source_lsoa, s.file, s.row, s.row_hash, ? FROM staging s "
+            "LEFT JOIN incidents i USING (source, ref) "
+            "WHERE i.row_hash IS NULL OR i.row_hash != s.row_hash", (load_id,))
+        conn.executemany(
+            "INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
+            ((load_id, *r) for r in result.problems.itertuples(index=False, name=None)))
+        raw_cols = [c for c in result.rejected.columns if c not in ("row", "reasons")]
+        conn.executemany(
+            "INSERT INTO rejected_rows VALUES (?,?,?,?)",
+            ((load_id, int(r["row"]), r["reasons"],
+              json.dumps({c: r[c] for c in raw_cols}, ensure_ascii=False))
+             for r in result.rejected.to_dict("records")))
+        conn.execute("DELETE FROM staging")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return {"load_id": int(load_id), "inserted": int(inserted), "replaced": int(replaced),
+            "unchanged": int(unchanged), "already_loaded": prior}
+
+
+def read_incidents(conn: sqlite3.Connection, *, start: str | None = None,
+                   end: str | None = None, categories: Iterable[str] | None = None
+                   ) -> pd.DataFrame:
+    """Incidents with ``start <= date <= end`` (ISO dates, inclusive), optionally of some
+    categories, as a DataFrame with :data:`hotspots.schema.INCIDENT_COLUMNS`."""
+    where, args = [], []
+    if start:
+        where.append("date >= ?")
+        args.append(start)
+    if end:
+        where.append("date <= ?")
+        args.append(end)
+    if categories is not None:
+        cats = list(categories)
+        where.append(f"category IN ({', '.join('?' * len(cats))})")
+        args.extend(cats)
+    sql = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return pd.read_sql_query(sql + " ORDER BY source, ref", conn, params=args)
+
+
+def read_loads(conn: sqlite3.Connection) -> pd.DataFrame:
+    """Every load, oldest first."""
+    return pd.read_sql_query("SELECT * FROM loads ORDER BY load_id", conn)
+
+
+def read_problems(conn: sqlite3.Connection, load_id: int | None = None) -> pd.DataFrame:
+    """Problems found in rejected rows, for one load or all."""
+    sql, args = "SELECT * FROM problems", []
+    if load_id is not None:
+        sql, args = sql + " WHERE load_id = ?", [load_id]
+    return pd.read_sql_query(sql + " ORDER BY load_id, row", conn, params=args)
+
+
+def date_range(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
+    """First and last incident date in the store."""
+    return conn.execute("SELECT min(date), max(date) FROM incidents").fetchone()

@@ -1,0 +1,166 @@
+"""Per-area, per-period tables: counts by category, harm, density, repeat locations, change.
+
+police.uk rows are dated by month only; a period that is not whole months includes such
+rows only when their whole month lies inside it, and says how many it left out.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .ingest import POLICE_UK_SOURCE
+
+MEASURES = ("n", "harm", "density_per_km2", "harm_per_km2", "repeat_share", "change")
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive date range."""
+
+    start: dt.date
+    end: dt.date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def is_month(self) -> bool:
+        last = calendar.monthrange(self.start.year, self.start.month)[1]
+        return self.start.day == 1 and self.end == self.start.replace(day=last)
+
+    @property
+    def label(self) -> str:
+        if self.is_month:
+            return self.start.strftime("%Y-%m")
+        return f"{self.start.isoformat()} to {self.end.isoformat()}"
+
+    def previous(self) -> Period:
+        """The period of equal length just before (the previous month for a month)."""
+        if self.is_month:
+            return month_period((self.start - dt.timedelta(days=1)).strftime("%Y-%m"))
+        end = self.start - dt.timedelta(days=1)
+        return Period(end - dt.timedelta(days=self.days - 1), end)
+
+
+def month_period(month: str) -> Period:
+    """``'2024-08'`` -> 1 to 31 August 2024."""
+    try:
+        start = dt.datetime.strptime(month, "%Y-%m").date()
+    except ValueError as exc:
+        raise ValueError(f"month '{month}' is not YYYY-MM (for example 2024-08).") from exc
+    last = calendar.monthrange(start.year, start.month)[1]
+    return Period(start, start.replace(day=last))
+
+
+def parse_period(start: str, end: str) -> Period:
+    """Inclusive ISO dates -> Period; raises ValueError naming the bad value."""
+    try:
+        p = Period(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    except ValueError as exc:
+        raise ValueError(f"period {start} to {end}: dates must be YYYY-MM-DD.") from exc
+    if p.end < p.start:
+        raise ValueError(f"period {start} to {end}: the end is before the start.")
+    return p
+
+
+def in_period(incidents: pd.DataFrame, period: Period) -> np.ndarray:
+    """Rows inside the period; month-only (police.uk) rows need their whole month inside."""
+    date = pd.to_datetime(incidents["date"]).dt.date
+    day_rows = incidents["source"].to_numpy() != POLICE_UK_SOURCE
+    inside = (date >= period.start) & (date <= period.end)
+    if day_rows.all():
+        return inside.to_numpy()
+    month_end = pd.to_datetime(incidents["date"]) + pd.offsets.MonthEnd(0)
+    whole = inside & (month_end.dt.date <= period.end)
+    return np.where(day_rows, inside, whole)
+
+
+def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str,
+                 period: Period, config: Config, rank_by: str = "density_per_km2"
+                 ) -> tuple[gpd.GeoDataFrame, dict]:
+    """Summarise incidents per area for a period, against the previous equal period.
+
+    Parameters
+    ----------
+    incidents : incidents covering at least ``period`` and ``period.previous()``.
+    areas : the layer (``code, name, area_km2, geometry``), EPSG:27700.
+    level : ``"ward"`` or ``"lsoa"``: which assigned code to group by.
+    rank_by : one of :data:`MEASURES`; rank 1 is the highest, ties broken by code.
+
+    Returns
+    -------
+    (table, meta). The table has one row per area: ``rank, code, name, area_km2, n``,
+    ``n_<category>`` per category present, ``harm`` (sum of harm weights),
+    ``density_per_km2``, ``harm_per_km2``, ``repeat_locations`` (location keys with 2 or
+    more incidents in the period), ``repeat_share`` (share of the area's incidents at
+    those keys), ``n_prev``, ``change``, ``change_pct`` (NaN when ``n_prev`` is 0) and
+    geometry. ``meta`` has the period labels, totals and what was left out.
+    """
+    if rank_by not in MEASURES:
+        raise ValueError(f"rank_by = '{rank_by}' is not a measure; use one of {MEASURES}.")
+    col = {"ward": "ward_code", "lsoa": "lsoa_code"}.get(level)
+    if col is None:
+        raise ValueError(f"level = '{level}'; use 'ward' or 'lsoa'.")
+    prev = period.previous()
+    now_mask, prev_mask = in_period(incidents, period), in_period(incidents, prev)
+    cur = incidents.loc[now_mask]
+    before = incidents.loc[prev_mask]
+    weights = {k: c.weight for k, c in config.categories.items()}
+    cur = cur.assign(harm=cur["category"].map(weights).fillna(1.0))
+    keyed = cur.groupby("location_key")["ref"].transform("size")
+    cur = cur.assign(at_repeat=keyed.to_numpy() >= 2)
+
+    table = areas.copy()
+    g = cur.groupby(col)
+    stats = pd.DataFrame({
+        "n": g.size(),
+        "harm": g["harm"].sum(),
+        "repeat_locations": cur.loc[cur["at_repeat"]].groupby(col)["location_key"].nunique(),
+        "n_at_repeat": g["at_repeat"].sum(),
+    })
+    by_cat = cur.pivot_table(index=col, columns="category", values="ref", aggfunc="size",
+                             fill_value=0)
+    by_cat.columns = [f"n_{c}" for c in by_cat.columns]
+    n_prev = before.groupby(col).size().rename("n_prev")
+    table = table.merge(stats, left_on="code", right_index=True, how="left")
+    table = table.merge(by_cat, left_on="code", right_index=True, how="left")
+    table = table.merge(n_prev, left_on="code", right_index=True, how="left")
+    count_cols = ["n", "harm", "repeat_locations", "n_at_repeat", "n_prev", *by_cat.columns]
+    table[count_cols] = table[count_cols].fillna(0)
+    int_cols = [c for c in count_cols if c != "harm"]
+    table[int_cols] = table[int_cols].astype(int)
+    table["density_per_km2"] = table["n"] / table["area_km2"]
+    table["harm_per_km2"] = table["harm"] / table["area_km2"]
+    table["repeat_share"] = np.where(table["n"] > 0, table["n_at_repeat"] / table["n"].clip(1), 0)
+    table["change"] = table["n"] - table["n_prev"]
+    table["change_pct"] = np.where(table["n_prev"] > 0,
+                                   100 * table["change"] / table["n_prev"].clip(1), np.nan)
+    table = table.sort_values([rank_by, "code"], ascending=[False, True], kind="stable")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    cols = ["rank", "code", "name", "area_km2", "n", *sorted(by_cat.columns), "harm",
+            "density_per_km2", "harm_per_km2", "repeat_locations", "n_at_repeat",
+            "repeat_share", "n_prev", "change", "change_pct", "geometry"]
+    table = gpd.GeoDataFrame(table[cols].reset_index(drop=True), geometry="geometry",
+                             crs=areas.crs)
+    month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
+    date = pd.to_datetime(incidents["date"]).dt.date
+    partial = month_rows & ~now_mask & ((date >= period.start.replace(day=1))
+                                        & (date <= period.end)).to_numpy()
+    meta = {
+        "period": period.label, "start": period.start.isoformat(),
+        "end": period.end.isoformat(), "previous": prev.label, "level": level,
+        "rank_by": rank_by, "incidents": int(len(cur)),
+        "unassigned": int((cur[col] == "").sum()),
+        "incidents_previous": int(len(before)),
+        "month_only_left_out": int(partial.sum()),
+        "categories": sorted(cur["category"].unique().tolist()),
+    }
+    return table, meta
