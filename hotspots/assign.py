@@ -34,7 +34,8 @@ def check_projected(gdf: gpd.GeoDataFrame, what: str) -> None:
                        "Convert it with .to_crs(27700) first.")
 
 
-def _grid_labels(geoms: np.ndarray, cell: float, bounds) -> tuple[np.ndarray, tuple]:
+def _grid_labels(geoms: np.ndarray, rank: np.ndarray, cell: float, bounds
+                 ) -> tuple[np.ndarray, tuple]:
     """Label grid cells with a polygon index; -1 near a boundary, -2 outside all polygons."""
     minx, miny, maxx, maxy = bounds
     nx = int(np.ceil((maxx - minx) / cell)) + 1
@@ -55,7 +56,7 @@ def _grid_labels(geoms: np.ndarray, cell: float, bounds) -> tuple[np.ndarray, tu
         rep = first[1:]
         cx = minx + (rep % nx + 0.5) * cell
         cy = miny + (rep // nx + 0.5) * cell
-        labels[1:] = _exact(geoms, cx, cy, np.arange(len(geoms)), nearest_max_m=0.0, tree=None)
+        labels[1:] = _exact(geoms, cx, cy, rank, nearest_max_m=0.0, tree=None)
         labels[1:][labels[1:] < 0] = -2
     grid = labels[comp]
     grid[near] = -1
@@ -117,7 +118,7 @@ def assign_points(x: np.ndarray, y: np.ndarray, areas: gpd.GeoDataFrame, *,
     cell = cell_size_m or max(5.0, float(np.sqrt(span / MAX_GRID_CELLS)))
     if cell <= 0:
         raise ValueError(f"cell_size_m must be positive, got {cell_size_m}.")
-    grid, (minx, miny, cell, nx, ny) = _grid_labels(geoms, cell, bounds)
+    grid, (minx, miny, cell, nx, ny) = _grid_labels(geoms, rank, cell, bounds)
     out = np.full(len(x), -1, dtype=np.int64)
     finite = np.isfinite(x) & np.isfinite(y)
     ix = np.zeros(len(x), dtype=np.int64)

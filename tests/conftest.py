@@ -1,0 +1,45 @@
+"""Shared fixtures: the real open data installed once per session into a temporary cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hotspots import geography
+from hotspots.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HOTSPOTS_GEODATA_FROM", ROOT.parent / "shared" / "geodata"))
+MANIFEST = ROOT / "geodata" / "manifest.toml"
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"the open data folder {SHARED} is missing; set HOTSPOTS_GEODATA_FROM")
+    dest = tmp_path_factory.mktemp("geodata")
+    geography.install_geodata(MANIFEST, source_dir=SHARED, cache=dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def layers(cache, config):
+    return geography.read_layers(config, cache=cache)
+
+
+@pytest.fixture(scope="session")
+def area(layers, config):
+    return geography.study_area(layers, config)
+
+
+@pytest.fixture(autouse=True)
+def _run_from_root(monkeypatch):
+    """The default configuration names its manifest relative to the repository root."""
+    monkeypatch.chdir(ROOT)

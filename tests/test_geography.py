@@ -1,0 +1,114 @@
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from hotspots import geography
+from hotspots.config import Layer
+from hotspots.errors import GeodataError
+
+from .conftest import MANIFEST, SHARED
+
+SMALL = ["tower_hamlets_wards_2022.geojson", "tower_hamlets_lsoa21.geojson"]
+
+
+def small_manifest(tmp_path: Path, urls: dict[str, str] | None = None,
+                   sha: dict[str, str] | None = None) -> Path:
+    lines = []
+    for name in SMALL:
+        digest = (sha or {}).get(name) or hashlib.sha256((SHARED / name).read_bytes()).hexdigest()
+        lines += ["[[files]]", f'name = "{name}"', f'sha256 = "{digest}"']
+        if urls and name in urls:
+            lines.append(f'url = "{urls[name]}"')
+    path = tmp_path / "manifest.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture()
+def http_server():
+    """A real HTTP server on 127.0.0.1 serving the shared open data folder."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SHARED))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_manifest_lists_every_shared_file_with_its_checksum():
+    entries = {e.name: e for e in geography.read_manifest(MANIFEST)}
+    for path in SHARED.rglob("*"):
+        if path.suffix in (".csv", ".geojson", ".gpkg"):
+            name = path.relative_to(SHARED).as_posix()
+            assert entries[name].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_install_from_folder_then_present(tmp_path):
+    manifest = small_manifest(tmp_path)
+    first = geography.install_geodata(manifest, source_dir=SHARED, cache=tmp_path / "c")
+    assert [r["status"] for r in first] == ["installed", "installed"]
+    again = geography.install_geodata(manifest, source_dir=SHARED, cache=tmp_path / "c")
+    assert [r["status"] for r in again] == ["present", "present"]
+
+
+def test_download_from_each_files_url(tmp_path, http_server):
+    urls = {n: f"{http_server}/{n}" for n in SMALL}
+    manifest = small_manifest(tmp_path, urls=urls)
+    res = geography.install_geodata(manifest, cache=tmp_path / "c")
+    assert [r["status"] for r in res] == ["installed", "installed"]
+    for name in SMALL:
+        assert (tmp_path / "c" / name).read_bytes() == (SHARED / name).read_bytes()
+
+
+def test_download_from_mirror_base_url(tmp_path, http_server):
+    res = geography.install_geodata(small_manifest(tmp_path), base_url=http_server,
+                                    cache=tmp_path / "c")
+    assert {r["status"] for r in res} == {"installed"}
+
+
+def test_checksum_mismatch_is_refused_and_not_kept(tmp_path, http_server):
+    manifest = small_manifest(tmp_path, sha={SMALL[0]: "0" * 64})
+    with pytest.raises(GeodataError, match=r"tower_hamlets_wards_2022.geojson from http://127\."
+                                           r".*has sha256 .*the manifest expects 000000000000"
+                                           r"\.\.\.; the copy was not kept"):
+        geography.install_geodata(manifest, base_url=http_server, cache=tmp_path / "c")
+    assert not (tmp_path / "c" / SMALL[0]).exists()
+    assert not list((tmp_path / "c").glob(".part-*"))
+
+
+def test_missing_download_and_missing_source_file(tmp_path, http_server):
+    with pytest.raises(GeodataError, match="has no download source in the manifest"):
+        geography.install_geodata(small_manifest(tmp_path), cache=tmp_path / "c")
+    with pytest.raises(GeodataError, match=r"download of http://127\.0\.0\.1:\d+/nope/"
+                                           r"tower_hamlets_wards_2022\.geojson failed"):
+        geography.install_geodata(small_manifest(tmp_path), base_url=f"{http_server}/nope",
+                                  cache=tmp_path / "c")
+    with pytest.raises(GeodataError, match=r"is not in .*Point --from at the folder"):
+        geography.install_geodata(small_manifest(tmp_path), source_dir=tmp_path,
+                                  cache=tmp_path / "c")
+
+
+def test_layers_are_projected_with_codes_names_and_area(layers):
+    wards, lsoa = layers["ward"], layers["lsoa"]
+    assert len(wards) == 20 and len(lsoa) == 169 and len(layers["lsoa11"]) == 144
+    for gdf in layers.values():
+        assert gdf.crs.to_epsg() == 27700
+        assert list(gdf.columns) == ["code", "name", "area_km2", "geometry"]
+        assert gdf["code"].is_unique and gdf["code"].is_monotonic_increasing
+    # wards reach into the Thames, LSOAs stop at mean high water (provenance notes)
+    assert wards["area_km2"].sum() == pytest.approx(21.58, abs=0.05)
+    assert lsoa["area_km2"].sum() == pytest.approx(19.76, abs=0.05)
+
+
+def test_uninstalled_layer_and_wrong_column_messages(tmp_path, cache):
+    with pytest.raises(GeodataError, match=r"is not installed\. Run `hotspots geodata install"):
+        geography.read_layer(Layer("ward", "nope.geojson", "code", "name"), cache=tmp_path)
+    with pytest.raises(GeodataError, match=r"has no column 'WD22CD' \(layer 'ward'\); columns "
+                                           r"are \['name', 'wardcode'\]"):
+        geography.read_layer(Layer("ward", SMALL[0], "WD22CD", "name"), cache=cache)

@@ -1,0 +1,244 @@
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import Transformer
+
+from hotspots.errors import ConfigError, InputError
+from hotspots.ingest import Mapping, read_export, read_mapping, to_incidents
+
+from .conftest import SHARED
+
+TODAY = dt.date(2024, 9, 15)
+LAT, LON = 51.5205, -0.0716  # Brick Lane
+E, N = Transformer.from_crs(4326, 27700, always_xy=True).transform(LON, LAT)
+LATLON = Mapping(source="test-asb", columns={
+    "reference": "Ref", "datetime": "When", "category": "Type", "latitude": "Lat",
+    "longitude": "Lon", "location": "Where", "caller": "Caller", "description": "Text",
+    "count": "Qty"}, categories={"Rowdy": "asb_nuisance"})
+GRID = Mapping(source="test-nox", columns={
+    "reference": "Ref", "date": "Day", "time": "At", "category": "Type", "easting": "E",
+    "northing": "N"}, date_format="%d/%m/%Y")
+
+
+def row(**kw):
+    base = {"Ref": "R1", "When": "2024-08-03 21:15", "Type": "Rowdy", "Lat": f"{LAT}",
+            "Lon": f"{LON}", "Where": "12 Example House, Brick Lane", "Caller": "C1",
+            "Text": "noise", "Qty": ""}
+    base.update(kw)
+    return base
+
+
+def run(rows, mapping=LATLON, **kw):
+    from hotspots import geography
+    from hotspots.config import load_config
+    config = load_config()
+    layers = run.layers
+    return to_incidents(pd.DataFrame(rows, dtype=str), file="export.csv", config=config,
+                        layers=layers, area=geography.study_area(layers, config),
+                        mapping=mapping, today=TODAY, **kw)
+
+
+@pytest.fixture(autouse=True)
+def _layers(layers):
+    run.layers = layers
+
+
+def only_message(res):
+    assert len(res.incidents) == 0 and len(res.rejected) == 1
+    return " | ".join(res.problems["message"])
+
+
+def test_valid_row_is_accepted_with_ward_lsoa_hour_and_address_key():
+    res = run([row()])
+    inc = res.incidents.iloc[0]
+    assert (inc.category, inc.period, inc.date, inc.hour) == ("asb_nuisance", "2024-08",
+                                                               "2024-08-03", 21)
+    assert abs(inc.x - E) < 0.01 and abs(inc.y - N) < 0.01
+    assert inc.ward_code.startswith("E0500") and inc.lsoa_code.startswith("E0100")
+    assert inc.location_key == "addr:12 example house brick lane"
+    assert inc.quantity == 1 and res.lsoa_agreement is None
+
+
+def test_street_name_alone_is_not_an_address_key():
+    inc = run([row(Where="Brick Lane")]).incidents.iloc[0]
+    assert inc.location_key == f"xy:{round(E / 10) * 10}:{round(N / 10) * 10}"
+
+
+@pytest.mark.parametrize("kw, expected", [
+    ({"Lat": ""}, "export.csv row 2, field 'Lat' = '': no location: the coordinate is empty. "
+                  "Fix: fill in latitude/longitude or easting/northing, or remove the row."),
+    ({"Lon": "west"}, "export.csv row 2, field 'Lon' = 'west': 'west' is not a number. Fix: "
+                      "give decimal degrees"),
+    ({"Lat": "0", "Lon": "0.0"}, "field 'Lat/Lon' = '0, 0.0': the location is (0, 0), a "
+                                 "placeholder for a missing location. Fix: geocode"),
+    ({"Lat": f"{LON}", "Lon": f"{LAT}"}, "latitude and longitude are swapped: exchanged, the "
+                                         "point falls in Tower Hamlets. Fix: swap the two"),
+    ({"Lat": f"{N:.0f}", "Lon": f"{E:.0f}"}, "is a British National Grid coordinate in metres, "
+                                             "not degrees. Fix: map these columns as `easting`"),
+    ({"Lat": "51.5074", "Lon": "-0.1278"}, "field 'Lat/Lon' = '51.5074, -0.1278': the point is "
+                                           "3.3 km outside Tower Hamlets. Fix: check the "),
+    ({"When": "yesterday"}, "field 'When' = 'yesterday': 'yesterday' is not a date. Fix: write "
+                            "dates as ISO 8601 (2024-08-31 21:30) or day-first"),
+    ({"When": "2024-09-30 10:00"}, "field 'When' = '2024-09-30 10:00': 2024-09-30 10:00 is in "
+                                   "the future (today is 2024-09-15). Fix: correct the date"),
+    ({"When": ""}, "field 'When' = '': the date is empty."),
+    ({"Type": "Loud music"}, "field 'Type' = 'Loud music': 'Loud music' is not a known category."
+                             " Fix: add it under [categories] in the mapping file, for example "
+                             "\"Loud music\" = \"asb_nuisance\""),
+    ({"Ref": ""}, "field 'Ref' = '': the reference is empty."),
+    ({"Qty": "2.5"}, "field 'Qty' = '2.5': '2.5' is not a whole number of 0 or more."),
+])
+def test_each_rule_names_file_row_field_value_and_fix(kw, expected):
+    msg = only_message(run([row(**kw)]))
+    assert expected in msg
+
+
+def test_outside_distance_is_measured(layers):
+    # a point just west of the borough edge (Bishopsgate side)
+    msg = only_message(run([row(Lat="51.5210", Lon="-0.0800")]))
+    metres = int(msg.split("the point is ")[1].split(" m outside")[0])
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform(-0.08, 51.521)
+    from shapely.geometry import Point
+    assert metres == round(layers["ward"].union_all().distance(Point(x, y)))
+    assert 20 < metres < 1000
+
+
+def test_duplicate_reference_names_first_row_and_keeps_first():
+    res = run([row(), row(Where="other"), row(Ref="R2")])
+    assert res.incidents["ref"].tolist() == ["R1", "R2"]
+    assert res.problems["message"].tolist() == [
+        "export.csv row 3, field 'Ref' = 'R1': reference 'R1' already appears at row 2. Fix: "
+        "remove the duplicate row, or give it its own reference."]
+
+
+def test_grid_mapping_separate_time_and_swapped_easting_northing():
+    base = {"Ref": "N1", "Day": "03/08/2024", "At": "23:40", "Type": "nox_sighting",
+            "E": f"{E:.0f}", "N": f"{N:.0f}"}
+    res = run([base, {**base, "Ref": "N2", "At": ""},
+               {**base, "Ref": "N3", "E": f"{N:.0f}", "N": f"{E:.0f}"},
+               {**base, "Ref": "N4", "E": "-0.0716", "N": "51.52"},
+               {**base, "Ref": "N5", "At": "25:99"}], mapping=GRID)
+    assert res.incidents["hour"].tolist() == [23, -1]
+    assert res.incidents["date"].tolist() == ["2024-08-03"] * 2
+    msgs = res.problems.set_index("row")["message"]
+    assert "easting and northing are swapped" in msgs[4]
+    assert "looks like degrees, not a British National Grid coordinate" in msgs[5]
+    assert "field 'At' = '25:99': '25:99' is not a date (times are HH:MM)" in msgs[6]
+
+
+def test_conservation_and_rejected_rows_keep_raw_fields_and_reasons():
+    rows = [row(Ref=f"R{i}") for i in range(10)]
+    rows[3]["Lat"] = ""
+    rows[7]["Type"] = "Loud music"
+    rows[7]["When"] = "never"
+    res = run(rows)
+    assert res.n_read == len(res.incidents) + len(res.rejected) == 10
+    assert res.rejected["row"].tolist() == [5, 9]
+    assert res.rejected.loc[1, "Type"] == "Loud music"
+    assert "is not a date" in res.rejected.loc[1, "reasons"]
+    assert "not a known category" in res.rejected.loc[1, "reasons"]
+    assert res.reasons == {"missing_coordinates": 1, "unknown_category": 1,
+                           "unparseable_date": 1}
+
+
+def test_council_export_needs_mapping():
+    with pytest.raises(InputError, match=r"export.csv: not a police.uk street-level file \(its "
+                                         r"header starts \['Ref', 'When', 'Type', 'Lat'\]\) and "
+                                         r"no mapping was given"):
+        run([row()], mapping=None)
+
+
+def test_mapping_file_errors(tmp_path, config):
+    p = tmp_path / "m.toml"
+    p.write_text('source = "x"\n[columns]\nreference = "a"\ncategory = "b"\ndate = "c"\n'
+                 'latitude = "d"\neasting = "e"\n')
+    with pytest.raises(ConfigError, match=r"needs either latitude and longitude or easting and "
+                                          r"northing; it has \['easting', 'latitude'\]"):
+        read_mapping(p, config)
+    p.write_text('source = "x"\n[columns]\nreference = "a"\ncategory = "b"\ndate = "c"\n'
+                 'latitude = "d"\nlongitude = "e"\nwhen = "f"\n')
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['when'\]"):
+        read_mapping(p, config)
+    p.write_text('source = "x"\n[columns]\nreference = "a"\ncategory = "b"\ndate = "c"\n'
+                 'latitude = "d"\nlongitude = "e"\n[categories]\n"Loud" = "noise"\n')
+    with pytest.raises(ConfigError, match=r"\"Loud\" = 'noise' is not a taxonomy key"):
+        read_mapping(p, config)
+
+
+def test_mapping_column_missing_from_export():
+    with pytest.raises(InputError, match=r"column\(s\) \['Qty'\] named in mapping"):
+        run([{k: v for k, v in row().items() if k != "Qty"}])
+
+
+def test_xlsx_export_reads_dates_times_and_numbers(tmp_path):
+    frame = pd.DataFrame({"Ref": ["N1"], "Day": [dt.datetime(2024, 8, 3)],
+                          "At": [dt.time(23, 40)], "Type": ["nox_sighting"],
+                          "E": [round(E)], "N": [round(N)]})
+    path = tmp_path / "nox.xlsx"
+    frame.to_excel(path, index=False)
+    text = read_export(path)
+    assert text.iloc[0].tolist() == ["N1", "2024-08-03 00:00:00", "23:40:00", "nox_sighting",
+                                     str(round(E)), str(round(N))]
+    res = run(text.to_dict("records"), mapping=Mapping(source="x", columns={
+        **GRID.columns}))
+    assert res.incidents[["date", "hour"]].values.tolist() == [["2024-08-03", 23]]
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(InputError, match=r"no such file"):
+        read_export(tmp_path / "missing.csv")
+    bad = tmp_path / "notes.pdf"
+    bad.write_bytes(b"%PDF")
+    with pytest.raises(InputError, match=r"'\.pdf' is not a supported export; give CSV or XLSX"):
+        read_export(bad)
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"broken.xlsx: cannot be read"):
+        read_export(broken)
+
+
+POLICE = sorted((SHARED / "policeuk").glob("*.csv"))
+
+
+@pytest.mark.slow
+def test_every_police_uk_month_ingests_with_explained_rejections(layers, config):
+    from hotspots import geography
+    area = geography.study_area(layers, config)
+    explained = {"duplicate_reference", "outside_study_area", "missing_coordinates"}
+    seen = {}
+    for path in POLICE:
+        res = to_incidents(read_export(path), file=path.name, config=config, layers=layers,
+                           area=area)
+        assert res.format == "policeuk"
+        assert res.n_read == len(res.incidents) + len(res.rejected)
+        assert set(res.reasons) <= explained, (path.name, res.reasons)
+        inc = res.incidents
+        assert (inc["ward_code"] != "").all() and (inc["lsoa_code"] != "").all()
+        if "metropolitan" in path.name:
+            assert res.lsoa_agreement > 0.8
+            assert "outside_study_area" not in res.reasons
+        seen[path.name] = res
+    assert len(seen) == 49
+    # ASB rows have no Crime ID: their derived keys are stable from run to run
+    asb = next(p for p in POLICE if "asb-drugs" in p.name)
+    again = to_incidents(read_export(asb), file=asb.name, config=config, layers=layers, area=area)
+    assert again.incidents["ref"].tolist() == seen[asb.name].incidents["ref"].tolist()
+    assert again.incidents["ref"].is_unique
+    city = seen["2024-08-city-of-london-street.csv"]
+    assert 0 < len(city.incidents) < 100  # City of London Police rows that fall in the borough
+    assert np.isin(["missing_coordinates", "outside_study_area"], list(city.reasons)).all()
+
+
+def test_police_uk_header_is_recognised_without_mapping(layers, config):
+    path = SHARED / "policeuk" / "2024-08-metropolitan-street_tower-hamlets_burglary-only.csv"
+    from hotspots import geography
+    res = to_incidents(read_export(path), file=Path(path).name, config=config, layers=layers,
+                       area=geography.study_area(layers, config))
+    inc = res.incidents
+    assert (inc["source"] == "policeuk").all() and (inc["hour"] == -1).all()
+    assert (inc["period"] == "2024-08").all() and (inc["category"] == "burglary").all()
+    assert (inc["source_lsoa"] != "").all()
+    assert 0.85 < res.lsoa_agreement < 1
