@@ -12,7 +12,7 @@ from . import geography, store
 from .config import Config
 from .errors import HotspotsError
 from .ingest import read_export, read_mapping, to_incidents
-from .maps import area_map
+from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_period
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,8 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     stem = f"{level}_{period.label.replace(' ', '_')}"
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
     table.drop(columns="geometry").to_csv(csv_path, index=False, float_format="%.4f")
-    area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
-             measure=measure).save(str(html_path))
+    save_map(area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
+                      measure=measure), html_path)
     top = table.head(5)
     meta.update({
         "files": {"table": str(csv_path), "map": str(html_path)},

@@ -7,12 +7,16 @@ escaped parts only.
 from __future__ import annotations
 
 import html
+import re
+from importlib import resources
+from pathlib import Path
 
 import branca.colormap as cm
 import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from .config import Config
 from .schema import WEB_CRS
@@ -25,8 +29,42 @@ MEASURE_LABELS = {
     "repeat_share": "Share of incidents at repeat locations",
     "change": "Change against the previous period (incidents)",
 }
+WEB_SIMPLIFY_M = 3.0
 #: At most this many location markers per category layer (the HTML stays bounded).
 MAX_MARKERS_PER_CATEGORY = 300
+
+
+#: CDN assets folium and branca link, replaced by the packaged copies (see assets/README.md).
+_INLINE = {"leaflet.js": "leaflet.js", "leaflet.css": "leaflet.css", "d3.min.js": "d3.min.js"}
+_LINK = re.compile(r'<(script) src="(https?://[^"]+)"></script>|'
+                   r'<(link) rel="stylesheet" href="(https?://[^"]+)"/?>')
+
+
+def _asset(name: str) -> str:
+    return resources.files("hotspots").joinpath("assets", name).read_text("utf-8")
+
+
+def map_html(m: folium.Map) -> str:
+    """The map as one HTML page that needs no network apart from map tiles: Leaflet and
+    d3 are inlined, folium's unused defaults (jQuery, Bootstrap, icon fonts) dropped."""
+    page = m.get_root().render()
+
+    def inline(match: re.Match) -> str:
+        url = match.group(2) or match.group(4)
+        name = url.rsplit("/", 1)[-1]
+        if name not in _INLINE:
+            return ""
+        body = _asset(_INLINE[name])
+        return f"<script>{body}</script>" if match.group(1) else f"<style>{body}</style>"
+
+    return _LINK.sub(inline, page)
+
+
+def save_map(m: folium.Map, path: str | Path) -> Path:
+    """Write :func:`map_html` to ``path``."""
+    path = Path(path)
+    path.write_text(map_html(m), encoding="utf-8")
+    return path
 
 
 def _esc(value) -> str:
@@ -85,7 +123,10 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     """
     if measure not in MEASURE_LABELS:
         raise ValueError(f"measure = '{measure}'; use one of {list(MEASURE_LABELS)}.")
-    web = table.to_crs(WEB_CRS)
+    # shared edges stay shared; 3 m is far below what a screen shows at street zoom
+    web = table.set_geometry(shapely.coverage_simplify(table.geometry.values, WEB_SIMPLIFY_M)
+                             ).to_crs(WEB_CRS)
+    web = web.set_geometry(shapely.set_precision(web.geometry.values, 1e-6))  # ~0.1 m
     col = {"ward": "ward_code", "lsoa": "lsoa_code"}[meta["level"]]
     top = _top_locations(incidents, col) if incidents is not None else {}
     values = web[measure].astype(float).fillna(0)
@@ -110,7 +151,8 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
         label=[f"{n} ({c}): {_fmt(v)}" for n, c, v in zip(web["name"], web["code"], values,
                                                            strict=True)])
     layer = folium.GeoJson(
-        web[["code", "label", "popup_html", "value", "geometry"]].to_json(),
+        web[["code", "label", "popup_html", "value", "geometry"]].to_json(to_wgs84=False,
+                                                                          drop_id=True),
         name=f"{MEASURE_LABELS[measure]} by {level_name}",
         style_function=lambda f: {"fillColor": cmap(f["properties"]["value"]),
                                   "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
@@ -129,12 +171,14 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
         "<div style='position:fixed;top:10px;left:60px;z-index:1000;background:white;"
         "padding:6px 10px;border:1px solid #999;font:14px sans-serif;max-width:60%'>"
         f"<b>{_esc(heading)}</b><br><span style='font-size:12px'>{_esc(note)}</span></div>"))
-    folium.LayerControl(collapsed=True).add_to(m)
+    folium.LayerControl(collapsed=True, position="topleft").add_to(m)
     return m
 
 
 def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> None:
-    """One layer per category: its busiest locations as circles sized by count."""
+    """One layer per category: its busiest locations as circles sized by count.
+
+    Record text travels as escaped GeoJSON properties (never inside a JS template)."""
     pts = gpd.GeoDataFrame(
         incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
         crs="EPSG:27700").to_crs(WEB_CRS)
@@ -146,13 +190,17 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
                     text=("text", "first"))
                .reset_index().sort_values(["n", "location_key"], ascending=[False, True])
                .head(MAX_MARKERS_PER_CATEGORY))
-        fg = folium.FeatureGroup(name=f"{config.label(cat)}: busiest locations "
-                                      f"({len(grp):,} incidents)", show=False)
-        for r in loc.itertuples(index=False):
-            folium.CircleMarker(
-                location=[r.lat, r.lon], radius=float(3 + 2 * np.sqrt(r.n)), weight=1,
-                color="#333", fill=True, fill_color="#6a3d9a", fill_opacity=0.6,
-                popup=folium.Popup(f"{_esc(config.label(cat))}<br>{_esc(r.text)}<br>"
-                                   f"{r.n} incident(s)", max_width=300),
-            ).add_to(fg)
-        fg.add_to(m)
+        label = config.label(cat)
+        feats = gpd.GeoDataFrame(
+            {"n": loc["n"].to_numpy(),
+             "popup_html": [f"<b>{_esc(label)}</b><br>{_esc(t)}<br>{n} incident(s) in the period"
+                            for t, n in zip(loc["text"], loc["n"], strict=True)]},
+            geometry=gpd.points_from_xy(loc["lon"].round(6), loc["lat"].round(6)), crs=WEB_CRS)
+        folium.GeoJson(
+            feats.to_json(drop_id=True, to_wgs84=False),
+            name=f"{label}: busiest locations ({len(grp):,} incidents)", show=False,
+            marker=folium.CircleMarker(radius=5, weight=1, color="#333", fill=True,
+                                       fill_color="#6a3d9a", fill_opacity=0.6),
+            style_function=lambda f: {"radius": 3 + 2 * float(f["properties"]["n"]) ** 0.5},
+            popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=300),
+        ).add_to(m)

@@ -1,0 +1,95 @@
+"""Maps: escaping, legend, layers; and the page itself in a real headless Chromium."""
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from hotspots.maps import area_map, map_html, save_map
+from hotspots.summary import area_summary, month_period
+
+EVIL = "<script>window.__pwned=1</script>${window.__pwned=2}`=HYPERLINK(\"http://x\")"
+
+
+def demo_incidents(layers):
+    """A few incidents at real LSOA centroids, one with hostile location text."""
+    lsoa = layers["lsoa"].head(6)
+    pts = lsoa.geometry.representative_point()
+    rows = []
+    for i, (code, p) in enumerate(zip(lsoa["code"], pts, strict=True)):
+        for k in range(i + 1):
+            rows.append({"source": "t", "ref": f"{code}-{k}", "category":
+                         "drug_dealing" if k % 2 else "nox_sighting", "category_raw": "x",
+                         "period": "2024-08", "date": "2024-08-10", "hour": 21, "x": p.x,
+                         "y": p.y, "location": EVIL if i == 5 else f"Street {i}",
+                         "location_key": f"k{i}", "caller_key": "", "description": "",
+                         "quantity": 1, "ward_code": "", "lsoa_code": code, "source_lsoa": "",
+                         "file": "f", "row": 2})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture()
+def built(layers, config):
+    inc = demo_incidents(layers)
+    table, meta = area_summary(inc, layers["lsoa"], level="lsoa",
+                               period=month_period("2024-08"), config=config)
+    return area_map(table, meta, config=config, incidents=inc), table, inc
+
+
+def test_record_text_is_escaped_and_page_is_self_contained(built):
+    page = map_html(built[0])
+    n = built[2]["category"].value_counts()
+    assert "<script>window.__pwned" not in page
+    # HTML-escaped, then JSON-escaped inside the GeoJSON the page carries
+    assert r"\u0026lt;script\u0026gt;window.__pwned=1\u0026lt;/script\u0026gt;" in page
+    # no external scripts or stylesheets: opens offline apart from map tiles
+    assert not re.search(r'<script src="http', page)
+    assert not re.search(r'<link rel="stylesheet" href="http', page)
+    assert "by LSOA, 2024-08 (previous: 2024-07)" in page
+    assert f"Drug dealing: busiest locations ({n['drug_dealing']} incidents)" in page
+    assert f"Nitrous oxide sighting: busiest locations ({n['nox_sighting']} incidents)" in page
+
+
+def test_unknown_measure_is_refused(built, layers, config):
+    _, table = built
+    with pytest.raises(ValueError, match=r"measure = 'rate'; use one of \['n', 'harm'"):
+        area_map(table, {"level": "lsoa"}, config=config, measure="rate")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium "
+                    "(installed by .ci/setup)")
+def test_map_in_headless_chromium(built, layers, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = save_map(built[0], tmp_path / "map.html")
+    rep = layers["lsoa"].head(6).geometry.representative_point().to_crs(4326).iloc[5]
+    target = (rep.x, rep.y)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 375, "height": 812})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                and "Failed to load resource" not in m.text else None)  # tiles: no network
+        page.goto(path.as_uri())
+        page.wait_for_selector("path.leaflet-interactive")
+        assert page.locator("path.leaflet-interactive").count() == 169
+        assert "Incidents per km² by LSOA" in page.locator(".legend").inner_text()
+        # the densest LSOA is the one with the hostile location text: open its popup
+        # click, as a user would, where the incidents with the hostile text are
+        lon, lat = target
+        px, py = page.evaluate("""([lat, lon]) => {
+            const m = Object.values(window).find(v => v instanceof L.Map);
+            const p = m.latLngToContainerPoint([lat, lon]);
+            const r = m.getContainer().getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y]; }""", [lat, lon])
+        page.mouse.click(px, py)
+        text = page.locator(".leaflet-popup-content").inner_text()
+        assert "<script>window.__pwned=1</script>" in text
+        assert page.evaluate("window.__pwned === undefined")
+        page.screenshot(path=str(tmp_path / "phone.png"))
+        browser.close()
+    assert errors == []

@@ -1,0 +1,105 @@
+import datetime as dt
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from hotspots.summary import Period, area_summary, in_period, month_period, parse_period
+
+
+def areas():
+    return gpd.GeoDataFrame(
+        {"code": ["A", "B", "C"], "name": ["Alpha", "Beta", "Gamma"],
+         "area_km2": [1.0, 0.5, 2.0]},
+        geometry=[shapely.box(0, 0, 1000, 1000), shapely.box(1000, 0, 1500, 1000),
+                  shapely.box(0, 1000, 2000, 2000)], crs=27700)
+
+
+def incidents(rows):
+    base = {"source": "lbth-asb", "category": "asb_nuisance", "hour": 20, "x": 1.0, "y": 1.0,
+            "location": "", "caller_key": "", "description": "", "quantity": 1,
+            "ward_code": "", "source_lsoa": "", "file": "f", "row": 2}
+    out = pd.DataFrame([{**base, "ref": f"r{i}", **r} for i, r in enumerate(rows)])
+    out["period"] = out["date"].str[:7]
+    out["location_key"] = out.get("location_key", pd.Series(dtype=object)).fillna(
+        pd.Series([f"k{i}" for i in range(len(out))]))
+    return out
+
+
+def test_periods():
+    aug = month_period("2024-08")
+    assert (aug.start, aug.end, aug.label, aug.is_month) == (
+        dt.date(2024, 8, 1), dt.date(2024, 8, 31), "2024-08", True)
+    assert aug.previous().label == "2024-07" and month_period("2024-03").previous().days == 29
+    fortnight = parse_period("2024-08-12", "2024-08-25")
+    assert fortnight.previous() == Period(dt.date(2024, 7, 29), dt.date(2024, 8, 11))
+    with pytest.raises(ValueError, match="the end is before the start"):
+        parse_period("2024-08-25", "2024-08-12")
+    with pytest.raises(ValueError, match=r"month '2024/08' is not YYYY-MM"):
+        month_period("2024/08")
+
+
+def test_month_only_rows_need_their_whole_month_inside():
+    inc = incidents([{"date": "2024-08-01", "source": "policeuk", "lsoa_code": "A"},
+                     {"date": "2024-08-05", "lsoa_code": "A"}])
+    assert in_period(inc, month_period("2024-08")).tolist() == [True, True]
+    assert in_period(inc, parse_period("2024-08-01", "2024-08-14")).tolist() == [False, True]
+
+
+def test_counts_density_repeats_change_and_rank(config):
+    rows = (
+        [{"date": "2024-08-03", "lsoa_code": "A", "location_key": "hot"}] * 3
+        + [{"date": "2024-08-04", "lsoa_code": "A", "category": "drug_dealing"}]
+        + [{"date": "2024-08-09", "lsoa_code": "B"}] * 2
+        + [{"date": "2024-07-09", "lsoa_code": "B"}] * 4
+        + [{"date": "2024-07-10", "lsoa_code": "C"}]
+        + [{"date": "2024-06-10", "lsoa_code": "C"}]  # outside both periods
+    )
+    table, meta = area_summary(incidents(rows), areas(), level="lsoa",
+                               period=month_period("2024-08"), config=config)
+    t = table.set_index("code")
+    assert t.loc["A", ["n", "n_asb_nuisance", "n_drug_dealing", "repeat_locations",
+                       "n_at_repeat", "n_prev"]].tolist() == [4, 3, 1, 1, 3, 0]
+    assert t.loc["A", "harm"] == pytest.approx(3 * 1.0 + 6.0)
+    assert t.loc["A", "repeat_share"] == pytest.approx(0.75)
+    assert t.loc["B", "density_per_km2"] == pytest.approx(4.0)
+    assert (t.loc["B", "change"], t.loc["B", "change_pct"]) == (-2, -50.0)
+    assert np.isnan(t.loc["A", "change_pct"])
+    assert t.loc["C", ["n", "n_prev", "change"]].tolist() == [0, 1, -1]
+    assert table["code"].tolist() == ["A", "B", "C"]  # density 4.0 ties: A before B by code
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert meta["incidents"] == 6 and meta["incidents_previous"] == 5
+    by_harm, _ = area_summary(incidents(rows), areas(), level="lsoa",
+                              period=month_period("2024-08"), config=config, rank_by="harm")
+    assert by_harm["code"].tolist()[0] == "A"
+
+
+def test_bad_options_are_named(config):
+    inc = incidents([{"date": "2024-08-03", "lsoa_code": "A"}])
+    with pytest.raises(ValueError, match=r"rank_by = 'size' is not a measure; use one of"):
+        area_summary(inc, areas(), level="lsoa", period=month_period("2024-08"), config=config,
+                     rank_by="size")
+    with pytest.raises(ValueError, match=r"level = 'msoa'; use 'ward' or 'lsoa'"):
+        area_summary(inc, areas(), level="msoa", period=month_period("2024-08"), config=config)
+
+
+def test_area_counts_add_up_to_accepted_incidents_on_real_data(layers, config):
+    from hotspots import geography
+    from hotspots.ingest import read_export, to_incidents
+
+    from .conftest import SHARED
+    area = geography.study_area(layers, config)
+    frames = []
+    for month in ("2024-07", "2024-08"):
+        path = SHARED / "policeuk" / f"{month}-metropolitan-street_tower-hamlets_burglary-only.csv"
+        frames.append(to_incidents(read_export(path), file=path.name, config=config,
+                                   layers=layers, area=area).incidents)
+    inc = pd.concat(frames, ignore_index=True)
+    for level in ("lsoa", "ward"):
+        table, meta = area_summary(inc, layers[level], level=level,
+                                   period=month_period("2024-08"), config=config)
+        assert table["n"].sum() == (inc["period"] == "2024-08").sum() == meta["incidents"]
+        assert table["n_prev"].sum() == (inc["period"] == "2024-07").sum()
+        assert len(table) == len(layers[level])
