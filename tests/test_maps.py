@@ -52,7 +52,7 @@ def test_record_text_is_escaped_and_page_is_self_contained(built):
 
 
 def test_unknown_measure_is_refused(built, layers, config):
-    _, table = built
+    table = built[1]
     with pytest.raises(ValueError, match=r"measure = 'rate'; use one of \['n', 'harm'"):
         area_map(table, {"level": "lsoa"}, config=config, measure="rate")
 
