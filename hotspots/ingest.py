@@ -397,7 +397,7 @@ def _coordinates(std: dict, area, config: Config, flag):
     b = pd.to_numeric(b_text, errors="coerce").to_numpy(dtype=float)
     bad = np.zeros(n, dtype=bool)
     a_str, b_str = a_text.to_numpy(), b_text.to_numpy()
-    for text, col, vals in ((a_str, a_col, a), (b_str, b_col, b)):
+    for text, col in ((a_str, a_col), (b_str, b_col)):
         m = (text == "") & ~bad
         flag(m, col, text, "missing_coordinates")
         bad |= m
