@@ -27,6 +27,7 @@ Reading files (:func:`read_export`, :func:`read_mapping`) is kept apart from par
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import tomllib
@@ -36,6 +37,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import shapely
 from pyproj import Transformer
 
@@ -146,22 +150,48 @@ def read_export(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
     try:
         if suffix in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=object, engine="openpyxl")
-            frame = frame.apply(lambda col: col.map(_cell_text)).astype(object)
+            frame = frame.apply(lambda col: col.map(_cell_text))
             frame.columns = [str(c) for c in frame.columns]
+            frame = _as_text(frame)
         elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                                engine="pyarrow")
+            frame = _read_csv_text(path)
         else:
             raise InputError(f"{path}: '{suffix}' is not a supported export; give CSV or XLSX.")
     except InputError:
         raise
-    except ValueError as exc:  # pandas/pyarrow parse errors, missing sheet
+    except (ValueError, pa.ArrowInvalid) as exc:  # parse errors, missing sheet
         raise InputError(f"{path}: cannot be read as {suffix[1:].upper()}: {exc}") from exc
     except Exception as exc:  # openpyxl raises its own types for corrupt files
         raise InputError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from exc
     if frame.columns.empty:
         raise InputError(f"{path}: the file is empty (no header row).")
     return frame
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    """Every column as Arrow-backed text, '' for empty cells (no NA guessing)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise InputError(f"{path}: the file is empty (no header row).")
+    if len(set(header)) != len(header):
+        dups = sorted({h for h in header if header.count(h) > 1})
+        raise InputError(f"{path}: the header repeats column(s) {dups}; give each column its "
+                         "own name.")
+    table = pacsv.read_csv(
+        path, read_options=pacsv.ReadOptions(encoding="utf8"),
+        convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False))
+    return pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
+                         for h in table.column_names})
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Arrow-backed strings, '' for missing: fast vectorised string operations."""
+    if all(isinstance(t, pd.StringDtype) and t.storage == "pyarrow" for t in frame.dtypes):
+        return frame
+    return frame.astype("string[pyarrow]").fillna("")
 
 
 def detect_format(frame: pd.DataFrame) -> str:
@@ -177,7 +207,7 @@ def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
         return pd.to_datetime(text, format=fmt, errors="coerce")
     out = pd.to_datetime(text, format="ISO8601", errors="coerce")
     for f in _DAYFIRST_FORMATS:
-        todo = out.isna() & (text != "")
+        todo = (out.isna() & (text != "")).to_numpy(dtype=bool)
         if not todo.any():
             break
         out[todo] = pd.to_datetime(text[todo], format=f, errors="coerce")
@@ -186,10 +216,30 @@ def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
 
 def _parse_times(text: pd.Series) -> pd.Series:
     out = pd.to_datetime(text, format="%H:%M", errors="coerce")
-    todo = out.isna() & (text != "")
+    todo = (out.isna() & (text != "")).to_numpy(dtype=bool)
     if todo.any():
         out[todo] = pd.to_datetime(text[todo], format="%H:%M:%S", errors="coerce")
     return out
+
+
+def _numbers(text: pd.Series) -> np.ndarray:
+    """Text -> float, NaN where it is not a number (Arrow cast first: fast when clean)."""
+    try:
+        arr = pc.cast(pa.array(text.array), pa.float64())
+        return arr.to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(text.astype(object), errors="coerce").to_numpy(dtype=float)
+
+
+def _day_strings(stamp: pd.Series, unit: str) -> pd.Categorical:
+    """'YYYY-MM-DD' (unit 'D') or 'YYYY-MM' (unit 'M'), formatting each distinct day once."""
+    days = stamp.to_numpy().astype(f"datetime64[{unit}]")
+    uniq, inv = np.unique(days, return_inverse=True)
+    return pd.Categorical.from_codes(inv.ravel(), np.datetime_as_string(uniq, unit=unit))
+
+
+def _constant(value: str, n: int) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [value])
 
 
 def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
@@ -197,7 +247,7 @@ def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
     fields plus its occurrence number among identical rows of the file."""
     cols = ["Month", "Falls within", "Longitude", "Latitude", "Location", "LSOA code",
             "Crime type"]
-    joined = frame[cols].agg("|".join, axis=1)
+    joined = frame[cols].astype(object).agg("|".join, axis=1)
     nth = joined.groupby(joined, sort=False).cumcount().astype(str)
     return np.array([hashlib.sha1(f"{j}|{k}".encode()).hexdigest()[:20]
                      for j, k in zip(joined, nth, strict=True)], dtype=object)
@@ -206,23 +256,32 @@ def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
 @dataclass
 class _Problems:
     file: str
+    row_no: np.ndarray
+    bad: np.ndarray
     rows: list = field(default_factory=list)
 
-    def add(self, mask, row_no, field_name: str, values, reason: str, details=None) -> None:
-        idx = np.nonzero(np.asarray(mask))[0]
+    def flag(self, mask, field_name: str, values, reason: str, details=None) -> None:
+        """Record a problem for each row in ``mask``; ``values`` is an array or a function
+        of the row indices (so values are formatted only for the rows that need them)."""
+        idx = np.nonzero(np.asarray(mask, dtype=bool))[0]
+        if not len(idx):
+            return
+        shown = values(idx) if callable(values) else np.asarray(values, dtype=object)[idx]
         for j, i in enumerate(idx):
-            value = str(values[i]) if values is not None else ""
             detail = "" if details is None else str(details[j] if np.ndim(details) else details)
-            self.rows.append((self.file, int(row_no[i]), field_name, value, reason,
-                              problem_message(self.file, int(row_no[i]), field_name, value,
+            row = int(self.row_no[i])
+            self.rows.append((self.file, row, field_name, str(shown[j]), reason,
+                              problem_message(self.file, row, field_name, str(shown[j]),
                                               reason, detail)))
+        self.bad[idx] = True
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=list(REJECTION_COLUMNS))
 
 
 def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str) -> dict:
-    """Pull the fields out of the export's own columns (strings, stripped)."""
+    """Pull the fields out of the export's own columns (Arrow text, stripped)."""
+    empty = pd.Series("", index=frame.index, dtype="string[pyarrow]")
     if fmt == "policeuk":
         ids = frame["Crime ID"].str.strip().to_numpy(dtype=object)
         missing = ids == ""
@@ -230,10 +289,11 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
             ids[missing] = _derived_refs(frame.loc[missing])
         return {
             "ref": (ids, "Crime ID"), "when": (frame["Month"].str.strip(), "Month"),
-            "category": (frame["Crime type"].str.strip(), "Crime type"),
+            "time": None, "category": (frame["Crime type"].str.strip(), "Crime type"),
             "a": (frame["Latitude"].str.strip(), "Latitude"),
             "b": (frame["Longitude"].str.strip(), "Longitude"), "grid": False,
-            "location": frame["Location"], "source_lsoa": frame["LSOA code"].str.strip(),
+            "location": frame["Location"].str.strip(), "caller": empty, "description": empty,
+            "count": (empty, None), "source_lsoa": frame["LSOA code"].str.strip(),
         }
     assert mapping is not None
     cols = mapping.columns
@@ -244,9 +304,7 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
                          "mapping's [columns].")
 
     def col(name: str) -> pd.Series:
-        if name in cols:
-            return frame[cols[name]].astype(str).str.strip()
-        return pd.Series("", index=frame.index, dtype=object)
+        return frame[cols[name]].str.strip() if name in cols else empty
 
     grid = "easting" in cols
     return {
@@ -258,8 +316,8 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
         "a": (col("northing" if grid else "latitude"), cols["northing" if grid else "latitude"]),
         "b": (col("easting" if grid else "longitude"), cols["easting" if grid else "longitude"]),
         "grid": grid, "location": col("location"), "caller": col("caller"),
-        "description": col("description"),
-        "count": (col("count"), cols.get("count")),
+        "description": col("description"), "count": (col("count"), cols.get("count")),
+        "source_lsoa": empty,
     }
 
 
@@ -273,7 +331,7 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     frame : the export as text (:func:`read_export`).
     file : the export's name, used in every message.
     config, layers, area : study-area configuration, its layers (EPSG:27700) and the
-        study-area polygon.
+        study-area polygon (the union of the boundary layer).
     mapping : required unless the export is a police.uk street-level file.
     today : the date future dates are judged against (default: today).
 
@@ -286,17 +344,13 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
         raise InputError(f"{file}: not a police.uk street-level file (its header starts "
                          f"{list(frame.columns[:4])}) and no mapping was given. Write a mapping "
                          "file naming its columns and pass it with --mapping.")
+    frame = _as_text(frame)
     today = today or dt.date.today()
     n = len(frame)
     row_no = np.arange(2, n + 2)
     std = _std_frame(frame, fmt, mapping, file)
-    probs = _Problems(file)
-    bad = np.zeros(n, dtype=bool)
-
-    def flag(mask, field_name, values, reason, details=None):
-        mask = np.asarray(mask, dtype=bool)
-        probs.add(mask, row_no, field_name, values, reason, details)
-        bad[mask] = True
+    probs = _Problems(file, row_no, np.zeros(n, dtype=bool))
+    flag = probs.flag
 
     # reference
     ref, ref_col = std["ref"]
@@ -309,7 +363,9 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
 
     # date and time
     when, when_col = std["when"]
-    flag(when == "", when_col, when.to_numpy(), "missing_date")
+    when_txt = lambda idx: when.iloc[idx].to_numpy(dtype=object)  # noqa: E731
+    no_date = (when == "").to_numpy(dtype=bool)
+    flag(no_date, when_col, when_txt, "missing_date")
     if fmt == "policeuk":
         stamp = pd.to_datetime(when, format="%Y-%m", errors="coerce")
         hour = np.full(n, -1)
@@ -320,160 +376,192 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
         if std["time"] is not None:
             ttext, tcol = std["time"]
             tparsed = _parse_times(ttext)
-            flag(tparsed.isna() & (ttext != ""), tcol, ttext.to_numpy(), "unparseable_date",
+            flag((tparsed.isna() & (ttext != "")).to_numpy(dtype=bool), tcol,
+                 lambda idx: ttext.iloc[idx].to_numpy(dtype=object), "unparseable_date",
                  " (times are HH:MM)")
             hour = np.where(tparsed.notna(), tparsed.dt.hour.fillna(0), -1).astype(int)
         else:
-            has_time = when.str.contains(":", regex=False).to_numpy()
+            has_time = when.str.contains(":", regex=False).to_numpy(dtype=bool)
             hour = np.where(has_time & stamp.notna(), stamp.dt.hour.fillna(0), -1).astype(int)
-    flag(stamp.isna() & (when != ""), when_col, when.to_numpy(), "unparseable_date", fmt_note)
+    flag(stamp.isna().to_numpy() & ~no_date, when_col, when_txt, "unparseable_date", fmt_note)
     limit = pd.Timestamp(today + dt.timedelta(days=config.future_tolerance_days))
-    flag((stamp > limit).to_numpy(), when_col, when.to_numpy(), "future_date",
-         today.isoformat())
+    flag((stamp > limit).to_numpy(), when_col, when_txt, "future_date", today.isoformat())
 
-    # category
+    # category: look up each distinct value once
     cat_raw, cat_col = std["category"]
+    codes, uniques = pd.factorize(cat_raw)
     if fmt == "policeuk":
-        cat = cat_raw.map(config.police_uk_types)
+        known = [config.police_uk_types.get(u) for u in uniques]
     else:
         lookup = {k.casefold(): k for k in config.categories}
         lookup.update({c.label.casefold(): k for k, c in config.categories.items()})
         lookup.update({k.casefold(): v for k, v in mapping.categories.items()})
-        cat = cat_raw.str.casefold().map(lookup)
-    flag(cat.isna().to_numpy(), cat_col, cat_raw.to_numpy(), "unknown_category")
+        known = [lookup.get(str(u).casefold()) for u in uniques]
+    keys = sorted({k for k in known if k})
+    pos = {k: i for i, k in enumerate(keys)}
+    cat = pd.Categorical.from_codes(np.array([pos.get(k, -1) for k in known] + [-1])[codes],
+                                    keys)
+    flag(cat.isna(), cat_col, lambda idx: cat_raw.iloc[idx].to_numpy(dtype=object),
+         "unknown_category")
 
-    # count
-    if fmt == "council" and std["count"][1]:
-        ctext, ccol = std["count"]
-        cnum = pd.to_numeric(ctext, errors="coerce")
-        badc = (ctext != "") & (cnum.isna() | (cnum < 0) | (cnum % 1 != 0))
-        flag(badc.to_numpy(), ccol, ctext.to_numpy(), "invalid_count")
-        quantity = cnum.where(~badc & cnum.notna(), 1).astype(int).to_numpy()
+    # count (items per record)
+    ctext, ccol = std["count"]
+    if ccol:
+        cnum = _numbers(ctext)
+        given = (ctext != "").to_numpy(dtype=bool)
+        badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (np.mod(cnum, 1) == 0))
+        flag(badc, ccol, lambda idx: ctext.iloc[idx].to_numpy(dtype=object), "invalid_count")
+        quantity = np.where(given & ~badc, np.nan_to_num(cnum), 1).astype(int)
     else:
         quantity = np.ones(n, dtype=int)
 
     # coordinates: a = latitude / northing, b = longitude / easting
-    x, y, coord_bad = _coordinates(std, area, config, flag)
-    bad |= coord_bad
+    x, y, boundary_idx = _coordinates(std, area, layers[config.boundary_layer], config, flag,
+                                      probs.bad)
 
-    ok = ~bad
-    out = pd.DataFrame({
-        "source": POLICE_UK_SOURCE if fmt == "policeuk" else mapping.source,
+    ok = ~probs.bad
+    okd = stamp[ok]
+    n_ok = int(ok.sum())
+    # text columns stay Arrow-backed or categorical: no copying into one object block
+    cols = {
+        "source": _constant(POLICE_UK_SOURCE if fmt == "policeuk" else mapping.source, n_ok),
         "ref": ref[ok],
-        "category": cat[ok].to_numpy(dtype=object),
-        "category_raw": cat_raw[ok].to_numpy(dtype=object),
-        "period": stamp[ok].dt.strftime("%Y-%m").to_numpy(dtype=object),
-        "date": stamp[ok].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+        "category": cat[ok],
+        "category_raw": cat_raw[ok],
+        "period": _day_strings(okd, "M"),
+        "date": _day_strings(okd, "D"),
         "hour": hour[ok],
         "x": x[ok], "y": y[ok],
-        "location": std["location"][ok].to_numpy(dtype=object),
-        "caller_key": (std["caller"][ok].to_numpy(dtype=object) if "caller" in std else ""),
-        "description": (std["description"][ok].to_numpy(dtype=object)
-                        if "description" in std else ""),
+        "location": std["location"][ok],
+        "location_key": _location_keys(x[ok], y[ok], std["location"][ok], fmt,
+                                       config.location_key_m),
+        "caller_key": std["caller"][ok],
+        "description": std["description"][ok],
         "quantity": quantity[ok],
-        "source_lsoa": (std["source_lsoa"][ok].to_numpy(dtype=object)
-                        if "source_lsoa" in std else ""),
-        "file": file,
-        "row": row_no[ok],
-    })
-    out["location_key"] = _location_keys(out, fmt, config.location_key_m)
-    agreement = _assign(out, layers, config)
+    }
+    agreement = _assign(cols, std["source_lsoa"][ok].to_numpy(dtype=object), layers, config,
+                        {config.boundary_layer: boundary_idx[ok]})
+    cols.update({"file": _constant(file, n_ok), "row": row_no[ok]})
+    out = pd.DataFrame({c: (v.array if isinstance(v, pd.Series) else v)
+                        for c, v in cols.items()}, columns=list(INCIDENT_COLUMNS))
     problems = probs.frame().sort_values(["row", "field"], kind="stable", ignore_index=True)
-    rejected = frame.loc[bad].copy()
-    rejected.insert(0, "row", row_no[bad])
+    rejected = frame.loc[probs.bad].astype(object)
+    rejected.insert(0, "row", row_no[probs.bad])
     msgs = problems.groupby("row")["message"].agg(" | ".join)
     rejected["reasons"] = rejected["row"].map(msgs)
     return IngestResult(file=file, format=fmt, n_read=n,
-                        incidents=out[list(INCIDENT_COLUMNS)].reset_index(drop=True),
+                        incidents=out,
                         problems=problems, rejected=rejected.reset_index(drop=True),
                         lsoa_agreement=agreement)
 
 
-def _coordinates(std: dict, area, config: Config, flag):
+def _coordinates(std: dict, area, boundary: gpd.GeoDataFrame, config: Config, flag, bad):
+    """Check coordinates, project to EPSG:27700, and place each point in the boundary layer
+    (the study area is that layer's union: a point is inside iff it has a boundary area)."""
     (a_text, a_col), (b_text, b_col) = std["a"], std["b"]
     grid = std["grid"]
     n = len(a_text)
-    a = pd.to_numeric(a_text, errors="coerce").to_numpy(dtype=float)
-    b = pd.to_numeric(b_text, errors="coerce").to_numpy(dtype=float)
-    bad = np.zeros(n, dtype=bool)
-    a_str, b_str = a_text.to_numpy(), b_text.to_numpy()
-    for text, col in ((a_str, a_col), (b_str, b_col)):
-        m = (text == "") & ~bad
-        flag(m, col, text, "missing_coordinates")
-        bad |= m
-    for text, col, vals in ((a_str, a_col, a), (b_str, b_col, b)):
-        m = ~bad & ~np.isfinite(vals)
-        flag(m, col, text, "unparseable_coordinates")
-        bad |= m
-    m = ~bad & (a == 0) & (b == 0)
-    flag(m, f"{a_col}/{b_col}", np.char.add(np.char.add(a_str.astype(str), ", "),
-                                             b_str.astype(str)), "zero_coordinates")
-    bad |= m
-    both = np.char.add(np.char.add(a_str.astype(str), ", "), b_str.astype(str))
+    a, b = _numbers(a_text), _numbers(b_text)
+    a_str = lambda idx: a_text.iloc[idx].to_numpy(dtype=object)  # noqa: E731
+    b_str = lambda idx: b_text.iloc[idx].to_numpy(dtype=object)  # noqa: E731
+    both = lambda idx: [f"{p}, {q}" for p, q in zip(a_str(idx), b_str(idx),  # noqa: E731
+                                                   strict=True)]
+    fld = f"{a_col}/{b_col}"
+    coord_bad = np.zeros(n, dtype=bool)
+    for text, col, show in ((a_text, a_col, a_str), (b_text, b_col, b_str)):
+        m = (text == "").to_numpy(dtype=bool) & ~coord_bad
+        flag(m, col, show, "missing_coordinates")
+        coord_bad |= m
+    for vals, col, show in ((a, a_col, a_str), (b, b_col, b_str)):
+        m = ~coord_bad & ~np.isfinite(vals)
+        flag(m, col, show, "unparseable_coordinates")
+        coord_bad |= m
+    m = ~coord_bad & (a == 0) & (b == 0)
+    flag(m, fld, both, "zero_coordinates")
+    coord_bad |= m
     if grid:
-        m = ~bad & (np.abs(a) <= 90) & (np.abs(b) <= 180)
-        flag(m, f"{b_col}/{a_col}", both, "latlon_in_grid")
-        bad |= m
-        x, y = b.copy(), a.copy()
-        sx, sy = a, b
+        m = ~coord_bad & (np.abs(a) <= 90) & (np.abs(b) <= 180)
+        flag(m, f"{b_col}/{a_col}", lambda idx: [f"{q}, {p}" for p, q in
+                                                 zip(a_str(idx), b_str(idx), strict=True)],
+             "latlon_in_grid")
+        coord_bad |= m
+        x, y = np.where(coord_bad, np.nan, b), np.where(coord_bad, np.nan, a)
         swap_reason = "swapped_easting_northing"
     else:
-        m = ~bad & ((np.abs(a) > 90) | (np.abs(b) > 180))
-        flag(m, f"{a_col}/{b_col}", both, "grid_in_latlon")
-        bad |= m
+        m = ~coord_bad & ((np.abs(a) > 90) | (np.abs(b) > 180))
+        flag(m, fld, both, "grid_in_latlon")
+        coord_bad |= m
         x, y = np.full(n, np.nan), np.full(n, np.nan)
-        good = ~bad
+        good = ~coord_bad
         x[good], y[good] = _TO_BNG.transform(b[good], a[good])
-        sx, sy = np.full(n, np.nan), np.full(n, np.nan)
-        swap_ok = good & (np.abs(b) <= 90)
-        sx[swap_ok], sy[swap_ok] = _TO_BNG.transform(a[swap_ok], b[swap_ok])
         swap_reason = "swapped_latlon"
-    x[bad], y[bad] = np.nan, np.nan
-    shapely.prepare(area)
-    inside = ~bad & np.isfinite(x) & shapely.intersects_xy(area, np.nan_to_num(x), np.nan_to_num(y))
-    out = ~bad & ~inside
+    idx = assign_points(x, y, boundary)
+    out = ~coord_bad & (idx < 0)
     if out.any():
-        swapped = out & np.isfinite(sx) & shapely.intersects_xy(area, np.nan_to_num(sx),
-                                                                np.nan_to_num(sy))
-        flag(swapped, f"{a_col}/{b_col}", both, swap_reason, config.name)
-        far = out & ~swapped
-        if far.any():
-            fin = np.isfinite(x[far]) & np.isfinite(y[far])
-            dist = np.full(fin.shape, np.inf)
-            dist[fin] = shapely.distance(area, shapely.points(x[far][fin], y[far][fin]))
+        o = np.nonzero(out)[0]
+        if grid:
+            sx, sy = a[o], b[o]
+        else:
+            sx, sy = np.full(len(o), np.nan), np.full(len(o), np.nan)
+            ok = np.abs(b[o]) <= 90
+            sx[ok], sy[ok] = _TO_BNG.transform(a[o][ok], b[o][ok])
+        fin = np.isfinite(sx) & np.isfinite(sy)
+        swapped = np.zeros(len(o), dtype=bool)
+        swapped[fin] = shapely.intersects_xy(area, sx[fin], sy[fin])
+        flag(np.isin(np.arange(n), o[swapped]), fld, both, swap_reason, config.name)
+        far = o[~swapped]
+        if len(far):
+            fx, fy = x[far], y[far]
+            fin = np.isfinite(fx) & np.isfinite(fy)
+            dist = np.full(len(far), np.inf)
+            dist[fin] = shapely.distance(area, shapely.points(fx[fin], fy[fin]))
             words = [f"{format_distance(d)} outside {config.name}" if np.isfinite(d)
                      else f"far outside {config.name} (not a valid position)" for d in dist]
-            flag(far, f"{a_col}/{b_col}", both, "outside_study_area", words)
-        bad |= out
-    return x, y, bad
+            mask = np.zeros(n, dtype=bool)
+            mask[far] = True
+            flag(mask, fld, both, "outside_study_area", words)
+    return x, y, idx
 
 
-def _location_keys(out: pd.DataFrame, fmt: str, key_m: int) -> np.ndarray:
+def _location_keys(x: np.ndarray, y: np.ndarray, location: pd.Series, fmt: str,
+                   key_m: int) -> np.ndarray:
     """police.uk: the map point; council: the address when it has a house or flat number,
     else BNG coordinates rounded to ``key_m`` metres (a street name alone is no address)."""
     step = 1 if fmt == "policeuk" else key_m
-    gx = (np.round(out["x"].to_numpy() / step) * step).astype(np.int64).astype(str)
-    gy = (np.round(out["y"].to_numpy() / step) * step).astype(np.int64).astype(str)
-    keys = np.char.add(np.char.add(np.char.add("xy:", gx), ":"), gy).astype(object)
-    if fmt == "council":
-        loc = out["location"].astype(str)
-        addr = loc.str.contains(r"\d", regex=True).to_numpy()
-        if addr.any():
-            norm = loc[addr].str.casefold().str.replace(r"[^\w]+", " ", regex=True).str.strip()
-            keys[addr] = ("addr:" + norm).to_numpy(dtype=object)
+    text = lambda v: pa.scalar(v, pa.large_string())  # noqa: E731
+    gx, gy = (pc.cast(pa.array((np.round(v / step) * step).astype(np.int64)), pa.large_string())
+              for v in (x, y))
+    keys = pc.binary_join_element_wise(text("xy"), gx, gy, text(":")).to_numpy(
+        zero_copy_only=False)
+    if fmt == "council" and len(location):
+        codes, uniq = pd.factorize(location)  # addresses repeat: normalise each once
+        uniq = pa.array(np.asarray(uniq, dtype=object), pa.large_string())
+        addr = pc.match_substring_regex(uniq, r"\d").to_numpy(zero_copy_only=False)
+        norm = pc.utf8_trim_whitespace(pc.replace_substring_regex(
+            pc.utf8_lower(uniq), r"[^\w]+", " "))
+        addr_keys = pc.binary_join_element_wise(text("addr"), norm, text(":")).to_numpy(
+            zero_copy_only=False)
+        use = (codes >= 0) & addr[codes]
+        keys[use] = addr_keys[codes[use]]
     return keys
 
 
-def _assign(out: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], config: Config):
-    x, y = out["x"].to_numpy(), out["y"].to_numpy()
+def _assign(cols: dict, src: np.ndarray, layers: dict[str, gpd.GeoDataFrame], config: Config,
+            known: dict[str, np.ndarray]) -> float | None:
+    """Add ward_code, lsoa_code and source_lsoa to ``cols``; return the agreement rate with
+    the source's own LSOA codes (2011 codes checked against the 2011 layer), or None."""
+    x, y = cols["x"], cols["y"]
     for key, col in (("ward", "ward_code"), ("lsoa", "lsoa_code")):
         codes = np.append(layers[key]["code"].to_numpy(dtype=object), "")
-        out[col] = codes[assign_points(x, y, layers[key], nearest_max_m=config.nearest_max_m)]
-    src = out["source_lsoa"].to_numpy(dtype=object)
+        idx = known.get(key)
+        if idx is None:
+            idx = assign_points(x, y, layers[key], nearest_max_m=config.nearest_max_m)
+        cols[col] = pd.Categorical.from_codes(np.where(idx < 0, len(codes) - 1, idx), codes)
+    cols["source_lsoa"] = src
     has = src != ""
     if not has.any():
         return None
-    agree = has & (src == out["lsoa_code"].to_numpy(dtype=object))
+    agree = has & (src == np.asarray(cols["lsoa_code"], dtype=object))
     if "lsoa11" in layers:
         old = has & ~agree & np.isin(src, layers["lsoa11"]["code"].to_numpy(dtype=object))
         if old.any():
@@ -482,5 +570,3 @@ def _assign(out: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], config: Conf
                                       nearest_max_m=config.nearest_max_m)]
             agree[np.nonzero(old)[0][got == src[old]]] = True
     return float(agree.sum() / has.sum())
-
-

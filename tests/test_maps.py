@@ -79,8 +79,12 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
         assert page.locator("path.leaflet-interactive").count() == 169
         assert "Incidents per km² by LSOA" in page.locator(".legend").inner_text()
         # the densest LSOA is the one with the hostile location text: open its popup
-        # click, as a user would, where the incidents with the hostile text are
+        # zoom in and tap, as a user would, where the incidents with the hostile text are
         lon, lat = target
+        find_map = "Object.values(window).find(v => v instanceof L.Map)"
+        page.evaluate(f"([lat, lon]) => {find_map}.setView([lat, lon], 17, {{animate: false}})",
+                      [lat, lon])
+        page.wait_for_timeout(300)  # let Leaflet redraw the paths at the new zoom
         px, py = page.evaluate("""([lat, lon]) => {
             const m = Object.values(window).find(v => v instanceof L.Map);
             const p = m.latLngToContainerPoint([lat, lon]);

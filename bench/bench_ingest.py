@@ -1,0 +1,111 @@
+"""Ingest + assignment against the plain geopandas way, in one process.
+
+    python bench/bench_ingest.py [N ...]        (default: 100000 1000000)
+
+For each N, writes a council-style CSV of N synthetic incidents (lat/lon), then times
+  baseline: pandas.read_csv, geopandas.points_from_xy, to_crs(27700), sjoin(within) to
+            wards and to LSOAs;
+  hotspots: read_export + to_incidents (every row check, projection, ward and LSOA
+            assignment, location keys).
+Checks that both give the same ward and LSOA for every point the baseline assigns to
+exactly one area, and prints one JSON line of figures at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from hotspots import geography
+from hotspots.config import load_config
+from hotspots.ingest import Mapping, read_export, to_incidents
+from hotspots.synthetic import make_synthetic
+
+MAPPING = Mapping(source="bench", columns={
+    "reference": "Ref", "datetime": "When", "category": "Type", "latitude": "Lat",
+    "longitude": "Lon", "location": "Where", "caller": "Caller"})
+
+
+def write_rows(lsoas: gpd.GeoDataFrame, n: int, path: Path) -> None:
+    truth = make_synthetic(lsoas, n_incidents=n, dirty_fraction=0.0, rng=1).incidents
+    lon, lat = Transformer.from_crs(27700, 4326, always_xy=True).transform(
+        truth["x"].to_numpy(), truth["y"].to_numpy())
+    when = pd.to_datetime(truth["date"]) + pd.to_timedelta(truth["hour"], unit="h")
+    pd.DataFrame({
+        "Ref": np.char.add("B", np.arange(n).astype(str)),
+        "When": when.dt.strftime("%Y-%m-%d %H:%M"),
+        "Type": truth["category"].to_numpy(),
+        "Lat": np.round(lat, 6), "Lon": np.round(lon, 6),
+        "Where": "near Brick Lane", "Caller": "",
+    }).to_csv(path, index=False)
+
+
+def baseline(path: Path, layers) -> tuple[pd.DataFrame, float]:
+    t0 = time.perf_counter()
+    df = pd.read_csv(path)
+    pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["Lon"], df["Lat"]), crs=4326)
+    pts = pts.to_crs(27700)
+    out = {}
+    for key in ("ward", "lsoa"):
+        j = gpd.sjoin(pts[["geometry"]], layers[key][["code", "geometry"]], predicate="within")
+        out[key] = j["code"]
+    elapsed = time.perf_counter() - t0
+    res = pd.DataFrame(index=df.index)
+    for key, codes in out.items():
+        counts = codes.groupby(level=0).size()
+        single = counts.index[counts == 1]
+        res[key] = pd.Series(codes.loc[single], index=single).reindex(df.index)
+    res["Ref"] = df["Ref"].astype(str)
+    return res, elapsed
+
+
+def ours(path: Path, config, layers, area) -> tuple[pd.DataFrame, float]:
+    t0 = time.perf_counter()
+    frame = read_export(path)
+    res = to_incidents(frame, file=path.name, config=config, layers=layers, area=area,
+                       mapping=MAPPING)
+    return res.incidents, time.perf_counter() - t0
+
+
+def main(sizes: list[int]) -> dict:
+    config = load_config()
+    layers = geography.read_layers(config)
+    area = geography.study_area(layers, config)
+    figures = {"bench": "ingest_assign", "sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"rows_{n}.csv"
+            write_rows(layers["lsoa"], n, path)
+            ours(path, config, layers, area)  # warm-up: imports, grid code paths
+            base, t_base = baseline(path, layers)
+            inc, t_ours = ours(path, config, layers, area)
+            merged = base.merge(inc[["ref", "ward_code", "lsoa_code"]], left_on="Ref",
+                                right_on="ref", how="left")
+            diffs = {}
+            for key, col in (("ward", "ward_code"), ("lsoa", "lsoa_code")):
+                known = merged[key].notna()
+                diffs[key] = int((merged.loc[known, key] != merged.loc[known, col]).sum())
+            figures["sizes"][str(n)] = {
+                "rows": n, "accepted": len(inc), "baseline_s": round(t_base, 3),
+                "hotspots_s": round(t_ours, 3), "speedup": round(t_base / t_ours, 2),
+                "assignment_differences": diffs,
+                "baseline_unassigned": {k: int(merged[k].isna().sum()) for k in diffs},
+            }
+            print(f"n={n:,}: baseline {t_base:.2f} s, hotspots {t_ours:.2f} s "
+                  f"(x{t_base / t_ours:.1f}), differences {diffs}", file=sys.stderr)
+    figures["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return figures
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:]] or [100_000, 1_000_000]
+    print(json.dumps(main(args)))
