@@ -231,15 +231,21 @@ def _numbers(text: pd.Series) -> np.ndarray:
         return pd.to_numeric(text.astype(object), errors="coerce").to_numpy(dtype=float)
 
 
-def _day_strings(stamp: pd.Series, unit: str) -> pd.Categorical:
+def _take_text(values, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """``values[codes]`` as Arrow-backed text: cheap when few distinct values repeat."""
+    arr = pa.array(np.asarray(values, dtype=object), pa.large_string())
+    return pd.arrays.ArrowStringArray(arr.take(pa.array(codes)))
+
+
+def _day_strings(stamp: pd.Series, unit: str) -> pd.arrays.ArrowStringArray:
     """'YYYY-MM-DD' (unit 'D') or 'YYYY-MM' (unit 'M'), formatting each distinct day once."""
     days = stamp.to_numpy().astype(f"datetime64[{unit}]")
     uniq, inv = np.unique(days, return_inverse=True)
-    return pd.Categorical.from_codes(inv.ravel(), np.datetime_as_string(uniq, unit=unit))
+    return _take_text(np.datetime_as_string(uniq, unit=unit), inv.ravel())
 
 
-def _constant(value: str, n: int) -> pd.Categorical:
-    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [value])
+def _constant(value: str, n: int) -> pd.arrays.ArrowStringArray:
+    return _take_text([value], np.zeros(n, dtype=np.int64))
 
 
 def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
@@ -397,11 +403,9 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
         lookup.update({c.label.casefold(): k for k, c in config.categories.items()})
         lookup.update({k.casefold(): v for k, v in mapping.categories.items()})
         known = [lookup.get(str(u).casefold()) for u in uniques]
-    keys = sorted({k for k in known if k})
-    pos = {k: i for i, k in enumerate(keys)}
-    cat = pd.Categorical.from_codes(np.array([pos.get(k, -1) for k in known] + [-1])[codes],
-                                    keys)
-    flag(cat.isna(), cat_col, lambda idx: cat_raw.iloc[idx].to_numpy(dtype=object),
+    cat_codes = np.arange(len(known) + 1)[codes]  # codes of -1 (empty cells) -> the last
+    cat_known = np.array([k is not None for k in known] + [False])[cat_codes]
+    flag(~cat_known, cat_col, lambda idx: cat_raw.iloc[idx].to_numpy(dtype=object),
          "unknown_category")
 
     # count (items per record)
@@ -426,7 +430,7 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     cols = {
         "source": _constant(POLICE_UK_SOURCE if fmt == "policeuk" else mapping.source, n_ok),
         "ref": ref[ok],
-        "category": cat[ok],
+        "category": _take_text(known + [""], cat_codes[ok]),
         "category_raw": cat_raw[ok],
         "period": _day_strings(okd, "M"),
         "date": _day_strings(okd, "D"),
@@ -556,12 +560,12 @@ def _assign(cols: dict, src: np.ndarray, layers: dict[str, gpd.GeoDataFrame], co
         idx = known.get(key)
         if idx is None:
             idx = assign_points(x, y, layers[key], nearest_max_m=config.nearest_max_m)
-        cols[col] = pd.Categorical.from_codes(np.where(idx < 0, len(codes) - 1, idx), codes)
+        cols[col] = _take_text(codes, np.where(idx < 0, len(codes) - 1, idx))
     cols["source_lsoa"] = src
     has = src != ""
     if not has.any():
         return None
-    agree = has & (src == np.asarray(cols["lsoa_code"], dtype=object))
+    agree = has & (src == cols["lsoa_code"].to_numpy(dtype=object))
     if "lsoa11" in layers:
         old = has & ~agree & np.isin(src, layers["lsoa11"]["code"].to_numpy(dtype=object))
         if old.any():
