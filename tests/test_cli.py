@@ -1,0 +1,138 @@
+"""The command line: fixed JSON shapes, exit codes, summaries, another study area."""
+
+import json
+import shutil
+
+import geopandas as gpd
+import pytest
+
+from hotspots.cli import main
+
+from .conftest import SHARED
+
+POLICE = SHARED / "policeuk"
+BURGLARY = sorted(POLICE.glob("2024-0[78]-metropolitan-street_tower-hamlets_burglary-only.csv"))
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_ingest_json_shape_and_unreadable_file(tmp_path, capsys, cache):
+    store = tmp_path / "s.sqlite"
+    bad = tmp_path / "broken.xlsx"
+    bad.write_bytes(b"not a spreadsheet")
+    code, out, _ = run(capsys, "--geodata", str(cache), "ingest", str(BURGLARY[0]), str(bad),
+                       "--store", str(store), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["store"] == str(store)
+    good, broken = report["files"]
+    for key in ("path", "format", "read", "accepted", "rejected", "replaced", "unchanged",
+                "unassigned", "lsoa_agreement", "reasons"):
+        assert key in good and key in broken
+    assert good["format"] == "policeuk" and good["read"] == good["accepted"] + good["rejected"]
+    assert good["unassigned"] == 0 and 0.8 < good["lsoa_agreement"] < 1
+    assert broken["read"] is None and "broken.xlsx: cannot be read" in broken["error"]
+    # the good file loaded although the other failed; loading it again changes nothing
+    code, out, _ = run(capsys, "--geodata", str(cache), "ingest", str(BURGLARY[0]),
+                       "--store", str(store), "--json")
+    again = json.loads(out)["files"][0]
+    assert code == 0 and again["unchanged"] == good["accepted"] and again["replaced"] == 0
+
+
+def test_ingest_text_summary_and_rejected_rows_file(tmp_path, capsys, cache):
+    city = POLICE / "2024-08-city-of-london-street.csv"
+    code, out, _ = run(capsys, "--geodata", str(cache), "ingest", str(city), "--store",
+                       str(tmp_path / "s.sqlite"))
+    assert code == 0
+    assert "2024-08-city-of-london-street.csv (policeuk): read 826 = accepted" in out
+    assert "rejected rows by reason: duplicate_reference" in out
+    kept = next((tmp_path / "rejected").glob("2024-08-city-of-london-street.load1*.csv"))
+    rows = kept.read_text().splitlines()
+    assert rows[0].startswith("row,Crime ID,Month") and rows[0].endswith(",reasons")
+    assert "outside Tower Hamlets" in kept.read_text()
+
+
+def test_summarise_writes_ranked_table_and_map(tmp_path, capsys, cache):
+    store = str(tmp_path / "s.sqlite")
+    run(capsys, "--geodata", str(cache), "ingest", *map(str, BURGLARY), "--store", store)
+    code, out, _ = run(capsys, "--geodata", str(cache), "summarise", "--store", store,
+                       "--level", "ward", "--out", str(tmp_path / "out"), "--json")
+    assert code == 0
+    meta = json.loads(out)
+    assert meta["period"] == "2024-08" and meta["previous"] == "2024-07"
+    table = (tmp_path / "out" / "areas_ward_2024-08.csv").read_text().splitlines()
+    assert table[0].startswith("rank,code,name,area_km2,n,n_burglary,harm,density_per_km2")
+    assert len(table) == 21
+    assert meta["total_in_areas"] == meta["incidents"] == 185
+    assert (tmp_path / "out" / "map_ward_2024-08.html").stat().st_size < 2_000_000
+
+
+def test_usage_errors_are_named(tmp_path, capsys, cache):
+    code, _, err = run(capsys, "--geodata", str(cache), "summarise", "--store",
+                       str(tmp_path / "empty.sqlite"))
+    assert code == 1 and "the store has no incidents yet; load exports with `hotspots ingest" \
+        in err
+    code, _, err = run(capsys, "summarise", "--month", "2024-08", "--start", "2024-08-01")
+    assert code == 1 and "give either --month or --start/--end, not both" in err
+    code, _, err = run(capsys, "--config", str(tmp_path / "none.toml"), "summarise")
+    assert code == 1 and "cannot read configuration file" in err
+
+
+def test_another_study_area_works_from_its_own_files(tmp_path, capsys):
+    """City of London: its LSOAs, and its one MSOA standing in for wards; nothing in the
+    package names Tower Hamlets apart from the default configuration."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(SHARED / "city_of_london_lsoa21.geojson", cache)
+    london = gpd.read_file(SHARED / "london_lsoa21.gpkg", layer="lsoa21")
+    city = london[london["lad22nm"] == "City of London"]
+    city.dissolve("msoa21cd").reset_index()[["msoa21cd", "msoa21nm", "geometry"]].to_file(
+        cache / "city_msoa.geojson")
+    cfg = tmp_path / "city.toml"
+    cfg.write_text(f"""
+[study_area]
+name = "City of London"
+boundary_layer = "ward"
+manifest = "{tmp_path / 'manifest.toml'}"
+[layers.ward]
+file = "city_msoa.geojson"
+code = "msoa21cd"
+name = "msoa21nm"
+[layers.lsoa]
+file = "city_of_london_lsoa21.geojson"
+code = "lsoa21cd"
+name = "lsoa21nm"
+[categories]
+asb = {{ label = "ASB", weight = 1 }}
+other = {{ label = "Everything else", weight = 1 }}
+[police_uk_types]
+"Anti-social behaviour" = "asb"
+""")
+    code, out, _ = run(capsys, "--config", str(cfg), "--geodata", str(cache), "ingest",
+                       str(POLICE / "2024-08-city-of-london-street.csv"), "--store",
+                       str(tmp_path / "city.sqlite"), "--json")
+    f = json.loads(out)["files"][0]
+    assert code == 0 and f["accepted"] > 0
+    # only ASB is mapped: every other crime type is an unknown category, said so per row
+    assert f["reasons"]["unknown_category"] > 500
+    assert f["unassigned"] == 0 and f["lsoa_agreement"] > 0.8
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, capsys, cache):
+    code, out, _ = run(capsys, "--geodata", str(cache), "demo", "--data", str(tmp_path / "d"),
+                       "--out", str(tmp_path / "o"), "--n", "5000", "--json")
+    assert code == 0
+    report = json.loads(out)
+    files = report["ingest"]["files"]
+    assert len(files) == 16  # 13 police.uk Tower Hamlets files and 3 synthetic exports
+    assert all(f["read"] == f["accepted"] + f["rejected"] for f in files)
+    assert all(f["unassigned"] == 0 for f in files)
+    lsoa, ward = report["summaries"]
+    assert lsoa["period"] == ward["period"] == "2024-08"
+    assert lsoa["total_in_areas"] == ward["total_in_areas"] == lsoa["incidents"]
+    assert (tmp_path / "o" / "map_lsoa_2024-08.html").exists()
