@@ -52,3 +52,18 @@ MAPPING_FIELDS: tuple[str, ...] = (
     "reference", "datetime", "date", "time", "category", "latitude", "longitude",
     "easting", "northing", "location", "caller", "description", "count",
 )
+
+#: Columns of a grid from :func:`hotspots.grid.make_grid` (EPSG:27700). ``row``/``col``
+#: index the full lattice: for squares, row counts north and col east from the origin;
+#: for flat-topped hexagons they are axial coordinates (col = q, row = r), whose six
+#: neighbours are (q±1, r), (q, r±1), (q+1, r-1) and (q-1, r+1). ``x``/``y`` is the
+#: full cell's centre; geometry is the cell clipped to the study area and ``area_km2``
+#: the clipped area.
+GRID_COLUMNS: tuple[str, ...] = ("cell_id", "row", "col", "x", "y", "area_km2", "geometry")
+
+#: Columns of the places from :func:`hotspots.cluster.find_places`.
+PLACE_COLUMNS: tuple[str, ...] = (
+    "place_id", "label", "n", "harm", "area_km2", "density_per_km2", "repeat_locations",
+    "repeat_share", "main_categories", "busiest_hour", "busiest_weekday", "first_seen",
+    "last_seen", "ward_code", "lsoa_code", "geometry",
+)
