@@ -204,3 +204,168 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
             style_function=lambda f: {"radius": 3 + 2 * float(f["properties"]["n"]) ** 0.5},
             popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=300),
         ).add_to(m)
+
+
+# --- detection layers: density contours, Gi* cells, places ---------------------------
+
+GI_CLASSES = {
+    3: ("Hot spot, 99% confidence", "#b2182b"), 2: ("Hot spot, 95% confidence", "#ef8a62"),
+    1: ("Hot spot, 90% confidence", "#fddbc7"), -1: ("Cold spot, 90% confidence", "#d1e5f0"),
+    -2: ("Cold spot, 95% confidence", "#67a9cf"), -3: ("Cold spot, 99% confidence", "#2166ac"),
+}
+#: Density bands as fractions of the peak (the lowest band starts at 5% of the peak).
+DENSITY_BANDS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
+DENSITY_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
+#: Above this many significant cells, Gi* cells are merged per class (HTML stays small).
+MAX_GI_CELLS = 3000
+
+
+def density_contours(raster) -> gpd.GeoDataFrame:
+    """Filled contour polygons of a kernel-density raster, computed in metres (EPSG:27700).
+
+    Bands start at :data:`DENSITY_BANDS` times the peak; columns ``lower``, ``upper``
+    (incidents per km²), ``band`` and geometry.
+    """
+    import contourpy
+
+    values = np.where(raster.mask, raster.values, 0.0)
+    peak = float(np.nanmax(values)) if values.size else 0.0
+    ny, nx = values.shape
+    xs = raster.x0 + (np.arange(nx) + 0.5) * raster.cell_size_m
+    ys = raster.y0 + (np.arange(ny) + 0.5) * raster.cell_size_m
+    rows = []
+    if peak > 0:
+        gen = contourpy.contour_generator(xs, ys, values, fill_type="OuterOffset")
+        edges = [f * peak for f in DENSITY_BANDS] + [peak * 1.0001]
+        for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+            points, offsets = gen.filled(lo, hi)
+            polys = []
+            for pts, offs in zip(points, offsets, strict=True):
+                rings = [pts[a:b] for a, b in zip(offs[:-1], offs[1:], strict=True)]
+                polys.append(shapely.Polygon(rings[0], rings[1:]))
+            if polys:
+                rows.append({"band": band, "lower": lo, "upper": hi,
+                             "geometry": shapely.make_valid(shapely.union_all(polys))})
+    return gpd.GeoDataFrame(rows, columns=["band", "lower", "upper", "geometry"],
+                            geometry="geometry", crs=raster.crs)
+
+
+def _density_layer(m: folium.Map, raster) -> None:
+    bands = density_contours(raster)
+    if bands.empty:
+        return
+    web = bands.to_crs(WEB_CRS)
+    web["label"] = [f"{lo:,.0f}–{hi:,.0f} incidents per km²" for lo, hi in
+                    zip(web["lower"], web["upper"], strict=True)]
+    fg = folium.FeatureGroup(name=f"Kernel density ({raster.kernel}, bandwidth "
+                                  f"{raster.bandwidth_m:.0f} m)", show=True)
+    folium.GeoJson(
+        web[["band", "label", "geometry"]].to_json(drop_id=True),
+        style_function=lambda f: {"fillColor": DENSITY_COLOURS[f["properties"]["band"]],
+                                  "color": DENSITY_COLOURS[f["properties"]["band"]],
+                                  "weight": 0.5, "fillOpacity": 0.55},
+        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+    ).add_to(fg)
+    fg.add_to(m)
+    edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
+    scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
+                            vmax=edges[-1])
+    scale.caption = (f"Kernel density, incidents per km² ({raster.kernel} kernel, bandwidth "
+                     f"{raster.bandwidth_m:.0f} m, {raster.cell_size_m:.0f} m cells; "
+                     f"{raster.n:,} incidents)")
+    scale.add_to(m)
+
+
+def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
+    sig = cells.loc[cells["gi_class"] != 0]
+    name = (f"Getis-Ord Gi* hot and cold spots ({meta.get('gi_neighbours', 'queen')} "
+            f"neighbours, {meta.get('cell_size_m', 0):.0f} m cells, "
+            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})")
+    fg = folium.FeatureGroup(name=name, show=False)
+    if len(sig) > MAX_GI_CELLS:
+        sig = sig.dissolve("gi_class", aggfunc={"n": "sum"}).reset_index()
+        sig["popup_html"] = [f"<b>{_esc(GI_CLASSES[c][0])}</b><br>{n:,} incidents in these "
+                             "cells" for c, n in zip(sig["gi_class"], sig["n"], strict=True)]
+    else:
+        adjusted = "FDR-adjusted" if meta.get("fdr", True) else "raw"
+        sig = sig.assign(popup_html=[
+            f"<b>{_esc(GI_CLASSES[int(c)][0])}</b><br>{int(n)} incident(s) in the cell"
+            f"<br>Gi* z = {z:.2f}, p = {p:.4f} ({adjusted})"
+            for c, n, z, p in zip(sig["gi_class"], sig["n"], sig["gistar_z"],
+                                  sig["p_adjusted"], strict=True)])
+    if not sig.empty:
+        web = sig[["gi_class", "popup_html", "geometry"]].to_crs(WEB_CRS)
+        web["gi_class"] = web["gi_class"].astype(int)
+        folium.GeoJson(
+            web.to_json(drop_id=True),
+            style_function=lambda f: {"fillColor": GI_CLASSES[f["properties"]["gi_class"]][1],
+                                      "color": "#666", "weight": 0.3, "fillOpacity": 0.7},
+            popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=300),
+        ).add_to(fg)
+    fg.add_to(m)
+
+
+def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20) -> None:
+    if places.empty:
+        return
+    web = places.to_crs(WEB_CRS)
+    web["popup_html"] = [
+        f"<b>{i}. {_esc(r.label)}</b> ({_esc(r.place_id)})<br>{r.n:,} incidents in "
+        f"{r.area_km2:.3f} km² = {r.density_per_km2:,.0f} per km²<br>Harm-weighted "
+        f"{r.harm:,.1f}; repeat locations {r.repeat_locations} holding "
+        f"{100 * r.repeat_share:.0f}%<br>{_esc(r.main_categories)}<br>Busiest: "
+        + (_esc(f"{r.busiest_weekday} " if r.busiest_weekday else "")
+           + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"))
+        + f"<br>Seen {_esc(r.first_seen)} to {_esc(r.last_seen)}"
+        for i, r in enumerate(web.itertuples(index=False), start=1)]
+    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by incidents: top {numbered}",
+                             show=True)
+    folium.GeoJson(
+        web[["place_id", "popup_html", "geometry"]].to_json(drop_id=True),
+        style_function=lambda f: {"fillColor": "#6a3d9a", "color": "#3f007d", "weight": 2,
+                                  "fillOpacity": 0.15},
+        popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=320),
+    ).add_to(fg)
+    centres = web.geometry.representative_point()
+    for i, p in enumerate(centres.iloc[:numbered], start=1):
+        folium.Marker([p.y, p.x], icon=folium.DivIcon(
+            html=f"<div style='font:bold 12px sans-serif;background:#3f007d;color:white;"
+                 f"border-radius:10px;width:20px;height:20px;line-height:20px;"
+                 f"text-align:center'>{i}</div>", icon_size=(20, 20), icon_anchor=(10, 10))
+                      ).add_to(fg)
+    fg.add_to(m)
+
+
+def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=None,
+                cells: gpd.GeoDataFrame | None = None,
+                places: gpd.GeoDataFrame | None = None) -> folium.Map:
+    """Detection map: density contours, Gi* hot and cold cells, numbered places.
+
+    The HTML size does not grow with the number of incidents: every layer is an
+    aggregate (contours, significant cells, place polygons).
+    """
+    web = area.to_crs(WEB_CRS)
+    minx, miny, maxx, maxy = web.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
+                   tiles="OpenStreetMap", control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    outline = shapely.set_precision(shapely.union_all(web.geometry.values), 1e-6)
+    folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",
+                   style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
+                   control=False).add_to(m)
+    if raster is not None:
+        _density_layer(m, raster)
+    if cells is not None:
+        _gistar_layer(m, cells, meta)
+    if places is not None:
+        _places_layer(m, places)
+    heading = f"{config.name}: hotspots, {meta['period']}"
+    note = f"{meta['incidents']:,} incidents" + (
+        ", categories: " + ", ".join(config.label(c) for c in meta["categories"])
+        if meta.get("categories") else "")
+    m.get_root().html.add_child(folium.Element(
+        "<div style='position:fixed;top:10px;left:60px;z-index:1000;background:white;"
+        "padding:6px 10px;border:1px solid #999;font:14px sans-serif;max-width:60%'>"
+        f"<b>{_esc(heading)}</b><br><span style='font-size:12px'>{_esc(note)}</span></div>"))
+    folium.LayerControl(collapsed=False, position="topleft").add_to(m)
+    return m
