@@ -95,6 +95,35 @@ def _cmd_summarise(args, config) -> int:
     return 0
 
 
+def _print_detect(meta: dict) -> None:
+    for note in meta["chosen"]:
+        print(f"hotspots: {note}", file=sys.stderr)
+    print(f"Hotspots for {meta['period']}: {meta['incidents']:,} incidents")
+    print(f"  grid: {meta['cell_shape']} cells of {meta['cell_size_m']:.0f} m "
+          f"({meta['cells']:,} cells); Gi* ({meta['gi_neighbours']} neighbours, "
+          f"{'FDR-corrected' if meta['fdr'] else 'uncorrected'}): hot cells at 99/95/90% "
+          f"{'/'.join(map(str, meta['hot_cells'].values()))}, cold "
+          f"{'/'.join(map(str, meta['cold_cells'].values()))}")
+    print(f"  kernel density: {meta['kernel']}, bandwidth {meta['bandwidth_m']:.0f} m, "
+          f"edge loss {meta['kde_edge_loss']:.1f} incidents")
+    print(f"  places ({meta['method']}): {meta['places']:,}")
+    for t in meta["top"]:
+        print(f"  {t['rank']:>3}. {t['label']} ({t['place_id']}): {t['n']:,} incidents")
+    for k, v in meta["files"].items():
+        print(f"  {k}: {v}")
+
+
+def _cmd_detect(args, config) -> int:
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    meta = jobs.detect(config=config, period=_period(args), categories=cats,
+                       store_file=args.store, out_dir=args.out, cache=args.geodata,
+                       cell_size_m=args.cell_size_m, shape=args.shape,
+                       bandwidth_m=args.bandwidth_m, kernel=args.kernel, method=args.method,
+                       fdr=not args.no_fdr)
+    print(json.dumps(meta)) if args.json else _print_detect(meta)
+    return 0
+
+
 def _cmd_synth(args, config) -> int:
     from .synthetic import make_synthetic, write_synthetic
 
@@ -147,12 +176,15 @@ def _cmd_demo(args, config) -> int:
     out["summaries"] = [
         jobs.summarise(config=config, level=level, store_file=store_file, out_dir=args.out,
                        cache=args.geodata) for level in ("lsoa", "ward")]
+    out["hotspots"] = jobs.detect(config=config, store_file=store_file, out_dir=args.out,
+                                  cache=args.geodata)
     if args.json:
         print(json.dumps(out))
     else:
         _print_ingest(out["ingest"])
         for meta in out["summaries"]:
             _print_summary(meta)
+        _print_detect(out["hotspots"])
     return 1 if any("error" in f for f in files) else 0
 
 
@@ -205,6 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out", help="output folder (default out/)")
     common(s)
     s.set_defaults(func=_cmd_summarise)
+
+    t = sub.add_parser("detect", help="hotspots in metres: grid, kernel density, Gi*, places")
+    t.add_argument("--month", help="YYYY-MM (default: latest complete month in the store)")
+    t.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
+    t.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
+    t.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    t.add_argument("--cell-size-m", type=float, help="grid cell size (default: chosen by rule)")
+    t.add_argument("--shape", choices=("square", "hex"), default="square")
+    t.add_argument("--bandwidth-m", type=float, help="KDE bandwidth (default: chosen by rule)")
+    t.add_argument("--kernel", choices=("quartic", "gaussian"), default="quartic")
+    t.add_argument("--method", choices=("dbscan", "hdbscan"), default="dbscan")
+    t.add_argument("--no-fdr", action="store_true", help="Gi* without FDR correction")
+    t.add_argument("--out", default="out", help="output folder (default out/)")
+    common(t)
+    t.set_defaults(func=_cmd_detect)
 
     y = sub.add_parser("synth", help="write SYNTHETIC council-style exports with planted truth")
     y.add_argument("--out", type=Path, default=Path("data/synthetic"))

@@ -124,3 +124,82 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
                  measure: float(r[measure])} for _, r in top.iterrows()],
     })
     return meta
+
+
+def detect(*, config: Config, period: Period | None = None, categories: list[str] | None = None,
+           store_file: str | Path | None = None, out_dir: str | Path = "out",
+           cache: str | Path | None = None, cell_size_m: float | None = None,
+           shape: str = "square", bandwidth_m: float | None = None, kernel: str = "quartic",
+           method: str = "dbscan", fdr: bool = True) -> dict:
+    """Hotspots in metres for a period: grid counts, kernel density, Gi* and places.
+
+    Writes ``hotspots_<period>.html`` (map), ``places_<period>.csv`` and
+    ``hotspots_<period>.gpkg`` (layers ``cells`` and ``places``) to ``out_dir``.
+    Parameters left as None are chosen by the stated rules and reported in the result.
+    """
+    from .cluster import find_places
+    from .density import kde, suggest_bandwidth
+    from .gistar import gistar, grid_neighbours
+    from .grid import grid_counts, make_grid, suggest_cell_size
+    from .maps import hotspot_map
+
+    conn = store.connect(store_file)
+    try:
+        period = period or month_period(latest_complete_month(conn))
+        inc = store.read_incidents(conn, start=period.start.replace(day=1).isoformat(),
+                                   end=period.end.isoformat(), categories=categories)
+    finally:
+        conn.close()
+    inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
+    if len(inc) < 3:
+        raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
+                            "hotspots; widen the period or the categories.")
+    layers = geography.read_layers(config, cache=cache)
+    area = geography.study_area(layers, config)
+    x, y = inc["x"].to_numpy(), inc["y"].to_numpy()
+    harm = inc["category"].map({k: c.weight for k, c in config.categories.items()}).fillna(1.0)
+    cell = cell_size_m or suggest_cell_size(x, y, area)
+    grid = make_grid(area, cell_size_m=cell, shape=shape)
+    cells = grid_counts(grid, x, y, weights=harm.to_numpy())
+    gi = gistar(cells["n"].to_numpy(dtype=float), grid_neighbours(cells), fdr=fdr)
+    cells = cells.join(gi)
+    bw = bandwidth_m or suggest_bandwidth(x, y)
+    raster = kde(x, y, area=area, bandwidth_m=bw, cell_size_m=min(cell, bw / 4), kernel=kernel)
+    names = {c: n for key in ("ward", "lsoa")
+             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
+    places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
+                         names=names)
+    chosen = []
+    if cell_size_m is None:
+        chosen.append(f"cell size set to {cell:g} m (rule: the larger of the bounding box's "
+                      "shorter side / 50 and sqrt(area / incidents), rounded down)")
+    if bandwidth_m is None:
+        chosen.append(f"bandwidth set to {bw:g} m (rule: ArcGIS spatial Silverman, "
+                      "0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2)")
+    meta = {
+        "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
+        "categories": sorted(inc["category"].unique().tolist()),
+        "cell_size_m": float(cell), "cell_shape": shape, "cells": int(len(cells)),
+        "bandwidth_m": float(bw), "kernel": kernel, "kde_edge_loss": float(raster.edge_loss),
+        "gi_neighbours": "queen", "fdr": fdr,
+        "hot_cells": {str(k): int((cells["gi_class"] == k).sum()) for k in (3, 2, 1)},
+        "cold_cells": {str(k): int((cells["gi_class"] == k).sum()) for k in (-1, -2, -3)},
+        "method": method, "places": int(len(places)),
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = period.label.replace(" ", "_")
+    html_path = out / f"hotspots_{stem}.html"
+    csv_path = out / f"places_{stem}.csv"
+    gpkg_path = out / f"hotspots_{stem}.gpkg"
+    save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
+                         raster=raster, cells=cells, places=places), html_path)
+    places.drop(columns="geometry").to_csv(csv_path, index=False, float_format="%.4f")
+    gpkg_path.unlink(missing_ok=True)
+    cells.to_file(gpkg_path, layer="cells", driver="GPKG")
+    if not places.empty:
+        places.to_file(gpkg_path, layer="places", driver="GPKG")
+    meta["files"] = {"map": str(html_path), "places": str(csv_path), "gpkg": str(gpkg_path)}
+    meta["top"] = [{"rank": i, "place_id": r.place_id, "label": r.label, "n": int(r.n)}
+                   for i, r in enumerate(places.head(10).itertuples(), start=1)]
+    return meta

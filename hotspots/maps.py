@@ -270,9 +270,8 @@ def _density_layer(m: folium.Map, raster) -> None:
     edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
     scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
                             vmax=edges[-1])
-    scale.caption = (f"Kernel density, incidents per km² ({raster.kernel} kernel, bandwidth "
-                     f"{raster.bandwidth_m:.0f} m, {raster.cell_size_m:.0f} m cells; "
-                     f"{raster.n:,} incidents)")
+    scale.caption = (f"Incidents per km² ({raster.kernel} KDE, bandwidth "
+                     f"{raster.bandwidth_m:.0f} m, {raster.cell_size_m:g} m cells)")
     scale.add_to(m)
 
 
@@ -367,5 +366,5 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
         "<div style='position:fixed;top:10px;left:60px;z-index:1000;background:white;"
         "padding:6px 10px;border:1px solid #999;font:14px sans-serif;max-width:60%'>"
         f"<b>{_esc(heading)}</b><br><span style='font-size:12px'>{_esc(note)}</span></div>"))
-    folium.LayerControl(collapsed=False, position="topleft").add_to(m)
+    folium.LayerControl(collapsed=True, position="topleft").add_to(m)
     return m

@@ -136,3 +136,23 @@ def test_demo_end_to_end(tmp_path, capsys, cache):
     assert lsoa["period"] == ward["period"] == "2024-08"
     assert lsoa["total_in_areas"] == ward["total_in_areas"] == lsoa["incidents"]
     assert (tmp_path / "o" / "map_lsoa_2024-08.html").exists()
+    hot = report["hotspots"]
+    assert hot["period"] == "2024-08" and hot["places"] > 5
+    assert hot["cell_size_m"] > 0 and hot["bandwidth_m"] > 0  # chosen by rule, reported
+    assert sum(hot["hot_cells"].values()) > 0
+    places = (tmp_path / "o" / "places_2024-08.csv").read_text().splitlines()
+    assert places[0].startswith("place_id,label,n,harm,area_km2,density_per_km2")
+    assert len(places) == hot["places"] + 1
+
+
+def test_detect_announces_chosen_values_and_refuses_empty_periods(tmp_path, capsys, cache):
+    store = str(tmp_path / "s.sqlite")
+    run(capsys, "--geodata", str(cache), "ingest", *map(str, BURGLARY), "--store", store)
+    code, out, err = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--out",
+                         str(tmp_path / "o"))
+    assert code == 0
+    assert "cell size set to" in err and "bandwidth set to" in err
+    assert "Hotspots for 2024-08: 185 incidents" in out
+    code, _, err = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--month",
+                       "2023-01")
+    assert code == 1 and "0 incident(s) in 2023-01: too few to look for hotspots" in err
