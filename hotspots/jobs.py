@@ -164,7 +164,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     gi = gistar(cells["n"].to_numpy(dtype=float), grid_neighbours(cells), fdr=fdr)
     cells = cells.join(gi)
     bw = bandwidth_m or suggest_bandwidth(x, y)
-    raster = kde(x, y, area=area, bandwidth_m=bw, cell_size_m=min(cell, bw / 4), kernel=kernel)
+    raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
+                 cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
     names = {c: n for key in ("ward", "lsoa")
              for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
     places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,

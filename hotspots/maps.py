@@ -67,6 +67,25 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     return path
 
 
+#: Title box; on a phone it moves to the bottom and the colour legend shrinks.
+_PAGE_CSS = """<style>
+.hs-title{position:fixed;top:10px;left:60px;z-index:1000;background:white;padding:6px 10px;
+ border:1px solid #999;font:14px sans-serif;max-width:45%}
+.hs-title span{font-size:12px}
+@media (max-width:600px){.hs-title{top:auto;bottom:52px;left:8px;right:8px;max-width:none;
+ font-size:12px}.hs-title span{font-size:11px}
+ .legend{transform:scale(.72);transform-origin:top right}}
+@media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
+</style>"""
+
+
+def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
+    m.get_root().header.add_child(folium.Element(_PAGE_CSS))
+    m.get_root().html.add_child(folium.Element(
+        f"<div class='hs-title'><b>{_esc(heading)}</b><br><span>{_esc(note)}</span></div>"))
+    folium.LayerControl(collapsed=True, position="topleft").add_to(m)
+
+
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
@@ -167,11 +186,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     heading = title or f"{config.name}: {MEASURE_LABELS[measure].lower()}, {meta['period']}"
     note = (f"{meta['incidents']:,} incidents, categories: "
             + ", ".join(config.label(c) for c in meta["categories"]))
-    m.get_root().html.add_child(folium.Element(
-        "<div style='position:fixed;top:10px;left:60px;z-index:1000;background:white;"
-        "padding:6px 10px;border:1px solid #999;font:14px sans-serif;max-width:60%'>"
-        f"<b>{_esc(heading)}</b><br><span style='font-size:12px'>{_esc(note)}</span></div>"))
-    folium.LayerControl(collapsed=True, position="topleft").add_to(m)
+    _title_and_controls(m, heading, note)
     return m
 
 
@@ -270,8 +285,8 @@ def _density_layer(m: folium.Map, raster) -> None:
     edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
     scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
                             vmax=edges[-1])
-    scale.caption = (f"Incidents per km² ({raster.kernel} KDE, bandwidth "
-                     f"{raster.bandwidth_m:.0f} m, {raster.cell_size_m:g} m cells)")
+    scale.caption = (f"Incidents per km² · {raster.kernel} KDE · bandwidth "
+                     f"{raster.bandwidth_m:.0f} m · {raster.cell_size_m:g} m cells")
     scale.add_to(m)
 
 
@@ -362,9 +377,5 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     note = f"{meta['incidents']:,} incidents" + (
         ", categories: " + ", ".join(config.label(c) for c in meta["categories"])
         if meta.get("categories") else "")
-    m.get_root().html.add_child(folium.Element(
-        "<div style='position:fixed;top:10px;left:60px;z-index:1000;background:white;"
-        "padding:6px 10px;border:1px solid #999;font:14px sans-serif;max-width:60%'>"
-        f"<b>{_esc(heading)}</b><br><span style='font-size:12px'>{_esc(note)}</span></div>"))
-    folium.LayerControl(collapsed=True, position="topleft").add_to(m)
+    _title_and_controls(m, heading, note)
     return m
