@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import geography, jobs
+from . import geography, jobs, store
 from .config import load_config
 from .errors import HotspotsError
 from .summary import MEASURES, month_period, parse_period
@@ -121,6 +121,28 @@ def _cmd_detect(args, config) -> int:
                        bandwidth_m=args.bandwidth_m, kernel=args.kernel, method=args.method,
                        fdr=not args.no_fdr)
     print(json.dumps(meta)) if args.json else _print_detect(meta)
+    return 0
+
+
+def _cmd_task(args, config) -> int:
+    conn = store.connect(args.store)
+    try:
+        if args.task_command == "add":
+            decision = store.record_decision(
+                conn, place_id=args.place, owner=args.owner, actions=args.actions,
+                review_date=args.review, meeting_date=args.meeting)
+            out = {"decision_id": decision, "store": str(store.store_path(args.store))}
+            text = f"decision {decision} recorded for place {args.place}"
+        else:
+            table = store.read_decisions(conn, meeting_date=args.meeting)
+            out = {"decisions": table.drop(columns="geometry_wkt").to_dict("records")}
+            text = "\n".join(
+                f"{r.meeting_date} #{r.decision_id} {r.place_id} {r.label}: "
+                f"{store.OWNERS[r.owner]}; {r.actions}; review {r.review_date}"
+                for r in table.itertuples()) or "no decisions recorded"
+    finally:
+        conn.close()
+    print(json.dumps(out)) if args.json else print(text)
     return 0
 
 
@@ -252,6 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="out", help="output folder (default out/)")
     common(t)
     t.set_defaults(func=_cmd_detect)
+
+    k = sub.add_parser("task", help="the tasking log: decisions on places")
+    ksub = k.add_subparsers(dest="task_command", required=True)
+    ka = ksub.add_parser("add", help="record a decision on a place of the latest detect run")
+    ka.add_argument("--place", required=True, help="place id, e.g. P5339-1819")
+    ka.add_argument("--owner", required=True, choices=sorted(store.OWNERS))
+    ka.add_argument("--actions", required=True, help="what will be done")
+    ka.add_argument("--review", required=True, help="review date, YYYY-MM-DD")
+    ka.add_argument("--meeting", help="meeting date, YYYY-MM-DD (default today)")
+    common(ka)
+    kl = ksub.add_parser("list", help="decisions recorded")
+    kl.add_argument("--meeting", help="only this meeting, YYYY-MM-DD")
+    common(kl)
+    k.set_defaults(func=_cmd_task)
 
     y = sub.add_parser("synth", help="write SYNTHETIC council-style exports with planted truth")
     y.add_argument("--out", type=Path, default=Path("data/synthetic"))

@@ -200,6 +200,14 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     cells.to_file(gpkg_path, layer="cells", driver="GPKG")
     if not places.empty:
         places.to_file(gpkg_path, layer="places", driver="GPKG")
+    conn = store.connect(store_file)
+    try:
+        meta["run_id"] = store.write_places(
+            conn, places, period=period.label, start=period.start.isoformat(),
+            end=period.end.isoformat(), method=method,
+            params={k: meta[k] for k in ("cell_size_m", "bandwidth_m", "kernel", "fdr")})
+    finally:
+        conn.close()
     meta["files"] = {"map": str(html_path), "places": str(csv_path), "gpkg": str(gpkg_path)}
     meta["top"] = [{"rank": i, "place_id": r.place_id, "label": r.label, "n": int(r.n)}
                    for i, r in enumerate(places.head(10).itertuples(), start=1)]

@@ -52,6 +52,21 @@ CREATE TABLE IF NOT EXISTS problems (
     row INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
     reason TEXT NOT NULL, message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS place_runs (
+    run_id INTEGER PRIMARY KEY, period TEXT NOT NULL, start TEXT NOT NULL, end TEXT NOT NULL,
+    method TEXT NOT NULL, params_json TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS places (
+    run_id INTEGER NOT NULL REFERENCES place_runs(run_id), place_id TEXT NOT NULL,
+    rank INTEGER NOT NULL, label TEXT NOT NULL, n INTEGER NOT NULL,
+    geometry_wkt TEXT NOT NULL, PRIMARY KEY (run_id, place_id)
+);
+CREATE TABLE IF NOT EXISTS tasking (
+    decision_id INTEGER PRIMARY KEY, meeting_date TEXT NOT NULL, run_id INTEGER NOT NULL,
+    place_id TEXT NOT NULL, label TEXT NOT NULL, geometry_wkt TEXT NOT NULL,
+    owner TEXT NOT NULL, actions TEXT NOT NULL, review_date TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
     reasons TEXT NOT NULL, raw_json TEXT NOT NULL
@@ -190,3 +205,84 @@ def read_problems(conn: sqlite3.Connection, load_id: int | None = None) -> pd.Da
 def date_range(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
     """First and last incident date in the store."""
     return conn.execute("SELECT min(date), max(date) FROM incidents").fetchone()
+
+
+#: Who a tasking decision goes to.
+OWNERS = {
+    "ptf": "Partnership Task Force", "enforcement": "Enforcement officers",
+    "neighbourhood": "Neighbourhood Management", "housing": "Housing provider",
+    "other": "Other",
+}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def write_places(conn: sqlite3.Connection, places, *, period: str, start: str, end: str,
+                 method: str, params: dict) -> int:
+    """Keep a detection run's places (EPSG:27700 WKT) so decisions can refer to them."""
+    with conn:
+        run_id = conn.execute(
+            "INSERT INTO place_runs (period, start, end, method, params_json, created_at) "
+            "VALUES (?,?,?,?,?,?)",
+            (period, start, end, method, json.dumps(params), _now())).lastrowid
+        conn.executemany(
+            "INSERT INTO places VALUES (?,?,?,?,?,?)",
+            ((run_id, r.place_id, i, r.label, int(r.n), r.geometry.wkt)
+             for i, r in enumerate(places.itertuples(index=False), start=1)))
+    return int(run_id)
+
+
+def read_places(conn: sqlite3.Connection, run_id: int | None = None) -> pd.DataFrame:
+    """Places of one detection run (default: the latest), with period and rank."""
+    if run_id is None:
+        run_id = conn.execute("SELECT max(run_id) FROM place_runs").fetchone()[0]
+    return pd.read_sql_query(
+        "SELECT p.*, r.period, r.start, r.end FROM places p JOIN place_runs r USING (run_id) "
+        "WHERE run_id = ? ORDER BY rank", conn, params=[run_id])
+
+
+def record_decision(conn: sqlite3.Connection, *, place_id: str, owner: str, actions: str,
+                    review_date: str, meeting_date: str | None = None) -> int:
+    """Record a tasking decision on a place of the latest detection run.
+
+    Raises
+    ------
+    StoreError
+        unknown place, owner or dates that are not ISO dates.
+    """
+    if owner not in OWNERS:
+        raise StoreError(f"owner '{owner}' is not one of {sorted(OWNERS)} "
+                         f"({', '.join(OWNERS.values())}).")
+    meeting_date = meeting_date or dt.date.today().isoformat()
+    for name, value in (("meeting date", meeting_date), ("review date", review_date)):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise StoreError(f"{name} '{value}' is not a date; write YYYY-MM-DD.") from exc
+    if review_date < meeting_date:
+        raise StoreError(f"review date {review_date} is before the meeting {meeting_date}.")
+    latest = read_places(conn)
+    match = latest.loc[latest["place_id"] == place_id]
+    if match.empty:
+        period = latest["period"].iloc[0] if len(latest) else None
+        raise StoreError(f"place '{place_id}' is not in the latest detection run"
+                         + (f" ({period})" if period else " (there is none)")
+                         + "; run `hotspots detect` and use one of its place ids.")
+    r = match.iloc[0]
+    with conn:
+        return int(conn.execute(
+            "INSERT INTO tasking (meeting_date, run_id, place_id, label, geometry_wkt, owner, "
+            "actions, review_date, recorded_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (meeting_date, int(r["run_id"]), place_id, r["label"], r["geometry_wkt"], owner,
+             actions, review_date, _now())).lastrowid)
+
+
+def read_decisions(conn: sqlite3.Connection, *, meeting_date: str | None = None
+                   ) -> pd.DataFrame:
+    """Tasking decisions, all or of one meeting, oldest first."""
+    sql, args = "SELECT * FROM tasking", []
+    if meeting_date:
+        sql, args = sql + " WHERE meeting_date = ?", [meeting_date]
+    return pd.read_sql_query(sql + " ORDER BY meeting_date, decision_id", conn, params=args)

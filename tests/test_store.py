@@ -109,3 +109,44 @@ def test_unwritable_store_message(tmp_path):
     with pytest.raises(store.StoreError, match=r"cannot open the store .*Check the path given "
                                                r"to --store"):
         store.connect(blocker / "store.sqlite")
+
+
+def places_frame():
+    import geopandas as gpd
+    import shapely
+    return gpd.GeoDataFrame(
+        {"place_id": ["P1", "P2"], "label": ["Brick Lane", "Watney Street"], "n": [40, 30]},
+        geometry=[shapely.box(0, 0, 100, 100), shapely.box(500, 500, 600, 650)], crs=27700)
+
+
+def test_tasking_log_round_trip(conn):
+    run = store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                             end="2024-08-31", method="dbscan", params={"eps_m": 75})
+    latest = store.read_places(conn)
+    assert latest[["place_id", "rank", "run_id", "period"]].values.tolist() == [
+        ["P1", 1, run, "2024-08"], ["P2", 2, run, "2024-08"]]
+    d = store.record_decision(conn, place_id="P2", owner="enforcement",
+                              actions="Dispersal patrols; =HYPERLINK(\"x\")",
+                              review_date="2024-10-01", meeting_date="2024-09-05")
+    got = store.read_decisions(conn).iloc[0]
+    assert (got["decision_id"], got["place_id"], got["label"], got["owner"]) == (
+        d, "P2", "Watney Street", "enforcement")
+    assert got["actions"] == "Dispersal patrols; =HYPERLINK(\"x\")"  # stored as given
+    assert got["geometry_wkt"].startswith("POLYGON ((600 500")
+    assert store.read_decisions(conn, meeting_date="2024-09-06").empty
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"place_id": "P9"}, r"place 'P9' is not in the latest detection run \(2024-08\); run "
+                         r"`hotspots detect`"),
+    ({"owner": "police"}, r"owner 'police' is not one of \['enforcement', 'housing', "),
+    ({"review_date": "01/10/2024"}, r"review date '01/10/2024' is not a date; write YYYY-MM-DD"),
+    ({"review_date": "2024-09-01"}, r"review date 2024-09-01 is before the meeting 2024-09-05"),
+])
+def test_tasking_decision_errors(conn, kw, message):
+    store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                       end="2024-08-31", method="dbscan", params={})
+    args = {"place_id": "P1", "owner": "ptf", "actions": "patrol", "review_date": "2024-10-01",
+            "meeting_date": "2024-09-05", **kw}
+    with pytest.raises(store.StoreError, match=message):
+        store.record_decision(conn, **args)
