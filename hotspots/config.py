@@ -48,6 +48,10 @@ class Config:
     nearest_max_m: float = 250.0
     location_key_m: int = 10
     future_tolerance_days: int = 1
+    ranking: dict[str, float] = field(default_factory=dict)
+    partner_min_count: int = 5
+    trigger_reports: int = 3
+    trigger_window_days: int = 182
     source: str = field(default="", compare=False)
 
     def weight(self, category: str) -> float:
@@ -129,5 +133,9 @@ def load_config(path: str | Path | None = None) -> Config:
         nearest_max_m=float(assign.get("nearest_max_m", 250.0)),
         location_key_m=int(ingest.get("location_key_m", 10)),
         future_tolerance_days=int(ingest.get("future_tolerance_days", 1)),
+        ranking={k: float(v) for k, v in raw.get("ranking", {}).items()},
+        partner_min_count=int(raw.get("partner", {}).get("min_count", 5)),
+        trigger_reports=int(raw.get("repeats", {}).get("trigger_reports", 3)),
+        trigger_window_days=int(raw.get("repeats", {}).get("trigger_window_days", 182)),
         source=where,
     )

@@ -5,8 +5,9 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
-ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic"}
-OUTPUTS = {"maps"}
+ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
+            "repeats", "trends"}
+OUTPUTS = {"maps", "export", "report"}
 FRONT = {"cli", "jobs"}
 
 

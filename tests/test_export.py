@@ -1,0 +1,183 @@
+import csv
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from hotspots import export
+from hotspots.export import neutralise, partner_table, write_csv, write_xlsx
+
+DANGEROUS = ['=HYPERLINK("http://x","click")', "+1", "-1+2", "@SUM(A1)", "\tcmd", "\r=1",
+             " =1+1", "\uff1dSUM(A1)"]
+HARMLESS = ["<script>alert(1)</script>", "Brick Lane", "", "#N/A", "it's =fine"]
+
+
+def hostile() -> pd.DataFrame:
+    texts = DANGEROUS + HARMLESS
+    k = len(texts)
+    return pd.DataFrame({
+        "location": texts,
+        "n": np.arange(k) - 3,  # real negative numbers included
+        "change": np.linspace(-2.5, 2.5, k),
+        "=cmd|' /C calc'!A0": ["x"] * k,
+    })
+
+
+def test_neutralise():
+    for text in DANGEROUS:
+        assert neutralise(text) == "'" + text
+    for text in HARMLESS:
+        assert neutralise(text) == text
+    for number in (-1, -2.5, np.int64(-3), np.float64(-0.5), 0, True, None):
+        assert neutralise(number) is number
+    assert type(neutralise(np.str_("=1"))) is str
+
+
+def test_csv_round_trip_is_text_and_keeps_numbers(tmp_path):
+    df = hostile()
+    before = df.copy()
+    path = write_csv(df, tmp_path / "t.csv")
+    pd.testing.assert_frame_equal(df, before)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    assert header == ["location", "n", "change", "'=cmd|' /C calc'!A0"]
+    assert [r[0] for r in body] == ["'" + t for t in DANGEROUS] + HARMLESS
+    assert [r[1] for r in body] == [str(i - 3) for i in range(len(body))]  # "-3", no "'"
+    assert body[0][2] == "-2.5"
+    for row in rows:
+        for cell in row:
+            assert is_number(cell) or not cell.startswith(export.DANGEROUS_STARTS), cell
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_xlsx_round_trip_has_strings_numbers_and_no_formulas(tmp_path):
+    df = hostile()
+    path = write_xlsx({"Places": df, "Second": df.head(2)}, tmp_path / "t.xlsx")
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["Places", "Second"]
+    ws = wb["Places"]
+    assert ws.freeze_panes == "A2"
+    assert [c.value for c in ws[1]] == ["location", "n", "change", "'=cmd|' /C calc'!A0"]
+    texts = [ws.cell(row=r, column=1) for r in range(2, ws.max_row + 1)]
+    assert all(c.data_type == "s" for c in texts if c.value is not None)
+    assert texts[len(DANGEROUS) + 2].value is None  # empty text: an empty cell
+    # XML reads a carriage return back as a newline
+    assert [c.value for c in texts[:len(DANGEROUS)]] == [
+        "'" + t.replace("\r", "\n") for t in DANGEROUS]
+    assert texts[len(DANGEROUS)].value == "<script>alert(1)</script>"
+    assert texts[len(DANGEROUS) + 3].value == "#N/A"  # text, not an error cell
+    numbers = [ws.cell(row=r, column=2) for r in range(2, ws.max_row + 1)]
+    assert [c.value for c in numbers[:4]] == [-3, -2, -1, 0]
+    assert all(c.data_type == "n" for c in numbers)
+    assert ws.cell(row=2, column=3).value == -2.5
+    for sheet in wb.worksheets:
+        for row in sheet.iter_rows():
+            assert all(c.data_type != "f" for c in row)
+    assert ws.column_dimensions["A"].width >= 8
+
+
+def test_xlsx_stores_text_as_text_even_without_neutralise(tmp_path, monkeypatch):
+    # openpyxl alone would store "=..." as a formula: the writer forces strings
+    monkeypatch.setattr(export, "neutralise", lambda value: value)
+    path = write_xlsx({"S": pd.DataFrame({"a": ["=1+1", "#N/A"]})}, tmp_path / "raw.xlsx")
+    ws = openpyxl.load_workbook(path)["S"]
+    assert [(c.value, c.data_type) for c in ws["A"][1:]] == [("=1+1", "s"), ("#N/A", "s")]
+
+
+def test_xlsx_odd_values(tmp_path):
+    df = pd.DataFrame({"t": ["bell\x07here", "x" * 40000, None],
+                       "f": [np.nan, np.inf, 1.5], "d": pd.to_datetime(["2024-08-01"] * 3),
+                       "b": [True, False, True]})
+    ws = openpyxl.load_workbook(write_xlsx({"S": df}, tmp_path / "o.xlsx"))["S"]
+    assert ws["A2"].value == "bell\ufffdhere" and len(ws["A3"].value) == 32767
+    assert ws["A4"].value is None and ws["B2"].value is None and ws["B4"].value == 1.5
+    assert ws["C2"].value == "2024-08-01T00:00:00" and ws["D2"].value is True
+
+
+def test_write_xlsx_checks_sheet_names(tmp_path):
+    with pytest.raises(ValueError, match=r"sheet name 'a/b' is not allowed; Excel needs 1-31"):
+        write_xlsx({"a/b": pd.DataFrame()}, tmp_path / "x.xlsx")
+    with pytest.raises(ValueError, match=r"sheet name 'x' is used twice"):
+        write_xlsx({"X": pd.DataFrame(), "x": pd.DataFrame()}, tmp_path / "x.xlsx")
+    with pytest.raises(ValueError, match=r"sheets must be a non-empty dict"):
+        write_xlsx({}, tmp_path / "x.xlsx")
+
+
+def places() -> pd.DataFrame:
+    return pd.DataFrame({
+        "place_id": ["p1", "p2", "p3", "p4", "p5"],
+        "label": ["=HYPERLINK(\"http://x\")", "Brick Lane", "Mile End Rd", "Roman Rd", "A"],
+        "n": [4, 5, 0, 12, 1],
+        "n_prev": [6, 2, 0, 12, 9],
+        "n_drugs": [1, 5, 0, 7, 0],
+        "harm": [9.0, 5.0, 0.0, 30.0, 8.0],
+        "density_per_km2": [40.0, 50.0, 0.0, 120.0, 10.0],
+        "repeat_share": [0.5, 0.0, 0.0, 0.25, 0.0],
+        "change": [-2, 3, 0, 0, -8],
+        "caller_key": ["c1", "c2", "", "c4", ""],
+        "repeat_caller_share": [0.5, 0.0, 0.0, 0.1, 0.0],
+        "description": ["free text", "", "", "", ""],
+        "location": ["1 High St", "", "", "", ""],
+        "Free_Text_Notes": ["x"] * 5,
+        "location_key": ["k"] * 5,
+    })
+
+
+def test_partner_table_suppresses_small_counts_and_what_derives_from_them():
+    table = places()
+    before = table.copy()
+    out = partner_table(table)
+    pd.testing.assert_frame_equal(table, before)
+    assert list(out.columns) == ["place_id", "label", "n", "n_prev", "n_drugs", "harm",
+                                 "density_per_km2", "repeat_share", "change"]
+    assert out["n"].tolist() == ["<5", 5, 0, 12, "<5"]  # 4 -> "<5", 5 -> 5, 0 stays 0
+    assert out["n_prev"].tolist() == [6, "<5", 0, 12, 9]
+    assert out["n_drugs"].tolist() == ["<5", 5, 0, 7, 0]
+    c = export.DERIVED_SUPPRESSED
+    assert out["density_per_km2"].tolist() == [c, 50.0, 0.0, 120.0, c]
+    assert out["harm"].tolist() == [c, 5.0, 0.0, 30.0, c]
+    # 0.25 x 12 = 3 incidents at repeat locations: too few to show
+    assert out["repeat_share"].tolist() == [c, 0.0, 0.0, c, c]
+    assert out["change"].tolist() == [c, c, 0, 0, c]
+    assert out["label"].iloc[0] == table["label"].iloc[0]  # kept; neutralised on export
+
+
+def test_partner_table_threshold_and_implied_counts():
+    out = partner_table(places(), min_count=3)
+    assert out["n"].tolist() == [4, 5, 0, 12, "<3"]
+    assert out["n_prev"].tolist() == [6, "<3", 0, 12, 9]
+    # no n_prev column: the change gives it away (12 - 10 = 2), so it is suppressed
+    implied = partner_table(pd.DataFrame({"code": ["A", "B"], "n": [12, 12],
+                                          "change": [10, 0], "change_pct": [500.0, 0.0]}))
+    assert implied["change"].tolist() == ["[c]", 0]
+    assert implied["change_pct"].tolist() == ["[c]", 0.0]
+    assert partner_table(places(), count_columns=["n"])["n_drugs"].tolist() == [1, 5, 0, 7, 0]
+
+
+def test_partner_table_errors():
+    with pytest.raises(ValueError, match=r"min_count must be a whole number of 1 or more; got 0"):
+        partner_table(places(), min_count=0)
+    with pytest.raises(ValueError, match=r"count_columns names column\(s\) \['x'\]"):
+        partner_table(places(), count_columns=["x"])
+    with pytest.raises(ValueError, match=r"'ref' column, so it holds incident records"):
+        partner_table(places().assign(ref="r1"))
+
+
+def test_partner_pack_written_safely(tmp_path):
+    out = partner_table(places())
+    ws = openpyxl.load_workbook(write_xlsx({"Partners": out}, tmp_path / "p.xlsx"))["Partners"]
+    header = [c.value for c in ws[1]]
+    assert not any("caller" in h or h in ("description", "location") for h in header)
+    n = header.index("n") + 1
+    assert [ws.cell(row=r, column=n).value for r in range(2, 7)] == ["<5", 5, 0, 12, "<5"]
+    assert ws.cell(row=3, column=n).data_type == "n"
+    assert ws["B2"].value == "'=HYPERLINK(\"http://x\")" and ws["B2"].data_type == "s"
