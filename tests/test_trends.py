@@ -1,0 +1,406 @@
+"""Trends: the exact Poisson test against hand computations, period comparisons, the
+Mann-Kendall test, every emerging hot spot class on constructed series and end to end,
+hour x weekday profiles and patrol windows; the planted step changes of the synthetic data.
+"""
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom, kendalltau
+
+from hotspots.gistar import gistar, grid_neighbours
+from hotspots.summary import Period, month_period
+from hotspots.synthetic import make_synthetic
+from hotspots.trends import (
+    EMERGING_COLUMNS,
+    NO_TIMES_NOTE,
+    PATTERNS,
+    TREND_COLUMNS,
+    classify_series,
+    emerging_hotspots,
+    mann_kendall,
+    patrol_windows,
+    period_trends,
+    poisson_change_test,
+    time_profile,
+)
+
+from .test_repeats import incidents, synthetic_incidents
+
+# --- poisson_change_test -----------------------------------------------------------------
+
+
+def test_poisson_change_test_against_hand_computation():
+    # 4 against 2, equal periods: Binomial(6, 0.5). Every outcome but 3 is no likelier
+    # than 4 (P(2) = P(4) = 15/64), so p = 1 - P(3) = 1 - 20/64 = 0.6875
+    assert poisson_change_test(4, 2) == 0.6875
+    assert poisson_change_test(2, 4) == 0.6875
+    assert poisson_change_test(40, 10) < 0.001
+    # unequal exposures: 10 in 31 days against 2 in 28 days, by summing the pmf
+    k, n, share = 10, 12, 31 / 59
+    pmf = binom.pmf(np.arange(n + 1), n, share)
+    expected = pmf[pmf <= pmf[k] * (1 + 1e-7)].sum()
+    got = poisson_change_test(10, 2, exposure=31, previous_exposure=28)
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert poisson_change_test(0, 0) == 1.0
+    # the same rate over twice the time is no change at all
+    assert poisson_change_test(20, 10, exposure=2) == 1.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"count": -1, "previous": 2}, "count must be a whole number of incidents >= 0; got -1"),
+    ({"count": 1, "previous": 2.5}, "previous must be a whole number of incidents >= 0"),
+    ({"count": 1, "previous": 2, "exposure": 0},
+     r"exposure must be a finite length > 0 \(e.g. days\); got 0"),
+])
+def test_poisson_change_test_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        poisson_change_test(**kwargs)
+
+
+# --- period_trends -----------------------------------------------------------------------
+
+def test_period_trends_compares_previous_period_and_year_before():
+    rows = (
+        [{"unit": "A", "date": "2024-08-10"}] * 40 + [{"unit": "A", "date": "2024-07-10"}] * 10
+        + [{"unit": "A", "date": "2023-08-10"}] * 38
+        + [{"unit": "B", "date": "2024-08-02"}] * 4 + [{"unit": "B", "date": "2024-07-02"}] * 2
+        + [{"unit": "C", "date": "2024-07-05"}] * 30 + [{"unit": "C", "date": "2023-08-20"}] * 5
+        # police.uk rows are dated the 1st and count when their whole month is inside
+        + [{"unit": "D", "date": "2024-08-01", "source": "policeuk"}] * 3
+        + [{"unit": "", "date": "2024-08-10"}] * 7  # no unit: left out
+    )
+    inc = incidents(rows)
+    before = inc.copy()
+    out = period_trends(inc, period=month_period("2024-08"))
+    pd.testing.assert_frame_equal(inc, before)
+    assert list(out.columns) == list(TREND_COLUMNS) and out.index.name == "unit"
+    assert out.index.tolist() == ["A", "B", "C", "D"]
+    assert out[["n", "n_previous", "n_last_year"]].values.tolist() == [
+        [40, 10, 38], [4, 2, 0], [0, 30, 5], [3, 0, 0]]
+    assert out["change_previous"].tolist() == [30, 2, -30, 3]
+    assert out["change_year"].tolist() == [2, 4, -5, 3]
+    # July and August both have 31 days: the equal-exposure test
+    assert out.loc["B", "p_previous"] == 0.6875
+    assert out.loc["A", "p_previous"] == pytest.approx(poisson_change_test(40, 10))
+    assert out.loc["A", "p_year"] == pytest.approx(poisson_change_test(40, 38))
+    assert out["trend"].tolist() == ["rising", "no clear change", "falling", "no clear change"]
+    # a fortnight: half the police.uk month is outside, so those rows do not count
+    two_weeks = period_trends(inc, period=Period(dt.date(2024, 8, 1), dt.date(2024, 8, 14)))
+    assert "D" not in two_weeks.index and two_weeks.loc["A", "n"] == 40
+
+
+def test_period_trends_uses_period_lengths_as_exposure():
+    # March (31 days) against February 2024 (29 days): 31 vs 29 is the same daily rate
+    rows = ([{"date": "2024-03-05"}] * 31 + [{"date": "2024-02-05"}] * 29)
+    out = period_trends(incidents(rows), period=month_period("2024-03"))
+    assert out.loc["A", "p_previous"] == pytest.approx(1.0)
+    assert out.loc["A", "trend"] == "no clear change"
+
+
+def test_period_trends_rejects_bad_parameters():
+    inc = incidents([{}])
+    with pytest.raises(ValueError, match=r"alpha must be a significance level in \(0, 1\), "
+                                         "such as 0.05; got 1.5"):
+        period_trends(inc, period=month_period("2024-08"), alpha=1.5)
+    with pytest.raises(ValueError, match="period must be a hotspots.summary.Period"):
+        period_trends(inc, period="2024-08")
+    with pytest.raises(ValueError, match="incidents has no column 'place'"):
+        period_trends(inc, period=month_period("2024-08"), unit="place")
+
+
+# --- Mann-Kendall ------------------------------------------------------------------------
+
+def test_mann_kendall_against_hand_computation():
+    # 1..5: S = 10, Var = 5*4*15/18, z = (10 - 1) / sqrt(Var)
+    s, z, p = mann_kendall([1, 2, 3, 4, 5])
+    assert s == 10
+    assert z == pytest.approx(9 / math.sqrt(300 / 18))
+    assert p == pytest.approx(math.erfc(z / math.sqrt(2)))
+    assert p == pytest.approx(0.027486, abs=1e-6)
+    # ties: [1, 1, 2, 3]: S = 5, Var = (4*3*13 - 2*1*9) / 18 = 138 / 18
+    s, z, p = mann_kendall([1, 1, 2, 3])
+    assert s == 5 and z == pytest.approx(4 / math.sqrt(138 / 18))
+    assert p == pytest.approx(0.148562, abs=1e-6)
+    # decreasing: symmetric
+    s, z, p2 = mann_kendall([3, 2, 1, 1])
+    assert s == -5 and z == pytest.approx(-4 / math.sqrt(138 / 18)) and p2 == p
+    assert mann_kendall([2, 2, 2]) == (0, 0.0, 1.0)
+
+
+def test_mann_kendall_s_agrees_with_kendalls_tau():
+    x = np.random.default_rng(4).normal(size=25)
+    s, _, _ = mann_kendall(x)
+    tau = kendalltau(np.arange(25), x).statistic  # no ties: tau = S / (n (n - 1) / 2)
+    assert s == round(tau * 25 * 24 / 2)
+
+
+def test_mann_kendall_rejects_short_or_missing_series():
+    with pytest.raises(ValueError, match="at least 3 values; got shape \\(2,\\)"):
+        mann_kendall([1, 2])
+    with pytest.raises(ValueError, match=r"series must be finite; 1 values are not, the first "
+                                         r"at position 1 \(nan\)"):
+        mann_kendall([1, np.nan, 3])
+
+
+# --- emerging hot spot classes on constructed series -------------------------------------
+
+H, C = "h", "c"  # "." = neither
+
+
+def flags(pattern: str):
+    return (np.array([ch == H for ch in pattern]), np.array([ch == C for ch in pattern]))
+
+
+UP, DOWN, FLAT = (3.0, 0.001), (-3.0, 0.001), (0.5, 0.6)
+
+SERIES = [  # (hot/cold per period, oldest first; Mann-Kendall z, p; expected)
+    (".........h", FLAT, "new hot spot"),
+    (".......hhh", FLAT, "consecutive hot spot"),
+    ("..hhhhhhhh", UP, "consecutive hot spot"),  # 80% hot: not yet intensifying
+    ("hhhhhhhhhh", UP, "intensifying hot spot"),
+    (".hhhhhhhhh", UP, "intensifying hot spot"),  # 90% incl. final
+    ("hhhhhhhhhh", FLAT, "persistent hot spot"),
+    ("hhhhh.hhhh", DOWN, "diminishing hot spot"),
+    ("..h..h.h.h", FLAT, "sporadic hot spot"),
+    ("h.......hh", FLAT, "sporadic hot spot"),  # hot before the final run
+    ("c.......hh", FLAT, "oscillating hot spot"),
+    ("cc.......h", FLAT, "oscillating hot spot"),  # once cold: not new
+    ("hhhhhhhhh.", FLAT, "historical hot spot"),
+    ("hhhhhhhhh.", DOWN, "historical hot spot"),
+    (".........c", FLAT, "new cold spot"),
+    ("......cccc", FLAT, "consecutive cold spot"),
+    ("cccccccccc", DOWN, "intensifying cold spot"),  # ever colder
+    ("cccccccccc", FLAT, "persistent cold spot"),
+    ("cccccccccc", UP, "diminishing cold spot"),
+    ("c.c.c....c", FLAT, "sporadic cold spot"),
+    ("hh.......c", FLAT, "oscillating cold spot"),
+    ("ccccccccc.", FLAT, "historical cold spot"),
+    ("..........", FLAT, "no pattern"),
+    ("hhh.......", FLAT, "no pattern"),  # hot once, not now, under 90%
+    ("hhhhhhhhhc", FLAT, "oscillating cold spot"),  # the final period decides the side
+    ("...h.c....", UP, "no pattern"),
+]
+
+
+@pytest.mark.parametrize("pattern, trend, expected", SERIES)
+def test_classify_series_on_constructed_series(pattern, trend, expected):
+    hot, cold = flags(pattern)
+    assert classify_series(hot, cold, *trend) == expected
+
+
+def test_every_class_is_constructed_and_rows_classify_at_once():
+    assert {e for _, _, e in SERIES} == set(PATTERNS)
+    hot = np.array([flags(p)[0] for p, _, _ in SERIES])
+    cold = np.array([flags(p)[1] for p, _, _ in SERIES])
+    z = np.array([t[0] for _, t, _ in SERIES])
+    p = np.array([t[1] for _, t, _ in SERIES])
+    assert classify_series(hot, cold, z, p).tolist() == [e for _, _, e in SERIES]
+
+
+def test_classify_series_uses_alpha_for_the_trend_and_90_percent_on_20_periods():
+    hot, cold = flags("h" * 10)
+    assert classify_series(hot, cold, 2.0, 0.08) == "intensifying hot spot"
+    assert classify_series(hot, cold, 2.0, 0.08, alpha=0.05) == "persistent hot spot"
+    hot, cold = flags("." * 2 + "h" * 18)  # exactly 90%
+    assert classify_series(hot, cold, *FLAT) == "persistent hot spot"
+    hot, cold = flags("." * 3 + "h" * 17)  # 85%
+    assert classify_series(hot, cold, *FLAT) == "consecutive hot spot"
+
+
+def test_classify_series_rejects_bad_input():
+    with pytest.raises(ValueError, match="a period cannot be both a hot and a cold spot"):
+        classify_series(np.ones(10, bool), np.ones(10, bool), 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"mk_p must hold one value per series \(3\); got 2"):
+        classify_series(np.zeros((3, 10), bool), np.zeros((3, 10), bool), 0.0, [1.0, 1.0])
+    with pytest.raises(ValueError, match="hot must be boolean"):
+        classify_series(np.ones(10), np.zeros(10, bool), 0.0, 1.0)
+
+
+# --- emerging hot spots end to end -------------------------------------------------------
+
+T = 12
+LEVELS = {  # the 3 x 3 block's count per period; the background is ~10 per cell
+    "persistent hot spot": [40] * T,
+    "intensifying hot spot": [20 + 4 * t for t in range(T)],
+    "diminishing hot spot": [20 + 4 * (T - 1 - t) for t in range(T)],
+    "new hot spot": [10] * (T - 1) + [40],
+    "consecutive hot spot": [10] * (T - 3) + [40] * 3,
+    "sporadic hot spot": [40 if t % 3 == 2 else 10 for t in range(T)],
+    "oscillating hot spot": [0] * 3 + [10] * (T - 4) + [40],
+    "historical hot spot": [40] * (T - 1) + [10],
+    "persistent cold spot": [0] * T,
+    "intensifying cold spot": [4 - 0.3 * t for t in range(T)],
+    "diminishing cold spot": [0.3 * t for t in range(T)],
+    "new cold spot": [10] * (T - 1) + [0],
+    "consecutive cold spot": [10] * (T - 3) + [0] * 3,
+    "sporadic cold spot": [0 if t % 3 == 2 else 10 for t in range(T)],
+    "oscillating cold spot": [40] * 3 + [10] * (T - 4) + [0],
+    "historical cold spot": [0] * (T - 1) + [10],
+    "no pattern": [10] * T,
+}
+
+
+def cube(levels):
+    """12 x 12 square grid, a static Poisson(10) background, the centre block at levels."""
+    rows, cols = np.meshgrid(np.arange(12), np.arange(12), indexing="ij")
+    grid = pd.DataFrame({"row": rows.ravel(), "col": cols.ravel()})
+    background = np.random.default_rng(0).poisson(10.0, size=len(grid)).astype(float)
+    counts = np.tile(background[:, None], (1, T))
+    block = (grid["row"].between(4, 6) & grid["col"].between(4, 6)).to_numpy()
+    counts[block] = np.asarray(levels, dtype=float)[None, :]
+    months = [f"2024-{m:02d}" for m in range(1, T + 1)]
+    centre = int(np.flatnonzero((grid["row"] == 5) & (grid["col"] == 5))[0])
+    frame = pd.DataFrame(counts, columns=months, index=[f"cell{i}" for i in range(len(grid))])
+    return frame, grid_neighbours(grid, cell_shape="square"), centre
+
+
+@pytest.mark.parametrize("expected", list(LEVELS))
+def test_emerging_hotspots_end_to_end(expected):
+    counts, w, centre = cube(LEVELS[expected])
+    before = counts.copy()
+    out = emerging_hotspots(counts, w)
+    pd.testing.assert_frame_equal(counts, before)
+    assert list(out.columns) == list(EMERGING_COLUMNS) and out.index.equals(counts.index)
+    assert out["pattern"].iloc[centre] == expected
+
+
+def test_emerging_hotspots_matches_gistar_mann_kendall_and_classify_series():
+    counts, w, centre = cube(LEVELS["intensifying hot spot"])
+    out = emerging_hotspots(counts, w)
+    z = np.column_stack([gistar(counts[c].to_numpy(), w)["gistar_z"] for c in counts])
+    p = np.column_stack([gistar(counts[c].to_numpy(), w)["p_adjusted"] for c in counts])
+    for i in (centre, 0, 30):
+        _, mk_z, mk_p = mann_kendall(z[i])
+        hot, cold = (p[i] <= 0.10) & (z[i] > 0), (p[i] <= 0.10) & (z[i] < 0)
+        row = out.iloc[i]
+        assert (row["mk_z"], row["mk_p"]) == pytest.approx((mk_z, mk_p))
+        assert (row["n_periods_hot"], row["n_periods_cold"]) == (hot.sum(), cold.sum())
+        assert row["final_z"] == pytest.approx(z[i, -1])
+        assert row["pattern"] == classify_series(hot, cold, mk_z, mk_p)
+
+
+def test_emerging_hotspots_needs_ten_periods_and_survives_empty_periods():
+    counts, w, centre = cube(LEVELS["new hot spot"])
+    with pytest.raises(ValueError, match=r"counts has 9 periods \(columns\); emerging hot "
+                                         "spot classes need at least 10"):
+        emerging_hotspots(counts.iloc[:, :9], w)
+    counts.iloc[:, 0] = 0.0  # a period with no incidents at all: no hot or cold spot
+    out = emerging_hotspots(counts, w)
+    assert out["pattern"].iloc[centre] == "new hot spot"
+
+
+# --- time profile and patrol windows -----------------------------------------------------
+
+def test_time_profile_counts_only_real_times():
+    inc = incidents([
+        {"date": "2024-08-02", "hour": 21},  # Friday
+        {"date": "2024-08-02", "hour": 21},
+        {"date": "2024-08-04", "hour": 0},  # Sunday
+        {"date": "2024-08-05", "hour": -1},  # no time of day
+        {"date": "2024-08-01", "hour": 0, "source": "policeuk"},  # month only
+    ])
+    prof = time_profile(inc)
+    assert prof.shape == (7, 24) and prof.index.tolist()[0] == "Mon"
+    assert prof.loc["Fri", 21] == 2 and prof.loc["Sun", 0] == 1
+    assert prof.to_numpy().sum() == 3
+    only_policeuk = time_profile(inc.iloc[3:])
+    assert only_policeuk.to_numpy().sum() == 0
+    assert patrol_windows(only_policeuk) == []
+    assert "police.uk" in NO_TIMES_NOTE
+
+
+def night_profile():
+    prof = np.ones((7, 24))
+    for day in (4, 5):  # Friday and Saturday nights, 20:00 to 01:00 the next morning
+        prof[day, 20:24] += 20
+        prof[day + 1, 0] += 20
+    return prof
+
+
+def test_patrol_windows_find_a_night_block_across_midnight():
+    windows = patrol_windows(night_profile())
+    assert windows[0]["label"] == "Fri-Sat 20:00-01:00"
+    assert windows[0]["n"] == 210 and windows[0]["share"] == pytest.approx(210 / 368)
+    assert (windows[0]["weekdays"], windows[0]["start_hour"], windows[0]["hours"]) == (
+        ("Fri", "Sat"), 20, 5)
+    # the rest is flat: nothing else stands out
+    assert len(windows) == 1
+
+
+def test_patrol_windows_from_incidents_via_time_profile():
+    rows = []
+    for date in ("2024-08-02", "2024-08-09", "2024-08-03", "2024-08-10"):  # Fri, Sat
+        rows += [{"date": date, "hour": h} for h in (20, 21, 22, 23)] * 3
+    rows += [{"date": d, "hour": 0} for d in ("2024-08-03", "2024-08-04")] * 6  # after 0:00
+    rows += [{"date": "2024-08-06", "hour": 10}, {"date": "2024-08-07", "hour": 15}]
+    windows = patrol_windows(time_profile(incidents(rows)), top=3)
+    assert windows[0]["label"] == "Fri-Sat 20:00-01:00"
+    assert windows[0]["n"] == 60
+
+
+def test_patrol_windows_respect_top_max_hours_and_min_share():
+    prof = np.ones((7, 24))
+    prof[:, 14:23] += 10  # daily 14:00 to 23:00: longer than 6 hours
+    labels = [w["label"] for w in patrol_windows(prof)]
+    assert labels == ["daily 14:00-20:00", "daily 20:00-23:00"]
+    assert [w["label"] for w in patrol_windows(prof, top=1)] == ["daily 14:00-20:00"]
+    assert [w["label"] for w in patrol_windows(prof, max_hours=9)] == ["daily 14:00-23:00"]
+    assert len(patrol_windows(prof, min_share=0.35)) == 1
+    assert patrol_windows(np.ones((7, 24))) == []  # flat: no window stands out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"profile": np.ones((24, 7))}, r"profile must be 7 x 24 .*got shape \(24, 7\)"),
+    ({"top": 0}, r"top must be a whole number of windows >= 1 \(default 2\); got 0"),
+    ({"max_hours": 25}, r"max_hours must be a whole number of hours from 1 to 24 "
+                        r"\(default 6\); got 25"),
+    ({"min_share": 1.0}, r"min_share must be a share in \[0, 1\) \(default 0.05\); got 1.0"),
+])
+def test_patrol_windows_reject_bad_parameters(kwargs, message):
+    args = {"profile": night_profile(), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        patrol_windows(**args)
+
+
+# --- synthetic data: planted step changes ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def synthetic(layers):
+    data = make_synthetic(layers["lsoa"], n_incidents=20_000, rng=3, dirty_fraction=0.0)
+    return data, synthetic_incidents(data.incidents)
+
+
+def three_months_from(step_date: str) -> Period:
+    start = dt.date.fromisoformat(step_date)
+    end = (pd.Timestamp(start) + pd.DateOffset(months=3) - pd.Timedelta(days=1)).date()
+    return Period(start, end)
+
+
+@pytest.mark.parametrize("direction", ["rising", "falling"])
+def test_planted_step_changes_are_flagged(synthetic, direction):
+    """The 3 months from the planted step against the 3 months (same number of days)
+    before it. Seasonality moves every place too (peak in July), so beside the label the
+    test checks that the planted places have the smallest p-values, and that against the
+    same months a year before (no seasonal difference) only planted places change."""
+    data, inc = synthetic
+    hot = data.hotspots
+    planted = hot.loc[(hot["step_factor"] > 1) if direction == "rising"
+                      else (hot["step_factor"] < 1)]
+    assert len(planted) == (3 if direction == "rising" else 1)
+    period = three_months_from(planted["step_date"].iloc[0])
+    assert (planted["step_date"] == planted["step_date"].iloc[0]).all()
+    out = period_trends(inc, period=period)
+    assert set(out.index) == set(hot["name"])
+    names = planted["name"].tolist()
+    assert (out.loc[names, "trend"] == direction).all(), out.loc[names]
+    smallest = out["p_previous"].nsmallest(len(names)).index
+    assert set(smallest) == set(names)
+    sign = 1 if direction == "rising" else -1
+    assert (sign * out.loc[names, "change_year"] > 0).all()
+    assert (out.loc[names, "p_year"] < 1e-6).all()
+    unplanted = hot.loc[hot["step_factor"] == 1, "name"]
+    assert (out.loc[unplanted, "p_year"] > 0.01).all(), out.loc[unplanted]
