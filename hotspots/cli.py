@@ -124,6 +124,22 @@ def _cmd_detect(args, config) -> int:
     return 0
 
 
+def _cmd_pack(args, config) -> int:
+    from .pack import build_pack
+
+    out = build_pack(config=config, store_file=args.store, out_dir=args.out,
+                     cache=args.geodata, partner=args.partner, top=args.top)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        kind = "partner pack" if out["partner"] else "tasking pack"
+        print(f"{kind} for {out['period']}: {out['places']} ranked places, "
+              f"{out['tasked_reviewed']} tasked place(s) from the last meeting reviewed")
+        for k, v in out["files"].items():
+            print(f"  {k}: {v}")
+    return 0
+
+
 def _cmd_task(args, config) -> int:
     conn = store.connect(args.store)
     try:
@@ -274,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="out", help="output folder (default out/)")
     common(t)
     t.set_defaults(func=_cmd_detect)
+
+    pk = sub.add_parser("pack", help="tasking pack (HTML, XLSX, CSV) for the latest "
+                                     "complete month")
+    pk.add_argument("--out", default="out", help="output folder (default out/)")
+    pk.add_argument("--partner", action="store_true",
+                    help="partner version: aggregates only, small counts suppressed")
+    pk.add_argument("--top", type=int, default=20, help="places in the pack (default 20)")
+    common(pk)
+    pk.set_defaults(func=_cmd_pack)
 
     k = sub.add_parser("task", help="the tasking log: decisions on places")
     ksub = k.add_subparsers(dest="task_command", required=True)

@@ -126,6 +126,40 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     return meta
 
 
+def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="square",
+             bandwidth_m=None, kernel="quartic", method="dbscan", fdr=True):
+    """Grid counts with Gi*, kernel density and places for a period's incidents; and the
+    sentences announcing the values chosen by rule."""
+    from .cluster import find_places
+    from .density import kde, suggest_bandwidth
+    from .gistar import gistar, grid_neighbours
+    from .grid import grid_counts, make_grid, suggest_cell_size
+
+    x, y = inc["x"].to_numpy(), inc["y"].to_numpy()
+    harm = inc["category"].map({k: c.weight for k, c in config.categories.items()}).fillna(1.0)
+    cell = cell_size_m or suggest_cell_size(x, y, area)
+    grid = make_grid(area, cell_size_m=cell, shape=shape)
+    cells = grid_counts(grid, x, y, weights=harm.to_numpy())
+    cells = cells.join(gistar(cells["n"].to_numpy(dtype=float), grid_neighbours(cells),
+                              fdr=fdr))
+    cells.attrs["cell_size_m"] = float(cell)
+    bw = bandwidth_m or suggest_bandwidth(x, y)
+    raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
+                 cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
+    names = {c: n for key in ("ward", "lsoa")
+             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
+    places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
+                         names=names)
+    chosen = []
+    if cell_size_m is None:
+        chosen.append(f"cell size set to {cell:g} m (rule: the larger of the bounding box's "
+                      "shorter side / 50 and sqrt(area / incidents), rounded down)")
+    if bandwidth_m is None:
+        chosen.append(f"bandwidth set to {bw:g} m (rule: ArcGIS spatial Silverman, "
+                      "0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2)")
+    return cells, raster, places, chosen
+
+
 def detect(*, config: Config, period: Period | None = None, categories: list[str] | None = None,
            store_file: str | Path | None = None, out_dir: str | Path = "out",
            cache: str | Path | None = None, cell_size_m: float | None = None,
@@ -137,10 +171,6 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     ``hotspots_<period>.gpkg`` (layers ``cells`` and ``places``) to ``out_dir``.
     Parameters left as None are chosen by the stated rules and reported in the result.
     """
-    from .cluster import find_places
-    from .density import kde, suggest_bandwidth
-    from .gistar import gistar, grid_neighbours
-    from .grid import grid_counts, make_grid, suggest_cell_size
     from .maps import hotspot_map
 
     conn = store.connect(store_file)
@@ -156,27 +186,10 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
                             "hotspots; widen the period or the categories.")
     layers = geography.read_layers(config, cache=cache)
     area = geography.study_area(layers, config)
-    x, y = inc["x"].to_numpy(), inc["y"].to_numpy()
-    harm = inc["category"].map({k: c.weight for k, c in config.categories.items()}).fillna(1.0)
-    cell = cell_size_m or suggest_cell_size(x, y, area)
-    grid = make_grid(area, cell_size_m=cell, shape=shape)
-    cells = grid_counts(grid, x, y, weights=harm.to_numpy())
-    gi = gistar(cells["n"].to_numpy(dtype=float), grid_neighbours(cells), fdr=fdr)
-    cells = cells.join(gi)
-    bw = bandwidth_m or suggest_bandwidth(x, y)
-    raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
-                 cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
-    names = {c: n for key in ("ward", "lsoa")
-             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
-    places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
-                         names=names)
-    chosen = []
-    if cell_size_m is None:
-        chosen.append(f"cell size set to {cell:g} m (rule: the larger of the bounding box's "
-                      "shorter side / 50 and sqrt(area / incidents), rounded down)")
-    if bandwidth_m is None:
-        chosen.append(f"bandwidth set to {bw:g} m (rule: ArcGIS spatial Silverman, "
-                      "0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2)")
+    cells, raster, places, chosen = _analyse(
+        inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
+        bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
+    cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
     meta = {
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
         "categories": sorted(inc["category"].unique().tolist()),
