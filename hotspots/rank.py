@@ -239,7 +239,7 @@ def explain_rank(row: pd.Series, *, borough_density_per_km2: float | None = None
 
     For example ``"3rd (score 0.78): 41 incidents (volume 0.92); 3.1x borough density
     (density 0.80); harm 96 (0.75); 60% at repeat locations (0.67); 25% from repeat callers
-    (0.40); rising, +18 vs previous month (trend 0.90)"``. The numbers in brackets are the
+    (0.40); up, +18 vs previous month (trend 0.90)"``. The numbers in brackets are the
     scaled components (0-1). Components with weight 0 are left out. Plain text only:
     escape it before putting it in HTML.
 
@@ -275,7 +275,7 @@ def explain_rank(row: pd.Series, *, borough_density_per_km2: float | None = None
         parts.append(f"{row['repeat_caller_share']:.0%} from repeat callers "
                      f"({row['component_repeat_callers']:.2f})")
     if _shown(row, "trend"):
-        n_prev = row.get("n_prev")
+        n_prev = row.get("n_prev", row.get("n_previous"))
         if n_prev is not None and not pd.isna(n_prev):
             change = row["n"] - n_prev
             signal = change
@@ -283,6 +283,8 @@ def explain_rank(row: pd.Series, *, borough_density_per_km2: float | None = None
         else:
             signal = 0.0 if pd.isna(row["trend"]) else row["trend"]
             detail = f"trend {signal:+.1f}"
-        word = "rising" if signal > 0 else "falling" if signal < 0 else "steady"
+        # "up"/"down", not "rising": whether a change is more than chance is the trend
+        # test's call (hotspots.trends), not this sentence's
+        word = "up" if signal > 0 else "down" if signal < 0 else "level"
         parts.append(f"{word}, {detail} (trend {row['component_trend']:.2f})")
     return f"{_ordinal(int(row['rank']))} (score {row['score']:.2f}): " + "; ".join(parts)

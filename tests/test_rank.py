@@ -181,9 +181,9 @@ def test_explain_rank_reads_like_a_sentence():
     assert "41 incidents (volume 1.00)" in first
     assert "3.1x borough density (density 1.00)" in first
     assert "60% at repeat locations" in first and "25% from repeat callers" in first
-    assert "rising, +18 vs previous month" in first
+    assert "up, +18 vs previous month" in first
     third = explain_rank(ranked.iloc[2])
     assert third.startswith("3rd") and "per km²" in third
-    assert "falling, -2 vs previous period" in third
+    assert "down, -2 vs previous period" in third
     steady = explain_rank(rank_units(table, weights={"harm": 0}).iloc[1])
-    assert "harm" not in steady and "steady, no change vs previous period" in steady
+    assert "harm" not in steady and "level, no change vs previous period" in steady
