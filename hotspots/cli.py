@@ -25,7 +25,7 @@ def _pct(v) -> str:
 def _print_ingest(report: dict) -> None:
     for f in report["files"]:
         name = Path(f["path"]).name
-        if "error" in f:
+        if f.get("error"):
             print(f"{name}: NOT LOADED: {f['error']}")
             continue
         note = (f" (already loaded as load {f['already_loaded']}: nothing changed)"
@@ -71,7 +71,7 @@ def _cmd_ingest(args, config) -> int:
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
                                mapping=args.mapping, cache=args.geodata)
     print(json.dumps(report)) if args.json else _print_ingest(report)
-    return 1 if any("error" in f for f in report["files"]) else 0
+    return 1 if any(f.get("error") for f in report["files"]) else 0
 
 
 def _period(args):
@@ -223,7 +223,7 @@ def _cmd_demo(args, config) -> int:
         for meta in out["summaries"]:
             _print_summary(meta)
         _print_detect(out["hotspots"])
-    return 1 if any("error" in f for f in files) else 0
+    return 1 if any(f.get("error") for f in files) else 0
 
 
 def _quiet(fn, *a):

@@ -57,7 +57,8 @@ def read_manifest(path: str | Path) -> list[ManifestFile]:
     return files
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -102,7 +103,7 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
     results = []
     for entry in read_manifest(manifest):
         dest = dest_root / entry.name
-        if dest.exists() and _sha256(dest) == entry.sha256:
+        if dest.exists() and sha256_file(dest) == entry.sha256:
             results.append({"name": entry.name, "path": str(dest), "status": "present"})
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
                                        "or --base-url of a mirror holding it.")
                 _fetch(url, tmp, timeout_s)
                 origin = url
-            got = _sha256(tmp)
+            got = sha256_file(tmp)
             if got != entry.sha256:
                 raise GeodataError(f"{entry.name} from {origin} has sha256 {got[:12]}..., the "
                                    f"manifest expects {entry.sha256[:12]}...; the copy was not "

@@ -127,7 +127,8 @@ def _cell_text(v) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
         return ""
     if isinstance(v, dt.datetime | pd.Timestamp):
-        return v.isoformat(sep=" ")
+        # a date-only cell comes back as midnight: keep it a date, so no hour is invented
+        return v.date().isoformat() if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, dt.date | dt.time):
         return v.isoformat()
     if isinstance(v, float) and v.is_integer():
@@ -180,6 +181,7 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
                          "own name.")
     table = pacsv.read_csv(
         path, read_options=pacsv.ReadOptions(encoding="utf8"),
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={h: pa.string() for h in header}, strings_can_be_null=False,
             quoted_strings_can_be_null=False))
@@ -203,9 +205,20 @@ def detect_format(frame: pd.DataFrame) -> str:
 # --- parsing helpers -------------------------------------------------------------------
 
 def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
+    """Dates as naive UK local time. With ``fmt``, that format first; then ISO 8601 (an
+    offset such as +01:00 is converted to London time) and day-first UK forms."""
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     if fmt:
-        return pd.to_datetime(text, format=fmt, errors="coerce")
-    out = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        out = pd.to_datetime(text, format=fmt, errors="coerce")
+    todo = (out.isna() & (text != "")).to_numpy(dtype=bool)
+    if todo.any():
+        iso = pd.to_datetime(text[todo], format="ISO8601", errors="coerce", utc=True)
+        has_offset = text[todo].str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
+        local = iso.dt.tz_convert("Europe/London").dt.tz_localize(None)
+        naive = iso.dt.tz_localize(None)
+        out[todo] = np.where(has_offset.to_numpy(dtype=bool), local, naive)
+    if fmt:
+        return out
     for f in _DAYFIRST_FORMATS:
         todo = (out.isna() & (text != "")).to_numpy(dtype=bool)
         if not todo.any():
@@ -249,11 +262,20 @@ def _constant(value: str, n: int) -> pd.arrays.ArrowStringArray:
 
 
 def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
-    """Stable keys for police.uk rows without a Crime ID (ASB): hash of the row's own
-    fields plus its occurrence number among identical rows of the file."""
-    cols = ["Month", "Falls within", "Longitude", "Latitude", "Location", "LSOA code",
-            "Crime type"]
-    joined = frame[cols].astype(object).agg("|".join, axis=1)
+    """Stable keys for police.uk rows without a Crime ID (ASB): a hash of the row's parsed
+    values (month, force, coordinates to 6 decimals, location text normalised, LSOA, type)
+    plus its occurrence number among identical rows of the file. Parsed, not raw, so a
+    file re-saved by a spreadsheet (trailing zeros dropped, spaces trimmed) keeps its keys.
+    """
+    def text(col: str) -> pd.Series:
+        return (frame[col].astype(object).fillna("").astype(str).str.strip().str.casefold()
+                .str.replace(r"\s+", " ", regex=True))
+
+    coords = [pd.Series(_numbers(frame[c].str.strip()), index=frame.index)
+              .map(lambda v: "" if np.isnan(v) else f"{v:.6f}")
+              for c in ("Longitude", "Latitude")]
+    joined = (text("Month") + "|" + text("Falls within") + "|" + coords[0] + "|" + coords[1]
+              + "|" + text("Location") + "|" + text("LSOA code") + "|" + text("Crime type"))
     nth = joined.groupby(joined, sort=False).cumcount().astype(str)
     return np.array([hashlib.sha1(f"{j}|{k}".encode()).hexdigest()[:20]
                      for j, k in zip(joined, nth, strict=True)], dtype=object)
@@ -391,7 +413,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
             hour = np.where(has_time & stamp.notna(), stamp.dt.hour.fillna(0), -1).astype(int)
     flag(stamp.isna().to_numpy() & ~no_date, when_col, when_txt, "unparseable_date", fmt_note)
     limit = pd.Timestamp(today + dt.timedelta(days=config.future_tolerance_days))
-    flag((stamp > limit).to_numpy(), when_col, when_txt, "future_date", today.isoformat())
+    flag((stamp.dt.normalize() > limit).to_numpy(), when_col, when_txt, "future_date",
+         today.isoformat())
 
     # category: look up each distinct value once
     cat_raw, cat_col = std["category"]

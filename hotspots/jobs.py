@@ -4,13 +4,13 @@ store, summarise a period to files, build the demo. Each returns a JSON-able dic
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from pathlib import Path
 
 from . import geography, store
 from .config import Config
 from .errors import HotspotsError
+from .export import write_csv
 from .ingest import read_export, read_mapping, to_incidents
 from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_period
@@ -18,8 +18,10 @@ from .summary import Period, area_summary, in_period, month_period
 log = logging.getLogger(__name__)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+#: Every entry of ``ingest_files``'s report has exactly these keys (null when not known).
+INGEST_KEYS = ("path", "format", "read", "accepted", "rejected", "inserted", "replaced",
+               "unchanged", "unassigned", "lsoa_agreement", "reasons", "load_id",
+               "already_loaded", "rejected_file", "error")
 
 
 def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
@@ -27,8 +29,10 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                  today: dt.date | None = None) -> dict:
     """Load exports into the store, one transaction per file.
 
-    Returns ``{"store", "files": [...]}``; a file that cannot be read at all gets an
-    ``error`` and the others still load. Rejected rows go to
+    Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file whose
+    exact content was loaded before is skipped (``already_loaded`` names that load), so
+    loading an old export again can never undo a newer one. A file that cannot be read
+    gets an ``error`` and the others still load. Rejected rows go to
     ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
     """
     db = store.store_path(store_file)
@@ -39,17 +43,37 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     files = []
     try:
         for p in map(Path, paths):
-            entry = {"path": str(p), "format": None, "read": None, "accepted": None,
-                     "rejected": None, "inserted": None, "replaced": None, "unchanged": None,
-                     "unassigned": None, "lsoa_agreement": None, "reasons": {}}
+            entry = dict.fromkeys(INGEST_KEYS)
+            entry.update(path=str(p), reasons={})
+            files.append(entry)
             try:
+                if not p.is_file():
+                    raise HotspotsError(f"{p}: no such file.")
+                sha = geography.sha256_file(p)
+                prior = conn.execute(
+                    "SELECT load_id, format, n_read, n_accepted, n_rejected, n_unassigned, "
+                    "lsoa_agreement FROM loads WHERE content_sha256 = ? ORDER BY load_id "
+                    "DESC LIMIT 1", (sha,)).fetchone()
+                if prior is not None:
+                    entry.update(already_loaded=prior[0], format=prior[1], read=prior[2],
+                                 accepted=prior[3], rejected=prior[4], inserted=0,
+                                 replaced=0, unchanged=prior[3], unassigned=prior[5],
+                                 lsoa_agreement=prior[6], reasons=dict(conn.execute(
+                                     "SELECT reason, count(DISTINCT row) FROM problems WHERE "
+                                     "load_id = ? GROUP BY reason", (prior[0],)).fetchall()))
+                    continue
                 frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
                 res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
                                    mapping=mapping_obj, today=today)
-                written = store.write_load(conn, res, path=str(p), content_sha256=_sha256(p))
+                written = store.write_load(conn, res, path=str(p), content_sha256=sha)
             except HotspotsError as exc:
                 entry["error"] = str(exc)
-                files.append(entry)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+                log.exception("unexpected failure on %s", p)
+                entry["error"] = (f"{p}: could not be loaded ({type(exc).__name__}: {exc}); "
+                                  "the store is unchanged for this file. Please report it with "
+                                  "the file's first lines.")
                 continue
             inc = res.incidents
             entry.update({
@@ -63,9 +87,8 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
             if len(res.rejected) and written["load_id"] is not None:
                 out = db.parent / "rejected" / f"{p.stem}.load{written['load_id']}.rejected.csv"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                res.rejected.to_csv(out, index=False)
+                write_csv(res.rejected, out)
                 entry["rejected_file"] = str(out)
-            files.append(entry)
     finally:
         conn.close()
     return {"store": str(db), "files": files}
@@ -113,7 +136,7 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{level}_{period.label.replace(' ', '_')}"
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
-    table.drop(columns="geometry").to_csv(csv_path, index=False, float_format="%.4f")
+    write_csv(table.drop(columns="geometry").round(4), csv_path)
     save_map(area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
                       measure=measure), html_path)
     top = table.head(5)
@@ -208,7 +231,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     gpkg_path = out / f"hotspots_{stem}.gpkg"
     save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
                          raster=raster, cells=cells, places=places), html_path)
-    places.drop(columns="geometry").to_csv(csv_path, index=False, float_format="%.4f")
+    write_csv(places.drop(columns="geometry").round(4), csv_path)
     gpkg_path.unlink(missing_ok=True)
     cells.to_file(gpkg_path, layer="cells", driver="GPKG")
     if not places.empty:

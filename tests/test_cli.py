@@ -51,7 +51,7 @@ def test_ingest_text_summary_and_rejected_rows_file(tmp_path, capsys, cache):
     assert "2024-08-city-of-london-street.csv (policeuk): read 826 = accepted" in out
     assert "rejected rows by reason: duplicate_reference" in out
     kept = next((tmp_path / "rejected").glob("2024-08-city-of-london-street.load1*.csv"))
-    rows = kept.read_text().splitlines()
+    rows = kept.read_text(encoding="utf-8-sig").splitlines()
     assert rows[0].startswith("row,Crime ID,Month") and rows[0].endswith(",reasons")
     assert "outside Tower Hamlets" in kept.read_text()
 
@@ -64,7 +64,8 @@ def test_summarise_writes_ranked_table_and_map(tmp_path, capsys, cache):
     assert code == 0
     meta = json.loads(out)
     assert meta["period"] == "2024-08" and meta["previous"] == "2024-07"
-    table = (tmp_path / "out" / "areas_ward_2024-08.csv").read_text().splitlines()
+    table = (tmp_path / "out" / "areas_ward_2024-08.csv").read_text(
+        encoding="utf-8-sig").splitlines()
     assert table[0].startswith("rank,code,name,area_km2,n,n_burglary,harm,density_per_km2")
     assert len(table) == 21
     assert meta["total_in_areas"] == meta["incidents"] == 185
@@ -140,7 +141,7 @@ def test_demo_end_to_end(tmp_path, capsys, cache):
     assert hot["period"] == "2024-08" and hot["places"] > 5
     assert hot["cell_size_m"] > 0 and hot["bandwidth_m"] > 0  # chosen by rule, reported
     assert sum(hot["hot_cells"].values()) > 0
-    places = (tmp_path / "o" / "places_2024-08.csv").read_text().splitlines()
+    places = (tmp_path / "o" / "places_2024-08.csv").read_text(encoding="utf-8-sig").splitlines()
     assert places[0].startswith("place_id,label,n,harm,area_km2,density_per_km2")
     assert len(places) == hot["places"] + 1
 
@@ -156,3 +157,36 @@ def test_detect_announces_chosen_values_and_refuses_empty_periods(tmp_path, caps
     code, _, err = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--month",
                        "2023-01")
     assert code == 1 and "0 incident(s) in 2023-01: too few to look for hotspots" in err
+
+
+def test_ingest_skips_content_already_loaded_so_old_exports_cannot_undo_new(tmp_path, capsys,
+                                                                             cache):
+    week1, week2 = tmp_path / "week1.csv", tmp_path / "week2.csv"
+    header = "Ref,When,Type,Lat,Lon\n"
+    week1.write_text(header + "A1,2024-08-05 10:00,asb_nuisance,51.5205,-0.0716\n")
+    week2.write_text(header + "A1,2024-08-05 10:00,drug_dealing,51.5205,-0.0716\n")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('source = "s"\n[columns]\nreference = "Ref"\ndatetime = "When"\n'
+                       'category = "Type"\nlatitude = "Lat"\nlongitude = "Lon"\n')
+    store = str(tmp_path / "s.sqlite")
+    args = ["--geodata", str(cache), "ingest", "--mapping", str(mapping), "--store", store,
+            "--json"]
+    run(capsys, *args, str(week1))
+    run(capsys, *args, str(week2))
+    code, out, _ = run(capsys, *args, str(week1))
+    entry = json.loads(out)["files"][0]
+    assert code == 0 and entry["already_loaded"] == 1 and entry["replaced"] == 0
+    from hotspots import store as st
+    conn = st.connect(store)
+    assert st.read_incidents(conn)["category"].tolist() == ["drug_dealing"]
+    conn.close()
+
+
+def test_every_ingest_entry_has_the_same_keys(tmp_path, capsys, cache):
+    from hotspots.jobs import INGEST_KEYS
+    code, out, _ = run(capsys, "--geodata", str(cache), "ingest", str(BURGLARY[0]),
+                       str(tmp_path / "missing.csv"), "--store", str(tmp_path / "s.sqlite"),
+                       "--json")
+    assert code == 1
+    for entry in json.loads(out)["files"]:
+        assert set(entry) == set(INGEST_KEYS)

@@ -180,7 +180,7 @@ def test_xlsx_export_reads_dates_times_and_numbers(tmp_path):
     path = tmp_path / "nox.xlsx"
     frame.to_excel(path, index=False)
     text = read_export(path)
-    assert text.iloc[0].tolist() == ["N1", "2024-08-03 00:00:00", "23:40:00", "nox_sighting",
+    assert text.iloc[0].tolist() == ["N1", "2024-08-03", "23:40:00", "nox_sighting",
                                      str(round(E)), str(round(N))]
     res = run(text.to_dict("records"), mapping=Mapping(source="x", columns={
         **GRID.columns}))
@@ -242,3 +242,59 @@ def test_police_uk_header_is_recognised_without_mapping(layers, config):
     assert (inc["period"] == "2024-08").all() and (inc["category"] == "burglary").all()
     assert (inc["source_lsoa"] != "").all()
     assert 0.85 < res.lsoa_agreement < 1
+
+
+def test_offset_dates_become_london_time_and_date_only_has_no_hour():
+    res = run([row(When="2024-08-05T10:00:00+01:00"), row(Ref="R2", When="2024-08-05T09:00Z"),
+               row(Ref="R3", When="2024-08-05")])
+    assert res.incidents["hour"].tolist() == [10, 10, -1]
+    assert res.incidents["date"].tolist() == ["2024-08-05"] * 3
+
+
+def test_future_date_tolerance_is_by_day():
+    res = run([row(When="2024-09-16 09:00"), row(Ref="R2", When="2024-09-16"),
+               row(Ref="R3", When="2024-09-17")])
+    assert res.incidents["ref"].tolist() == ["R1", "R2"]  # today 2024-09-15, 1 day allowed
+    assert res.reasons == {"future_date": 1}
+
+
+def test_blank_lines_keep_row_numbers_and_conservation(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("Ref,When,Type,Lat,Lon,Where,Caller,Text,Qty\n"
+                    f"B1,2024-08-05 10:00,Rowdy,{LAT},{LON},,,,\n\n"
+                    f"B3,2024-08-05 11:00,Rowdy,{LAT},{LON},,,,\n")
+    res = run(read_export(path).to_dict("records"))
+    assert res.n_read == 3 == len(res.incidents) + len(res.rejected)
+    assert res.incidents["row"].tolist() == [2, 4]  # B3 is on line 4 of the file
+    assert res.rejected["row"].tolist() == [3]
+
+
+def test_xlsx_date_cells_with_a_date_format_mapping(tmp_path):
+    frame = pd.DataFrame({"Ref": ["N1", "N2"],
+                          "When": [dt.datetime(2024, 8, 3, 21, 15), dt.datetime(2024, 8, 4)],
+                          "Type": ["Rowdy", "Rowdy"], "Lat": [LAT, LAT], "Lon": [LON, LON]})
+    path = tmp_path / "asb.xlsx"
+    frame.to_excel(path, index=False)
+    mapping = Mapping(source="x", columns={k: v for k, v in LATLON.columns.items() if v in
+                                           frame.columns}, categories=LATLON.categories,
+                      date_format="%d/%m/%Y %H:%M")
+    res = run(read_export(path).to_dict("records"), mapping=mapping)
+    assert res.incidents[["date", "hour"]].values.tolist() == [["2024-08-03", 21],
+                                                               ["2024-08-04", -1]]
+
+
+def test_asb_keys_survive_a_spreadsheet_resave(tmp_path, layers, config):
+    """A police.uk file re-saved by a spreadsheet (trailing zeros dropped, spaces trimmed)
+    gives the same derived keys for ASB rows, so loading it again adds nothing."""
+    from hotspots import geography
+    src = SHARED / "policeuk" / "2023-04-metropolitan-street_tower-hamlets_asb-drugs-only.csv"
+    frame = read_export(src)
+    resaved = frame.astype(object).copy()
+    for col in ("Longitude", "Latitude"):
+        resaved[col] = [str(float(v)) if v else v for v in resaved[col]]
+    resaved["Location"] = resaved["Location"].str.strip() + "  "
+    area = geography.study_area(layers, config)
+    a = to_incidents(frame, file="a.csv", config=config, layers=layers, area=area)
+    b = to_incidents(resaved, file="b.csv", config=config, layers=layers, area=area)
+    assert (resaved["Longitude"] != frame["Longitude"].astype(object)).any()
+    assert a.incidents["ref"].tolist() == b.incidents["ref"].tolist()
