@@ -99,6 +99,9 @@ def _print_detect(meta: dict) -> None:
     for note in meta["chosen"]:
         print(f"hotspots: {note}", file=sys.stderr)
     print(f"Hotspots for {meta['period']}: {meta['incidents']:,} incidents")
+    if meta["month_only_left_out"]:
+        print(f"  {meta['month_only_left_out']:,} month-only police.uk rows left out: their "
+              "month is not wholly inside the period")
     print(f"  grid: {meta['cell_shape']} cells of {meta['cell_size_m']:.0f} m "
           f"({meta['cells']:,} cells); Gi* ({meta['gi_neighbours']} neighbours, "
           f"{'FDR-corrected' if meta['fdr'] else 'uncorrected'}): hot cells at 99/95/90% "

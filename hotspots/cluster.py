@@ -321,7 +321,7 @@ def _hdbscan(x, y, *, eps_m: float, min_size: int | None, max_sample: int, rng) 
     return final
 
 
-def _street(text: str) -> str:
+def street_name(text: str) -> str:
     """'On or near Candy Street' -> 'Candy Street'; 'by the bus stop, Brick Lane' ->
     'Brick Lane'; 'Flat 12, Example House, Cable Street' -> 'Cable Street'."""
     parts = [p.strip() for p in str(text).split(",")]
@@ -474,7 +474,7 @@ def find_places(incidents: pd.DataFrame, *, config: Config, method: str = "dbsca
     lsoas = _modes(lab, incidents["lsoa_code"].astype(str).to_numpy(dtype=object), k)
     # labels: the most common street named in the location text, in its commonest spelling
     loc_codes, loc_uniq = pd.factorize(incidents["location"].fillna("").astype(str))
-    street_u = [_street(t) for t in loc_uniq]
+    street_u = [street_name(t) for t in loc_uniq]
     streets = np.array(street_u + [""], dtype=object)[loc_codes]
     street_key = np.array([s.casefold() for s in street_u] + [""], dtype=object)[loc_codes]
     top_key = np.array([t or "" for t in _modes(lab, street_key, k)] + [""], dtype=object)

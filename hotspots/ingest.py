@@ -550,10 +550,15 @@ def _coordinates(std: dict, area, boundary: gpd.GeoDataFrame, config: Config, fl
     return x, y, idx
 
 
+#: An address starts with a house or flat number.
+_ADDRESS = r"^\s*(?:(?:flat|unit|apartment|apt)\.?\s*)?\d+[a-z]?\b"
+
+
 def _location_keys(x: np.ndarray, y: np.ndarray, location: pd.Series, fmt: str,
                    key_m: int) -> np.ndarray:
-    """police.uk: the map point; council: the address when it has a house or flat number,
-    else BNG coordinates rounded to ``key_m`` metres (a street name alone is no address)."""
+    """police.uk: the map point; council: the address when it starts with a house or flat
+    number ("12 ...", "Flat 3, ..."), else BNG coordinates rounded to ``key_m`` metres (a
+    street name, a postcode or a bus stop code is no address)."""
     step = 1 if fmt == "policeuk" else key_m
     text = lambda v: pa.scalar(v, pa.large_string())  # noqa: E731
     gx, gy = (pc.cast(pa.array((np.round(v / step) * step).astype(np.int64)), pa.large_string())
@@ -563,7 +568,8 @@ def _location_keys(x: np.ndarray, y: np.ndarray, location: pd.Series, fmt: str,
     if fmt == "council" and len(location):
         codes, uniq = pd.factorize(location)  # addresses repeat: normalise each once
         uniq = pa.array(np.asarray(uniq, dtype=object), pa.large_string())
-        addr = pc.match_substring_regex(uniq, r"\d").to_numpy(zero_copy_only=False)
+        addr = pc.match_substring_regex(uniq, _ADDRESS, ignore_case=True).to_numpy(
+            zero_copy_only=False)
         norm = pc.utf8_trim_whitespace(pc.replace_substring_regex(
             pc.utf8_lower(uniq), r"[^\w]+", " "))
         addr_keys = pc.binary_join_element_wise(text("addr"), norm, text(":")).to_numpy(

@@ -13,7 +13,7 @@ from .errors import HotspotsError
 from .export import write_csv
 from .ingest import read_export, read_mapping, to_incidents
 from .maps import area_map, save_map
-from .summary import Period, area_summary, in_period, month_period
+from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,8 @@ def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="squa
     cell = cell_size_m or suggest_cell_size(x, y, area)
     grid = make_grid(area, cell_size_m=cell, shape=shape)
     cells = grid_counts(grid, x, y, weights=harm.to_numpy())
-    cells = cells.join(gistar(cells["n"].to_numpy(dtype=float), grid_neighbours(cells),
-                              fdr=fdr))
+    cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
+                              grid_neighbours(cells, cell_shape=shape), fdr=fdr))
     cells.attrs["cell_size_m"] = float(cell)
     bw = bandwidth_m or suggest_bandwidth(x, y)
     raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
@@ -203,6 +203,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
                                    end=period.end.isoformat(), categories=categories)
     finally:
         conn.close()
+    left_out = month_only_left_out(inc, period)
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
     if len(inc) < 3:
         raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
@@ -215,10 +216,11 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
     meta = {
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
+        "month_only_left_out": left_out,
         "categories": sorted(inc["category"].unique().tolist()),
         "cell_size_m": float(cell), "cell_shape": shape, "cells": int(len(cells)),
         "bandwidth_m": float(bw), "kernel": kernel, "kde_edge_loss": float(raster.edge_loss),
-        "gi_neighbours": "queen", "fdr": fdr,
+        "gi_neighbours": "queen" if shape == "square" else "6 hexagon", "fdr": fdr,
         "hot_cells": {str(k): int((cells["gi_class"] == k).sum()) for k in (3, 2, 1)},
         "cold_cells": {str(k): int((cells["gi_class"] == k).sum()) for k in (-1, -2, -3)},
         "method": method, "places": int(len(places)),

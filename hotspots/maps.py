@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .cluster import street_name
 from .config import Config
 from .schema import WEB_CRS
 
@@ -115,18 +116,20 @@ def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str,
     if cats:
         lines.append("By type: " + "; ".join(f"{_esc(config.label(k))} {v}" for k, v in cats))
     if top:
-        lines.append("Busiest locations: " + "; ".join(f"{_esc(t)} ({c})" for t, c in top))
+        lines.append("Busiest streets: " + "; ".join(f"{_esc(t)} ({c})" for t, c in top))
     return "<br>".join(lines)
 
 
 def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, list]:
+    """Each area's busiest streets with 2 or more incidents: street names only, never an
+    address or a single incident (these maps are circulated)."""
     if incidents.empty:
         return {}
-    g = (incidents.assign(text=incidents["location"].where(incidents["location"] != "",
-                                                           incidents["location_key"]))
-         .groupby([col, "location_key"]).agg(text=("text", "first"), n=("ref", "size"))
-         .reset_index().sort_values([col, "n", "location_key"], ascending=[True, False, True]))
-    return {code: list(zip(grp["text"].head(k), grp["n"].head(k), strict=True))
+    streets = incidents["location"].astype(str).map(street_name)
+    g = (incidents.assign(street=streets).loc[streets != ""]
+         .groupby([col, "street"]).size().rename("n").reset_index())
+    g = g.loc[g["n"] >= 2].sort_values([col, "n", "street"], ascending=[True, False, True])
+    return {code: list(zip(grp["street"].head(k), grp["n"].head(k), strict=True))
             for code, grp in g.groupby(col)}
 
 
@@ -191,20 +194,23 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
 
 
 def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> None:
-    """One layer per category: its busiest locations as circles sized by count.
+    """One layer per category: its repeat locations (2 or more incidents) as circles sized
+    by count, labelled by street.
 
     Record text travels as escaped GeoJSON properties (never inside a JS template)."""
     pts = gpd.GeoDataFrame(
         incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
         crs="EPSG:27700").to_crs(WEB_CRS)
     pts["lon"], pts["lat"] = pts.geometry.x, pts.geometry.y
-    pts["text"] = pts["location"].where(pts["location"] != "", "(no location text)")
+    streets = pts["location"].astype(str).map(street_name)
+    pts["text"] = streets.where(streets != "", "(no street recorded)")
     for cat, grp in pts.groupby("category", sort=True):
         loc = (grp.groupby("location_key")
                .agg(lat=("lat", "mean"), lon=("lon", "mean"), n=("ref", "size"),
                     text=("text", "first"))
-               .reset_index().sort_values(["n", "location_key"], ascending=[False, True])
-               .head(MAX_MARKERS_PER_CATEGORY))
+               .reset_index().sort_values(["n", "location_key"], ascending=[False, True]))
+        # repeat locations only: a single incident's point is not circulated
+        loc = loc.loc[loc["n"] >= 2].head(MAX_MARKERS_PER_CATEGORY)
         label = config.label(cat)
         feats = gpd.GeoDataFrame(
             {"n": loc["n"].to_numpy(),

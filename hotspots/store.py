@@ -128,10 +128,16 @@ def write_load(conn: sqlite3.Connection, result: IngestResult, *, path: str,
             "coalesce(sum(i.row_hash != s.row_hash), 0) "
             "FROM staging s JOIN incidents i USING (source, ref)").fetchone()
         inserted = len(inc) - unchanged - replaced
-        if prior is not None and inserted == 0 and replaced == 0:
+        if inserted == 0 and replaced == 0 and len(inc):
+            # every accepted row is already in the store as it is: nothing to record (an
+            # export re-written with new file metadata, such as an XLSX's timestamps)
             conn.execute("ROLLBACK")
+            if prior is None:
+                prior = conn.execute(
+                    "SELECT max(load_id) FROM incidents WHERE (source, ref) IN (SELECT "
+                    "source, ref FROM staging)").fetchone()[0]
             return {"load_id": None, "inserted": 0, "replaced": 0,
-                    "unchanged": int(unchanged), "already_loaded": int(prior)}
+                    "unchanged": int(unchanged), "already_loaded": prior}
         unassigned = int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum())
         load_id = conn.execute(
             "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "

@@ -83,6 +83,14 @@ def in_period(incidents: pd.DataFrame, period: Period) -> np.ndarray:
     return np.where(day_rows, inside, whole)
 
 
+def month_only_left_out(incidents: pd.DataFrame, period: Period) -> int:
+    """police.uk rows whose month overlaps the period without lying wholly inside it."""
+    month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
+    date = pd.to_datetime(incidents["date"]).dt.date
+    overlaps = ((date >= period.start.replace(day=1)) & (date <= period.end)).to_numpy()
+    return int((month_rows & overlaps & ~in_period(incidents, period)).sum())
+
+
 def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str,
                  period: Period, config: Config, rank_by: str = "density_per_km2"
                  ) -> tuple[gpd.GeoDataFrame, dict]:
@@ -150,17 +158,13 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
             "repeat_share", "n_prev", "change", "change_pct", "geometry"]
     table = gpd.GeoDataFrame(table[cols].reset_index(drop=True), geometry="geometry",
                              crs=areas.crs)
-    month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
-    date = pd.to_datetime(incidents["date"]).dt.date
-    partial = month_rows & ~now_mask & ((date >= period.start.replace(day=1))
-                                        & (date <= period.end)).to_numpy()
     meta = {
         "period": period.label, "start": period.start.isoformat(),
         "end": period.end.isoformat(), "previous": prev.label, "level": level,
         "rank_by": rank_by, "incidents": int(len(cur)),
         "unassigned": int((cur[col] == "").sum()),
         "incidents_previous": int(len(before)),
-        "month_only_left_out": int(partial.sum()),
+        "month_only_left_out": month_only_left_out(incidents, period),
         "categories": sorted(cur["category"].unique().tolist()),
     }
     return table, meta

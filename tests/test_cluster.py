@@ -16,9 +16,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from hotspots.assign import assign_codes
 from hotspots.cluster import (
-    _street,
     cluster_points,
     find_places,
+    street_name,
     suggest_dbscan_params,
     suggest_hdbscan_params,
 )
@@ -224,7 +224,7 @@ def test_labels_from_street_text(synth):
     ("Flat 12, Example House, Cable Street", "Cable Street"),
     ("12a Brick Lane, London E1 6QL", "Brick Lane"), ("", "")])
 def test_street_from_location_text(text, street):
-    assert _street(text) == street
+    assert street_name(text) == street
 
 
 def test_place_ids_stable_across_runs_and_shuffles(synth, config):

@@ -97,3 +97,15 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
         page.screenshot(path=str(tmp_path / "phone.png"))
         browser.close()
     assert errors == []
+
+
+def test_area_map_shows_streets_with_repeats_never_a_single_address(layers, config):
+    inc = demo_incidents(layers)
+    inc.loc[0, "location"] = "Flat 3, Quiet House, Globe Road"  # one incident: never shown
+    inc.loc[1:2, "location"] = ["12 Busy House, Mile End Road", "14 Busy House, Mile End Road"]
+    inc.loc[1:2, "lsoa_code"] = inc.loc[1, "lsoa_code"]
+    table, meta = area_summary(inc, layers["lsoa"], level="lsoa",
+                               period=month_period("2024-08"), config=config)
+    page = map_html(area_map(table, meta, config=config, incidents=inc))
+    assert "Quiet House" not in page and "Busy House" not in page
+    assert "Mile End Road (2)" in page
