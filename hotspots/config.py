@@ -48,6 +48,7 @@ class Config:
     nearest_max_m: float = 250.0
     location_key_m: int = 10
     future_tolerance_days: int = 1
+    land_layer: str = ""
     ranking: dict[str, float] = field(default_factory=dict)
     partner_min_count: int = 5
     trigger_reports: int = 3
@@ -107,6 +108,10 @@ def load_config(path: str | Path | None = None) -> Config:
     if boundary not in layers:
         raise ConfigError(f"{where}: study_area.boundary_layer = '{boundary}' is not a layer; "
                           f"use one of {sorted(layers)}.")
+    land = area.get("land_layer", "")
+    if land and land not in layers:
+        raise ConfigError(f"{where}: study_area.land_layer = '{land}' is not a layer; use one "
+                          f"of {sorted(layers)}.")
     cats = {}
     for key, spec in _require(raw, "categories", "top level", where).items():
         weight = spec.get("weight", 1.0)
@@ -133,6 +138,7 @@ def load_config(path: str | Path | None = None) -> Config:
         nearest_max_m=float(assign.get("nearest_max_m", 250.0)),
         location_key_m=int(ingest.get("location_key_m", 10)),
         future_tolerance_days=int(ingest.get("future_tolerance_days", 1)),
+        land_layer=land,
         ranking={k: float(v) for k, v in raw.get("ranking", {}).items()},
         partner_min_count=int(raw.get("partner", {}).get("min_count", 5)),
         trigger_reports=int(raw.get("repeats", {}).get("trigger_reports", 3)),

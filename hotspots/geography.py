@@ -165,13 +165,34 @@ def read_layer(layer: Layer, *, cache: str | Path | None = None) -> gpd.GeoDataF
 
 
 def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """Read every layer of the configuration, keyed as in the configuration."""
-    return {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()}
+    """Read every layer of the configuration, keyed as in the configuration.
+
+    With a ``land_layer`` configured (LSOAs stop at mean high water), every other layer's
+    ``area_km2`` is its land area, so densities are not diluted by river (wards run into
+    the Thames); geometries are kept whole for assignment.
+    """
+    layers = {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()}
+    if config.land_layer:
+        land = shapely.union_all(layers[config.land_layer].geometry.values)
+        for key, gdf in layers.items():
+            if key != config.land_layer:
+                gdf["area_km2"] = shapely.area(shapely.intersection(gdf.geometry.values,
+                                                                    land)) / 1e6
+    return layers
 
 
 def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:
-    """The study area: union of the boundary layer's polygons (EPSG:27700)."""
+    """The study area: union of the boundary layer's polygons (EPSG:27700). Records
+    outside it are rejected."""
     return shapely.union_all(layers[config.boundary_layer].geometry.values)
+
+
+def land_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:
+    """Where grids and kernel density are computed: the land layer's union when one is
+    configured (no cells on the river), else the study area."""
+    if not config.land_layer:
+        return study_area(layers, config)
+    return shapely.union_all(layers[config.land_layer].geometry.values)
 
 
 def distance_outside_m(area: shapely.Geometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:

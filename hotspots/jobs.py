@@ -209,7 +209,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
                             "hotspots; widen the period or the categories.")
     layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
+    area = geography.land_area(layers, config)
     cells, raster, places, chosen = _analyse(
         inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
         bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)

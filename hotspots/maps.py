@@ -211,6 +211,8 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
                .reset_index().sort_values(["n", "location_key"], ascending=[False, True]))
         # repeat locations only: a single incident's point is not circulated
         loc = loc.loc[loc["n"] >= 2].head(MAX_MARKERS_PER_CATEGORY)
+        if loc.empty:
+            continue
         label = config.label(cat)
         feats = gpd.GeoDataFrame(
             {"n": loc["n"].to_numpy(),

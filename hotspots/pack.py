@@ -97,7 +97,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
+    area = geography.land_area(layers, config)
     cells, raster, places, _ = _analyse(cur, layers, area, config)
     if places.empty:
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "

@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import shapely
 
 from hotspots import geography
 from hotspots.config import Layer
@@ -101,9 +102,13 @@ def test_layers_are_projected_with_codes_names_and_area(layers):
         assert gdf.crs.to_epsg() == 27700
         assert list(gdf.columns) == ["code", "name", "area_km2", "geometry"]
         assert gdf["code"].is_unique and gdf["code"].is_monotonic_increasing
-    # wards reach into the Thames, LSOAs stop at mean high water (provenance notes)
-    assert wards["area_km2"].sum() == pytest.approx(21.58, abs=0.05)
+    # wards reach into the Thames, LSOAs stop at mean high water (provenance notes): ward
+    # areas are land areas, so densities are not diluted by river
     assert lsoa["area_km2"].sum() == pytest.approx(19.76, abs=0.05)
+    assert wards["area_km2"].sum() == pytest.approx(lsoa["area_km2"].sum(), rel=1e-3)
+    assert shapely.union_all(wards.geometry.values).area / 1e6 == pytest.approx(21.58, abs=0.05)
+    island = wards.set_index("name").loc["Island Gardens"]
+    assert island["area_km2"] < island.geometry.area / 1e6 * 0.9  # much of it is river
 
 
 def test_uninstalled_layer_and_wrong_column_messages(tmp_path, cache):
