@@ -131,7 +131,7 @@ def _cmd_pack(args, config) -> int:
     from .pack import build_pack
 
     out = build_pack(config=config, store_file=args.store, out_dir=args.out,
-                     cache=args.geodata, partner=args.partner, top=args.top)
+                     cache=args.geodata, partner=args.partner, top=args.top, units=args.units)
     if args.json:
         print(json.dumps(out))
     else:
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--partner", action="store_true",
                     help="partner version: aggregates only, small counts suppressed")
     pk.add_argument("--top", type=int, default=20, help="places in the pack (default 20)")
+    pk.add_argument("--units", choices=("places", "lsoa", "cells"), default="places",
+                    help="what to rank: cluster places (default), LSOAs or grid cells")
     common(pk)
     pk.set_defaults(func=_cmd_pack)
 

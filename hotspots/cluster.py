@@ -433,6 +433,22 @@ def find_places(incidents: pd.DataFrame, *, config: Config, method: str = "dbsca
     lab = cluster_points(incidents["x"].to_numpy(), incidents["y"].to_numpy(), method=method,
                          eps_m=eps_m, min_samples=min_samples,
                          area_m2=None if area_km2 is None else area_km2 * 1e6)
+    return place_table(incidents, lab, config=config, buffer_m=buffer_m, names=names)
+
+
+def place_table(incidents: pd.DataFrame, lab: np.ndarray, *, config: Config,
+                buffer_m: float = 25.0, names: dict[str, str] | None = None,
+                polygons: np.ndarray | None = None, ids: list[str] | None = None
+                ) -> gpd.GeoDataFrame:
+    """Statistics of groups of incidents as places (the columns of :func:`find_places`).
+
+    ``lab`` gives each incident's group, 0..k-1 (-1: none). Clusters get a buffered hull
+    and a street label; fixed units (LSOAs, grid cells) pass their ``polygons`` and ``ids``
+    (k of each) and are labelled by area name and ward.
+    """
+    cats = incidents["category"].astype(str).to_numpy(dtype=object)
+    cat_codes, cat_uniq = pd.factorize(cats, sort=True)
+    lab = np.asarray(lab, dtype=np.int64)
     k = int(lab.max()) + 1 if lab.size else 0
     if k == 0:
         return _empty()
@@ -484,17 +500,28 @@ def find_places(incidents: pd.DataFrame, *, config: Config, method: str = "dbsca
     order = np.lexsort((y, x, lab))
     order = order[lab[order] >= 0]
     bounds = np.r_[0, np.cumsum(n)]
-    hulls = [shapely.convex_hull(shapely.multipoints(np.column_stack(
-        [x[order[bounds[i]:bounds[i + 1]]], y[order[bounds[i]:bounds[i + 1]]]])))
-        for i in range(k)]
-    cent = shapely.centroid(np.array(hulls, dtype=object))
-    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
-    polys = shapely.buffer(np.array(hulls, dtype=object), float(buffer_m))
+    fixed = polygons is not None
+    if fixed:
+        polys = np.asarray(polygons, dtype=object)[:k]
+        ids = list(ids)[:k]
+    else:
+        hulls = [shapely.convex_hull(shapely.multipoints(np.column_stack(
+            [x[order[bounds[i]:bounds[i + 1]]], y[order[bounds[i]:bounds[i + 1]]]])))
+            for i in range(k)]
+        cent = shapely.centroid(np.array(hulls, dtype=object))
+        cx, cy = shapely.get_x(cent), shapely.get_y(cent)
+        polys = shapely.buffer(np.array(hulls, dtype=object), float(buffer_m))
+        ids = _place_ids(cx, cy, n)
     area = shapely.area(polys) / 1e6
-    ids = _place_ids(cx, cy, n)
     rows = []
     for i in range(k):
-        if spelling[i]:
+        if n[i] == 0:
+            continue
+        if fixed:
+            parts = [names.get(ids[i], ids[i]) if ids[i] in names else ""] + [
+                names.get(wards[i], wards[i] or "")]
+            label = ", ".join(p for p in parts if p) or ids[i]
+        elif spelling[i]:
             label = spelling[i]
         else:
             parts = [names.get(c, c) for c in (lsoas[i], wards[i]) if c]

@@ -165,6 +165,7 @@ def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="squa
     cells = grid_counts(grid, x, y, weights=harm.to_numpy())
     cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
                               grid_neighbours(cells, cell_shape=shape), fdr=fdr))
+    cells.attrs.update(grid.attrs)  # joins drop attrs; cell lookups need the lattice
     cells.attrs["cell_size_m"] = float(cell)
     bw = bandwidth_m or suggest_bandwidth(x, y)
     raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,

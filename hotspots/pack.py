@@ -7,21 +7,31 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import shapely
 
 from . import geography, store
 from .assign import assign_codes
+from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .export import partner_table, write_csv, write_xlsx
+from .gistar import grid_neighbours
+from .grid import cell_index
 from .jobs import _analyse, latest_complete_month
 from .maps import hotspot_map, map_html
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
 from .report import pack_html
 from .summary import in_period, month_period
-from .trends import patrol_windows, period_trends, poisson_change_test, time_profile
+from .trends import (
+    emerging_hotspots,
+    patrol_windows,
+    period_trends,
+    poisson_change_test,
+    time_profile,
+)
 
 RANKED_COLUMNS = {
     "rank": ("Rank", 0), "place_id": ("Place", None), "label": ("Where", None),
@@ -75,14 +85,57 @@ def _review_tasked(decisions: pd.DataFrame, inc: pd.DataFrame, ranked: pd.DataFr
     return pd.DataFrame(rows)
 
 
+UNIT_KINDS = ("places", "lsoa", "cells")
+
+
+def _units(kind: str, cur: pd.DataFrame, places, cells, layers, config: Config):
+    """The units to rank, in the columns of :func:`hotspots.cluster.find_places`."""
+    if kind == "places":
+        return places
+    names = {c: n for key in ("ward", "lsoa")
+             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
+    if kind == "lsoa":
+        lsoa = layers["lsoa"]
+        pos = pd.Series(np.arange(len(lsoa)), index=lsoa["code"])
+        lab = cur["lsoa_code"].map(pos).fillna(-1).to_numpy(dtype=np.int64)
+        return place_table(cur, lab, config=config, names=names,
+                           polygons=lsoa.geometry.values, ids=list(lsoa["code"]))
+    lab = cell_index(cells, cur["x"].to_numpy(), cur["y"].to_numpy())
+    pos = pd.Series(np.arange(len(cells)), index=cells["cell_id"])
+    lab = np.where(lab >= 0, pos.reindex(lab).fillna(-1).to_numpy(), -1).astype(np.int64)
+    return place_table(cur, lab, config=config, names=names, polygons=cells.geometry.values,
+                       ids=[f"C{c}" for c in cells["cell_id"]])
+
+
+def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
+    """Emerging hot spot classes of the grid cells over the last 12 months (None when the
+    store holds fewer than the 10 months the classes need)."""
+    months = pd.period_range(end=pd.Period(period.label, "M"), periods=12, freq="M")
+    month = pd.PeriodIndex(inc["period"], freq="M")
+    idx = cell_index(cells, inc["x"].to_numpy(), inc["y"].to_numpy())
+    keep = (idx >= 0) & month.isin(months)
+    if month[keep].nunique() < 10:
+        return None
+    counts = (pd.crosstab(idx[keep], month[keep]).reindex(index=cells["cell_id"],
+                                                           columns=months, fill_value=0))
+    out = emerging_hotspots(counts.set_axis(range(len(months)), axis=1),
+                            grid_neighbours(cells, cell_shape="square"))
+    return {k: int(v) for k, v in out["pattern"].value_counts().items() if k != "no pattern"}
+
+
 def build_pack(*, config: Config, store_file: str | Path | None = None,
                out_dir: str | Path = "out", cache: str | Path | None = None,
-               partner: bool = False, top: int = 20) -> dict:
+               partner: bool = False, top: int = 20, units: str = "places") -> dict:
     """Write the tasking pack for the latest complete month in the store.
+
+    ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
+    ``cells``.
 
     Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``), and the ranked
     table as ``ranked_<period>[_partner].xlsx`` and ``.csv``.
     """
+    if units not in UNIT_KINDS:
+        raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
     conn = store.connect(store_file)
     try:
         period = month_period(latest_complete_month(conn))
@@ -99,11 +152,12 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     layers = geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
     cells, raster, places, _ = _analyse(cur, layers, area, config)
+    places = _units(units, cur, places, cells, layers, config)
     if places.empty:
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
                             "anywhere; see the area tables from `hotspots summarise`.")
-    units = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
-    inc = inc.assign(unit=assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), units))
+    shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
+    inc = inc.assign(unit=assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes))
     placed = inc.loc[inc["unit"] != ""]
     trends = period_trends(placed, period=period, unit="unit")
     reps = repeat_summary(placed.loc[in_period(placed, period)], unit="unit")
@@ -161,6 +215,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if tasked is not None:
         tasked["owner"] = tasked["owner"].map(store.OWNERS)
     gini = concentration(cells["n"].to_numpy())
+    emerging = _emerging(inc, cells, period)
     notes = [
         f"{len(cur):,} incidents in {period.label}; {len(places)} places found; ranked by "
         "volume, density, harm, repeat locations, repeat callers and trend (each scaled to "
@@ -173,6 +228,11 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         "rising or falling only when p < 0.05 against the previous month.",
         "police.uk rows are dated by month and have no time of day: patrol windows use "
         "timed council records only.",
+        ("Emerging hot spots over the last 12 months (Gi* per month on the grid, "
+         "Mann-Kendall trend; Esri's classes): "
+         + (", ".join(f"{v} {k}" for k, v in sorted(emerging.items())) or "none")
+         if emerging is not None else
+         "Emerging hot spot classes need 10 or more months of data; the store has fewer."),
     ]
     if (cur["source"].str.startswith("synthetic")).any():
         notes.append("Council records in this store are SYNTHETIC demonstration data.")
@@ -191,7 +251,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                                     config=config, raster=raster,
                                     cells=None if partner else cells,
                                     places=None if partner else map_places))
-    suffix = "_partner" if partner else ""
+    suffix = ("" if units == "places" else f"_{units}") + ("_partner" if partner else "")
     title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"
                                                               if partner else "")
     shares = [c for c in ("repeat_location_share", "repeat_caller_share")
@@ -217,6 +277,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         sheets["Tasked last meeting"] = tasked_out
     xlsx_path = write_xlsx(sheets, out / f"ranked_{period.label}{suffix}.xlsx")
     csv_path = write_csv(ranked_out, out / f"ranked_{period.label}{suffix}.csv")
-    return {"period": period.label, "partner": partner, "places": len(ranked),
+    return {"period": period.label, "partner": partner, "units": units,
+            "places": len(ranked), "emerging": emerging,
             "tasked_reviewed": 0 if tasked is None else len(tasked),
             "files": {"html": str(html_path), "xlsx": str(xlsx_path), "csv": str(csv_path)}}

@@ -111,3 +111,16 @@ def test_pack_opens_and_prints_on_a4(demo, cache, capsys, tmp_path):
     assert data.startswith(b"%PDF")
     pages = len(__import__("re").findall(rb"/Type\s*/Page[^s]", data))
     assert pages >= 2, pages
+
+
+@pytest.mark.parametrize("units, prefix", [("lsoa", "E01"), ("cells", "C")])
+def test_pack_ranks_lsoas_or_cells_and_reports_emerging_classes(demo, cache, capsys, units,
+                                                                 prefix):
+    root, store = demo
+    out = build(root, store, cache, capsys, "--units", units)
+    assert out["units"] == units and out["files"]["csv"].endswith(f"_{units}.csv")
+    rows = Path(out["files"]["csv"]).read_text(encoding="utf-8-sig").splitlines()
+    header = rows[0].split(",")
+    ids = [r.split(",")[header.index("place_id")] for r in rows[1:]]
+    assert ids and all(i.startswith(prefix) for i in ids)
+    assert out["emerging"] and sum(out["emerging"].values()) > 0  # 24 months in the store
