@@ -219,6 +219,10 @@ def _cmd_demo(args, config) -> int:
                        cache=args.geodata) for level in ("lsoa", "ward")]
     out["hotspots"] = jobs.detect(config=config, store_file=store_file, out_dir=args.out,
                                   cache=args.geodata)
+    from .pack import build_pack
+
+    out["pack"] = build_pack(config=config, store_file=store_file, out_dir=args.out,
+                             cache=args.geodata)
     if args.json:
         print(json.dumps(out))
     else:
@@ -226,6 +230,7 @@ def _cmd_demo(args, config) -> int:
         for meta in out["summaries"]:
             _print_summary(meta)
         _print_detect(out["hotspots"])
+        print(f"tasking pack: {out['pack']['files']['html']}")
     return 1 if any(f.get("error") for f in files) else 0
 
 

@@ -144,6 +144,7 @@ def test_demo_end_to_end(tmp_path, capsys, cache):
     places = (tmp_path / "o" / "places_2024-08.csv").read_text(encoding="utf-8-sig").splitlines()
     assert places[0].startswith("place_id,label,n,harm,area_km2,density_per_km2")
     assert len(places) == hot["places"] + 1
+    assert (tmp_path / "o" / "pack_2024-08.html").exists() and report["pack"]["places"] > 5
 
 
 def test_detect_announces_chosen_values_and_refuses_empty_periods(tmp_path, capsys, cache):
