@@ -168,7 +168,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     table["trend"] = trend_z(table["n"].to_numpy(), table["n_previous"].fillna(0).to_numpy())
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
     density = len(cur) / (area.area / 1e6)
-    triggers = community_trigger(placed, threshold=config.trigger_reports,
+    # the Community Trigger looks back one window from the end of the period
+    recent = placed.loc[pd.to_datetime(placed["date"]).dt.date
+                        > period.end - dt.timedelta(days=config.trigger_window_days)]
+    triggers = community_trigger(recent, threshold=config.trigger_reports,
                                  window_days=config.trigger_window_days, key="caller_key")
     cards, windows = [], []
     ward_names = dict(zip(layers["ward"]["code"], layers["ward"]["name"], strict=True))
@@ -188,8 +191,6 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                  ("Repeat locations", f"{r.repeat_location_share:.0%} of incidents"),
                  ("Repeat callers", f"{r.repeat_callers} callers, {r.repeat_caller_share:.0%} "
                                     "of incidents"),
-                 ("Busiest", f"{r.busiest_weekday or '–'} "
-                             + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "")),
                  ("Seen", f"{r.first_seen} to {r.last_seen}")]
         flags = []
         if not partner and len(triggers):
