@@ -484,8 +484,11 @@ def place_table(incidents: pd.DataFrame, lab: np.ndarray, *, config: Config,
     weekday = np.where(stamp.isna(), -1, stamp.dayofweek).astype(np.int64)[d_codes]
     real_day = (incidents["source"].astype(str).to_numpy(dtype=object) != POLICE_UK_SOURCE)
     days = _modes(np.where(real_day & (weekday >= 0), lab, -1), weekday, k, skip=())
-    first = pd.Series(date[in_cl]).groupby(lab[in_cl]).min().reindex(range(k))
-    last = pd.Series(date[in_cl]).groupby(lab[in_cl]).max().reindex(range(k))
+    # police.uk rows are dated by month: they count as "YYYY-MM", not as the 1st
+    months = np.array([d[:7] for d in date], dtype=object)
+    seen = np.where(real_day, date, months)
+    first = pd.Series(seen[in_cl]).groupby(lab[in_cl]).min().reindex(range(k))
+    last = pd.Series(seen[in_cl]).groupby(lab[in_cl]).max().reindex(range(k))
     wards = _modes(lab, incidents["ward_code"].astype(str).to_numpy(dtype=object), k)
     lsoas = _modes(lab, incidents["lsoa_code"].astype(str).to_numpy(dtype=object), k)
     # labels: the most common street named in the location text, in its commonest spelling

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import shapely
 
 from .config import Config, Layer
@@ -194,7 +193,3 @@ def land_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Ge
         return study_area(layers, config)
     return shapely.union_all(layers[config.land_layer].geometry.values)
 
-
-def distance_outside_m(area: shapely.Geometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Distance in metres from each point to ``area`` (0 inside)."""
-    return shapely.distance(area, shapely.points(x, y))

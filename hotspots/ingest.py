@@ -387,7 +387,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     dup = refs.duplicated(keep="first").to_numpy() & (ref != "")
     if dup.any():
         first_row = pd.Series(row_no, index=refs).groupby(level=0).first()
-        flag(dup, ref_col, ref, "duplicate_reference", first_row[refs[dup]].to_numpy())
+        flag(dup, ref_col, ref, "duplicate_crime_id" if fmt == "policeuk"
+             else "duplicate_reference", first_row[refs[dup]].to_numpy())
 
     # date and time
     when, when_col = std["when"]

@@ -50,6 +50,10 @@ REASONS: dict[str, tuple[str, str]] = {
     "duplicate_reference": (
         "reference '{value}' already appears at row {detail}",
         "remove the duplicate row, or give it its own reference"),
+    "duplicate_crime_id": (
+        "Crime ID '{value}' already appears at row {detail} (police.uk lists some crimes "
+        "twice, with different outcome rows)",
+        "nothing to do: the first row is kept and the crime is counted once"),
     "invalid_count": (
         "'{value}' is not a whole number of 0 or more",
         "write the count as a whole number, or leave it empty for 1"),

@@ -49,7 +49,7 @@ def test_ingest_text_summary_and_rejected_rows_file(tmp_path, capsys, cache):
                        str(tmp_path / "s.sqlite"))
     assert code == 0
     assert "2024-08-city-of-london-street.csv (policeuk): read 826 = accepted" in out
-    assert "rejected rows by reason: duplicate_reference" in out
+    assert "rejected rows by reason: duplicate_crime_id" in out
     kept = next((tmp_path / "rejected").glob("2024-08-city-of-london-street.load1*.csv"))
     rows = kept.read_text(encoding="utf-8-sig").splitlines()
     assert rows[0].startswith("row,Crime ID,Month") and rows[0].endswith(",reasons")

@@ -207,7 +207,7 @@ POLICE = sorted((SHARED / "policeuk").glob("*.csv"))
 def test_every_police_uk_month_ingests_with_explained_rejections(layers, config):
     from hotspots import geography
     area = geography.study_area(layers, config)
-    explained = {"duplicate_reference", "outside_study_area", "missing_coordinates"}
+    explained = {"duplicate_crime_id", "outside_study_area", "missing_coordinates"}
     seen = {}
     for path in POLICE:
         res = to_incidents(read_export(path), file=path.name, config=config, layers=layers,
@@ -227,6 +227,9 @@ def test_every_police_uk_month_ingests_with_explained_rejections(layers, config)
     again = to_incidents(read_export(asb), file=asb.name, config=config, layers=layers, area=area)
     assert again.incidents["ref"].tolist() == seen[asb.name].incidents["ref"].tolist()
     assert again.incidents["ref"].is_unique
+    dup = seen["2023-10-metropolitan-street_tower-hamlets_burglary-only.csv"].problems
+    assert dup["message"].str.contains(
+        r"police\.uk lists some crimes twice.*Fix: nothing to do: the first row is kept").all()
     city = seen["2024-08-city-of-london-street.csv"]
     assert 0 < len(city.incidents) < 100  # City of London Police rows that fall in the borough
     assert np.isin(["missing_coordinates", "outside_study_area"], list(city.reasons)).all()
