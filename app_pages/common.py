@@ -1,0 +1,184 @@
+"""What the pages share: settings from the environment, cached loaders around the
+package's public functions, and the sidebar filters read back from ``st.session_state``.
+
+No analysis happens here: every figure comes from ``hotspots`` (the same functions the
+CLI calls); this module only caches them and keys the caches on the store's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import streamlit as st
+
+from hotspots import geography, jobs, pack, store
+from hotspots.config import Config, load_config
+from hotspots.errors import HotspotsError
+from hotspots.summary import month_period
+
+#: Roles and the pages they may open (see streamlit_app.py).
+FULL_ROLES = ("analyst", "chair")
+ROLES = ("analyst", "chair", "officer", "partner")
+#: Largest upload, in MB; keep equal to server.maxUploadSize in .streamlit/config.toml.
+MAX_UPLOAD_MB = 50
+WORK = Path(tempfile.gettempdir()) / "hotspots-app"
+
+
+def store_file() -> str:
+    return os.environ.get("HOTSPOTS_STORE") or str(store.DEFAULT_STORE)
+
+
+def geodata_cache() -> str:
+    return os.environ.get("HOTSPOTS_GEODATA") or str(geography.DEFAULT_CACHE)
+
+
+@st.cache_resource
+def _config(path: str | None) -> Config:
+    return load_config(path)
+
+
+def config() -> Config:
+    return _config(os.environ.get("HOTSPOTS_CONFIG") or None)
+
+
+@st.cache_resource
+def _layers(config_path: str | None, cache: str) -> dict[str, gpd.GeoDataFrame]:
+    return geography.read_layers(config(), cache=cache)
+
+
+def layers() -> dict[str, gpd.GeoDataFrame]:
+    return _layers(os.environ.get("HOTSPOTS_CONFIG") or None, geodata_cache())
+
+
+def store_version() -> tuple:
+    """What the cached results depend on: the loads and the decisions in the store (a
+    detection run writes its places to the store too, so the file's mtime is no key)."""
+    path = store_file()
+    if not Path(path).is_file():
+        return (path, 0, 0, 0)
+    conn = store.connect(path)
+    try:
+        loads = conn.execute("SELECT count(*), coalesce(max(load_id), 0) FROM loads").fetchone()
+        n_dec = conn.execute("SELECT count(*) FROM tasking").fetchone()[0]
+    finally:
+        conn.close()
+    return (path, *loads, n_dec)
+
+
+def _folder(*key) -> Path:
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+    out = WORK / digest
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@st.cache_data(show_spinner=False)
+def months(version: tuple) -> list[str]:
+    """Months with incidents, newest first."""
+    conn = store.connect(version[0])
+    try:
+        rows = conn.execute("SELECT DISTINCT substr(date, 1, 7) FROM incidents "
+                            "ORDER BY 1 DESC").fetchall()
+    finally:
+        conn.close()
+    return [r[0] for r in rows]
+
+
+@st.cache_data(show_spinner=False)
+def latest_month(version: tuple) -> str | None:
+    conn = store.connect(version[0])
+    try:
+        return jobs.latest_complete_month(conn)
+    except HotspotsError:
+        return None
+    finally:
+        conn.close()
+
+
+@st.cache_data(show_spinner="Reading incidents...")
+def incidents(version: tuple, start: str | None = None, end: str | None = None,
+              categories: tuple[str, ...] | None = None) -> pd.DataFrame:
+    conn = store.connect(version[0])
+    try:
+        return store.read_incidents(conn, start=start, end=end,
+                                    categories=list(categories) if categories else None)
+    finally:
+        conn.close()
+
+
+@st.cache_data(show_spinner="Finding hotspots...")
+def detect(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
+    """``hotspots.jobs.detect`` for a month and categories, written to a folder of its own.
+    Raises HotspotsError (too few incidents) like the CLI."""
+    out = _folder("detect", version[:3], month, categories)
+    return jobs.detect(config=config(), period=month_period(month),
+                       categories=list(categories) or None, store_file=version[0],
+                       out_dir=out, cache=geodata_cache())
+
+
+@st.cache_data(show_spinner=False)
+def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """The places of :func:`detect` (EPSG:27700), biggest first, as written to its GeoPackage."""
+    meta = detect(version, month, categories)
+    gpkg = meta["files"]["gpkg"]
+    if not meta["places"]:
+        return gpd.GeoDataFrame({"place_id": []}, geometry=gpd.GeoSeries([], crs=27700))
+    return gpd.read_file(gpkg, layer="places")
+
+
+@st.cache_data(show_spinner="Building the tasking pack...")
+def build_pack(version: tuple, partner: bool) -> dict:
+    """``hotspots.pack.build_pack`` (latest complete month, all categories)."""
+    out = _folder("pack", version, partner)
+    return pack.build_pack(config=config(), store_file=version[0], out_dir=out,
+                           cache=geodata_cache(), partner=partner)
+
+
+def decisions() -> pd.DataFrame:
+    conn = store.connect(store_file())
+    try:
+        return store.read_decisions(conn)
+    finally:
+        conn.close()
+
+
+def latest_places() -> pd.DataFrame:
+    conn = store.connect(store_file())
+    try:
+        return store.read_places(conn)
+    finally:
+        conn.close()
+
+
+def filters() -> dict:
+    """The shared sidebar filters (set in streamlit_app.py)."""
+    return {"month": st.session_state.get("f_month"),
+            "categories": tuple(st.session_state.get("f_categories") or ()),
+            "wards": tuple(st.session_state.get("f_wards") or ())}
+
+
+def ward_names() -> dict[str, str]:
+    wards = layers()["ward"]
+    return dict(zip(wards["code"], wards["name"], strict=True))
+
+
+def role() -> str:
+    return st.session_state.get("role", "")
+
+
+def require(*allowed: str) -> None:
+    """Stop the page unless the signed-in role is one of ``allowed`` (navigation already
+    hides the page; this guards a page opened by its URL)."""
+    if role() not in allowed:
+        st.error("Your role cannot open this page.")
+        st.stop()
+
+
+def read_csv(path: str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"place_id": str})
+

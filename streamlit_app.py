@@ -1,0 +1,141 @@
+"""The hotspots app: sign-in, the shared sidebar filters and the pages each role may open.
+
+Start it on the demo data (after ``.venv/bin/hotspots demo``)::
+
+    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run streamlit_app.py
+
+Settings (environment): ``HOTSPOTS_STORE`` (store file, default data/hotspots.sqlite),
+``HOTSPOTS_GEODATA`` (geodata cache, default geodata/cache), ``HOTSPOTS_CONFIG``
+(configuration TOML, default the Tower Hamlets one).
+
+Sign-in, in this order:
+
+1. **Local mode** (``HOTSPOTS_LOCAL=1``): one analyst on their own machine; no sign-in,
+   role ``analyst``. Only in local mode, ``HOTSPOTS_TEST_ROLE`` (analyst, chair, officer,
+   partner) chooses another role, for tests and demonstrations.
+2. **OIDC** when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's
+   ``st.login``; see Streamlit's authentication docs). Roles come from a ``[roles]``
+   table, e-mail -> role; an e-mail not listed is refused.
+3. **Passwords** otherwise, from a ``[passwords]`` table in the secrets:
+   ``[passwords.alice] password_sha256 = "<hex sha256 of the password>"``,
+   ``role = "chair"``. Hashes are compared in constant time.
+
+Without any of these the app refuses to start and says how to configure it.
+
+Roles: an **officer** sees the patrol map only; a **partner** sees the partner pack only
+(minimised, small counts suppressed); an **analyst** or **chair** sees every page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+import streamlit as st
+
+from app_pages import common
+
+st.set_page_config(page_title="hotspots", layout="wide")
+
+
+def _secrets_section(name: str):
+    try:
+        return st.secrets[name] if name in st.secrets else None
+    except FileNotFoundError:  # no secrets file at all
+        return None
+
+
+def _password_login(table) -> tuple[str, str] | None:
+    if st.session_state.get("role"):
+        return st.session_state["user"], st.session_state["role"]
+    st.title("hotspots: sign in")
+    with st.form("login"):
+        user = st.text_input("User name")
+        password = st.text_input("Password", type="password")
+        ok = st.form_submit_button("Sign in")
+    if ok:
+        entry = table.get(user)
+        given = hashlib.sha256(password.encode()).hexdigest()
+        expected = str(entry["password_sha256"]).lower() if entry else "0" * 64
+        if entry and hmac.compare_digest(given, expected) and entry["role"] in common.ROLES:
+            st.session_state.update(user=user, role=entry["role"])
+            st.rerun()
+        st.error("User name or password not recognised.")
+    return None
+
+
+def _oidc_login() -> tuple[str, str] | None:
+    if not st.user.is_logged_in:
+        st.title("hotspots: sign in")
+        st.button("Sign in", on_click=st.login)
+        return None
+    email = st.user.get("email", "")
+    roles = _secrets_section("roles") or {}
+    if roles.get(email) not in common.ROLES:
+        st.error(f"{email} has no role in this app; ask the analyst to add it.")
+        st.button("Sign out", on_click=st.logout)
+        return None
+    return email, roles[email]
+
+
+def sign_in() -> tuple[str, str] | None:
+    """(user, role), or None after drawing the sign-in form."""
+    if os.environ.get("HOTSPOTS_LOCAL") == "1":
+        want = os.environ.get("HOTSPOTS_TEST_ROLE", "analyst")
+        return "local analyst", want if want in common.ROLES else "analyst"
+    if _secrets_section("auth") is not None:
+        return _oidc_login()
+    passwords = _secrets_section("passwords")
+    if passwords is not None:
+        return _password_login(passwords)
+    st.error("No sign-in is configured. Add an [auth] (OIDC) or [passwords] section to "
+             ".streamlit/secrets.toml, or set HOTSPOTS_LOCAL=1 for a single analyst on "
+             "their own machine.")
+    return None
+
+
+def sidebar(user: str, role: str) -> None:
+    """Period, categories and wards, kept in st.session_state for every page."""
+    version = common.store_version()
+    months = common.months(version) if version[1] else []
+    cfg = common.config()
+    with st.sidebar:
+        st.caption(f"Signed in: {user} ({role})")
+        if not months:
+            st.warning("The store has no incidents yet.")
+            return
+        latest = common.latest_month(version)
+        if st.session_state.get("f_month") not in months:
+            st.session_state["f_month"] = latest if latest in months else months[0]
+        st.selectbox("Period (month)", months, key="f_month")
+        st.multiselect("Categories (none = all)", list(cfg.categories), key="f_categories",
+                       format_func=cfg.label)
+        names = common.ward_names()
+        st.multiselect("Wards (none = all)", sorted(names, key=names.get), key="f_wards",
+                       format_func=lambda c: names.get(c, c))
+        if role in ("analyst", "chair", "partner") and _secrets_section("passwords") \
+                and st.button("Sign out"):
+            st.session_state.pop("role", None)
+            st.rerun()
+
+
+PAGES = {
+    "tasking": st.Page("app_pages/tasking.py", title="Tasking", url_path="tasking"),
+    "patrol": st.Page("app_pages/patrol.py", title="Patrol map", url_path="patrol"),
+    "trends": st.Page("app_pages/trends.py", title="Trends", url_path="trends"),
+    "data": st.Page("app_pages/data.py", title="Data", url_path="data"),
+    "partner": st.Page("app_pages/partner.py", title="Partner pack", url_path="partner"),
+}
+BY_ROLE = {"analyst": ["tasking", "patrol", "trends", "data"],
+           "chair": ["tasking", "patrol", "trends", "data"],
+           "officer": ["patrol"], "partner": ["partner"]}
+
+signed = sign_in()
+if signed is None:
+    st.stop()
+user, role = signed
+st.session_state["role"] = role
+st.session_state["user"] = user
+sidebar(user, role)
+st.navigation([PAGES[k] for k in BY_ROLE[role]]).run()

@@ -1,0 +1,158 @@
+"""The Streamlit app through streamlit.testing's AppTest on a small demo store: every page
+runs without an exception and shows its key widgets, a filter change changes the ranked
+table, roles limit what a user can reach, and the password sign-in works."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from hotspots.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "streamlit_app.py")
+PAGES = ["app_pages/tasking.py", "app_pages/patrol.py", "app_pages/trends.py",
+         "app_pages/data.py"]
+ENV = ("HOTSPOTS_STORE", "HOTSPOTS_GEODATA", "HOTSPOTS_LOCAL", "HOTSPOTS_TEST_ROLE")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, cache):
+    """A demo store (police.uk rows + 6,000 synthetic council incidents) and the app's
+    environment pointing at it; restored afterwards."""
+    root = tmp_path_factory.mktemp("app")
+    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
+                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    saved = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(HOTSPOTS_STORE=str(root / "d" / "hotspots.sqlite"),
+                      HOTSPOTS_GEODATA=str(cache), HOTSPOTS_LOCAL="1")
+    os.environ.pop("HOTSPOTS_TEST_ROLE", None)
+    yield root
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def role(demo, monkeypatch):
+    def start(name: str | None = None) -> AppTest:
+        if name:
+            monkeypatch.setenv("HOTSPOTS_TEST_ROLE", name)
+        at = AppTest.from_file(APP, default_timeout=90)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return start
+
+
+def _df(at: AppTest, column: str):
+    """The first table on the page with this column (AppTest's dataframes carry no key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _keys(at: AppTest, kind: str) -> set[str]:
+    return {e.key for e in at.get(kind)}
+
+
+def test_every_page_runs_with_its_widgets(role):
+    at = role()  # local mode: analyst
+    assert [s.label for s in at.sidebar.selectbox] == ["Period (month)"]
+    assert [m.label for m in at.sidebar.multiselect] == ["Categories (none = all)",
+                                                        "Wards (none = all)"]
+    assert at.sidebar.selectbox(key="f_month").value == "2024-08"
+    expect = {
+        "app_pages/tasking.py": ("Tasking", lambda a: {"dl_pack_html", "dl_pack_xlsx",
+                                                       "dl_partner", "dl_gpkg"}
+                                 <= _keys(a, "download_button")
+                                 and _df(a, "main_categories").shape[0] > 0
+                                 and a.button[0].label == "Record decision"),
+        "app_pages/patrol.py": ("Patrol map", lambda a: {"patrol_ward", "patrol_shift"}
+                                <= {s.key for s in a.selectbox}
+                                and _df(a, "Patrol windows").shape[0] > 0),
+        "app_pages/trends.py": ("Trends", lambda a: a.radio(key="trend_level") is not None
+                                and _df(a, "p (exact Poisson)").shape[0] == 2),
+        "app_pages/data.py": ("Data", lambda a: {"load", "synth"} <= {b.key for b in a.button}
+                              and _df(a, "n_read").shape[0] >= 4),
+    }
+    for page in PAGES:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        title, check = expect[page]
+        assert at.title[0].value == title
+        assert check(at), page
+        assert "Traceback" not in str([m.value for m in at.markdown])
+
+
+def test_filter_change_changes_the_ranked_table(role, layers):
+    at = role()
+    before = _df(at, "main_categories")
+    at.sidebar.multiselect(key="f_categories").set_value(["nox_sighting"]).run()
+    assert not at.exception
+    after = _df(at, "main_categories")
+    assert not before.equals(after)
+    assert after["main_categories"].str.startswith("Nitrous oxide").all()
+    # a ward filter keeps only that ward's places
+    wards = layers["ward"]
+    ward = after["ward"].iloc[0]
+    code = wards.loc[wards["name"] == ward, "code"].iloc[0]
+    at.sidebar.multiselect(key="f_wards").set_value([code]).run()
+    assert set(_df(at, "main_categories")["ward"]) == {ward}
+
+def test_officer_sees_the_patrol_map_only(role):
+    at = role("officer")
+    assert at.title[0].value == "Patrol map"
+    assert not _keys(at, "download_button")
+    for page in ("app_pages/tasking.py", "app_pages/data.py", "app_pages/partner.py"):
+        with pytest.raises(ValueError, match="Known pages: \\[.*patrol.py'\\]"):
+            at.switch_page(page)
+
+
+def test_partner_sees_the_minimised_pack_only(role):
+    at = role("partner")
+    assert at.title[0].value == "Partner pack"
+    assert _keys(at, "download_button") == {"dl_partner", "dl_partner_xlsx"}
+    table = at.dataframe[0].value
+    assert "caller_key" not in table.columns and "repeat_callers" not in table.columns
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/tasking.py")
+
+
+def test_password_sign_in(demo, monkeypatch):
+    monkeypatch.delenv("HOTSPOTS_LOCAL")
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.secrets["passwords"] = {"pat": {"password_sha256": hashlib.sha256(b"s3cret")
+                                       .hexdigest(), "role": "officer"}}
+    at.run()
+    assert at.title[0].value == "hotspots: sign in"
+    at.text_input[0].input("pat")
+    at.text_input[1].input("wrong")
+    at.button[0].click().run()
+    assert "not recognised" in at.error[0].value
+    at.text_input[1].input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "Patrol map"
+
+
+def test_no_sign_in_configured_refuses(demo, monkeypatch):
+    monkeypatch.delenv("HOTSPOTS_LOCAL")
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert "No sign-in is configured" in at.error[0].value
+    assert not at.title
+
+
+def test_recording_a_decision(role):
+    at = role()
+    at.text_area[0].input("Joint patrol Fri and Sat nights")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "recorded" in at.success[0].value
+    assert "Meeting of" in " ".join(c.value for c in at.caption)
