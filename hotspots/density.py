@@ -47,7 +47,7 @@ import scipy.fft
 import shapely
 from scipy import ndimage
 
-from .grid import _check_cell_size, _xy, area_geometry, suggest_cell_size
+from .grid import _xy, area_geometry, check_metres, suggest_cell_size
 
 logger = logging.getLogger(__name__)
 
@@ -185,16 +185,6 @@ def suggest_bandwidth(x, y) -> float:
                 "distance %.0f m, sqrt(1/ln 2) * median distance %.0f m) * %d^-0.2 = %.1f m)",
                 h, sd, math.sqrt(1 / math.log(2)) * dm, n, raw)
     return h
-
-
-def _check_positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive number of metres, got {value!r}.")
-    return v
 
 
 def _profile(u2: np.ndarray, kernel: str) -> np.ndarray:
@@ -437,9 +427,9 @@ def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | No
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
     if bandwidth_m is not None:
-        bandwidth_m = _check_positive("bandwidth_m", bandwidth_m)
+        bandwidth_m = check_metres("bandwidth_m", bandwidth_m)
     if cell_size_m is not None:
-        cell_size_m = _check_cell_size(cell_size_m)
+        cell_size_m = check_metres("cell_size_m", cell_size_m)
     geom, crs = area_geometry(area, crs)
     x, y = _xy(x, y)
     w = None if weights is None else _check_weights(weights, len(x))

@@ -43,14 +43,15 @@ NICE = (1.0, 2.0, 2.5, 5.0)
 SQRT3 = math.sqrt(3.0)
 
 
-def _check_cell_size(cell_size_m: float) -> float:
+def check_metres(name: str, value) -> float:
+    """``value`` as a positive finite number of metres, or ValueError naming ``name``."""
     try:
-        value = float(cell_size_m)
+        v = float(value)
     except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"cell_size_m must be a positive number of metres, got {cell_size_m!r}.")
-    return value
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive number of metres, got {value!r}.")
+    return v
 
 
 def _check_shape(shape: str) -> str:
@@ -220,7 +221,7 @@ def make_grid(area, *, cell_size_m: float, shape: str = "square",
         On a bad ``cell_size_m`` or ``shape``, an area without area, or more than
         :data:`MAX_CELLS` cells.
     """
-    s = _check_cell_size(cell_size_m)
+    s = check_metres("cell_size_m", cell_size_m)
     _check_shape(shape)
     geom, crs = area_geometry(area, crs)
     bounds = shapely.bounds(geom)
@@ -286,7 +287,7 @@ def _grid_attrs(grid: gpd.GeoDataFrame) -> tuple[str, float, float, float]:
     except (KeyError, TypeError, ValueError):
         raise ValueError("grid has no 'shape', 'cell_size_m' and 'origin' in .attrs; make it "
                          "with hotspots.grid.make_grid (attrs survive copy and slicing).") from None
-    return _check_shape(shape), _check_cell_size(s), float(ox), float(oy)
+    return _check_shape(shape), check_metres("cell_size_m", s), float(ox), float(oy)
 
 
 def _xy(x, y) -> tuple[np.ndarray, np.ndarray]:
