@@ -132,11 +132,15 @@ def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDa
 
 
 @st.cache_data(show_spinner="Building the tasking pack...")
-def build_pack(version: tuple, partner: bool) -> dict:
-    """``hotspots.pack.build_pack`` (latest complete month, all categories)."""
-    out = _folder("pack", version, partner)
+def build_pack(version: tuple, partner: bool, month: str | None = None,
+               categories: tuple[str, ...] = ()) -> dict:
+    """``hotspots.pack.build_pack`` for a month (default: the latest complete one) and
+    some categories (default: all)."""
+    out = _folder("pack", version, partner, month, categories)
     return pack.build_pack(config=config(), store_file=version[0], out_dir=out,
-                           cache=geodata_cache(), partner=partner)
+                           cache=geodata_cache(), partner=partner,
+                           period=month_period(month) if month else None,
+                           categories=list(categories) or None)
 
 
 def decisions() -> pd.DataFrame:

@@ -14,7 +14,8 @@ common.require("partner", *common.FULL_ROLES)
 st.title("Partner pack")
 version = common.store_version()
 try:
-    meta = common.build_pack(version, True)
+    flt = common.filters()
+    meta = common.build_pack(version, True, flt["month"], flt["categories"])
 except HotspotsError as exc:
     st.warning(str(exc))
     st.stop()

@@ -49,8 +49,9 @@ if places.empty:
 with st.expander("Map of hotspots and places", expanded=True):
     st.iframe(Path(meta["files"]["map"]), height=520)  # the package's own map, text escaped
 
-pack_meta = common.build_pack(version, False)
-with st.expander(f"Tasking pack score and components ({pack_meta['period']}, all categories)"):
+pack_meta = common.build_pack(version, False, f["month"], f["categories"])
+cat_note = ", ".join(f["categories"]) or "all categories"
+with st.expander(f"Tasking pack score and components ({pack_meta['period']}, {cat_note})"):
     ranked = common.read_csv(pack_meta["files"]["csv"])
     cols = ["rank", "place_id", "label", "score"] + [c for c in ranked.columns
                                                      if c.startswith("component_")]
@@ -97,7 +98,7 @@ if "decision_msg" in st.session_state:
     st.success(st.session_state.pop("decision_msg"))
 
 st.subheader("Downloads")
-partner_meta = common.build_pack(version, True)
+partner_meta = common.build_pack(version, True, f["month"], f["categories"])
 files = pack_meta["files"]
 c1, c2, c3, c4 = st.columns(4)
 c1.download_button("Full pack (HTML)", Path(files["html"]).read_bytes(),

@@ -130,8 +130,11 @@ def _cmd_detect(args, config) -> int:
 def _cmd_pack(args, config) -> int:
     from .pack import build_pack
 
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     out = build_pack(config=config, store_file=args.store, out_dir=args.out,
-                     cache=args.geodata, partner=args.partner, top=args.top, units=args.units)
+                     cache=args.geodata, partner=args.partner, top=args.top, units=args.units,
+                     period=month_period(args.month) if args.month else None,
+                     categories=cats)
     if args.json:
         print(json.dumps(out))
     else:
@@ -305,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--partner", action="store_true",
                     help="partner version: aggregates only, small counts suppressed")
     pk.add_argument("--top", type=int, default=20, help="places in the pack (default 20)")
+    pk.add_argument("--month", help="YYYY-MM (default: latest complete month in the store)")
+    pk.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     pk.add_argument("--units", choices=("places", "lsoa", "cells"), default="places",
                     help="what to rank: cluster places (default), LSOAs or grid cells")
     common(pk)

@@ -24,7 +24,7 @@ from .maps import hotspot_map, map_html
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
 from .report import pack_html
-from .summary import in_period, month_period
+from .summary import Period, in_period, month_period
 from .trends import (
     emerging_hotspots,
     patrol_windows,
@@ -125,8 +125,10 @@ def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
 
 def build_pack(*, config: Config, store_file: str | Path | None = None,
                out_dir: str | Path = "out", cache: str | Path | None = None,
-               partner: bool = False, top: int = 20, units: str = "places") -> dict:
-    """Write the tasking pack for the latest complete month in the store.
+               partner: bool = False, top: int = 20, units: str = "places",
+               period: Period | None = None, categories: list[str] | None = None) -> dict:
+    """Write the tasking pack for ``period`` (default: the latest complete month in the
+    store), for some ``categories`` or all.
 
     ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
     ``cells``.
@@ -138,10 +140,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
     conn = store.connect(store_file)
     try:
-        period = month_period(latest_complete_month(conn))
+        period = period or month_period(latest_complete_month(conn))
         first = min(period.previous().start, _years_before(period.start)).replace(day=1)
         inc = store.read_incidents(conn, start=first.isoformat(),
-                                   end=period.end.isoformat())
+                                   end=period.end.isoformat(), categories=categories)
         decisions = store.read_decisions(conn)
     finally:
         conn.close()

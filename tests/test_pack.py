@@ -124,3 +124,14 @@ def test_pack_ranks_lsoas_or_cells_and_reports_emerging_classes(demo, cache, cap
     ids = [r.split(",")[header.index("place_id")] for r in rows[1:]]
     assert ids and all(i.startswith(prefix) for i in ids)
     assert out["emerging"] and sum(out["emerging"].values()) > 0  # 24 months in the store
+
+
+def test_pack_for_a_month_and_some_categories(demo, cache, capsys):
+    root, store = demo
+    out = build(root, store, cache, capsys, "--month", "2024-07", "--categories",
+                "nox_sighting")
+    assert out["period"] == "2024-07"
+    rows = Path(out["files"]["csv"]).read_text(encoding="utf-8-sig").splitlines()
+    header = rows[0].split(",")
+    cats = [r.split(",")[header.index("main_categories")] for r in rows[1:]]
+    assert cats and all(c.startswith("Nitrous oxide sighting 100%") for c in cats)
