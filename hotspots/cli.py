@@ -146,6 +146,30 @@ def _cmd_pack(args, config) -> int:
     return 0
 
 
+def _cmd_backtest(args, config) -> int:
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    srcs = [c.strip() for c in args.sources.split(",")] if args.sources else None
+    out = jobs.run_backtest(config=config, store_file=args.store, out_dir=args.out,
+                            cache=args.geodata, categories=cats, sources=srcs,
+                            test_months=args.test_months, window=args.window,
+                            cell_size_m=args.cell_size_m)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"Backtest over {', '.join(out['test_months'])} ({out['incidents']:,} incidents, "
+          f"{out['cell_size_m']:g} m cells, {out['window_months']}-month window)")
+    naive = out["pai_at_5pct"].get("naive")
+    for method, value in sorted(out["pai_at_5pct"].items(), key=lambda kv: -kv[1]):
+        mark = "  <- best" if method == out["best_at_5pct"] else ""
+        print(f"  PAI at 5% coverage  {method:<12} {value:6.2f}{mark}")
+    if naive is not None:
+        print(f"  the naive last-month map scores {naive:.2f}; the best method is "
+              f"{out['best_at_5pct']}: use it as the default map for this data")
+    print(out["definitions"])
+    print(f"  table: {out['files']['table']}")
+    return 0
+
+
 def _cmd_task(args, config) -> int:
     conn = store.connect(args.store)
     try:
@@ -314,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what to rank: cluster places (default), LSOAs or grid cells")
     common(pk)
     pk.set_defaults(func=_cmd_pack)
+
+    bt = sub.add_parser("backtest", help="PAI of each hotspot method on past months; "
+                                         "which one to use by default")
+    bt.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    bt.add_argument("--sources", help="comma-separated sources, e.g. policeuk (default: all)")
+    bt.add_argument("--test-months", type=int, default=6, help="months to test (default 6)")
+    bt.add_argument("--window", type=int, default=12, help="training months (default 12)")
+    bt.add_argument("--cell-size-m", type=float, default=100.0)
+    bt.add_argument("--out", default="out", help="output folder (default out/)")
+    common(bt)
+    bt.set_defaults(func=_cmd_backtest)
 
     k = sub.add_parser("task", help="the tasking log: decisions on places")
     ksub = k.add_subparsers(dest="task_command", required=True)

@@ -7,6 +7,8 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from . import geography, store
 from .config import Config
 from .errors import HotspotsError
@@ -251,3 +253,42 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     meta["top"] = [{"rank": i, "place_id": r.place_id, "label": r.label, "n": int(r.n)}
                    for i, r in enumerate(places.head(10).itertuples(), start=1)]
     return meta
+
+
+def run_backtest(*, config: Config, store_file: str | Path | None = None,
+                 out_dir: str | Path = "out", cache: str | Path | None = None,
+                 categories: list[str] | None = None, sources: list[str] | None = None,
+                 test_months: int = 6, window: int = 12, cell_size_m: float = 100.0) -> dict:
+    """Backtest every forecast method on the store's data (rolling origin over the last
+    ``test_months`` months) and say which wins at 5% coverage.
+
+    Writes ``backtest.csv`` (per method and coverage, means over test months).
+    """
+    from .evaluate import backtest, backtest_summary, best_method, metric_definitions
+    from .grid import make_grid
+
+    conn = store.connect(store_file)
+    try:
+        inc = store.read_incidents(conn, categories=categories)
+    finally:
+        conn.close()
+    if sources:
+        inc = inc.loc[inc["source"].isin(sources)]
+    months = sorted(inc["period"].unique())
+    if len(months) < 3:
+        raise HotspotsError(f"{len(months)} month(s) of data: a backtest needs at least 3 "
+                            "(at least one to learn from and one to test).")
+    periods = months[-min(test_months, len(months) - 1):]
+    layers = geography.read_layers(config, cache=cache)
+    grid = make_grid(geography.land_area(layers, config), cell_size_m=cell_size_m)
+    table = backtest(inc, grid, periods=periods, window=window, config=config)
+    summary = backtest_summary(table)
+    best = best_method(table, coverage=0.05)
+    at5 = summary.loc[np.isclose(summary["coverage"], 0.05)].set_index("method")["pai"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_csv(summary.round(4), out / "backtest.csv")
+    return {"test_months": list(periods), "incidents": int(len(inc)),
+            "cell_size_m": cell_size_m, "window_months": window, "best_at_5pct": best,
+            "pai_at_5pct": {k: round(float(v), 3) for k, v in at5.items()},
+            "definitions": metric_definitions(), "files": {"table": str(path)}}

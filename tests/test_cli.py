@@ -191,3 +191,19 @@ def test_every_ingest_entry_has_the_same_keys(tmp_path, capsys, cache):
     assert code == 1
     for entry in json.loads(out)["files"]:
         assert set(entry) == set(INGEST_KEYS)
+
+
+def test_backtest_names_the_best_method_on_real_burglary_months(tmp_path, capsys, cache):
+    store = str(tmp_path / "s.sqlite")
+    months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
+    run(capsys, "--geodata", str(cache), "ingest", *map(str, months), "--store", store)
+    code, out, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store,
+                       "--test-months", "3", "--out", str(tmp_path / "o"), "--json")
+    assert code == 0
+    res = json.loads(out)
+    assert res["test_months"] == ["2024-06", "2024-07", "2024-08"]
+    pai = res["pai_at_5pct"]
+    assert res["best_at_5pct"] == max(pai, key=pai.get) and pai[res["best_at_5pct"]] > 1
+    assert {"naive", "gistar", "prospective"} <= set(pai)
+    assert "PAI (Predictive Accuracy Index" in res["definitions"]
+    assert (tmp_path / "o" / "backtest.csv").exists()
