@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from . import geography, store
 from .config import Config
@@ -151,6 +152,31 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     return meta
 
 
+#: The default forecast map: cell counts over this many months (won the backtests on the
+#: police.uk months and the demo data at 5% coverage; see `hotspots backtest`).
+FORECAST_MONTHS = 12
+FORECAST_COVERAGE = 0.05
+
+
+def _months_before(day: dt.date, months: int) -> str:
+    first = pd.Period(day, "M") - (months - 1)
+    return first.start_time.date().isoformat()
+
+
+def forecast_cells(incidents: pd.DataFrame, cells):
+    """The top 5% of the area by cell counts over the last 12 months: the map that won the
+    backtests. Returns those cells (EPSG:27700) with their counts in ``n_12m``."""
+    from .evaluate import select_cells
+    from .grid import cell_index
+
+    idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy())
+    pos = pd.Series(np.arange(len(cells)), index=cells["cell_id"])
+    counts = np.bincount(pos.reindex(idx[idx >= 0]).to_numpy(), minlength=len(cells))
+    chosen = select_cells(counts.astype(float), cells["area_km2"].to_numpy(),
+                          coverage=FORECAST_COVERAGE) & (counts > 0)
+    return cells.loc[chosen, ["cell_id", "geometry"]].assign(n_12m=counts[chosen])
+
+
 def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="square",
              bandwidth_m=None, kernel="quartic", method="dbscan", fdr=True):
     """Grid counts with Gi*, kernel density and places for a period's incidents; and the
@@ -204,6 +230,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         period = period or month_period(latest_complete_month(conn))
         inc = store.read_incidents(conn, start=period.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
+        year = store.read_incidents(conn, start=_months_before(period.end, FORECAST_MONTHS),
+                                    end=period.end.isoformat(), categories=categories)
     finally:
         conn.close()
     left_out = month_only_left_out(inc, period)
@@ -217,6 +245,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
         bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
     cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
+    forecast = forecast_cells(year, cells)
     meta = {
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
         "month_only_left_out": left_out,
@@ -234,8 +263,10 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     html_path = out / f"hotspots_{stem}.html"
     csv_path = out / f"places_{stem}.csv"
     gpkg_path = out / f"hotspots_{stem}.gpkg"
+    meta["forecast_cells"] = int(len(forecast))
     save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
-                         raster=raster, cells=cells, places=places), html_path)
+                         raster=raster, cells=cells, places=places, forecast=forecast),
+             html_path)
     write_csv(places.drop(columns="geometry").round(4), csv_path)
     gpkg_path.unlink(missing_ok=True)
     cells.to_file(gpkg_path, layer="cells", driver="GPKG")

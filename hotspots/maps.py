@@ -358,9 +358,23 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
     fg.add_to(m)
 
 
+def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame) -> None:
+    if forecast.empty:
+        return
+    web = forecast.to_crs(WEB_CRS)
+    web["label"] = [f"{n} incident(s) in the last 12 months" for n in web["n_12m"]]
+    fg = folium.FeatureGroup(name="Forecast: top 5% of the area by 12-month cell counts "
+                                  "(the method that won the backtests)", show=False)
+    folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
+                   style_function=lambda f: {"fill": False, "color": "#006d2c", "weight": 2},
+                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+    fg.add_to(m)
+
+
 def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=None,
                 cells: gpd.GeoDataFrame | None = None,
-                places: gpd.GeoDataFrame | None = None) -> folium.Map:
+                places: gpd.GeoDataFrame | None = None,
+                forecast: gpd.GeoDataFrame | None = None) -> folium.Map:
     """Detection map: density contours, Gi* hot and cold cells, numbered places.
 
     The HTML size does not grow with the number of incidents: every layer is an
@@ -379,6 +393,8 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
         _density_layer(m, raster)
     if cells is not None:
         _gistar_layer(m, cells, meta)
+    if forecast is not None:
+        _forecast_layer(m, forecast)
     if places is not None:
         _places_layer(m, places)
     heading = f"{config.name}: hotspots, {meta['period']}"

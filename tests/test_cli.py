@@ -155,6 +155,9 @@ def test_detect_announces_chosen_values_and_refuses_empty_periods(tmp_path, caps
     assert code == 0
     assert "cell size set to" in err and "bandwidth set to" in err
     assert "Hotspots for 2024-08: 185 incidents" in out
+    # the backtests' winner is drawn by default: the top 5% of the area by 12-month counts
+    page = (tmp_path / "o" / "hotspots_2024-08.html").read_text()
+    assert "Forecast: top 5% of the area by 12-month cell counts" in page
     code, _, err = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--month",
                        "2023-01")
     assert code == 1 and "0 incident(s) in 2023-01: too few to look for hotspots" in err
