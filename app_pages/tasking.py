@@ -85,7 +85,8 @@ with st.form("decision", clear_on_submit=True):
         try:
             did = store.record_decision(conn, place_id=place or "", owner=owner,
                                         actions=actions, review_date=review.isoformat(),
-                                        meeting_date=meeting.isoformat())
+                                        meeting_date=meeting.isoformat(),
+                                        run_id=meta.get("run_id"))
         except StoreError as exc:
             st.error(str(exc))
         else:

@@ -250,8 +250,9 @@ def read_places(conn: sqlite3.Connection, run_id: int | None = None) -> pd.DataF
 
 
 def record_decision(conn: sqlite3.Connection, *, place_id: str, owner: str, actions: str,
-                    review_date: str, meeting_date: str | None = None) -> int:
-    """Record a tasking decision on a place of the latest detection run.
+                    review_date: str, meeting_date: str | None = None,
+                    run_id: int | None = None) -> int:
+    """Record a tasking decision on a place of a detection run (default: the latest).
 
     Raises
     ------
@@ -269,11 +270,12 @@ def record_decision(conn: sqlite3.Connection, *, place_id: str, owner: str, acti
             raise StoreError(f"{name} '{value}' is not a date; write YYYY-MM-DD.") from exc
     if review_date < meeting_date:
         raise StoreError(f"review date {review_date} is before the meeting {meeting_date}.")
-    latest = read_places(conn)
+    latest = read_places(conn, run_id)
     match = latest.loc[latest["place_id"] == place_id]
     if match.empty:
         period = latest["period"].iloc[0] if len(latest) else None
-        raise StoreError(f"place '{place_id}' is not in the latest detection run"
+        which = "the latest detection run" if run_id is None else f"detection run {run_id}"
+        raise StoreError(f"place '{place_id}' is not in {which}"
                          + (f" ({period})" if period else " (there is none)")
                          + "; run `hotspots detect` and use one of its place ids.")
     r = match.iloc[0]

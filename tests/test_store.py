@@ -150,3 +150,16 @@ def test_tasking_decision_errors(conn, kw, message):
             "meeting_date": "2024-09-05", **kw}
     with pytest.raises(store.StoreError, match=message):
         store.record_decision(conn, **args)
+
+
+def test_decision_on_the_run_on_screen_not_only_the_latest(conn):
+    first = store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                               end="2024-08-31", method="dbscan", params={})
+    store.write_places(conn, places_frame().iloc[:1], period="2024-07", start="2024-07-01",
+                       end="2024-07-31", method="dbscan", params={})
+    with pytest.raises(store.StoreError, match=r"place 'P2' is not in the latest detection run"):
+        store.record_decision(conn, place_id="P2", owner="ptf", actions="a",
+                              review_date="2024-10-01", meeting_date="2024-09-05")
+    store.record_decision(conn, place_id="P2", owner="ptf", actions="a",
+                          review_date="2024-10-01", meeting_date="2024-09-05", run_id=first)
+    assert store.read_decisions(conn)["run_id"].tolist() == [first]
