@@ -179,14 +179,38 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         dups = sorted({h for h in header if header.count(h) > 1})
         raise InputError(f"{path}: the header repeats column(s) {dups}; give each column its "
                          "own name.")
-    table = pacsv.read_csv(
-        path, read_options=pacsv.ReadOptions(encoding="utf8"),
-        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={h: pa.string() for h in header}, strings_can_be_null=False,
-            quoted_strings_can_be_null=False))
-    return pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
-                         for h in table.column_names})
+    types = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                 strings_can_be_null=False, quoted_strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding="utf8"),
+                               parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+                               convert_options=types)
+        malformed: list[tuple[int, str]] = []
+    except pa.ArrowInvalid as exc:
+        if "columns" not in str(exc):
+            raise
+        # some rows have the wrong number of fields (often an unquoted comma in free
+        # text): read again keeping every other row and note those rows by number
+        malformed = []
+
+        def keep(row) -> str:
+            malformed.append((row.number, f"{row.actual_columns} fields where the header "
+                                          f"has {row.expected_columns}", row.text))
+            return "skip"
+
+        table = pacsv.read_csv(
+            path, read_options=pacsv.ReadOptions(encoding="utf8", use_threads=False),
+            parse_options=pacsv.ParseOptions(ignore_empty_lines=False,
+                                             invalid_row_handler=keep),
+            convert_options=types)
+    frame = pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
+                          for h in table.column_names})
+    if malformed:
+        bad = {m[0] for m in malformed}
+        rows = [r for r in range(2, len(frame) + len(bad) + 2) if r not in bad]
+        frame.attrs["row_numbers"] = np.array(rows)
+        frame.attrs["malformed"] = malformed
+    return frame
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -372,10 +396,11 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
         raise InputError(f"{file}: not a police.uk street-level file (its header starts "
                          f"{list(frame.columns[:4])}) and no mapping was given. Write a mapping "
                          "file naming its columns and pass it with --mapping.")
+    malformed = frame.attrs.get("malformed", [])
+    row_no = np.asarray(frame.attrs.get("row_numbers", np.arange(2, len(frame) + 2)))
     frame = _as_text(frame)
     today = today or dt.date.today()
     n = len(frame)
-    row_no = np.arange(2, n + 2)
     std = _std_frame(frame, fmt, mapping, file)
     probs = _Problems(file, row_no, np.zeros(n, dtype=bool))
     flag = probs.flag
@@ -472,12 +497,21 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     cols.update({"file": _constant(file, n_ok), "row": row_no[ok]})
     out = pd.DataFrame({c: (v.array if isinstance(v, pd.Series) else v)
                         for c, v in cols.items()}, columns=list(INCIDENT_COLUMNS))
+    for line, detail, text in malformed:
+        probs.rows.append((file, int(line), "(whole row)", text, "malformed_row",
+                           problem_message(file, int(line), "(whole row)", text,
+                                           "malformed_row", detail)))
     problems = probs.frame().sort_values(["row", "field"], kind="stable", ignore_index=True)
     rejected = frame.loc[probs.bad].astype(object)
     rejected.insert(0, "row", row_no[probs.bad])
+    if malformed:
+        raw = pd.DataFrame({"row": [m[0] for m in malformed], "raw_text": [m[2] for m in
+                                                                          malformed]})
+        rejected = pd.concat([rejected, raw], ignore_index=True).sort_values(
+            "row", kind="stable").fillna("")
     msgs = problems.groupby("row")["message"].agg(" | ".join)
     rejected["reasons"] = rejected["row"].map(msgs)
-    return IngestResult(file=file, format=fmt, n_read=n,
+    return IngestResult(file=file, format=fmt, n_read=n + len(malformed),
                         incidents=out,
                         problems=problems, rejected=rejected.reset_index(drop=True),
                         lsoa_agreement=agreement)

@@ -54,6 +54,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "Crime ID '{value}' already appears at row {detail} (police.uk lists some crimes "
         "twice, with different outcome rows)",
         "nothing to do: the first row is kept and the crime is counted once"),
+    "malformed_row": (
+        "the row has {detail}",
+        "quote text that contains commas (\"like, this\") or remove the extra fields; "
+        "the row is kept in the rejected rows file"),
     "invalid_count": (
         "'{value}' is not a whole number of 0 or more",
         "write the count as a whole number, or leave it empty for 1"),

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
+from hotspots.config import load_config
 from hotspots.errors import ConfigError, InputError
 from hotspots.ingest import Mapping, read_export, read_mapping, to_incidents
 
@@ -301,3 +302,21 @@ def test_asb_keys_survive_a_spreadsheet_resave(tmp_path, layers, config):
     b = to_incidents(resaved, file="b.csv", config=config, layers=layers, area=area)
     assert (resaved["Longitude"] != frame["Longitude"].astype(object)).any()
     assert a.incidents["ref"].tolist() == b.incidents["ref"].tolist()
+
+
+def test_rows_with_the_wrong_number_of_fields_are_rejected_not_the_file(tmp_path):
+    path = tmp_path / "ragged.csv"
+    good = f"2024-08-05 10:00,Rowdy,{LAT},{LON},,,,"
+    path.write_text("Ref,When,Type,Lat,Lon,Where,Caller,Text,Qty\n"
+                    f"A1,{good}\nA2,{good},noise, with a comma\nA3,{good}\nA4,short\n")
+    from hotspots import geography
+    config = load_config()
+    res = to_incidents(read_export(path), file="ragged.csv", config=config, layers=run.layers,
+                       area=geography.study_area(run.layers, config), mapping=LATLON,
+                       today=TODAY)
+    assert res.n_read == 4 == len(res.incidents) + len(res.rejected)
+    assert res.incidents["row"].tolist() == [2, 4]
+    assert res.rejected["row"].tolist() == [3, 5]
+    assert res.reasons == {"malformed_row": 2}
+    assert ("ragged.csv row 3, field '(whole row)'" in res.problems["message"].iloc[0]
+            and "the row has 11 fields where the header has 9" in res.problems["message"].iloc[0])
