@@ -235,12 +235,13 @@ def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
     if fmt:
         out = pd.to_datetime(text, format=fmt, errors="coerce")
     todo = (out.isna() & (text != "")).to_numpy(dtype=bool)
-    if todo.any():
-        iso = pd.to_datetime(text[todo], format="ISO8601", errors="coerce", utc=True)
-        has_offset = text[todo].str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
-        local = iso.dt.tz_convert("Europe/London").dt.tz_localize(None)
-        naive = iso.dt.tz_localize(None)
-        out[todo] = np.where(has_offset.to_numpy(dtype=bool), local, naive)
+    offset = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).to_numpy(dtype=bool)
+    plain, zoned = todo & ~offset, todo & offset
+    if plain.any():
+        out[plain] = pd.to_datetime(text[plain], format="ISO8601", errors="coerce")
+    if zoned.any():  # an offset is converted to London time
+        out[zoned] = (pd.to_datetime(text[zoned], format="ISO8601", errors="coerce", utc=True)
+                      .dt.tz_convert("Europe/London").dt.tz_localize(None))
     if fmt:
         return out
     for f in _DAYFIRST_FORMATS:
