@@ -43,3 +43,23 @@ def area(layers, config):
 def _run_from_root(monkeypatch):
     """The default configuration names its manifest relative to the repository root."""
     monkeypatch.chdir(ROOT)
+
+
+#: Headless Chromium on this machine: no sandbox as root, no background network calls.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def open_page(pw, *, width: int, height: int):
+    """Debian chromium, one page, and the list its script and console errors go to
+    (failed resource loads are left out: they are map tiles, and there is no network)."""
+    import shutil
+
+    browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+            and "Failed to load resource" not in m.text else None)
+    return browser, page, errors

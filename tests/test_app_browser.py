@@ -18,10 +18,10 @@ import pytest
 
 from hotspots.cli import main
 
+from .conftest import CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PAGES = {"tasking": "Ranked places", "patrol": "Numbers on the map match",
          "trends": "Before and after", "data": "Store status"}
 SIZES = {"desktop": (1280, 900), "phone": (375, 812)}
@@ -97,7 +97,7 @@ def test_pages_in_chromium(server):
     shots = root / "shots"
     shots.mkdir()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for size, (w, h) in SIZES.items():
                 page = browser.new_page(viewport={"width": w, "height": h})

@@ -9,6 +9,8 @@ import pytest
 from hotspots.maps import area_map, map_html, save_map
 from hotspots.summary import area_summary, month_period
 
+from .conftest import open_page
+
 EVIL = "<script>window.__pwned=1</script>${window.__pwned=2}`=HYPERLINK(\"http://x\")"
 
 
@@ -66,14 +68,7 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
     rep = layers["lsoa"].head(6).geometry.representative_point().to_crs(4326).iloc[5]
     target = (rep.x, rep.y)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 375, "height": 812})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                and "Failed to load resource" not in m.text else None)  # tiles: no network
+        browser, page, errors = open_page(pw, width=375, height=812)
         page.goto(path.as_uri())
         page.wait_for_selector("path.leaflet-interactive")
         assert page.locator("path.leaflet-interactive").count() == 169

@@ -12,6 +12,8 @@ import pytest
 
 from hotspots.cli import main
 
+from .conftest import open_page
+
 EVIL = "<script>window.__pwned=1</script>"
 HYPERLINK = '=HYPERLINK("http://x")'
 
@@ -91,14 +93,7 @@ def test_pack_opens_and_prints_on_a4(demo, cache, capsys, tmp_path):
     root, store = demo
     out = build(root, store, cache, capsys)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                and "Failed to load resource" not in m.text else None)
+        browser, page, errors = open_page(pw, width=1200, height=900)
         page.goto(f"file://{out['files']['html']}")
         page.wait_for_timeout(800)
         assert page.locator(".card").count() >= 5
