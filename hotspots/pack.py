@@ -184,7 +184,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         windows.append(", ".join(win) or "no times of day")
         label = (f"{ward_names.get(r.ward_code, r.ward_code)} ({r.place_id})" if partner
                  else r.label)
-        facts = [("Incidents", f"{r.n:,} ({r.main_categories})" if not partner else None),
+        facts = [("Incidents", f"{r.n:,} ({r.main_categories})"),
                  ("Per km²", f"{r.density_per_km2:,.0f} ({r.density_per_km2 / density:.1f}x "
                              "the borough)"),
                  ("Previous month / same month last year",
@@ -202,13 +202,18 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                      f"{config.trigger_window_days} days ({t.window_start} to "
                      f"{t.window_end}): ASB Case Review threshold reached"
                      for t in mine_t.itertuples()]
+        explanation = explain_rank(pd.Series(r._asdict()), borough_density_per_km2=density,
+                                   previous="previous month")
+        if partner:  # totals at or above the threshold only; no small counts anywhere
+            small = r.n < config.partner_min_count
+            facts = [("Incidents", f"<{config.partner_min_count}" if small else f"{r.n:,}"),
+                     ("Per km² against the borough",
+                      "[c]" if small else f"{r.density_per_km2 / density:.1f}x")]
+            explanation = f"Rank {r.rank} by the tasking score ({r.score:.2f})."
         cards.append({
             "rank": r.rank, "label": label, "place_id": r.place_id,
-            "explanation": explain_rank(pd.Series(r._asdict()),
-                                        borough_density_per_km2=density,
-                                        previous="previous month"),
-            "facts": [(k, v) for k, v in facts if v is not None and not (
-                partner and k in ("Repeat callers",))],
+            "explanation": explanation, "partner": partner,
+            "facts": facts,
             "trend": r.trend_label if isinstance(r.trend_label, str) else "no clear change",
             "windows": win, "profile": profile, "flags": flags})
     ranked = ranked.assign(patrol_windows=windows)
@@ -240,8 +245,12 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if (cur["source"].str.startswith("synthetic")).any():
         notes.append("Council records in this store are SYNTHETIC demonstration data.")
     if partner:
-        ranked_out = partner_table(ranked.drop(columns="geometry").assign(
-            label=[c["label"] for c in cards]), min_count=config.partner_min_count)
+        # category shares and busiest times of a small place can imply counts under the
+        # threshold: the partner table keeps totals, rates and components only
+        ranked_out = partner_table(ranked.drop(columns=[
+            "geometry", "main_categories", "busiest_hour", "busiest_weekday", "first_seen",
+            "last_seen"]).assign(label=[c["label"] for c in cards]),
+            min_count=config.partner_min_count)
         tasked_out = (partner_table(tasked.drop(columns=["geometry_wkt", "actions"]),
                                     min_count=config.partner_min_count)
                       if tasked is not None else None)

@@ -100,12 +100,13 @@ def card_html(card: dict) -> str:
     windows = (", ".join(_e(w) for w in card["windows"]) if card.get("windows")
                else "no times of day recorded")
     flags = "".join(f"<li>{_e(f)}</li>" for f in card.get("flags", []))
+    when = ("" if card.get("partner") else  # hour-by-day counts are small counts
+            f"<p><b>Patrol windows:</b> {windows}</p>{profile_table(card.get('profile'))}")
     return (
         f"<div class='card'><h3>{_e(card['rank'])}. {_e(card['label'])} "
         f"<span class='meta'>({_e(card['place_id'])})</span> {_trend_badge(card['trend'])}"
         f"</h3><p class='meta'>{_e(card['explanation'])}</p><table>{facts}</table>"
-        f"<p><b>Patrol windows:</b> {windows}</p>{profile_table(card.get('profile'))}"
-        + (f"<ul>{flags}</ul>" if flags else "") + "</div>")
+        + when + (f"<ul>{flags}</ul>" if flags else "") + "</div>")
 
 
 def pack_html(*, title: str, subtitle: str, notes: list[str], ranked: pd.DataFrame,

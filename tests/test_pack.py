@@ -80,6 +80,8 @@ def test_partner_pack_minimises(demo, cache, capsys):
     page = Path(out["files"]["html"]).read_text(encoding="utf-8")
     assert "Partner version" in page
     assert "C-SECRET" not in page and "pwned" not in page and "HYPERLINK" not in page
+    # no hour-by-day grids and no previous-month counts: those are small counts
+    assert "class='profile'" not in page and "Previous month / same month" not in page
     csv_text = Path(out["files"]["csv"]).read_text(encoding="utf-8-sig")
     assert "C-SECRET" not in csv_text and "caller" not in csv_text.splitlines()[0].lower()
     assert "<5" in csv_text or all(int(v) >= 5 for v in
