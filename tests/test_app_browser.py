@@ -80,11 +80,11 @@ def server(tmp_path_factory, cache):
 
 
 def _check(page, text: str) -> None:
-    page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
-    # wait until the script has finished (no running indicator) before judging
+    page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+    # not "networkidle": Streamlit's websocket and the map tiles' failed requests (no
+    # network here) keep the network busy; wait until the script has finished instead
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Page not found" not in page.inner_text("body")
     assert "Traceback" not in page.inner_text("body")
@@ -101,6 +101,7 @@ def test_pages_in_chromium(server):
         try:
             for size, (w, h) in SIZES.items():
                 page = browser.new_page(viewport={"width": w, "height": h})
+                page.set_default_timeout(120_000)  # the first request computes the analysis
                 for name, text in PAGES.items():
                     page.goto(f"{url}/{'' if name == 'tasking' else name}")  # first page is /
                     _check(page, text)
