@@ -169,9 +169,22 @@ def read_export(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
     return frame
 
 
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without a byte-order mark), else Windows-1252: what Excel's plain
+    "CSV" save writes on a UK machine."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+        return "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Every column as Arrow-backed text, '' for empty cells (no NA guessing)."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    encoding = _encoding(path)
+    with open(path, newline="", encoding=encoding) as fh:
         header = next(csv.reader(fh), None)
     if not header:
         raise InputError(f"{path}: the file is empty (no header row).")
@@ -179,10 +192,11 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         dups = sorted({h for h in header if header.count(h) > 1})
         raise InputError(f"{path}: the header repeats column(s) {dups}; give each column its "
                          "own name.")
+    arrow_enc = "cp1252" if encoding == "cp1252" else "utf8"
     types = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                  strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding="utf8"),
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=arrow_enc),
                                parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
                                convert_options=types)
         malformed: list[tuple[int, str]] = []
@@ -199,7 +213,7 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
             return "skip"
 
         table = pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(encoding="utf8", use_threads=False),
+            path, read_options=pacsv.ReadOptions(encoding=arrow_enc, use_threads=False),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False,
                                              invalid_row_handler=keep),
             convert_options=types)

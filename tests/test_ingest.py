@@ -320,3 +320,13 @@ def test_rows_with_the_wrong_number_of_fields_are_rejected_not_the_file(tmp_path
     assert res.reasons == {"malformed_row": 2}
     assert ("ragged.csv row 3, field '(whole row)'" in res.problems["message"].iloc[0]
             and "the row has 11 fields where the header has 9" in res.problems["message"].iloc[0])
+
+
+def test_excel_style_encodings_are_read(tmp_path):
+    """Excel's plain 'CSV' on a UK machine is Windows-1252; 'CSV UTF-8' has a BOM."""
+    cp = tmp_path / "cp1252.csv"
+    cp.write_bytes("Ref,Where\nA1,Café on Brick Lane £5\n".encode("cp1252"))
+    assert read_export(cp).iloc[0].tolist() == ["A1", "Café on Brick Lane £5"]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfRef,Where\nA1,x\n")
+    assert list(read_export(bom).columns) == ["Ref", "Where"]
