@@ -34,9 +34,13 @@ def check_projected(gdf: gpd.GeoDataFrame, what: str) -> None:
                        "Convert it with .to_crs(27700) first.")
 
 
-def _grid_labels(geoms: np.ndarray, rank: np.ndarray, cell: float, bounds
-                 ) -> tuple[np.ndarray, tuple]:
-    """Label grid cells with a polygon index; -1 near a boundary, -2 outside all polygons."""
+def label_lattice(geoms: np.ndarray, rank: np.ndarray, cell: float, bounds
+                  ) -> tuple[np.ndarray, tuple]:
+    """Label lattice cells (``cell`` metres, from the lower-left of ``bounds``) with the
+    polygon wholly holding them; -1 near a boundary, -2 outside all polygons.
+
+    Returns the (ny, nx) labels and ``(minx, miny, cell, nx, ny)``.
+    """
     minx, miny, maxx, maxy = bounds
     nx = int(np.ceil((maxx - minx) / cell)) + 1
     ny = int(np.ceil((maxy - miny) / cell)) + 1
@@ -118,7 +122,7 @@ def assign_points(x: np.ndarray, y: np.ndarray, areas: gpd.GeoDataFrame, *,
     cell = cell_size_m or max(5.0, float(np.sqrt(span / MAX_GRID_CELLS)))
     if cell <= 0:
         raise ValueError(f"cell_size_m must be positive, got {cell_size_m}.")
-    grid, (minx, miny, cell, nx, ny) = _grid_labels(geoms, rank, cell, bounds)
+    grid, (minx, miny, cell, nx, ny) = label_lattice(geoms, rank, cell, bounds)
     out = np.full(len(x), -1, dtype=np.int64)
     finite = np.isfinite(x) & np.isfinite(y)
     ix = np.zeros(len(x), dtype=np.int64)

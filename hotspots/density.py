@@ -47,6 +47,7 @@ import scipy.fft
 import shapely
 from scipy import ndimage
 
+from .assign import label_lattice
 from .grid import _xy, area_geometry, check_metres, suggest_cell_size
 
 logger = logging.getLogger(__name__)
@@ -310,29 +311,13 @@ def _direct(cells, x, y, w, *, x0, y0, s, shape, h, kernel, reach) -> np.ndarray
     return out / h**2
 
 
-def _classify(geom, *, x0: float, y0: float, step: float, shape: tuple[int, int]) -> np.ndarray:
-    """Lookup lattice over the rectangle: 1 inside the area, 0 outside, -1 near its boundary.
-
-    A cell is "near" when it holds a boundary vertex (after densifying the boundary to
-    half a cell) or touches one that does; every boundary point is then in a near cell, so
-    each other (half-open) cell is wholly inside or wholly outside, and each 4-connected
-    region of them needs a single exact test.
-    """
-    ny, nx = shape
-    ex, ey = shapely.get_coordinates(shapely.segmentize(shapely.boundary(geom), step / 2)).T
-    near = np.zeros(shape, dtype=bool)
-    near[np.clip(np.floor((ey - y0) / step), 0, ny - 1).astype(np.int64),
-         np.clip(np.floor((ex - x0) / step), 0, nx - 1).astype(np.int64)] = True
-    near = ndimage.binary_dilation(near, structure=np.ones((3, 3), bool))
-    region, count = ndimage.label(~near)
-    first = np.full(count + 1, -1, dtype=np.int64)
-    flat = region.ravel()
-    order = np.nonzero(flat)[0][::-1]
-    first[flat[order]] = order  # one cell per region
-    ry, rx = np.divmod(first[1:], nx)
-    inside = shapely.intersects_xy(geom, x0 + (rx + 0.5) * step, y0 + (ry + 0.5) * step)
-    out = np.r_[-1, inside.astype(np.int64)][region]
-    return out
+def _classify(geom, *, x0: float, y0: float, step: float, top: tuple[float, float]
+              ) -> np.ndarray:
+    """Lookup lattice over the rectangle from (x0, y0) to ``top``: 1 inside the area, 0
+    outside, -1 near its boundary (the lattice of :func:`hotspots.assign.label_lattice`)."""
+    labels, _ = label_lattice(np.array([geom], dtype=object), np.zeros(1, dtype=np.int64),
+                              step, (x0, y0, *top))
+    return np.where(labels >= 0, 1, np.where(labels == -1, -1, 0))
 
 
 def _in_area(geom, table: np.ndarray, x, y, *, x0: float, y0: float, step: float) -> np.ndarray:
@@ -438,8 +423,7 @@ def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | No
     # lookup lattice for the exact area test: 20 m cells, fewer than a million of them
     lx0, ly0 = math.floor(minx), math.floor(miny)
     lstep = max(20.0, math.sqrt((maxx - minx) * (maxy - miny) / 1e6))
-    ltab = _classify(geom, x0=lx0, y0=ly0, step=lstep, shape=(
-        int((maxy - ly0) // lstep) + 1, int((maxx - lx0) // lstep) + 1))
+    ltab = _classify(geom, x0=lx0, y0=ly0, step=lstep, top=(maxx, maxy))
     inside = _in_area(geom, ltab, x, y, x0=lx0, y0=ly0, step=lstep)
     if not inside.all():
         x, y, w = x[inside], y[inside], (None if w is None else w[inside])
