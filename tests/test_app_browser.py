@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from hotspots.cli import main
 
-from .conftest import CHROMIUM_ARGS
+from .conftest import CHROMIUM_ARGS, run_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -30,12 +25,6 @@ SHOTS = Path("/tmp/app_shots")
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, cache):
     if not Path(CHROMIUM).exists():
@@ -44,39 +33,11 @@ def server(tmp_path_factory, cache):
     root = tmp_path_factory.mktemp("browser")
     assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
                  str(root / "o"), "--n", "6000", "--json"]) == 0
-    port = _free_port()
     env = dict(os.environ, HOTSPOTS_STORE=str(root / "d" / "hotspots.sqlite"),
                HOTSPOTS_GEODATA=str(cache), HOTSPOTS_LOCAL="1")
     env.pop("HOTSPOTS_TEST_ROLE", None)
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the app did not start: "
-                            + (root / "server.log").read_text(errors="replace")[-2000:])
-            time.sleep(0.3)
+    with run_app(env, root / "server.log") as url:
         yield url, root
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _check(page, text: str) -> None:
