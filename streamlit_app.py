@@ -14,11 +14,17 @@ Sign-in, in this order:
    role ``analyst``. Only in local mode, ``HOTSPOTS_TEST_ROLE`` (analyst, chair, officer,
    partner) chooses another role, for tests and demonstrations.
 2. **OIDC** when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's
-   ``st.login``; see Streamlit's authentication docs). Roles come from a ``[roles]``
-   table, e-mail -> role; an e-mail not listed is refused.
+   ``st.login``, which needs Authlib: the ``streamlit[auth]`` dependency): ``redirect_uri``
+   (the app's own URL + ``/oauth2callback``), ``cookie_secret``, ``client_id``,
+   ``client_secret``, ``server_metadata_url`` (the provider's
+   ``/.well-known/openid-configuration``). Roles come from a ``[roles]`` table of
+   ``"e-mail" = "role"`` (keys quoted), matched ignoring case against the ID token's
+   ``email`` claim; an e-mail not listed, no e-mail, or ``email_verified = false`` is
+   refused. The sidebar's "Sign out" also ends the session at the provider, if it
+   offers an end-session endpoint.
 3. **Passwords** otherwise, from a ``[passwords]`` table in the secrets:
    ``[passwords.alice] password_sha256 = "<hex sha256 of the password>"``,
-   ``role = "chair"``. Hashes are compared in constant time.
+   ``role = "chair"``. Hashes are compared in constant time; "Sign out" is in the sidebar.
 
 Without any of these the app refuses to start and says how to configure it.
 
@@ -31,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import string
 
 import streamlit as st
 
@@ -65,30 +72,64 @@ def _password_login(table) -> tuple[str, str] | None:
     return None
 
 
+def _plain(text: str) -> str:
+    """``text`` for a Markdown body (st.error, st.caption): every punctuation character
+    escaped, so an e-mail or user name is shown as typed, never as Markdown, LaTeX or
+    HTML (Streamlit may still underline an e-mail address as a mailto link)."""
+    return "".join("\\" + c if c in string.punctuation else c for c in text)
+
+
+def _refuse(message: str) -> None:
+    st.title("hotspots: sign in")
+    st.error(message)
+    st.button("Sign out", on_click=st.logout)
+
+
 def _oidc_login() -> tuple[str, str] | None:
     if not st.user.is_logged_in:
         st.title("hotspots: sign in")
         st.button("Sign in", on_click=st.login)
         return None
-    email = st.user.get("email", "")
-    roles = _secrets_section("roles") or {}
-    if roles.get(email) not in common.ROLES:
-        st.error(f"{email} has no role in this app; ask the analyst to add it.")
-        st.button("Sign out", on_click=st.logout)
+    email = str(st.user.get("email") or "").strip()
+    if not email:
+        _refuse("The identity provider sent no e-mail address for this account; ask the "
+                "analyst to request the `email` scope from it.")
         return None
-    return email, roles[email]
+    # False, or the string "false" that some providers send; a missing claim is trusted
+    if str(st.user.get("email_verified", True)).lower() == "false":
+        _refuse(f"The identity provider says {_plain(email)} is not verified; verify it "
+                "there, then sign in again.")
+        return None
+    roles = {str(k).strip().lower(): str(v).strip().lower()
+             for k, v in (_secrets_section("roles") or {}).items()}
+    role = roles.get(email.lower())
+    if role not in common.ROLES:
+        _refuse(f"{_plain(email)} has no role in this app; ask the analyst to add it.")
+        return None
+    return email, role
+
+
+def _mode() -> str | None:
+    """How users sign in: "local", "oidc", "passwords", or None (not configured)."""
+    if os.environ.get("HOTSPOTS_LOCAL") == "1":
+        return "local"
+    if _secrets_section("auth") is not None:
+        return "oidc"
+    if _secrets_section("passwords") is not None:
+        return "passwords"
+    return None
 
 
 def sign_in() -> tuple[str, str] | None:
     """(user, role), or None after drawing the sign-in form."""
-    if os.environ.get("HOTSPOTS_LOCAL") == "1":
+    mode = _mode()
+    if mode == "local":
         want = os.environ.get("HOTSPOTS_TEST_ROLE", "analyst")
         return "local analyst", want if want in common.ROLES else "analyst"
-    if _secrets_section("auth") is not None:
+    if mode == "oidc":
         return _oidc_login()
-    passwords = _secrets_section("passwords")
-    if passwords is not None:
-        return _password_login(passwords)
+    if mode == "passwords":
+        return _password_login(_secrets_section("passwords"))
     st.error("No sign-in is configured. Add an [auth] (OIDC) or [passwords] section to "
              ".streamlit/secrets.toml, or set HOTSPOTS_LOCAL=1 for a single analyst on "
              "their own machine.")
@@ -101,7 +142,14 @@ def sidebar(user: str, role: str) -> None:
     months = common.months(version) if version[1] else []
     cfg = common.config()
     with st.sidebar:
-        st.caption(f"Signed in: {user} ({role})")
+        st.caption(f"Signed in: {_plain(user)} ({role})")
+        mode = _mode()
+        if mode == "oidc":
+            st.button("Sign out", on_click=st.logout)
+        elif mode == "passwords" and st.button("Sign out"):
+            st.session_state.pop("role", None)
+            st.session_state.pop("user", None)
+            st.rerun()
         if not months:
             st.warning("The store has no incidents yet.")
             return
@@ -114,10 +162,6 @@ def sidebar(user: str, role: str) -> None:
         names = common.ward_names()
         st.multiselect("Wards (none = all)", sorted(names, key=names.get), key="f_wards",
                        format_func=lambda c: names.get(c, c))
-        if role in ("analyst", "chair", "partner") and _secrets_section("passwords") \
-                and st.button("Sign out"):
-            st.session_state.pop("role", None)
-            st.rerun()
 
 
 PAGES = {
