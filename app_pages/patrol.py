@@ -1,12 +1,15 @@
-"""Patrol map (officer): a ward and a shift; numbered places with their patrol windows
-and what happens there. Laid out for a phone and printable on A4."""
+"""Patrol map (officer): a ward or an area drawn on the map, and a shift; numbered places
+with their patrol windows and what happens there. Laid out for a phone and printable on
+A4."""
 
 from __future__ import annotations
 
 import pandas as pd
+import shapely
 import streamlit as st
 
 from app_pages import common
+from app_pages.drawmap import current_area, draw_map
 from hotspots.assign import assign_codes
 from hotspots.errors import HotspotsError
 from hotspots.maps import hotspot_map, map_html
@@ -15,6 +18,8 @@ from hotspots.trends import patrol_windows, time_profile
 
 SHIFTS = {"Early 07:00-15:00": range(7, 15), "Late 15:00-23:00": range(15, 23),
           "Night 23:00-07:00": (23, 0, 1, 2, 3, 4, 5, 6)}
+WARD, DRAWN = "A ward", "An area I draw"
+DRAW_KEY = "patrol_drawn"
 PRINT_CSS = """<style>
 @media print {
   section[data-testid="stSidebar"], header, [data-testid="stToolbar"],
@@ -34,7 +39,6 @@ if not f["month"]:
     st.stop()
 names = common.ward_names()
 wards = list(f["wards"]) or sorted(names, key=names.get)
-c1, c2 = st.columns(2)
 try:
     found = common.places(version, f["month"], f["categories"])
 except HotspotsError as exc:
@@ -42,21 +46,57 @@ except HotspotsError as exc:
     st.stop()
 busiest = found["ward_code"].value_counts() if len(found) else {}
 wards.sort(key=lambda c: -busiest.get(c, 0))  # wards with most places first
-ward = c1.selectbox("Ward", wards, format_func=lambda c: names.get(c, c), key="patrol_ward")
-shift = c2.selectbox("Shift", list(SHIFTS), key="patrol_shift")
-mine = found.loc[found["ward_code"] == ward].head(10).reset_index(drop=True)
-st.caption(f"{names.get(ward, ward)}, {f['month']}, {shift}: {len(mine)} hotspot places")
-if mine.empty:
-    st.info("No hotspot places in this ward for the period and categories chosen.")
-    st.stop()
+c1, c2, c3 = st.columns([1, 1, 1])
+how = c1.radio("Area", [WARD, DRAWN], horizontal=True, key="patrol_area")
+shift = c3.selectbox("Shift", list(SHIFTS), key="patrol_shift")
+ward_layer = common.layers()["ward"]
+drawn = None
+if how == WARD:
+    ward = c2.selectbox("Ward", wards, format_func=lambda c: names.get(c, c),
+                        key="patrol_ward")
+    outline = ward_layer.loc[ward_layer["code"] == ward]
+    mine = found.loc[found["ward_code"] == ward]
+    where = names.get(ward, ward)
+else:
+    outline = ward_layer.loc[ward_layer["code"].isin(wards)]
+    drawn = current_area(DRAW_KEY, shapely.union_all(outline.geometry.values))
+    mine = found.loc[found.intersects(drawn)] if drawn is not None else found.iloc[:0]
+    where = (f"The area drawn ({drawn.area / 1e6:.2f} km²)" if drawn is not None
+             else "No area drawn yet")
+mine = mine.head(10).reset_index(drop=True)
+st.caption(f"{where}, {f['month']}, {shift}: {len(mine)} hotspot places")
 
 period = month_period(f["month"])
 inc = common.incidents(version, period.start.isoformat(), period.end.isoformat(),
                        f["categories"] or None)
 inc = inc.loc[in_period(inc, period)]
-shapes = mine[["place_id", "geometry"]].rename(columns={"place_id": "code"})
-unit = assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes)
 on_shift = inc["hour"].isin(list(SHIFTS[shift])).to_numpy()
+xy = inc["x"].to_numpy(), inc["y"].to_numpy()
+if how == WARD:
+    inside = (inc["ward_code"] == ward).to_numpy()
+elif drawn is not None:
+    inside = shapely.contains_xy(drawn, *xy)
+else:
+    inside = inc["ward_code"].isin(wards).to_numpy()
+n_here = int((inside & on_shift).sum())
+if drawn is not None:  # what the officer patrols is the drawn area, places or not
+    st.caption(f"{n_here:,} incidents in the drawn area on this shift this month.")
+shown = mine if how == WARD or drawn is not None else found.head(20)  # where to draw
+m = hotspot_map(area=outline, config=common.config(), places=shown,
+                meta={"period": f"{f['month']}, {shift.split()[0].lower()} shift",
+                      "incidents": n_here,
+                      "categories": list(f["categories"])})
+if how == DRAWN:
+    st.caption("Draw the area to patrol with the square or the pentagon (top right of the "
+               "map); drawing again replaces it.")
+    draw_map(m, key=DRAW_KEY, drawn=drawn, height=420)
+if mine.empty:
+    st.info("No hotspot places in this area for the period and categories chosen."
+            if how == WARD or drawn is not None else "Draw an area on the map to list the "
+            "hotspot places in it.")
+    st.stop()
+
+unit = assign_codes(*xy, mine[["place_id", "geometry"]].rename(columns={"place_id": "code"}))
 rows = []
 for i, p in enumerate(mine.itertuples(), start=1):
     here = inc.loc[(unit == p.place_id) & on_shift]
@@ -64,13 +104,10 @@ for i, p in enumerate(mine.itertuples(), start=1):
     rows.append({"No.": i, "Where": p.label, "On this shift": len(here),
                  "Patrol windows": ", ".join(windows) or "no timed incidents on this shift",
                  "What happens": p.main_categories})
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="patrol_table")
-
-area = common.layers()["ward"]
-m = hotspot_map(area=area.loc[area["code"] == ward], config=common.config(), places=mine,
-                meta={"period": f["month"], "incidents": int(on_shift.sum()),
-                      "categories": list(f["categories"])})
-# map_html inlines Leaflet, so the map works without internet access (st_folium loads
-# Leaflet from a CDN); it returns nothing to the app, so panning never reruns it.
-st.iframe(map_html(m), height=380)
+# a plain HTML table, not st.dataframe's canvas: it wraps on a phone and prints on paper
+st.table(pd.DataFrame(rows).set_index("No."))
+if how == WARD:
+    # map_html inlines Leaflet, so the map works without internet access (st_folium
+    # loads Leaflet from a CDN); it returns nothing to the app, so panning never reruns it.
+    st.iframe(map_html(m), height=380)
 st.caption("Numbers on the map match the table. Print from the browser for an A4 copy.")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import branca.colormap as cm
 import folium
+import folium.plugins
+import folium.template
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -20,7 +22,8 @@ import shapely
 
 from .cluster import street_name
 from .config import Config
-from .schema import WEB_CRS
+from .errors import HotspotsError
+from .schema import WEB_CRS, WORKING_CRS
 
 MEASURE_LABELS = {
     "n": "Incidents",
@@ -36,7 +39,8 @@ MAX_MARKERS_PER_CATEGORY = 300
 
 
 #: CDN assets folium and branca link, replaced by the packaged copies (see assets/README.md).
-_INLINE = {"leaflet.js": "leaflet.js", "leaflet.css": "leaflet.css", "d3.min.js": "d3.min.js"}
+_INLINE = {name: name for name in ("leaflet.js", "leaflet.css", "d3.min.js", "leaflet.draw.js",
+                                   "leaflet.draw.css")}
 _LINK = re.compile(r'<(script) src="(https?://[^"]+)"></script>|'
                    r'<(link) rel="stylesheet" href="(https?://[^"]+)"/?>')
 
@@ -403,3 +407,89 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
         if meta.get("categories") else "")
     _title_and_controls(m, heading, note)
     return m
+
+
+#: ``type`` of the message a map with a draw control posts to its parent window.
+DRAWN_AREA_MESSAGE = "hotspots:drawn-area"
+#: A drawn area smaller than this (m²) is taken for a slip of the finger.
+MIN_DRAWN_M2 = 100.0
+
+
+class _DrawBridge(folium.MacroElement):
+    """Keeps one drawn area and posts it to the parent window whenever it is drawn,
+    edited or deleted, never on panning or zooming."""
+
+    _template = folium.template.Template("""
+    {% macro script(this, kwargs) %}
+    (function (map, items) {
+      var drawn = {{ this.drawn|tojson }};
+      if (drawn) {
+        L.geoJSON(drawn).eachLayer(function (layer) { items.addLayer(layer); });
+        map.fitBounds(items.getBounds(), {maxZoom: 17});
+      }
+      function post() {
+        window.parent.postMessage({type: {{ this.message|tojson }},
+                                   geojson: items.toGeoJSON()}, "*");
+      }
+      map.on("draw:drawstart", function () { items.clearLayers(); });
+      map.on("draw:created draw:edited draw:deleted", post);
+    })({{ this._parent.get_name() }}, drawnItems_{{ this.draw.get_name() }});
+    {% endmacro %}""")
+
+    def __init__(self, draw: folium.plugins.Draw, drawn: dict | None):
+        super().__init__()
+        self.draw, self.drawn, self.message = draw, drawn, DRAWN_AREA_MESSAGE
+
+
+def add_draw_control(m: folium.Map, drawn=None) -> folium.Map:
+    """Add a control to draw one area (a polygon or a rectangle) on ``m``.
+
+    Whenever the area is drawn, edited or deleted the page posts
+    ``{"type": DRAWN_AREA_MESSAGE, "geojson": <FeatureCollection in EPSG:4326>}`` to
+    ``window.parent`` (the app's map component); a new drawing replaces the old one.
+    ``drawn`` (a shapely geometry in EPSG:27700, or None) is shown as the current area,
+    editable, and the map zooms to it. Leaflet.draw is inlined by :func:`map_html`.
+    """
+    draw = folium.plugins.Draw(
+        position="topright", show_geometry_on_click=False,
+        # showArea is off: Leaflet.draw 1.0.4's area label throws on rectangles
+        draw_options={"polyline": False, "circle": False, "marker": False,
+                      "circlemarker": False, "rectangle": {"showArea": False},
+                      "polygon": {"allowIntersection": False, "showArea": False}})
+    draw.add_to(m)
+    shape = None
+    if drawn is not None:
+        shape = shapely.geometry.mapping(
+            gpd.GeoSeries([drawn], crs=WORKING_CRS).to_crs(WEB_CRS).iloc[0])
+    _DrawBridge(draw, shape).add_to(m)
+    return m
+
+
+def drawn_area(geojson: dict | None, study_area) -> shapely.Geometry | None:
+    """The area a user drew, from the GeoJSON a draw control posts, in EPSG:27700;
+    None when nothing is drawn. ``study_area`` is a shapely geometry in EPSG:27700.
+
+    Raises HotspotsError, saying what to do, when the shape has no area, crosses itself
+    beyond repair, or lies outside the study area.
+    """
+    try:
+        feats = (geojson or {}).get("features") or []
+        shapes = [shapely.geometry.shape(f["geometry"]) for f in feats if f.get("geometry")]
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) \
+            as exc:
+        raise HotspotsError(f"The drawn area could not be read ({exc}); delete it and "
+                            "draw it again.") from exc
+    shapes = [g for g in shapes if g.geom_type in ("Polygon", "MultiPolygon")]
+    if not shapes:
+        return None
+    web = shapely.make_valid(shapely.union_all(shapes))
+    area = gpd.GeoSeries([web], crs=WEB_CRS).to_crs(WORKING_CRS).iloc[0]
+    area = shapely.union_all([g for g in getattr(area, "geoms", [area])
+                              if g.geom_type in ("Polygon", "MultiPolygon")])
+    if area.is_empty or area.area < MIN_DRAWN_M2:
+        raise HotspotsError(f"The drawn area is under {MIN_DRAWN_M2:.0f} m²; draw it again "
+                            "round the streets you want.")
+    if not area.intersects(study_area):
+        raise HotspotsError("The drawn area lies outside the study area; draw it over the "
+                            "borough.")
+    return area

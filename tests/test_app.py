@@ -60,6 +60,11 @@ def _keys(at: AppTest, kind: str) -> set[str]:
     return {e.key for e in at.get(kind)}
 
 
+def _table(at: AppTest, column: str):
+    """The first static table (st.table) on the page with this column."""
+    return next(t.value for t in at.table if column in t.value.columns)
+
+
 def test_every_page_runs_with_its_widgets(role):
     at = role()  # local mode: analyst
     assert [s.label for s in at.sidebar.selectbox] == ["Period (month)"]
@@ -74,7 +79,8 @@ def test_every_page_runs_with_its_widgets(role):
                                  and a.button[0].label == "Record decision"),
         "app_pages/patrol.py": ("Patrol map", lambda a: {"patrol_ward", "patrol_shift"}
                                 <= {s.key for s in a.selectbox}
-                                and _df(a, "Patrol windows").shape[0] > 0),
+                                and a.radio(key="patrol_area").value == "A ward"
+                                and _table(a, "Patrol windows").shape[0] > 0),
         "app_pages/trends.py": ("Trends", lambda a: a.radio(key="trend_level") is not None
                                 and _df(a, "p (exact Poisson)").shape[0] == 2),
         "app_pages/data.py": ("Data", lambda a: {"load", "synth"} <= {b.key for b in a.button}
@@ -112,6 +118,43 @@ def test_officer_sees_the_patrol_map_only(role):
     for page in ("app_pages/tasking.py", "app_pages/data.py", "app_pages/partner.py"):
         with pytest.raises(ValueError, match="Known pages: \\[.*patrol.py'\\]"):
             at.switch_page(page)
+
+
+def _rectangle(x0, y0, x1, y1) -> dict:
+    """What the map's draw control posts for a rectangle given in EPSG:27700."""
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(27700, 4326, always_xy=True)
+    ring = [list(t.transform(x, y)) for x, y in
+            ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))]
+    return {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+
+
+def test_patrol_lists_the_places_in_a_drawn_area(role):
+    at = role("officer")
+    at.radio(key="patrol_area").set_value("An area I draw").run()
+    assert not at.exception
+    assert any("Draw an area on the map" in i.value for i in at.info)
+    assert not at.table  # nothing listed until an area is drawn
+    # the component's value, as the browser would send it: a 1.2 km square in Whitechapel
+    at.session_state["patrol_drawn"] = _rectangle(533800, 181200, 535000, 182400)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    listed = _table(at, "Patrol windows")
+    assert 0 < len(listed) <= 10
+    assert any("The area drawn (1.44 km²)" in c.value for c in at.caption)
+    # a bigger area over the same streets lists at least as many places
+    at.session_state["patrol_drawn"] = _rectangle(532000, 179500, 537000, 184000)
+    at.run()
+    assert len(_table(at, "Patrol windows")) >= len(listed)
+    # a shape in Kent is refused with the fix, and nothing is listed
+    at.session_state["patrol_drawn"] = _rectangle(600000, 150000, 601000, 151000)
+    at.run()
+    assert not at.exception
+    assert any("outside the study area" in w.value for w in at.warning)
+    assert not at.table
 
 
 def test_partner_sees_the_minimised_pack_only(role):

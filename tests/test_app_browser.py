@@ -90,3 +90,64 @@ def test_pages_in_chromium(server):
             for f in shots.glob("*.png"):
                 shutil.copy(f, SHOTS / f.name)
     assert len(list(shots.glob("*.png"))) == 2 * len(PAGES) + 1
+
+
+def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
+    """An officer draws a rectangle on the patrol map (Leaflet.draw in the app's map
+    component): the page lists the places inside it. The page then prints on A4 with
+    the table as text and without the sidebar."""
+    from playwright.sync_api import expect, sync_playwright
+    from pypdf import PdfReader
+
+    url, root = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/patrol")
+            _check(page, "Numbers on the map match")
+            page.get_by_text("An area I draw").click()
+            _check(page, "Draw an area on the map")
+            frame = page.locator('iframe[title$="hotspots_drawmap"]')
+            inner = page.frame_locator('iframe[title$="hotspots_drawmap"]').frame_locator("#map")
+            inner.locator(".leaflet-draw-draw-rectangle").click()
+            box = frame.bounding_box()
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx - 120, cy - 80)
+            page.mouse.down()
+            page.mouse.move(cx + 120, cy + 80, steps=8)
+            page.mouse.up()
+            _check(page, "The area drawn (")
+            caption = page.get_by_text("The area drawn (").first.inner_text()
+            n_places = int(caption.rsplit(": ", 1)[1].split()[0])
+            assert n_places > 0, caption
+            # the table streams in after the caption: wait for its rows
+            expect(page.locator('[data-testid="stTable"] tr:has(td)')).to_have_count(n_places)
+            # the drawn rectangle is back on the rebuilt map, editable
+            inner.locator("path.leaflet-interactive").first.wait_for()
+            page.screenshot(path=root / "shots_patrol_drawn.png", full_page=True)
+
+            page.get_by_text("A ward").first.click()
+            # the drawn-area run's elements go when the ward run has finished
+            expect(page.locator('iframe[title$="hotspots_drawmap"]')).to_have_count(0)
+            _check(page, "Numbers on the map match")
+            expect(page.locator('[data-testid="stTable"]')).to_have_count(1)
+            page.frame_locator("iframe").first.locator(".leaflet-container").first.wait_for()
+            first_place = page.locator('[data-testid="stTable"] tr:has(td)').first \
+                .locator("td").first.inner_text()
+            page.emulate_media(media="print")
+            pdf = root / "patrol.pdf"
+            page.pdf(path=str(pdf), format="A4", print_background=True)
+        finally:
+            browser.close()
+    SHOTS.mkdir(exist_ok=True)
+    shutil.copy(root / "shots_patrol_drawn.png", SHOTS / "patrol_drawn.png")
+    shutil.copy(pdf, SHOTS / "patrol.pdf")
+    reader = PdfReader(pdf)
+    assert len(reader.pages) == 1  # one sheet of paper
+    w, h = float(reader.pages[0].mediabox.width), float(reader.pages[0].mediabox.height)
+    assert abs(w - 595) < 2 and abs(h - 842) < 2  # A4 in points
+    text = reader.pages[0].extract_text()
+    assert "Patrol windows" in text and "Signed in" not in text and "Page not found" not in text
+    assert first_place in text

@@ -104,3 +104,101 @@ def test_area_map_shows_streets_with_repeats_never_a_single_address(layers, conf
     page = map_html(area_map(table, meta, config=config, incidents=inc))
     assert "Quiet House" not in page and "Busy House" not in page
     assert "Mile End Road (2)" in page
+
+
+def _square(x0, y0, side):
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(27700, 4326, always_xy=True)
+    ring = [list(t.transform(x, y)) for x, y in ((x0, y0), (x0 + side, y0),
+                                                (x0 + side, y0 + side), (x0, y0 + side),
+                                                (x0, y0))]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _fc(*geoms):
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": {}, "geometry": g} for g in geoms]}
+
+
+def test_drawn_area_is_read_in_metres_and_bad_shapes_are_refused(area):
+    from hotspots.errors import HotspotsError
+    from hotspots.maps import drawn_area
+
+    assert drawn_area(None, area) is None
+    assert drawn_area(_fc(), area) is None  # everything deleted
+    got = drawn_area(_fc(_square(534000, 181500, 300)), area)
+    assert got.area == pytest.approx(90_000, rel=1e-3)
+    assert got.bounds == pytest.approx((534000, 181500, 534300, 181800), abs=0.05)
+    # two shapes are one area; a bow tie is repaired, not refused
+    two = drawn_area(_fc(_square(534000, 181500, 300), _square(535000, 181500, 300)), area)
+    assert two.area == pytest.approx(180_000, rel=1e-3)
+    bow = _square(534000, 181500, 300)
+    ring = bow["coordinates"][0]
+    bow["coordinates"] = [[ring[0], ring[2], ring[1], ring[3], ring[0]]]
+    assert drawn_area(_fc(bow), area).area > 0
+    with pytest.raises(HotspotsError, match="under 100 m²; draw it again"):
+        drawn_area(_fc(_square(534000, 181500, 5)), area)
+    with pytest.raises(HotspotsError, match="outside the study area; draw it over"):
+        drawn_area(_fc(_square(600000, 150000, 500)), area)
+    with pytest.raises(HotspotsError, match="could not be read .*draw it again"):
+        drawn_area({"type": "FeatureCollection", "features": [{"geometry": {"type": "Polygon",
+                                                                            "coordinates": 5}}]},
+                   area)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium")
+def test_draw_control_posts_the_drawn_area_and_nothing_on_panning(layers, config, area,
+                                                                  tmp_path):
+    """The map in a frame, as in the app: drawing a rectangle posts that rectangle to the
+    parent window; panning posts nothing; a second drawing replaces the first."""
+    from playwright.sync_api import sync_playwright
+
+    from hotspots.maps import DRAWN_AREA_MESSAGE, add_draw_control, drawn_area, hotspot_map
+
+    ward = layers["ward"].head(1)
+    m = hotspot_map(area=ward, config=config, meta={"period": "2024-08", "incidents": 0})
+    (tmp_path / "map.html").write_text(map_html(add_draw_control(m)), encoding="utf-8")
+    (tmp_path / "index.html").write_text(
+        "<script>window.got = []; addEventListener('message', e => got.push(e.data));"
+        "</script><iframe src='map.html' style='width:800px;height:500px;border:0'></iframe>",
+        encoding="utf-8")
+    find_map = "Object.values(window).find(v => v instanceof L.Map)"
+    with sync_playwright() as pw:
+        browser, page, errors = open_page(pw, width=900, height=600)
+        page.goto((tmp_path / "index.html").as_uri())
+        frame = page.frame_locator("iframe")
+        inner = page.frames[1]
+        frame.locator(".leaflet-draw-draw-rectangle").wait_for()
+
+        def drag(x0, y0, x1, y1):
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x1, y1, steps=6)
+            page.mouse.up()
+
+        drag(400, 200, 550, 300)  # panning: nothing is posted
+        page.wait_for_timeout(300)
+        assert page.evaluate("got.length") == 0
+        corners = []
+        for x0, y0, x1, y1 in ((200, 150, 400, 300), (450, 200, 600, 350)):
+            frame.locator(".leaflet-draw-draw-rectangle").click()
+            drag(x0, y0, x1, y1)
+            page.wait_for_function("got.length > 0")
+            box = page.locator("iframe").bounding_box()  # page -> map container pixels
+            corners.append(inner.evaluate(
+                f"(p) => p.map(xy => {find_map}.containerPointToLatLng(xy))",
+                [[x0 - box["x"], y0 - box["y"]], [x1 - box["x"], y1 - box["y"]]]))
+        posted = page.evaluate("got")
+        browser.close()
+    assert errors == []
+    assert [p["type"] for p in posted] == [DRAWN_AREA_MESSAGE] * 2
+    assert len(posted[1]["geojson"]["features"]) == 1  # the second replaced the first
+    for message, (a, b) in zip(posted, corners, strict=True):
+        ring = message["geojson"]["features"][0]["geometry"]["coordinates"][0]
+        lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+        # Leaflet's toGeoJSON keeps 6 decimals
+        assert min(lons) == pytest.approx(min(a["lng"], b["lng"]), abs=1e-6)
+        assert max(lons) == pytest.approx(max(a["lng"], b["lng"]), abs=1e-6)
+        assert max(lats) == pytest.approx(max(a["lat"], b["lat"]), abs=1e-6)
+    assert drawn_area(posted[1]["geojson"], area).area > 10_000
