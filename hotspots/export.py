@@ -45,6 +45,8 @@ _DERIVED_FROM: dict[str, tuple[str, ...]] = {
     "rate_per_1000": ("n",), "repeat_share": ("n", "n_at_repeat"),
     "repeat_location_share": ("n", "n_at_repeat"), "change": ("n", "n_prev"),
     "change_pct": ("n", "n_prev"), "trend": ("n", "n_prev"),
+    "change_previous": ("n", "n_previous"), "change_year": ("n", "n_last_year"),
+    "expected": ("n", "n_previous"),
     # details that describe the few incidents behind a small count
     "main_categories": ("n",), "busiest_hour": ("n",), "busiest_weekday": ("n",),
     "first_seen": ("n",), "last_seen": ("n",),

@@ -30,6 +30,7 @@ from .trends import (
     patrol_windows,
     period_trends,
     poisson_change_test,
+    relative_change_test,
     time_profile,
 )
 
@@ -38,16 +39,48 @@ RANKED_COLUMNS = {
     "score": ("Score", 2), "n": ("Incidents", 0), "density_per_km2": ("Per km²", 0),
     "harm": ("Harm", 1), "repeat_location_share": ("% at repeat locations", 0),
     "repeat_caller_share": ("% from repeat callers", 0), "n_previous": ("Previous month", 0),
-    "n_last_year": ("Same month last year", 0), "trend_label": ("Trend", None),
+    "n_last_year": ("Same month last year", 0),
+    "expected": ("Expected from the borough's change", 0), "trend_label": ("Trend", None),
     "patrol_windows": ("Patrol windows", None),
 }
 TASKED_COLUMNS = {
     "meeting_date": ("Meeting", None), "place_id": ("Place", None), "label": ("Where", None),
     "owner": ("Owner", None), "actions": ("Actions", None), "review_date": ("Review", None),
     "n_before": ("Before", 0), "n_after": ("Since", 0), "days": ("Days each", 0),
-    "p_value": ("p (exact)", 3), "verdict": ("What happened", None),
+    "p_value": ("p (exact)", 3), "expected": ("Expected from the borough's change", 0),
+    "p_borough": ("p against the borough", 3), "verdict": ("What happened", None),
     "rank_now": ("Rank now", None),
 }
+
+
+#: Columns of the ranked table left out of the partner version: each gives away the
+#: previous month's count (small counts are suppressed there) given the month's count.
+PARTNER_DROP_TREND = ("change_previous", "p_previous", "expected", "p_borough", "p_adjusted")
+
+
+#: Card text for a place with no counts of its own: a small place overlapping a bigger one
+#: whose incidents were all assigned to the bigger one (each incident counts in one place).
+NOT_COUNTED = "not counted: its incidents are counted in an overlapping place"
+
+
+def _previous(r) -> str:
+    """The card's line on the plain comparisons."""
+    if pd.isna(r.n_previous):
+        return NOT_COUNTED
+    return (f"{int(r.n_previous)} / {int(r.n_last_year)} (p = {r.p_previous:.3f} for the "
+            "change on the previous month)")
+
+
+def _against_borough(r, n_tested: int) -> str:
+    """The card's line on the season-adjusted trend test."""
+    if pd.isna(r.expected):
+        return NOT_COUNTED
+    if r.reference != "rest of borough":
+        return (f"the rest of the borough had no incidents in one of the two months: judged "
+                f"on the change from the previous month alone (p = {r.p_borough:.3f})")
+    return (f"{r.expected:.1f} incidents expected had it moved as the rest of the borough "
+            f"did since the previous month (p = {r.p_borough:.3f}; {r.p_adjusted:.3f} allowing "
+            f"for the {n_tested} places tested)")
 
 
 def _years_before(day: dt.date, years: int = 1) -> dt.date:
@@ -57,9 +90,16 @@ def _years_before(day: dt.date, years: int = 1) -> dt.date:
 def _review_tasked(decisions: pd.DataFrame, inc: pd.DataFrame, ranked: pd.DataFrame,
                    data_end: dt.date) -> pd.DataFrame:
     """Counts inside each tasked place before and since its meeting (equal windows), with
-    the exact Poisson test, and the rank of the place that covers it now."""
+    the exact Poisson test (``p_value``), the same against the rest of the borough
+    (``expected``, ``p_borough``: :func:`hotspots.trends.relative_change_test`, so that the
+    season and borough-wide swings do not pass for the effect of the tasking), and the rank
+    of the place that covers it now. As everywhere, police.uk rows (dated by month) count in
+    a window only when their whole month lies inside it (:func:`hotspots.summary.in_period`):
+    dated the 1st, they would otherwise all fall before a mid-month meeting.
+
+    The verdict is judged against the borough. The few places tasked at one meeting were
+    chosen beforehand, each with its own question, so no multiple-testing adjustment."""
     rows = []
-    dates = pd.to_datetime(inc["date"]).dt.date
     for d in decisions.itertuples():
         meeting = dt.date.fromisoformat(d.meeting_date)
         days = (data_end - meeting).days + 1
@@ -68,18 +108,34 @@ def _review_tasked(decisions: pd.DataFrame, inc: pd.DataFrame, ranked: pd.DataFr
         inside |= shapely.intersects_xy(geom, inc["x"].to_numpy(), inc["y"].to_numpy())
         if days <= 0:
             after = before = 0
-            p, verdict = 1.0, "no data since the meeting yet"
+            p, expected, p_borough = 1.0, 0.0, 1.0
+            verdict = brief = "no data since the meeting yet"
         else:
-            after = int((inside & (dates >= meeting) & (dates <= data_end)).sum())
-            start = meeting - dt.timedelta(days=days)
-            before = int((inside & (dates >= start) & (dates < meeting)).sum())
+            since = in_period(inc, Period(meeting, data_end))
+            earlier = in_period(inc, Period(meeting - dt.timedelta(days=days),
+                                            meeting - dt.timedelta(days=1)))
+            after, before = int((inside & since).sum()), int((inside & earlier).sum())
             p = poisson_change_test(after, before)
+            rest_after = int((~inside & since).sum())
+            rest_before = int((~inside & earlier).sum())
+            expected, p_borough = relative_change_test(after, before, rest_after, rest_before)
             change = "fewer" if after < before else "more" if after > before else "the same"
-            verdict = (f"{change} incidents ({after} against {before}); "
-                       + ("more than chance" if p < 0.05 else "within chance"))
+            if rest_after == 0 or rest_before == 0:
+                judged = ("more than chance" if p_borough < 0.05 else "within chance") + (
+                    " (the rest of the borough had no incidents in one window)")
+            elif p_borough >= 0.05:
+                judged = "in line with the change in the rest of the borough"
+            else:
+                judged = ("more than" if after > expected else "fewer than") + (
+                    " the change in the rest of the borough would give")
+            verdict = f"{change} incidents ({after} against {before}); {judged}"
+            if rest_after and rest_before and p_borough < 0.05:
+                verdict += f" ({expected:.0f})"
+            brief = f"{change} incidents; {judged}"  # no counts, for the partner version
         hit = ranked.loc[ranked.geometry.intersects(geom)]
         rows.append({**d._asdict(), "n_before": before, "n_after": after,
-                     "days": max(days, 0), "p_value": p, "verdict": verdict,
+                     "days": max(days, 0), "p_value": p, "expected": expected,
+                     "p_borough": p_borough, "verdict": verdict, "verdict_brief": brief,
                      "rank_now": (", ".join(str(r) for r in hit["rank"].head(3))
                                   if len(hit) else "not ranked")})
     return pd.DataFrame(rows)
@@ -161,11 +217,15 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
     inc = inc.assign(unit=assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes))
     placed = inc.loc[inc["unit"] != ""]
-    trends = period_trends(placed, period=period, unit="unit")
+    # every incident of the chosen categories, placed or not, makes the borough reference
+    # that the trend label is judged against (rows in no place count there only)
+    trends = period_trends(inc, period=period, unit="unit")
+    n_tested = int((trends["n"] + trends["n_previous"] > 0).sum())
     reps = repeat_summary(placed.loc[in_period(placed, period)], unit="unit")
     table = (places
              .join(trends[["n_previous", "n_last_year", "change_previous", "p_previous",
-                           "trend"]].rename(columns={"trend": "trend_label"}), on="place_id")
+                           "expected", "p_borough", "p_adjusted", "reference", "trend"]]
+                   .rename(columns={"trend": "trend_label"}), on="place_id")
              .join(reps.drop(columns=["n", "repeat_locations"]), on="place_id"))
     table["trend"] = trend_z(table["n"].to_numpy(), table["n_previous"].fillna(0).to_numpy())
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
@@ -187,9 +247,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         facts = [("Incidents", f"{r.n:,} ({r.main_categories})"),
                  ("Per km²", f"{r.density_per_km2:,.0f} ({r.density_per_km2 / density:.1f}x "
                              "the borough)"),
-                 ("Previous month / same month last year",
-                  f"{int(r.n_previous or 0)} / {int(r.n_last_year or 0)} (p = "
-                  f"{r.p_previous:.3f} for the change on the previous month)"),
+                 ("Previous month / same month last year", _previous(r)),
+                 ("Against the borough", _against_borough(r, n_tested)),
                  ("Repeat locations", f"{r.repeat_location_share:.0%} of incidents"),
                  ("Repeat callers", f"{r.repeat_callers} callers, {r.repeat_caller_share:.0%} "
                                     "of incidents"),
@@ -232,8 +291,16 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         f"Concentration across {len(cells):,} grid cells of {cells.attrs['cell_size_m']:g} m: "
         f"Gini {gini['gini']:.2f}; the top 5% of cells hold {gini['top5_share']:.0%} of "
         "incidents.",
-        "Trends: exact test for the difference of two Poisson counts; a change is called "
-        "rising or falling only when p < 0.05 against the previous month.",
+        "Trends: a place is called rising or falling only when it changed more than the "
+        "rest of the borough did (incidents of the same categories), which takes out the "
+        "season and borough-wide swings: an exact conditional test of this month against "
+        "the previous one with the expected split taken from the rest of the borough, "
+        f"p at most 0.05 after a Benjamini-Hochberg adjustment for the {n_tested} places "
+        "tested, and the count moved the same way. The previous-month and same-month-last-"
+        "year counts and p-values on the cards are the plain comparisons, season included.",
+        "Last meeting's tasked places: incidents since the meeting against the same number "
+        "of days before it, judged against the change in the rest of the borough (exact "
+        "test, p < 0.05); police.uk rows count only when their whole month is in a window.",
         "police.uk rows are dated by month and have no time of day: patrol windows use "
         "timed council records only.",
         ("Emerging hot spots over the last 12 months (Gi* per month on the grid, "
@@ -246,17 +313,21 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         notes.append("Council records in this store are SYNTHETIC demonstration data.")
     if partner:
         # category shares and busiest times of a small place can imply counts under the
-        # threshold: the partner table keeps totals, rates and components only
+        # threshold, and so can the change, the expected count and the p-values for the
+        # previous month's count (or, for tasked places, the count before the meeting):
+        # the partner tables keep totals, rates and components only
         ranked_out = partner_table(ranked.drop(columns=[
             "geometry", "main_categories", "busiest_hour", "busiest_weekday", "first_seen",
-            "last_seen"]).assign(label=[c["label"] for c in cards]),
+            "last_seen", *PARTNER_DROP_TREND]).assign(label=[c["label"] for c in cards]),
             min_count=config.partner_min_count)
-        tasked_out = (partner_table(tasked.drop(columns=["geometry_wkt", "actions"]),
-                                    min_count=config.partner_min_count)
-                      if tasked is not None else None)
+        tasked_out = (partner_table(
+            tasked.drop(columns=["geometry_wkt", "actions", "verdict", "p_value", "expected",
+                                 "p_borough"]).rename(columns={"verdict_brief": "verdict"}),
+            min_count=config.partner_min_count) if tasked is not None else None)
     else:
         ranked_out = ranked.drop(columns="geometry")
-        tasked_out = tasked.drop(columns="geometry_wkt") if tasked is not None else None
+        tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
+                      if tasked is not None else None)
     meta = {"period": period.label, "incidents": len(cur), "categories": []}
     map_places = ranked.assign(label=[c["label"] for c in cards]) if partner else ranked
     page_map = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,

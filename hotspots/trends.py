@@ -1,5 +1,6 @@
-"""Trends: period against previous period and a year before (exact Poisson test), emerging
-hot spot classes (Gi* series + Mann-Kendall), and hour-by-weekday profiles with patrol
+"""Trends: period against previous period and a year before (exact Poisson tests), the
+season-adjusted trend label (each place against the rest of the borough), emerging hot spot
+classes (Gi* series + Mann-Kendall), and hour-by-weekday profiles with patrol
 windows.
 
 A *unit* is whatever the incidents are grouped by (a place id, a grid cell id, an LSOA
@@ -18,15 +19,18 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr
 from scipy.stats import binomtest
 
-from .gistar import gistar
+from .gistar import benjamini_hochberg, gistar
 from .ingest import POLICE_UK_SOURCE
 from .summary import Period, in_period, month_period
 
 #: Columns of :func:`period_trends` (index: the unit).
 TREND_COLUMNS: tuple[str, ...] = (
     "n", "n_previous", "n_last_year", "change_previous", "p_previous", "change_year",
-    "p_year", "trend",
+    "p_year", "expected", "p_borough", "p_adjusted", "reference", "trend",
 )
+#: Values of the ``reference`` column of :func:`period_trends`: what the place's change
+#: was judged against.
+REFERENCES = ("rest of borough", "period lengths only")
 TRENDS = ("rising", "falling", "no clear change")
 #: Columns of :func:`emerging_hotspots` (index: the cells).
 EMERGING_COLUMNS: tuple[str, ...] = (
@@ -46,6 +50,19 @@ NO_TIMES_NOTE = "no times of day (police.uk rows are dated by month)"
 
 
 # --- period comparison -------------------------------------------------------------------
+
+def _check_counts(**counts: object) -> None:
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be a whole number of incidents >= 0; got {value!r}")
+
+
+def _check_exposures(**exposures: object) -> None:
+    for name, value in exposures.items():
+        if not (isinstance(value, int | float | np.number) and np.isfinite(value)
+                and value > 0):
+            raise ValueError(f"{name} must be a finite length > 0 (e.g. days); got {value!r}")
+
 
 def poisson_change_test(count: int, previous: int, *, exposure: float = 1.0,
                         previous_exposure: float = 1.0) -> float:
@@ -73,18 +90,69 @@ def poisson_change_test(count: int, previous: int, *, exposure: float = 1.0,
     float
         Two-sided p-value in [0, 1]; 1.0 when both counts are 0.
     """
-    for name, value in (("count", count), ("previous", previous)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise ValueError(f"{name} must be a whole number of incidents >= 0; got {value!r}")
-    for name, value in (("exposure", exposure), ("previous_exposure", previous_exposure)):
-        if not (isinstance(value, int | float | np.number) and np.isfinite(value)
-                and value > 0):
-            raise ValueError(f"{name} must be a finite length > 0 (e.g. days); got {value!r}")
+    _check_counts(count=count, previous=previous)
+    _check_exposures(exposure=exposure, previous_exposure=previous_exposure)
     total = int(count) + int(previous)
     if total == 0:
         return 1.0
     share = float(exposure) / (float(exposure) + float(previous_exposure))
     return float(binomtest(int(count), total, share).pvalue)
+
+
+def relative_change_test(count: int, previous: int, reference: int,
+                         reference_previous: int, *, exposure: float = 1.0,
+                         previous_exposure: float = 1.0) -> tuple[float, float]:
+    """Did a place change more than a reference area (the rest of the borough) did?
+
+    Exact two-sided conditional test with the expected ratio taken from the reference.
+    Derivation: if the place's counts are Poisson with means ``theta * m`` now and
+    ``theta * m0`` before, where ``m / m0 = r`` is the change shared by the whole area
+    (season, borough-wide swings, period lengths), then given ``count + previous``,
+    ``count ~ Binomial(count + previous, r / (1 + r))``, whatever ``theta`` is. ``r`` is
+    estimated by ``reference / reference_previous``; the reference must exclude the place
+    itself, so that the place's own change does not dilute it. The p-value is
+    ``scipy.stats.binomtest(count, count + previous, r / (1 + r)).pvalue`` and the
+    expected count is ``(count + previous) r / (1 + r)``.
+
+    The reference counts cover the same two periods, so they already carry any
+    difference in the periods' lengths: ``exposure`` and ``previous_exposure`` are not
+    used then. When the reference had no incidents in either period, ``r`` is 0 or
+    undefined; the test then falls back to :func:`poisson_change_test` with the
+    exposures (``r = exposure / previous_exposure``), which is not season-adjusted.
+
+    ``r`` is treated as known, which is close to exact when the reference holds many
+    more incidents than the place (a borough against one hotspot); with a small
+    reference the p-values come out somewhat too small. The reference moves with every
+    place in it: when a few big places grow, the borough grows with them and a steady
+    place falls short of its expected count.
+
+    Parameters
+    ----------
+    count, previous : int
+        The place's incidents in this period and the one compared with, >= 0.
+    reference, reference_previous : int
+        The reference area's incidents (the borough less the place) in the same two
+        periods, >= 0.
+    exposure, previous_exposure : float, default 1.0
+        Lengths of the two periods, > 0; used only for the fallback.
+
+    Returns
+    -------
+    (expected, p) : (float, float)
+        The count expected this period had the place moved as the reference did (given
+        ``count + previous``), and the two-sided p-value (1.0 when both counts are 0).
+    """
+    _check_counts(count=count, previous=previous, reference=reference,
+                  reference_previous=reference_previous)
+    _check_exposures(exposure=exposure, previous_exposure=previous_exposure)
+    total = int(count) + int(previous)
+    if reference == 0 or reference_previous == 0:
+        share = float(exposure) / (float(exposure) + float(previous_exposure))
+        return total * share, poisson_change_test(count, previous, exposure=exposure,
+                                                  previous_exposure=previous_exposure)
+    share = int(reference) / (int(reference) + int(reference_previous))  # r / (1 + r)
+    p = 1.0 if total == 0 else float(binomtest(int(count), total, share).pvalue)
+    return total * share, p
 
 
 def _year_before(period: Period) -> Period:
@@ -101,28 +169,47 @@ def _year_before(period: Period) -> Period:
 
 
 def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit",
-                  alpha: float = 0.05) -> pd.DataFrame:
+                  alpha: float = 0.05, fdr: bool = True) -> pd.DataFrame:
     """Counts per unit in a period against the previous period and the same dates a year
-    before, with exact two-sided tests.
+    before, with exact two-sided tests, and a trend label that says whether the unit
+    changed more than the rest of the borough did.
 
     The previous period is ``period.previous()`` (the previous month for a month, else
     the equal number of days just before); a year before is the same dates one year
     earlier (the same month for a month; 29 February becomes 28 February). police.uk
     rows, dated by month, count in a period only when their whole month lies inside it
-    (:func:`hotspots.summary.in_period`). Each comparison uses
-    :func:`poisson_change_test` with the periods' lengths in days as exposures.
+    (:func:`hotspots.summary.in_period`).
+
+    The plain comparisons (``p_previous``, ``p_year``) use :func:`poisson_change_test`
+    with the periods' lengths in days as exposures: they say whether the count changed,
+    for whatever reason, the season included. The ``trend`` label does not use them: it
+    comes from :func:`relative_change_test` of ``n`` against ``n_previous`` with the
+    expected ratio taken from the rest of the borough (every row of ``incidents`` in the
+    two periods that is not in the unit), so a seasonal rise or a borough-wide swing that
+    moves every place alike is not a "rising" place. When the rest of the borough had no
+    incidents in one of the two periods the unit is judged on the period lengths alone
+    (``reference`` says so). With ``fdr`` the p-values are adjusted for the many units
+    tested at once (Benjamini-Hochberg, :func:`hotspots.gistar.benjamini_hochberg`, over
+    the units with an incident in either period), so that at ``alpha = 0.05`` at most
+    about 1 in 20 of the units labelled rising or falling is expected to be a false alarm
+    on average, however many units there are.
 
     Parameters
     ----------
     incidents : pandas.DataFrame
         Incidents with ``source``, ``date`` and the unit column, covering the period, the
-        previous one and the year before. Not modified.
+        previous one and the year before. Pass the whole borough, filtered to the same
+        categories as the units are meant for: rows whose unit is missing or empty get no
+        row of their own but count in the borough reference. Not modified.
     period : Period
         The period reported on.
     unit : str, default "unit"
-        Column naming each incident's unit; rows where it is missing or empty are left out.
+        Column naming each incident's unit.
     alpha : float, default 0.05
-        Significance level of the trend label.
+        Significance level of the trend label (on ``p_adjusted``).
+    fdr : bool, default True
+        Adjust the trend p-values for the number of units (Benjamini-Hochberg); False:
+        ``p_adjusted`` equals ``p_borough``.
 
     Returns
     -------
@@ -136,13 +223,30 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
         n_last_year     int   in the same dates a year before
         change_previous int   n - n_previous
         p_previous      float two-sided exact p-value, n against n_previous
+                              (plain: not season-adjusted)
         change_year     int   n - n_last_year
         p_year          float two-sided exact p-value, n against n_last_year
-        trend           str   judged on the previous-period test only:
-                              ``"rising"`` when p_previous <= alpha and the
-                              daily rate went up, ``"falling"`` when it went
-                              down, else ``"no clear change"``
+        expected        float n expected had the unit moved as the rest of
+                              the borough did: (n + n_previous) r / (1 + r),
+                              r = rest now / rest in the previous period
+        p_borough       float two-sided exact p-value, n against expected
+                              (:func:`relative_change_test`)
+        p_adjusted      float p_borough adjusted for the number of units
+                              (Benjamini-Hochberg; 1.0 when n = n_previous = 0)
+        reference       str   ``"rest of borough"``, or ``"period lengths
+                              only"`` when the rest of the borough had no
+                              incidents in one of the two periods
+        trend           str   ``"rising"`` when p_adjusted <= alpha, n >
+                              expected and the daily rate went up on the
+                              previous period; ``"falling"`` when p_adjusted
+                              <= alpha, n < expected and the daily rate went
+                              down; else ``"no clear change"``
         =============== ===== =================================================
+
+    The direction condition keeps the label from contradicting the counts beside it: in
+    a season when the whole borough rises by a third, a place that rose by 5% is below
+    its expected count, but it is not called falling (and, in a season when the borough
+    falls, a place that fell less than the rest is not called rising).
     """
     if not isinstance(period, Period):
         raise ValueError(f"period must be a hotspots.summary.Period (see month_period, "
@@ -150,16 +254,20 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     if not (isinstance(alpha, int | float) and 0 < alpha < 1):
         raise ValueError(f"alpha must be a significance level in (0, 1), such as 0.05; got "
                          f"{alpha!r}")
+    if not isinstance(fdr, bool | np.bool_):
+        raise ValueError(f"fdr must be True or False; got {fdr!r}")
     missing = [c for c in ("source", "date", unit) if c not in incidents.columns]
     if missing:
         raise ValueError(f"incidents has no column {missing[0]!r}; expected "
                          "hotspots.schema.INCIDENT_COLUMNS plus the unit column")
     units = incidents[unit]
     keep = (units.notna() & (units.astype(str).str.strip() != "")).to_numpy()
-    inc = incidents.loc[keep, ["source", "date", unit]]
     periods = {"n": period, "n_previous": period.previous(), "n_last_year": _year_before(period)}
+    inside = {name: in_period(incidents, p) for name, p in periods.items()}
+    borough = {name: int(np.asarray(mask).sum()) for name, mask in inside.items()}
     counts = pd.DataFrame({
-        name: inc.loc[in_period(inc, p), unit].value_counts() for name, p in periods.items()
+        name: incidents.loc[keep & np.asarray(mask), unit].value_counts()
+        for name, mask in inside.items()
     }).fillna(0).astype(np.int64).sort_index()
     counts.index.name = unit
     days = {name: p.days for name, p in periods.items()}
@@ -172,10 +280,27 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     out["p_year"] = [poisson_change_test(int(a), int(b), exposure=days["n"],
                                          previous_exposure=days["n_last_year"])
                      for a, b in zip(out["n"], out["n_last_year"], strict=True)]
+    rest = borough["n"] - out["n"]
+    rest_previous = borough["n_previous"] - out["n_previous"]
+    tests = [relative_change_test(int(a), int(b), int(ra), int(rb), exposure=days["n"],
+                                  previous_exposure=days["n_previous"])
+             for a, b, ra, rb in zip(out["n"], out["n_previous"], rest, rest_previous,
+                                     strict=True)]
+    out["expected"] = [e for e, _ in tests]
+    out["p_borough"] = [p for _, p in tests]
+    tested = (out["n"] + out["n_previous"] > 0).to_numpy()
+    adjusted = out["p_borough"].to_numpy(dtype=float).copy()
+    if fdr:
+        adjusted[tested] = benjamini_hochberg(adjusted[tested])
+    out["p_adjusted"] = adjusted
+    out["reference"] = np.where((rest > 0) & (rest_previous > 0), REFERENCES[0], REFERENCES[1])
+    significant = out["p_adjusted"] <= alpha
+    # the label must not contradict the counts beside it: a place that went up less than
+    # a booming borough is not "falling", one that fell less than a quiet one not "rising"
     rate_up = out["n"] * days["n_previous"] > out["n_previous"] * days["n"]
     rate_down = out["n"] * days["n_previous"] < out["n_previous"] * days["n"]
-    significant = out["p_previous"] <= alpha
-    out["trend"] = np.select([significant & rate_up, significant & rate_down],
+    out["trend"] = np.select([significant & (out["n"] > out["expected"]) & rate_up,
+                              significant & (out["n"] < out["expected"]) & rate_down],
                              ["rising", "falling"], "no clear change")
     return out[list(TREND_COLUMNS)]
 

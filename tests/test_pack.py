@@ -1,16 +1,24 @@
 """The tasking pack end to end on the demo data: full and partner versions, record text
-kept harmless, small counts suppressed, opened and printed in headless Chromium."""
+kept harmless, small counts suppressed, opened and printed in headless Chromium; the trend
+label and last meeting's tasked places judged against the rest of the borough."""
 
 import csv
+import datetime as dt
 import json
 import shutil
 import zipfile
 from pathlib import Path
 
+import geopandas as gpd
 import openpyxl
+import pandas as pd
 import pytest
+import shapely
+from scipy.stats import binomtest
 
 from hotspots.cli import main
+from hotspots.pack import PARTNER_DROP_TREND, _review_tasked
+from hotspots.trends import TRENDS, poisson_change_test
 
 from .conftest import open_page
 
@@ -132,3 +140,106 @@ def test_pack_for_a_month_and_some_categories(demo, cache, capsys):
     header = rows[0].split(",")
     cats = [r.split(",")[header.index("main_categories")] for r in rows[1:]]
     assert cats and all(c.startswith("Nitrous oxide sighting 100%") for c in cats)
+
+
+# --- the trend label: each place against the rest of the borough -------------------------
+
+def test_pack_trend_label_is_judged_against_the_borough(demo, cache, capsys):
+    root, store = demo
+    out = build(root, store, cache, capsys)
+    ranked = pd.read_csv(out["files"]["csv"])
+    # the plain comparisons the cards show, and the season-adjusted test beside them
+    for col in ("n_previous", "n_last_year", "p_previous", "expected", "p_borough",
+                "p_adjusted", "reference", "trend_label"):
+        assert col in ranked.columns
+    assert set(ranked["trend_label"]) <= set(TRENDS)
+    called = ranked["trend_label"] != "no clear change"
+    assert (ranked.loc[called, "p_adjusted"] <= 0.05).all()
+    rising = ranked["trend_label"] == "rising"
+    assert (ranked.loc[rising, "n"] > ranked.loc[rising, "expected"]).all()
+    assert (ranked["p_adjusted"] >= ranked["p_borough"] - 1e-12).all()
+    page = Path(out["files"]["html"]).read_text(encoding="utf-8")
+    assert "changed more than the rest of the borough did" in page
+    assert "only when p &lt; 0.05 against the previous month" not in page
+    assert "Against the borough" in page and "expected had it moved as the rest" in page
+    # the partner table: no column that gives away the previous month's count
+    partner = build(root, store, cache, capsys, "--partner")
+    header = Path(partner["files"]["csv"]).read_text(encoding="utf-8-sig").splitlines()[0]
+    assert not set(header.split(",")) & set(PARTNER_DROP_TREND)
+    assert "trend_label" in header.split(",")
+
+
+def test_tasked_places_are_judged_against_the_borough(demo, cache, capsys, tmp_path):
+    root, store_file = demo
+    copy = tmp_path / "hotspots.sqlite"
+    shutil.copy(store_file, copy)
+    top = pd.read_csv(build(root, store_file, cache, capsys)["files"]["csv"])["place_id"][0]
+    assert main(["--geodata", str(cache), "task", "add", "--store", str(copy), "--place",
+                 top, "--owner", "ptf", "--actions", "patrols", "--review", "2024-09-01",
+                 "--meeting", "2024-08-10"]) == 0
+    out = build(root, str(copy), cache, capsys)
+    assert out["tasked_reviewed"] == 1
+    page = Path(out["files"]["html"]).read_text(encoding="utf-8")
+    assert "Expected from the borough&#x27;s change" in page or \
+        "Expected from the borough's change" in page
+    assert "the rest of the borough" in page.split("Last meeting's tasked places")[1]
+    partner = build(root, str(copy), cache, capsys, "--partner")
+    page = Path(partner["files"]["html"]).read_text(encoding="utf-8")
+    tasked = page.split("Last meeting's tasked places")[1].split("<h2>")[0]
+    assert "p against the borough" not in tasked and " against " not in tasked
+
+
+def square(x0, y0, size=100.0):
+    return shapely.box(x0, y0, x0 + size, y0 + size)
+
+
+def tasked_case(place_before, place_after, rest_before, rest_after, meeting="2024-03-01",
+                policeuk=(), dates=("2024-02-10", "2024-03-10")):
+    """A place tasked on 1 March 2024, data to 31 March: 31 days each side; the place at
+    (50, 50), the rest of the borough at (500, 500)."""
+    before, after = dates
+    rows = ([(50.0, 50.0, before, "lbth-asb")] * place_before
+            + [(50.0, 50.0, after, "lbth-asb")] * place_after
+            + [(500.0, 500.0, before, "lbth-asb")] * rest_before
+            + [(500.0, 500.0, after, "lbth-asb")] * rest_after
+            + [(x, x, month, "policeuk") for x, month in policeuk])
+    inc = pd.DataFrame(rows, columns=["x", "y", "date", "source"])
+    decisions = pd.DataFrame({"meeting_date": [meeting], "place_id": ["P1"],
+                              "geometry_wkt": [square(0, 0).wkt]})
+    ranked = gpd.GeoDataFrame({"rank": [1]}, geometry=[square(0, 0)], crs=27700)
+    return _review_tasked(decisions, inc, ranked, dt.date(2024, 3, 31)).iloc[0]
+
+
+def test_review_tasked_against_the_rest_of_the_borough():
+    # the place doubled, and so did the rest of the borough: no effect of its own
+    row = tasked_case(10, 20, 100, 200)
+    assert (row["n_before"], row["n_after"], row["days"]) == (10, 20, 31)
+    assert row["p_value"] == pytest.approx(poisson_change_test(20, 10))
+    assert row["expected"] == pytest.approx(20.0) and row["p_borough"] == pytest.approx(1.0)
+    assert row["verdict"] == ("more incidents (20 against 10); in line with the change in "
+                              "the rest of the borough")
+    assert row["verdict_brief"] == ("more incidents; in line with the change in the rest "
+                                    "of the borough")
+    # the place fell while the rest of the borough stayed flat
+    row = tasked_case(30, 8, 100, 100)
+    assert row["expected"] == pytest.approx(19.0)
+    assert row["p_borough"] == pytest.approx(binomtest(8, 38, 0.5).pvalue)
+    assert row["verdict"] == ("fewer incidents (8 against 30); fewer than the change in the "
+                              "rest of the borough would give (19)")
+    # nothing else in the borough: the plain test, and the verdict says so
+    row = tasked_case(30, 8, 0, 0)
+    assert row["p_borough"] == row["p_value"]
+    assert row["verdict"].endswith("more than chance (the rest of the borough had no "
+                                   "incidents in one window)")
+    assert row["rank_now"] == "1"
+    # police.uk rows are dated the 1st of their month: they count only in a window that
+    # holds the whole month (March, after a meeting on 1 March), never by that date
+    row = tasked_case(10, 20, 100, 200, policeuk=[(50.0, "2024-03-01")] * 4
+                      + [(500.0, "2024-02-01")] * 50)
+    assert (row["n_before"], row["n_after"]) == (10, 24)
+    assert row["expected"] == pytest.approx(34 * 200 / 350)  # February is not in 31 days
+    row = tasked_case(10, 20, 100, 200, meeting="2024-03-10", dates=("2024-03-05",
+                                                                     "2024-03-15"),
+                      policeuk=[(50.0, "2024-03-01")] * 4 + [(500.0, "2024-03-01")] * 50)
+    assert (row["n_before"], row["n_after"], row["days"]) == (10, 20, 22)
+    assert row["expected"] == pytest.approx(20.0)

@@ -1,4 +1,5 @@
 """Trends: the exact Poisson test against hand computations, period comparisons, the
+season-adjusted trend label (each place against the rest of the borough), the
 Mann-Kendall test, every emerging hot spot class on constructed series and end to end,
 hour x weekday profiles and patrol windows; the planted step changes of the synthetic data.
 """
@@ -9,15 +10,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binom, kendalltau
+from scipy.stats import binom, binomtest, kendalltau
 
-from hotspots.gistar import gistar, grid_neighbours
+from hotspots.gistar import benjamini_hochberg, gistar, grid_neighbours
 from hotspots.summary import Period, month_period
 from hotspots.synthetic import make_synthetic
 from hotspots.trends import (
     EMERGING_COLUMNS,
     NO_TIMES_NOTE,
     PATTERNS,
+    REFERENCES,
     TREND_COLUMNS,
     classify_series,
     emerging_hotspots,
@@ -25,6 +27,7 @@ from hotspots.trends import (
     patrol_windows,
     period_trends,
     poisson_change_test,
+    relative_change_test,
     time_profile,
 )
 
@@ -110,6 +113,147 @@ def test_period_trends_rejects_bad_parameters():
         period_trends(inc, period="2024-08")
     with pytest.raises(ValueError, match="incidents has no column 'place'"):
         period_trends(inc, period=month_period("2024-08"), unit="place")
+
+
+# --- the season-adjusted trend: each place against the rest of the borough ---------------
+
+def test_relative_change_test_against_binomtest():
+    # the place 9 against 3; the rest of the borough 60 against 20, so r = 3 and under H0
+    # 9 ~ Binomial(12, 3 / 4): the exact p-value and the expected count 12 x 3 / 4 = 9
+    expected, p = relative_change_test(9, 3, 60, 20)
+    assert expected == pytest.approx(9.0)
+    assert p == pytest.approx(binomtest(9, 12, 0.75).pvalue, rel=1e-12)
+    assert p == pytest.approx(1.0)  # exactly what the borough's change predicts
+    # by hand: Binomial(4, 1/2) with r = 1 (the rest flat); 4 against 0 gives
+    # P(0) + P(4) = 2 / 16, the same as the plain test of equal periods
+    assert relative_change_test(4, 0, 50, 50) == (2.0, 0.125)
+    assert relative_change_test(4, 0, 50, 50)[1] == poisson_change_test(4, 0)
+    # a small case where the borough matters: 7 against 1 with the rest 10 against 30
+    # (r = 1/3, share 1/4): far more than the borough's fall would leave
+    expected, p = relative_change_test(7, 1, 10, 30)
+    assert expected == pytest.approx(2.0)
+    k, n, share = 7, 8, 0.25
+    pmf = binom.pmf(np.arange(n + 1), n, share)
+    assert p == pytest.approx(pmf[pmf <= pmf[k] * (1 + 1e-7)].sum(), rel=1e-9)
+    assert p == pytest.approx(binomtest(7, 8, 0.25).pvalue, rel=1e-12)
+    assert p < 0.001 < poisson_change_test(7, 1) < 0.1
+    # exposures are already in the reference counts: they do not change the test
+    assert relative_change_test(7, 1, 10, 30, exposure=31, previous_exposure=28) == (
+        expected, p)
+    assert relative_change_test(0, 0, 10, 30) == (0.0, 1.0)
+
+
+def test_relative_change_test_falls_back_when_the_rest_had_nothing():
+    # no reference in one period: judged on the period lengths alone, as the plain test
+    for ref, ref_prev in ((0, 12), (12, 0), (0, 0)):
+        expected, p = relative_change_test(10, 2, ref, ref_prev, exposure=31,
+                                           previous_exposure=28)
+        assert expected == pytest.approx(12 * 31 / 59)
+        assert p == poisson_change_test(10, 2, exposure=31, previous_exposure=28)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"reference": -1}, "reference must be a whole number of incidents >= 0; got -1"),
+    ({"reference_previous": 2.5}, "reference_previous must be a whole number"),
+    ({"count": True}, "count must be a whole number of incidents >= 0; got True"),
+    ({"exposure": np.inf}, r"exposure must be a finite length > 0 \(e.g. days\); got inf"),
+])
+def test_relative_change_test_rejects_bad_values(kwargs, message):
+    args = {"count": 3, "previous": 2, "reference": 10, "reference_previous": 10, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        relative_change_test(**args)
+
+
+def borough(place_now, place_before, rest_now, rest_before, *, months=("2024-08", "2024-07")):
+    """Unit A with its counts; the rest of the borough as units B and C and rows in no
+    unit (which count for the borough but get no row)."""
+    rows = []
+    for month, a, rest in ((months[0], place_now, rest_now), (months[1], place_before,
+                                                              rest_before)):
+        rows += [{"unit": "A", "date": f"{month}-10"}] * a
+        third = rest // 3
+        rows += ([{"unit": "B", "date": f"{month}-11"}] * third
+                 + [{"unit": "C", "date": f"{month}-12"}] * third
+                 + [{"unit": "", "date": f"{month}-13"}] * (rest - 2 * third))
+    return incidents(rows)
+
+
+def test_a_place_that_doubles_with_the_borough_is_not_rising():
+    # A: 30 -> 60, the plain test calls it a rise (p about 0.002) ...
+    doubling = period_trends(borough(60, 30, 600, 300), period=month_period("2024-08"))
+    a = doubling.loc["A"]
+    assert a["p_previous"] < 0.01
+    # ... but the rest of the borough doubled too (300 -> 600): exactly as expected
+    assert a["expected"] == pytest.approx(90 * 600 / 900)
+    assert a["p_borough"] == pytest.approx(1.0) and a["trend"] == "no clear change"
+    assert a["reference"] == REFERENCES[0] == "rest of borough"
+    assert doubling.index.tolist() == ["A", "B", "C"]  # rows with no unit get no row
+    # the same place while the rest of the borough stays flat (300 -> 300): rising
+    flat = period_trends(borough(60, 30, 300, 300), period=month_period("2024-08"))
+    a = flat.loc["A"]
+    assert a["expected"] == pytest.approx(45.0)
+    assert a["p_borough"] == pytest.approx(binomtest(60, 90, 0.5).pvalue)
+    assert a["p_adjusted"] <= 0.05 and a["trend"] == "rising"
+    # the plain comparisons are kept as they were
+    assert a["p_previous"] == pytest.approx(poisson_change_test(60, 30))
+    assert (flat["n_previous"].tolist(), flat["change_previous"].tolist()) == (
+        [30, 100, 100], [30, 0, 0])
+
+
+def test_a_place_that_holds_steady_while_the_borough_falls():
+    # the borough halves (winter): A holding steady is more than the rest's change would
+    # leave, but its count did not rise, so it is not called rising; the same, mirrored
+    out = period_trends(borough(60, 60, 300, 600), period=month_period("2024-08"))
+    assert out.loc["A", "expected"] == pytest.approx(40.0)
+    assert out.loc["A", "p_adjusted"] < 0.01 and out.loc["A", "trend"] == "no clear change"
+    out = period_trends(borough(60, 60, 600, 300), period=month_period("2024-08"))
+    assert out.loc["A", "p_adjusted"] < 0.01 and out.loc["A", "trend"] == "no clear change"
+    # falling against a flat borough: falling
+    out = period_trends(borough(20, 60, 300, 300), period=month_period("2024-08"))
+    assert out.loc["A", "trend"] == "falling"
+
+
+def test_period_trends_falls_back_when_the_rest_of_the_borough_had_nothing():
+    # only unit A has incidents: no borough to compare with, so the period lengths alone
+    # (March has 31 days, February 2024 29)
+    rows = [{"date": "2024-03-05"}] * 40 + [{"date": "2024-02-05"}] * 10
+    out = period_trends(incidents(rows), period=month_period("2024-03"))
+    a = out.loc["A"]
+    assert a["reference"] == REFERENCES[1] == "period lengths only"
+    assert a["expected"] == pytest.approx(50 * 31 / 60)
+    assert a["p_borough"] == a["p_previous"] == poisson_change_test(
+        40, 10, exposure=31, previous_exposure=29)
+    assert a["trend"] == "rising"
+    # for A the rest (B) had incidents this month but none the month before: the same
+    # fallback; for B the rest (A) had both, so B is judged against A's change
+    rows += [{"unit": "B", "date": "2024-03-06"}] * 5
+    out = period_trends(incidents(rows), period=month_period("2024-03"))
+    assert out["reference"].tolist() == ["period lengths only", "rest of borough"]
+    assert out.loc["A", "p_borough"] == out.loc["A", "p_previous"]
+    assert out.loc["B", "expected"] == pytest.approx(5 * 40 / 50)
+    assert out.loc["B", "p_borough"] == pytest.approx(binomtest(5, 5, 0.8).pvalue)
+
+
+def test_period_trends_adjusts_for_the_many_places_tested():
+    rng = np.random.default_rng(5)
+    rows = [{"unit": "Z", "date": "2023-08-05"}]  # only a year before: not tested
+    for i in range(12):
+        for month, mean in (("2024-08", 20 + 4 * i), ("2024-07", 20)):
+            rows += [{"unit": f"U{i:02d}", "date": f"{month}-09"}] * int(rng.poisson(mean))
+    inc = incidents(rows)
+    out = period_trends(inc, period=month_period("2024-08"))
+    raw = period_trends(inc, period=month_period("2024-08"), fdr=False)
+    tested = out.index != "Z"
+    np.testing.assert_allclose(out.loc[tested, "p_adjusted"],
+                               benjamini_hochberg(out.loc[tested, "p_borough"]))
+    assert out.loc["Z", "p_adjusted"] == 1.0 and out.loc["Z", "trend"] == "no clear change"
+    assert (raw["p_adjusted"] == raw["p_borough"]).all()
+    assert (out["p_adjusted"] >= out["p_borough"]).all()
+    # BH flags a subset of what the unadjusted test flags
+    assert set(out.index[out["trend"] != "no clear change"]) <= set(
+        raw.index[raw["trend"] != "no clear change"])
+    with pytest.raises(ValueError, match="fdr must be True or False; got 'yes'"):
+        period_trends(inc, period=month_period("2024-08"), fdr="yes")
 
 
 # --- Mann-Kendall ------------------------------------------------------------------------
@@ -404,3 +548,41 @@ def test_planted_step_changes_are_flagged(synthetic, direction):
     assert (out.loc[names, "p_year"] < 1e-6).all()
     unplanted = hot.loc[hot["step_factor"] == 1, "name"]
     assert (out.loc[unplanted, "p_year"] > 0.01).all(), out.loc[unplanted]
+
+
+def plain_label(out: pd.DataFrame, period: Period, alpha: float = 0.05) -> pd.Series:
+    """The label as it was before the season adjustment: the plain test on the previous
+    period, p_previous <= alpha, in the direction of the daily rate."""
+    days, days_before = period.days, period.previous().days
+    up = out["n"] * days_before > out["n_previous"] * days
+    down = out["n"] * days_before < out["n_previous"] * days
+    sig = out["p_previous"] <= alpha
+    return pd.Series(np.select([sig & up, sig & down], ["rising", "falling"],
+                               "no clear change"), index=out.index)
+
+
+def test_spring_step_season_is_not_a_rising_place(synthetic):
+    """Planted truth. The 3 months from the spring step (March to May 2024) against the 3
+    months before: the season (peak in July) lifts every place, and the plain test called
+    3 of the 11 places with no planted change rising (6 of 11 with some other seeds).
+    Against the rest of the borough none is, and the 3 planted rises (x2.5) still are."""
+    data, inc = synthetic
+    hot = data.hotspots
+    assert (inc["unit"] == "").mean() > 0.2  # the background counts for the borough
+    rises = hot.loc[hot["step_factor"] > 1, "name"].tolist()
+    unplanted = hot.loc[hot["step_factor"] == 1, "name"].tolist()
+    assert len(rises) == 3 and len(unplanted) == 11
+    period = three_months_from(hot.loc[hot["step_factor"] > 1, "step_date"].iloc[0])
+    assert period.start == dt.date(2024, 3, 1)
+    out = period_trends(inc, period=period)
+    before = plain_label(out, period)
+    assert (before[unplanted] == "rising").sum() == 3, out.loc[unplanted]
+    assert (out.loc[unplanted, "trend"] == "rising").sum() == 0, out.loc[unplanted]
+    assert (out.loc[rises, "trend"] == "rising").all(), out.loc[rises]
+    assert (out.loc[rises, "reference"] == "rest of borough").all()
+    # nor is a steady place called falling because the borough rose (the three planted
+    # rises lift the borough too): a falling label always goes with fewer incidents
+    falling = out.loc[out["trend"] == "falling"]
+    assert (falling["n"] < falling["n_previous"]).all(), falling
+    # the rises are far beyond the season: the borough-adjusted p-values stay tiny
+    assert (out.loc[rises, "p_adjusted"] < 1e-4).all()
