@@ -181,5 +181,19 @@ if signed is None:
 user, role = signed
 st.session_state["role"] = role
 st.session_state["user"] = user
+mine = [PAGES[k] for k in BY_ROLE[role]]
+if len(mine) > 1:
+    with st.sidebar:
+        for page in mine:
+            st.page_link(page)
 sidebar(user, role)
-st.navigation([PAGES[k] for k in BY_ROLE[role]]).run()
+
+
+def _home() -> None:
+    st.switch_page(mine[0])
+
+
+# A hidden default page that opens the role's first page: Streamlit serves its default
+# page at "/" only, so without it a link to /tasking or /patrol says "Page not found".
+home = st.Page(_home, title="hotspots", url_path="home", default=True)
+st.navigation([home, *mine], position="hidden").run()
