@@ -9,12 +9,21 @@ The edge rule (one area per point, deterministic):
 3. a point in no polygon goes to the nearest polygon within ``nearest_max_m``
    (ties: smallest code), else it stays unassigned (-1).
 
-Speed comes from a lookup grid: cells that no boundary passes near take their polygon
-from a connected-component labelling of the grid; only points in cells near a boundary
-are tested exactly. The answer is the same as the exact test for every point.
+Speed comes from a lookup grid: cells that no boundary passes through take their polygon
+from a connected-component labelling of the grid; only points in cells a boundary crosses
+are tested exactly, each against the few polygons whose bounding box covers its cell (kept
+per cell, in code order, so the first polygon that strictly holds the point is the
+answer). The answer is the same as the exact test for every point. The grid and the
+per-cell lists of a layer are built once and kept for the next call with the same
+polygons and codes (:data:`LOOKUP_CACHE_SIZE` layers). :func:`label_lattice` is the
+coarser lattice (a band of cells around each boundary) used by :mod:`hotspots.density`.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import OrderedDict
 
 import geopandas as gpd
 import numpy as np
@@ -25,6 +34,8 @@ from .errors import CRSError
 
 #: Upper bound on lookup-grid cells (memory ~ 4 bytes each).
 MAX_GRID_CELLS = 4_000_000
+#: Lookups (grid + per-cell candidate lists) kept for layers used again.
+LOOKUP_CACHE_SIZE = 8
 
 
 def check_projected(gdf: gpd.GeoDataFrame, what: str) -> None:
@@ -94,6 +105,140 @@ def _exact(geoms, x, y, rank, *, nearest_max_m: float, tree) -> np.ndarray:
     return out
 
 
+def _index(v: np.ndarray, lo: float, inv: float, n: int) -> np.ndarray:
+    """Lattice column (or row) of each coordinate, -1 below the lattice and n above it
+    (NaN: -1). Monotone in ``v``: the cells of a box are a rectangle of the lattice."""
+    return np.floor(np.fmin(np.fmax((v - lo) * inv, -1.0), n)).astype(np.intp)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lookup:
+    """A layer's lookup grid, padded by one cell of "outside" all round.
+
+    ``table`` (flat, row-major over ``(ny + 2, nx + 2)``): a polygon index (>= 0) for
+    cells wholly inside it, -1 for cells outside every polygon (and the padding, where
+    points off the grid or NaN land), ``-2 - k`` for near-boundary cell k, whose
+    candidate polygons are ``cand[start[k]:start[k + 1]]`` in code order: every polygon
+    whose bounding box reaches the cell.
+    """
+
+    geoms: np.ndarray
+    rank: np.ndarray
+    minx: float
+    miny: float
+    inv: float
+    nx: int
+    ny: int
+    table: np.ndarray
+    start: np.ndarray
+    cand: np.ndarray
+    tree: shapely.STRtree
+
+    def cells(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Flat ``table`` index of each point; NaN and off-grid points land in the padding."""
+        return ((_index(y, self.miny, self.inv, self.ny) + 1) * (self.nx + 2)
+                + _index(x, self.minx, self.inv, self.nx) + 1)
+
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _near_cells(geoms: np.ndarray, cell: float, minx: float, miny: float, nx: int, ny: int
+                ) -> np.ndarray:
+    """(ny, nx) mask of the lattice cells a polygon boundary passes through.
+
+    Each boundary segment is cut into pieces of at most half a cell; a piece lies in its
+    bounding box, whose cells (by :func:`_index`, as the points' cells are found) are
+    marked, the box widened by a hair for the rounding of the cut points. So every cell
+    left unmarked holds no boundary: all of it lies in the same polygons. (The cuts are
+    computed here, not by GEOS, which would snap them to a geometry's precision grid.)"""
+    rings = shapely.get_parts(shapely.boundary(geoms[~shapely.is_empty(geoms)]))
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])
+    p, q = xy[seg], xy[seg + 1]
+    d = q - p
+    cuts = np.maximum(np.ceil(np.hypot(d[:, 0], d[:, 1]) / (cell / 2)), 1).astype(np.intp)
+    which = np.repeat(np.arange(len(seg)), cuts)
+    k = np.arange(len(which)) - np.repeat(np.cumsum(cuts) - cuts, cuts)
+    a = p[which] + d[which] * (k / cuts[which])[:, None]
+    b = p[which] + d[which] * ((k + 1) / cuts[which])[:, None]
+    last = k + 1 == cuts[which]
+    b[last] = q[which[last]]  # segment ends exactly
+    scale = max(1.0, *np.abs([minx, miny, minx + nx * cell, miny + ny * cell]))
+    eps, inv = cell * 1e-6 + scale * 1e-12, 1.0 / cell
+    c0 = np.clip(_index(np.minimum(a[:, 0], b[:, 0]) - eps, minx, inv, nx), 0, nx - 1)
+    c1 = np.clip(_index(np.maximum(a[:, 0], b[:, 0]) + eps, minx, inv, nx), 0, nx - 1)
+    r0 = np.clip(_index(np.minimum(a[:, 1], b[:, 1]) - eps, miny, inv, ny), 0, ny - 1)
+    r1 = np.clip(_index(np.maximum(a[:, 1], b[:, 1]) + eps, miny, inv, ny), 0, ny - 1)
+    near = np.zeros((ny, nx), dtype=bool)
+    for dr in range(int((r1 - r0).max(initial=0)) + 1):
+        for dc in range(int((c1 - c0).max(initial=0)) + 1):
+            m = (r0 + dr <= r1) & (c0 + dc <= c1)
+            near[r0[m] + dr, c0[m] + dc] = True
+    return near
+
+
+def _lookup(areas: gpd.GeoDataFrame, cell_size_m: float | None) -> _Lookup:
+    """The layer's lookup, from the cache when the same polygons and codes were seen."""
+    geoms = np.asarray(areas.geometry.values)
+    codes = areas["code"].to_numpy(dtype=str)
+    bounds = shapely.total_bounds(geoms)
+    span = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+    cell = cell_size_m or max(5.0, float(np.sqrt(span / MAX_GRID_CELLS)))
+    if cell <= 0:
+        raise ValueError(f"cell_size_m must be positive, got {cell_size_m}.")
+    # geometries are immutable and the entry holds them, so their ids cannot be reused
+    key = (tuple(map(id, geoms)), tuple(codes), float(cell))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    shapely.prepare(geoms)
+    rank = np.argsort(np.argsort(codes, kind="stable"))
+    minx, miny, maxx, maxy = bounds
+    nx = int(np.ceil((maxx - minx) / cell)) + 1
+    ny = int(np.ceil((maxy - miny) / cell)) + 1
+    near = _near_cells(geoms, cell, minx, miny, nx, ny)
+    # regions no boundary crosses (4-connected): any one cell centre each, tested exactly
+    comp, n_comp = ndimage.label(~near)
+    rep = np.zeros(n_comp + 1, dtype=np.int64)
+    rep[comp.ravel()] = np.arange(comp.size)
+    labels = np.full(n_comp + 1, -1, dtype=np.int64)
+    labels[1:] = _exact(geoms, minx + (rep[1:] % nx + 0.5) * cell,
+                        miny + (rep[1:] // nx + 0.5) * cell, rank, nearest_max_m=0.0, tree=None)
+    table = np.full((ny + 2, nx + 2), -1, dtype=np.int32)  # grids stay under 2**31 cells
+    inner = table[1:-1, 1:-1]
+    inner[...] = labels[comp]
+    n_near = int(near.sum())
+    inner[near] = np.arange(-2, -2 - n_near, -1)
+    # near cells -> polygons whose bounding box reaches them (the points' cell arithmetic:
+    # a point in or on a polygon lies in its box, so in a cell of the box's range)
+    box = shapely.bounds(geoms)
+    ok = np.flatnonzero(np.isfinite(box).all(axis=1))
+    inv = 1.0 / cell
+    c0, c1 = (np.clip(_index(box[ok, i], minx, inv, nx), 0, nx) for i in (0, 2))
+    r0, r1 = (np.clip(_index(box[ok, i], miny, inv, ny), 0, ny) for i in (1, 3))
+    cells = []
+    for a0, a1, b0, b1 in zip(r0, r1, c0, c1, strict=True):  # per polygon, not per point
+        t = inner[a0:a1 + 1, b0:b1 + 1]
+        cells.append(-2 - t[t <= -2].astype(np.int64))
+    counts = np.array([len(c) for c in cells], dtype=np.int64)
+    cells = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
+    polys = np.repeat(ok, counts)
+    start = np.zeros(n_near + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cells, minlength=n_near), out=start[1:])
+    look = _Lookup(geoms=geoms, rank=rank, minx=float(minx), miny=float(miny), inv=inv,
+                   nx=nx, ny=ny, table=table.ravel(), start=start,
+                   cand=polys[np.lexsort((rank[polys], cells))], tree=shapely.STRtree(geoms))
+    with _CACHE_LOCK:
+        _CACHE[key] = look
+        while len(_CACHE) > LOOKUP_CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return look
+
+
 def assign_points(x: np.ndarray, y: np.ndarray, areas: gpd.GeoDataFrame, *,
                   nearest_max_m: float = 0.0, cell_size_m: float | None = None) -> np.ndarray:
     """Index (row position in ``areas``) of the area of each point, -1 when unassigned.
@@ -114,29 +259,42 @@ def assign_points(x: np.ndarray, y: np.ndarray, areas: gpd.GeoDataFrame, *,
     check_projected(areas, "areas")
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
-    geoms = np.asarray(areas.geometry.values)
-    shapely.prepare(geoms)
-    rank = np.argsort(np.argsort(areas["code"].to_numpy(dtype=str), kind="stable"))
-    bounds = shapely.total_bounds(geoms)
-    span = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
-    cell = cell_size_m or max(5.0, float(np.sqrt(span / MAX_GRID_CELLS)))
-    if cell <= 0:
-        raise ValueError(f"cell_size_m must be positive, got {cell_size_m}.")
-    grid, (minx, miny, cell, nx, ny) = label_lattice(geoms, rank, cell, bounds)
-    out = np.full(len(x), -1, dtype=np.int64)
-    finite = np.isfinite(x) & np.isfinite(y)
-    ix = np.zeros(len(x), dtype=np.int64)
-    iy = np.zeros(len(x), dtype=np.int64)
-    ix[finite] = ((x[finite] - minx) // cell).astype(np.int64)
-    iy[finite] = ((y[finite] - miny) // cell).astype(np.int64)
-    ingrid = finite & (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    lab = np.full(len(x), -2, dtype=np.int64)
-    lab[ingrid] = grid[iy[ingrid], ix[ingrid]]
-    out[lab >= 0] = lab[lab >= 0]
-    # near a boundary: exact test; outside every polygon: only the nearest rule can apply
-    todo = np.nonzero((lab == -1) | ((lab == -2) & finite & (nearest_max_m > 0)))[0]
-    out[todo] = _exact(geoms, x[todo], y[todo], rank, nearest_max_m=nearest_max_m,
-                       tree=shapely.STRtree(geoms))
+    look = _lookup(areas, cell_size_m)
+    lab = look.table[look.cells(x, y)].astype(np.int64)
+    out = np.where(lab >= 0, lab, -1)
+    # near a boundary: the exact test against the cell's candidates, in code order
+    pts = np.nonzero(lab <= -2)[0]
+    first = look.start[-2 - lab[pts]]
+    count = look.start[-1 - lab[pts]] - first
+    some = count > 0
+    todo, first, count, j = pts[some], first[some], count[some], 0
+    while len(todo):
+        g = look.cand[first + j]
+        inside = shapely.contains_xy(look.geoms[g], x[todo], y[todo])
+        out[todo[inside]] = g[inside]
+        j += 1
+        more = ~inside & (count > j)
+        todo, first, count = todo[more], first[more], count[more]
+    # on a boundary (inside no polygon): the smallest code among those it touches
+    miss = pts[out[pts] < 0]
+    if len(miss):
+        first = look.start[-2 - lab[miss]]
+        count = look.start[-1 - lab[miss]] - first
+        pi = np.repeat(np.arange(len(miss)), count)
+        gi = look.cand[np.repeat(first - np.cumsum(count) + count, count) + np.arange(len(pi))]
+        touch = shapely.intersects_xy(look.geoms[gi], x[miss[pi]], y[miss[pi]])
+        pi, gi = pi[touch], gi[touch]  # still in code order within each point
+        keep = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)
+        out[miss[pi[keep]]] = gi[keep]
+    if nearest_max_m > 0:  # in no polygon: the nearest within the limit, ties by code
+        miss = np.nonzero((out < 0) & np.isfinite(x) & np.isfinite(y))[0]
+        if len(miss):
+            mi, mg = look.tree.query_nearest(shapely.points(x[miss], y[miss]),
+                                             max_distance=nearest_max_m, all_matches=True)
+            order = np.lexsort((look.rank[mg], mi))
+            mi, mg = mi[order], mg[order]
+            keep = np.r_[True, mi[1:] != mi[:-1]] if len(mi) else np.zeros(0, dtype=bool)
+            out[miss[mi[keep]]] = mg[keep]
     return out
 
 

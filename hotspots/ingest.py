@@ -28,9 +28,14 @@ Reading files (:func:`read_export`, :func:`read_mapping`) is kept apart from par
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
+import itertools
+import os
+import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,11 +174,12 @@ def read_export(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def _encoding(path: Path) -> str:
+def _encoding(data: pa.Buffer) -> str:
     """UTF-8 (with or without a byte-order mark), else Windows-1252: what Excel's plain
     "CSV" save writes on a UK machine."""
-    with open(path, "rb") as fh:
-        data = fh.read()
+    if not len(data) or np.frombuffer(data, dtype=np.uint8).max() < 0x80:
+        return "utf-8"  # ASCII (checked fast, without a copy) is UTF-8
+    data = data.to_pybytes()
     try:
         data.decode("utf-8")
         return "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
@@ -183,7 +189,11 @@ def _encoding(path: Path) -> str:
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Every column as Arrow-backed text, '' for empty cells (no NA guessing)."""
-    encoding = _encoding(path)
+    try:  # mapped, not copied: checked for its encoding, then parsed
+        data = pa.memory_map(str(path)).read_buffer()
+    except OSError:  # a file system that cannot map files
+        data = pa.py_buffer(path.read_bytes())
+    encoding = _encoding(data)
     with open(path, newline="", encoding=encoding) as fh:
         header = next(csv.reader(fh), None)
     if not header:
@@ -196,7 +206,8 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
     types = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                  strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=arrow_enc),
+        table = pacsv.read_csv(pa.BufferReader(data),
+                               read_options=pacsv.ReadOptions(encoding=arrow_enc),
                                parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
                                convert_options=types)
         malformed: list[tuple[int, str]] = []
@@ -213,16 +224,16 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
             return "skip"
 
         table = pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(encoding=arrow_enc, use_threads=False),
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(encoding=arrow_enc, use_threads=False),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False,
                                              invalid_row_handler=keep),
             convert_options=types)
     frame = pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
                           for h in table.column_names})
     if malformed:
-        bad = {m[0] for m in malformed}
-        rows = [r for r in range(2, len(frame) + len(bad) + 2) if r not in bad]
-        frame.attrs["row_numbers"] = np.array(rows)
+        bad = np.unique([m[0] for m in malformed])
+        frame.attrs["row_numbers"] = np.setdiff1d(np.arange(2, len(frame) + len(bad) + 2), bad)
         frame.attrs["malformed"] = malformed
     return frame
 
@@ -289,15 +300,114 @@ def _take_text(values, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
     return pd.arrays.ArrowStringArray(arr.take(pa.array(codes)))
 
 
-def _day_strings(stamp: pd.Series, unit: str) -> pd.arrays.ArrowStringArray:
-    """'YYYY-MM-DD' (unit 'D') or 'YYYY-MM' (unit 'M'), formatting each distinct day once."""
-    days = stamp.to_numpy().astype(f"datetime64[{unit}]")
-    uniq, inv = np.unique(days, return_inverse=True)
-    return _take_text(np.datetime_as_string(uniq, unit=unit), inv.ravel())
+def _utf8_buffers(text: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(offsets, bytes)`` of an Arrow-backed text column without missing values: value i
+    is ``bytes[offsets[i]:offsets[i + 1]]``. None for any other column."""
+    if not isinstance(text.dtype, pd.StringDtype):
+        return None
+    arr = pa.array(text.array)
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    wide = pa.types.is_large_string(arr.type)
+    off = np.frombuffer(arr.buffers()[1], dtype=np.int64 if wide else np.int32)
+    off = off[arr.offset:arr.offset + len(arr) + 1].astype(np.int64, copy=False)
+    data = arr.buffers()[2]
+    return off, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+def _strip(text: pd.Series) -> pd.Series:
+    """``text.str.strip()``, skipped (``text`` itself) when no value starts or ends with a
+    space, a control character or a non-ASCII byte: checked on the Arrow buffers, which is
+    cheaper than trimming a column that is nearly always clean already."""
+    buf = _utf8_buffers(text)
+    if buf is None:
+        return text.str.strip()
+    off, data = buf
+    if not len(data):
+        return text  # every value is empty
+    # first and last byte of each value (for an empty value, bytes of its neighbours: at
+    # worst a needless strip)
+    first = data[np.minimum(off[:-1], len(data) - 1)]
+    last = data[off[1:] - 1]
+    # printable ASCII (0x21-0x7e) is the only byte range that needs no trimming
+    if ((first - np.uint8(0x21)) <= 0x5D).all() and ((last - np.uint8(0x21)) <= 0x5D).all():
+        return text
+    return text.str.strip()
+
+
+#: Masks keeping the first k bytes of a little-endian 8-byte word, k = 0..8.
+_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+
+
+def _duplicated(text: pd.Series | None, values: np.ndarray) -> np.ndarray:
+    """``pd.Series(values).duplicated()`` (every repeat of an earlier value), where
+    ``values`` is ``text`` as objects. Fast for Arrow text: a 64-bit key per value from its
+    bytes, read 8 at a time from the Arrow buffer, and the exact test only among the values
+    whose keys repeat (true repeats and the rare key collisions)."""
+    buf = _utf8_buffers(text) if text is not None else None
+    if buf is None or len(values) < 2 or np.diff(buf[0]).max() > 64:
+        return pd.Series(values).duplicated().to_numpy()
+    off, data = buf
+    lens = np.diff(off)
+    padded = np.zeros(len(data) + 8, dtype=np.uint8)
+    padded[:len(data)] = data
+    words = np.ndarray((len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
+    key = lens.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        for w in range(0, int(lens.max()), 8):
+            word = words[np.minimum(off[:-1] + w, len(data))]
+            key = key * np.uint64(0x100000001B3) + (word & _BYTE_MASKS[np.clip(lens - w, 0, 8)])
+            key ^= key >> np.uint64(29)
+    maybe = np.flatnonzero(pd.Series(key.view(np.int64)).duplicated(keep=False).to_numpy())
+    out = np.zeros(len(values), dtype=bool)
+    out[maybe] = pd.Series(values[maybe]).duplicated().to_numpy()
+    return out
+
+
+def _factorize_text(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """``(codes, values)`` with ``values.iloc[codes]`` equal to ``text``: a column of few
+    distinct values (dates, times) is then parsed once per value."""
+    arr = pa.array(text.array)
+    if arr.null_count:
+        codes, uniq = pd.factorize(text, use_na_sentinel=False)
+        return np.asarray(codes, dtype=np.int64), pd.Series(uniq, dtype=text.dtype)
+    enc = pc.dictionary_encode(arr)
+    return (enc.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            pd.Series(pd.arrays.ArrowStringArray(enc.dictionary), dtype=text.dtype))
+
+
+#: Distinct integer pairs are found with a table of every pair in their range when it has
+#: at most this many entries (about 9 bytes each), else by hashing.
+PAIR_TABLE_MAX = 8_000_000
+
+
+def _int_pairs(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (gx, gy) integer pairs: ``(codes, ux, uy)`` with ``ux[codes] == gx`` and
+    ``uy[codes] == gy``: by a table over their range when it is small (cells of a borough),
+    else by one hash of a combined key when it fits in 63 bits."""
+    if not len(gx):
+        return np.zeros(0, dtype=np.int64), gx[:0], gy[:0]
+    lo_x, lo_y = int(gx.min()), int(gy.min())
+    span_x, span_y = int(gx.max()) - lo_x + 1, int(gy.max()) - lo_y + 1
+    if span_x * span_y <= PAIR_TABLE_MAX:
+        key = (gx - lo_x) * span_y + (gy - lo_y)
+        seen = np.zeros(span_x * span_y, dtype=bool)
+        seen[key] = True
+        uk = np.flatnonzero(seen)
+        lut = np.empty(len(seen), dtype=np.int64)
+        lut[uk] = np.arange(len(uk))
+        return lut[key], uk // span_y + lo_x, uk % span_y + lo_y
+    if span_x * span_y < 2**62:
+        codes, uk = pd.factorize((gx - lo_x) * span_y + (gy - lo_y))
+        return codes, uk // span_y + lo_x, uk % span_y + lo_y
+    cx, ux = pd.factorize(gx)
+    cy, uy = pd.factorize(gy)
+    codes, uk = pd.factorize(cx * len(uy) + cy)
+    return codes, ux[uk // len(uy)], uy[uk % len(uy)]
 
 
 def _constant(value: str, n: int) -> pd.arrays.ArrowStringArray:
-    return _take_text([value], np.zeros(n, dtype=np.int64))
+    return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.large_string()), n))
 
 
 def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
@@ -334,8 +444,9 @@ class _Problems:
         if not len(idx):
             return
         shown = values(idx) if callable(values) else np.asarray(values, dtype=object)[idx]
+        per_row = details is not None and np.ndim(details) > 0  # once: np.ndim copies a list
         for j, i in enumerate(idx):
-            detail = "" if details is None else str(details[j] if np.ndim(details) else details)
+            detail = "" if details is None else str(details[j] if per_row else details)
             row = int(self.row_no[i])
             self.rows.append((self.file, row, field_name, str(shown[j]), reason,
                               problem_message(self.file, row, field_name, str(shown[j]),
@@ -350,17 +461,18 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
     """Pull the fields out of the export's own columns (Arrow text, stripped)."""
     empty = pd.Series("", index=frame.index, dtype="string[pyarrow]")
     if fmt == "policeuk":
-        ids = frame["Crime ID"].str.strip().to_numpy(dtype=object)
+        ids = _strip(frame["Crime ID"]).to_numpy(dtype=object)
         missing = ids == ""
         if missing.any():
             ids[missing] = _derived_refs(frame.loc[missing])
         return {
-            "ref": (ids, "Crime ID"), "when": (frame["Month"].str.strip(), "Month"),
-            "time": None, "category": (frame["Crime type"].str.strip(), "Crime type"),
-            "a": (frame["Latitude"].str.strip(), "Latitude"),
-            "b": (frame["Longitude"].str.strip(), "Longitude"), "grid": False,
-            "location": frame["Location"].str.strip(), "caller": empty, "description": empty,
-            "count": (empty, None), "source_lsoa": frame["LSOA code"].str.strip(),
+            "ref": (ids, "Crime ID"), "ref_empty": ids == "", "ref_text": None,
+            "when": (_strip(frame["Month"]), "Month"),
+            "time": None, "category": (_strip(frame["Crime type"]), "Crime type"),
+            "a": (_strip(frame["Latitude"]), "Latitude"),
+            "b": (_strip(frame["Longitude"]), "Longitude"), "grid": False,
+            "location": _strip(frame["Location"]), "caller": empty, "description": empty,
+            "count": (empty, None), "source_lsoa": _strip(frame["LSOA code"]),
         }
     assert mapping is not None
     cols = mapping.columns
@@ -371,11 +483,13 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
                          "mapping's [columns].")
 
     def col(name: str) -> pd.Series:
-        return frame[cols[name]].str.strip() if name in cols else empty
+        return _strip(frame[cols[name]]) if name in cols else empty
 
     grid = "easting" in cols
+    ref = col("reference")
     return {
-        "ref": (col("reference").to_numpy(dtype=object), cols["reference"]),
+        "ref": (None, cols["reference"]),  # objects made later, while projection runs
+        "ref_empty": (ref == "").to_numpy(dtype=bool), "ref_text": ref,
         "when": (col("datetime") if "datetime" in cols else col("date"),
                  cols.get("datetime", cols.get("date"))),
         "time": (col("time"), cols.get("time")) if "time" in cols else None,
@@ -384,7 +498,7 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
         "b": (col("easting" if grid else "longitude"), cols["easting" if grid else "longitude"]),
         "grid": grid, "location": col("location"), "caller": col("caller"),
         "description": col("description"), "count": (col("count"), cols.get("count")),
-        "source_lsoa": empty,
+        "source_lsoa": None,  # council exports carry no LSOA of their own
     }
 
 
@@ -419,47 +533,58 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     std = _std_frame(frame, fmt, mapping, file)
     probs = _Problems(file, row_no, np.zeros(n, dtype=bool))
     flag = probs.flag
+    coords = _check_coordinates(std)
+    projected = _Points.start(coords.b, coords.a, coords.good, project=not coords.grid)
 
     # reference
     ref, ref_col = std["ref"]
-    flag(ref == "", ref_col, ref, "missing_reference")
+    if ref is None:
+        ref = std["ref_text"].to_numpy(dtype=object)
+    ref_empty = std["ref_empty"]
+    flag(ref_empty, ref_col, ref, "missing_reference")
     refs = pd.Series(ref)
-    dup = refs.duplicated(keep="first").to_numpy() & (ref != "")
+    dup = _duplicated(std["ref_text"], ref) & ~ref_empty
     if dup.any():
-        first_row = pd.Series(row_no, index=refs).groupby(level=0).first()
+        rows = refs.isin(refs[dup]).to_numpy()  # the rows holding a repeated reference
+        first_row = pd.Series(row_no[rows], index=refs[rows]).groupby(level=0).first()
         flag(dup, ref_col, ref, "duplicate_crime_id" if fmt == "policeuk"
              else "duplicate_reference", first_row[refs[dup]].to_numpy())
 
-    # date and time
+    # date and time: each distinct text parsed once
     when, when_col = std["when"]
-    when_txt = lambda idx: when.iloc[idx].to_numpy(dtype=object)  # noqa: E731
-    no_date = (when == "").to_numpy(dtype=bool)
+    w_codes, w_text = _factorize_text(when)
+    w_obj = w_text.to_numpy(dtype=object)
+    when_txt = lambda idx: w_obj[w_codes[idx]]  # noqa: E731
+    no_date = (w_text == "").to_numpy(dtype=bool)[w_codes]
     flag(no_date, when_col, when_txt, "missing_date")
     if fmt == "policeuk":
-        stamp = pd.to_datetime(when, format="%Y-%m", errors="coerce")
+        stamp = pd.to_datetime(w_text, format="%Y-%m", errors="coerce")
         hour = np.full(n, -1)
         fmt_note = " (police.uk months are YYYY-MM)"
     else:
-        stamp = _parse_dates(when, mapping.date_format)
+        stamp = _parse_dates(w_text, mapping.date_format)
         fmt_note = f" in the format {mapping.date_format}" if mapping.date_format else ""
         if std["time"] is not None:
             ttext, tcol = std["time"]
-            tparsed = _parse_times(ttext)
-            flag((tparsed.isna() & (ttext != "")).to_numpy(dtype=bool), tcol,
-                 lambda idx: ttext.iloc[idx].to_numpy(dtype=object), "unparseable_date",
-                 " (times are HH:MM)")
-            hour = np.where(tparsed.notna(), tparsed.dt.hour.fillna(0), -1).astype(int)
+            t_codes, t_text = _factorize_text(ttext)
+            t_obj = t_text.to_numpy(dtype=object)
+            tparsed = _parse_times(t_text)
+            flag((tparsed.isna() & (t_text != "")).to_numpy(dtype=bool)[t_codes], tcol,
+                 lambda idx: t_obj[t_codes[idx]], "unparseable_date", " (times are HH:MM)")
+            hour = np.where(tparsed.notna(), tparsed.dt.hour.fillna(0), -1).astype(int)[t_codes]
         else:
-            has_time = when.str.contains(":", regex=False).to_numpy(dtype=bool)
-            hour = np.where(has_time & stamp.notna(), stamp.dt.hour.fillna(0), -1).astype(int)
-    flag(stamp.isna().to_numpy() & ~no_date, when_col, when_txt, "unparseable_date", fmt_note)
+            has_time = w_text.str.contains(":", regex=False).to_numpy(dtype=bool)
+            hour = np.where(has_time & stamp.notna(), stamp.dt.hour.fillna(0),
+                            -1).astype(int)[w_codes]
+    flag(stamp.isna().to_numpy()[w_codes] & ~no_date, when_col, when_txt, "unparseable_date",
+         fmt_note)
     limit = pd.Timestamp(today + dt.timedelta(days=config.future_tolerance_days))
-    flag((stamp.dt.normalize() > limit).to_numpy(), when_col, when_txt, "future_date",
+    flag((stamp.dt.normalize() > limit).to_numpy()[w_codes], when_col, when_txt, "future_date",
          today.isoformat())
 
     # category: look up each distinct value once
     cat_raw, cat_col = std["category"]
-    codes, uniques = pd.factorize(cat_raw)
+    codes, uniques = _factorize_text(cat_raw)
     if fmt == "policeuk":
         known = [config.police_uk_types.get(u) for u in uniques]
     else:
@@ -467,7 +592,7 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
         lookup.update({c.label.casefold(): k for k, c in config.categories.items()})
         lookup.update({k.casefold(): v for k, v in mapping.categories.items()})
         known = [lookup.get(str(u).casefold()) for u in uniques]
-    cat_codes = np.arange(len(known) + 1)[codes]  # codes of -1 (empty cells) -> the last
+    cat_codes = np.arange(len(known) + 1)[codes]  # codes of -1 (missing cells) -> the last
     cat_known = np.array([k is not None for k in known] + [False])[cat_codes]
     flag(~cat_known, cat_col, lambda idx: cat_raw.iloc[idx].to_numpy(dtype=object),
          "unknown_category")
@@ -483,58 +608,86 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     else:
         quantity = np.ones(n, dtype=int)
 
-    # coordinates: a = latitude / northing, b = longitude / easting
-    x, y, boundary_idx = _coordinates(std, area, layers[config.boundary_layer], config, flag,
-                                      probs.bad)
+    # coordinates: a = latitude / northing, b = longitude / easting; each distinct position
+    # is projected once (_Points.start), by a worker thread while the checks above run
+    x, y, boundary_idx, points = _coordinates(coords, projected(), area,
+                                              layers[config.boundary_layer], config, flag)
 
     ok = ~probs.bad
-    okd = stamp[ok]
+    everything = bool(ok.all())
+    keep = (lambda v: v) if everything else (lambda v: v[ok])  # noqa: E731
     n_ok = int(ok.sum())
+    day = stamp.to_numpy()
+    location = keep(std["location"])
+    points = points.subset(ok)
     # text columns stay Arrow-backed or categorical: no copying into one object block
     cols = {
         "source": _constant(POLICE_UK_SOURCE if fmt == "policeuk" else mapping.source, n_ok),
-        "ref": ref[ok],
+        "ref": keep(ref),
         "category": _take_text(known + [""], cat_codes[ok]),
-        "category_raw": cat_raw[ok],
-        "period": _day_strings(okd, "M"),
-        "date": _day_strings(okd, "D"),
-        "hour": hour[ok],
-        "x": x[ok], "y": y[ok],
-        "location": std["location"][ok],
-        "location_key": _location_keys(x[ok], y[ok], std["location"][ok], fmt,
-                                       config.location_key_m),
-        "caller_key": std["caller"][ok],
-        "description": std["description"][ok],
-        "quantity": quantity[ok],
+        "category_raw": keep(cat_raw),
+        "period": _take_text(np.datetime_as_string(day.astype("datetime64[M]"), unit="M"),
+                             w_codes[ok]),
+        "date": _take_text(np.datetime_as_string(day.astype("datetime64[D]"), unit="D"),
+                           w_codes[ok]),
+        "hour": keep(hour),
+        "x": keep(x), "y": keep(y),
+        "location": location,
+        "location_key": _location_keys(points, location, fmt, config.location_key_m),
+        "caller_key": keep(std["caller"]),
+        "description": keep(std["description"]),
+        "quantity": keep(quantity),
     }
-    agreement = _assign(cols, std["source_lsoa"][ok].to_numpy(dtype=object), layers, config,
-                        {config.boundary_layer: boundary_idx[ok]})
+    src = std["source_lsoa"]
+    if src is None:
+        src, has_src = np.full(n_ok, "", dtype=object), np.zeros(n_ok, dtype=bool)
+    else:
+        src = keep(src)
+        src, has_src = src.to_numpy(dtype=object), (src != "").to_numpy(dtype=bool)
+    agreement = _assign(cols, src, has_src, layers, config,
+                        {config.boundary_layer: boundary_idx[ok]}, points)
     cols.update({"file": _constant(file, n_ok), "row": row_no[ok]})
-    out = pd.DataFrame({c: (v.array if isinstance(v, pd.Series) else v)
-                        for c, v in cols.items()}, columns=list(INCIDENT_COLUMNS))
+    # every column is a new array (Arrow text: a new wrapper of immutable data), so the
+    # frame need not copy them again
+    out = pd.DataFrame({c: (v.array.copy() if isinstance(v, pd.Series) else v)
+                        for c, v in cols.items()}, columns=list(INCIDENT_COLUMNS), copy=False)
     for line, detail, text in malformed:
         probs.rows.append((file, int(line), "(whole row)", text, "malformed_row",
                            problem_message(file, int(line), "(whole row)", text,
                                            "malformed_row", detail)))
     problems = probs.frame().sort_values(["row", "field"], kind="stable", ignore_index=True)
-    rejected = frame.loc[probs.bad].astype(object)
+    rejected = frame.iloc[np.flatnonzero(probs.bad)].astype(object)
     rejected.insert(0, "row", row_no[probs.bad])
     if malformed:
         raw = pd.DataFrame({"row": [m[0] for m in malformed], "raw_text": [m[2] for m in
                                                                           malformed]})
         rejected = pd.concat([rejected, raw], ignore_index=True).sort_values(
             "row", kind="stable").fillna("")
-    msgs = problems.groupby("row")["message"].agg(" | ".join)
-    rejected["reasons"] = rejected["row"].map(msgs)
+    rejected["reasons"] = rejected["row"].map(_joined_messages(problems))
     return IngestResult(file=file, format=fmt, n_read=n + len(malformed),
                         incidents=out,
                         problems=problems, rejected=rejected.reset_index(drop=True),
                         lsoa_agreement=agreement)
 
 
-def _coordinates(std: dict, area, boundary: gpd.GeoDataFrame, config: Config, flag, bad):
-    """Check coordinates, project to EPSG:27700, and place each point in the boundary layer
-    (the study area is that layer's union: a point is inside iff it has a boundary area)."""
+@dataclasses.dataclass(frozen=True)
+class _Coords:
+    """A file's coordinate columns parsed and checked (a = latitude / northing, b =
+    longitude / easting): ``checks`` are the problems to flag, in order, ``good`` the rows
+    with usable coordinates, ``both`` shows a row's pair of values."""
+
+    a: np.ndarray
+    b: np.ndarray
+    field: str
+    grid: bool
+    checks: list
+    good: np.ndarray
+    both: object
+
+
+def _check_coordinates(std: dict) -> _Coords:
+    """Parse the coordinates and find the rows whose coordinates are unusable (flagged
+    later, by :func:`_coordinates`, in this order)."""
     (a_text, a_col), (b_text, b_col) = std["a"], std["b"]
     grid = std["grid"]
     n = len(a_text)
@@ -544,35 +697,45 @@ def _coordinates(std: dict, area, boundary: gpd.GeoDataFrame, config: Config, fl
     both = lambda idx: [f"{p}, {q}" for p, q in zip(a_str(idx), b_str(idx),  # noqa: E731
                                                    strict=True)]
     fld = f"{a_col}/{b_col}"
+    checks = []
     coord_bad = np.zeros(n, dtype=bool)
     for text, col, show in ((a_text, a_col, a_str), (b_text, b_col, b_str)):
         m = (text == "").to_numpy(dtype=bool) & ~coord_bad
-        flag(m, col, show, "missing_coordinates")
+        checks.append((m, col, show, "missing_coordinates"))
         coord_bad |= m
     for vals, col, show in ((a, a_col, a_str), (b, b_col, b_str)):
         m = ~coord_bad & ~np.isfinite(vals)
-        flag(m, col, show, "unparseable_coordinates")
+        checks.append((m, col, show, "unparseable_coordinates"))
         coord_bad |= m
     m = ~coord_bad & (a == 0) & (b == 0)
-    flag(m, fld, both, "zero_coordinates")
+    checks.append((m, fld, both, "zero_coordinates"))
     coord_bad |= m
     if grid:
         m = ~coord_bad & (np.abs(a) <= 90) & (np.abs(b) <= 180)
-        flag(m, f"{b_col}/{a_col}", lambda idx: [f"{q}, {p}" for p, q in
-                                                 zip(a_str(idx), b_str(idx), strict=True)],
-             "latlon_in_grid")
-        coord_bad |= m
-        x, y = np.where(coord_bad, np.nan, b), np.where(coord_bad, np.nan, a)
-        swap_reason = "swapped_easting_northing"
+        checks.append((m, f"{b_col}/{a_col}", lambda idx: [f"{q}, {p}" for p, q in
+                                                           zip(a_str(idx), b_str(idx),
+                                                               strict=True)],
+                       "latlon_in_grid"))
     else:
         m = ~coord_bad & ((np.abs(a) > 90) | (np.abs(b) > 180))
-        flag(m, fld, both, "grid_in_latlon")
-        coord_bad |= m
-        x, y = np.full(n, np.nan), np.full(n, np.nan)
-        good = ~coord_bad
-        x[good], y[good] = _TO_BNG.transform(b[good], a[good])
-        swap_reason = "swapped_latlon"
-    idx = assign_points(x, y, boundary)
+        checks.append((m, fld, both, "grid_in_latlon"))
+    coord_bad |= m
+    return _Coords(a, b, fld, grid, checks, ~coord_bad, both)
+
+
+def _coordinates(c: _Coords, points: _Points, area, boundary: gpd.GeoDataFrame,
+                 config: Config, flag):
+    """Flag the coordinate problems, place each point (projected to EPSG:27700:
+    ``points``) in the boundary layer (the study area is that layer's union: a point is
+    inside iff it has a boundary area), and flag points outside it."""
+    for m, col, show, reason in c.checks:
+        flag(m, col, show, reason)
+    a, b, grid, coord_bad, both, fld = c.a, c.b, c.grid, ~c.good, c.both, c.field
+    n = len(a)
+    swap_reason = "swapped_easting_northing" if grid else "swapped_latlon"
+    x, y = points.rows()
+    idx = np.full(n, -1, dtype=np.int64)
+    idx[points.where] = assign_points(points.ux, points.uy, boundary)[points.ids]
     out = ~coord_bad & (idx < 0)
     if out.any():
         o = np.nonzero(out)[0]
@@ -585,7 +748,9 @@ def _coordinates(std: dict, area, boundary: gpd.GeoDataFrame, config: Config, fl
         fin = np.isfinite(sx) & np.isfinite(sy)
         swapped = np.zeros(len(o), dtype=bool)
         swapped[fin] = shapely.intersects_xy(area, sx[fin], sy[fin])
-        flag(np.isin(np.arange(n), o[swapped]), fld, both, swap_reason, config.name)
+        mask = np.zeros(n, dtype=bool)
+        mask[o[swapped]] = True
+        flag(mask, fld, both, swap_reason, config.name)
         far = o[~swapped]
         if len(far):
             fx, fy = x[far], y[far]
@@ -597,27 +762,172 @@ def _coordinates(std: dict, area, boundary: gpd.GeoDataFrame, config: Config, fl
             mask = np.zeros(n, dtype=bool)
             mask[far] = True
             flag(mask, fld, both, "outside_study_area", words)
-    return x, y, idx
+    return x, y, idx, points
+
+
+#: Files of at least this many rows are projected in chunks shared by a worker thread and
+#: the caller (PROJ releases the GIL, so the worker overlaps the other checks and both
+#: cores project), on a machine with 2 or more cores; smaller files in one go.
+BACKGROUND_MIN_ROWS = 50_000
+PROJECT_CHUNK = 100_000
+_WORKER: dict = {}  # process id -> executor (a forked child makes its own)
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker() -> ThreadPoolExecutor:
+    with _WORKER_LOCK:
+        pid = os.getpid()
+        if pid not in _WORKER:
+            _WORKER.clear()
+            _WORKER[pid] = ThreadPoolExecutor(max_workers=1,
+                                              thread_name_prefix="hotspots-project")
+        return _WORKER[pid]
+
+
+class _Projection:
+    """lon/lat -> EPSG:27700 in chunks: a worker thread starts at once; :meth:`result`
+    has the caller take the chunks left, then wait for the worker's last one (or call it
+    off if the worker never got to it: busy with another file). Each point is projected
+    once by whichever thread takes its chunk (the same numbers either way)."""
+
+    def __init__(self, lon: np.ndarray, lat: np.ndarray) -> None:
+        self.lon, self.lat = lon, lat
+        self.x, self.y = np.empty(len(lon)), np.empty(len(lon))
+        self.n_chunks = -(-len(lon) // PROJECT_CHUNK)
+        self._next = itertools.count()  # next() is atomic under the GIL
+        self._future = None
+        if len(lon) >= BACKGROUND_MIN_ROWS and _cores() > 1:
+            self._future = _worker().submit(self._work)
+
+    def _work(self) -> None:
+        for i in self._next:
+            if i >= self.n_chunks:
+                return
+            sl = slice(i * PROJECT_CHUNK, (i + 1) * PROJECT_CHUNK)
+            self.x[sl], self.y[sl] = _TO_BNG.transform(self.lon[sl], self.lat[sl])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self._work()
+        if self._future is not None and not self._future.cancel():
+            self._future.result()  # the worker is on its last chunk
+        return self.x, self.y
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count() or 1
+
+
+#: Positions are grouped (projected and placed once each) when at least
+#: :data:`DISTINCT_MIN_ROWS` rows have one and a sample of :data:`DISTINCT_SAMPLE` of them
+#: has at most :data:`DISTINCT_MAX_SHARE` distinct positions; otherwise row by row.
+DISTINCT_MIN_ROWS = 4_000
+DISTINCT_SAMPLE = 20_000
+DISTINCT_MAX_SHARE = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class _Points:
+    """Points of the rows in ``where``: row ``where[i]`` is at ``(ux, uy)[ids[i]]``, in
+    EPSG:27700. ``ids`` is the identity when positions are not grouped."""
+
+    where: np.ndarray  # row numbers (positions) that have a point
+    ids: np.ndarray
+    ux: np.ndarray
+    uy: np.ndarray
+    n: int
+
+    @classmethod
+    def start(cls, e: np.ndarray, n_: np.ndarray, good: np.ndarray, *, project: bool):
+        """Easting/northing (or longitude/latitude, ``project``) of the ``good`` rows;
+        call the returned function for the _Points (projection may run meanwhile).
+
+        police.uk snaps every crime to one of a fixed list of map points and council
+        exports repeat addresses, so a file holds far fewer positions than rows: those
+        repeat, each distinct position is projected and assigned once. A position is the
+        pair of float64 bit patterns (the same numbers give the same point, exactly)."""
+        where = np.flatnonzero(good)
+        e, n_ = e[where], n_[where]
+        ids, rep = _distinct_pairs(e, n_)
+        if rep is not None:
+            e, n_ = e[rep], n_[rep]
+        if not project:
+            return lambda: cls(where, ids, np.asarray(e, dtype=float),
+                               np.asarray(n_, dtype=float), len(good))
+        job = _Projection(np.ascontiguousarray(e, dtype=float),
+                          np.ascontiguousarray(n_, dtype=float))
+        return lambda: cls(where, ids, *job.result(), len(good))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """x, y of every row (NaN where the row has no point)."""
+        x, y = np.full(self.n, np.nan), np.full(self.n, np.nan)
+        x[self.where], y[self.where] = self.ux[self.ids], self.uy[self.ids]
+        return x, y
+
+    def subset(self, keep: np.ndarray) -> _Points:
+        """The points of the rows in ``keep`` (each of which has a point), renumbered."""
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[self.where] = self.ids
+        ids = pos[keep]
+        used = np.zeros(len(self.ux), dtype=bool)
+        used[ids] = True
+        new = np.cumsum(used) - 1
+        return _Points(np.arange(len(ids)), new[ids], self.ux[used], self.uy[used], len(ids))
+
+
+def _distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(ids, rep)``: ``a[rep][ids] == a`` and ``b[rep][ids] == b`` bit for bit, ``rep``
+    a row of each distinct (a, b) pair; ``(arange, None)`` when pairs repeat too little to pay
+    for the grouping (judged on a sample) or on a hash collision."""
+    n = len(a)
+    plain = np.arange(n), None
+    if n < max(DISTINCT_MIN_ROWS, 1):
+        return plain
+    bits_a = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+    bits_b = np.ascontiguousarray(b, dtype=np.float64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        key = bits_a * np.uint64(0x9E3779B97F4A7C15) ^ bits_b
+    sample = key[::max(1, n // DISTINCT_SAMPLE)]
+    if len(pd.unique(sample)) > DISTINCT_MAX_SHARE * len(sample):
+        return plain
+    ids, uniq = pd.factorize(key.view(np.int64))
+    rep = np.empty(len(uniq), dtype=np.int64)
+    rep[ids] = np.arange(n)  # a row of each pair
+    if not (np.array_equal(bits_a[rep][ids], bits_a) and np.array_equal(bits_b[rep][ids], bits_b)):
+        return plain  # two pairs share a hash: group nothing
+    return ids.astype(np.int64), rep
 
 
 #: An address starts with a house or flat number.
 _ADDRESS = r"^\s*(?:(?:flat|unit|apartment|apt)\.?\s*)?\d+[a-z]?\b"
 
 
-def _location_keys(x: np.ndarray, y: np.ndarray, location: pd.Series, fmt: str,
-                   key_m: int) -> np.ndarray:
+def _joined_messages(problems: pd.DataFrame) -> pd.Series:
+    """Each rejected row's messages joined by " | ", indexed by row (most rows have one:
+    only rows with several are grouped)."""
+    several = problems["row"].duplicated(keep=False).to_numpy()
+    one = problems.loc[~several]
+    msgs = pd.Series(one["message"].to_numpy(), index=one["row"].to_numpy(), dtype=object)
+    if several.any():
+        msgs = pd.concat([msgs, problems.loc[several].groupby("row")["message"].agg(" | ".join)])
+    return msgs
+
+
+def _location_keys(points: _Points, location: pd.Series, fmt: str, key_m: int) -> np.ndarray:
     """police.uk: the map point; council: the address when it starts with a house or flat
     number ("12 ...", "Flat 3, ..."), else BNG coordinates rounded to ``key_m`` metres (a
     street name, a postcode or a bus stop code is no address)."""
     step = 1 if fmt == "policeuk" else key_m
     text = lambda v: pa.scalar(v, pa.large_string())  # noqa: E731
-    gx, gy = (pc.cast(pa.array((np.round(v / step) * step).astype(np.int64)), pa.large_string())
-              for v in (x, y))
+    # positions share rounded cells: each distinct cell is formatted once
+    codes, gx, gy = _int_pairs(*(np.round(v / step).astype(np.int64) for v in (points.ux,
+                                                                                points.uy)))
+    gx, gy = (pc.cast(pa.array(v * step, pa.int64()), pa.large_string()) for v in (gx, gy))
     keys = pc.binary_join_element_wise(text("xy"), gx, gy, text(":")).to_numpy(
-        zero_copy_only=False)
+        zero_copy_only=False)[codes[points.ids]]
     if fmt == "council" and len(location):
-        codes, uniq = pd.factorize(location)  # addresses repeat: normalise each once
-        uniq = pa.array(np.asarray(uniq, dtype=object), pa.large_string())
+        codes, uniq = _factorize_text(location)  # addresses repeat: normalise each once
+        uniq = pa.array(uniq.to_numpy(dtype=object), pa.large_string())
         addr = pc.match_substring_regex(uniq, _ADDRESS, ignore_case=True).to_numpy(
             zero_copy_only=False)
         norm = pc.utf8_trim_whitespace(pc.replace_substring_regex(
@@ -629,19 +939,20 @@ def _location_keys(x: np.ndarray, y: np.ndarray, location: pd.Series, fmt: str,
     return keys
 
 
-def _assign(cols: dict, src: np.ndarray, layers: dict[str, gpd.GeoDataFrame], config: Config,
-            known: dict[str, np.ndarray]) -> float | None:
+def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.GeoDataFrame],
+            config: Config, known: dict[str, np.ndarray], points: _Points) -> float | None:
     """Add ward_code, lsoa_code and source_lsoa to ``cols``; return the agreement rate with
-    the source's own LSOA codes (2011 codes checked against the 2011 layer), or None."""
+    the source's own LSOA codes (2011 codes checked against the 2011 layer), or None.
+    ``has`` marks the rows with a source LSOA code."""
     x, y = cols["x"], cols["y"]
     for key, col in (("ward", "ward_code"), ("lsoa", "lsoa_code")):
         codes = np.append(layers[key]["code"].to_numpy(dtype=object), "")
         idx = known.get(key)
         if idx is None:
-            idx = assign_points(x, y, layers[key], nearest_max_m=config.nearest_max_m)
+            idx = assign_points(points.ux, points.uy, layers[key],
+                                nearest_max_m=config.nearest_max_m)[points.ids]
         cols[col] = _take_text(codes, np.where(idx < 0, len(codes) - 1, idx))
     cols["source_lsoa"] = src
-    has = src != ""
     if not has.any():
         return None
     agree = has & (src == cols["lsoa_code"].to_numpy(dtype=object))

@@ -75,3 +75,76 @@ def test_same_answer_as_point_in_polygon_join_on_real_lsoas(layers, cell):
     # a vertex lies inside no polygon, so 'intersects' + smallest code is exactly the rule
     assert np.array_equal(got, want)
     assert (got >= 0).sum() > 25_000
+
+
+def exact_rule(x, y, areas, nearest_max_m=0.0):
+    """The edge rule by brute force over every (point, polygon) pair."""
+    geoms = np.asarray(areas.geometry.values)
+    rank = np.argsort(np.argsort(areas["code"].to_numpy(dtype=str), kind="stable"))
+    pi = np.repeat(np.arange(len(x)), len(geoms))
+    gi = np.tile(np.arange(len(geoms)), len(x))
+    inside = shapely.contains_xy(geoms[gi], x[pi], y[pi]).reshape(len(x), -1)
+    touch = shapely.intersects_xy(geoms[gi], x[pi], y[pi]).reshape(len(x), -1)
+    dist = shapely.distance(geoms[gi], shapely.points(x[pi], y[pi])).reshape(len(x), -1)
+    nearest = (dist <= nearest_max_m) & (dist == dist.min(axis=1, keepdims=True))
+    out = np.full(len(x), -1)
+    for hit in (inside, touch, nearest & (nearest_max_m > 0)):
+        score = np.where(hit, rank, len(geoms))
+        best = score.argmin(axis=1)
+        take = (out < 0) & hit.any(axis=1)
+        out[take] = best[take]
+    return out
+
+
+def snapped_polygons(seed, grid=5.0):
+    """Overlapping polygons whose vertices sit on a 5 m grid and which carry that precision
+    grid (GEOS then snaps any vertex it adds to them, too)."""
+    rng = np.random.default_rng(seed)
+    centres = shapely.points(rng.uniform(0, 600, (25, 2)))
+    polys = shapely.make_valid(shapely.set_precision(
+        shapely.buffer(centres, rng.uniform(30, 150, 25), quad_segs=3), grid))
+    polys = polys[~shapely.is_empty(polys)]
+    return gpd.GeoDataFrame({"code": [f"C{rng.integers(0, 20):02d}" for _ in polys]},
+                            geometry=polys, crs=27700)
+
+
+@pytest.mark.parametrize("cell", [0.7, 1.0, 2.5, 5.0])
+def test_fine_lattice_on_gridded_polygons_matches_the_exact_rule(cell):
+    # boundaries cut finer than the polygons' precision grid, points on lattice lines,
+    # on vertices, on edges and anywhere
+    areas = snapped_polygons(3)
+    rng = np.random.default_rng(4)
+    gx, gy = np.meshgrid(np.arange(-40, 700, 5.0), np.arange(-40, 700, 5.0))
+    coords = shapely.get_coordinates(shapely.boundary(areas.geometry.values))
+    t = rng.uniform(0, 1, len(coords) - 1)[:, None]
+    on_edge = coords[:-1] + t * (coords[1:] - coords[:-1])
+    x = np.r_[gx.ravel(), coords[:, 0], on_edge[:, 0], rng.uniform(-40, 700, 6000)]
+    y = np.r_[gy.ravel(), coords[:, 1], on_edge[:, 1], rng.uniform(-40, 700, 6000)]
+    for nearest in (0.0, 20.0):
+        got = assign_points(x, y, areas, nearest_max_m=nearest, cell_size_m=cell)
+        assert np.array_equal(got, exact_rule(x, y, areas, nearest))
+
+
+def test_edges_along_lattice_lines():
+    # squares whose edges lie exactly on lines of a 5 m lattice, points on those lines
+    x = np.r_[np.arange(0, 201, 2.5), np.full(81, 100.0), np.arange(0, 201, 2.5) + 1e-9]
+    y = np.r_[np.full(81, 100.0), np.arange(0, 201, 2.5), np.full(81, 100.0 - 1e-9)]
+    for cell in (None, 5.0, 2.5, 12.5):
+        got = assign_points(x, y, squares(), cell_size_m=cell)
+        assert np.array_equal(got, exact_rule(x, y, squares()))
+
+
+def test_lookup_kept_for_a_layer_follows_its_codes():
+    from hotspots import assign
+
+    x = np.array([100, 100, 50, 100.0])
+    y = np.array([50, 150, 100, 100.0])
+    layer = squares()
+    first = assign_codes(x, y, layer)
+    assert assign_codes(x, y, layer).tolist() == first.tolist() == ["A", "C", "A", "A"]
+    # the same polygon objects under other codes: a new lookup, not the kept one
+    renamed = layer.assign(code=["Z", "Y", "X", "W"])
+    assert renamed.geometry.values[0] is layer.geometry.values[0]
+    assert assign_codes(x, y, renamed).tolist() == ["Y", "W", "W", "W"]
+    assign._CACHE.clear()
+    assert assign_codes(x, y, layer).tolist() == first.tolist()

@@ -330,3 +330,118 @@ def test_excel_style_encodings_are_read(tmp_path):
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbfRef,Where\nA1,x\n")
     assert list(read_export(bom).columns) == ["Ref", "Where"]
+
+
+def repeated_positions(layers, n=3000, seed=0):
+    """Rows at 60 positions, each repeated: LSOA corners (on shared boundaries once
+    projected back and forth, or within centimetres), points within a few metres of a
+    boundary, points in the Thames (in a ward, in no LSOA), outside the borough, and
+    swapped; plus rows with other problems."""
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    vx, vy = shapely.get_coordinates(layers["lsoa"].geometry.values).T
+    pick = rng.choice(len(vx), 40, replace=False)
+    ex = np.r_[vx[pick], vx[pick[:10]] + rng.normal(0, 3, 10), 536500, 537800, 520000]
+    ny = np.r_[vy[pick], vy[pick[:10]] + rng.normal(0, 3, 10), 179700, 179500, 180000]
+    lon, lat = Transformer.from_crs(27700, 4326, always_xy=True).transform(ex, ny)
+    at = rng.integers(0, len(lon), n)
+    rows = [row(Ref=f"R{i}", Lat=f"{lat[k]:.6f}", Lon=f"{lon[k]:.6f}", Where="Brick Lane")
+            for i, k in enumerate(at)]
+    for i in range(0, n, 97):
+        rows[i]["Lat"], rows[i]["Lon"] = rows[i]["Lon"], rows[i]["Lat"]
+    for i in range(5, n, 89):
+        rows[i]["When"] = "never"
+    return rows
+
+
+def same_result(a, b):
+    for part in ("incidents", "problems", "rejected"):
+        pd.testing.assert_frame_equal(getattr(a, part), getattr(b, part), check_exact=True)
+    assert (a.n_read, a.reasons) == (b.n_read, b.reasons)
+
+
+def test_repeated_positions_are_placed_once_with_the_same_result(layers, monkeypatch):
+    from hotspots import ingest
+
+    rows = repeated_positions(layers)
+    seen = []
+
+    def spy(x, y, areas, **kw):
+        seen.append(len(x))
+        return assign_points(x, y, areas, **kw)
+
+    from hotspots.assign import assign_codes, assign_points
+    monkeypatch.setattr(ingest, "assign_points", spy)
+    monkeypatch.setattr(ingest, "DISTINCT_MIN_ROWS", 0)
+    monkeypatch.setattr(ingest, "DISTINCT_MAX_SHARE", 1.0)
+    grouped = run(rows)
+    assert max(seen) <= 2 * 53  # each distinct position (or its swap) once, not each row
+    seen.clear()
+    monkeypatch.setattr(ingest, "DISTINCT_MAX_SHARE", -1.0)
+    plain = run(rows)
+    assert max(seen) > 2500
+    same_result(grouped, plain)
+    assert {"outside_study_area", "swapped_latlon", "unparseable_date"} <= set(plain.reasons)
+    # and each row's own position, projected and placed on its own
+    inc = plain.incidents
+    src = pd.DataFrame(rows).iloc[inc["row"].to_numpy() - 2]
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform(
+        src["Lon"].astype(float).to_numpy(), src["Lat"].astype(float).to_numpy())
+    assert np.array_equal(inc["x"], x) and np.array_equal(inc["y"], y)
+    assert (inc["ward_code"] == assign_codes(x, y, layers["ward"])).all()
+    assert (inc["lsoa_code"] == assign_codes(x, y, layers["lsoa"], nearest_max_m=250)).all()
+    assert (inc["lsoa_code"] != "").all()  # Thames points: the nearest LSOA
+    assert inc["location_key"].tolist() == [f"xy:{round(a / 10) * 10}:{round(b / 10) * 10}"
+                                            for a, b in zip(x, y, strict=True)]
+
+
+def test_projection_shared_with_a_worker_thread_gives_the_same_numbers(layers, monkeypatch):
+    from hotspots import ingest
+
+    rows = repeated_positions(layers, seed=1)
+    for i, r in enumerate(rows):  # every position its own
+        r["Lat"] = f"{float(r['Lat']) + i * 1e-7:.7f}" if r["Lat"] else r["Lat"]
+    monkeypatch.setattr(ingest, "BACKGROUND_MIN_ROWS", 10**9)
+    alone = run(rows)
+    monkeypatch.setattr(ingest, "BACKGROUND_MIN_ROWS", 0)
+    monkeypatch.setattr(ingest, "PROJECT_CHUNK", 7)
+    monkeypatch.setattr(ingest, "_cores", lambda: 2)
+    shared = run(rows)
+    same_result(alone, shared)
+
+
+def test_references_repeated_exactly_as_text():
+    refs = ["A", "A ", "Ａ", "ASB-2024-0000001", "ASB-2024-0000002", "ASB-2024-0000001",
+            "x" * 70, "x" * 69 + "y", "x" * 70, "é1", "e1", "é1", "12345678", "123456789",
+            "12345678\u00a0", "12345678"]
+    res = run([row(Ref=r) for r in refs])
+    dups = res.problems.loc[res.problems["reason"] == "duplicate_reference", "row"].tolist()
+    # "A " is trimmed to "A"; a trailing no-break space is trimmed too
+    assert dups == [3, 7, 10, 13, 16, 17]
+    assert res.incidents["ref"].tolist() == ["A", "Ａ", "ASB-2024-0000001", "ASB-2024-0000002",
+                                             "x" * 70, "x" * 69 + "y", "é1", "e1", "12345678",
+                                             "123456789"]
+
+
+def test_padded_cells_are_trimmed_and_clean_ones_kept():
+    res = run([row(Ref=" R1", Type="\tRowdy ", Lat=f"\u00a0{LAT}", When="2024-08-03 21:15 ",
+                   Where="  12 Example House, Brick Lane"),
+               row(Ref="R2")])
+    inc = res.incidents
+    assert inc["ref"].tolist() == ["R1", "R2"]
+    assert inc["category_raw"].tolist() == ["Rowdy", "Rowdy"]
+    assert inc["hour"].tolist() == [21, 21] and inc["location_key"].nunique() == 1
+    assert inc["location"].tolist() == ["12 Example House, Brick Lane"] * 2
+
+
+def test_location_keys_without_the_cell_table(monkeypatch):
+    from hotspots import ingest
+
+    rows = [row(Ref=f"R{i}", Where="Brick Lane", Lat=f"{LAT + i * 1e-4:.6f}")
+            for i in range(30)]
+    keys = run(rows).incidents["location_key"]
+    monkeypatch.setattr(ingest, "PAIR_TABLE_MAX", 0)
+    assert run(rows).incidents["location_key"].tolist() == keys.tolist()
+    assert keys.iloc[0] == f"xy:{round(E / 10) * 10}:{round(N / 10) * 10}"
+    assert keys.nunique() > 20
