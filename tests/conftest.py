@@ -112,3 +112,26 @@ def run_app(env: dict, log_path: Path, *, cwd: Path = ROOT, port: int | None = N
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+#: True once Streamlit's "Running..." widget has been absent for a full second: the
+#: widget comes and goes between the reruns of one sign-in or page switch (st.switch_page,
+#: st.rerun), so its first absence does not mean the script has finished.
+_SETTLED_JS = """() => {
+  const now = performance.now();
+  if (document.querySelector('[data-testid="stStatusWidget"]')) { window.__busyAt = now; }
+  if (window.__busyAt === undefined) { window.__busyAt = now; }
+  return now - window.__busyAt > 1000;
+}"""
+
+
+def check_page(page, text: str) -> None:
+    """Wait for ``text``, then for the app's script to finish (not "networkidle":
+    Streamlit's websocket and the map tiles' failed requests keep the network busy); then
+    no error box, traceback or "Page not found" is on the page."""
+    page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+    page.evaluate("() => { window.__busyAt = undefined; }")
+    page.wait_for_function(_SETTLED_JS, timeout=120_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Page not found" not in body

@@ -13,7 +13,7 @@ import pytest
 
 from hotspots.cli import main
 
-from .conftest import CHROMIUM_ARGS, run_app
+from .conftest import CHROMIUM_ARGS, check_page, run_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -40,17 +40,6 @@ def server(tmp_path_factory, cache):
         yield url, root
 
 
-def _check(page, text: str) -> None:
-    page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
-    # not "networkidle": Streamlit's websocket and the map tiles' failed requests (no
-    # network here) keep the network busy; wait until the script has finished instead
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "Page not found" not in page.inner_text("body")
-    assert "Traceback" not in page.inner_text("body")
-
-
 def test_pages_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
@@ -65,7 +54,7 @@ def test_pages_in_chromium(server):
                 page.set_default_timeout(120_000)  # the first request computes the analysis
                 for name, text in PAGES.items():
                     page.goto(f"{url}/{name}")  # each page's own link works
-                    _check(page, text)
+                    check_page(page, text)
                     if name == "patrol":  # the folium map is a component: wait for it
                         page.frame_locator("iframe").first.locator(
                             ".leaflet-container").first.wait_for(timeout=30_000)
@@ -74,7 +63,7 @@ def test_pages_in_chromium(server):
             # a file that is not an export: a message per file, the app carries on
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{url}/data")
-            _check(page, "Store status")
+            check_page(page, "Store status")
             bad = root / "not-an-export.csv"
             bad.write_bytes(b"\x00\x01garbage;;;\n\xff\xfe")
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').first \
@@ -82,7 +71,7 @@ def test_pages_in_chromium(server):
             page.get_by_text("not-an-export.csv").first.wait_for(timeout=30_000)
             page.get_by_role("button", name="Load into the store").click()
             page.locator('[data-testid="stAlertContentError"]').first.wait_for(timeout=60_000)
-            _check(page, "Store status")
+            check_page(page, "Store status")
             page.screenshot(path=shots / "data_bad_upload.png", full_page=True)
         finally:
             browser.close()
@@ -106,9 +95,9 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(120_000)
             page.goto(f"{url}/patrol")
-            _check(page, "Numbers on the map match")
+            check_page(page, "Numbers on the map match")
             page.get_by_text("An area I draw").click()
-            _check(page, "Draw an area on the map")
+            check_page(page, "Draw an area on the map")
             frame = page.locator('iframe[title$="hotspots_drawmap"]')
             inner = page.frame_locator('iframe[title$="hotspots_drawmap"]').frame_locator("#map")
             inner.locator(".leaflet-draw-draw-rectangle").click()
@@ -118,7 +107,7 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.mouse.down()
             page.mouse.move(cx + 120, cy + 80, steps=8)
             page.mouse.up()
-            _check(page, "The area drawn (")
+            check_page(page, "The area drawn (")
             caption = page.get_by_text("The area drawn (").first.inner_text()
             n_places = int(caption.rsplit(": ", 1)[1].split()[0])
             assert n_places > 0, caption
@@ -131,7 +120,7 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.get_by_text("A ward").first.click()
             # the drawn-area run's elements go when the ward run has finished
             expect(page.locator('iframe[title$="hotspots_drawmap"]')).to_have_count(0)
-            _check(page, "Numbers on the map match")
+            check_page(page, "Numbers on the map match")
             expect(page.locator('[data-testid="stTable"]')).to_have_count(1)
             page.frame_locator("iframe").first.locator(".leaflet-container").first.wait_for()
             first_place = page.locator('[data-testid="stTable"] tr:has(td)').first \

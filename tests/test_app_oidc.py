@@ -26,7 +26,7 @@ import pytest
 
 from hotspots.cli import main
 
-from .conftest import CHROMIUM_ARGS, free_port, run_app
+from .conftest import CHROMIUM_ARGS, check_page, free_port, run_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -117,23 +117,12 @@ server_metadata_url = "{provider}/.well-known/openid-configuration"
         yield url, root
 
 
-def _check(page, text: str) -> None:
-    """Wait for ``text``, then for the script to finish (as in test_app_browser: not
-    "networkidle", Streamlit's websocket keeps the network busy); no error box."""
-    page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=120_000)
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "Traceback" not in page.inner_text("body")
-
-
 def _sign_in(page, url: str, provider: str, *, sub: str | None = None,
              predefined: str | None = None) -> None:
     """From the app's sign-in page through the provider's authorize form and back: type
     ``sub`` (the mock gives that user ``email = sub``) or click a ``predefined`` user."""
     page.goto(url)
-    _check(page, "hotspots: sign in")
+    check_page(page, "hotspots: sign in")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(re.escape(provider) + r"/oauth2/authorize"))
     if sub is not None:
@@ -166,7 +155,7 @@ def test_oidc_sign_in_and_roles(app, provider):
             # before sign-in: the sign-in page and nothing else
             ctx, page = context()
             page.goto(url)
-            _check(page, "hotspots: sign in")
+            check_page(page, "hotspots: sign in")
             body = page.inner_text("body")
             assert PATROL not in body and TASKING not in body and "Signed in" not in body
             assert not _nav(page)
@@ -174,7 +163,7 @@ def test_oidc_sign_in_and_roles(app, provider):
 
             # an officer: the Patrol map only, even when asking for /tasking
             _sign_in(page, url, provider, sub="officer@example.org")
-            _check(page, PATROL)
+            check_page(page, PATROL)
             page.frame_locator("iframe").first.locator(".leaflet-container").first \
                 .wait_for(timeout=30_000)
             sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
@@ -184,7 +173,7 @@ def test_oidc_sign_in_and_roles(app, provider):
                 "button", name="Sign out").count() == 1
             page.screenshot(path=shots / "oidc_officer.png", full_page=True)
             page.goto(f"{url}/tasking")  # Streamlit: "Page not found", then the main page
-            _check(page, PATROL)
+            check_page(page, PATROL)
             assert TASKING not in page.inner_text("body")
             page.screenshot(path=shots / "oidc_officer_tasking_url.png", full_page=True)
             ctx.close()
@@ -192,7 +181,7 @@ def test_oidc_sign_in_and_roles(app, provider):
             # an e-mail not in [roles]: refused, no page
             ctx, page = context()
             _sign_in(page, url, provider, sub="stranger@example.org")
-            _check(page, "has no role")
+            check_page(page, "has no role")
             body = page.inner_text("body")
             assert "stranger@example.org has no role in this app" in body
             assert PATROL not in body and TASKING not in body and not _nav(page)
@@ -203,7 +192,7 @@ def test_oidc_sign_in_and_roles(app, provider):
             # the provider says the e-mail is not verified: refused, although it is listed
             ctx, page = context()
             _sign_in(page, url, provider, predefined=UNVERIFIED["sub"])
-            _check(page, "not verified")
+            check_page(page, "not verified")
             body = page.inner_text("body")
             assert PATROL not in body and TASKING not in body and not _nav(page)
             page.screenshot(path=shots / "oidc_unverified.png", full_page=True)
@@ -212,7 +201,7 @@ def test_oidc_sign_in_and_roles(app, provider):
             # a chair (the [roles] key is Chair@Example.org): every page; then signs out
             ctx, page = context()
             _sign_in(page, url, provider, sub="chair@example.org")
-            _check(page, TASKING)
+            check_page(page, TASKING)
             assert {"Tasking", "Patrol map", "Trends", "Data"} <= set(_nav(page))
             sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
             assert "Signed in: chair@example.org (chair)" in sidebar
@@ -223,9 +212,9 @@ def test_oidc_sign_in_and_roles(app, provider):
             page.wait_for_url(re.compile(re.escape(provider) + r"/oauth2/end_session"))
             page.get_by_role("button", name="End session").click()
             page.wait_for_url(lambda u: u.startswith(url) and "oauth2callback" not in u)
-            _check(page, "hotspots: sign in")
+            check_page(page, "hotspots: sign in")
             page.reload()  # the identity cookie is gone, not only this session
-            _check(page, "hotspots: sign in")
+            check_page(page, "hotspots: sign in")
             assert TASKING not in page.inner_text("body") and not _nav(page)
             page.screenshot(path=shots / "oidc_signed_out.png", full_page=True)
             ctx.close()
