@@ -676,7 +676,8 @@ def _count_in(geom, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def intervention_effect(incidents: pd.DataFrame, *, target, date: str | dt.date,
-                        control, buffer_m: float = 250.0, months: int = 6) -> dict[str, Any]:
+                        control, buffer_m: float = 250.0, months: int = 6,
+                        alpha: float = 0.05) -> dict[str, Any]:
     """Before/after counts in a target, its buffer and a control area, a test, and the WDQ.
 
     Parameters
@@ -692,6 +693,9 @@ def intervention_effect(incidents: pd.DataFrame, *, target, date: str | dt.date,
     buffer_m : width of the ring around the target, metres, default 250.
     months : length of each window, default 6: before is ``[date - months, date)``, after
         ``[date, date + months)``.
+    alpha : significance level, default 0.05: when the target's change against the
+        control's (``p_value_vs_control``) is above it, the change is within chance and
+        the ``interpretation`` says so instead of reading the WDQ.
 
     Returns
     -------
@@ -703,7 +707,8 @@ def intervention_effect(incidents: pd.DataFrame, *, target, date: str | dt.date,
         ``p_value`` (two-sided exact Poisson test of target after against before,
         :func:`hotspots.trends.poisson_change_test`), ``p_value_vs_control`` (the same
         test with the control's counts as exposures: did the target change more than the
-        control?), and the keys of :func:`wdq`.
+        control?), ``clear`` (``p_value_vs_control <= alpha``), and the keys of
+        :func:`wdq` (``interpretation`` reads the WDQ only when ``clear``).
     """
     for name, geom in (("target", target), ("control", control)):
         if not isinstance(geom, shapely.Geometry) or shapely.area(geom) <= 0:
@@ -713,6 +718,9 @@ def intervention_effect(incidents: pd.DataFrame, *, target, date: str | dt.date,
         raise ValueError(f"buffer_m must be a distance in metres > 0; got {buffer_m!r}.")
     if isinstance(months, bool) or not isinstance(months, int | np.integer) or months < 1:
         raise ValueError(f"months must be a whole number of months >= 1; got {months!r}.")
+    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a significance level in (0, 1), such as 0.05; got "
+                         f"{alpha!r}.")
     try:
         start = pd.Timestamp(date)
     except (ValueError, TypeError):
@@ -750,4 +758,10 @@ def intervention_effect(incidents: pd.DataFrame, *, target, date: str | dt.date,
         aa, ab, exposure=counts["control_after"], previous_exposure=counts["control_before"])
     out.update(wdq(ab, aa, counts["buffer_before"], counts["buffer_after"],
                    counts["control_before"], counts["control_after"]))
+    out["clear"] = bool(out["p_value_vs_control"] <= alpha)
+    if not out["clear"]:  # a WDQ read off a chance change is noise dressed as a finding
+        out["interpretation"] = (
+            f"no clear effect: the target changed no more than chance allows against the "
+            f"control (p = {out['p_value_vs_control']:.3f} > {alpha}), so neither success "
+            "nor displacement can be read from these counts; the WDQ is not interpreted")
     return out

@@ -357,7 +357,14 @@ def test_intervention_effect_on_constructed_displacement():
     assert r["change"] == pytest.approx(-0.75)
     assert r["p_value"] < 1e-6 and r["p_value_vs_control"] < 1e-6
     assert r["wdq"] == pytest.approx((45 / 500 - 30 / 500) / (20 / 500 - 80 / 500))
-    assert r["wdq"] < 0 and "displacement" in r["interpretation"]
+    assert r["wdq"] < 0 and "displacement" in r["interpretation"] and r["clear"]
+    # the same counts with a smaller drop: the WDQ exists but is not read
+    calm = pd.concat([_points(rng, target, 80, "2024-01-15"),
+                      _points(rng, target, 74, "2024-05-01"), *parts[2:]], ignore_index=True)
+    r3 = ev.intervention_effect(calm, target=target, date="2024-03-01", control=control,
+                                buffer_m=250, months=3)
+    assert r3["wdq"] < 0 and r3["p_value_vs_control"] > 0.05 and not r3["clear"]
+    assert r3["interpretation"].startswith("no clear effect")
     # the control given as a whole area around everything: target and buffer are removed
     big = shapely.box(-3000, -3000, 5000, 5000)
     r2 = ev.intervention_effect(inc, target=target, date="2024-03-01", control=big,
