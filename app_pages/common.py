@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from hotspots import geography, jobs, pack, store
+from hotspots import geography, jobs, pack, store, trends
 from hotspots.config import Config, load_config
 from hotspots.errors import HotspotsError
 from hotspots.summary import month_period
@@ -109,6 +109,12 @@ def incidents(version: tuple, start: str | None = None, end: str | None = None,
                                     categories=list(categories) if categories else None)
     finally:
         conn.close()
+
+
+@st.cache_data(show_spinner=False)
+def coverage(version: tuple, categories: tuple[str, ...] = ()) -> pd.DataFrame:
+    """:func:`hotspots.trends.coverage` of the store's incidents in ``categories``."""
+    return trends.coverage(incidents(version, None, None, categories or None))
 
 
 @st.cache_data(show_spinner="Finding hotspots...")

@@ -51,6 +51,49 @@ NO_TIMES_NOTE = "no times of day (police.uk rows are dated by month)"
 
 # --- period comparison -------------------------------------------------------------------
 
+#: Columns of :func:`coverage` (index: ``source``, ``category``).
+COVERAGE_COLUMNS: tuple[str, ...] = ("first", "last", "months", "months_spanned", "n")
+
+
+def coverage(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Which months each stream of records covers: a stream is one source's records of
+    one category (police.uk burglary, the council's ASB cases of one type).
+
+    Sources arrive with different histories (a year of police.uk burglary, one month of
+    police.uk ASB, two years of council cases): a series that adds them up jumps where a
+    stream starts or stops, not where incidents changed. Compare like with like: the
+    months every stream in a series covers.
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Incidents with ``source``, ``category`` and ``date`` (``YYYY-MM-DD``). Not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (source, category), sorted, columns :data:`COVERAGE_COLUMNS`: ``first``
+        and ``last`` month with a record (``YYYY-MM``), ``months`` with a record,
+        ``months_spanned`` from first to last inclusive (``months < months_spanned``:
+        gaps), ``n`` incidents.
+    """
+    missing = [c for c in ("source", "category", "date") if c not in incidents.columns]
+    if missing:
+        raise ValueError(f"incidents has no column {missing[0]!r}; expected "
+                         "hotspots.schema.INCIDENT_COLUMNS")
+    month = incidents["date"].astype(str).str[:7]
+    frame = pd.DataFrame({"source": incidents["source"].astype(str).to_numpy(),
+                          "category": incidents["category"].astype(str).to_numpy(),
+                          "month": month.to_numpy()})
+    out = frame.groupby(["source", "category"], sort=True)["month"].agg(
+        first="min", last="max", months="nunique", n="size")
+    first = pd.PeriodIndex(out["first"], freq="M")
+    last = pd.PeriodIndex(out["last"], freq="M")
+    out["months_spanned"] = [(b - a).n + 1 for a, b in zip(first, last, strict=True)]
+    return out[list(COVERAGE_COLUMNS)].astype({"months": np.int64, "n": np.int64,
+                                               "months_spanned": np.int64})
+
+
 def _check_counts(**counts: object) -> None:
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:

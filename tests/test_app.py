@@ -4,6 +4,7 @@ table, roles limit what a user can reach, and the password sign-in works."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 from pathlib import Path
@@ -82,7 +83,8 @@ def test_every_page_runs_with_its_widgets(role):
                                 and a.radio(key="patrol_area").value == "A ward"
                                 and _table(a, "Patrol windows").shape[0] > 0),
         "app_pages/trends.py": ("Trends", lambda a: a.radio(key="trend_level") is not None
-                                and _df(a, "p (exact Poisson)").shape[0] == 2),
+                                and a.radio(key="ba_kind").value == "A ward"
+                                and _df(a, "area").shape[0] == 3),
         "app_pages/data.py": ("Data", lambda a: {"load", "synth"} <= {b.key for b in a.button}
                               and _df(a, "n_read").shape[0] >= 4),
     }
@@ -155,6 +157,65 @@ def test_patrol_lists_the_places_in_a_drawn_area(role):
     assert not at.exception
     assert any("outside the study area" in w.value for w in at.warning)
     assert not at.table
+
+
+def test_before_and_after_counts_the_target_ring_and_rest(role, demo, layers):
+    """The Trends page's before/after for a ward: its counts are the incidents in the ward
+    in each window, counted here straight from the store, and the three areas hold every
+    incident of the borough in the windows."""
+    from hotspots import store
+
+    at = role()
+    at.switch_page("app_pages/trends.py").run()
+    ward = "E05009333"  # Spitalfields & Banglatown
+    at.selectbox(key="ba_ward").set_value(ward)
+    at.date_input(key="ba_date_A ward").set_value(datetime.date(2024, 3, 1))
+    at.number_input(key="ba_months").set_value(4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = _df(at, "area").set_index("area")
+    before, after = table.columns[0], table.columns[1]
+    assert "2023-11-01 to 2024-02-29" in before and "2024-03-01 to 2024-06-30" in after
+    conn = store.connect(os.environ["HOTSPOTS_STORE"])
+    inc = store.read_incidents(conn)
+    conn.close()
+    windows = {before: ("2023-11-01", "2024-03-01"), after: ("2024-03-01", "2024-07-01")}
+    for col, (lo, hi) in windows.items():
+        inside = inc.loc[(inc["date"] >= lo) & (inc["date"] < hi)]
+        assert table.at["Target", col] == (inside["ward_code"] == ward).sum()
+        assert table[col].sum() == len(inside)  # target + ring + rest: nothing lost
+    assert any(m.label == "Weighted displacement quotient" for m in at.metric)
+    # a tasked place, judged from its meeting date
+    at.radio(key="ba_kind").set_value("A tasked place").run()
+    assert not at.exception
+    assert at.info or at.selectbox(key="ba_tasked") is not None
+
+
+def test_trend_series_compare_like_with_like(role, demo):
+    """The one-month police.uk ASB and drugs file is left out of the series by default (it
+    would make a spike in April 2023); the series run over the months every chosen
+    stream covers, and dropping police.uk burglary (from 2023-09) lengthens them."""
+    from hotspots import store
+
+    at = role()
+    at.switch_page("app_pages/trends.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    streams = at.multiselect(key="trend_streams")
+    assert "Anti-social behaviour (police.uk), 2023-04 only" in streams.options
+    assert "Anti-social behaviour (police.uk)" not in streams.value
+    assert "Burglary (police.uk)" in streams.value
+    caption = next(c.value for c in at.caption if "the months every series" in c.value)
+    assert "2023-09 to 2024-08" in caption and "Left out: Anti-social behaviour" in caption
+    conn = store.connect(os.environ["HOTSPOTS_STORE"])
+    inc = store.read_incidents(conn)
+    conn.close()
+    month = inc["date"].str[:7]
+    want = ((month >= "2023-09") & ~inc["category"].isin(["asb", "drugs"])).sum()
+    assert caption.startswith(f"{want:,} incidents")
+    streams.unselect("Burglary (police.uk)").run()
+    caption = next(c.value for c in at.caption if "the months every series" in c.value)
+    assert "2022-09 to 2024-08" in caption
+    want = (inc["source"] != "policeuk").sum()
+    assert caption.startswith(f"{want:,} incidents")
 
 
 def test_partner_sees_the_minimised_pack_only(role):

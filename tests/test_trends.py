@@ -586,3 +586,25 @@ def test_spring_step_season_is_not_a_rising_place(synthetic):
     assert (falling["n"] < falling["n_previous"]).all(), falling
     # the rises are far beyond the season: the borough-adjusted p-values stay tiny
     assert (out.loc[rises, "p_adjusted"] < 1e-4).all()
+
+
+def test_coverage_of_each_stream():
+    from hotspots.trends import COVERAGE_COLUMNS, coverage
+
+    inc = pd.DataFrame({
+        "source": ["policeuk"] * 4 + ["council"] * 3,
+        "category": ["burglary", "burglary", "burglary", "asb", "asb", "asb", "asb"],
+        "date": ["2024-01-01", "2024-03-01", "2024-03-01", "2023-04-01", "2023-12-31",
+                 "2024-01-05", "2024-02-29"],
+    })
+    before = inc.copy()
+    cov = coverage(inc.sample(frac=1, random_state=1))  # row order does not matter
+    pd.testing.assert_frame_equal(inc, before)
+    assert list(cov.columns) == list(COVERAGE_COLUMNS)
+    assert cov.index.tolist() == [("council", "asb"), ("policeuk", "asb"),
+                                  ("policeuk", "burglary")]
+    assert cov.loc[("policeuk", "burglary")].tolist() == ["2024-01", "2024-03", 2, 3, 3]
+    assert cov.loc[("council", "asb")].tolist() == ["2023-12", "2024-02", 3, 3, 3]
+    assert cov.loc[("policeuk", "asb")].tolist() == ["2023-04", "2023-04", 1, 1, 1]
+    with pytest.raises(ValueError, match="incidents has no column 'category'"):
+        coverage(inc.drop(columns="category"))
