@@ -15,9 +15,9 @@ from app_pages.drawmap import current_area, draw_map
 from hotspots.errors import HotspotsError
 from hotspots.evaluate import intervention_effect
 from hotspots.maps import hotspot_map
+from hotspots.trends import stream_label
 
 WARD, TASKED, DRAWN = "A ward", "A tasked place", "An area I draw"
-SOURCE_NAMES = {"policeuk": "police.uk"}
 
 common.require(*common.FULL_ROLES)
 st.title("Trends")
@@ -34,8 +34,7 @@ cfg = common.config()
 # chosen here, over the months every one of them covers.
 cov = common.coverage(version, f["categories"])
 store_months = len(common.months(version))
-streams = [cfg.label(c) if SOURCE_NAMES.get(s, s) in cfg.label(c)
-           else f"{cfg.label(c)} ({SOURCE_NAMES.get(s, s)})" for s, c in cov.index]
+streams = [stream_label(s, cfg.label(c)) for s, c in cov.index]
 label = dict(zip(streams, cov.index, strict=True))
 span = {k: (f"{a} only" if a == b else f"{a} to {b}")
         for k, (a, b) in ((k, cov.loc[label[k], ["first", "last"]]) for k in streams)}

@@ -31,7 +31,9 @@ from .trends import (
     period_trends,
     poisson_change_test,
     relative_change_test,
+    stream_label,
     time_profile,
+    year_before,
 )
 
 RANKED_COLUMNS = {
@@ -227,7 +229,9 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                            "expected", "p_borough", "p_adjusted", "reference", "trend"]]
                    .rename(columns={"trend": "trend_label"}), on="place_id")
              .join(reps.drop(columns=["n", "repeat_locations"]), on="place_id"))
-    table["trend"] = trend_z(table["n"].to_numpy(), table["n_previous"].fillna(0).to_numpy())
+    # like with like: this month's count of the streams the previous month also has
+    previous = table["n_previous"].fillna(0).to_numpy()
+    table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
     density = len(cur) / (area.area / 1e6)
     # the Community Trigger looks back one window from the end of the period
@@ -297,7 +301,9 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         "the previous one with the expected split taken from the rest of the borough, "
         f"p at most 0.05 after a Benjamini-Hochberg adjustment for the {n_tested} places "
         "tested, and the count moved the same way. The previous-month and same-month-last-"
-        "year counts and p-values on the cards are the plain comparisons, season included.",
+        "year counts and p-values on the cards are the plain comparisons, season included. "
+        "Every comparison is like with like: a source's category with records in only one "
+        "of the two months is left out of both.",
         "Last meeting's tasked places: incidents since the meeting against the same number "
         "of days before it, judged against the change in the rest of the borough (exact "
         "test, p < 0.05); police.uk rows count only when their whole month is in a window.",
@@ -309,6 +315,11 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
          if emerging is not None else
          "Emerging hot spot classes need 10 or more months of data; the store has fewer."),
     ]
+    for key, other in (("previous", period.previous()), ("year", year_before(period))):
+        gap = [stream_label(src, config.label(cat)) for src, cat in trends.attrs["left_out"][key]]
+        if gap:
+            notes.append(f"Not compared with {other.label}: {', '.join(gap)} (records in "
+                         f"only one of {other.label} and {period.label}).")
     if (cur["source"].str.startswith("synthetic")).any():
         notes.append("Council records in this store are SYNTHETIC demonstration data.")
     if partner:

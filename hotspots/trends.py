@@ -198,7 +198,33 @@ def relative_change_test(count: int, previous: int, reference: int,
     return total * share, p
 
 
-def _year_before(period: Period) -> Period:
+def stream_label(source: str, category_label: str) -> str:
+    """How a stream is named to users: "Burglary (police.uk)", "ASB - nuisance (lbth-asb)";
+    a label that already names its source is left as it is."""
+    source = "police.uk" if source == POLICE_UK_SOURCE else source
+    return category_label if source in category_label else f"{category_label} ({source})"
+
+
+def like_with_like(incidents: pd.DataFrame, periods: list[Period]
+                   ) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Rows of the streams (a source's records of one category) that have records, across
+    the whole of ``incidents``, in every one of ``periods``; and the streams left out
+    (``(source, category)``, sorted): those with records in some of the periods only.
+
+    A comparison of two periods counts only these rows on both sides: a stream that starts
+    or stops between them (a new export, a file for one month) is a change in the data,
+    not in incidents.
+    """
+    streams = pd.MultiIndex.from_arrays([incidents["source"].astype(str),
+                                         incidents["category"].astype(str)])
+    present = [set(streams[np.asarray(in_period(incidents, p))]) for p in periods]
+    every = set.intersection(*present)
+    return np.asarray(streams.isin(list(every))), sorted(set.union(*present) - every)
+
+
+def year_before(period: Period) -> Period:
+    """The same dates a year earlier (the same month for a month; 29 February becomes 28
+    February)."""
     if period.is_month:
         return month_period(f"{period.start.year - 1}-{period.start.month:02d}")
 
@@ -221,7 +247,10 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     the equal number of days just before); a year before is the same dates one year
     earlier (the same month for a month; 29 February becomes 28 February). police.uk
     rows, dated by month, count in a period only when their whole month lies inside it
-    (:func:`hotspots.summary.in_period`).
+    (:func:`hotspots.summary.in_period`). Each comparison is like with like
+    (:func:`like_with_like`): a stream (source and category) with records in only one of
+    the two periods is left out of both sides of it, and named in
+    ``attrs["left_out"]`` (``{"previous": [...], "year": [...]}``); ``n`` counts every row.
 
     The plain comparisons (``p_previous``, ``p_year``) use :func:`poisson_change_test`
     with the periods' lengths in days as exposures: they say whether the count changed,
@@ -264,10 +293,10 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
         n               int   incidents in ``period``
         n_previous      int   in the previous period
         n_last_year     int   in the same dates a year before
-        change_previous int   n - n_previous
+        change_previous int   n - n_previous (n of the streams compared)
         p_previous      float two-sided exact p-value, n against n_previous
                               (plain: not season-adjusted)
-        change_year     int   n - n_last_year
+        change_year     int   n - n_last_year (n of the streams compared)
         p_year          float two-sided exact p-value, n against n_last_year
         expected        float n expected had the unit moved as the rest of
                               the borough did: (n + n_previous) r / (1 + r),
@@ -299,39 +328,44 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
                          f"{alpha!r}")
     if not isinstance(fdr, bool | np.bool_):
         raise ValueError(f"fdr must be True or False; got {fdr!r}")
-    missing = [c for c in ("source", "date", unit) if c not in incidents.columns]
+    missing = [c for c in ("source", "category", "date", unit) if c not in incidents.columns]
     if missing:
         raise ValueError(f"incidents has no column {missing[0]!r}; expected "
                          "hotspots.schema.INCIDENT_COLUMNS plus the unit column")
     units = incidents[unit]
     keep = (units.notna() & (units.astype(str).str.strip() != "")).to_numpy()
-    periods = {"n": period, "n_previous": period.previous(), "n_last_year": _year_before(period)}
-    inside = {name: in_period(incidents, p) for name, p in periods.items()}
-    borough = {name: int(np.asarray(mask).sum()) for name, mask in inside.items()}
-    counts = pd.DataFrame({
-        name: incidents.loc[keep & np.asarray(mask), unit].value_counts()
-        for name, mask in inside.items()
-    }).fillna(0).astype(np.int64).sort_index()
+    periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
+    inside = {name: np.asarray(in_period(incidents, p)) for name, p in periods.items()}
+    like_prev, left_prev = like_with_like(incidents, [period, periods["n_previous"]])
+    like_year, left_year = like_with_like(incidents, [period, periods["n_last_year"]])
+    masks = {"n": inside["n"], "n_previous": inside["n_previous"] & like_prev,
+             "n_last_year": inside["n_last_year"] & like_year,
+             "n_vs_previous": inside["n"] & like_prev, "n_vs_year": inside["n"] & like_year}
+    borough = {name: int(mask.sum()) for name, mask in masks.items()}
+    counts = pd.DataFrame({name: incidents.loc[keep & mask, unit].value_counts()
+                           for name, mask in masks.items()},
+                          columns=list(masks)).fillna(0).astype(np.int64).sort_index()
     counts.index.name = unit
     days = {name: p.days for name, p in periods.items()}
     out = counts[["n", "n_previous", "n_last_year"]].copy()
-    out["change_previous"] = out["n"] - out["n_previous"]
+    now_p, now_y = counts["n_vs_previous"], counts["n_vs_year"]
+    out["change_previous"] = now_p - out["n_previous"]
     out["p_previous"] = [poisson_change_test(int(a), int(b), exposure=days["n"],
                                              previous_exposure=days["n_previous"])
-                         for a, b in zip(out["n"], out["n_previous"], strict=True)]
-    out["change_year"] = out["n"] - out["n_last_year"]
+                         for a, b in zip(now_p, out["n_previous"], strict=True)]
+    out["change_year"] = now_y - out["n_last_year"]
     out["p_year"] = [poisson_change_test(int(a), int(b), exposure=days["n"],
                                          previous_exposure=days["n_last_year"])
-                     for a, b in zip(out["n"], out["n_last_year"], strict=True)]
-    rest = borough["n"] - out["n"]
+                     for a, b in zip(now_y, out["n_last_year"], strict=True)]
+    rest = borough["n_vs_previous"] - now_p
     rest_previous = borough["n_previous"] - out["n_previous"]
     tests = [relative_change_test(int(a), int(b), int(ra), int(rb), exposure=days["n"],
                                   previous_exposure=days["n_previous"])
-             for a, b, ra, rb in zip(out["n"], out["n_previous"], rest, rest_previous,
+             for a, b, ra, rb in zip(now_p, out["n_previous"], rest, rest_previous,
                                      strict=True)]
     out["expected"] = [e for e, _ in tests]
     out["p_borough"] = [p for _, p in tests]
-    tested = (out["n"] + out["n_previous"] > 0).to_numpy()
+    tested = (now_p + out["n_previous"] > 0).to_numpy()
     adjusted = out["p_borough"].to_numpy(dtype=float).copy()
     if fdr:
         adjusted[tested] = benjamini_hochberg(adjusted[tested])
@@ -340,12 +374,14 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     significant = out["p_adjusted"] <= alpha
     # the label must not contradict the counts beside it: a place that went up less than
     # a booming borough is not "falling", one that fell less than a quiet one not "rising"
-    rate_up = out["n"] * days["n_previous"] > out["n_previous"] * days["n"]
-    rate_down = out["n"] * days["n_previous"] < out["n_previous"] * days["n"]
-    out["trend"] = np.select([significant & (out["n"] > out["expected"]) & rate_up,
-                              significant & (out["n"] < out["expected"]) & rate_down],
+    rate_up = now_p * days["n_previous"] > out["n_previous"] * days["n"]
+    rate_down = now_p * days["n_previous"] < out["n_previous"] * days["n"]
+    out["trend"] = np.select([significant & (now_p > out["expected"]) & rate_up,
+                              significant & (now_p < out["expected"]) & rate_down],
                              ["rising", "falling"], "no clear change")
-    return out[list(TREND_COLUMNS)]
+    out = out[list(TREND_COLUMNS)]
+    out.attrs["left_out"] = {"previous": left_prev, "year": left_year}
+    return out
 
 
 # --- Mann-Kendall and emerging hot spots -------------------------------------------------

@@ -2,10 +2,12 @@
 kept harmless, small counts suppressed, opened and printed in headless Chromium; the trend
 label and last meeting's tasked places judged against the rest of the borough."""
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import shutil
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -167,6 +169,31 @@ def test_pack_trend_label_is_judged_against_the_borough(demo, cache, capsys):
     header = Path(partner["files"]["csv"]).read_text(encoding="utf-8-sig").splitlines()[0]
     assert not set(header.split(",")) & set(PARTNER_DROP_TREND)
     assert "trend_label" in header.split(",")
+
+
+def test_pack_compares_like_with_like(demo, cache, capsys):
+    """police.uk burglary starts in 2023-09 in the demo store: September's pack does not
+    count its burglaries as a rise on August, and August 2024's pack does not compare them
+    with August 2023; each pack says so."""
+    root, store = demo
+    sept = build(root, store, cache, capsys, "--month", "2023-09")
+    page = Path(sept["files"]["html"]).read_text(encoding="utf-8")
+    assert "Not compared with 2023-08: Burglary (police.uk)" in page
+    ranked = pd.read_csv(sept["files"]["csv"])
+    # the previous-month change counts council rows only, on both sides
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        council = pd.read_sql_query("SELECT date FROM incidents WHERE source != 'policeuk'",
+                                    conn)
+    counted = ranked.dropna(subset=["n_previous"])
+    assert (counted["n"] - counted["n_previous"] >= counted["change_previous"]).all()
+    assert (counted["n"] - counted["n_previous"] > counted["change_previous"]).any()
+    assert counted["n_previous"].sum() <= (council["date"].str[:7] == "2023-08").sum()
+    aug = build(root, store, cache, capsys)
+    page = Path(aug["files"]["html"]).read_text(encoding="utf-8")
+    # the hostile test file has records in 2024-08 only: left out of both comparisons
+    assert ("Not compared with 2023-08: Drug dealing (hostile), Burglary (police.uk) "
+            "(records in only one of 2023-08 and 2024-08)") in page
+    assert "Not compared with 2024-07: Drug dealing (hostile) " in page
 
 
 def test_tasked_places_are_judged_against_the_borough(demo, cache, capsys, tmp_path):

@@ -84,8 +84,11 @@ def test_period_trends_compares_previous_period_and_year_before():
     assert out.index.tolist() == ["A", "B", "C", "D"]
     assert out[["n", "n_previous", "n_last_year"]].values.tolist() == [
         [40, 10, 38], [4, 2, 0], [0, 30, 5], [3, 0, 0]]
-    assert out["change_previous"].tolist() == [30, 2, -30, 3]
-    assert out["change_year"].tolist() == [2, 4, -5, 3]
+    # D's police.uk stream has records in August only: no comparison counts it
+    assert out["change_previous"].tolist() == [30, 2, -30, 0]
+    assert out["change_year"].tolist() == [2, 4, -5, 0]
+    assert out.attrs["left_out"] == {"previous": [("policeuk", "asb_nuisance")],
+                                     "year": [("policeuk", "asb_nuisance")]}
     # July and August both have 31 days: the equal-exposure test
     assert out.loc["B", "p_previous"] == 0.6875
     assert out.loc["A", "p_previous"] == pytest.approx(poisson_change_test(40, 10))
@@ -94,6 +97,28 @@ def test_period_trends_compares_previous_period_and_year_before():
     # a fortnight: half the police.uk month is outside, so those rows do not count
     two_weeks = period_trends(inc, period=Period(dt.date(2024, 8, 1), dt.date(2024, 8, 14)))
     assert "D" not in two_weeks.index and two_weeks.loc["A", "n"] == 40
+
+
+def test_a_stream_that_starts_between_the_periods_is_no_rise():
+    """police.uk burglary loaded from August only: the places it lands in are not rising
+    and their year-ago counts are not compared with it; council ASB, recorded in every
+    month, is compared as before."""
+    council = ([{"unit": u, "date": d} for u in "ABCDEFGH"
+                for d in ["2024-08-05"] * 10 + ["2024-07-05"] * 10 + ["2023-08-05"] * 10])
+    burglary = [{"unit": "A", "date": "2024-08-01", "source": "policeuk",
+                 "category": "burglary"}] * 40
+    out = period_trends(incidents(council + burglary), period=month_period("2024-08"))
+    assert out.loc["A", "n"] == 50 and out.loc["A", "n_previous"] == 10
+    assert out.loc["A", "change_previous"] == 0 and out.loc["A", "change_year"] == 0
+    assert out.loc["A", "p_previous"] == 1.0 and out.loc["A", "trend"] == "no clear change"
+    assert out.attrs["left_out"]["previous"] == [("policeuk", "burglary")]
+    # had burglary been recorded in July too (a few), A's rise would be real
+    july = [{"unit": "A", "date": "2024-07-01", "source": "policeuk",
+             "category": "burglary"}] * 2
+    out = period_trends(incidents(council + burglary + july), period=month_period("2024-08"))
+    assert out.loc["A", "trend"] == "rising" and out.attrs["left_out"]["previous"] == []
+    assert out.attrs["left_out"]["year"] == [("policeuk", "burglary")]
+    assert out.loc["A", "n_last_year"] == 10 and out.loc["A", "change_year"] == 0
 
 
 def test_period_trends_uses_period_lengths_as_exposure():
