@@ -70,7 +70,8 @@ def store_version() -> tuple:
     return (path, *loads, n_dec)
 
 
-def _folder(*key) -> Path:
+def work_folder(*key) -> Path:
+    """A folder of its own under WORK for the outputs of one computation (``key``)."""
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     out = WORK / digest
     out.mkdir(parents=True, exist_ok=True)
@@ -121,10 +122,10 @@ def coverage(version: tuple, categories: tuple[str, ...] = ()) -> pd.DataFrame:
 def detect(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
     """``hotspots.jobs.detect`` for a month and categories, written to a folder of its own.
     Raises HotspotsError (too few incidents) like the CLI."""
-    out = _folder("detect", version[:3], month, categories)
+    out = work_folder("detect", version[:3], month, categories)
     return jobs.detect(config=config(), period=month_period(month),
                        categories=list(categories) or None, store_file=version[0],
-                       out_dir=out, cache=geodata_cache())
+                       out_dir=out, cache=geodata_cache(), layers=layers())
 
 
 @st.cache_data(show_spinner=False)
@@ -142,11 +143,11 @@ def build_pack(version: tuple, partner: bool, month: str | None = None,
                categories: tuple[str, ...] = ()) -> dict:
     """``hotspots.pack.build_pack`` for a month (default: the latest complete one) and
     some categories (default: all)."""
-    out = _folder("pack", version, partner, month, categories)
+    out = work_folder("pack", version, partner, month, categories)
     return pack.build_pack(config=config(), store_file=version[0], out_dir=out,
                            cache=geodata_cache(), partner=partner,
                            period=month_period(month) if month else None,
-                           categories=list(categories) or None)
+                           categories=list(categories) or None, layers=layers())
 
 
 def decisions() -> pd.DataFrame:
@@ -157,10 +158,11 @@ def decisions() -> pd.DataFrame:
         conn.close()
 
 
-def latest_places() -> pd.DataFrame:
+def run_places(run_id: int | None) -> pd.DataFrame:
+    """The places of a detection run (the one on screen), in its order."""
     conn = store.connect(store_file())
     try:
-        return store.read_places(conn)
+        return store.read_places(conn, run_id)
     finally:
         conn.close()
 

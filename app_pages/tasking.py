@@ -4,13 +4,15 @@ recording decisions, and the pack downloads."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import streamlit as st
 
 from app_pages import common
-from hotspots import store
+from hotspots import pack, store
 from hotspots.errors import HotspotsError, StoreError
+from hotspots.summary import month_period
 
 common.require(*common.FULL_ROLES)
 f = common.filters()
@@ -25,37 +27,49 @@ try:
 except HotspotsError as exc:
     st.warning(str(exc))
     st.stop()
-places = common.read_csv(meta["files"]["places"])
-if f["wards"]:
-    places = places.loc[places["ward_code"].isin(f["wards"])]
-places = places.reset_index(drop=True)
-places.insert(0, "rank", range(1, len(places) + 1))
-
 st.caption(f"{meta['incidents']:,} incidents in {meta['period']}; {meta['places']} places "
            "found; " + "; ".join(meta["chosen"]))
-st.subheader(f"Ranked places, {meta['period']}")
 names = common.ward_names()
-shown = places.assign(ward=places["ward_code"].map(names))[
-    ["rank", "place_id", "label", "ward", "n", "harm", "density_per_km2", "repeat_locations",
-     "repeat_share", "main_categories", "busiest_weekday", "busiest_hour"]]
-st.dataframe(shown, hide_index=True, key="ranked", column_config={
-    "n": "Incidents", "harm": st.column_config.NumberColumn("Harm", format="%.0f"),
-    "density_per_km2": st.column_config.NumberColumn("Per km²", format="%.0f"),
-    "repeat_share": st.column_config.NumberColumn("% at repeat locations", format="percent"),
-})
-if places.empty:
-    st.info("No places in the chosen wards for these filters.")
+try:
+    pack_meta = common.build_pack(version, False, f["month"], f["categories"])
+except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
+    pack_meta = None
+    st.info(f"No ranked places: {exc}")
+if pack_meta is not None:
+    ranked = common.read_csv(pack_meta["files"]["csv"])
+    if f["wards"]:
+        ranked = ranked.loc[ranked["ward_code"].isin(f["wards"])]
+    components = [c for c in ranked.columns if c.startswith("component_")]
+    shown = ranked.assign(ward=ranked["ward_code"].map(names))[
+        ["rank", "place_id", "label", "ward", "score", "n", "main_categories",
+         "density_per_km2", "harm", "repeat_location_share", "repeat_caller_share",
+         "n_previous", "trend_label", "patrol_windows", *components]]
+    st.subheader(f"Ranked places, {pack_meta['period']}")
+    st.caption("Ranked by a score of named components, each the place's rank percentile "
+               "among the places (1 = highest), weighted "
+               + ", ".join(f"{k} {v:g}" for k, v in common.config().ranking.items())
+               + ". The trend label compares each place with the rest of the borough.")
+    st.dataframe(shown, hide_index=True, key="ranked", column_config={
+        "rank": "Rank", "place_id": "Place", "label": "Where", "ward": "Ward",
+        "score": st.column_config.NumberColumn("Score", format="%.2f"),
+        "n": "Incidents", "main_categories": "What happens",
+        "density_per_km2": st.column_config.NumberColumn("Per km²", format="%.0f"),
+        "harm": st.column_config.NumberColumn("Harm", format="%.0f"),
+        "repeat_location_share": st.column_config.NumberColumn("At repeat locations",
+                                                               format="percent"),
+        "repeat_caller_share": st.column_config.NumberColumn("From repeat callers",
+                                                             format="percent"),
+        "n_previous": "Previous month", "trend_label": "Trend",
+        "patrol_windows": "Patrol windows",
+        **{c: st.column_config.NumberColumn(c.removeprefix("component_").replace("_", " "),
+                                            format="%.2f") for c in components},
+    })
+    if ranked.empty:
+        st.info("No ranked places in the chosen wards for these filters.")
 
 with st.expander("Map of hotspots and places", expanded=True):
-    st.iframe(Path(meta["files"]["map"]), height=520)  # the package's own map, text escaped
-
-pack_meta = common.build_pack(version, False, f["month"], f["categories"])
-cat_note = ", ".join(f["categories"]) or "all categories"
-with st.expander(f"Tasking pack score and components ({pack_meta['period']}, {cat_note})"):
-    ranked = common.read_csv(pack_meta["files"]["csv"])
-    cols = ["rank", "place_id", "label", "score"] + [c for c in ranked.columns
-                                                     if c.startswith("component_")]
-    st.dataframe(ranked[cols + ["trend_label", "patrol_windows"]], hide_index=True)
+    # the package's own map, text escaped; numbered by the ranking above when there is one
+    st.iframe(Path((pack_meta or meta)["files"]["map"]), height=520)
 
 st.subheader("Last meeting's tasked places")
 decisions = common.decisions()
@@ -69,13 +83,14 @@ else:
                  .assign(owner=lambda d: d["owner"].map(store.OWNERS)), hide_index=True)
 
 st.subheader("Record a decision")
-latest = common.latest_places()
+run = common.run_places(meta.get("run_id")).set_index("place_id")  # the places on screen
+order = [p for p in (ranked["place_id"] if pack_meta is not None else []) if p in run.index]
+order += [p for p in run.index if p not in order]
+rank_of = dict(zip(ranked["place_id"], ranked["rank"], strict=True)) if pack_meta else {}
 with st.form("decision", clear_on_submit=True):
-    place = st.selectbox("Place (latest detection run, "
-                         f"{latest['period'].iloc[0] if len(latest) else 'none'})",
-                         latest["place_id"].tolist(),
-                         format_func=lambda p: f"{p}: " + latest.set_index("place_id")
-                         .at[p, "label"])
+    place = st.selectbox(f"Place ({meta['period']}, as ranked above)", order,
+                         format_func=lambda p: (f"{rank_of[p]}. " if p in rank_of else "")
+                         + f"{run.at[p, 'label']} ({p})")
     owner = st.selectbox("Owner", list(store.OWNERS), format_func=store.OWNERS.get)
     actions = st.text_area("Actions")
     meeting = st.date_input("Meeting date", dt.date.today())
@@ -99,14 +114,30 @@ if "decision_msg" in st.session_state:
     st.success(st.session_state.pop("decision_msg"))
 
 st.subheader("Downloads")
-partner_meta = common.build_pack(version, True, f["month"], f["categories"])
-files = pack_meta["files"]
+
+
+def _partner_pack(cfg, lay, cache, out) -> bytes:
+    """Built when the button is pressed, on Streamlit's download thread (so no st.* call
+    in here: what it needs is bound when the page runs)."""
+    meta = pack.build_pack(config=cfg, store_file=version[0], out_dir=out, cache=cache,
+                           partner=True, period=month_period(f["month"]),
+                           categories=list(f["categories"]) or None, layers=lay)
+    return Path(meta["files"]["html"]).read_bytes()
+
+
 c1, c2, c3, c4 = st.columns(4)
-c1.download_button("Full pack (HTML)", Path(files["html"]).read_bytes(),
-                   Path(files["html"]).name, "text/html", key="dl_pack_html")
-c2.download_button("Ranked table (XLSX)", Path(files["xlsx"]).read_bytes(),
-                   Path(files["xlsx"]).name, key="dl_pack_xlsx")
-c3.download_button("Partner pack (HTML)", Path(partner_meta["files"]["html"]).read_bytes(),
-                   Path(partner_meta["files"]["html"]).name, "text/html", key="dl_partner")
+if pack_meta is not None:
+    files = pack_meta["files"]
+    c1.download_button("Full pack (HTML)", Path(files["html"]).read_bytes(),
+                       Path(files["html"]).name, "text/html", key="dl_pack_html")
+    c2.download_button("Ranked table (XLSX)", Path(files["xlsx"]).read_bytes(),
+                       Path(files["xlsx"]).name, key="dl_pack_xlsx")
+    partner = functools.partial(_partner_pack, common.config(), common.layers(),
+                                common.geodata_cache(),
+                                common.work_folder("partner", version, f["month"],
+                                                   f["categories"]))
+    c3.download_button("Partner pack (HTML)", partner,
+                       Path(files["html"]).name.replace(".html", "_partner.html"),
+                       "text/html", key="dl_partner")
 c4.download_button("Places (GeoPackage)", Path(meta["files"]["gpkg"]).read_bytes(),
                    Path(meta["files"]["gpkg"]).name, key="dl_gpkg")

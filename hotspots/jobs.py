@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -216,12 +217,14 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
            store_file: str | Path | None = None, out_dir: str | Path = "out",
            cache: str | Path | None = None, cell_size_m: float | None = None,
            shape: str = "square", bandwidth_m: float | None = None, kernel: str = "quartic",
-           method: str = "dbscan", fdr: bool = True) -> dict:
+           method: str = "dbscan", fdr: bool = True,
+           layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
     """Hotspots in metres for a period: grid counts, kernel density, Gi* and places.
 
     Writes ``hotspots_<period>.html`` (map), ``places_<period>.csv`` and
     ``hotspots_<period>.gpkg`` (layers ``cells`` and ``places``) to ``out_dir``.
-    Parameters left as None are chosen by the stated rules and reported in the result.
+    Parameters left as None are chosen by the stated rules and reported in the result;
+    ``layers`` (from :func:`hotspots.geography.read_layers`) saves reading them again.
     """
     from .maps import hotspot_map
 
@@ -239,7 +242,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     if len(inc) < 3:
         raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
                             "hotspots; widen the period or the categories.")
-    layers = geography.read_layers(config, cache=cache)
+    layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
     cells, raster, places, chosen = _analyse(
         inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,

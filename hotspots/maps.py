@@ -72,12 +72,13 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     return path
 
 
-#: Title box; on a phone it moves to the bottom and the colour legend shrinks.
+#: Title box; in a narrow frame (a phone, a map inside a page) it moves to the bottom, clear
+#: of the colour legend, and the legend shrinks.
 _PAGE_CSS = """<style>
 .hs-title{position:fixed;top:10px;left:60px;z-index:1000;background:white;padding:6px 10px;
  border:1px solid #999;font:14px sans-serif;max-width:45%}
 .hs-title span{font-size:12px}
-@media (max-width:600px){.hs-title{top:auto;bottom:52px;left:8px;right:8px;max-width:none;
+@media (max-width:900px){.hs-title{top:auto;bottom:52px;left:8px;right:8px;max-width:none;
  font-size:12px}.hs-title span{font-size:11px}
  .legend{transform:scale(.72);transform-origin:top right}}
 @media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
@@ -335,6 +336,9 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
     if places.empty:
         return
     web = places.to_crs(WEB_CRS)
+    # a ranked table's own numbers (the pack), else the order given (biggest first)
+    by, numbers = (("rank", web["rank"].astype(int).tolist()) if "rank" in web.columns
+                   else ("incidents", list(range(1, len(web) + 1))))
     web["popup_html"] = [
         f"<b>{i}. {_esc(r.label)}</b> ({_esc(r.place_id)})<br>{r.n:,} incidents in "
         f"{r.area_km2:.3f} km² = {r.density_per_km2:,.0f} per km²<br>Harm-weighted "
@@ -343,8 +347,8 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
         + (_esc(f"{r.busiest_weekday} " if r.busiest_weekday else "")
            + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"))
         + f"<br>Seen {_esc(r.first_seen)} to {_esc(r.last_seen)}"
-        for i, r in enumerate(web.itertuples(index=False), start=1)]
-    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by incidents: top {numbered}",
+        for i, r in zip(numbers, web.itertuples(index=False), strict=True)]
+    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}",
                              show=True)
     folium.GeoJson(
         web[["place_id", "popup_html", "geometry"]].to_json(drop_id=True),
@@ -353,7 +357,7 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
         popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=320),
     ).add_to(fg)
     centres = web.geometry.representative_point()
-    for i, p in enumerate(centres.iloc[:numbered], start=1):
+    for i, p in zip(numbers[:numbered], centres.iloc[:numbered], strict=True):
         folium.Marker([p.y, p.x], icon=folium.DivIcon(
             html=f"<div style='font:bold 12px sans-serif;background:#3f007d;color:white;"
                  f"border-radius:10px;width:20px;height:20px;line-height:20px;"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -184,9 +185,11 @@ def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
 def build_pack(*, config: Config, store_file: str | Path | None = None,
                out_dir: str | Path = "out", cache: str | Path | None = None,
                partner: bool = False, top: int = 20, units: str = "places",
-               period: Period | None = None, categories: list[str] | None = None) -> dict:
+               period: Period | None = None, categories: list[str] | None = None,
+               layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
     """Write the tasking pack for ``period`` (default: the latest complete month in the
-    store), for some ``categories`` or all.
+    store), for some ``categories`` or all. ``layers`` (from
+    :func:`hotspots.geography.read_layers`) saves reading them again.
 
     ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
     ``cells``.
@@ -209,7 +212,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     cur = inc.loc[cur_mask].reset_index(drop=True)
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
-    layers = geography.read_layers(config, cache=cache)
+    layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
     cells, raster, places, _ = _analyse(cur, layers, area, config)
     places = _units(units, cur, places, cells, layers, config)
@@ -366,6 +369,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     html_path = out / f"pack_{period.label}{suffix}.html"
     html_path.write_text(page, encoding="utf-8")
+    map_path = out / f"pack_{period.label}{suffix}_map.html"  # the pack's map on its own
+    map_path.write_text(page_map, encoding="utf-8")
     sheets = {"Ranked places": ranked_out}
     if tasked_out is not None:
         sheets["Tasked last meeting"] = tasked_out
@@ -374,4 +379,5 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     return {"period": period.label, "partner": partner, "units": units,
             "places": len(ranked), "emerging": emerging,
             "tasked_reviewed": 0 if tasked is None else len(tasked),
-            "files": {"html": str(html_path), "xlsx": str(xlsx_path), "csv": str(csv_path)}}
+            "files": {"html": str(html_path), "map": str(map_path), "xlsx": str(xlsx_path),
+                      "csv": str(csv_path)}}

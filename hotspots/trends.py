@@ -11,6 +11,7 @@ or empty belong to no unit and are left out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pandas as pd
@@ -663,8 +664,10 @@ def time_profile(incidents: pd.DataFrame) -> pd.DataFrame:
                         columns=pd.RangeIndex(24, name="hour"))
 
 
-def _candidate_windows(max_hours: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """Slot masks (candidates x 168) of every run of weekdays x block of hours.
+@functools.lru_cache(maxsize=4)
+def _candidate_windows(max_hours: int) -> tuple[np.ndarray, tuple[tuple[int, int, int, int], ...]]:
+    """Slot masks (candidates x 168) of every run of weekdays x block of hours (the same
+    for every place: built once per ``max_hours``, read-only).
 
     A block starting at hour h0 on day d and running past midnight takes its later hours
     from day d + 1: it is day d's night.
@@ -680,7 +683,8 @@ def _candidate_windows(max_hours: int) -> tuple[np.ndarray, list[tuple[int, int,
         for d in range(d0, d0 + n_days):
             for hh in range(h0, h0 + n_hours):
                 masks[m, ((d + hh // 24) % 7) * 24 + hh % 24] = True
-    return masks, specs
+    masks.flags.writeable = False
+    return masks, tuple(specs)
 
 
 def _window_label(d0: int, n_days: int, h0: int, n_hours: int) -> str:
