@@ -524,7 +524,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     if fmt == "council" and mapping is None:
         raise InputError(f"{file}: not a police.uk street-level file (its header starts "
                          f"{list(frame.columns[:4])}) and no mapping was given. Write a mapping "
-                         "file naming its columns and pass it with --mapping.")
+                         "file naming its columns (see the README) and give it with the "
+                         "export: --mapping on the command line, Mapping (TOML) in the app.")
     malformed = frame.attrs.get("malformed", [])
     row_no = np.asarray(frame.attrs.get("row_numbers", np.arange(2, len(frame) + 2)))
     frame = _as_text(frame)
