@@ -139,7 +139,7 @@ def write_load(conn: sqlite3.Connection, result: IngestResult, *, path: str,
                     "source, ref FROM staging)").fetchone()[0]
             return {"load_id": None, "inserted": 0, "replaced": 0,
                     "unchanged": int(unchanged), "already_loaded": prior}
-        unassigned = int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum())
+        unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
         load_id = conn.execute(
             "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
             "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "
