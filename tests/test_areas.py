@@ -132,6 +132,13 @@ def test_every_app_page_on_the_area(built, monkeypatch):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert "ward" not in " ".join(str(getattr(e, "label", "")) for e in at.radio).lower()
+        if page.endswith("trends.py"):  # rates where residents are known, else n/a
+            rates = [d.value for d in at.dataframe if "per_1000_residents" in d.value.columns]
+            assert bool(rates) == (built["key"] != "city")
+            if rates:
+                r = rates[0]
+                assert (r.loc[~(r["residents"] > 0), "per_1000_residents"] == "n/a").all()
+                assert not r["per_1000_residents"].str.contains("inf").any()
 
 
 def test_the_app_refuses_a_store_of_another_area(built, monkeypatch, tmp_path):
