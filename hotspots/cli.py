@@ -218,6 +218,33 @@ def _synthetic_exports(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _cmd_fetch_policeuk(args, config) -> int:
+    from . import fetch
+
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(line: str) -> None:
+            print(f"police.uk {line}", file=sys.stderr, flush=True)
+    report = fetch.fetch_policeuk(config=config, months=fetch.parse_months(args.months),
+                                  categories=cats, store_file=args.store, cache=args.geodata,
+                                  base_url=args.api_url, refresh=args.refresh,
+                                  progress=progress)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        counts: dict[str, int] = {}
+        for m in report["months"]:
+            counts[m["status"]] = counts.get(m["status"], 0) + 1
+        print(f"police.uk API ({report['api']}), {report['requests']} request(s): "
+              + ", ".join(f"{v} month(s) {k.replace('_', ' ')}" for k, v in counts.items()))
+        if report["ingest"]["files"]:
+            _print_ingest(report["ingest"])
+        if report["error"]:
+            print(f"hotspots: error: {report['error']}", file=sys.stderr)
+    return 1 if report["error"] else 0
+
+
 def _cmd_demo(args, config) -> int:
     """Install geodata, make synthetic council data, load it with the real police.uk rows,
     summarise the latest complete month by LSOA and ward."""
@@ -372,6 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--end", default="2024-08-31")
     common(y, store=False)
     y.set_defaults(func=_cmd_synth)
+
+    f = sub.add_parser("fetch", help="data from its official sources online")
+    fsub = f.add_subparsers(dest="fetch_command", required=True)
+    fp = fsub.add_parser("policeuk", help="police.uk crimes for the study area, by API, "
+                                          "into the store (one load per month)")
+    fp.add_argument("--months", required=True,
+                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive) or a comma-separated list")
+    fp.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    fp.add_argument("--api-url", help="police.uk API base (default: $HOTSPOTS_POLICEUK_API "
+                                      "or the public API)")
+    fp.add_argument("--refresh", action="store_true",
+                    help="ask again for months already loaded (police.uk revises them)")
+    common(fp)
+    fp.set_defaults(func=_cmd_fetch_policeuk)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")

@@ -243,3 +243,26 @@ def test_unknown_category_is_refused(config):
     with pytest.raises(HotspotsError, match="'asb_personal' is not a police.uk category"):
         fetch._slugs(config, ["asb_personal"])
     assert fetch._slugs(config, ["asb", "drugs"]) == ["anti-social-behaviour", "drugs"]
+
+
+def test_cli_fetch_policeuk_text_and_json(api, cache, tmp_path, capsys, monkeypatch):
+    from hotspots.cli import main
+
+    fake, base = api
+    fake.dates = ["2024-07"]
+    monkeypatch.setenv(fetch.POLICEUK_API_ENV, base)
+    db = str(tmp_path / "s.sqlite")
+    args = ["--geodata", str(cache), "fetch", "policeuk", "--months", "2024-06..2024-07",
+            "--categories", "burglary", "--store", db]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 request(s): 1 month(s) unavailable, 1 month(s) loaded" in out
+    assert "2024-07-policeuk-api_e09000030_burglary.csv (policeuk): read" in out
+    assert main(args + ["--json"]) == 0
+    report = __import__("json").loads(capsys.readouterr().out)
+    assert [m["status"] for m in report["months"]] == ["unavailable", "already_loaded"]
+    fake.faults = ["html"]
+    fake.dates = None
+    assert main(args[:5] + ["2024-05"] + args[6:]) == 1
+    err = capsys.readouterr().err
+    assert "hotspots: error: burglary crimes for 2024-05: " in err and "web page" in err
