@@ -154,8 +154,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _arcgis(self, service: str, params: dict) -> None:
         fake = self.fake
         feats = fake.features.get(service)
-        if feats is None:
-            return self._send(400, json.dumps({"error": {"code": 400, "message":
+        if feats is None:  # ArcGIS answers errors with status 200 and an error object
+            return self._send(200, json.dumps({"error": {"code": 400, "message":
                                                          "Invalid URL"}}).encode())
         where = params.get("where", "1=1")
         field_, _, values = where.partition(" IN ")
@@ -163,15 +163,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             wanted = {v.strip(" '") for v in values.strip("()").split(",")}
         else:
             field_, _, value = where.partition("=")
-            wanted = {value.strip("'")}
+            wanted = {value.strip(" '")}
         field_ = field_.strip()
         chosen = [f for f in feats if str(f["properties"].get(field_)) in wanted]
-        chosen.sort(key=lambda f: f["properties"].get("OBJECTID", 0))
+        order = params.get("orderByFields", "OBJECTID")
+        chosen.sort(key=lambda f: str(f["properties"].get(order, "")))
         offset = int(params.get("resultOffset", 0))
-        page = chosen[offset: offset + fake.page_size]
-        out = {"type": "FeatureCollection", "features": page}
-        if offset + fake.page_size < len(chosen):
-            out["properties"] = {"exceededTransferLimit": True}
+        page = chosen[offset: offset + min(fake.page_size,
+                                           int(params.get("resultRecordCount", 10**6)))]
+        more = offset + len(page) < len(chosen)
+        if params.get("f") == "json":
+            out = {"features": [{"attributes": f["properties"]} for f in page]}
+            if more:
+                out["exceededTransferLimit"] = True
+        else:
+            out = {"type": "FeatureCollection", "features": page}
+            if more:
+                out["properties"] = {"exceededTransferLimit": True}
         self._send(200, json.dumps(out).encode(), "application/geo+json")
 
     def _nomis(self, params: dict) -> None:
