@@ -183,6 +183,11 @@ def role() -> str:
     return st.session_state.get("role", "")
 
 
+def user() -> str:
+    """The signed-in user's name (set by streamlit_app.py), recorded with what they do."""
+    return st.session_state.get("user", "")
+
+
 def require(*allowed: str) -> None:
     """Stop the page unless the signed-in role is one of ``allowed`` (navigation already
     hides the page; this guards a page opened by its URL)."""

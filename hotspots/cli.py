@@ -38,6 +38,8 @@ def _print_ingest(report: dict) -> None:
             reasons = ", ".join(f"{k} {v:,}" for k, v in f["reasons"].items())
             where = f"; rows kept in {f['rejected_file']}" if f.get("rejected_file") else ""
             print(f"  rejected rows by reason: {reasons}{where}")
+        if f.get("note"):
+            print(f"  {f['note']}")
     print(f"store: {report['store']}")
 
 
@@ -69,7 +71,8 @@ def _cmd_geodata(args, config) -> int:
 
 def _cmd_ingest(args, config) -> int:
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
-                               mapping=args.mapping, cache=args.geodata)
+                               mapping=args.mapping, cache=args.geodata,
+                               force_older=args.force_older)
     print(json.dumps(report)) if args.json else _print_ingest(report)
     return 1 if any(f.get("error") for f in report["files"]) else 0
 
@@ -295,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="load exports into the store")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("--mapping", help="mapping TOML for council exports")
+    i.add_argument("--force-older", action="store_true",
+                   help="let an export replace records that came from a later-dated export")
     common(i)
     i.set_defaults(func=_cmd_ingest)
 
