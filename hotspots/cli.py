@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from . import geography, jobs, store
-from .config import load_config
+from .area import check_store_area
+from .config import load_config, resolve_settings
 from .errors import HotspotsError
 from .summary import MEASURES, month_period, parse_period
 
@@ -274,7 +275,8 @@ def _quiet(fn, *a):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotspots", description=__doc__)
-    p.add_argument("--config", help="study-area configuration TOML (default: Tower Hamlets)")
+    p.add_argument("--config", help="study-area configuration TOML (default: "
+                                    "$HOTSPOTS_CONFIG or the packaged default)")
     p.add_argument("--geodata", help="geodata cache folder (default: $HOTSPOTS_GEODATA or "
                                      "geodata/cache)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -395,7 +397,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config)
+        settings = resolve_settings(config=args.config, store=getattr(args, "store", None),
+                                    geodata=args.geodata)
+        args.geodata = str(settings.geodata)
+        config = load_config(settings.config)
+        if hasattr(args, "store"):
+            args.store = str(settings.store)
+            if args.command not in ("ingest",) and settings.store.exists():
+                conn = store.connect(settings.store)
+                try:
+                    check_store_area(conn, config, store_file=settings.store,
+                                     cache=settings.geodata)
+                finally:
+                    conn.close()
         return args.func(args, config)
     except (HotspotsError, ValueError) as exc:
         print(f"hotspots: error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import geography, store
+from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
 from .export import write_csv
@@ -89,6 +90,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     conn = store.connect(db)
     files = []
     try:
+        check_store_area(conn, config, store_file=db, cache=cache, record=True)
         for p in map(Path, paths):
             entry = dict.fromkeys(INGEST_KEYS)
             entry.update(path=str(p), reasons={}, kept_newer=0)

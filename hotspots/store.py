@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS tasking (
     owner TEXT NOT NULL, actions TEXT NOT NULL, review_date TEXT NOT NULL,
     recorded_at TEXT NOT NULL, recorded_by TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
     reasons TEXT NOT NULL, raw_json TEXT NOT NULL
@@ -404,3 +405,15 @@ def read_decisions(conn: sqlite3.Connection, *, meeting_date: str | None = None
     if meeting_date:
         sql, args = sql + " WHERE meeting_date = ?", [meeting_date]
     return pd.read_sql_query(sql + " ORDER BY meeting_date, decision_id", conn, params=args)
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """The store's key/value facts (the area it was built for: see hotspots.area)."""
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def write_meta(conn: sqlite3.Connection, **values: str) -> None:
+    """Set some key/value facts of the store (others are kept)."""
+    with conn:
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         [(k, str(v)) for k, v in values.items()])
