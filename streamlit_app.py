@@ -4,9 +4,10 @@ Start it on the demo data (after ``.venv/bin/hotspots demo``)::
 
     HOTSPOTS_LOCAL=1 .venv/bin/streamlit run streamlit_app.py
 
-Settings (environment): ``HOTSPOTS_STORE`` (store file, default data/hotspots.sqlite),
-``HOTSPOTS_GEODATA`` (geodata cache, default geodata/cache), ``HOTSPOTS_CONFIG``
-(configuration TOML, default the Tower Hamlets one).
+Settings (the README's table; ``hotspots.config.resolve_settings``, as for the CLI):
+``HOTSPOTS_CONFIG`` (configuration TOML, default the packaged one), ``HOTSPOTS_STORE``
+(store file, default data/hotspots.sqlite), ``HOTSPOTS_GEODATA`` (geodata cache, default
+geodata/cache). A store built for another area is refused, naming both areas.
 
 Sign-in, in this order:
 
@@ -138,6 +139,10 @@ def sign_in() -> tuple[str, str] | None:
 
 def sidebar(user: str, role: str) -> None:
     """Period, categories and wards, kept in st.session_state for every page."""
+    refused = common.check_area()
+    if refused:
+        st.error(f"This store cannot be used with this configuration: {refused}")
+        st.stop()
     version = common.store_version()
     months = common.months(version) if version[1] else []
     cfg = common.config()

@@ -8,7 +8,6 @@ CLI calls); this module only caches them and keys the caches on the store's cont
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from hotspots import geography, jobs, pack, store, trends
-from hotspots.config import Config, load_config
+from hotspots.area import check_store_area
+from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
 from hotspots.summary import month_period
 
@@ -30,11 +30,11 @@ WORK = Path(tempfile.gettempdir()) / "hotspots-app"
 
 
 def store_file() -> str:
-    return os.environ.get("HOTSPOTS_STORE") or str(store.DEFAULT_STORE)
+    return str(resolve_settings().store)
 
 
 def geodata_cache() -> str:
-    return os.environ.get("HOTSPOTS_GEODATA") or str(geography.DEFAULT_CACHE)
+    return str(resolve_settings().geodata)
 
 
 @st.cache_resource
@@ -43,7 +43,7 @@ def _config(path: str | None) -> Config:
 
 
 def config() -> Config:
-    return _config(os.environ.get("HOTSPOTS_CONFIG") or None)
+    return _config(resolve_settings().config)
 
 
 @st.cache_resource
@@ -52,7 +52,23 @@ def _layers(config_path: str | None, cache: str) -> dict[str, gpd.GeoDataFrame]:
 
 
 def layers() -> dict[str, gpd.GeoDataFrame]:
-    return _layers(os.environ.get("HOTSPOTS_CONFIG") or None, geodata_cache())
+    return _layers(resolve_settings().config, geodata_cache())
+
+
+def check_area() -> str | None:
+    """Why the store cannot be used with the configuration (built for another area or
+    with other boundary files), or None when it can."""
+    path = store_file()
+    if not Path(path).is_file():
+        return None
+    conn = store.connect(path)
+    try:
+        check_store_area(conn, config(), store_file=path, cache=geodata_cache())
+    except HotspotsError as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
 
 
 def store_version() -> tuple:
@@ -181,6 +197,11 @@ def ward_names() -> dict[str, str]:
 
 def role() -> str:
     return st.session_state.get("role", "")
+
+
+def user() -> str:
+    """The signed-in user's name (set by streamlit_app.py), recorded with what they do."""
+    return st.session_state.get("user", "")
 
 
 def require(*allowed: str) -> None:

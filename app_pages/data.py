@@ -31,7 +31,10 @@ def _report(result: dict) -> None:
         if e["error"]:
             st.error(e["error"])
         elif e["already_loaded"]:
-            st.info(f"{name}: this exact file was loaded before (load {e['already_loaded']}).")
+            st.info(f"{name}: this exact file was loaded before with the same mapping "
+                    f"(load {e['already_loaded']}).")
+        if e["note"]:
+            st.warning(f"{name}: {e['note']}")
         if e["reasons"]:
             st.write(f"{name}: rejected rows by reason")
             st.dataframe(pd.Series(e["reasons"], name="rows").rename_axis("reason"))
@@ -44,7 +47,7 @@ def _ingest(paths: list[Path], mapping: Path | None) -> None:
     try:
         result = jobs.ingest_files(paths, config=common.config(),
                                    store_file=common.store_file(), mapping=mapping,
-                                   cache=common.geodata_cache())
+                                   cache=common.geodata_cache(), user=common.user())
     except (HotspotsError, ValueError) as exc:  # e.g. a mapping file that does not parse
         st.error(str(exc))
         return
@@ -107,6 +110,9 @@ c1.metric("Incidents", f"{int(by_source['incidents'].sum()):,}")
 c2.metric("Loads", len(loads))
 c3.metric("Dates", f"{first} to {last}" if first else "none")
 st.dataframe(by_source, hide_index=True, key="by_source")
-st.dataframe(loads[["load_id", "file", "format", "loaded_at", "n_read", "n_accepted",
-                    "n_rejected", "n_inserted", "n_replaced", "n_unassigned"]],
+st.write("Loads: when, who, file, counts")
+st.dataframe(loads[["load_id", "loaded_at", "loaded_by", "file", "format", "exported_at",
+                    "n_read", "n_accepted", "n_rejected", "n_inserted", "n_replaced",
+                    "n_kept_newer", "n_unassigned"]]
+             .rename(columns={"loaded_at": "when (UTC)", "loaded_by": "who"}),
              hide_index=True, key="loads")

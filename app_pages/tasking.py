@@ -101,7 +101,7 @@ with st.form("decision", clear_on_submit=True):
             did = store.record_decision(conn, place_id=place or "", owner=owner,
                                         actions=actions, review_date=review.isoformat(),
                                         meeting_date=meeting.isoformat(),
-                                        run_id=meta.get("run_id"))
+                                        run_id=meta.get("run_id"), user=common.user())
         except StoreError as exc:
             st.error(str(exc))
         else:

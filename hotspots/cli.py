@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from . import geography, jobs, store
-from .config import load_config
+from .area import check_store_area
+from .config import load_config, resolve_settings
 from .errors import HotspotsError
 from .summary import MEASURES, month_period, parse_period
 
@@ -38,6 +39,8 @@ def _print_ingest(report: dict) -> None:
             reasons = ", ".join(f"{k} {v:,}" for k, v in f["reasons"].items())
             where = f"; rows kept in {f['rejected_file']}" if f.get("rejected_file") else ""
             print(f"  rejected rows by reason: {reasons}{where}")
+        if f.get("note"):
+            print(f"  {f['note']}")
     print(f"store: {report['store']}")
 
 
@@ -69,7 +72,8 @@ def _cmd_geodata(args, config) -> int:
 
 def _cmd_ingest(args, config) -> int:
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
-                               mapping=args.mapping, cache=args.geodata)
+                               mapping=args.mapping, cache=args.geodata,
+                               force_older=args.force_older)
     print(json.dumps(report)) if args.json else _print_ingest(report)
     return 1 if any(f.get("error") for f in report["files"]) else 0
 
@@ -318,7 +322,8 @@ def _quiet(fn, *a):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotspots", description=__doc__)
-    p.add_argument("--config", help="study-area configuration TOML (default: Tower Hamlets)")
+    p.add_argument("--config", help="study-area configuration TOML (default: "
+                                    "$HOTSPOTS_CONFIG or the packaged default)")
     p.add_argument("--geodata", help="geodata cache folder (default: $HOTSPOTS_GEODATA or "
                                      "geodata/cache)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -342,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="load exports into the store")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("--mapping", help="mapping TOML for council exports")
+    i.add_argument("--force-older", action="store_true",
+                   help="let an export replace records that came from a later-dated export")
     common(i)
     i.set_defaults(func=_cmd_ingest)
 
@@ -460,7 +467,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config)
+        settings = resolve_settings(config=args.config, store=getattr(args, "store", None),
+                                    geodata=args.geodata)
+        args.geodata = str(settings.geodata)
+        config = load_config(settings.config)
+        if hasattr(args, "store"):
+            args.store = str(settings.store)
+            if args.command not in ("ingest",) and settings.store.exists():
+                conn = store.connect(settings.store)
+                try:
+                    check_store_area(conn, config, store_file=settings.store,
+                                     cache=settings.geodata)
+                finally:
+                    conn.close()
         return args.func(args, config)
     except (HotspotsError, ValueError) as exc:
         print(f"hotspots: error: {exc}", file=sys.stderr)

@@ -6,7 +6,9 @@ passes its own file. Nothing else in the package names a place.
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,6 +16,45 @@ from pathlib import Path
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "tower_hamlets.toml"
+
+#: Where each setting comes from when no flag gives it (the README's table).
+SETTINGS = {  # setting: (environment variable, default)
+    "config": ("HOTSPOTS_CONFIG", f"(packaged) {DEFAULT_CONFIG}"),
+    "store": ("HOTSPOTS_STORE", "data/hotspots.sqlite"),
+    "geodata": ("HOTSPOTS_GEODATA", "geodata/cache"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configuration file (None: the packaged default), the store file and the geodata
+    cache, with the rule that chose each (``"flag"``, the variable's name, ``"default"``).
+    Build with :func:`resolve_settings`."""
+
+    config: str | None
+    store: Path
+    geodata: Path
+    chosen_by: dict[str, str]
+
+
+def resolve_settings(*, config: str | Path | None = None, store: str | Path | None = None,
+                     geodata: str | Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> Settings:
+    """The one rule for the CLI and the app: a flag (argument) first, then the environment
+    (``HOTSPOTS_CONFIG``, ``HOTSPOTS_STORE``, ``HOTSPOTS_GEODATA``), then the default
+    (:data:`SETTINGS`). Empty values count as not given."""
+    env = os.environ if environ is None else environ
+    given = {"config": config, "store": store, "geodata": geodata}
+    values, chosen = {}, {}
+    for key, (var, default) in SETTINGS.items():
+        if given[key]:
+            values[key], chosen[key] = str(given[key]), "flag"
+        elif env.get(var):
+            values[key], chosen[key] = env[var], var
+        else:
+            values[key], chosen[key] = (None if key == "config" else default), "default"
+    return Settings(config=values["config"], store=Path(values["store"]),
+                    geodata=Path(values["geodata"]), chosen_by=chosen)
 
 
 @dataclass(frozen=True)
@@ -54,6 +95,18 @@ class Config:
     trigger_reports: int = 3
     trigger_window_days: int = 182
     source: str = field(default="", compare=False)
+
+    @property
+    def finest_layer(self) -> str:
+        """The finest statistical layer (LSOAs): police.uk's codes and population use it."""
+        return "lsoa"
+
+    @property
+    def stored_layers(self) -> tuple[str, ...]:
+        """Layers whose codes the store keeps for each incident (the others are derived
+        when read): the boundary layer, the finest layer and wards when configured."""
+        keys = (self.boundary_layer, self.finest_layer, "ward")
+        return tuple(k for k in dict.fromkeys(keys) if k in self.layers)
 
     def weight(self, category: str) -> float:
         return self.categories[category].weight

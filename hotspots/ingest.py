@@ -17,6 +17,7 @@ XLSX) come with a mapping file (TOML) naming their columns::
     caller = "Caller ID"              # optional
     description = "Details"           # optional
     count = "Canisters"               # optional, items per record
+    extract_date = "Exported"         # optional: when the export was made (load order)
 
     [categories]                      # export value = taxonomy key
     "Rowdy behaviour" = "asb_nuisance"
@@ -965,3 +966,28 @@ def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.
                                       nearest_max_m=config.nearest_max_m)]
             agree[np.nonzero(old)[0][got == src[old]]] = True
     return float(agree.sum() / has.sum())
+
+
+def export_date(frame: pd.DataFrame, *, path: str | Path, mapping: Mapping | None = None
+                ) -> str:
+    """The export's own date, ISO ``YYYY-MM-DDTHH:MM:SS`` (UK local time): the latest value
+    of the mapping's ``extract_date`` column, else the file's recorded modification time.
+    The store keeps a record's version from the latest-dated export (the load-order rule).
+
+    Raises
+    ------
+    InputError
+        the extract-date column has no date in any row.
+    """
+    column = mapping.columns.get("extract_date") if mapping else None
+    if column and column in frame.columns:
+        text = _strip(_as_text(frame[[column]])[column])
+        when = _parse_dates(text, None).max()
+        if pd.isna(when):
+            raise InputError(f"{Path(path).name}: the extract-date column '{column}' named in "
+                             f"mapping {mapping.path} has no date in any row (first value "
+                             f"{text.iloc[0] if len(text) else ''!r}); give dates such as "
+                             "2024-08-30, or remove extract_date from the mapping.")
+        return when.strftime("%Y-%m-%dT%H:%M:%S")
+    mtime = dt.datetime.fromtimestamp(Path(path).stat().st_mtime)
+    return mtime.strftime("%Y-%m-%dT%H:%M:%S")

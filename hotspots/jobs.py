@@ -3,7 +3,10 @@ store, summarise a period to files, build the demo. Each returns a JSON-able dic
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -12,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from . import geography, store
+from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
 from .export import write_csv
-from .ingest import read_export, read_mapping, to_incidents
+from .ingest import Mapping, export_date, read_export, read_mapping, to_incidents
 from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 
@@ -25,19 +29,59 @@ log = logging.getLogger(__name__)
 #: Every entry of ``ingest_files``'s report has exactly these keys (null when not known).
 INGEST_KEYS = ("path", "format", "read", "accepted", "rejected", "inserted", "replaced",
                "unchanged", "unassigned", "lsoa_agreement", "reasons", "load_id",
-               "already_loaded", "rejected_file", "error")
+               "already_loaded", "rejected_file", "exported_at", "kept_newer", "note", "error")
+
+#: Configuration fields that decide whether a row is accepted and where it is assigned.
+_ACCEPTANCE_FIELDS = ("code", "boundary_layer", "layers", "land_layer", "categories",
+                      "police_uk_types", "nearest_max_m", "location_key_m",
+                      "future_tolerance_days")
+
+
+def load_key(content_sha256: str, mapping: Mapping | None, config: Config) -> str:
+    """What makes two loads the same: the file's bytes, its mapping (not where the mapping
+    file lies) and the configuration that decides row acceptance. After a mapping or the
+    taxonomy is corrected, the same file loads again."""
+    what = {"file": content_sha256,
+            "mapping": None if mapping is None else
+            {k: v for k, v in dataclasses.asdict(mapping).items() if k != "path"},
+            "config": {f: _plain(getattr(config, f, None)) for f in _ACCEPTANCE_FIELDS}}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _day(iso: str) -> str:
+    """An export date as people say it: the day, and the time when there is one."""
+    return iso[:10] if iso.endswith("T00:00:00") or len(iso) <= 10 else iso[:16].replace("T", " ")
+
+
+def kept_newer_note(kept: list[dict], exported_at: str) -> str:
+    """What the load-order rule kept, and why."""
+    parts = [f"{k['n']:,} newer version{'s' if k['n'] != 1 else ''} from load {k['load_id']} "
+             f"(exported {_day(k['exported_at'])})" for k in kept]
+    return (f"kept {'; '.join(parts)}; this export is dated {_day(exported_at)}; use "
+            "--force-older to replace them")
 
 
 def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
-                 today: dt.date | None = None) -> dict:
+                 today: dt.date | None = None, force_older: bool = False,
+                 user: str | None = None) -> dict:
     """Load exports into the store, one transaction per file.
 
-    Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file whose
-    exact content was loaded before is skipped (``already_loaded`` names that load), so
-    loading an old export again can never undo a newer one. A file that cannot be read
-    gets an ``error`` and the others still load. Rejected rows go to
-    ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
+    Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
+    before with the same mapping and configuration (:func:`load_key`) is skipped
+    (``already_loaded`` names that load). A record whose version in the store comes from
+    a later-dated export is kept (``kept_newer``, explained in ``note``) unless
+    ``force_older``. A file that cannot be read gets an ``error`` and the others still
+    load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
+    ``user`` is who loads (default: the operating system's user).
     """
     db = store.store_path(store_file)
     layers = geography.read_layers(config, cache=cache)
@@ -46,30 +90,31 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     conn = store.connect(db)
     files = []
     try:
+        check_store_area(conn, config, store_file=db, cache=cache, record=True)
         for p in map(Path, paths):
             entry = dict.fromkeys(INGEST_KEYS)
-            entry.update(path=str(p), reasons={})
+            entry.update(path=str(p), reasons={}, kept_newer=0)
             files.append(entry)
             try:
                 if not p.is_file():
                     raise HotspotsError(f"{p}: no such file.")
                 sha = geography.sha256_file(p)
-                prior = conn.execute(
-                    "SELECT load_id, format, n_read, n_accepted, n_rejected, n_unassigned, "
-                    "lsoa_agreement FROM loads WHERE content_sha256 = ? ORDER BY load_id "
-                    "DESC LIMIT 1", (sha,)).fetchone()
+                key = load_key(sha, mapping_obj, config)
+                prior = store.find_load(conn, key)
                 if prior is not None:
-                    entry.update(already_loaded=prior[0], format=prior[1], read=prior[2],
-                                 accepted=prior[3], rejected=prior[4], inserted=0,
-                                 replaced=0, unchanged=prior[3], unassigned=prior[5],
-                                 lsoa_agreement=prior[6], reasons=dict(conn.execute(
-                                     "SELECT reason, count(DISTINCT row) FROM problems WHERE "
-                                     "load_id = ? GROUP BY reason", (prior[0],)).fetchall()))
+                    entry.update({k: prior[k] for k in ("format", "read", "accepted",
+                                                        "rejected", "unassigned",
+                                                        "lsoa_agreement", "reasons")})
+                    entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
+                                 unchanged=prior["accepted"])
                     continue
                 frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
                 res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
                                    mapping=mapping_obj, today=today)
-                written = store.write_load(conn, res, path=str(p), content_sha256=sha)
+                exported = export_date(frame, path=p, mapping=mapping_obj)
+                written = store.write_load(conn, res, path=str(p), content_sha256=sha,
+                                           load_key=key, exported_at=exported,
+                                           force_older=force_older, user=user)
             except HotspotsError as exc:
                 entry["error"] = str(exc)
                 continue
@@ -80,6 +125,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                                   "the file's first lines.")
                 continue
             inc = res.incidents
+            kept = written["kept_newer"]
             entry.update({
                 "format": res.format, "read": res.n_read, "accepted": len(inc),
                 "rejected": len(res.rejected), "inserted": written["inserted"],
@@ -87,6 +133,8 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 "unassigned": int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum()),
                 "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
                 "load_id": written["load_id"], "already_loaded": written["already_loaded"],
+                "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
+                "note": kept_newer_note(kept, exported) if kept else None,
             })
             if len(res.rejected) and written["load_id"] is not None:
                 out = db.parent / "rejected" / f"{p.stem}.load{written['load_id']}.rejected.csv"

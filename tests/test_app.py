@@ -5,6 +5,7 @@ table, roles limit what a user can reach, and the password sign-in works."""
 from __future__ import annotations
 
 import datetime
+import getpass
 import hashlib
 import os
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_every_page_runs_with_its_widgets(role):
                                 and a.radio(key="ba_kind").value == "A ward"
                                 and _df(a, "area").shape[0] == 3),
         "app_pages/data.py": ("Data", lambda a: {"load", "synth"} <= {b.key for b in a.button}
-                              and _df(a, "n_read").shape[0] >= 4),
+                              and _df(a, "n_read").shape[0] >= 4
+                              and set(_df(a, "who")["who"]) == {getpass.getuser()}),
     }
     for page in PAGES:
         at.switch_page(page)
@@ -274,3 +276,9 @@ def test_recording_a_decision(role, cache, tmp_path):
     assert not at.exception
     assert "recorded" in at.success[0].value
     assert "Meeting of" in " ".join(c.value for c in at.caption)
+    from hotspots import store
+    conn = store.connect(os.environ["HOTSPOTS_STORE"])
+    last = store.read_decisions(conn).iloc[-1]
+    conn.close()
+    assert last["recorded_by"] == "local analyst"  # the signed-in user, not the server's
+    assert last["actions"] == "Joint patrol Fri and Sat nights"

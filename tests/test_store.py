@@ -50,7 +50,7 @@ def test_same_export_twice_changes_nothing(conn):
     before = snapshot(conn)
     second = store.write_load(conn, res, path="asb.csv", content_sha256="h1")
     assert second == {"load_id": None, "inserted": 0, "replaced": 0, "unchanged": 2,
-                      "already_loaded": first["load_id"]}
+                      "kept_newer": [], "already_loaded": first["load_id"]}
     assert snapshot(conn) == before
     assert len(before["problems"]) == 1 and len(before["rejected_rows"]) == 1
 

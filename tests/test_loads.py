@@ -1,0 +1,315 @@
+"""Loading exports into the store again and again (issue 10): reloads, corrected mappings,
+rejected rows kept, the load-order rule, concurrent loads and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from hotspots import jobs, store
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = dt.date(2024, 9, 15)
+MAPPING = """
+source = "test-asb"
+[columns]
+reference = "Ref"
+datetime = "When"
+category = "Type"
+latitude = "Lat"
+longitude = "Lon"
+{extra}
+[categories]
+"Rowdy" = "asb_nuisance"
+{cats}
+"""
+
+
+def rows(n=5, *, kind="Rowdy", bad=0, exported=None, text="noise"):
+    """``n`` good rows near Brick Lane and ``bad`` with no coordinates."""
+    out = [{"Ref": f"R{i}", "When": f"2024-08-{1 + i % 28:02d} 21:15", "Type": kind,
+            "Lat": f"{51.5205 + i * 1e-4:.6f}", "Lon": "-0.0716", "Text": text}
+           for i in range(n)]
+    out += [{"Ref": f"B{i}", "When": "2024-08-03 10:00", "Type": kind, "Lat": "", "Lon": "",
+             "Text": text} for i in range(bad)]
+    if exported:
+        for r in out:
+            r["Exported"] = exported
+    return pd.DataFrame(out)
+
+
+def write_mapping(folder: Path, *, extra="", cats="", name="asb.mapping.toml") -> Path:
+    p = folder / name
+    p.write_text(MAPPING.format(extra=extra, cats=cats))
+    return p
+
+
+def ingest(paths, tmp_path, cache, config, mapping=None, **kw):
+    report = jobs.ingest_files([str(p) for p in paths], config=config,
+                               store_file=tmp_path / "s.sqlite", mapping=mapping, cache=cache,
+                               today=TODAY, **kw)
+    for f in report["files"]:
+        assert f["error"] is None, f["error"]
+        assert f["read"] == f["accepted"] + f["rejected"]
+    return report["files"]
+
+
+def test_xlsx_resaved_by_openpyxl_reloads_without_a_crash(tmp_path, cache, config):
+    mapping = write_mapping(tmp_path)
+    xlsx = tmp_path / "asb.xlsx"
+    rows(5, bad=1).to_excel(xlsx, index=False)
+    first = ingest([xlsx], tmp_path, cache, config, mapping)[0]
+    assert (first["inserted"], first["rejected"]) == (5, 1)
+    book = openpyxl.load_workbook(xlsx)
+    book.save(xlsx)  # the same cells, new bytes
+    again = ingest([xlsx], tmp_path, cache, config, mapping)[0]
+    assert (again["inserted"], again["replaced"], again["unchanged"]) == (0, 0, 5)
+    assert again["load_id"] == first["load_id"] + 1 and again["already_loaded"] is None
+    # its rejected row is kept with this load too: nothing exists only in a report
+    assert Path(again["rejected_file"]).is_file()
+    conn = store.connect(tmp_path / "s.sqlite")
+    assert len(store.read_problems(conn, again["load_id"])) == 1
+    conn.close()
+    # the very same bytes a third time: already loaded, nothing written
+    third = ingest([xlsx], tmp_path, cache, config, mapping)[0]
+    assert third["already_loaded"] == again["load_id"] and third["load_id"] is None
+
+
+def test_a_corrected_mapping_loads_the_same_file(tmp_path, cache, config):
+    csv = tmp_path / "asb.csv"
+    rows(3, kind="Shouting").to_csv(csv, index=False)
+    wrong = write_mapping(tmp_path)  # no entry for "Shouting"
+    first = ingest([csv], tmp_path, cache, config, wrong)[0]
+    assert (first["accepted"], first["rejected"]) == (0, 3)
+    assert list(first["reasons"]) == ["unknown_category"]
+    fixed = write_mapping(tmp_path, cats='"Shouting" = "asb_nuisance"', name="fixed.toml")
+    second = ingest([csv], tmp_path, cache, config, fixed)[0]
+    assert second["already_loaded"] is None
+    assert (second["accepted"], second["inserted"]) == (3, 3)
+    # the same mapping again (moved elsewhere): already loaded
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    third = ingest([csv], tmp_path, cache, config,
+                   write_mapping(moved, cats='"Shouting" = "asb_nuisance"'))[0]
+    assert third["already_loaded"] == second["load_id"]
+
+
+def test_load_key_follows_the_configuration_that_decides_acceptance(config):
+    import dataclasses
+    other = dataclasses.replace(config, nearest_max_m=config.nearest_max_m + 1)
+    assert jobs.load_key("abc", None, config) == jobs.load_key("abc", None, config)
+    assert jobs.load_key("abc", None, config) != jobs.load_key("abc", None, other)
+    assert jobs.load_key("abc", None, config) != jobs.load_key("abd", None, config)
+
+
+def test_rejected_rows_are_kept_when_every_accepted_row_is_unchanged(tmp_path, cache, config):
+    mapping = write_mapping(tmp_path)
+    a, b = tmp_path / "week1.csv", tmp_path / "week2.csv"
+    rows(4).to_csv(a, index=False)
+    rows(4, bad=2).to_csv(b, index=False)
+    ingest([a], tmp_path, cache, config, mapping)
+    got = ingest([b], tmp_path, cache, config, mapping)[0]
+    assert (got["unchanged"], got["inserted"], got["rejected"]) == (4, 0, 2)
+    assert got["load_id"] is not None and got["already_loaded"] is None
+    kept = pd.read_csv(got["rejected_file"], dtype=str)
+    assert kept["Ref"].tolist() == ["B0", "B1"]
+    conn = store.connect(tmp_path / "s.sqlite")
+    n_rej = conn.execute("SELECT count(*) FROM rejected_rows WHERE load_id = ?",
+                         (got["load_id"],)).fetchone()[0]
+    conn.close()
+    assert n_rej == 2
+
+
+def test_an_older_export_never_reverts_newer_records(tmp_path, cache, config, capsys):
+    from hotspots.cli import main
+    mapping = write_mapping(tmp_path, extra='extract_date = "Exported"')
+    new, old = tmp_path / "new.csv", tmp_path / "old.csv"
+    rows(5, text="x", exported="30/08/2024").assign(Type="Rowdy").to_csv(new, index=False)
+    older = rows(7, exported="2024-08-01")
+    older.loc[:4, "When"] = "2024-08-02 08:00"  # five records as they were then
+    older.to_csv(old, index=False)
+    ingest([new], tmp_path, cache, config, mapping)
+    before = store.read_incidents(store.connect(tmp_path / "s.sqlite"))
+    got = ingest([old], tmp_path, cache, config, mapping)[0]
+    assert (got["replaced"], got["kept_newer"], got["inserted"]) == (0, 5, 2)
+    assert got["note"] == ("kept 5 newer versions from load 1 (exported 2024-08-30); this "
+                           "export is dated 2024-08-01; use --force-older to replace them")
+    conn = store.connect(tmp_path / "s.sqlite")
+    after = store.read_incidents(conn)
+    assert after.set_index("ref").loc[before["ref"], "date"].tolist() == before["date"].tolist()
+    assert store.read_loads(conn)["n_kept_newer"].tolist() == [0, 5]
+    conn.close()
+    # the CLI says it, and --force-older replaces them
+    os.utime(old)  # a new mtime, the same extract dates
+    code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
+                 "--store", str(tmp_path / "s.sqlite")])
+    assert code == 0 and "already loaded" in capsys.readouterr().out
+    older.loc[0, "Text"] = "edited"  # new bytes, so not the same load
+    older.to_csv(old, index=False)
+    code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
+                 "--store", str(tmp_path / "s.sqlite")])
+    out = capsys.readouterr().out
+    assert "kept 5 newer versions from load 1 (exported 2024-08-30)" in out
+    code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
+                 "--store", str(tmp_path / "s.sqlite"), "--force-older", "--json"])
+    forced = json.loads(capsys.readouterr().out)["files"][0]
+    assert forced["already_loaded"] == 3  # same key: --force-older does not reload a load
+    older.loc[1, "Text"] = "edited again"
+    older.to_csv(old, index=False)
+    code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
+                 "--store", str(tmp_path / "s.sqlite"), "--force-older", "--json"])
+    forced = json.loads(capsys.readouterr().out)["files"][0]
+    assert (forced["replaced"], forced["kept_newer"]) == (5, 0)
+    conn = store.connect(tmp_path / "s.sqlite")
+    assert (store.read_incidents(conn)["date"].iloc[:5] == "2024-08-02").all()
+    conn.close()
+
+
+def test_an_unchanged_record_carries_its_latest_export_date(tmp_path, cache, config):
+    """A record seen unchanged in a later export cannot be reverted by an export dated
+    between the two."""
+    mapping = write_mapping(tmp_path, extra='extract_date = "Exported"')
+    files = {}
+    for name, exported, when in (("aug01", "2024-08-01", "2024-08-02 08:00"),
+                                 ("aug30", "2024-08-30", "2024-08-02 08:00"),
+                                 ("aug15", "2024-08-15", "2024-08-05 08:00")):
+        files[name] = tmp_path / f"{name}.csv"
+        rows(2, exported=exported).assign(When=when).to_csv(files[name], index=False)
+    ingest([files["aug01"], files["aug30"]], tmp_path, cache, config, mapping)
+    got = ingest([files["aug15"]], tmp_path, cache, config, mapping)[0]
+    assert (got["replaced"], got["kept_newer"]) == (0, 2)
+    assert "from load 2 (exported 2024-08-30)" in got["note"]
+
+
+def test_file_time_orders_exports_without_an_extract_date(tmp_path, cache, config):
+    mapping = write_mapping(tmp_path)
+    new, old = tmp_path / "new.csv", tmp_path / "old.csv"
+    rows(3).to_csv(new, index=False)
+    rows(3).assign(When="2024-08-20 10:00").to_csv(old, index=False)
+    os.utime(new, (time.time(), dt.datetime(2024, 9, 1).timestamp()))
+    os.utime(old, (time.time(), dt.datetime(2024, 8, 1, 9, 30).timestamp()))
+    ingest([new], tmp_path, cache, config, mapping)
+    got = ingest([old], tmp_path, cache, config, mapping)[0]
+    assert got["kept_newer"] == 3 and got["exported_at"] == "2024-08-01T09:30:00"
+    assert "this export is dated 2024-08-01 09:30" in got["note"]
+
+
+def test_extract_date_column_without_dates_is_named(tmp_path, cache, config):
+    mapping = write_mapping(tmp_path, extra='extract_date = "Exported"')
+    csv = tmp_path / "asb.csv"
+    rows(2, exported="soon").to_csv(csv, index=False)
+    report = jobs.ingest_files([csv], config=config, store_file=tmp_path / "s.sqlite",
+                               mapping=mapping, cache=cache, today=TODAY)
+    assert ("asb.csv: the extract-date column 'Exported' named in mapping "
+            in report["files"][0]["error"])
+
+
+def test_audit_trail_records_who_and_when(tmp_path, cache, config):
+    mapping = write_mapping(tmp_path)
+    csv = tmp_path / "asb.csv"
+    rows(3).to_csv(csv, index=False)
+    ingest([csv], tmp_path, cache, config, mapping, user="chair@example.org")
+    rows(4).to_csv(csv, index=False)
+    ingest([csv], tmp_path, cache, config, mapping)  # the CLI's user
+    conn = store.connect(tmp_path / "s.sqlite")
+    loads = store.read_loads(conn)
+    assert loads["loaded_by"].tolist() == ["chair@example.org", getpass.getuser()]
+    when = pd.to_datetime(loads["loaded_at"], utc=True)
+    assert ((pd.Timestamp.now(tz="UTC") - when) < pd.Timedelta(minutes=5)).all()
+    conn.close()
+
+
+# -- two processes at once --------------------------------------------------------------
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from hotspots import store
+    from tests.test_store import result
+    conn = store.connect(sys.argv[1], timeout_s=float(sys.argv[3]))
+    n, tag = 20_000, sys.argv[2]
+    res = result([{"ref": f"{tag}{i}"} for i in range(n)], file=f"{tag}.csv")
+    print("start", time.time(), flush=True)
+    got = store.write_load(conn, res, path=tag, content_sha256=tag)
+    print("done", got["inserted"], time.time(), flush=True)
+""")
+
+
+def spawn(code: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_two_concurrent_loads_both_succeed(tmp_path):
+    db = str(tmp_path / "s.sqlite")
+    store.connect(db).close()
+    procs = [spawn(WRITER, db, tag, "60") for tag in ("A", "B")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "done 20000" in out
+    conn = store.connect(db)
+    assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 40_000
+    assert store.read_loads(conn)["n_inserted"].tolist() == [20_000, 20_000]
+    conn.close()
+
+
+def test_a_writer_that_waits_too_long_gets_a_clear_message(tmp_path):
+    db = tmp_path / "s.sqlite"
+    holder = store.connect(db)
+    holder.execute("BEGIN IMMEDIATE")  # another load in the middle of writing
+    try:
+        from .test_store import result
+        conn = store.connect(db, timeout_s=0.2)
+        with pytest.raises(store.StoreError, match=r"the store .*s\.sqlite is busy: another "
+                                                   r"load .* more than 0\.2 s .* try again"):
+            store.write_load(conn, result([{"ref": "A"}]), path="a", content_sha256="a")
+        conn.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+READER = textwrap.dedent("""
+    import sys, time
+    from hotspots import store
+    counts, t_end = [], time.time() + float(sys.argv[2])
+    while time.time() < t_end:
+        conn = store.connect(sys.argv[1])
+        counts.append(len(store.read_incidents(conn)))
+        conn.close()
+    print(min(counts), max(counts), len(counts), flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_the_app_keeps_reading_while_a_load_writes(tmp_path):
+    db = str(tmp_path / "s.sqlite")
+    from .test_store import result
+    conn = store.connect(db)
+    store.write_load(conn, result([{"ref": f"Z{i}"} for i in range(1000)]), path="z",
+                     content_sha256="z")
+    conn.close()
+    reader = spawn(READER, db, "4")
+    time.sleep(1.0)
+    writer = spawn(WRITER, db, "A", "60")
+    w_out, w_err = writer.communicate(timeout=120)
+    r_out, r_err = reader.communicate(timeout=120)
+    assert writer.returncode == 0, w_err
+    assert reader.returncode == 0, r_err
+    low, high, reads = map(int, r_out.split())
+    # every read saw either the store before the load or after it, never a part, and
+    # reads went on during the load
+    assert low == 1000 and high in (1000, 21_000) and reads > 5
