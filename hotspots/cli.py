@@ -60,13 +60,20 @@ def _print_summary(meta: dict) -> None:
 def _cmd_geodata(args, config) -> int:
     manifest = args.manifest or config.manifest
     results = geography.install_geodata(manifest, source_dir=args.source_dir,
-                                        base_url=args.base_url, cache=args.geodata)
+                                        base_url=args.base_url, cache=args.geodata,
+                                        skip_unavailable=args.skip_unavailable)
     if args.json:
         print(json.dumps({"cache": str(geography.cache_dir(args.geodata)), "files": results}))
     else:
-        n_new = sum(r["status"] == "installed" for r in results)
-        print(f"geodata: {n_new} file(s) installed, {len(results) - n_new} already present, in "
-              f"{geography.cache_dir(args.geodata)}")
+        n = {s: sum(r["status"] == s for r in results)
+             for s in ("installed", "present", "unavailable")}
+        print(f"geodata: {n['installed']} file(s) installed, {n['present']} already present, "
+              f"in {geography.cache_dir(args.geodata)}")
+        if n["unavailable"]:
+            print(f"  {n['unavailable']} file(s) have no published source and were not "
+                  "installed (install them --from a folder holding them; a local authority's "
+                  "boundaries and population: `hotspots fetch area --la CODE`): "
+                  + ", ".join(r["name"] for r in results if r["status"] == "unavailable"))
     return 0
 
 
@@ -274,7 +281,8 @@ def _cmd_demo(args, config) -> int:
     summarise the latest complete month by LSOA and ward."""
     out = {"steps": []}
     manifest = config.manifest
-    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata)
+    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata,
+                              skip_unavailable=args.source_dir is None)
     cache = geography.cache_dir(args.geodata)
     synth_dir = Path(args.data) / "synthetic"
     args_s = argparse.Namespace(geodata=args.geodata, n=args.n, start="2022-09-01",
@@ -340,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     gi = gsub.add_parser("install", help="install into the cache, checked by sha256")
     gi.add_argument("--from", dest="source_dir", help="copy from this folder, not download")
     gi.add_argument("--base-url", help="download NAME from BASE_URL/NAME (a mirror)")
+    gi.add_argument("--skip-unavailable", action="store_true",
+                    help="downloading, pass over files with no published source")
     gi.add_argument("--manifest", help="geodata manifest (default: the configuration's)")
     common(gi, store=False)
     gi.set_defaults(func=_cmd_geodata)

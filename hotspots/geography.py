@@ -111,7 +111,7 @@ def _fetch(url: str, dest: Path, timeout_s: float) -> None:
 
 def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = None,
                     base_url: str | None = None, cache: str | Path | None = None,
-                    timeout_s: float = 60.0) -> list[dict]:
+                    timeout_s: float = 60.0, skip_unavailable: bool = False) -> list[dict]:
     """Install every manifest file into the cache, verified by sha256.
 
     Parameters
@@ -122,11 +122,13 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
         Without either, a derived file (``derived_from``) is derived from its installed
         source, and checked by its sha256 like any other.
     cache : destination; see :func:`cache_dir`.
+    skip_unavailable : downloading, pass over the files with no published source (status
+        ``unavailable``) instead of stopping at the first.
 
     Returns
     -------
     list of dicts ``{"name", "path", "status"}`` with status ``installed`` or ``present``
-    (already in the cache with the right checksum).
+    (already in the cache with the right checksum), or ``unavailable``.
 
     Raises
     ------
@@ -164,10 +166,15 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
                 origin = f"{entry.derived_from} (rows of LSOAs named {entry.lsoa_name_prefix}*)"
             else:
                 url = f"{base_url.rstrip('/')}/{entry.name}" if base_url else entry.url
+                if not url and skip_unavailable:
+                    results.append({"name": entry.name, "path": str(dest),
+                                    "status": "unavailable"})
+                    continue
                 if not url:
                     raise GeodataError(f"{entry.name} has no download source in the manifest (it "
-                                       "was derived from its source); install it --from a folder "
-                                       "or --base-url of a mirror holding it.")
+                                       "was derived from its source by hand); install it --from "
+                                       "a folder or --base-url of a mirror holding it, or pass "
+                                       "--skip-unavailable.")
                 _fetch(url, tmp, timeout_s)
                 origin = url
             got = sha256_file(tmp)

@@ -147,3 +147,12 @@ def test_derived_police_files_are_derived_in_code_byte_for_byte(tmp_path, http_s
                                            r"LSOAs named Tower Hamlets 00\*\) has sha256"):
         geography.install_geodata(manifest, cache=tmp_path / "c")
     assert not (tmp_path / "c" / derived[0].name).exists()
+
+
+def test_skip_unavailable_installs_what_has_a_source_and_lists_the_rest(tmp_path,
+                                                                        http_server):
+    manifest = small_manifest(tmp_path, urls={SMALL[1]: f"{http_server}/{SMALL[1]}"})
+    res = geography.install_geodata(manifest, cache=tmp_path / "c", skip_unavailable=True)
+    assert [(r["name"], r["status"]) for r in res] == [(SMALL[0], "unavailable"),
+                                                       (SMALL[1], "installed")]
+    assert not (tmp_path / "c" / SMALL[0]).exists()
