@@ -53,8 +53,11 @@ DEFAULT_POLICEUK_API = "https://data.police.uk/api"
 POLICEUK_API_ENV = "HOTSPOTS_POLICEUK_API"
 #: Longest GET the API accepts (characters of the URL); longer requests go by POST.
 MAX_GET_CHARS = 4094
-#: Deepest split of the area on 503 answers (4**8 tiles), before giving up.
-MAX_SPLIT_DEPTH = 8
+#: Deepest split of the area on 503 answers, and most 503 answers in a month, before
+#: the service is taken to be down rather than the area too full (10,000 crimes a month
+#: in a tile 1/64 of a borough across does not happen; an outage answers 503 to all).
+MAX_SPLIT_DEPTH = 6
+MAX_503_PER_MONTH = 40
 USER_AGENT = "hotspots (community safety partnership hotspot analysis)"
 
 #: API category slugs and the CSV ``Crime type`` each one is.
@@ -262,7 +265,7 @@ def _quarters(poly: shapely.Polygon) -> list[shapely.Polygon]:
 class MonthStats:
     requests: int = 0
     tiles: int = 0
-    splits: int = 0
+    splits: int = 0  # 503 answers: each split its tile into quarters
     received: int = 0
     duplicates: int = 0
     outside: int = 0
@@ -282,10 +285,11 @@ def _crimes(client: Client, base: str, slug: str, month: str, poly: shapely.Poly
                                              accept=(503,))
     stats.requests += client.requests - before
     if status == 503:
-        if depth >= MAX_SPLIT_DEPTH:
-            raise FetchError(f"{what}: the service still answers 503 for a tile of "
-                             f"{poly.bounds[2] - poly.bounds[0]:.5f} degrees; it is more "
-                             "likely down than the tile too full. Run again later.")
+        if depth >= MAX_SPLIT_DEPTH or stats.splits >= MAX_503_PER_MONTH:
+            raise FetchError(f"{what}: the service answered 503 {stats.splits + 1} times, "
+                             f"still for a tile split {depth} times (1/{2 ** depth} of the "
+                             "area across); it is more likely down than the area too full. "
+                             "Nothing of the month was kept; run again later (it resumes).")
         stats.splits += 1
         log.info("%s: more than the service answers at once; split into quarters", what)
         return [c for tile in _quarters(poly)

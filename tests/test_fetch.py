@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 
 import pytest
 
@@ -156,6 +158,16 @@ def test_429_and_5xx_are_retried(api, config, cache, tmp_path):
     assert "run the command again later (it resumes)" in failed["error"]
 
 
+def test_a_service_down_with_503s_is_not_split_forever(api, config, cache, tmp_path):
+    fake, base = api
+    fake.faults = ["503"] * 1000  # an outage: every answer 503
+    report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-01"])
+    assert re.search(r"answered 503 7 times, still for a tile split 6 times \(1/64 of the "
+                     r"area across\); it is more likely down", report["error"])
+    assert report["months"][0]["status"] == "failed"
+    assert len(fake.log) == 8  # crimes-street-dates, then one tile at each depth: not 4**6
+
+
 def test_rate_is_at_most_the_limit():
     client = fetch.Client(rate_per_s=50)
     t0 = fetch.time.monotonic()
@@ -254,12 +266,18 @@ def test_cli_fetch_policeuk_text_and_json(api, cache, tmp_path, capsys, monkeypa
     db = str(tmp_path / "s.sqlite")
     args = ["--geodata", str(cache), "fetch", "policeuk", "--months", "2024-06..2024-07",
             "--categories", "burglary", "--store", db]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress on a terminal
     assert main(args) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "police.uk 2024-06: not available from police.uk (crimes-street-dates)" in err
+    assert re.search(r"police.uk 2024-07: \d{3} crimes \(1 requests, 1 tile\(s\), 0 on tile "
+                     r"edges kept once, \d+ outside the area left out\)", err)
     assert "2 request(s): 1 month(s) unavailable, 1 month(s) loaded" in out
     assert "2024-07-policeuk-api_e09000030_burglary.csv (policeuk): read" in out
     assert main(args + ["--json"]) == 0
-    report = __import__("json").loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    assert err == ""  # quiet with --json, even on a terminal
+    report = json.loads(out)
     assert [m["status"] for m in report["months"]] == ["unavailable", "already_loaded"]
     fake.faults = ["html"]
     fake.dates = None
