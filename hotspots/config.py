@@ -6,6 +6,7 @@ passes its own file. Nothing else in the package names a place.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Mapping
@@ -89,6 +90,7 @@ class Config:
     nearest_max_m: float = 250.0
     location_key_m: int = 10
     future_tolerance_days: int = 1
+    earliest_date: dt.date = dt.date(2000, 1, 1)
     land_layer: str = ""
     ranking: dict[str, float] = field(default_factory=dict)
     partner_min_count: int = 5
@@ -180,6 +182,10 @@ def load_config(path: str | Path | None = None) -> Config:
                               f"add [categories.{key}] or use one of {sorted(cats)}.")
     assign = raw.get("assign", {})
     ingest = raw.get("ingest", {})
+    earliest = ingest.get("earliest_date", dt.date(2000, 1, 1))
+    if not isinstance(earliest, dt.date) or isinstance(earliest, dt.datetime):
+        raise ConfigError(f"{where}: ingest.earliest_date = {earliest!r}; give a date without "
+                          "quotes, e.g. earliest_date = 2000-01-01.")
     return Config(
         name=_require(area, "name", "study_area", where),
         code=area.get("code", ""),
@@ -191,6 +197,7 @@ def load_config(path: str | Path | None = None) -> Config:
         nearest_max_m=float(assign.get("nearest_max_m", 250.0)),
         location_key_m=int(ingest.get("location_key_m", 10)),
         future_tolerance_days=int(ingest.get("future_tolerance_days", 1)),
+        earliest_date=earliest,
         land_layer=land,
         ranking={k: float(v) for k, v in raw.get("ranking", {}).items()},
         partner_min_count=int(raw.get("partner", {}).get("min_count", 5)),
