@@ -60,16 +60,24 @@ _ILLEGAL_XML = re.compile(r"[\000-\010\013\014\016-\037]")
 _XLSX_MAX_TEXT = 32767
 
 
+#: A plain decimal number written as text (``-0.0739``, ``+44``, ``1e-3``): a spreadsheet
+#: reads it as that number, never as a formula, so it is not guarded. ASCII digits only.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def neutralise(value):
-    """Make a cell value safe to open in a spreadsheet.
+    """Make a cell value safe to open in a spreadsheet: the one guard of every CSV and
+    XLSX cell the package writes.
 
     Text whose first character (or first after leading spaces/newlines) is one of
     :data:`DANGEROUS_STARTS` (``=``, ``+``, ``-``, ``@``, tab, carriage return and their
     full-width forms) gets a leading apostrophe ``'``, as the OWASP CSV-injection
     guidance recommends: the spreadsheet then shows the text instead of evaluating it,
     the reader sees it was altered, and the original is the value without its first
-    character. Anything that is not text (numbers, including negative ones, booleans,
-    None) is returned unchanged.
+    character. Text that is a plain decimal number (``-0.0739``, a negative longitude
+    read from an export as text) is a number, not a formula, and stays as it is, so a
+    file written here reads back with the same values. Anything that is not text
+    (numbers, including negative ones, booleans, None) is returned unchanged.
 
     Parameters
     ----------
@@ -82,6 +90,8 @@ def neutralise(value):
     if not isinstance(value, str):
         return value
     text = str(value)
+    if _NUMBER_TEXT.fullmatch(text):
+        return text
     if text.startswith(DANGEROUS_STARTS) or text.lstrip(" \n").startswith(DANGEROUS_STARTS):
         return "'" + text
     return text

@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -8,9 +9,12 @@ import pytest
 from hotspots import export
 from hotspots.export import neutralise, partner_table, write_csv, write_xlsx
 
-DANGEROUS = ['=HYPERLINK("http://x","click")', "+1", "-1+2", "@SUM(A1)", "\tcmd", "\r=1",
-             " =1+1", "\uff1dSUM(A1)"]
-HARMLESS = ["<script>alert(1)</script>", "Brick Lane", "", "#N/A", "it's =fine"]
+DANGEROUS = ['=HYPERLINK("http://x","click")', "+cmd|' /C calc'!A0", "-1+2", "-2+3",
+             "@SUM(A1)", "\tcmd", "\r=1", " =1+1", "\uff1dSUM(A1)", "\uff0d1", "-0x10",
+             "-1,5", "- 1", "-inf"]
+# text that is a plain number reads back as that number: never guarded
+NUMBER_TEXT = ["-0.0739", "+44", "-1", "1e-3", "-.5", "-2E+3", "51.52"]
+HARMLESS = ["<script>alert(1)</script>", "Brick Lane", "", "#N/A", "it's =fine", *NUMBER_TEXT]
 
 
 def hostile() -> pd.DataFrame:
@@ -181,3 +185,47 @@ def test_partner_pack_written_safely(tmp_path):
     assert [ws.cell(row=r, column=n).value for r in range(2, 7)] == ["<5", 5, 0, 12, "<5"]
     assert ws.cell(row=3, column=n).data_type == "n"
     assert ws["B2"].value == "'=HYPERLINK(\"http://x\")" and ws["B2"].data_type == "s"
+
+
+def test_rejected_rows_file_round_trips_through_ingest(tmp_path, cache, capsys):
+    """A user corrects the rejected-rows CSV and loads it again: the negative longitude
+    is still a number (no apostrophe), so the row loads; only real formula text is
+    guarded."""
+    import json
+
+    from hotspots.cli import main
+
+    export_file = tmp_path / "asb.csv"
+    with export_file.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Ref", "When", "Type", "Lat", "Lon", "Where"])
+        w.writerow(["R1", "2024-08-03 21:15", "Rowdy", "51.5205", "-0.0716", "Brick Lane"])
+        w.writerow(["R2", "2024-08-04 22:00", "Rowdy behavour", "51.5206", "-0.0739",
+                    "=HYPERLINK(\"http://x\")"])
+    mapping = tmp_path / "asb.toml"
+    mapping.write_text('source = "asb"\n[columns]\nreference = "Ref"\ndatetime = "When"\n'
+                       'category = "Type"\nlatitude = "Lat"\nlongitude = "Lon"\n'
+                       'location = "Where"\n[categories]\n"Rowdy" = "asb_nuisance"\n')
+    store = tmp_path / "s.sqlite"
+
+    def ingest(path):
+        capsys.readouterr()
+        main(["--geodata", str(cache), "ingest", str(path), "--mapping", str(mapping),
+              "--store", str(store), "--json"])
+        return json.loads(capsys.readouterr().out)["files"][0]
+
+    first = ingest(export_file)
+    assert (first["accepted"], first["rejected"]) == (1, 1)
+    kept = Path(first["rejected_file"])
+    with kept.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, bad = rows[0], rows[1]
+    assert bad[header.index("Lon")] == "-0.0739" and bad[header.index("Lat")] == "51.5206"
+    assert bad[header.index("Where")] == "'=HYPERLINK(\"http://x\")"  # guarded text
+    bad[header.index("Type")] = "Rowdy"  # the correction
+    fixed = tmp_path / "asb-fixed.csv"
+    with fixed.open("w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh).writerows([header, bad])
+    again = ingest(fixed)
+    assert (again["read"], again["accepted"], again["rejected"]) == (1, 1, 0), again
+    assert "unparseable_coordinates" not in again["reasons"]
