@@ -409,7 +409,8 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     if places is not None:
         _places_layer(m, places)
     heading = f"{config.name}: hotspots, {meta['period']}"
-    note = f"{meta['incidents']:,} incidents" + (
+    # no total when meta["incidents"] is None (the partner pack's map)
+    note = ("" if meta.get("incidents") is None else f"{meta['incidents']:,} incidents") + (
         ", categories: " + ", ".join(config.label(c) for c in meta["categories"])
         if meta.get("categories") else "")
     _title_and_controls(m, heading, note)
