@@ -845,7 +845,10 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
                            problem_message(file, int(line), "(whole row)", text,
                                            "malformed_row", detail)))
     problems = probs.frame().sort_values(["row", "field"], kind="stable", ignore_index=True)
-    rejected = frame.iloc[np.flatnonzero(probs.bad)].astype(object)
+    # a corrected rejected-rows file has the report's own "row" and "reasons": the new
+    # report's replace them
+    rejected = (frame.iloc[np.flatnonzero(probs.bad)].astype(object)
+                .drop(columns=["row", "reasons"], errors="ignore"))
     rejected.insert(0, "row", row_no[probs.bad])
     if malformed:
         raw = pd.DataFrame({"row": [m[0] for m in malformed], "raw_text": [m[2] for m in

@@ -1,7 +1,10 @@
 """Folium maps: the one place that converts to EPSG:4326 for the web.
 
-Text from records is escaped before it reaches the page; popups are built as HTML from
-escaped parts only.
+Text from records, boundary files and the configuration is escaped before it reaches
+the page: Leaflet puts tooltip and popup contents and layer-control names into the page
+as HTML (folium does not escape them), so every tooltip field, popup and layer name is
+built from escaped parts only. The title box is escaped; legend captions are drawn as
+text by d3.
 """
 
 from __future__ import annotations
@@ -175,12 +178,12 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
         value=values,
         popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
                     for _, r in table.iterrows()],
-        label=[f"{n} ({c}): {_fmt(v)}" for n, c, v in zip(web["name"], web["code"], values,
-                                                           strict=True)])
+        label=[_esc(f"{n} ({c}): {_fmt(v)}") for n, c, v in zip(web["name"], web["code"],
+                                                                 values, strict=True)])
     layer = folium.GeoJson(
         web[["code", "label", "popup_html", "value", "geometry"]].to_json(to_wgs84=False,
                                                                           drop_id=True),
-        name=f"{MEASURE_LABELS[measure]} by {level_name}",
+        name=_esc(f"{MEASURE_LABELS[measure]} by {level_name}"),
         style_function=lambda f: {"fillColor": cmap(f["properties"]["value"]),
                                   "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
         highlight_function=lambda f: {"weight": 3, "color": "#000"},
@@ -226,7 +229,7 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
             geometry=gpd.points_from_xy(loc["lon"].round(6), loc["lat"].round(6)), crs=WEB_CRS)
         folium.GeoJson(
             feats.to_json(drop_id=True, to_wgs84=False),
-            name=f"{label}: busiest locations ({len(grp):,} incidents)", show=False,
+            name=_esc(f"{label}: busiest locations ({len(grp):,} incidents)"), show=False,
             marker=folium.CircleMarker(radius=5, weight=1, color="#333", fill=True,
                                        fill_color="#6a3d9a", fill_opacity=0.6),
             style_function=lambda f: {"radius": 3 + 2 * float(f["properties"]["n"]) ** 0.5},
@@ -285,8 +288,8 @@ def _density_layer(m: folium.Map, raster) -> None:
     web = bands.to_crs(WEB_CRS)
     web["label"] = [f"{lo:,.0f}–{hi:,.0f} incidents per km²" for lo, hi in
                     zip(web["lower"], web["upper"], strict=True)]
-    fg = folium.FeatureGroup(name=f"Kernel density ({raster.kernel}, bandwidth "
-                                  f"{raster.bandwidth_m:.0f} m)", show=True)
+    fg = folium.FeatureGroup(name=_esc(f"Kernel density ({raster.kernel}, bandwidth "
+                                       f"{raster.bandwidth_m:.0f} m)"), show=True)
     folium.GeoJson(
         web[["band", "label", "geometry"]].to_json(drop_id=True),
         style_function=lambda f: {"fillColor": DENSITY_COLOURS[f["properties"]["band"]],
@@ -308,7 +311,7 @@ def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     name = (f"Getis-Ord Gi* hot and cold spots ({meta.get('gi_neighbours', 'queen')} "
             f"neighbours, {meta.get('cell_size_m', 0):.0f} m cells, "
             f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})")
-    fg = folium.FeatureGroup(name=name, show=False)
+    fg = folium.FeatureGroup(name=_esc(name), show=False)
     if len(sig) > MAX_GI_CELLS:
         sig = sig.dissolve("gi_class", aggfunc={"n": "sum"}).reset_index()
         sig["popup_html"] = [f"<b>{_esc(GI_CLASSES[c][0])}</b><br>{n:,} incidents in these "
@@ -406,7 +409,8 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     if places is not None:
         _places_layer(m, places)
     heading = f"{config.name}: hotspots, {meta['period']}"
-    note = f"{meta['incidents']:,} incidents" + (
+    # no total when meta["incidents"] is None (the partner pack's map)
+    note = ("" if meta.get("incidents") is None else f"{meta['incidents']:,} incidents") + (
         ", categories: " + ", ".join(config.label(c) for c in meta["categories"])
         if meta.get("categories") else "")
     _title_and_controls(m, heading, note)

@@ -9,7 +9,7 @@ import pytest
 from hotspots.maps import area_map, map_html, save_map
 from hotspots.summary import area_summary, month_period
 
-from .conftest import open_page
+from .conftest import XSS_PAYLOADS, guard_page, open_page, xss_findings
 
 EVIL = "<script>window.__pwned=1</script>${window.__pwned=2}`=HYPERLINK(\"http://x\")"
 
@@ -92,6 +92,37 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
         page.screenshot(path=str(tmp_path / "phone.png"))
         browser.close()
     assert errors == []
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium")
+def test_boundary_names_and_category_labels_are_text_on_the_area_map(layers, config, tmp_path):
+    """Ward and LSOA names come from a boundary file and category labels from the
+    configuration: both reach tooltips, popups and the layer control as text only."""
+    import dataclasses
+
+    from playwright.sync_api import sync_playwright
+
+    lsoa = layers["lsoa"].copy()
+    lsoa["name"] = [XSS_PAYLOADS[i % len(XSS_PAYLOADS)] for i in range(len(lsoa))]
+    labels = {k: dataclasses.replace(c, label=XSS_PAYLOADS[i % len(XSS_PAYLOADS)])
+              for i, (k, c) in enumerate(config.categories.items())}
+    hostile = dataclasses.replace(config, categories=labels, name=XSS_PAYLOADS[2])
+    inc = demo_incidents(layers)
+    table, meta = area_summary(inc, lsoa, level="lsoa", period=month_period("2024-08"),
+                               config=hostile)
+    path = save_map(area_map(table, meta, config=hostile, incidents=inc), tmp_path / "m.html")
+    with sync_playwright() as pw:
+        browser, page, errors = open_page(pw, width=1000, height=800)
+        dialogs = guard_page(page)
+        page.goto(path.as_uri())
+        page.wait_for_selector("path.leaflet-interactive")
+        found = xss_findings(page)
+        control = page.locator(".leaflet-control-layers").text_content()
+        tooltips = page.locator(".leaflet-tooltip").all_inner_texts()
+        browser.close()
+    assert found == [] and dialogs == [] and errors == []
+    assert any(p in t for p in XSS_PAYLOADS for t in tooltips)  # shown as text
+    assert any(f"{p}: busiest locations" in control for p in XSS_PAYLOADS)  # layer names
 
 
 def test_area_map_shows_streets_with_repeats_never_a_single_address(layers, config):
