@@ -16,14 +16,14 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from hotspots import geography, jobs, pack, store, trends
+from hotspots import auth, geography, jobs, pack, store, trends
 from hotspots.config import Config, load_config
 from hotspots.errors import HotspotsError
 from hotspots.summary import month_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
 FULL_ROLES = ("analyst", "chair")
-ROLES = ("analyst", "chair", "officer", "partner")
+ROLES = auth.ROLES
 #: Largest upload, in MB; keep equal to server.maxUploadSize in .streamlit/config.toml.
 MAX_UPLOAD_MB = 50
 WORK = Path(tempfile.gettempdir()) / "hotspots-app"
@@ -181,6 +181,12 @@ def ward_names() -> dict[str, str]:
 
 def role() -> str:
     return st.session_state.get("role", "")
+
+
+def current_user() -> str:
+    """The signed-in user's name, as the store's audit trail records it: the password user
+    name, the OIDC e-mail, or "local analyst" in local mode (set in streamlit_app.py)."""
+    return st.session_state.get("user", "")
 
 
 def require(*allowed: str) -> None:
