@@ -21,7 +21,8 @@ Sign-in, in this order:
    ``"e-mail" = "role"`` (keys quoted), matched ignoring case against the ID token's
    ``email`` claim; an e-mail not listed, no e-mail, or ``email_verified = false`` is
    refused. The sidebar's "Sign out" also ends the session at the provider, if it
-   offers an end-session endpoint.
+   offers an end-session endpoint. A session ends ``[signin] session_hours`` (default 12)
+   after the provider signed the user in (the ID token's ``iat``).
 3. **Passwords** otherwise, from a ``[passwords]`` table in the secrets written by
    ``hotspots user add NAME --role ROLE`` (Argon2 hashes, and a ``[signin]`` secret for
    the session cookie): throttled per user and per client, sessions that survive a refresh
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import os
 import string
+import time
 
 import streamlit as st
 
@@ -71,6 +73,10 @@ def _oidc_login() -> tuple[str, str] | None:
     if not st.user.is_logged_in:
         st.title("hotspots: sign in")
         st.button("Sign in", on_click=st.login)
+        return None
+    issued = st.user.get("iat")  # when the provider signed the user in (ID token claim)
+    if isinstance(issued, int | float) and time.time() - issued > signin.settings()["hours"] * 3600:
+        st.logout()  # the session is older than [signin] session_hours: sign in again
         return None
     email = str(st.user.get("email") or "").strip()
     if not email:

@@ -242,7 +242,9 @@ def _try(at: AppTest, user: str, password: str) -> AppTest:
 
 
 def _signed_in(at: AppTest) -> str:
-    return " ".join(c.value for c in at.sidebar.caption if c.value.startswith("Signed in"))
+    """The sidebar's "Signed in: user (role)", as shown (without Markdown escapes)."""
+    return " ".join(c.value.replace("\\", "") for c in at.sidebar.caption
+                    if c.value.startswith("Signed in"))
 
 
 @pytest.mark.slow
@@ -315,3 +317,74 @@ def test_no_signin_secret_says_how_to_add_one(app, monkeypatch):
     at.run()
     assert "no [signin] secret" in at.error[0].value
     assert "hotspots user add" in at.error[0].value and not at.text_input
+
+
+def test_oidc_sessions_expire_too(app, monkeypatch):
+    """Single sign-on: st.login's cookie lasts 30 days; the app ends the session
+    session_hours after the provider signed the user in (the ID token's iat)."""
+    def oidc(iat: float) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:1/oauth2callback",
+                              "cookie_secret": SECRET, "client_id": "x", "client_secret": "y",
+                              "server_metadata_url": "http://127.0.0.1:1/.well-known/x"}
+        at.secrets["roles"] = {"officer@example.org": "officer"}
+        at.secrets["signin"] = {"session_hours": 8}
+        at.user = {"email": "officer@example.org", "is_logged_in": True, "iat": iat}
+        return at.run()
+
+    at = oidc(time.time() - 7.9 * 3600)
+    assert _signed_in(at) == "Signed in: officer@example.org (officer)"
+    at = oidc(time.time() - 8.1 * 3600)
+    assert not at.exception and not _signed_in(at)
+    assert at.user.get("is_logged_in") is False  # st.logout: the identity cookie goes
+    at.run()
+    assert at.title[0].value == "hotspots: sign in" and not _signed_in(at)
+
+
+@pytest.mark.slow
+def test_uploads_are_removed_after_loading(tmp_path, cache, monkeypatch):
+    """The Data page writes uploads to a folder of their own while they load and removes
+    it afterwards: after a good load and after a file that is not an export."""
+    from app_pages import common
+
+    from .conftest import SHARED
+
+    monkeypatch.setenv("HOTSPOTS_LOCAL", "1")
+    monkeypatch.delenv("HOTSPOTS_TEST_ROLE", raising=False)
+    monkeypatch.setenv("HOTSPOTS_STORE", str(tmp_path / "d" / "hotspots.sqlite"))
+    monkeypatch.setenv("HOTSPOTS_GEODATA", str(cache))
+    monkeypatch.setattr(common, "WORK", tmp_path / "work" / "hotspots-app")
+    common.WORK.mkdir(parents=True)
+    seen = []
+    real = common.jobs.ingest_files
+    monkeypatch.setattr(common.jobs, "ingest_files",
+                        lambda paths, **kw: seen.extend(paths) or real(paths, **kw))
+    month = SHARED / "policeuk" / "2024-08-metropolitan-street_tower-hamlets_burglary-only.csv"
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/data.py").run()
+    for name, content, check in (
+            (month.name, month.read_bytes(), lambda a: a.dataframe[0].value["accepted"][0] > 0),
+            ("not-an-export.csv", b"\x00\x01garbage;;;\n\xff\xfe", lambda a: a.error)):
+        at.file_uploader(key="uploads").set_value((name, content, "text/csv")).run()
+        at.button(key="load").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert check(at), name
+        assert seen[-1].name == name and not seen[-1].exists()
+        assert not list((tmp_path / "work").glob("upload-*"))
+
+
+def test_secrets_file_is_git_ignored_and_the_example_is_not():
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+    assert ignored(".streamlit/secrets.toml") and ignored(".streamlit/secrets.toml.tmp")
+    assert not ignored(".streamlit/secrets.example.toml")
+    example = (ROOT / ".streamlit" / "secrets.example.toml").read_text()
+    assert tomllib.loads(example) == {}  # all commented out: a template, no secret in it
+    assert "hotspots user add" in example and "session_hours" in example
