@@ -114,7 +114,7 @@ def _check(table, conf: dict, user: str, password: str) -> None:
         LOG.warning("sign-in for %r from %s refused: throttled for %.0f s more", user,
                     keys[1][1], wait)
         st.error("Too many failed sign-ins for this user name or from this computer. "
-                 + auth.wait_message(wait))
+                 + auth.wait_message(wait, tz=st.context.timezone))
         return
     entry = table.get(user)
     ok = auth.verify_password(entry.get("password_hash") if entry else None, password)

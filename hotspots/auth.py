@@ -22,6 +22,7 @@ fix is one command: ``hotspots user add NAME --role ROLE``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -35,6 +36,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -200,11 +202,16 @@ class Throttle:
             del self._failures[k]
 
 
-def wait_message(seconds: float, now: float | None = None) -> str:
-    """'Try again in N seconds (at HH:MM:SS).' for a lockout of ``seconds``."""
+def wait_message(seconds: float, now: float | None = None, tz: str | None = None) -> str:
+    """'Try again in N seconds (at HH:MM:SS).' for a lockout of ``seconds``; the clock time
+    in the time zone ``tz`` (the browser's, an IANA name) if given, else the server's."""
     now = time.time() if now is None else now
     n = math.ceil(seconds)
-    at = time.strftime("%H:%M:%S", time.localtime(now + n))
+    try:
+        zone = ZoneInfo(tz) if tz else None
+    except (ValueError, ZoneInfoNotFoundError):
+        zone = None
+    at = dt.datetime.fromtimestamp(now + n, zone).strftime("%H:%M:%S")
     span = f"{n} second{'s' if n != 1 else ''}" if n < 120 else f"{math.ceil(n / 60)} minutes"
     return f"Try again in {span} (at {at})."
 

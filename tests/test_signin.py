@@ -130,10 +130,14 @@ def test_throttle_holds_under_concurrent_attempts():
     assert sum(r == 0 for r in results) == 3
 
 
-def test_wait_message_says_when():
+def test_wait_message_says_when_in_the_browsers_time_zone():
     now = time.mktime((2026, 1, 5, 9, 0, 0, 0, 0, -1))
     assert auth.wait_message(1.2, now) == "Try again in 2 seconds (at 09:00:02)."
     assert auth.wait_message(900, now) == "Try again in 15 minutes (at 09:15:00)."
+    summer = 1_783_000_000  # 2026-07-02 13:46:40 UTC
+    assert auth.wait_message(60, summer, tz="Europe/London").endswith("(at 14:47:40).")
+    assert auth.wait_message(60, summer, tz="UTC").endswith("(at 13:47:40).")
+    assert auth.wait_message(60, summer, tz="Not/AZone") == auth.wait_message(60, summer)
 
 
 # --- the secrets file --------------------------------------------------------------------
