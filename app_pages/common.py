@@ -15,7 +15,7 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from hotspots import geography, jobs, pack, store, trends
+from hotspots import auth, geography, jobs, pack, store, trends
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
@@ -23,7 +23,7 @@ from hotspots.summary import month_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
 FULL_ROLES = ("analyst", "chair")
-ROLES = ("analyst", "chair", "officer", "partner")
+ROLES = auth.ROLES
 #: Largest upload, in MB; keep equal to server.maxUploadSize in .streamlit/config.toml.
 MAX_UPLOAD_MB = 50
 WORK = Path(tempfile.gettempdir()) / "hotspots-app"
@@ -200,7 +200,8 @@ def role() -> str:
 
 
 def user() -> str:
-    """The signed-in user's name (set by streamlit_app.py), recorded with what they do."""
+    """The signed-in user's name, as the store's audit trail records it: the password user
+    name, the OIDC e-mail, or "local analyst" in local mode (set in streamlit_app.py)."""
     return st.session_state.get("user", "")
 
 

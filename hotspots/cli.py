@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import geography, jobs, store
+from . import auth, geography, jobs, store
 from .area import check_store_area
 from .config import load_config, resolve_settings
 from .errors import HotspotsError
@@ -265,6 +265,33 @@ def _cmd_demo(args, config) -> int:
     return 1 if any(f.get("error") for f in files) else 0
 
 
+def _read_new_password(args) -> str:
+    """The password from stdin (--password-stdin: its first line), or typed twice at the
+    terminal without echo."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise ValueError("no terminal to type the password at: pipe it in with "
+                         "--password-stdin")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Same password again: ") != first:
+        raise ValueError("the two passwords differ; nothing was written")
+    return first
+
+
+def _cmd_user(args, config) -> int:
+    new = auth.add_user(args.secrets, args.name, args.role, _read_new_password(args))
+    out = {"user": args.name, "role": args.role, "secrets": str(args.secrets), "new": new}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{'added' if new else 'replaced'} user {args.name} ({args.role}) in "
+              f"{args.secrets}; the app reads it on its next sign-in")
+    return 0
+
+
 def _quiet(fn, *a):
     import contextlib
     import io
@@ -379,6 +406,21 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--end", default="2024-08-31")
     common(y, store=False)
     y.set_defaults(func=_cmd_synth)
+
+    u = sub.add_parser("user", help="app users who sign in with a password")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    ua = usub.add_parser("add", help="add a user, or set a user's password and role, in "
+                                     "the app's secrets file (Argon2 hash)")
+    ua.add_argument("name", help="user name (letters, digits and . _ @ -)")
+    ua.add_argument("--role", required=True, choices=auth.ROLES,
+                    help="analyst or chair: every page; officer: patrol map; "
+                         "partner: partner pack")
+    ua.add_argument("--secrets", type=Path, default=auth.DEFAULT_SECRETS,
+                    help="secrets file (default .streamlit/secrets.toml; created if absent)")
+    ua.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of stdin, not the terminal")
+    common(ua, store=False)
+    ua.set_defaults(func=_cmd_user)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")

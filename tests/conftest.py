@@ -79,13 +79,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def run_app(env: dict, log_path: Path, *, cwd: Path = ROOT, port: int | None = None):
-    """``streamlit run streamlit_app.py`` on 127.0.0.1 with ``env``; yields its URL once
-    its health check answers, and stops it afterwards. ``cwd`` decides which
-    ``.streamlit/`` folder (config and secrets) Streamlit reads."""
+    """``streamlit run serve.py`` (the app, with the session cookie's route) on 127.0.0.1
+    with ``env``; yields its URL once its health check answers, and stops it afterwards.
+    ``cwd`` decides which ``.streamlit/`` folder (config and secrets) Streamlit reads."""
     port = port or free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"),
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
