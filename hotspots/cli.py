@@ -114,6 +114,11 @@ def _print_detect(meta: dict) -> None:
     print(f"  kernel density: {meta['kernel']}, bandwidth {meta['bandwidth_m']:.0f} m, "
           f"edge loss {meta['kde_edge_loss']:.1f} incidents")
     print(f"  places ({meta['method']}): {meta['places']:,}")
+    f = meta["forecast"]
+    print(f"  forecast for {f['month']}: {f['description']} on {f['cell_size_m']:.0f} m cells, "
+          f"{f['cells']} cells in the top 5% of the area; PAI {f['pai_5pct']:.2f}, hit rate "
+          f"{f['hit_rate_5pct']:.0%} on {f['test_months']} test months"
+          + (f" ({f['note']})" if f["fallback"] else ""))
     for t in meta["top"]:
         print(f"  {t['rank']:>3}. {t['label']} ({t['place_id']}): {t['n']:,} incidents")
     for k, v in meta["files"].items():
@@ -150,27 +155,47 @@ def _cmd_pack(args, config) -> int:
     return 0
 
 
+def _print_backtest(out: dict) -> None:
+    w = out["winner"]
+    print(f"Backtest: {len(out['test_months'])} test month(s) "
+          f"({', '.join(out['test_months']) or 'none'}), {out['incidents_tested']:,} "
+          f"incidents in them inside the area ({out['incidents']:,} in the selection, "
+          f"history included); cells of {', '.join(f'{c:g}' for c in out['cell_sizes_m'])} m; "
+          f"windows: {out['windows']}")
+    if not out["enough"]:
+        print(f"  only {len(out['test_months'])} test month(s): fewer than the "
+              f"{out['min_test_months']} needed to choose a map")
+    for r in out["summary"][:10]:
+        mark = "  <- chosen" if (r["method"], r["cell_size_m"]) == (w["method"],
+                                                                  w["cell_size_m"]) else ""
+        print(f"  PAI at 5%  {r['method']:<17} {r['cell_size_m']:>4.0f} m  {r['pai']:6.2f}  "
+              f"hit rate {r['hit_rate']:.0%}{mark}")
+    naive = [r for r in out["summary"] if r["method"] == "naive"]
+    if naive:
+        print(f"  naive last-month map at its best cell size ({naive[0]['cell_size_m']:.0f} m): "
+              f"{naive[0]['pai']:.2f}")
+    print(f"  forecast map: {w['method']} on {w['cell_size_m']:.0f} m cells, PAI at 5% "
+          f"{w['pai_5pct']:.2f} ({w['note']})")
+    honest = out["chosen_before_scored"]
+    if honest["months"]:
+        print(f"  chosen only on earlier months, the map scored {honest['pai_5pct']:.2f} on "
+              f"{honest['months']} month(s)")
+    for k, v in out.get("concentrated_now", {}).items():
+        if v["months"]:
+            print(f"  where it is concentrated now ({k}, not a forecast): next-month PAI "
+                  f"{v['pai']:.2f} at {v['coverage']:.1%} of the area ({v['months']} months)")
+    print(out["definitions"])
+    print(f"  table: {out['files']['table']}")
+
+
 def _cmd_backtest(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     srcs = [c.strip() for c in args.sources.split(",")] if args.sources else None
+    sizes = ([float(c) for c in args.cell_sizes.split(",")] if args.cell_sizes else None)
     out = jobs.run_backtest(config=config, store_file=args.store, out_dir=args.out,
                             cache=args.geodata, categories=cats, sources=srcs,
-                            test_months=args.test_months, window=args.window,
-                            cell_size_m=args.cell_size_m)
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    print(f"Backtest over {', '.join(out['test_months'])} ({out['incidents']:,} incidents, "
-          f"{out['cell_size_m']:g} m cells, {out['window_months']}-month window)")
-    naive = out["pai_at_5pct"].get("naive")
-    for method, value in sorted(out["pai_at_5pct"].items(), key=lambda kv: -kv[1]):
-        mark = "  <- best" if method == out["best_at_5pct"] else ""
-        print(f"  PAI at 5% coverage  {method:<12} {value:6.2f}{mark}")
-    if naive is not None:
-        print(f"  the naive last-month map scores {naive:.2f}; the best method is "
-              f"{out['best_at_5pct']}: use it as the default map for this data")
-    print(out["definitions"])
-    print(f"  table: {out['files']['table']}")
+                            test_months=args.test_months, cell_sizes_m=sizes)
+    print(json.dumps(out)) if args.json else _print_backtest(out)
     return 0
 
 
@@ -377,9 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "which one to use by default")
     bt.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     bt.add_argument("--sources", help="comma-separated sources, e.g. policeuk (default: all)")
-    bt.add_argument("--test-months", type=int, default=6, help="months to test (default 6)")
-    bt.add_argument("--window", type=int, default=12, help="training months (default 12)")
-    bt.add_argument("--cell-size-m", type=float, default=100.0)
+    bt.add_argument("--test-months", type=int, default=12,
+                    help="latest months to test, each with 3 months of history before it "
+                         "(default 12)")
+    bt.add_argument("--cell-sizes", help="comma-separated cell sizes in metres, multiples of "
+                                         "the smallest (default 50,100,150,200,250)")
     bt.add_argument("--out", default="out", help="output folder (default out/)")
     common(bt)
     bt.set_defaults(func=_cmd_backtest)

@@ -308,9 +308,11 @@ def _density_layer(m: folium.Map, raster) -> None:
 
 def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     sig = cells.loc[cells["gi_class"] != 0]
-    name = (f"Getis-Ord Gi* hot and cold spots ({meta.get('gi_neighbours', 'queen')} "
-            f"neighbours, {meta.get('cell_size_m', 0):.0f} m cells, "
-            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})")
+    name = (f"Where it is concentrated now (not a forecast): Getis-Ord Gi* hot and cold "
+            f"spots ({meta.get('gi_neighbours', 'queen')} neighbours, "
+            f"{meta.get('cell_size_m', 0):.0f} m cells, "
+            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})"
+            + _now_note(meta, "gistar"))
     fg = folium.FeatureGroup(name=_esc(name), show=False)
     if len(sig) > MAX_GI_CELLS:
         sig = sig.dissolve("gi_class", aggfunc={"n": "sum"}).reset_index()
@@ -335,7 +337,8 @@ def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     fg.add_to(m)
 
 
-def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20) -> None:
+def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20,
+                  note: str = "") -> None:
     if places.empty:
         return
     web = places.to_crs(WEB_CRS)
@@ -351,7 +354,8 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
            + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"))
         + f"<br>Seen {_esc(r.first_seen)} to {_esc(r.last_seen)}"
         for i, r in zip(numbers, web.itertuples(index=False), strict=True)]
-    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}",
+    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}; "
+                                  f"where it is concentrated now, not a forecast{note}",
                              show=True)
     folium.GeoJson(
         web[["place_id", "popup_html", "geometry"]].to_json(drop_id=True),
@@ -369,16 +373,30 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
     fg.add_to(m)
 
 
-def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame) -> None:
-    if forecast.empty:
-        return
+def _now_note(meta: dict, key: str) -> str:
+    """", next-month PAI x at y% of the area" for a "where it is concentrated now" layer."""
+    v = (meta.get("concentrated_now") or {}).get(key) or {}
+    if not v.get("months"):
+        return ""
+    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.1%} of "
+            f"the area: PAI {v['pai']:.2f} over {v['months']} months")
+
+
+def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> None:
     web = forecast.to_crs(WEB_CRS)
-    web["label"] = [f"{n} incident(s) in the last 12 months" for n in web["n_12m"]]
-    fg = folium.FeatureGroup(name="Forecast: top 5% of the area by 12-month cell counts "
-                                  "(the method that won the backtests)", show=False)
-    folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
-                   style_function=lambda f: {"fill": False, "color": "#006d2c", "weight": 2},
-                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+    web["label"] = [f"Rank {r} of {len(web)}; score {s:.2f}" for r, s in
+                    zip(web["rank"], web["score"], strict=True)]
+    fallback = " (fallback: too little history to choose)" if info["fallback"] else ""
+    fg = folium.FeatureGroup(
+        name=_esc(f"Forecast for {info['month']}: top 5% of the area, {info['description']}, "
+                  f"{info['cell_size_m']:.0f} m cells; PAI {info['pai_5pct']:.2f}, hit rate "
+                  f"{info['hit_rate_5pct']:.0%} on {info['test_months']} test months"
+                  + fallback), show=True)
+    if not web.empty:
+        folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
+                       style_function=lambda f: {"fill": False, "color": "#006d2c",
+                                                 "weight": 2},
+                       tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
     fg.add_to(m)
 
 
@@ -386,7 +404,9 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
                 cells: gpd.GeoDataFrame | None = None,
                 places: gpd.GeoDataFrame | None = None,
                 forecast: gpd.GeoDataFrame | None = None) -> folium.Map:
-    """Detection map: density contours, Gi* hot and cold cells, numbered places.
+    """Detection map: density contours, Gi* hot and cold cells, numbered places (these
+    three say where incidents are concentrated now), and the forecast layer (cells from
+    :func:`hotspots.forecast.forecast_layer`, described by ``meta["forecast"]``).
 
     The HTML size does not grow with the number of incidents: every layer is an
     aggregate (contours, significant cells, place polygons).
@@ -405,9 +425,9 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     if cells is not None:
         _gistar_layer(m, cells, meta)
     if forecast is not None:
-        _forecast_layer(m, forecast)
+        _forecast_layer(m, forecast, meta["forecast"])
     if places is not None:
-        _places_layer(m, places)
+        _places_layer(m, places, note=_now_note(meta, "places"))
     heading = f"{config.name}: hotspots, {meta['period']}"
     # no total when meta["incidents"] is None (the partner pack's map)
     note = ("" if meta.get("incidents") is None else f"{meta['incidents']:,} incidents") + (

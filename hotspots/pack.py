@@ -20,7 +20,7 @@ from .errors import HotspotsError
 from .export import partner_table, write_csv, write_xlsx
 from .gistar import grid_neighbours
 from .grid import cell_index
-from .jobs import _analyse, latest_complete_month
+from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
@@ -373,11 +373,18 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     # the partner map states no total (with the listed counts it gives a small one away)
     meta = {"period": period.label, "incidents": None if partner else len(cur),
             "categories": []}
+    forecast = None
+    if not partner:  # the same forecast cells as `hotspots detect` draws and the app shows
+        forecast, backtest = forecast_for(config=config, period=period, area=area,
+                                          store_file=store_file, categories=categories)
+        meta.update(forecast=forecast_meta(forecast, backtest, period),
+                    concentrated_now=backtest.get("concentrated_now", {}))
     map_places = ranked.assign(label=[c["label"] for c in cards]) if partner else ranked
     page_map = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,
                                     config=config, raster=raster,
                                     cells=None if partner else cells,
-                                    places=None if partner else map_places))
+                                    places=None if partner else map_places,
+                                    forecast=forecast))
     suffix = ("" if units == "places" else f"_{units}") + ("_partner" if partner else "")
     title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"
                                                               if partner else "")

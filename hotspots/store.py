@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
     reasons TEXT NOT NULL, raw_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS backtests (
+    selection TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+    result_json TEXT NOT NULL, PRIMARY KEY (selection, fingerprint)
+);
 """
 
 #: Columns added since the first stores were written: (table, column, declaration).
@@ -417,3 +421,29 @@ def write_meta(conn: sqlite3.Connection, **values: str) -> None:
     with conn:
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          [(k, str(v)) for k, v in values.items()])
+
+
+# --- backtest results (hotspots.forecast), reused until the store's data change --------
+
+
+def _data_fingerprint(conn: sqlite3.Connection) -> str:
+    load, n = conn.execute("SELECT (SELECT max(load_id) FROM loads), count(*) FROM incidents"
+                           ).fetchone()
+    return f"load{load or 0}:n{n}"
+
+
+def write_backtest(conn: sqlite3.Connection, selection: str, result: dict) -> None:
+    """Keep a backtest result for a selection (sources, categories, options) against the
+    store's current data; an earlier result for the same selection and data is replaced."""
+    conn.execute("INSERT OR REPLACE INTO backtests VALUES (?, ?, ?, ?)",
+                 (selection, _data_fingerprint(conn), _now(),
+                  json.dumps(result, allow_nan=True)))
+
+
+def read_backtest(conn: sqlite3.Connection, selection: str) -> dict | None:
+    """The latest backtest result kept for a selection, or None when there is none for the
+    store's current data (a load since then changes the data and so the answer)."""
+    row = conn.execute("SELECT result_json FROM backtests WHERE selection = ? AND fingerprint "
+                       "= ? ORDER BY created_at DESC LIMIT 1",
+                       (selection, _data_fingerprint(conn))).fetchone()
+    return json.loads(row[0]) if row else None

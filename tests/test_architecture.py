@@ -6,7 +6,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
-            "evaluate",
+            "evaluate", "forecast",
             "repeats", "trends"}
 OUTPUTS = {"maps", "export", "report"}
 FRONT = {"cli", "jobs"}

@@ -633,3 +633,31 @@ def test_coverage_of_each_stream():
     assert cov.loc[("policeuk", "asb")].tolist() == ["2023-04", "2023-04", 1, 1, 1]
     with pytest.raises(ValueError, match="incidents has no column 'category'"):
         coverage(inc.drop(columns="category"))
+
+
+@pytest.mark.slow
+def test_trend_labels_raise_no_false_alarms_on_stationary_data():
+    # the same Poisson rate every month for every place (rates from 1 to 40 a month):
+    # nothing rises or falls, so the labels must (almost) never say so. The plain,
+    # unadjusted test does flag about 1 place in 20, which is why the label does not use it
+    rng = np.random.default_rng(12)
+    rates = rng.uniform(1, 40, size=100)
+    units = np.array([f"U{i:03d}" for i in range(len(rates))])
+    labelled, plain, replicates_with_alarm = 0, 0, 0
+    for _ in range(12):
+        parts = []
+        for date in ("2023-08-15", "2024-07-15", "2024-08-15"):
+            n = rng.poisson(rates)
+            parts.append(pd.DataFrame({"unit": np.repeat(units, n), "date": date}))
+        rows = pd.concat(parts, ignore_index=True)
+        inc = rows.assign(source="lbth-asb", category="asb_nuisance",
+                          period=rows["date"].str[:7])
+        out = period_trends(inc, period=month_period("2024-08"))
+        alarms = int((out["trend"] != "no clear change").sum())
+        labelled += alarms
+        replicates_with_alarm += alarms > 0
+        plain += int((out["p_previous"] <= 0.05).sum())
+    tested = 12 * len(rates)
+    assert plain > 0.02 * tested  # the unadjusted test raises false alarms...
+    assert labelled <= 2  # ...the labels next to none
+    assert replicates_with_alarm <= 1  # BH at 5%: a false alarm in about 1 month in 20
