@@ -126,7 +126,8 @@ def sign_in() -> tuple[str, str] | None:
 
 
 def sidebar(user: str, role: str) -> None:
-    """Period, categories and wards, kept in st.session_state for every page."""
+    """Period, categories and areas of the main layer (wards), kept in st.session_state
+    for every page."""
     refused = common.check_area()
     if refused:
         st.error(f"This store cannot be used with this configuration: {refused}")
@@ -153,8 +154,9 @@ def sidebar(user: str, role: str) -> None:
         st.selectbox("Period (month)", months, key="f_month")
         st.multiselect("Categories (none = all)", list(cfg.categories), key="f_categories",
                        format_func=cfg.label)
-        names = common.ward_names()
-        st.multiselect("Wards (none = all)", sorted(names, key=names.get), key="f_wards",
+        names = common.area_names()
+        st.multiselect(f"{common.area_label(plural=True)} (none = all)",
+                       sorted(names, key=names.get), key="f_wards",
                        format_func=lambda c: names.get(c, c))
 
 

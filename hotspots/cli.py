@@ -16,8 +16,6 @@ from .config import load_config, resolve_settings
 from .errors import HotspotsError
 from .summary import MEASURES, month_period, parse_period
 
-DEMO_POLICE_UK = "metropolitan-street_tower-hamlets"
-
 
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
@@ -45,7 +43,7 @@ def _print_ingest(report: dict) -> None:
 
 
 def _print_summary(meta: dict) -> None:
-    print(f"{meta['level'].upper()} summary for {meta['period']} (previous {meta['previous']}): "
+    print(f"{meta['level_label']} summary for {meta['period']} (previous {meta['previous']}): "
           f"{meta['incidents']:,} incidents ({meta['total_in_areas']:,} in areas, "
           f"{meta['unassigned']:,} unassigned); ranked by {meta['rank_by']}")
     if meta["month_only_left_out"]:
@@ -249,7 +247,7 @@ def _synthetic_exports(folder: Path) -> list[tuple[Path, Path]]:
 
 def _cmd_demo(args, config) -> int:
     """Install geodata, make synthetic council data, load it with the real police.uk rows,
-    summarise the latest complete month by LSOA and ward."""
+    summarise the latest complete month by every layer but the 2011 LSOAs."""
     out = {"steps": []}
     manifest = config.manifest
     geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata)
@@ -261,7 +259,8 @@ def _cmd_demo(args, config) -> int:
         _quiet(_cmd_synth, args_s, config)
     else:
         _cmd_synth(args_s, config)
-    police = sorted((cache / "policeuk").glob(f"*{DEMO_POLICE_UK}*.csv"))
+    police = (sorted((cache / "policeuk").glob(f"*{config.demo_police_uk}*.csv"))
+              if config.demo_police_uk else [])
     store_file = Path(args.data) / "hotspots.sqlite"
     reports = [jobs.ingest_files(police, config=config, store_file=store_file,
                                  cache=args.geodata)]
@@ -272,7 +271,7 @@ def _cmd_demo(args, config) -> int:
     out["ingest"] = {"store": str(store_file), "files": files}
     out["summaries"] = [
         jobs.summarise(config=config, level=level, store_file=store_file, out_dir=args.out,
-                       cache=args.geodata) for level in ("lsoa", "ward")]
+                       cache=args.geodata) for level in config.summary_layers]
     out["hotspots"] = jobs.detect(config=config, store_file=store_file, out_dir=args.out,
                                   cache=args.geodata)
     from .pack import build_pack
@@ -314,6 +313,53 @@ def _cmd_user(args, config) -> int:
     else:
         print(f"{'added' if new else 'replaced'} user {args.name} ({args.role}) in "
               f"{args.secrets}; the app reads it on its next sign-in")
+    return 0
+
+
+def _cmd_area(args, config) -> int:
+    from . import area
+
+    if bool(args.borough) == bool(args.lsoa):
+        raise HotspotsError("give either --borough CODE|NAME|all (from the London LSOA file) "
+                            "or --lsoa FILE (your own boundaries), not both or neither.")
+    layers = {}
+    for spec in args.layer or []:
+        key, sep, path = spec.partition("=")
+        if not sep or not key.isidentifier():
+            raise HotspotsError(f"--layer {spec}: write KEY=FILE (e.g. ward=wards.gpkg), "
+                                "or KEY=FILE:CODE_COLUMN:NAME_COLUMN.")
+        layers[key] = area.read_boundaries(path, key=key)
+    nested, population = {}, None
+    if args.borough:
+        name, code, lsoa = area.london_boroughs(args.borough, cache=args.geodata)
+        nested = {"msoa": ("MSOA", "msoa21cd", "msoa21nm")}
+        if lsoa["lad22cd"].nunique() > 1:
+            nested["borough"] = ("Borough", "lad22cd", "lad22nm")
+        population = geography.cache_dir(args.geodata) / area.LONDON_POPULATION
+        population = population if population.exists() else None
+    else:
+        if not args.name:
+            raise HotspotsError("--lsoa needs --name (the area's name, e.g. \"Camden\").")
+        name, code, lsoa = args.name, args.code or "", area.read_boundaries(args.lsoa,
+                                                                             key="lsoa")
+    if args.population:
+        population = args.population
+    name, code = args.name or name, args.code or code
+    out_dir = Path(args.out) if args.out else Path("areas") / area.slug(name)
+    done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
+                          population=population, out_dir=out_dir, cache=args.geodata)
+    if args.json:
+        print(json.dumps(done))
+        return 0
+    counts = ", ".join(f"{n:,} {k}" for k, n in done["counts"].items())
+    print(f"area {name}{f' ({code})' if code else ''}: {counts}")
+    print(f"  configuration: {done['config']}")
+    print(f"  manifest:      {done['manifest']} (sha256 of every file)")
+    for key, path in done["files"].items():
+        print(f"  {key + ':':<14} {path}")
+    print(f"  installed into {geography.cache_dir(args.geodata)}")
+    print(f"next: hotspots --config {done['config']} ingest FILE... --store "
+          f"data/{area.slug(name)}.sqlite")
     return 0
 
 
@@ -362,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--month", help="YYYY-MM (default: latest complete month in the store)")
     s.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
     s.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
-    s.add_argument("--level", choices=("lsoa", "ward"), default="lsoa")
+    s.add_argument("--level", default="lsoa",
+                   help="any layer of the configuration: lsoa (default), ward, msoa...")
     s.add_argument("--measure", choices=MEASURES, default="density_per_km2",
                    help="shade and rank by (default density_per_km2)")
     s.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
@@ -448,6 +495,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="read the password from the first line of stdin, not the terminal")
     common(ua, store=False)
     ua.set_defaults(func=_cmd_user)
+
+    a = sub.add_parser("area", help="set up another area")
+    asub = a.add_subparsers(dest="area_command", required=True)
+    ai = asub.add_parser("init", help="write a configuration and a geodata manifest for an "
+                                      "area, from boundary files or the London LSOAs")
+    ai.add_argument("--borough", help="a London borough's code or name, or 'all' (from "
+                                      "london_lsoa21.gpkg in the geodata cache)")
+    ai.add_argument("--lsoa", help="LSOA boundaries, any format GDAL reads "
+                                   "(FILE or FILE:CODE_COLUMN:NAME_COLUMN)")
+    ai.add_argument("--layer", action="append", metavar="KEY=FILE",
+                    help="another layer (ward, snt, pspo, estate...); repeatable")
+    ai.add_argument("--name", help="the area's name (default: the borough's)")
+    ai.add_argument("--code", help="the area's code (default: the borough's)")
+    ai.add_argument("--population", help="residents by LSOA, CSV (default in London: "
+                                         "population_lsoa21_london.csv)")
+    ai.add_argument("--out", help="folder to write to (default areas/<name>)")
+    ai.add_argument("--json", action="store_true", help="print one JSON object")
+    ai.set_defaults(func=_cmd_area)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")

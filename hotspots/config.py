@@ -58,14 +58,30 @@ def resolve_settings(*, config: str | Path | None = None, store: str | Path | No
                     geodata=Path(values["geodata"]), chosen_by=chosen)
 
 
+#: Labels of the usual layers; any other key is labelled from the key, or by ``label``.
+_LABELS = {"lsoa": ("LSOA", "LSOAs"), "lsoa11": ("LSOA (2011)", "LSOAs (2011)"),
+           "msoa": ("MSOA", "MSOAs"), "ward": ("Ward", "Wards"),
+           "snt": ("Safer Neighbourhood Team area", "Safer Neighbourhood Team areas"),
+           "pspo": ("PSPO zone", "PSPO zones"), "estate": ("Estate", "Estates")}
+
+
 @dataclass(frozen=True)
 class Layer:
-    """An area layer incidents are assigned to (wards, LSOAs)."""
+    """A named area layer (LSOAs, wards, MSOAs, SNT areas, PSPO zones, estates).
+
+    ``label``/``plural`` name it in every output. ``built_from`` names a finer layer it is
+    made of (MSOAs from LSOAs): an incident's area then follows its finer area's, so
+    totals add up; when its ``file`` is the finer layer's file it is that file dissolved
+    by its ``code`` column.
+    """
 
     key: str
     file: str
     code: str
     name: str
+    label: str = ""
+    plural: str = ""
+    built_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,9 @@ class Config:
     trigger_reports: int = 3
     trigger_window_days: int = 182
     source: str = field(default="", compare=False)
+    main_layer: str = "lsoa"
+    demo_police_uk: str = ""
+    population: Population | None = None
 
     @property
     def finest_layer(self) -> str:
@@ -110,12 +129,42 @@ class Config:
         keys = (self.boundary_layer, self.finest_layer, "ward")
         return tuple(k for k in dict.fromkeys(keys) if k in self.layers)
 
+    @property
+    def summary_layers(self) -> tuple[str, ...]:
+        """Layers to report by: the finest first, then the others in configuration order
+        (not ``lsoa11``, kept only to check police.uk's 2011 codes)."""
+        keys = (self.finest_layer, *self.layers)
+        return tuple(k for k in dict.fromkeys(keys) if k != "lsoa11")
+
+    def layer_label(self, key: str, *, plural: bool = False) -> str:
+        layer = self.layers.get(key)
+        if layer is None:
+            return key
+        return layer.plural if plural else layer.label
+
     def weight(self, category: str) -> float:
         return self.categories[category].weight
 
     def label(self, category: str) -> str:
         cat = self.categories.get(category)
         return cat.label if cat else category
+
+
+@dataclass(frozen=True)
+class Population:
+    """Residents by LSOA: a CSV in the geodata cache with a code and a count column."""
+
+    file: str
+    code: str = "lsoa21cd"
+    value: str = "usual_residents"
+
+
+def _population(spec: dict | None, where: str) -> Population | None:
+    if not spec:
+        return None
+    return Population(file=_require(spec, "file", "population", where),
+                      code=str(spec.get("code", "lsoa21cd")),
+                      value=str(spec.get("value", "usual_residents")))
 
 
 def _require(table: dict, key: str, where: str, path: str):
@@ -152,21 +201,34 @@ def load_config(path: str | Path | None = None) -> Config:
     layers_raw = _require(raw, "layers", "top level", where)
     layers = {}
     for key, spec in layers_raw.items():
+        if not key.isidentifier():
+            raise ConfigError(f"{where}: [layers.{key}]: a layer key is letters, digits and _ "
+                              "(it names a column, e.g. msoa, snt_area, pspo).")
+        label, plural = _LABELS.get(key, (key.replace("_", " ").capitalize(), ""))
+        label = str(spec.get("label", label))
         layers[key] = Layer(key=key, file=_require(spec, "file", f"layers.{key}", where),
                             code=_require(spec, "code", f"layers.{key}", where),
-                            name=_require(spec, "name", f"layers.{key}", where))
-    for needed in ("ward", "lsoa"):
-        if needed not in layers:
-            raise ConfigError(f"{where}: no [layers.{needed}]. Incidents are assigned to wards "
-                              "and LSOAs; add both layers.")
-    boundary = area.get("boundary_layer", "ward")
-    if boundary not in layers:
-        raise ConfigError(f"{where}: study_area.boundary_layer = '{boundary}' is not a layer; "
-                          f"use one of {sorted(layers)}.")
+                            name=_require(spec, "name", f"layers.{key}", where),
+                            label=label, plural=str(spec.get("plural", plural or label + "s")),
+                            built_from=str(spec.get("built_from", "")))
+    if "lsoa" not in layers:
+        raise ConfigError(f"{where}: no [layers.lsoa]. The finest statistical layer (LSOAs: "
+                          "police.uk's own codes and population are by LSOA) is the one layer "
+                          "every area needs; add it.")
+    for layer in layers.values():
+        if layer.built_from and (layer.built_from not in layers
+                                 or layer.built_from == layer.key):
+            raise ConfigError(f"{where}: layers.{layer.key}.built_from = '{layer.built_from}' "
+                              f"is not another layer; use one of "
+                              f"{sorted(set(layers) - {layer.key})}.")
+    boundary = area.get("boundary_layer", "ward" if "ward" in layers else "lsoa")
     land = area.get("land_layer", "")
-    if land and land not in layers:
-        raise ConfigError(f"{where}: study_area.land_layer = '{land}' is not a layer; use one "
-                          f"of {sorted(layers)}.")
+    main = area.get("main_layer", "ward" if "ward" in layers else "lsoa")
+    for what, value in (("boundary_layer", boundary), ("land_layer", land),
+                        ("main_layer", main)):
+        if value and value not in layers:
+            raise ConfigError(f"{where}: study_area.{what} = '{value}' is not a layer; use "
+                              f"one of {sorted(layers)}.")
     cats = {}
     for key, spec in _require(raw, "categories", "top level", where).items():
         weight = spec.get("weight", 1.0)
@@ -204,4 +266,7 @@ def load_config(path: str | Path | None = None) -> Config:
         trigger_reports=int(raw.get("repeats", {}).get("trigger_reports", 3)),
         trigger_window_days=int(raw.get("repeats", {}).get("trigger_window_days", 182)),
         source=where,
+        main_layer=main,
+        demo_police_uk=str(area.get("demo_police_uk", "")),
+        population=_population(raw.get("population"), where),
     )

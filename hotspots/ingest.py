@@ -53,7 +53,7 @@ import pyarrow.csv as pacsv
 import shapely
 from pyproj import Transformer
 
-from .assign import assign_points
+from .assign import assign_points, nesting
 from .config import Config
 from .errors import ConfigError, InputError
 from .schema import INCIDENT_COLUMNS, MAPPING_FIELDS, POLICE_UK_HEADER, REJECTION_COLUMNS
@@ -1133,12 +1133,23 @@ def _location_keys(points: _Points, location: pd.Series, fmt: str, key_m: int) -
 
 def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.GeoDataFrame],
             config: Config, known: dict[str, np.ndarray], points: _Points) -> float | None:
-    """Add ward_code, lsoa_code and source_lsoa to ``cols``; return the agreement rate with
-    the source's own LSOA codes (2011 codes checked against the 2011 layer), or None.
+    """Add lsoa_code, ward_code ('' without a ward layer) and source_lsoa to ``cols``;
+    return the agreement rate with the source's own LSOA codes (2011 codes checked against
+    the 2011 layer), or None.
     ``has`` marks the rows with a source LSOA code."""
     x, y = cols["x"], cols["y"]
-    for key, col in (("ward", "ward_code"), ("lsoa", "lsoa_code")):
+    for key in ("lsoa", "ward"):  # the layers the store keeps (the finest first)
+        col = f"{key}_code"
+        if key not in layers:
+            cols[col] = _constant("", len(x))
+            continue
         codes = np.append(layers[key]["code"].to_numpy(dtype=object), "")
+        built_from = config.layers[key].built_from
+        if built_from in ("lsoa", "ward") and built_from != key:  # follows the finer area
+            finer = pd.Series(np.asarray(cols[f"{built_from}_code"], dtype=object))
+            cols[col] = finer.map(nesting(layers[built_from], layers[key])).fillna(
+                "").to_numpy(dtype=object)
+            continue
         idx = known.get(key)
         if idx is None:
             idx = assign_points(points.ux, points.uy, layers[key],

@@ -129,7 +129,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 "format": res.format, "read": res.n_read, "accepted": len(inc),
                 "rejected": len(res.rejected), "inserted": written["inserted"],
                 "replaced": written["replaced"], "unchanged": written["unchanged"],
-                "unassigned": int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum()),
+                "unassigned": int((inc["lsoa_code"] == "").sum()),
                 "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
                 "load_id": written["load_id"], "already_loaded": written["already_loaded"],
                 "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
@@ -180,9 +180,14 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
                                    end=period.end.isoformat(), categories=categories)
     finally:
         conn.close()
+    if level not in config.layers:
+        raise HotspotsError(f"--level {level} is not a layer of {config.name}'s configuration; "
+                            f"use one of {', '.join(config.layers)}.")
     layers = geography.read_layers(config, cache=cache)
+    inc[f"{level}_code"] = geography.layer_codes(inc, layers, config, level)
     table, meta = area_summary(inc, layers[level], level=level, period=period, config=config,
                                rank_by=measure)
+    meta["level_label"] = config.layer_label(level)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{level}_{period.label.replace(' ', '_')}"
@@ -274,7 +279,7 @@ def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="squa
     bw = bandwidth_m or suggest_bandwidth(x, y)
     raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
                  cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
-    names = {c: n for key in ("ward", "lsoa")
+    names = {c: n for key in ("ward", "lsoa") if key in layers
              for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
     places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
                          names=names)

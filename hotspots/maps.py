@@ -157,7 +157,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     web = table.set_geometry(shapely.coverage_simplify(table.geometry.values, WEB_SIMPLIFY_M)
                              ).to_crs(WEB_CRS)
     web = web.set_geometry(shapely.set_precision(web.geometry.values, 1e-6))  # ~0.1 m
-    col = {"ward": "ward_code", "lsoa": "lsoa_code"}[meta["level"]]
+    col = f"{meta['level']}_code"
     top = _top_locations(incidents, col) if incidents is not None else {}
     values = web[measure].astype(float).fillna(0)
     vmin, vmax = float(values.min()), float(values.max())
@@ -167,7 +167,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     else:
         cmap = cm.LinearColormap(["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"],
                                  vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
-    level_name = "ward" if meta["level"] == "ward" else "LSOA"
+    level_name = meta.get("level_label") or config.layer_label(meta["level"])
     cmap.caption = (f"{MEASURE_LABELS[measure]} by {level_name}, {meta['period']} "
                     f"(previous: {meta['previous']})")
     minx, miny, maxx, maxy = web.total_bounds

@@ -169,7 +169,7 @@ def _units(kind: str, cur: pd.DataFrame, places, cells, layers, config: Config):
     """The units to rank, in the columns of :func:`hotspots.cluster.find_places`."""
     if kind == "places":
         return places
-    names = {c: n for key in ("ward", "lsoa")
+    names = {c: n for key in ("ward", "lsoa") if key in layers
              for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
     if kind == "lsoa":
         lsoa = layers["lsoa"]
@@ -270,13 +270,16 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     triggers = community_trigger(recent, threshold=config.trigger_reports,
                                  window_days=config.trigger_window_days, key="caller_key")
     cards, windows = [], []
-    ward_names = dict(zip(layers["ward"]["code"], layers["ward"]["name"], strict=True))
+    main = config.main_layer if config.main_layer in ("ward", "lsoa") else "lsoa"
+    area_names = dict(zip(layers[main]["code"], layers[main]["name"], strict=True))
     cur_units = inc.loc[cur_mask, "unit"].to_numpy()
     for r in ranked.itertuples(index=False):
         profile = time_profile(cur.loc[cur_units == r.place_id])
         win = [w["label"] for w in patrol_windows(profile)]
         windows.append(", ".join(win) or "no times of day")
-        label = r.label
+        in_area = getattr(r, f"{main}_code")
+        label = (f"{area_names.get(in_area, in_area)} ({r.place_id})" if partner
+                 else r.label)
         facts = [("Incidents", f"{r.n:,} ({r.main_categories})"),
                  ("Per km²", f"{r.density_per_km2:,.0f} ({r.density_per_km2 / density:.1f}x "
                              "the borough)"),
@@ -352,16 +355,16 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if synthetic_note:
         notes.append(synthetic_note)
     if partner:  # everything partners see comes out of the one minimisation rule
-        ranked_out = partner_table(ranked.assign(ward=ranked["ward_code"].map(ward_names)),
+        ranked_out = partner_table(ranked.assign(ward=ranked[f"{main}_code"].map(area_names)),
                                    min_count=config.partner_min_count)
         tasked_out = None
         if tasked is not None:
             at = shapely.from_wkt(tasked["geometry_wkt"]).tolist()
             at = shapely.point_on_surface(at)
-            wards = assign_codes(shapely.get_x(at), shapely.get_y(at), layers["ward"])
+            wards = assign_codes(shapely.get_x(at), shapely.get_y(at), layers[main])
             tasked_out = partner_table(
                 tasked.drop(columns="verdict").rename(columns={"verdict_brief": "verdict"})
-                .assign(ward=pd.Series(wards).map(ward_names).to_numpy()),
+                .assign(ward=pd.Series(wards).map(area_names).to_numpy()),
                 min_count=config.partner_min_count)
         cards = [_partner_card(r) for r in ranked_out.itertuples(index=False)]
         notes = [_PARTNER_NOTE.format(n=len(places)), tasked_note, emerging_note,

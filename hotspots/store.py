@@ -230,7 +230,7 @@ def write_load(conn: sqlite3.Connection, result: IngestResult, *, path: str,
             f"USING (source, ref) WHERE i.row_hash != s.row_hash AND ({older}) "
             "GROUP BY i.load_id, i.exported_at ORDER BY i.load_id")] if n_kept else []
         inserted = len(inc) - unchanged - replaced - n_kept
-        unassigned = int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum())
+        unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
         load_id = conn.execute(
             "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
             "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "

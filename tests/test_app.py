@@ -114,10 +114,10 @@ def test_filter_change_changes_the_ranked_table(role, layers):
     assert after["main_categories"].str.startswith("Nitrous oxide").all()
     # a ward filter keeps only that ward's places
     wards = layers["ward"]
-    ward = after["ward"].iloc[0]
+    ward = after["area"].iloc[0]
     code = wards.loc[wards["name"] == ward, "code"].iloc[0]
     at.sidebar.multiselect(key="f_wards").set_value([code]).run()
-    assert set(_df(at, "main_categories")["ward"]) == {ward}
+    assert set(_df(at, "main_categories")["area"]) == {ward}
     # police.uk burglary does not concentrate into places: the page says so, no crash
     at.sidebar.multiselect(key="f_wards").set_value([])
     at.sidebar.multiselect(key="f_categories").set_value(["burglary"]).run()
