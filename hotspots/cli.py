@@ -58,13 +58,20 @@ def _print_summary(meta: dict) -> None:
 def _cmd_geodata(args, config) -> int:
     manifest = args.manifest or config.manifest
     results = geography.install_geodata(manifest, source_dir=args.source_dir,
-                                        base_url=args.base_url, cache=args.geodata)
+                                        base_url=args.base_url, cache=args.geodata,
+                                        skip_unavailable=args.skip_unavailable)
     if args.json:
         print(json.dumps({"cache": str(geography.cache_dir(args.geodata)), "files": results}))
     else:
-        n_new = sum(r["status"] == "installed" for r in results)
-        print(f"geodata: {n_new} file(s) installed, {len(results) - n_new} already present, in "
-              f"{geography.cache_dir(args.geodata)}")
+        n = {s: sum(r["status"] == s for r in results)
+             for s in ("installed", "present", "unavailable")}
+        print(f"geodata: {n['installed']} file(s) installed, {n['present']} already present, "
+              f"in {geography.cache_dir(args.geodata)}")
+        if n["unavailable"]:
+            print(f"  {n['unavailable']} file(s) have no published source and were not "
+                  "installed (install them --from a folder holding them; a local authority's "
+                  "boundaries and population: `hotspots fetch area --la CODE`): "
+                  + ", ".join(r["name"] for r in results if r["status"] == "unavailable"))
     return 0
 
 
@@ -245,12 +252,60 @@ def _synthetic_exports(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _cmd_fetch_policeuk(args, config) -> int:
+    from . import fetch
+
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(line: str) -> None:
+            print(f"police.uk {line}", file=sys.stderr, flush=True)
+    report = fetch.fetch_policeuk(config=config, months=fetch.parse_months(args.months),
+                                  categories=cats, store_file=args.store, cache=args.geodata,
+                                  base_url=args.api_url, refresh=args.refresh,
+                                  progress=progress)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        counts: dict[str, int] = {}
+        for m in report["months"]:
+            counts[m["status"]] = counts.get(m["status"], 0) + 1
+        print(f"police.uk API ({report['api']}), {report['requests']} request(s): "
+              + ", ".join(f"{v} month(s) {k.replace('_', ' ')}" for k, v in counts.items()))
+        if report["ingest"]["files"]:
+            _print_ingest(report["ingest"])
+        if report["error"]:
+            print(f"hotspots: error: {report['error']}", file=sys.stderr)
+    return 1 if report["error"] else 0
+
+
+def _cmd_fetch_area(args, config) -> int:
+    from . import ons
+
+    report = ons.fetch_area(args.la, args.out, ons_url=args.ons_url, nomis_url=args.nomis_url)
+    manifest = Path(args.out) / "manifest.toml"
+    manifest.write_text(ons.manifest_entries(report), encoding="utf-8")
+    report["manifest"] = str(manifest)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    c = report["checks"]
+    print(f"{report['la_name']} ({report['la_code']}): {c['lsoas']} LSOAs, {c['wards']} wards, "
+          f"{c['usual_residents']:,} usual residents (Census 2021); LSOAs {c['lsoa_km2']} km², "
+          f"wards {c['ward_km2']} km²")
+    for f in report["files"].values():
+        print(f"  {f['path']}  sha256 {f['sha256'][:12]}...")
+    print(f"  manifest entries: {manifest}")
+    return 0
+
+
 def _cmd_demo(args, config) -> int:
     """Install geodata, make synthetic council data, load it with the real police.uk rows,
     summarise the latest complete month by every layer but the 2011 LSOAs."""
     out = {"steps": []}
     manifest = config.manifest
-    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata)
+    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata,
+                              skip_unavailable=args.source_dir is None)
     cache = geography.cache_dir(args.geodata)
     synth_dir = Path(args.data) / "synthetic"
     args_s = argparse.Namespace(geodata=args.geodata, n=args.n, start="2022-09-01",
@@ -391,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     gi = gsub.add_parser("install", help="install into the cache, checked by sha256")
     gi.add_argument("--from", dest="source_dir", help="copy from this folder, not download")
     gi.add_argument("--base-url", help="download NAME from BASE_URL/NAME (a mirror)")
+    gi.add_argument("--skip-unavailable", action="store_true",
+                    help="downloading, pass over files with no published source")
     gi.add_argument("--manifest", help="geodata manifest (default: the configuration's)")
     common(gi, store=False)
     gi.set_defaults(func=_cmd_geodata)
@@ -513,6 +570,29 @@ def build_parser() -> argparse.ArgumentParser:
     ai.add_argument("--out", help="folder to write to (default areas/<name>)")
     ai.add_argument("--json", action="store_true", help="print one JSON object")
     ai.set_defaults(func=_cmd_area)
+
+    f = sub.add_parser("fetch", help="data from its official sources online")
+    fsub = f.add_subparsers(dest="fetch_command", required=True)
+    fp = fsub.add_parser("policeuk", help="police.uk crimes for the study area, by API, "
+                                          "into the store (one load per month)")
+    fp.add_argument("--months", required=True,
+                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive) or a comma-separated list")
+    fp.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    fp.add_argument("--api-url", help="police.uk API base (default: $HOTSPOTS_POLICEUK_API "
+                                      "or the public API)")
+    fp.add_argument("--refresh", action="store_true",
+                    help="ask again for months already loaded (police.uk revises them)")
+    common(fp)
+    fp.set_defaults(func=_cmd_fetch_policeuk)
+    fa = fsub.add_parser("area", help="a local authority's LSOA 2021 and ward boundaries "
+                                      "(ONS) and LSOA population (Nomis) into a folder")
+    fa.add_argument("--la", required=True, help="local authority GSS code, e.g. E09000030")
+    fa.add_argument("--out", required=True, help="folder for the files and manifest.toml")
+    fa.add_argument("--ons-url", help="ONS ArcGIS services base (default: $HOTSPOTS_ONS_ARCGIS "
+                                      "or the ONS Open Geography Portal)")
+    fa.add_argument("--nomis-url", help="Nomis base (default: $HOTSPOTS_NOMIS or Nomis)")
+    common(fa, store=False)
+    fa.set_defaults(func=_cmd_fetch_area)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")
