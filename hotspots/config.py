@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class Config:
         if layer is None:
             return key
         return layer.plural if plural else layer.label
+    patrol: PatrolSettings = field(default_factory=lambda: patrol_settings({}, "defaults"))
 
     def weight(self, category: str) -> float:
         return self.categories[category].weight
@@ -165,6 +167,88 @@ def _population(spec: dict | None, where: str) -> Population | None:
     return Population(file=_require(spec, "file", "population", where),
                       code=str(spec.get("code", "lsoa21cd")),
                       value=str(spec.get("value", "usual_residents")))
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A patrol shift in whole hours; ``end_hour`` before ``start_hour`` crosses midnight."""
+
+    key: str
+    start_hour: int
+    end_hour: int
+
+    @property
+    def hours(self) -> tuple[int, ...]:
+        """Hours of day (0-23) an incident's ``hour`` must have to fall on the shift."""
+        n = (self.end_hour - self.start_hour) % 24 or 24
+        return tuple((self.start_hour + i) % 24 for i in range(n))
+
+    @property
+    def label(self) -> str:
+        name = self.key.replace("_", " ").capitalize()
+        return f"{name} {self.start_hour:02d}:00-{self.end_hour:02d}:00"
+
+
+@dataclass(frozen=True)
+class PatrolSettings:
+    """Patrol map settings: ``[shifts]`` and ``[patrol]`` in the configuration."""
+
+    shifts: dict[str, Shift]
+    marking: str
+    tile_url: str
+    tile_attribution: str
+
+
+#: Shifts when the configuration has no ``[shifts]`` table.
+DEFAULT_SHIFTS = {"early": "07:00-15:00", "late": "15:00-23:00", "evening": "18:00-02:00",
+                  "night": "23:00-07:00"}
+DEFAULT_MARKING = "OFFICIAL-SENSITIVE"
+DEFAULT_TILES = ("https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                 "© OpenStreetMap contributors")
+_SHIFT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def patrol_settings(raw: dict, where: str) -> PatrolSettings:
+    """``[shifts]`` and ``[patrol]`` of a parsed configuration, checked; ``where`` names
+    the file in messages. Shifts are ``name = "HH:00-HH:00"`` on the hour (incidents carry
+    the hour only); an end before the start crosses midnight."""
+    table = raw.get("shifts", DEFAULT_SHIFTS)
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where}: [shifts] has no shifts; add at least one, such as "
+                          'evening = "18:00-02:00".')
+    shifts = {}
+    for key, value in table.items():
+        m = _SHIFT.match(value) if isinstance(value, str) else None
+        h0, m0, h1, m1 = (int(g) for g in m.groups()) if m else (-1, 0, -1, 0)
+        if not m or not (0 <= h0 <= 23 and 0 <= h1 <= 24):
+            raise ConfigError(f"{where}: shifts.{key} = {value!r} is not a shift; write "
+                              'it as "HH:MM-HH:MM", such as "18:00-02:00".')
+        if m0 or m1:
+            raise ConfigError(f"{where}: shifts.{key} = {value!r} does not start and end on "
+                              "the hour; incidents carry the hour of day only, so round it "
+                              'to whole hours, such as "18:00-02:00".')
+        if h0 == h1 % 24 and h1 != 24:
+            raise ConfigError(f"{where}: shifts.{key} = {value!r} starts and ends at the same "
+                              'time; a shift round the clock is "00:00-24:00".')
+        shifts[key] = Shift(key=key, start_hour=h0, end_hour=h1 % 24)
+    patrol = raw.get("patrol", {})
+    marking = patrol.get("marking", DEFAULT_MARKING)
+    if not isinstance(marking, str) or not marking.strip():
+        raise ConfigError(f"{where}: patrol.marking = {marking!r}; give the protective "
+                          f'marking printed on patrol maps, such as "{DEFAULT_MARKING}".')
+    url = patrol.get("tile_url", DEFAULT_TILES[0])
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) \
+            or not all(k in url for k in ("{z}", "{x}", "{y}")):
+        raise ConfigError(f"{where}: patrol.tile_url = {url!r} is not a tile URL; give one "
+                          "with {z}, {x} and {y}, such as "
+                          f'"{DEFAULT_TILES[0]}".')
+    attribution = patrol.get("tile_attribution",
+                             DEFAULT_TILES[1] if url == DEFAULT_TILES[0] else "")
+    if not isinstance(attribution, str) or not attribution.strip():
+        raise ConfigError(f"{where}: patrol.tile_attribution is missing; a tile server's "
+                          "maps must credit it: give the text its licence asks for.")
+    return PatrolSettings(shifts=shifts, marking=marking.strip(), tile_url=url,
+                          tile_attribution=attribution)
 
 
 def _require(table: dict, key: str, where: str, path: str):
@@ -269,4 +353,5 @@ def load_config(path: str | Path | None = None) -> Config:
         main_layer=main,
         demo_police_uk=str(area.get("demo_police_uk", "")),
         population=_population(raw.get("population"), where),
+        patrol=patrol_settings(raw, where),
     )

@@ -85,13 +85,59 @@ _PAGE_CSS = """<style>
  font-size:12px}.hs-title span{font-size:11px}
  .legend{transform:scale(.72);transform-origin:top right}}
 @media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
+.hs-notiles-box{display:none;position:fixed;top:10px;right:10px;z-index:1001;max-width:40%;
+ background:#fff3cd;border:1px solid #b58900;padding:6px 10px;font:13px sans-serif}
+.hs-notiles .hs-notiles-box{display:block}
+.hs-street{display:none}
+.hs-notiles .hs-street{display:block;position:absolute;left:22px;top:1px;white-space:nowrap;
+ background:white;color:#3f007d;border:1px solid #3f007d;padding:0 4px;line-height:16px;
+ font:bold 12px sans-serif}
+@media (max-width:900px){.hs-notiles-box{top:8px;left:56px;right:8px;max-width:none;
+ font-size:12px}}
+.hs-legend{max-width:45%}
+@media (max-width:900px){.hs-legend{transform:scale(.8);transform-origin:top right}}
 </style>"""
+
+
+def _tiles(config: Config) -> dict:
+    """folium.Map's tile arguments: the configured tile server ([patrol] tile_url)."""
+    return {"tiles": config.patrol.tile_url, "attr": _esc(config.patrol.tile_attribution)}
+
+
+#: Shown when no tile loads: the map says so, and the place labels name the streets.
+NO_TILES_NOTE = ("No map tiles: the tile server cannot be reached, so streets are not "
+                 "drawn. The numbered labels name the streets.")
+
+
+class _TileNotice(folium.MacroElement):
+    """Marks the page ``hs-notiles`` when the map's tiles fail (an error before any tile
+    has loaded, or nothing loaded within 8 s): the notice and the street labels show."""
+
+    _template = folium.template.Template("""
+    {% macro script(this, kwargs) %}
+    (function (map) {
+      var loaded = false;
+      function fail() { if (!loaded) { document.body.classList.add("hs-notiles"); } }
+      map.eachLayer(function (layer) {
+        if (layer instanceof L.TileLayer) {
+          layer.on("tileload", function () {
+            loaded = true; document.body.classList.remove("hs-notiles");
+          });
+          layer.on("tileerror", fail);
+        }
+      });
+      setTimeout(fail, 8000);
+    })({{ this._parent.get_name() }});
+    {% endmacro %}""")
 
 
 def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
     m.get_root().header.add_child(folium.Element(_PAGE_CSS))
     m.get_root().html.add_child(folium.Element(
         f"<div class='hs-title'><b>{_esc(heading)}</b><br><span>{_esc(note)}</span></div>"))
+    m.get_root().html.add_child(folium.Element(
+        f"<div class='hs-notiles-box' role='status'>{_esc(NO_TILES_NOTE)}</div>"))
+    _TileNotice().add_to(m)
     folium.LayerControl(collapsed=True, position="topleft").add_to(m)
 
 
@@ -172,7 +218,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
                     f"(previous: {meta['previous']})")
     minx, miny, maxx, maxy = web.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   tiles="OpenStreetMap", control_scale=True)
+                   **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     web = web.assign(
         value=values,
@@ -281,6 +327,66 @@ def density_contours(raster) -> gpd.GeoDataFrame:
                             geometry="geometry", crs=raster.crs)
 
 
+#: Colours of the emerging hot spot classes (reds: hot, blues: cold; darker: stronger).
+EMERGING_COLOURS = {
+    "intensifying hot spot": "#99000d", "persistent hot spot": "#cb181d",
+    "new hot spot": "#ef3b2c", "consecutive hot spot": "#fb6a4a",
+    "sporadic hot spot": "#fc9272", "oscillating hot spot": "#fcbba1",
+    "diminishing hot spot": "#e7a1b0", "historical hot spot": "#bdbdbd",
+    "intensifying cold spot": "#08306b", "persistent cold spot": "#2171b5",
+    "new cold spot": "#4292c6", "consecutive cold spot": "#6baed6",
+    "sporadic cold spot": "#9ecae1", "oscillating cold spot": "#c6dbef",
+    "diminishing cold spot": "#a6bddb", "historical cold spot": "#d9d9d9",
+}
+
+
+def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Config,
+                 meta: dict) -> folium.Map:
+    """The emerging hot spot class of each grid cell on a map, with a legend of the
+    classes present and their cell counts.
+
+    Parameters
+    ----------
+    cells : geopandas.GeoDataFrame
+        Grid cells (EPSG:27700) with a ``pattern`` column
+        (:func:`hotspots.trends.emerging_cells`); cells with "no pattern" are not drawn.
+    area : the study area's polygons, for the outline and the initial view.
+    meta : ``period`` (the months, e.g. "2023-09 to 2024-08") and ``cell_size_m``.
+    """
+    web_area = area.to_crs(WEB_CRS)
+    minx, miny, maxx, maxy = web_area.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
+                   **_tiles(config), control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    outline = shapely.set_precision(shapely.union_all(web_area.geometry.values), 1e-6)
+    folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",
+                   style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
+                   control=False).add_to(m)
+    shown = cells.loc[cells["pattern"].isin(list(EMERGING_COLOURS)), ["pattern", "geometry"]]
+    counts = shown["pattern"].value_counts()
+    if not shown.empty:  # one feature per class: the HTML does not grow with the cells
+        merged = shown.dissolve("pattern").reset_index()
+        merged["label"] = [f"{p} ({counts[p]} cells)" for p in merged["pattern"]]
+        folium.GeoJson(
+            merged[["pattern", "label", "geometry"]].to_crs(WEB_CRS).to_json(drop_id=True),
+            name="Emerging hot spot classes",
+            style_function=lambda f: {"fillColor": EMERGING_COLOURS[f["properties"]["pattern"]],
+                                      "color": "#555", "weight": 0.3, "fillOpacity": 0.75},
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(m)
+    rows = "".join(
+        f"<div><span style='display:inline-block;width:12px;height:12px;margin-right:4px;"
+        f"background:{EMERGING_COLOURS[p]}'></span>{_esc(p)}: {int(counts[p])}</div>"
+        for p in EMERGING_COLOURS if p in counts.index) or "<div>No cell has a class.</div>"
+    m.get_root().html.add_child(folium.Element(
+        "<div class='hs-legend' style='position:fixed;top:10px;right:10px;z-index:1000;"
+        "background:white;border:1px solid #999;padding:4px 8px;font:12px sans-serif'>"
+        f"<b>Cells of {meta.get('cell_size_m', 0):g} m</b>{rows}</div>"))
+    _title_and_controls(m, f"{config.name}: emerging hot spots, {meta['period']}",
+                        "Gi* per month on the grid, Mann-Kendall trend; Esri's classes")
+    return m
+
+
 def _density_layer(m: folium.Map, raster) -> None:
     bands = density_contours(raster)
     if bands.empty:
@@ -364,12 +470,13 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
         popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=320),
     ).add_to(fg)
     centres = web.geometry.representative_point()
-    for i, p in zip(numbers[:numbered], centres.iloc[:numbered], strict=True):
+    for i, p, street in zip(numbers[:numbered], centres.iloc[:numbered],
+                            web["label"].iloc[:numbered], strict=True):
         folium.Marker([p.y, p.x], icon=folium.DivIcon(
             html=f"<div style='font:bold 12px sans-serif;background:#3f007d;color:white;"
                  f"border-radius:10px;width:20px;height:20px;line-height:20px;"
-                 f"text-align:center'>{i}</div>", icon_size=(20, 20), icon_anchor=(10, 10))
-                      ).add_to(fg)
+                 f"text-align:center'>{i}<span class='hs-street'>{_esc(street)}</span></div>",
+            icon_size=(20, 20), icon_anchor=(10, 10))).add_to(fg)
     fg.add_to(m)
 
 
@@ -414,7 +521,7 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     web = area.to_crs(WEB_CRS)
     minx, miny, maxx, maxy = web.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   tiles="OpenStreetMap", control_scale=True)
+                   **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     outline = shapely.set_precision(shapely.union_all(web.geometry.values), 1e-6)
     folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",

@@ -18,7 +18,6 @@ from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .export import partner_table, write_csv, write_xlsx
-from .gistar import grid_neighbours
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
@@ -27,7 +26,7 @@ from .repeats import community_trigger, concentration, repeat_summary
 from .report import pack_html
 from .summary import Period, in_period, month_period
 from .trends import (
-    emerging_hotspots,
+    emerging_cells,
     patrol_windows,
     period_trends,
     poisson_change_test,
@@ -187,16 +186,9 @@ def _units(kind: str, cur: pd.DataFrame, places, cells, layers, config: Config):
 def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
     """Emerging hot spot classes of the grid cells over the last 12 months (None when the
     store holds fewer than the 10 months the classes need)."""
-    months = pd.period_range(end=pd.Period(period.label, "M"), periods=12, freq="M")
-    month = pd.PeriodIndex(inc["period"], freq="M")
-    idx = cell_index(cells, inc["x"].to_numpy(), inc["y"].to_numpy())
-    keep = (idx >= 0) & month.isin(months)
-    if month[keep].nunique() < 10:
+    out = emerging_cells(inc, cells, end_month=period.label)
+    if out is None:
         return None
-    counts = (pd.crosstab(idx[keep], month[keep]).reindex(index=cells["cell_id"],
-                                                           columns=months, fill_value=0))
-    out = emerging_hotspots(counts.set_axis(range(len(months)), axis=1),
-                            grid_neighbours(cells, cell_shape="square"))
     return {k: int(v) for k, v in out["pattern"].value_counts().items() if k != "no pattern"}
 
 
