@@ -10,11 +10,16 @@ every area.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sqlite3
+from importlib import resources
 from pathlib import Path
 
+import geopandas as gpd
+
 from . import geography, store
-from .config import Config
+from .config import DEFAULT_CONFIG, Config
 from .errors import ConfigError
 
 _SHA_CACHE: dict[tuple, str] = {}
@@ -95,3 +100,195 @@ def check_store_area(conn: sqlite3.Connection, config: Config, *, store_file: st
             f"now {now[k]['file']} (sha256 {now[k]['sha256'][:12]}...), so its incidents "
             "were assigned to other areas. Load the exports again into a new store "
             "(--store NEW_FILE), or install the files the store was built with.")
+
+
+# --- setting up an area -------------------------------------------------------------
+
+#: The London LSOA file and its columns (Census 2021 LSOAs with their MSOA and borough).
+LONDON_LSOA = "london_lsoa21.gpkg"
+LONDON_POPULATION = "population_lsoa21_london.csv"
+_LONDON = {"name": "London", "code": "E12000007"}
+
+
+def slug(name: str) -> str:
+    """'City of London' -> 'city-of-london': a file and folder name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "area"
+
+
+def _column(frame: gpd.GeoDataFrame, patterns: tuple[str, ...], what: str, path) -> str:
+    cols = [c for c in frame.columns if c != "geometry"]
+    for pat in patterns:
+        hit = [c for c in cols if re.fullmatch(pat, c, flags=re.IGNORECASE)]
+        if hit:
+            return hit[0]
+    raise ConfigError(f"{path}: no {what} column found among {cols}; name it with "
+                      f"FILE:CODE_COLUMN:NAME_COLUMN.")
+
+
+def read_boundaries(spec: str, *, key: str) -> gpd.GeoDataFrame:
+    """A boundary file in any format GDAL reads, as ``code, name, geometry`` in
+    EPSG:27700. ``spec`` is ``FILE`` or ``FILE:CODE_COLUMN:NAME_COLUMN``; without the
+    columns, ``<key>..cd``/``code`` and ``<key>..nm``/``name`` are looked for."""
+    path, _, cols = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001 - GDAL's errors vary by driver
+        raise ConfigError(f"cannot read boundary file {path}: {exc}. Give a file GDAL reads "
+                          "(GeoPackage, GeoJSON, Shapefile...).") from exc
+    code, name = cols.split(":", 1) if cols else (
+        _column(frame, (rf"{key}\d*cd", r".*cd", r".*code"), "code", path),
+        _column(frame, (rf"{key}\d*nm", r".*nm", r".*name"), "name", path))
+    for col in (code, name):
+        if col not in frame.columns:
+            raise ConfigError(f"{path} has no column '{col}'; columns are "
+                              f"{[c for c in frame.columns if c != 'geometry']}.")
+    if frame.crs is None:
+        frame = frame.set_crs("EPSG:4326")
+    out = gpd.GeoDataFrame({"code": frame[code].astype(str), "name": frame[name].astype(str)},
+                           geometry=frame.geometry.values, crs=frame.crs).to_crs(27700)
+    if out.empty:
+        raise ConfigError(f"{path} has no areas.")
+    return out
+
+
+def london_boroughs(borough: str, *, cache: str | Path | None = None
+                    ) -> tuple[str, str, gpd.GeoDataFrame]:
+    """The LSOAs of a London borough (by code, E09000001, or name, "City of London") or of
+    all London (``"London"`` or ``"all"``) from the geodata cache's london_lsoa21.gpkg:
+    ``(name, code, frame)``, the frame with ``code, name, msoa21cd, msoa21nm, lad22cd,
+    lad22nm``."""
+    path = geography.cache_dir(cache) / LONDON_LSOA
+    if not path.exists():
+        raise ConfigError(f"{path} is not installed; run `hotspots geodata install` first.")
+    frame = gpd.read_file(path)
+    if borough.casefold() in ("all", "london"):
+        name, code, rows = _LONDON["name"], _LONDON["code"], frame
+    else:
+        hit = (frame["lad22cd"].str.upper() == borough.upper()) | (
+            frame["lad22nm"].str.casefold() == borough.casefold())
+        if not hit.any():
+            names = sorted(frame["lad22nm"].unique())
+            raise ConfigError(f"'{borough}' is not a London borough code or name in {path}; "
+                              f"use one of {', '.join(names)} (or its E09 code), or 'all'.")
+        rows = frame.loc[hit]
+        name, code = rows["lad22nm"].iloc[0], rows["lad22cd"].iloc[0]
+    out = rows.rename(columns={"lsoa21cd": "code", "lsoa21nm": "name"})
+    return name, code, out[["code", "name", "msoa21cd", "msoa21nm", "lad22cd", "lad22nm",
+                            "geometry"]].reset_index(drop=True)
+
+
+def _manifest_entry(name: str, sha: str, url: str | None) -> str:
+    line = f'[[files]]\nname = "{name}"\nsha256 = "{sha}"\n'
+    return line + (f'url = "{url}"\n' if url else "")
+
+
+def init_area(name: str, *, code: str = "", lsoa: gpd.GeoDataFrame,
+              layers: dict[str, gpd.GeoDataFrame] | None = None,
+              nested: dict[str, tuple[str, str, str]] | None = None,
+              main_layer: str | None = None, population: str | Path | None = None,
+              out_dir: str | Path, cache: str | Path | None = None,
+              template: Config | None = None) -> dict:
+    """Set up an area from its boundaries: write its layer files, a configuration and a
+    geodata manifest (sha256 of each file) to ``out_dir``, and install the files into
+    the geodata cache, so the next command can load exports.
+
+    Parameters
+    ----------
+    name, code : the area's name and code (E09... for a London borough).
+    lsoa : the LSOAs (``code, name, geometry``, any CRS; extra columns are kept for
+        ``nested`` layers). Required: the finest statistical layer.
+    layers : other layers by key (``ward``, ``snt``, ``pspo``...), ``code, name,
+        geometry``; each is assigned by its own polygons.
+    nested : layers built from the LSOAs: key -> (label, code column, name column) of
+        ``lsoa`` (e.g. ``{"msoa": ("MSOA", "msoa21cd", "msoa21nm")}``).
+    main_layer : the layer the app's filters and patrol map choose from (default: wards
+        if given, else the first nested layer with more than one area, else LSOAs).
+    population : a CSV of residents by LSOA (``lsoa21cd, usual_residents``), copied.
+    template : configuration whose taxonomy, weights and rules are copied (default: the
+        packaged one); its layers and names are not.
+
+    Returns
+    -------
+    dict with ``name, code, config, manifest, files`` (written) and ``counts`` (areas per
+    layer).
+    """
+    from .config import load_config
+
+    layers = dict(layers or {})
+    nested = dict(nested or {})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = slug(name)
+    written: dict[str, Path] = {}
+    keep = ["code", "name", *(c for _, a, b in nested.values() for c in (a, b))]
+    lsoa = lsoa.to_crs(27700)
+    frames = {"lsoa": lsoa[list(dict.fromkeys(keep)) + ["geometry"]], **layers}
+    for key, frame in frames.items():
+        path = out / f"{stem}_{key}.gpkg"
+        path.unlink(missing_ok=True)
+        gpd.GeoDataFrame(frame, crs=frame.crs).to_crs(27700).to_file(path, driver="GPKG",
+                                                                     layer=key)
+        written[key] = path
+    counts = {"lsoa": int(len(lsoa)), **{k: int(len(v)) for k, v in layers.items()},
+              **{k: int(lsoa[c].nunique()) for k, (_, c, _) in nested.items()}}
+    if main_layer is None:
+        main_layer = "ward" if "ward" in layers else next(
+            (k for k in nested if counts[k] > 1), "lsoa")
+    pop_name = None
+    if population is not None:
+        pop_name = Path(population).name
+        shutil.copyfile(population, out / pop_name)
+        written["population"] = out / pop_name
+    known = {}
+    try:
+        from .geography import read_manifest
+
+        default = Path(load_config().manifest)
+        known = {f.name: f.url for f in read_manifest(default)} if default.exists() else {}
+    except ConfigError:
+        pass
+    manifest = out / "manifest.toml"
+    manifest.write_text(
+        f"# Geodata of {name}, written by `hotspots area init`: install with\n"
+        f"# hotspots --config {out / (stem + '.toml')} geodata install --from {out}\n\n"
+        + "\n".join(_manifest_entry(p.name, geography.sha256_file(p), known.get(p.name))
+                    for p in written.values()), "utf-8")
+    text = [f"# {name}: written by `hotspots area init`. Layers are files named in the",
+            "# manifest beside this file; edit labels, add layers (ward, snt, pspo...) as",
+            "# [layers.KEY] with file, code, name (and built_from for layers made of LSOAs).",
+            "", "[study_area]", f"name = {_toml(name)}", f"code = {_toml(code)}",
+            'boundary_layer = "lsoa"', f"main_layer = {_toml(main_layer)}",
+            f"manifest = {_toml(str(manifest))}", "",
+            "[layers.lsoa]", f'file = "{written["lsoa"].name}"', 'code = "code"',
+            'name = "name"', ""]
+    for key, (label, c, n) in nested.items():
+        text += [f"[layers.{key}]", f'file = "{written["lsoa"].name}"', f"code = {_toml(c)}",
+                 f"name = {_toml(n)}", f"label = {_toml(label)}", 'built_from = "lsoa"', ""]
+    for key in layers:
+        text += [f"[layers.{key}]", f'file = "{written[key].name}"', 'code = "code"',
+                 'name = "name"', ""]
+    if pop_name:
+        text += ["[population]", f"file = {_toml(pop_name)}", 'code = "lsoa21cd"',
+                 'value = "usual_residents"', ""]
+    text.append(_rules(template))
+    cfg_path = out / f"{stem}.toml"
+    cfg_path.write_text("\n".join(text), "utf-8")
+    load_config(cfg_path)  # what was written loads
+    geography.install_geodata(manifest, source_dir=out, cache=cache)
+    return {"name": name, "code": code, "config": str(cfg_path), "manifest": str(manifest),
+            "files": {k: str(v) for k, v in written.items()}, "counts": counts,
+            "main_layer": main_layer}
+
+
+def _toml(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a TOML basic string is a JSON string
+
+
+def _rules(template: Config | None) -> str:
+    """Everything but the place: the taxonomy, harm weights, ranking and rules, from the
+    template's file (comments kept) from its [assign] table on."""
+    if template is not None and Path(template.source).is_file():
+        text = Path(template.source).read_text("utf-8")
+    else:
+        text = resources.files("hotspots").joinpath("data", DEFAULT_CONFIG).read_text("utf-8")
+    return text[text.index("[assign]"):] if "[assign]" in text else text

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import shapely
 
+from .assign import assign_points, nesting
 from .config import Config, Layer
 from .errors import GeodataError
 from .schema import WORKING_CRS
@@ -222,7 +225,12 @@ def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str,
     ``area_km2`` is its land area, so densities are not diluted by river (wards run into
     the Thames); geometries are kept whole for assignment.
     """
-    layers = {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()}
+    layers = {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()
+              if not _dissolved(config, key)}
+    for key, layer in config.layers.items():
+        if _dissolved(config, key):
+            layers[key] = _dissolve(config, key, layers[layer.built_from], cache=cache)
+    layers = {key: layers[key] for key in config.layers}
     if config.land_layer:
         land = shapely.union_all(layers[config.land_layer].geometry.values)
         for key, gdf in layers.items():
@@ -230,6 +238,58 @@ def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str,
                 gdf["area_km2"] = shapely.area(shapely.intersection(gdf.geometry.values,
                                                                     land)) / 1e6
     return layers
+
+
+def _dissolved(config: Config, key: str) -> bool:
+    """A layer built from a finer one and given by the finer layer's file: that file
+    dissolved by the layer's code column."""
+    layer = config.layers[key]
+    return bool(layer.built_from) and layer.file == config.layers[layer.built_from].file
+
+
+def _dissolve(config: Config, key: str, finer: gpd.GeoDataFrame, *,
+              cache: str | Path | None) -> gpd.GeoDataFrame:
+    layer, base = config.layers[key], config.layers[config.layers[key].built_from]
+    path = cache_dir(cache) / layer.file
+    attrs = gpd.read_file(path, columns=[base.code, layer.code, layer.name],
+                          ignore_geometry=True)
+    for col in (layer.code, layer.name):
+        if col not in attrs.columns:
+            raise GeodataError(f"{path} has no column '{col}' (layer '{key}', built from "
+                               f"'{base.key}'); fix the layer's code/name in the configuration.")
+    of = attrs.astype(str).set_index(base.code)
+    parts = finer.assign(code=finer["code"].map(of[layer.code]),
+                         name=finer["code"].map(of[layer.name]))
+    out = parts.dissolve("code", aggfunc={"name": "first"}).reset_index()
+    out = gpd.GeoDataFrame(out[["code", "name"]], geometry=out.geometry.values,
+                           crs=WORKING_CRS)
+    out["area_km2"] = out.geometry.area / 1e6
+    return out[["code", "name", "area_km2", "geometry"]].sort_values("code", ignore_index=True)
+
+
+def layer_codes(frame: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], config: Config,
+                key: str) -> np.ndarray:
+    """The code in layer ``key`` of each row of ``frame`` (incidents, or places with
+    ``x, y`` and ``lsoa_code``); '' when in none.
+
+    Layers the store keeps (:attr:`Config.stored_layers`) are read from ``<key>_code``; a
+    layer built from a finer one follows the row's finer area (so its totals add up); any
+    other is assigned by its points (EPSG:27700), with the configured nearest rule.
+    """
+    if key not in config.layers:
+        raise ValueError(f"layer '{key}' is not in the configuration; use one of "
+                         f"{sorted(config.layers)}.")
+    col = f"{key}_code"
+    if key in config.stored_layers and col in frame.columns:
+        return frame[col].to_numpy(dtype=object)
+    built_from = config.layers[key].built_from
+    if built_from:
+        finer = layer_codes(frame, layers, config, built_from)
+        lookup = nesting(layers[built_from], layers[key])
+        return pd.Series(finer, dtype=object).map(lookup).fillna("").to_numpy(dtype=object)
+    idx = assign_points(frame["x"].to_numpy(dtype=float), frame["y"].to_numpy(dtype=float),
+                        layers[key], nearest_max_m=config.nearest_max_m)
+    return np.append(layers[key]["code"].to_numpy(dtype=object), "")[idx]
 
 
 def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:

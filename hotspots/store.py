@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
     reasons TEXT NOT NULL, raw_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS backtests (
+    selection TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+    result_json TEXT NOT NULL, PRIMARY KEY (selection, fingerprint)
+);
 """
 
 #: Columns added since the first stores were written: (table, column, declaration).
@@ -226,7 +230,7 @@ def write_load(conn: sqlite3.Connection, result: IngestResult, *, path: str,
             f"USING (source, ref) WHERE i.row_hash != s.row_hash AND ({older}) "
             "GROUP BY i.load_id, i.exported_at ORDER BY i.load_id")] if n_kept else []
         inserted = len(inc) - unchanged - replaced - n_kept
-        unassigned = int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum())
+        unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
         load_id = conn.execute(
             "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
             "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "
@@ -417,3 +421,29 @@ def write_meta(conn: sqlite3.Connection, **values: str) -> None:
     with conn:
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          [(k, str(v)) for k, v in values.items()])
+
+
+# --- backtest results (hotspots.forecast), reused until the store's data change --------
+
+
+def _data_fingerprint(conn: sqlite3.Connection) -> str:
+    load, n = conn.execute("SELECT (SELECT max(load_id) FROM loads), count(*) FROM incidents"
+                           ).fetchone()
+    return f"load{load or 0}:n{n}"
+
+
+def write_backtest(conn: sqlite3.Connection, selection: str, result: dict) -> None:
+    """Keep a backtest result for a selection (sources, categories, options) against the
+    store's current data; an earlier result for the same selection and data is replaced."""
+    conn.execute("INSERT OR REPLACE INTO backtests VALUES (?, ?, ?, ?)",
+                 (selection, _data_fingerprint(conn), _now(),
+                  json.dumps(result, allow_nan=True)))
+
+
+def read_backtest(conn: sqlite3.Connection, selection: str) -> dict | None:
+    """The latest backtest result kept for a selection, or None when there is none for the
+    store's current data (a load since then changes the data and so the answer)."""
+    row = conn.execute("SELECT result_json FROM backtests WHERE selection = ? AND fingerprint "
+                       "= ? ORDER BY created_at DESC LIMIT 1",
+                       (selection, _data_fingerprint(conn))).fetchone()
+    return json.loads(row[0]) if row else None
