@@ -374,9 +374,10 @@ def _cmd_user(args, config) -> int:
 def _cmd_area(args, config) -> int:
     from . import area
 
-    if bool(args.borough) == bool(args.lsoa):
-        raise HotspotsError("give either --borough CODE|NAME|all (from the London LSOA file) "
-                            "or --lsoa FILE (your own boundaries), not both or neither.")
+    if sum(map(bool, (args.borough, args.lsoa, args.la))) != 1:
+        raise HotspotsError("give one of --borough CODE|NAME|all (from the London LSOA file), "
+                            "--lsoa FILE (your own boundaries) or --la CODE (downloaded from "
+                            "ONS and Nomis).")
     layers = {}
     for spec in args.layer or []:
         key, sep, path = spec.partition("=")
@@ -385,7 +386,21 @@ def _cmd_area(args, config) -> int:
                                 "or KEY=FILE:CODE_COLUMN:NAME_COLUMN.")
         layers[key] = area.read_boundaries(path, key=key)
     nested, population = {}, None
-    if args.borough:
+    downloads = None
+    if args.la:
+        import tempfile
+
+        from . import ons
+
+        downloads = tempfile.TemporaryDirectory(prefix="hotspots-ons-")
+        got = ons.fetch_area(args.la, downloads.name)
+        files = {k: str(Path(downloads.name) / f["name"]) for k, f in got["files"].items()}
+        name, code = got["la_name"], got["la_code"]
+        lsoa = area.read_boundaries(files["lsoa"] + ":LSOA21CD:LSOA21NM", key="lsoa")
+        layers.setdefault("ward", area.read_boundaries(files["ward"] + ":WD22CD:WD22NM",
+                                                       key="ward"))
+        population = files["population"]
+    elif args.borough:
         name, code, lsoa = area.london_boroughs(args.borough, cache=args.geodata)
         nested = {"msoa": ("MSOA", "msoa21cd", "msoa21nm")}
         if lsoa["lad22cd"].nunique() > 1:
@@ -401,8 +416,12 @@ def _cmd_area(args, config) -> int:
         population = args.population
     name, code = args.name or name, args.code or code
     out_dir = Path(args.out) if args.out else Path("areas") / area.slug(name)
-    done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
-                          population=population, out_dir=out_dir, cache=args.geodata)
+    try:
+        done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
+                              population=population, out_dir=out_dir, cache=args.geodata)
+    finally:
+        if downloads is not None:
+            downloads.cleanup()
     if args.json:
         print(json.dumps(done))
         return 0
@@ -561,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "london_lsoa21.gpkg in the geodata cache)")
     ai.add_argument("--lsoa", help="LSOA boundaries, any format GDAL reads "
                                    "(FILE or FILE:CODE_COLUMN:NAME_COLUMN)")
+    ai.add_argument("--la", help="a local authority's GSS code (e.g. E09000030): its LSOAs, "
+                                 "wards and population downloaded from ONS and Nomis "
+                                 "($HOTSPOTS_ONS_ARCGIS, $HOTSPOTS_NOMIS name other "
+                                 "addresses)")
     ai.add_argument("--layer", action="append", metavar="KEY=FILE",
                     help="another layer (ward, snt, pspo, estate...); repeatable")
     ai.add_argument("--name", help="the area's name (default: the borough's)")

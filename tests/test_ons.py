@@ -168,3 +168,35 @@ def test_cli_fetch_area_writes_files_and_manifest_entries(fake, tmp_path, capsys
     res = geography.install_geodata(tmp_path / "geo" / "manifest.toml",
                                     source_dir=tmp_path / "geo", cache=tmp_path / "c")
     assert [r["status"] for r in res] == ["installed"] * 3
+
+
+def test_area_init_la_downloads_and_sets_up_the_area(fake, tmp_path, capsys, monkeypatch):
+    from hotspots import jobs
+    from hotspots.cli import main
+    from hotspots.config import load_config
+
+    _, arcgis, nomis = fake
+    monkeypatch.setenv(ons.ONS_ENV, arcgis)
+    monkeypatch.setenv(ons.NOMIS_ENV, nomis)
+    cache = tmp_path / "cache"
+    assert main(["--geodata", str(cache), "area", "init", "--la", TH, "--out",
+                 str(tmp_path / "th"), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["name"], done["code"]) == ("Tower Hamlets", TH)
+    assert done["counts"] == {"lsoa": 169, "ward": 20} and done["main_layer"] == "ward"
+    config = load_config(done["config"])
+    assert sorted(config.layers) == ["lsoa", "ward"]
+    pop = (tmp_path / "th" / "tower_hamlets_population_lsoa21.csv").read_text()
+    assert pop.startswith("lsoa21cd,lsoa21nm,usual_residents\nE01004198,")
+    # the area loads police.uk rows: every one assigned to an LSOA and a ward
+    month = SHARED / "policeuk" / "2024-01-metropolitan-street_tower-hamlets_burglary-only.csv"
+    (f,) = jobs.ingest_files([month], config=config, store_file=tmp_path / "s.sqlite",
+                             cache=cache)["files"]
+    assert f["error"] is None and f["accepted"] > 230 and f["unassigned"] == 0
+
+
+def test_area_init_takes_one_source(capsys):
+    from hotspots.cli import main
+
+    assert main(["area", "init", "--la", TH, "--borough", "Camden"]) == 1
+    assert "give one of --borough CODE|NAME|all" in capsys.readouterr().err
