@@ -6,54 +6,21 @@ from __future__ import annotations
 import csv
 import json
 
-import geopandas as gpd
 import pytest
-import shapely
 
 from hotspots import fetch, geography, ons
 from hotspots.config import Layer
 from hotspots.errors import FetchError
 
 from .conftest import SHARED
-from .fake_services import Fake, serve
+from .fake_services import Fake, ons_services, serve
 
 TH = "E09000030"
 
 
-def _features(gdf: gpd.GeoDataFrame, props) -> list[dict]:
-    gdf = gdf.to_crs(27700)
-    return [{"type": "Feature", "properties": props(r),
-             "geometry": json.loads(shapely.to_geojson(r.geometry))}
-            for r in gdf.itertuples()]
-
-
 @pytest.fixture(scope="module")
 def services():
-    wards = gpd.read_file(SHARED / "tower_hamlets_wards_2022.geojson").to_crs(27700)
-    th = gpd.read_file(SHARED / "tower_hamlets_lsoa21.geojson").to_crs(27700)
-    city = gpd.read_file(SHARED / "city_of_london_lsoa21.geojson").to_crs(27700)
-    london = gpd.read_file(SHARED / "london_lsoa21.gpkg", layer="lsoa21",
-                           ignore_geometry=True)
-    # best-fit ward of each Tower Hamlets LSOA: the ward holding most of it
-    best = {}
-    for r in th.itertuples():
-        share = wards.geometry.intersection(r.geometry).area
-        best[r.LSOA21CD] = wards.iloc[int(share.argmax())]
-    lookup = [{"properties": {
-        "LSOA21CD": r.lsoa21cd, "LSOA21NM": r.lsoa21nm,
-        "WD22CD": best[r.lsoa21cd]["wardcode"] if r.lsoa21cd in best else "",
-        "WD22NM": best[r.lsoa21cd]["name"] if r.lsoa21cd in best else "",
-        "LAD22CD": r.lad22cd, "LAD22NM": r.lad22nm}} for r in london.itertuples()]
-    with open(SHARED / "population_lsoa21_london.csv", newline="") as fh:
-        people = {r["lsoa21cd"]: int(r["usual_residents"]) for r in csv.DictReader(fh)}
-    return {
-        ons.LOOKUP[0]: lookup,
-        ons.LSOA_BOUNDARIES[0]: _features(th, lambda r: {"LSOA21CD": r.LSOA21CD,
-                                                         "LSOA21NM": r.LSOA21NM})
-        + _features(city, lambda r: {"LSOA21CD": r.lsoa21cd, "LSOA21NM": r.lsoa21nm}),
-        ons.WARD_BOUNDARIES[0]: _features(wards, lambda r: {
-            "WD22CD": r.wardcode, "WD22NM": r.name, "LAD22CD": TH}),
-    }, people
+    return ons_services(SHARED)
 
 
 @pytest.fixture()
