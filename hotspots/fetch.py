@@ -79,6 +79,8 @@ API_CRIME_TYPES: dict[str, str] = {
 }
 _TO_LONLAT = Transformer.from_crs(WORKING_CRS, "EPSG:4326", always_xy=True)
 _FROM_LONLAT = Transformer.from_crs("EPSG:4326", WORKING_CRS, always_xy=True)
+#: Crime ID of an API record without a persistent id: this prefix and the API's id.
+API_ID_PREFIX = "api-"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -317,15 +319,20 @@ def _crimes(client: Client, base: str, slug: str, month: str, poly: shapely.Poly
 
 def month_rows(crimes: list[dict]) -> list[list[str]]:
     """API crimes -> rows with the police.uk CSV's columns (:data:`POLICE_UK_HEADER`),
-    sorted so the same crimes always give the same file. The API gives no force and no
-    LSOA: those columns stay empty (LSOAs are assigned from the boundaries, as always)."""
+    sorted so the same crimes always give the same file. ``Crime ID`` is the
+    ``persistent_id``, or ``api-<id>`` for records without one (anti-social behaviour).
+    The API gives no force and no LSOA: those columns stay empty (LSOAs are assigned
+    from the boundaries, as always)."""
     rows = []
     for c in crimes:
         loc = c["location"]
         street = (loc.get("street") or {}).get("name") or ""
         outcome = (c.get("outcome_status") or {}).get("category") or ""
         slug = str(c.get("category", ""))
-        rows.append([c.get("persistent_id") or "", c["month"], "", "",
+        # a record without a persistent id (anti-social behaviour) keeps the API's id, so a
+        # revised record replaces its earlier version instead of adding a second
+        ref = c.get("persistent_id") or f"{API_ID_PREFIX}{c['id']}"
+        rows.append([ref, c["month"], "", "",
                      str(loc["longitude"]), str(loc["latitude"]), street, "", "",
                      API_CRIME_TYPES.get(slug, slug), outcome, c.get("context") or "",
                      str(c["id"])])

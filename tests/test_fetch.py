@@ -245,8 +245,8 @@ def test_api_rows_are_the_csv_columns_with_categories_mapped(crimes):
            "location": {"latitude": "51.5", "longitude": "-0.05",
                         "street": {"id": 1, "name": "On or near Brick Lane"}}}
     rows = fetch.month_rows([crimes["2024-01"][0], asb])
-    assert rows[0] == ["", "2024-01", "", "", "-0.05", "51.5", "On or near Brick Lane", "", "",
-                       "Anti-social behaviour", "", ""]
+    assert rows[0] == ["api-7", "2024-01", "", "", "-0.05", "51.5", "On or near Brick Lane",
+                       "", "", "Anti-social behaviour", "", ""]
     assert rows[1][9] == "Burglary" and len(rows[1][0]) == 64
     assert set(fetch.API_CRIME_TYPES.values()) == set(load_config().police_uk_types)
 
@@ -284,3 +284,26 @@ def test_cli_fetch_policeuk_text_and_json(api, cache, tmp_path, capsys, monkeypa
     assert main(args[:5] + ["2024-05"] + args[6:]) == 1
     err = capsys.readouterr().err
     assert "hotspots: error: burglary crimes for 2024-05: " in err and "web page" in err
+
+
+def test_asb_and_drugs_month_gives_the_same_incidents_as_its_csv(config, cache, tmp_path):
+    """All crime types at once (all-crime), anti-social behaviour without persistent ids:
+    the same incidents, categories, LSOAs, wards and places as the CSV (ASB references
+    are the API's ids, the CSV's are derived from the row)."""
+    path = SHARED / "policeuk" / "2023-04-metropolitan-street_tower-hamlets_asb-drugs-only.csv"
+    fake = Fake(crimes=crimes_from_csvs([path]))
+    with serve(fake) as base:
+        report = fetch.fetch_policeuk(config=config, months=["2023-04"], store_file=tmp_path /
+                                      "api.sqlite", cache=cache, base_url=f"{base}/police",
+                                      client=quick())
+    assert report["error"] is None and fake.log[-1][1] == "/police/crimes-street/all-crime"
+    jobs.ingest_files([path], config=config, store_file=tmp_path / "csv.sqlite", cache=cache)
+    cols = ["category", "category_raw", "period", "x", "y", "location", "lsoa_code",
+            "ward_code"]
+    got, _ = incidents(tmp_path / "api.sqlite", categories=("asb", "drugs"))
+    want, _ = incidents(tmp_path / "csv.sqlite", categories=("asb", "drugs"))
+    assert got["category"].value_counts().to_dict() == want["category"].value_counts().to_dict()
+    assert (got[cols].sort_values(cols, ignore_index=True)
+            .equals(want[cols].sort_values(cols, ignore_index=True)))
+    asb = got[got["category"] == "asb"]
+    assert len(asb) > 800 and asb["ref"].str.startswith("api-").all()
