@@ -422,8 +422,9 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
     client = client or Client()
     base = api_base(base_url)
     slugs = _slugs(config, categories)
-    layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
+    boundary = config.boundary_layer  # the study area is this layer's union
+    area = geography.study_area(
+        {boundary: geography.read_layer(config.layers[boundary], cache=cache)}, config)
     polygons = query_polygons(area)
     db = store.store_path(store_file)
     folder = db.parent / f"{db.stem}.policeuk-api"

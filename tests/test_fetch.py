@@ -32,7 +32,7 @@ def crimes():
 
 @pytest.fixture()
 def api(crimes):
-    fake = Fake(crimes=crimes)
+    fake = Fake(crimes={m: list(c) for m, c in crimes.items()})  # a test may revise records
     with serve(fake) as base:
         yield fake, f"{base}/police"
 
@@ -214,6 +214,7 @@ def test_bad_answer_keeps_months_before_and_nothing_of_its_month(api, config, ca
     assert sorted(got["period"].unique()) == MONTHS[:3] and len(loads) == 3
 
 
+@pytest.mark.slow
 def test_interrupted_before_loading_resumes_without_asking_again(api, config, cache, tmp_path,
                                                                  monkeypatch):
     fake, base = api
@@ -307,3 +308,22 @@ def test_asb_and_drugs_month_gives_the_same_incidents_as_its_csv(config, cache, 
             .equals(want[cols].sort_values(cols, ignore_index=True)))
     asb = got[got["category"] == "asb"]
     assert len(asb) > 800 and asb["ref"].str.startswith("api-").all()
+
+
+@pytest.mark.slow
+def test_refresh_asks_again_and_replaces_revised_records(api, config, cache, tmp_path):
+    fake, base = api
+    db = tmp_path / "s.sqlite"
+    run(config, cache, db, base, months=["2024-02"])
+    assert run(config, cache, db, base, months=["2024-02"])["months"][0]["status"] == \
+        "already_loaded"
+    unchanged = run(config, cache, db, base, months=["2024-02"], refresh=True)
+    assert unchanged["months"][0]["status"] == "unchanged"  # asked again: nothing new
+    revised = dict(fake.crimes["2024-02"][0])
+    revised["location"] = dict(revised["location"], street={"id": 1, "name": "On or near X"})
+    fake.crimes["2024-02"][0] = revised
+    report = run(config, cache, db, base, months=["2024-02"], refresh=True)
+    (f,) = report["ingest"]["files"]
+    assert report["months"][0]["status"] == "loaded" and f["replaced"] == 1
+    got, _ = incidents(db)
+    assert (got["location"] == "On or near X").sum() == 1
