@@ -23,6 +23,7 @@ exponential back-off (``Retry-After`` honoured).
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
 import logging
@@ -132,7 +133,8 @@ class Client:
                     continue
                 raise FetchError(f"{what}: {_short(url)} answered HTTP {exc.code} "
                                  f"{exc.reason}{_after(attempt)}. {_advice(exc.code)}") from exc
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # refused, reset, timed out, or the answer cut short (IncompleteRead)
                 if attempt < self.retries:
                     self._back_off(attempt, None)
                     continue

@@ -3,7 +3,8 @@ services and Nomis, behaving as those services do: police.uk crimes built from r
 police.uk CSV rows with the polygon filter done point in polygon, the 503 of an area
 holding too many crimes (threshold settable, so a split can be forced with little
 data), the 4,094-character GET limit, 429s, months missing from crimes-street-dates,
-and bad answers on demand (``faults``, used one per crimes-street request)."""
+and bad answers on demand (``faults``, used one per crimes-street request: 429, 500,
+503, html, truncated, cut, wrong_month)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = json.dumps(found).encode()
         if fault == "truncated":
             body = body[: len(body) // 2]
+        if fault == "cut":  # the connection drops mid-answer: fewer bytes than announced
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            return
         self._send(200, body)
 
     def _arcgis(self, service: str, params: dict) -> None:

@@ -145,12 +145,12 @@ def test_query_polygon_covers_the_area_and_fits_a_get(area):
                + fetch.poly_param(poly)) <= 4094
 
 
-def test_429_and_5xx_are_retried(api, config, cache, tmp_path):
+def test_429_5xx_and_dropped_connections_are_retried(api, config, cache, tmp_path):
     fake, base = api
-    fake.faults = ["429", "500", "429"]
+    fake.faults = ["429", "500", "cut", "429"]
     report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-04"])
     assert report["error"] is None and report["months"][0]["status"] == "loaded"
-    assert report["months"][0]["requests"] == 4  # three refused, then the answer
+    assert report["months"][0]["requests"] == 5  # four refused or cut short, then the answer
     fake.faults = ["500"] * 6
     failed = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-05"],
                  client=fetch.Client(rate_per_s=1000, backoff_s=0.001, retries=2))
