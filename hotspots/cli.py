@@ -260,7 +260,9 @@ def _cmd_fetch_policeuk(args, config) -> int:
     if not args.json and sys.stderr.isatty():
         def progress(line: str) -> None:
             print(f"police.uk {line}", file=sys.stderr, flush=True)
-    report = fetch.fetch_policeuk(config=config, months=fetch.parse_months(args.months),
+    latest = fetch.parse_latest(args.months)
+    report = fetch.fetch_policeuk(config=config, latest=latest,
+                                  months=None if latest else fetch.parse_months(args.months),
                                   categories=cats, store_file=args.store, cache=args.geodata,
                                   base_url=args.api_url, refresh=args.refresh,
                                   progress=progress)
@@ -599,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp = fsub.add_parser("policeuk", help="police.uk crimes for the study area, by API, "
                                           "into the store (one load per month)")
     fp.add_argument("--months", required=True,
-                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive) or a comma-separated list")
+                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive), a comma-separated list, or "
+                         "latest[:N] (the newest N months police.uk holds; N=1)")
     fp.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     fp.add_argument("--api-url", help="police.uk API base (default: $HOTSPOTS_POLICEUK_API "
                                       "or the public API)")

@@ -185,7 +185,8 @@ def read_json(body: bytes, ctype: str, *, what: str, url: str):
 
 
 def parse_months(text: str) -> list[str]:
-    """``2024-01..2024-12`` (inclusive), ``2024-03`` or ``2024-01,2024-03`` -> months."""
+    """``2024-01..2024-12`` (inclusive), ``2024-03`` or ``2024-01,2024-03`` -> months
+    (``latest[:N]`` is resolved by :func:`fetch_policeuk`, see :func:`parse_latest`)."""
     months: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         first, _, last = part.partition("..")
@@ -201,6 +202,17 @@ def parse_months(text: str) -> list[str]:
             months.append(f"{y:04d}-{mo:02d}")
             y, mo = (y + 1, 1) if mo == 12 else (y, mo + 1)
     return sorted(set(months))
+
+
+def parse_latest(text: str) -> int:
+    """``latest`` -> 1, ``latest:12`` -> 12, anything else -> 0 (not a 'latest' spec)."""
+    word, _, n = text.strip().partition(":")
+    if word != "latest":
+        return 0
+    if n and not (n.isdigit() and int(n) > 0):
+        raise HotspotsError(f"--months {text}: write latest or latest:N with N months, e.g. "
+                            "latest:12.")
+    return int(n or 1)
 
 
 def api_base(base_url: str | None = None) -> str:
@@ -398,7 +410,8 @@ def file_name(config: Config, month: str, slugs: list[str]) -> str:
     return f"{month}-policeuk-api_{area}_{'+'.join(slugs)}.csv"
 
 
-def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] | None = None,
+def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: int = 0,
+                   categories: list[str] | None = None,
                    store_file: str | Path | None = None, cache: str | Path | None = None,
                    base_url: str | None = None, refresh: bool = False,
                    client: Client | None = None,
@@ -407,7 +420,8 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
 
     Parameters
     ----------
-    months : ``YYYY-MM`` months (see :func:`parse_months`).
+    months : ``YYYY-MM`` months (see :func:`parse_months`); or
+    latest : the newest ``latest`` months that ``crimes-street-dates`` lists.
     categories : taxonomy keys of police.uk categories (default: all crime and ASB).
     base_url : the API (default :func:`api_base`).
     refresh : ask again for months already loaded (police.uk revises past months).
@@ -424,6 +438,12 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
     client = client or Client()
     base = api_base(base_url)
     slugs = _slugs(config, categories)
+    listed: set[str] | None = None
+    if latest:
+        listed = available_months(client, base)
+        months = sorted(listed)[-latest:]
+    if not months:
+        raise HotspotsError("no months to fetch: give --months YYYY-MM..YYYY-MM or latest[:N].")
     boundary = config.boundary_layer  # the study area is this layer's union
     area = geography.study_area(
         {boundary: geography.read_layer(config.layers[boundary], cache=cache)}, config)
@@ -438,7 +458,6 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
     say = progress or (lambda _line: None)
     report: dict = {"store": str(db), "api": base, "months": [], "error": None}
     pending: list[Path] = []
-    listed: set[str] | None = None
     for month in months:
         name = file_name(config, month, slugs)
         entry = {"month": month, "status": None, "file": str(folder / name)}

@@ -280,6 +280,13 @@ def test_cli_fetch_policeuk_text_and_json(api, cache, tmp_path, capsys, monkeypa
     assert err == ""  # quiet with --json, even on a terminal
     report = json.loads(out)
     assert [m["status"] for m in report["months"]] == ["unavailable", "already_loaded"]
+    fake.dates = ["2024-06", "2024-07", "2024-08"]
+    assert main(args[:5] + ["latest:2"] + args[6:] + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(m["month"], m["status"]) for m in report["months"]] == [
+        ("2024-07", "already_loaded"), ("2024-08", "loaded")]
+    assert main(args[:5] + ["latest:x"] + args[6:]) == 1
+    assert "write latest or latest:N" in capsys.readouterr().err
     fake.faults = ["html"]
     fake.dates = None
     assert main(args[:5] + ["2024-05"] + args[6:]) == 1
