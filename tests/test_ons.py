@@ -167,3 +167,12 @@ def test_area_init_takes_one_source(capsys):
 
     assert main(["area", "init", "--la", TH, "--borough", "Camden"]) == 1
     assert "give one of --borough CODE|NAME|all" in capsys.readouterr().err
+
+
+def test_nomis_answering_a_web_page_is_named(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(ons, "NOMIS_TS001", "NM_9999_1")
+    with pytest.raises(FetchError, match=r"Nomis TS001: http://127.*NM_9999_1\.data\.csv\?.* "
+                                         r"answered HTTP 404 Not Found\. Check the service "
+                                         r"address"):
+        run(fake, tmp_path)
+    assert not list(tmp_path.iterdir())
