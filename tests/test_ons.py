@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import json
 
+import geopandas as gpd
 import pytest
+import shapely
 
 from hotspots import fetch, geography, ons
 from hotspots.config import Layer
@@ -176,3 +178,17 @@ def test_nomis_answering_a_web_page_is_named(fake, tmp_path, monkeypatch):
                                          r"address"):
         run(fake, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_boundaries_answered_in_degrees_are_projected(fake, tmp_path, services):
+    first = run(fake, tmp_path / "a")
+    ward_service = ons.WARD_BOUNDARIES[0]
+    wards = gpd.read_file(SHARED / "tower_hamlets_wards_2022.geojson")  # lon/lat
+    fake[0].features[ward_service] = [
+        {"type": "Feature", "properties": {"WD22CD": r.wardcode, "WD22NM": r.name},
+         "geometry": json.loads(shapely.to_geojson(r.geometry))} for r in wards.itertuples()]
+    second = run(fake, tmp_path / "b")
+    a = gpd.read_file(tmp_path / "a" / first["files"]["ward"]["name"])
+    b = gpd.read_file(tmp_path / "b" / second["files"]["ward"]["name"])
+    assert b.crs.to_epsg() == 27700 and a["WD22CD"].tolist() == b["WD22CD"].tolist()
+    assert b.area.to_numpy() == pytest.approx(a.area.to_numpy(), rel=1e-3)
