@@ -180,7 +180,7 @@ def test_nomis_answering_a_web_page_is_named(fake, tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_boundaries_answered_in_degrees_are_projected(fake, tmp_path, services):
+def test_boundaries_answered_in_degrees_are_projected(fake, tmp_path):
     first = run(fake, tmp_path / "a")
     ward_service = ons.WARD_BOUNDARIES[0]
     wards = gpd.read_file(SHARED / "tower_hamlets_wards_2022.geojson")  # lon/lat
