@@ -2,7 +2,7 @@
 
 Start it on the demo data (after ``.venv/bin/hotspots demo``)::
 
-    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run streamlit_app.py
+    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run serve.py
 
 Settings (environment): ``HOTSPOTS_STORE`` (store file, default data/hotspots.sqlite),
 ``HOTSPOTS_GEODATA`` (geodata cache, default geodata/cache), ``HOTSPOTS_CONFIG``

@@ -314,13 +314,18 @@ def test_old_sha256_entries_are_refused_with_the_fix(app, caplog):
     assert not _signed_in(at)
 
 
-def test_no_signin_secret_says_how_to_add_one(app, monkeypatch):
+def test_a_missing_or_bad_signin_table_says_what_to_fix(app):
     at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["passwords"] = {"pat": {"password_hash": auth.hash_password("x"),
-                                       "role": "officer"}}
+    at.secrets["passwords"] = {"pat": {"password_hash": "$argon2id$x", "role": "officer"}}
     at.run()
     assert "no [signin] secret" in at.error[0].value
     assert "hotspots user add" in at.error[0].value and not at.text_input
+    for table, message in (({"secret": "short"}, "shorter than 32"),
+                           ({"secret": SECRET, "session_hours": "12"},
+                            "[signin] session_hours in the secrets file is '12'")):
+        at.secrets["signin"] = table
+        at.run()
+        assert not at.exception and message in at.error[0].value and not at.text_input
 
 
 def test_oidc_sessions_expire_too(app, monkeypatch):
