@@ -95,6 +95,19 @@ def test_throttle_delays_grow_per_user_and_per_client():
     assert th.attempt(keys, rule) == 0
 
 
+def test_twenty_guesses_in_eleven_seconds_are_mostly_refused():
+    """The review's attack: 20 wrong passwords in 11 s all got checked. With the default
+    rule only 6 are: three free, then after waits of 1, 2 and 4 s."""
+    clock = Clock()
+    th = auth.Throttle(clock=clock)
+    checked = []
+    for i in range(20):
+        clock.t = 1_000.0 + i * 11 / 19
+        checked.append(th.attempt([("user", "pat"), ("client", "10.0.0.1")],
+                                  auth.ThrottleRule()) == 0)
+    assert sum(checked) == 6 and checked[:3] == [True] * 3
+
+
 def test_a_right_password_clears_the_user_but_not_the_client():
     clock = Clock()
     th = auth.Throttle(clock=clock)
