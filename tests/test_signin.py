@@ -210,9 +210,14 @@ def test_cli_user_add_reads_stdin_or_the_terminal(tmp_path, monkeypatch, capsys)
     assert main(["user", "add", "sam", "--role", "chair", "--secrets", str(path)]) == 1
     assert "differ" in capsys.readouterr().err
     assert "sam" not in tomllib.loads(path.read_text())["passwords"]
+    with path.open("a") as f:
+        f.write('\n[passwords.old]\npassword_sha256 = "ab12"\nrole = "chair"\n')
     assert main(["user", "add", "sam", "--role", "chair", "--secrets", str(path),
                  "--json"]) == 0
-    assert '"new": true' in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert '"new": true' in out.out
+    assert "note: cannot sign in until given a new password (old unsalted SHA-256 entry): " \
+        "old;" in out.err
     entry = tomllib.loads(path.read_text())["passwords"]["sam"]
     assert auth.verify_password(entry["password_hash"], "same")
 
