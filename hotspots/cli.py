@@ -370,6 +370,11 @@ def _cmd_user(args, config) -> int:
     else:
         print(f"{'added' if new else 'replaced'} user {args.name} ({args.role}) in "
               f"{args.secrets}; the app reads it on its next sign-in")
+    old = auth.legacy_users(args.secrets)
+    if old:
+        print(f"note: cannot sign in until given a new password (old unsalted SHA-256 "
+              f"entry): {', '.join(old)}; run `hotspots user add NAME --role ROLE` for each",
+              file=sys.stderr)
     return 0
 
 
