@@ -70,7 +70,7 @@ def _cmd_geodata(args, config) -> int:
         if n["unavailable"]:
             print(f"  {n['unavailable']} file(s) have no published source and were not "
                   "installed (install them --from a folder holding them; a local authority's "
-                  "boundaries and population: `hotspots fetch area --la CODE`): "
+                  "boundaries and population: `hotspots area init --la CODE`): "
                   + ", ".join(r["name"] for r in results if r["status"] == "unavailable"))
     return 0
 
@@ -279,26 +279,6 @@ def _cmd_fetch_policeuk(args, config) -> int:
         if report["error"]:
             print(f"hotspots: error: {report['error']}", file=sys.stderr)
     return 1 if report["error"] else 0
-
-
-def _cmd_fetch_area(args, config) -> int:
-    from . import ons
-
-    report = ons.fetch_area(args.la, args.out, ons_url=args.ons_url, nomis_url=args.nomis_url)
-    manifest = Path(args.out) / "manifest.toml"
-    manifest.write_text(ons.manifest_entries(report), encoding="utf-8")
-    report["manifest"] = str(manifest)
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    c = report["checks"]
-    print(f"{report['la_name']} ({report['la_code']}): {c['lsoas']} LSOAs, {c['wards']} wards, "
-          f"{c['usual_residents']:,} usual residents (Census 2021); LSOAs {c['lsoa_km2']} km², "
-          f"wards {c['ward_km2']} km²")
-    for f in report["files"].values():
-        print(f"  {f['path']}  sha256 {f['sha256'][:12]}...")
-    print(f"  manifest entries: {manifest}")
-    return 0
 
 
 def _cmd_demo(args, config) -> int:
@@ -615,15 +595,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ask again for months already loaded (police.uk revises them)")
     common(fp)
     fp.set_defaults(func=_cmd_fetch_policeuk)
-    fa = fsub.add_parser("area", help="a local authority's LSOA 2021 and ward boundaries "
-                                      "(ONS) and LSOA population (Nomis) into a folder")
-    fa.add_argument("--la", required=True, help="local authority GSS code, e.g. E09000030")
-    fa.add_argument("--out", required=True, help="folder for the files and manifest.toml")
-    fa.add_argument("--ons-url", help="ONS ArcGIS services base (default: $HOTSPOTS_ONS_ARCGIS "
-                                      "or the ONS Open Geography Portal)")
-    fa.add_argument("--nomis-url", help="Nomis base (default: $HOTSPOTS_NOMIS or Nomis)")
-    common(fa, store=False)
-    fa.set_defaults(func=_cmd_fetch_area)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")

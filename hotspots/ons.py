@@ -237,12 +237,3 @@ def fetch_area(la_code: str, out_dir: str | Path, *, client: Client | None = Non
                                  "sha256": sha256_file(out / name), "rows": n}
     return report
 
-
-def manifest_entries(report: dict) -> str:
-    """``[[files]]`` entries (name, sha256, where from) for a geodata manifest."""
-    parts = []
-    for f in report["files"].values():
-        parts.append(f'[[files]]\nname = "{f["name"]}"\nsha256 = "{f["sha256"]}"\n'
-                     f'# derived: ONS Open Geography Portal / Nomis TS001, local authority '
-                     f'{report["la_code"]} (hotspots fetch area)\n')
-    return "\n".join(parts)

@@ -69,9 +69,7 @@ def test_boundaries_and_population_match_the_shared_files(fake, tmp_path, cache,
     assert [r["lsoa21cd"] for r in pop] == want["code"].tolist()
     assert sum(int(r["usual_residents"]) for r in pop) == 310_323
     assert report["checks"]["usual_residents"] == 310_323
-    entries = ons.manifest_entries(report)
     for f in report["files"].values():
-        assert f'name = "{f["name"]}"\nsha256 = "{f["sha256"]}"' in entries
         assert geography.sha256_file(tmp_path / f["name"]) == f["sha256"]
 
 
@@ -115,28 +113,6 @@ def test_service_renamed_or_down_is_named(fake, tmp_path, monkeypatch):
                                          r"\(400 Invalid URL\); the service may have been "
                                          r"renamed"):
         run(fake, tmp_path)
-
-
-def test_cli_fetch_area_writes_files_and_manifest_entries(fake, tmp_path, capsys,
-                                                          monkeypatch):
-    from hotspots.cli import main
-
-    _, arcgis, nomis = fake
-    monkeypatch.setenv(ons.ONS_ENV, arcgis)
-    monkeypatch.setenv(ons.NOMIS_ENV, nomis)
-    assert main(["fetch", "area", "--la", TH, "--out", str(tmp_path / "geo")]) == 0
-    out = capsys.readouterr().out
-    assert "Tower Hamlets (E09000030): 169 LSOAs, 20 wards, 310,323 usual residents" in out
-    manifest = (tmp_path / "geo" / "manifest.toml").read_text()
-    entries = geography.read_manifest(tmp_path / "geo" / "manifest.toml")
-    assert [e.name for e in entries] == ["tower_hamlets_lsoa21.geojson",
-                                         "tower_hamlets_wards_2022.geojson",
-                                         "tower_hamlets_population_lsoa21.csv"]
-    assert "ONS Open Geography Portal" in manifest
-    # the folder installs like any other: every checksum holds
-    res = geography.install_geodata(tmp_path / "geo" / "manifest.toml",
-                                    source_dir=tmp_path / "geo", cache=tmp_path / "c")
-    assert [r["status"] for r in res] == ["installed"] * 3
 
 
 def test_area_init_la_downloads_and_sets_up_the_area(fake, tmp_path, capsys, monkeypatch):
