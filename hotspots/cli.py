@@ -180,7 +180,7 @@ def _cmd_task(args, config) -> int:
             decision = store.record_decision(
                 conn, place_id=args.place, owner=args.owner, actions=args.actions,
                 review_date=args.review, meeting_date=args.meeting)
-            out = {"decision_id": decision, "store": str(store.store_path(args.store))}
+            out = {"decision_id": decision, "store": store.store_name(args.store)}
             text = f"decision {decision} recorded for place {args.place}"
         else:
             table = store.read_decisions(conn, meeting_date=args.meeting)
@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, store=True):
         sp.add_argument("--json", action="store_true", help="print one JSON object")
         if store:
-            sp.add_argument("--store", help="store file (default: $HOTSPOTS_STORE or "
+            sp.add_argument("--store", help="store file or postgresql://user@host/db server "
+                                            "(default: $HOTSPOTS_STORE or "
                                             "data/hotspots.sqlite)")
 
     g = sub.add_parser("geodata", help="boundary and open data files")

@@ -82,7 +82,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
     ``user`` is who loads (default: the operating system's user).
     """
-    db = store.store_path(store_file)
+    db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
     area = geography.study_area(layers, config)
     mapping_obj = read_mapping(mapping, config) if mapping else None
@@ -135,26 +135,25 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 "note": kept_newer_note(kept, exported) if kept else None,
             })
             if len(res.rejected) and written["load_id"] is not None:
-                out = db.parent / "rejected" / f"{p.stem}.load{written['load_id']}.rejected.csv"
+                out = (store.rejected_dir(db)
+                       / f"{p.stem}.load{written['load_id']}.rejected.csv")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_csv(res.rejected, out)
                 entry["rejected_file"] = str(out)
     finally:
         conn.close()
-    return {"store": str(db), "files": files}
+    return {"store": store.store_name(db), "files": files}
 
 
 def latest_complete_month(conn) -> str:
     """The last month in the store that is complete: the month of the latest incident if
     that incident is dated the month's last day or by month only, else the month before."""
-    last = conn.execute("SELECT max(date) FROM incidents").fetchone()[0]
+    last, month_only = store.last_day(conn)
     if last is None:
         raise HotspotsError("the store has no incidents yet; load exports with `hotspots "
                             "ingest FILE...` first.")
     day = dt.date.fromisoformat(last)
     month = month_period(day.strftime("%Y-%m"))
-    month_only = conn.execute("SELECT count(*) FROM incidents WHERE date = ? AND source = "
-                              "'policeuk'", (last,)).fetchone()[0]
     if day == month.end or (month_only and day.day == 1):
         return month.label
     return month.previous().label
