@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import StoreError
@@ -155,10 +156,19 @@ class SQLiteStore:
         """Stored source, ref, row_hash, exported_at and load_id of these keys."""
         parts = []
         for source, refs in keys.groupby("source", sort=False)["ref"]:
-            parts.append(pd.read_sql_query(
-                "SELECT source, ref, row_hash, exported_at, load_id FROM incidents "
-                "WHERE source = ? AND ref IN (SELECT value FROM json_each(?))", self.conn,
-                params=[source, json.dumps(refs.tolist())]))
+            if not self.conn.execute("SELECT 1 FROM incidents WHERE source = ? LIMIT 1",
+                                     (source,)).fetchone():
+                continue  # a source's first load: nothing to look up
+            rows = self.conn.execute(
+                "SELECT ref, row_hash, exported_at, load_id FROM incidents "
+                "WHERE source = ? AND ref IN (SELECT value FROM json_each(?))",
+                (source, json.dumps(refs.tolist()))).fetchall()
+            ref, row_hash, exported_at, load_id = zip(*rows, strict=True) if rows else [()] * 4
+            parts.append(pd.DataFrame({
+                "source": source, "ref": np.array(ref, dtype=object),
+                "row_hash": np.array(row_hash, dtype=np.int64),
+                "exported_at": np.array(exported_at, dtype=object),
+                "load_id": np.array(load_id, dtype=np.int64)}))
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             columns=["source", "ref", "row_hash", "exported_at", "load_id"])
 
