@@ -8,22 +8,24 @@ CLI calls); this module only caches them and keys the caches on the store's cont
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 import streamlit as st
 
-from hotspots import geography, jobs, pack, store, trends
-from hotspots.config import Config, load_config
+from hotspots import auth, geography, jobs, pack, store, trends
+from hotspots.area import check_store_area
+from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
 from hotspots.summary import month_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
 FULL_ROLES = ("analyst", "chair")
-ROLES = ("analyst", "chair", "officer", "partner")
+ROLES = auth.ROLES
 #: Largest upload, in MB; keep equal to server.maxUploadSize in .streamlit/config.toml.
 MAX_UPLOAD_MB = 50
 WORK = Path(tempfile.gettempdir()) / "hotspots-app"
@@ -31,11 +33,11 @@ WORK = Path(tempfile.gettempdir()) / "hotspots-app"
 
 def store_file() -> str:
     """The store: a file, or a postgresql:// server shared by several app instances."""
-    return store.store_target(os.environ.get("HOTSPOTS_STORE") or None)
+    return resolve_settings().store
 
 
 def geodata_cache() -> str:
-    return os.environ.get("HOTSPOTS_GEODATA") or str(geography.DEFAULT_CACHE)
+    return str(resolve_settings().geodata)
 
 
 @st.cache_resource
@@ -44,7 +46,7 @@ def _config(path: str | None) -> Config:
 
 
 def config() -> Config:
-    return _config(os.environ.get("HOTSPOTS_CONFIG") or None)
+    return _config(resolve_settings().config)
 
 
 @st.cache_resource
@@ -53,7 +55,23 @@ def _layers(config_path: str | None, cache: str) -> dict[str, gpd.GeoDataFrame]:
 
 
 def layers() -> dict[str, gpd.GeoDataFrame]:
-    return _layers(os.environ.get("HOTSPOTS_CONFIG") or None, geodata_cache())
+    return _layers(resolve_settings().config, geodata_cache())
+
+
+def check_area() -> str | None:
+    """Why the store cannot be used with the configuration (built for another area or
+    with other boundary files), or None when it can."""
+    path = store_file()
+    if not Path(path).is_file():
+        return None
+    conn = store.connect(path)
+    try:
+        check_store_area(conn, config(), store_file=path, cache=geodata_cache())
+    except HotspotsError as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
 
 
 def store_version() -> tuple:
@@ -171,9 +189,47 @@ def filters() -> dict:
             "wards": tuple(st.session_state.get("f_wards") or ())}
 
 
-def ward_names() -> dict[str, str]:
-    wards = layers()["ward"]
-    return dict(zip(wards["code"], wards["name"], strict=True))
+def main_layer() -> str:
+    """The layer the filters, the patrol map and the trends choose areas from (wards when
+    configured, else the finest layer): ``study_area.main_layer``."""
+    return config().main_layer
+
+
+def area_names(key: str | None = None) -> dict[str, str]:
+    """Area names by code in a layer (default: the main layer)."""
+    lay = layers()[key or main_layer()]
+    return dict(zip(lay["code"], lay["name"], strict=True))
+
+
+def area_label(*, plural: bool = False) -> str:
+    """The main layer's label ("Ward", "LSOA", ...)."""
+    return config().layer_label(main_layer(), plural=plural)
+
+
+def one_area() -> str:
+    """'A ward', 'An LSOA': the choice of one area of the main layer."""
+    label = area_label()
+    first = label.split()[0]
+    acronym = first.isupper() and len(first) > 1
+    vowel = label[0] in ("AEFHILMNORSX" if acronym else "AEIOU")
+    return f"{'An' if vowel else 'A'} {label if acronym else label.lower()}"
+
+
+def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:
+    """The area (code) of each incident or place in a layer (default: the main layer);
+    places are placed by a point on their surface (a table without geometry: by its
+    LSOA, for layers built from LSOAs)."""
+    key = key or main_layer()
+    cfg = config()
+    if key in cfg.stored_layers and f"{key}_code" in frame.columns:
+        return frame[f"{key}_code"].to_numpy(dtype=object)
+    if "x" not in frame.columns and "geometry" not in frame.columns:
+        frame = frame.assign(x=np.nan, y=np.nan)
+    elif "x" not in frame.columns:
+        pts = shapely.point_on_surface(np.asarray(frame.geometry.values))
+        frame = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts),
+                              "lsoa_code": frame["lsoa_code"].to_numpy(dtype=object)})
+    return geography.layer_codes(frame, layers(), cfg, key)
 
 
 def role() -> str:
@@ -181,7 +237,8 @@ def role() -> str:
 
 
 def user() -> str:
-    """The signed-in user's name (set by streamlit_app.py), recorded with what they do."""
+    """The signed-in user's name, as the store's audit trail records it: the password user
+    name, the OIDC e-mail, or "local analyst" in local mode (set in streamlit_app.py)."""
     return st.session_state.get("user", "")
 
 

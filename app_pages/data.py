@@ -67,30 +67,32 @@ if st.button("Load into the store", disabled=not uploads, key="load"):
         st.error(f"{', '.join(too_big)}: larger than {common.MAX_UPLOAD_MB} MB; split the "
                  "export by date and load the parts.")
     else:
-        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=common.WORK.parent))
-        paths = []
-        for u in uploads:
-            paths.append(folder / Path(u.name).name)
-            paths[-1].write_bytes(u.getvalue())
-        mapping = None
-        if mapping_up is not None:
-            mapping = folder / "mapping.toml"
-            mapping.write_bytes(mapping_up.getvalue())
-        with st.spinner("Checking and loading..."):
-            _ingest(paths, mapping)
+        # the uploads live on disk only while they load, whatever happens
+        with tempfile.TemporaryDirectory(prefix="upload-", dir=common.WORK.parent) as tmp:
+            folder = Path(tmp)
+            paths = []
+            for u in uploads:
+                paths.append(folder / Path(u.name).name)
+                paths[-1].write_bytes(u.getvalue())
+            mapping = None
+            if mapping_up is not None:
+                mapping = folder / "mapping.toml"
+                mapping.write_bytes(mapping_up.getvalue())
+            with st.spinner("Checking and loading..."):
+                _ingest(paths, mapping)
 
 st.subheader("Synthetic data for demonstrations")
 c1, c2 = st.columns(2)
 n = int(c1.number_input("Incidents", 500, 50_000, 2_000, step=500, key="synth_n"))
 seed = int(c2.number_input("Seed", 0, 10_000, 1, key="synth_seed"))
 if st.button("Generate and load SYNTHETIC data", key="synth"):
-    with st.spinner("Generating..."):
-        data = make_synthetic(common.layers()["lsoa"], n_incidents=n, rng=seed)
-        written = write_synthetic(data, tempfile.mkdtemp(prefix="synth-",
-                                                         dir=common.WORK.parent))
-    for name in ("asb", "nox", "drugs"):
-        if name in written and f"{name}_mapping" in written:
-            _ingest([written[name]], written[f"{name}_mapping"])
+    with tempfile.TemporaryDirectory(prefix="synth-", dir=common.WORK.parent) as tmp:
+        with st.spinner("Generating..."):
+            data = make_synthetic(common.layers()["lsoa"], n_incidents=n, rng=seed)
+            written = write_synthetic(data, tmp)
+        for name in ("asb", "nox", "drugs"):
+            if name in written and f"{name}_mapping" in written:
+                _ingest([written[name]], written[f"{name}_mapping"])
 
 st.subheader("Store status")
 st.caption(f"Store: {store.store_name(common.store_file())}")

@@ -1,9 +1,10 @@
-"""Patrol map (officer): a ward or an area drawn on the map, and a shift; numbered places
-with their patrol windows and what happens there. Laid out for a phone and printable on
+"""Patrol map (officer): an area (a ward) or one drawn on the map, and a shift; numbered
+places with their patrol windows and what happens there. Laid out for a phone and printable on
 A4."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import shapely
 import streamlit as st
@@ -18,7 +19,7 @@ from hotspots.trends import patrol_windows, time_profile
 
 SHIFTS = {"Early 07:00-15:00": range(7, 15), "Late 15:00-23:00": range(15, 23),
           "Night 23:00-07:00": (23, 0, 1, 2, 3, 4, 5, 6)}
-WARD, DRAWN = "A ward", "An area I draw"
+DRAWN = "An area I draw"
 DRAW_KEY = "patrol_drawn"
 PRINT_CSS = """<style>
 @media print {
@@ -37,25 +38,27 @@ version = common.store_version()
 if not f["month"]:
     st.info("The store has no incidents yet.")
     st.stop()
-names = common.ward_names()
+names = common.area_names()
+WARD = common.one_area()  # "A ward", "An LSOA": one area of the main layer
 wards = list(f["wards"]) or sorted(names, key=names.get)
 try:
     found = common.places(version, f["month"], f["categories"])
 except HotspotsError as exc:
     st.warning(str(exc))
     st.stop()
-busiest = found["ward_code"].value_counts() if len(found) else {}
-wards.sort(key=lambda c: -busiest.get(c, 0))  # wards with most places first
+found_area = common.area_codes(found) if len(found) else np.array([], dtype=object)
+busiest = pd.Series(found_area).value_counts() if len(found) else {}
+wards.sort(key=lambda c: -busiest.get(c, 0))  # areas with most places first
 c1, c2, c3 = st.columns([1, 1, 1])
 how = c1.radio("Area", [WARD, DRAWN], horizontal=True, key="patrol_area")
 shift = c3.selectbox("Shift", list(SHIFTS), key="patrol_shift")
-ward_layer = common.layers()["ward"]
+ward_layer = common.layers()[common.main_layer()]
 drawn = None
 if how == WARD:
-    ward = c2.selectbox("Ward", wards, format_func=lambda c: names.get(c, c),
+    ward = c2.selectbox(common.area_label(), wards, format_func=lambda c: names.get(c, c),
                         key="patrol_ward")
     outline = ward_layer.loc[ward_layer["code"] == ward]
-    mine = found.loc[found["ward_code"] == ward]
+    mine = found.loc[found_area == ward]
     where = names.get(ward, ward)
 else:
     outline = ward_layer.loc[ward_layer["code"].isin(wards)]
@@ -70,14 +73,15 @@ period = month_period(f["month"])
 inc = common.incidents(version, period.start.isoformat(), period.end.isoformat(),
                        f["categories"] or None)
 inc = inc.loc[in_period(inc, period)]
+inc_area = common.area_codes(inc)
 on_shift = inc["hour"].isin(list(SHIFTS[shift])).to_numpy()
 xy = inc["x"].to_numpy(), inc["y"].to_numpy()
 if how == WARD:
-    inside = (inc["ward_code"] == ward).to_numpy()
+    inside = inc_area == ward
 elif drawn is not None:
     inside = shapely.contains_xy(drawn, *xy)
 else:
-    inside = inc["ward_code"].isin(wards).to_numpy()
+    inside = np.isin(inc_area, wards)
 n_here = int((inside & on_shift).sum())
 if drawn is not None:  # what the officer patrols is the drawn area, places or not
     st.caption(f"{n_here:,} incidents in the drawn area on this shift this month.")

@@ -29,7 +29,7 @@ except HotspotsError as exc:
     st.stop()
 st.caption(f"{meta['incidents']:,} incidents in {meta['period']}; {meta['places']} places "
            "found; " + "; ".join(meta["chosen"]))
-names = common.ward_names()
+names = common.area_names()
 try:
     pack_meta = common.build_pack(version, False, f["month"], f["categories"])
 except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
@@ -37,11 +37,12 @@ except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
     st.info(f"No ranked places: {exc}")
 if pack_meta is not None:
     ranked = common.read_csv(pack_meta["files"]["csv"])
+    ranked = ranked.assign(area=common.area_codes(ranked))
     if f["wards"]:
-        ranked = ranked.loc[ranked["ward_code"].isin(f["wards"])]
+        ranked = ranked.loc[ranked["area"].isin(f["wards"])]
     components = [c for c in ranked.columns if c.startswith("component_")]
-    shown = ranked.assign(ward=ranked["ward_code"].map(names))[
-        ["rank", "place_id", "label", "ward", "score", "n", "main_categories",
+    shown = ranked.assign(area=ranked["area"].map(names))[
+        ["rank", "place_id", "label", "area", "score", "n", "main_categories",
          "density_per_km2", "harm", "repeat_location_share", "repeat_caller_share",
          "n_previous", "trend_label", "patrol_windows", *components]]
     st.subheader(f"Ranked places, {pack_meta['period']}")
@@ -50,7 +51,7 @@ if pack_meta is not None:
                + ", ".join(f"{k} {v:g}" for k, v in common.config().ranking.items())
                + ". The trend label compares each place with the rest of the borough.")
     st.dataframe(shown, hide_index=True, key="ranked", column_config={
-        "rank": "Rank", "place_id": "Place", "label": "Where", "ward": "Ward",
+        "rank": "Rank", "place_id": "Place", "label": "Where", "area": common.area_label(),
         "score": st.column_config.NumberColumn("Score", format="%.2f"),
         "n": "Incidents", "main_categories": "What happens",
         "density_per_km2": st.column_config.NumberColumn("Per km²", format="%.0f"),
@@ -65,7 +66,8 @@ if pack_meta is not None:
                                             format="%.2f") for c in components},
     })
     if ranked.empty:
-        st.info("No ranked places in the chosen wards for these filters.")
+        st.info(f"No ranked places in the chosen {common.area_label(plural=True).lower()} "
+                "for these filters.")
 
 with st.expander("Map of hotspots and places", expanded=True):
     # the package's own map, text escaped; numbered by the ranking above when there is one

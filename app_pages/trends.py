@@ -1,5 +1,6 @@
-"""Trends (project lead): monthly counts per ward or LSOA, emerging hot spot classes, and
-a before/after view for an intervention: a ward, a tasked place or a drawn area against
+"""Trends (project lead): monthly counts per area of any layer, emerging hot spot classes,
+and a before/after view for an intervention: an area (a ward), a tasked place or a drawn
+area against
 the rest of the borough, with the displacement quotient for the ring round it."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hotspots.evaluate import intervention_effect
 from hotspots.maps import hotspot_map
 from hotspots.trends import stream_label
 
-WARD, TASKED, DRAWN = "A ward", "A tasked place", "An area I draw"
+TASKED, DRAWN = "A tasked place", "An area I draw"
 
 common.require(*common.FULL_ROLES)
 st.title("Trends")
@@ -29,6 +30,8 @@ if not f["month"]:
 everything = common.incidents(version, None, None, f["categories"] or None)
 lay = common.layers()
 cfg = common.config()
+WARD = common.one_area()  # "A ward", "An LSOA": one area of the main layer
+main = common.main_layer()
 
 # Series compare like with like: only the streams (a source's records of one category)
 # chosen here, over the months every one of them covers.
@@ -63,14 +66,16 @@ st.caption(f"{len(inc):,} incidents, {lo} to {hi}: the months every series chose
            + (f" Left out: {'; '.join(left_out)}." if left_out else ""))
 
 st.subheader("Monthly incidents")
-level = st.radio("Areas", ["ward", "lsoa"], horizontal=True, key="trend_level",
-                 format_func={"ward": "Wards", "lsoa": "LSOAs"}.get)
-names = dict(zip(lay[level]["code"], lay[level]["name"], strict=True))
+levels = [main, *(k for k in cfg.summary_layers if k != main)]
+level = st.radio("Areas", levels, horizontal=True, key="trend_level",
+                 format_func=lambda k: cfg.layer_label(k, plural=True))
+names = common.area_names(level)
 col = f"{level}_code"
+inc = inc.assign(**{col: common.area_codes(inc, level)})
 monthly = (inc.loc[inc[col] != ""].assign(month=inc["date"].str[:7])
            .pivot_table(index="month", columns=col, values="ref", aggfunc="count",
                         fill_value=0).reindex(window, fill_value=0))
-if level == "ward" and f["wards"]:
+if level == main and f["wards"]:
     default = [c for c in f["wards"] if c in monthly.columns]
 else:
     default = monthly.sum().nlargest(5).index.tolist()
@@ -97,17 +102,17 @@ st.subheader("Before and after an intervention")
 st.caption("Did the target area change more than the rest of the borough, and did the "
            "problem move next door? The target, a ring round it (the buffer) and the rest of "
            "the borough (the control), in equal windows before and after the date.")
-study = shapely.union_all(lay["ward"].geometry.values)
-wnames = dict(zip(lay["ward"]["code"], lay["ward"]["name"], strict=True))
+study = shapely.union_all(lay[cfg.boundary_layer].geometry.values)
+wnames = common.area_names()
 first = dt.date.fromisoformat(f"{lo}-01")
 last = (pd.Period(hi, freq="M").end_time).date()
 kind = st.radio("Target", [WARD, TASKED, DRAWN], horizontal=True, key="ba_kind")
 c1, c2, c3 = st.columns(3)
 target, start = None, None
 if kind == WARD:
-    ward = c1.selectbox("Ward", sorted(wnames, key=wnames.get), format_func=wnames.get,
-                        key="ba_ward")
-    target = lay["ward"].loc[lay["ward"]["code"] == ward].geometry.iloc[0]
+    ward = c1.selectbox(common.area_label(), sorted(wnames, key=wnames.get),
+                        format_func=wnames.get, key="ba_ward")
+    target = lay[main].loc[lay[main]["code"] == ward].geometry.iloc[0]
 elif kind == TASKED:
     tasked = common.decisions()
     if tasked.empty:
@@ -126,7 +131,7 @@ when = c2.date_input("Intervention date", min(max(default, first), last), min_va
 months = int(c3.number_input("Months each side", 1, 12, 3, key="ba_months"))
 buffer_m = float(c3.number_input("Buffer ring (m)", 50, 1000, 250, step=50, key="ba_buffer"))
 if kind == DRAWN:
-    m = hotspot_map(area=lay["ward"], config=common.config(),
+    m = hotspot_map(area=lay[cfg.boundary_layer], config=common.config(),
                     meta={"period": f"target for the before/after, {when}", "incidents": 0})
     draw_map(m, key="ba_drawn", drawn=target, height=380)
 if target is None:

@@ -27,6 +27,7 @@ from collections import OrderedDict
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from scipy import ndimage
 
@@ -304,3 +305,23 @@ def assign_codes(x: np.ndarray, y: np.ndarray, areas: gpd.GeoDataFrame, *,
     idx = assign_points(x, y, areas, nearest_max_m=nearest_max_m)
     codes = np.append(areas["code"].to_numpy(dtype=object), "")
     return codes[idx]
+
+
+_NEST_CACHE: dict = {}
+
+
+def nesting(finer: gpd.GeoDataFrame, coarser: gpd.GeoDataFrame) -> pd.Series:
+    """The coarser area each finer area lies in (by code): the one holding most of its
+    area (areas built from the finer layer hold all of it)."""
+    key = (tuple(finer["code"]), tuple(coarser["code"]))
+    if key in _NEST_CACHE:
+        return _NEST_CACHE[key]
+    fg, cg = np.asarray(finer.geometry.values), np.asarray(coarser.geometry.values)
+    fi, ci = shapely.STRtree(cg).query(fg, predicate="intersects")
+    overlap = shapely.area(shapely.intersection(fg[fi], cg[ci]))
+    best = pd.DataFrame({"f": fi, "c": ci, "a": overlap}).sort_values(
+        ["f", "a"], ascending=[True, False]).drop_duplicates("f")
+    out = pd.Series(coarser["code"].to_numpy()[best["c"]],
+                    index=finer["code"].to_numpy()[best["f"]])
+    _NEST_CACHE[key] = out
+    return out

@@ -10,12 +10,11 @@ import logging
 import sys
 from pathlib import Path
 
-from . import geography, jobs, store
-from .config import load_config
+from . import auth, geography, jobs, store
+from .area import check_store_area
+from .config import load_config, resolve_settings
 from .errors import HotspotsError
 from .summary import MEASURES, month_period, parse_period
-
-DEMO_POLICE_UK = "metropolitan-street_tower-hamlets"
 
 
 def _pct(v) -> str:
@@ -44,7 +43,7 @@ def _print_ingest(report: dict) -> None:
 
 
 def _print_summary(meta: dict) -> None:
-    print(f"{meta['level'].upper()} summary for {meta['period']} (previous {meta['previous']}): "
+    print(f"{meta['level_label']} summary for {meta['period']} (previous {meta['previous']}): "
           f"{meta['incidents']:,} incidents ({meta['total_in_areas']:,} in areas, "
           f"{meta['unassigned']:,} unassigned); ranked by {meta['rank_by']}")
     if meta["month_only_left_out"]:
@@ -59,13 +58,20 @@ def _print_summary(meta: dict) -> None:
 def _cmd_geodata(args, config) -> int:
     manifest = args.manifest or config.manifest
     results = geography.install_geodata(manifest, source_dir=args.source_dir,
-                                        base_url=args.base_url, cache=args.geodata)
+                                        base_url=args.base_url, cache=args.geodata,
+                                        skip_unavailable=args.skip_unavailable)
     if args.json:
         print(json.dumps({"cache": str(geography.cache_dir(args.geodata)), "files": results}))
     else:
-        n_new = sum(r["status"] == "installed" for r in results)
-        print(f"geodata: {n_new} file(s) installed, {len(results) - n_new} already present, in "
-              f"{geography.cache_dir(args.geodata)}")
+        n = {s: sum(r["status"] == s for r in results)
+             for s in ("installed", "present", "unavailable")}
+        print(f"geodata: {n['installed']} file(s) installed, {n['present']} already present, "
+              f"in {geography.cache_dir(args.geodata)}")
+        if n["unavailable"]:
+            print(f"  {n['unavailable']} file(s) have no published source and were not "
+                  "installed (install them --from a folder holding them; a local authority's "
+                  "boundaries and population: `hotspots fetch area --la CODE`): "
+                  + ", ".join(r["name"] for r in results if r["status"] == "unavailable"))
     return 0
 
 
@@ -113,6 +119,11 @@ def _print_detect(meta: dict) -> None:
     print(f"  kernel density: {meta['kernel']}, bandwidth {meta['bandwidth_m']:.0f} m, "
           f"edge loss {meta['kde_edge_loss']:.1f} incidents")
     print(f"  places ({meta['method']}): {meta['places']:,}")
+    f = meta["forecast"]
+    print(f"  forecast for {f['month']}: {f['description']} on {f['cell_size_m']:.0f} m cells, "
+          f"{f['cells']} cells in the top 5% of the area; PAI {f['pai_5pct']:.2f}, hit rate "
+          f"{f['hit_rate_5pct']:.0%} on {f['test_months']} test months"
+          + (f" ({f['note']})" if f["fallback"] else ""))
     for t in meta["top"]:
         print(f"  {t['rank']:>3}. {t['label']} ({t['place_id']}): {t['n']:,} incidents")
     for k, v in meta["files"].items():
@@ -149,27 +160,47 @@ def _cmd_pack(args, config) -> int:
     return 0
 
 
+def _print_backtest(out: dict) -> None:
+    w = out["winner"]
+    print(f"Backtest: {len(out['test_months'])} test month(s) "
+          f"({', '.join(out['test_months']) or 'none'}), {out['incidents_tested']:,} "
+          f"incidents in them inside the area ({out['incidents']:,} in the selection, "
+          f"history included); cells of {', '.join(f'{c:g}' for c in out['cell_sizes_m'])} m; "
+          f"windows: {out['windows']}")
+    if not out["enough"]:
+        print(f"  only {len(out['test_months'])} test month(s): fewer than the "
+              f"{out['min_test_months']} needed to choose a map")
+    for r in out["summary"][:10]:
+        mark = "  <- chosen" if (r["method"], r["cell_size_m"]) == (w["method"],
+                                                                  w["cell_size_m"]) else ""
+        print(f"  PAI at 5%  {r['method']:<17} {r['cell_size_m']:>4.0f} m  {r['pai']:6.2f}  "
+              f"hit rate {r['hit_rate']:.0%}{mark}")
+    naive = [r for r in out["summary"] if r["method"] == "naive"]
+    if naive:
+        print(f"  naive last-month map at its best cell size ({naive[0]['cell_size_m']:.0f} m): "
+              f"{naive[0]['pai']:.2f}")
+    print(f"  forecast map: {w['method']} on {w['cell_size_m']:.0f} m cells, PAI at 5% "
+          f"{w['pai_5pct']:.2f} ({w['note']})")
+    honest = out["chosen_before_scored"]
+    if honest["months"]:
+        print(f"  chosen only on earlier months, the map scored {honest['pai_5pct']:.2f} on "
+              f"{honest['months']} month(s)")
+    for k, v in out.get("concentrated_now", {}).items():
+        if v["months"]:
+            print(f"  where it is concentrated now ({k}, not a forecast): next-month PAI "
+                  f"{v['pai']:.2f} at {v['coverage']:.1%} of the area ({v['months']} months)")
+    print(out["definitions"])
+    print(f"  table: {out['files']['table']}")
+
+
 def _cmd_backtest(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     srcs = [c.strip() for c in args.sources.split(",")] if args.sources else None
+    sizes = ([float(c) for c in args.cell_sizes.split(",")] if args.cell_sizes else None)
     out = jobs.run_backtest(config=config, store_file=args.store, out_dir=args.out,
                             cache=args.geodata, categories=cats, sources=srcs,
-                            test_months=args.test_months, window=args.window,
-                            cell_size_m=args.cell_size_m)
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    print(f"Backtest over {', '.join(out['test_months'])} ({out['incidents']:,} incidents, "
-          f"{out['cell_size_m']:g} m cells, {out['window_months']}-month window)")
-    naive = out["pai_at_5pct"].get("naive")
-    for method, value in sorted(out["pai_at_5pct"].items(), key=lambda kv: -kv[1]):
-        mark = "  <- best" if method == out["best_at_5pct"] else ""
-        print(f"  PAI at 5% coverage  {method:<12} {value:6.2f}{mark}")
-    if naive is not None:
-        print(f"  the naive last-month map scores {naive:.2f}; the best method is "
-              f"{out['best_at_5pct']}: use it as the default map for this data")
-    print(out["definitions"])
-    print(f"  table: {out['files']['table']}")
+                            test_months=args.test_months, cell_sizes_m=sizes)
+    print(json.dumps(out)) if args.json else _print_backtest(out)
     return 0
 
 
@@ -221,12 +252,60 @@ def _synthetic_exports(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _cmd_fetch_policeuk(args, config) -> int:
+    from . import fetch
+
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(line: str) -> None:
+            print(f"police.uk {line}", file=sys.stderr, flush=True)
+    report = fetch.fetch_policeuk(config=config, months=fetch.parse_months(args.months),
+                                  categories=cats, store_file=args.store, cache=args.geodata,
+                                  base_url=args.api_url, refresh=args.refresh,
+                                  progress=progress)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        counts: dict[str, int] = {}
+        for m in report["months"]:
+            counts[m["status"]] = counts.get(m["status"], 0) + 1
+        print(f"police.uk API ({report['api']}), {report['requests']} request(s): "
+              + ", ".join(f"{v} month(s) {k.replace('_', ' ')}" for k, v in counts.items()))
+        if report["ingest"]["files"]:
+            _print_ingest(report["ingest"])
+        if report["error"]:
+            print(f"hotspots: error: {report['error']}", file=sys.stderr)
+    return 1 if report["error"] else 0
+
+
+def _cmd_fetch_area(args, config) -> int:
+    from . import ons
+
+    report = ons.fetch_area(args.la, args.out, ons_url=args.ons_url, nomis_url=args.nomis_url)
+    manifest = Path(args.out) / "manifest.toml"
+    manifest.write_text(ons.manifest_entries(report), encoding="utf-8")
+    report["manifest"] = str(manifest)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    c = report["checks"]
+    print(f"{report['la_name']} ({report['la_code']}): {c['lsoas']} LSOAs, {c['wards']} wards, "
+          f"{c['usual_residents']:,} usual residents (Census 2021); LSOAs {c['lsoa_km2']} km², "
+          f"wards {c['ward_km2']} km²")
+    for f in report["files"].values():
+        print(f"  {f['path']}  sha256 {f['sha256'][:12]}...")
+    print(f"  manifest entries: {manifest}")
+    return 0
+
+
 def _cmd_demo(args, config) -> int:
     """Install geodata, make synthetic council data, load it with the real police.uk rows,
-    summarise the latest complete month by LSOA and ward."""
+    summarise the latest complete month by every layer but the 2011 LSOAs."""
     out = {"steps": []}
     manifest = config.manifest
-    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata)
+    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata,
+                              skip_unavailable=args.source_dir is None)
     cache = geography.cache_dir(args.geodata)
     synth_dir = Path(args.data) / "synthetic"
     args_s = argparse.Namespace(geodata=args.geodata, n=args.n, start="2022-09-01",
@@ -235,7 +314,8 @@ def _cmd_demo(args, config) -> int:
         _quiet(_cmd_synth, args_s, config)
     else:
         _cmd_synth(args_s, config)
-    police = sorted((cache / "policeuk").glob(f"*{DEMO_POLICE_UK}*.csv"))
+    police = (sorted((cache / "policeuk").glob(f"*{config.demo_police_uk}*.csv"))
+              if config.demo_police_uk else [])
     store_file = Path(args.data) / "hotspots.sqlite"
     reports = [jobs.ingest_files(police, config=config, store_file=store_file,
                                  cache=args.geodata)]
@@ -246,7 +326,7 @@ def _cmd_demo(args, config) -> int:
     out["ingest"] = {"store": str(store_file), "files": files}
     out["summaries"] = [
         jobs.summarise(config=config, level=level, store_file=store_file, out_dir=args.out,
-                       cache=args.geodata) for level in ("lsoa", "ward")]
+                       cache=args.geodata) for level in config.summary_layers]
     out["hotspots"] = jobs.detect(config=config, store_file=store_file, out_dir=args.out,
                                   cache=args.geodata)
     from .pack import build_pack
@@ -264,6 +344,80 @@ def _cmd_demo(args, config) -> int:
     return 1 if any(f.get("error") for f in files) else 0
 
 
+def _read_new_password(args) -> str:
+    """The password from stdin (--password-stdin: its first line), or typed twice at the
+    terminal without echo."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise ValueError("no terminal to type the password at: pipe it in with "
+                         "--password-stdin")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Same password again: ") != first:
+        raise ValueError("the two passwords differ; nothing was written")
+    return first
+
+
+def _cmd_user(args, config) -> int:
+    new = auth.add_user(args.secrets, args.name, args.role, _read_new_password(args))
+    out = {"user": args.name, "role": args.role, "secrets": str(args.secrets), "new": new}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{'added' if new else 'replaced'} user {args.name} ({args.role}) in "
+              f"{args.secrets}; the app reads it on its next sign-in")
+    return 0
+
+
+def _cmd_area(args, config) -> int:
+    from . import area
+
+    if bool(args.borough) == bool(args.lsoa):
+        raise HotspotsError("give either --borough CODE|NAME|all (from the London LSOA file) "
+                            "or --lsoa FILE (your own boundaries), not both or neither.")
+    layers = {}
+    for spec in args.layer or []:
+        key, sep, path = spec.partition("=")
+        if not sep or not key.isidentifier():
+            raise HotspotsError(f"--layer {spec}: write KEY=FILE (e.g. ward=wards.gpkg), "
+                                "or KEY=FILE:CODE_COLUMN:NAME_COLUMN.")
+        layers[key] = area.read_boundaries(path, key=key)
+    nested, population = {}, None
+    if args.borough:
+        name, code, lsoa = area.london_boroughs(args.borough, cache=args.geodata)
+        nested = {"msoa": ("MSOA", "msoa21cd", "msoa21nm")}
+        if lsoa["lad22cd"].nunique() > 1:
+            nested["borough"] = ("Borough", "lad22cd", "lad22nm")
+        population = geography.cache_dir(args.geodata) / area.LONDON_POPULATION
+        population = population if population.exists() else None
+    else:
+        if not args.name:
+            raise HotspotsError("--lsoa needs --name (the area's name, e.g. \"Camden\").")
+        name, code, lsoa = args.name, args.code or "", area.read_boundaries(args.lsoa,
+                                                                             key="lsoa")
+    if args.population:
+        population = args.population
+    name, code = args.name or name, args.code or code
+    out_dir = Path(args.out) if args.out else Path("areas") / area.slug(name)
+    done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
+                          population=population, out_dir=out_dir, cache=args.geodata)
+    if args.json:
+        print(json.dumps(done))
+        return 0
+    counts = ", ".join(f"{n:,} {k}" for k, n in done["counts"].items())
+    print(f"area {name}{f' ({code})' if code else ''}: {counts}")
+    print(f"  configuration: {done['config']}")
+    print(f"  manifest:      {done['manifest']} (sha256 of every file)")
+    for key, path in done["files"].items():
+        print(f"  {key + ':':<14} {path}")
+    print(f"  installed into {geography.cache_dir(args.geodata)}")
+    print(f"next: hotspots --config {done['config']} ingest FILE... --store "
+          f"data/{area.slug(name)}.sqlite")
+    return 0
+
+
 def _quiet(fn, *a):
     import contextlib
     import io
@@ -274,7 +428,8 @@ def _quiet(fn, *a):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotspots", description=__doc__)
-    p.add_argument("--config", help="study-area configuration TOML (default: Tower Hamlets)")
+    p.add_argument("--config", help="study-area configuration TOML (default: "
+                                    "$HOTSPOTS_CONFIG or the packaged default)")
     p.add_argument("--geodata", help="geodata cache folder (default: $HOTSPOTS_GEODATA or "
                                      "geodata/cache)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -292,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     gi = gsub.add_parser("install", help="install into the cache, checked by sha256")
     gi.add_argument("--from", dest="source_dir", help="copy from this folder, not download")
     gi.add_argument("--base-url", help="download NAME from BASE_URL/NAME (a mirror)")
+    gi.add_argument("--skip-unavailable", action="store_true",
+                    help="downloading, pass over files with no published source")
     gi.add_argument("--manifest", help="geodata manifest (default: the configuration's)")
     common(gi, store=False)
     gi.set_defaults(func=_cmd_geodata)
@@ -309,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--month", help="YYYY-MM (default: latest complete month in the store)")
     s.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
     s.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
-    s.add_argument("--level", choices=("lsoa", "ward"), default="lsoa")
+    s.add_argument("--level", default="lsoa",
+                   help="any layer of the configuration: lsoa (default), ward, msoa...")
     s.add_argument("--measure", choices=MEASURES, default="density_per_km2",
                    help="shade and rank by (default density_per_km2)")
     s.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
@@ -349,9 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "which one to use by default")
     bt.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     bt.add_argument("--sources", help="comma-separated sources, e.g. policeuk (default: all)")
-    bt.add_argument("--test-months", type=int, default=6, help="months to test (default 6)")
-    bt.add_argument("--window", type=int, default=12, help="training months (default 12)")
-    bt.add_argument("--cell-size-m", type=float, default=100.0)
+    bt.add_argument("--test-months", type=int, default=12,
+                    help="latest months to test, each with 3 months of history before it "
+                         "(default 12)")
+    bt.add_argument("--cell-sizes", help="comma-separated cell sizes in metres, multiples of "
+                                         "the smallest (default 50,100,150,200,250)")
     bt.add_argument("--out", default="out", help="output folder (default out/)")
     common(bt)
     bt.set_defaults(func=_cmd_backtest)
@@ -379,6 +539,62 @@ def build_parser() -> argparse.ArgumentParser:
     common(y, store=False)
     y.set_defaults(func=_cmd_synth)
 
+    u = sub.add_parser("user", help="app users who sign in with a password")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    ua = usub.add_parser("add", help="add a user, or set a user's password and role, in "
+                                     "the app's secrets file (Argon2 hash)")
+    ua.add_argument("name", help="user name (letters, digits and . _ @ -)")
+    ua.add_argument("--role", required=True, choices=auth.ROLES,
+                    help="analyst or chair: every page; officer: patrol map; "
+                         "partner: partner pack")
+    ua.add_argument("--secrets", type=Path, default=auth.DEFAULT_SECRETS,
+                    help="secrets file (default .streamlit/secrets.toml; created if absent)")
+    ua.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of stdin, not the terminal")
+    common(ua, store=False)
+    ua.set_defaults(func=_cmd_user)
+
+    a = sub.add_parser("area", help="set up another area")
+    asub = a.add_subparsers(dest="area_command", required=True)
+    ai = asub.add_parser("init", help="write a configuration and a geodata manifest for an "
+                                      "area, from boundary files or the London LSOAs")
+    ai.add_argument("--borough", help="a London borough's code or name, or 'all' (from "
+                                      "london_lsoa21.gpkg in the geodata cache)")
+    ai.add_argument("--lsoa", help="LSOA boundaries, any format GDAL reads "
+                                   "(FILE or FILE:CODE_COLUMN:NAME_COLUMN)")
+    ai.add_argument("--layer", action="append", metavar="KEY=FILE",
+                    help="another layer (ward, snt, pspo, estate...); repeatable")
+    ai.add_argument("--name", help="the area's name (default: the borough's)")
+    ai.add_argument("--code", help="the area's code (default: the borough's)")
+    ai.add_argument("--population", help="residents by LSOA, CSV (default in London: "
+                                         "population_lsoa21_london.csv)")
+    ai.add_argument("--out", help="folder to write to (default areas/<name>)")
+    ai.add_argument("--json", action="store_true", help="print one JSON object")
+    ai.set_defaults(func=_cmd_area)
+
+    f = sub.add_parser("fetch", help="data from its official sources online")
+    fsub = f.add_subparsers(dest="fetch_command", required=True)
+    fp = fsub.add_parser("policeuk", help="police.uk crimes for the study area, by API, "
+                                          "into the store (one load per month)")
+    fp.add_argument("--months", required=True,
+                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive) or a comma-separated list")
+    fp.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    fp.add_argument("--api-url", help="police.uk API base (default: $HOTSPOTS_POLICEUK_API "
+                                      "or the public API)")
+    fp.add_argument("--refresh", action="store_true",
+                    help="ask again for months already loaded (police.uk revises them)")
+    common(fp)
+    fp.set_defaults(func=_cmd_fetch_policeuk)
+    fa = fsub.add_parser("area", help="a local authority's LSOA 2021 and ward boundaries "
+                                      "(ONS) and LSOA population (Nomis) into a folder")
+    fa.add_argument("--la", required=True, help="local authority GSS code, e.g. E09000030")
+    fa.add_argument("--out", required=True, help="folder for the files and manifest.toml")
+    fa.add_argument("--ons-url", help="ONS ArcGIS services base (default: $HOTSPOTS_ONS_ARCGIS "
+                                      "or the ONS Open Geography Portal)")
+    fa.add_argument("--nomis-url", help="Nomis base (default: $HOTSPOTS_NOMIS or Nomis)")
+    common(fa, store=False)
+    fa.set_defaults(func=_cmd_fetch_area)
+
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")
     d.add_argument("--from", dest="source_dir", help="install geodata from this folder")
@@ -396,7 +612,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config)
+        settings = resolve_settings(config=args.config, store=getattr(args, "store", None),
+                                    geodata=args.geodata)
+        args.geodata = str(settings.geodata)
+        config = load_config(settings.config)
+        if hasattr(args, "store"):
+            args.store = settings.store
+            if args.command not in ("ingest",) and store.exists(settings.store):
+                conn = store.connect(settings.store)
+                try:
+                    check_store_area(conn, config, store_file=settings.store,
+                                     cache=settings.geodata)
+                finally:
+                    conn.close()
         return args.func(args, config)
     except (HotspotsError, ValueError) as exc:
         print(f"hotspots: error: {exc}", file=sys.stderr)

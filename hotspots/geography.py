@@ -6,6 +6,7 @@ download; every file is checked against the sha256 in the geodata manifest.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import shapely
 
+from .assign import assign_points, nesting
 from .config import Config, Layer
 from .errors import GeodataError
 from .schema import WORKING_CRS
@@ -31,9 +35,15 @@ DEFAULT_CACHE = Path("geodata/cache")
 
 @dataclass(frozen=True)
 class ManifestFile:
+    """A manifest entry. A derived file names the manifest file it is derived from
+    (``derived_from``) and the rule: ``lsoa_name_prefix`` keeps the police.uk rows whose
+    ``LSOA name`` starts with it, every line byte for byte."""
+
     name: str
     sha256: str
     url: str | None = None
+    derived_from: str | None = None
+    lsoa_name_prefix: str | None = None
 
 
 def cache_dir(path: str | Path | None = None) -> Path:
@@ -52,8 +62,35 @@ def read_manifest(path: str | Path) -> list[ManifestFile]:
     for i, entry in enumerate(raw.get("files", []), start=1):
         if "name" not in entry or "sha256" not in entry:
             raise GeodataError(f"{path}: [[files]] entry {i} needs 'name' and 'sha256'.")
-        files.append(ManifestFile(entry["name"], entry["sha256"].lower(), entry.get("url")))
+        if "derived_from" in entry and "lsoa_name_prefix" not in entry:
+            raise GeodataError(f"{path}: [[files]] entry {i} ({entry['name']}) is derived_from "
+                               "another file but gives no rule; add lsoa_name_prefix.")
+        files.append(ManifestFile(entry["name"], entry["sha256"].lower(), entry.get("url"),
+                                  entry.get("derived_from"), entry.get("lsoa_name_prefix")))
     return files
+
+
+def derive_rows(src: Path, dest: Path, lsoa_name_prefix: str) -> int:
+    """Write the header and the police.uk rows of ``src`` whose ``LSOA name`` starts with
+    ``lsoa_name_prefix`` to ``dest``, each line byte for byte; returns the rows kept."""
+    lines = src.read_bytes().splitlines(keepends=True)
+    if not lines:
+        raise GeodataError(f"{src} is empty; install it again.")
+    header = next(csv.reader([lines[0].decode("utf-8-sig")]))
+    if "LSOA name" not in header:
+        raise GeodataError(f"{src} has no 'LSOA name' column: not a police.uk street-level "
+                           "file, so rows cannot be kept by LSOA name.")
+    col = header.index("LSOA name")
+    kept = [lines[0]]
+    for no, line in enumerate(lines[1:], start=2):
+        row = next(csv.reader([line.decode("utf-8")]), [])
+        if len(row) != len(header):
+            raise GeodataError(f"{src}, line {no}: {len(row)} fields, the header has "
+                               f"{len(header)}; install an unmodified copy.")
+        if row[col].startswith(lsoa_name_prefix):
+            kept.append(line)
+    dest.write_bytes(b"".join(kept))
+    return len(kept) - 1
 
 
 def sha256_file(path: Path) -> str:
@@ -77,7 +114,7 @@ def _fetch(url: str, dest: Path, timeout_s: float) -> None:
 
 def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = None,
                     base_url: str | None = None, cache: str | Path | None = None,
-                    timeout_s: float = 60.0) -> list[dict]:
+                    timeout_s: float = 60.0, skip_unavailable: bool = False) -> list[dict]:
     """Install every manifest file into the cache, verified by sha256.
 
     Parameters
@@ -85,12 +122,16 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
     manifest : path of the geodata manifest.
     source_dir : copy from this folder (same relative names) instead of downloading.
     base_url : download ``{base_url}/{name}`` (a mirror) instead of each file's ``url``.
+        Without either, a derived file (``derived_from``) is derived from its installed
+        source, and checked by its sha256 like any other.
     cache : destination; see :func:`cache_dir`.
+    skip_unavailable : downloading, pass over the files with no published source (status
+        ``unavailable``) instead of stopping at the first.
 
     Returns
     -------
     list of dicts ``{"name", "path", "status"}`` with status ``installed`` or ``present``
-    (already in the cache with the right checksum).
+    (already in the cache with the right checksum), or ``unavailable``.
 
     Raises
     ------
@@ -100,7 +141,8 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
     """
     dest_root = cache_dir(cache)
     results = []
-    for entry in read_manifest(manifest):
+    # derived files after the files they are derived from
+    for entry in sorted(read_manifest(manifest), key=lambda e: e.derived_from is not None):
         dest = dest_root / entry.name
         if dest.exists() and sha256_file(dest) == entry.sha256:
             results.append({"name": entry.name, "path": str(dest), "status": "present"})
@@ -117,12 +159,25 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
                                        "folder holding the manifest's files.")
                 shutil.copyfile(src, tmp)
                 origin = str(src)
+            elif entry.derived_from and not entry.url and not base_url:
+                src = dest_root / entry.derived_from
+                if not src.is_file():
+                    raise GeodataError(f"{entry.name} is derived from {entry.derived_from}, "
+                                       "which is not installed; list that file in the "
+                                       "manifest too.")
+                derive_rows(src, tmp, entry.lsoa_name_prefix)
+                origin = f"{entry.derived_from} (rows of LSOAs named {entry.lsoa_name_prefix}*)"
             else:
                 url = f"{base_url.rstrip('/')}/{entry.name}" if base_url else entry.url
+                if not url and skip_unavailable:
+                    results.append({"name": entry.name, "path": str(dest),
+                                    "status": "unavailable"})
+                    continue
                 if not url:
                     raise GeodataError(f"{entry.name} has no download source in the manifest (it "
-                                       "was derived from its source); install it --from a folder "
-                                       "or --base-url of a mirror holding it.")
+                                       "was derived from its source by hand); install it --from "
+                                       "a folder or --base-url of a mirror holding it, or pass "
+                                       "--skip-unavailable.")
                 _fetch(url, tmp, timeout_s)
                 origin = url
             got = sha256_file(tmp)
@@ -170,7 +225,12 @@ def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str,
     ``area_km2`` is its land area, so densities are not diluted by river (wards run into
     the Thames); geometries are kept whole for assignment.
     """
-    layers = {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()}
+    layers = {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()
+              if not _dissolved(config, key)}
+    for key, layer in config.layers.items():
+        if _dissolved(config, key):
+            layers[key] = _dissolve(config, key, layers[layer.built_from], cache=cache)
+    layers = {key: layers[key] for key in config.layers}
     if config.land_layer:
         land = shapely.union_all(layers[config.land_layer].geometry.values)
         for key, gdf in layers.items():
@@ -178,6 +238,58 @@ def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str,
                 gdf["area_km2"] = shapely.area(shapely.intersection(gdf.geometry.values,
                                                                     land)) / 1e6
     return layers
+
+
+def _dissolved(config: Config, key: str) -> bool:
+    """A layer built from a finer one and given by the finer layer's file: that file
+    dissolved by the layer's code column."""
+    layer = config.layers[key]
+    return bool(layer.built_from) and layer.file == config.layers[layer.built_from].file
+
+
+def _dissolve(config: Config, key: str, finer: gpd.GeoDataFrame, *,
+              cache: str | Path | None) -> gpd.GeoDataFrame:
+    layer, base = config.layers[key], config.layers[config.layers[key].built_from]
+    path = cache_dir(cache) / layer.file
+    attrs = gpd.read_file(path, columns=[base.code, layer.code, layer.name],
+                          ignore_geometry=True)
+    for col in (layer.code, layer.name):
+        if col not in attrs.columns:
+            raise GeodataError(f"{path} has no column '{col}' (layer '{key}', built from "
+                               f"'{base.key}'); fix the layer's code/name in the configuration.")
+    of = attrs.astype(str).set_index(base.code)
+    parts = finer.assign(code=finer["code"].map(of[layer.code]),
+                         name=finer["code"].map(of[layer.name]))
+    out = parts.dissolve("code", aggfunc={"name": "first"}).reset_index()
+    out = gpd.GeoDataFrame(out[["code", "name"]], geometry=out.geometry.values,
+                           crs=WORKING_CRS)
+    out["area_km2"] = out.geometry.area / 1e6
+    return out[["code", "name", "area_km2", "geometry"]].sort_values("code", ignore_index=True)
+
+
+def layer_codes(frame: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], config: Config,
+                key: str) -> np.ndarray:
+    """The code in layer ``key`` of each row of ``frame`` (incidents, or places with
+    ``x, y`` and ``lsoa_code``); '' when in none.
+
+    Layers the store keeps (:attr:`Config.stored_layers`) are read from ``<key>_code``; a
+    layer built from a finer one follows the row's finer area (so its totals add up); any
+    other is assigned by its points (EPSG:27700), with the configured nearest rule.
+    """
+    if key not in config.layers:
+        raise ValueError(f"layer '{key}' is not in the configuration; use one of "
+                         f"{sorted(config.layers)}.")
+    col = f"{key}_code"
+    if key in config.stored_layers and col in frame.columns:
+        return frame[col].to_numpy(dtype=object)
+    built_from = config.layers[key].built_from
+    if built_from:
+        finer = layer_codes(frame, layers, config, built_from)
+        lookup = nesting(layers[built_from], layers[key])
+        return pd.Series(finer, dtype=object).map(lookup).fillna("").to_numpy(dtype=object)
+    idx = assign_points(frame["x"].to_numpy(dtype=float), frame["y"].to_numpy(dtype=float),
+                        layers[key], nearest_max_m=config.nearest_max_m)
+    return np.append(layers[key]["code"].to_numpy(dtype=object), "")[idx]
 
 
 def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:

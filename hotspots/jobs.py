@@ -11,10 +11,10 @@ import logging
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from . import geography, store
+from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
 from .export import write_csv
@@ -89,6 +89,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     conn = store.connect(db)
     files = []
     try:
+        check_store_area(conn, config, store_file=db, cache=cache, record=True)
         for p in map(Path, paths):
             entry = dict.fromkeys(INGEST_KEYS)
             entry.update(path=str(p), reasons={}, kept_newer=0)
@@ -128,7 +129,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 "format": res.format, "read": res.n_read, "accepted": len(inc),
                 "rejected": len(res.rejected), "inserted": written["inserted"],
                 "replaced": written["replaced"], "unchanged": written["unchanged"],
-                "unassigned": int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum()),
+                "unassigned": int((inc["lsoa_code"] == "").sum()),
                 "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
                 "load_id": written["load_id"], "already_loaded": written["already_loaded"],
                 "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
@@ -178,9 +179,14 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
                                    end=period.end.isoformat(), categories=categories)
     finally:
         conn.close()
+    if level not in config.layers:
+        raise HotspotsError(f"--level {level} is not a layer of {config.name}'s configuration; "
+                            f"use one of {', '.join(config.layers)}.")
     layers = geography.read_layers(config, cache=cache)
+    inc[f"{level}_code"] = geography.layer_codes(inc, layers, config, level)
     table, meta = area_summary(inc, layers[level], level=level, period=period, config=config,
                                rank_by=measure)
+    meta["level_label"] = config.layer_label(level)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{level}_{period.label.replace(' ', '_')}"
@@ -198,29 +204,57 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     return meta
 
 
-#: The default forecast map: cell counts over this many months (won the backtests on the
-#: police.uk months and the demo data at 5% coverage; see `hotspots backtest`).
-FORECAST_MONTHS = 12
-FORECAST_COVERAGE = 0.05
+def _selection(config: Config, categories, sources, test_months: int, cell_sizes) -> str:
+    """The key a backtest result is kept under: area, sources, categories and options."""
+    return json.dumps({"area": config.code, "sources": sorted(sources) if sources else None,
+                       "categories": sorted(categories) if categories else None,
+                       "test_months": int(test_months),
+                       "cell_sizes_m": [float(c) for c in cell_sizes]}, sort_keys=True)
 
 
-def _months_before(day: dt.date, months: int) -> str:
-    first = pd.Period(day, "M") - (months - 1)
-    return first.start_time.date().isoformat()
+def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
+              cell_sizes) -> dict:
+    from .forecast import backtest_result, concentration_backtest
+
+    if inc.empty:
+        raise HotspotsError("no incidents in the store for this selection: nothing to "
+                            "backtest; load exports with `hotspots ingest FILE...` first.")
+    result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes)
+    result["concentrated_now"] = concentration_backtest(inc, area,
+                                                        periods=result["test_months"],
+                                                        config=config)
+    return result
 
 
-def forecast_cells(incidents: pd.DataFrame, cells):
-    """The top 5% of the area by cell counts over the last 12 months: the map that won the
-    backtests. Returns those cells (EPSG:27700) with their counts in ``n_12m``."""
-    from .evaluate import select_cells
-    from .grid import cell_index
+def forecast_for(*, config: Config, period: Period, area, store_file=None,
+                 categories: list[str] | None = None) -> tuple[gpd.GeoDataFrame, dict]:
+    """The forecast layer for the month after ``period`` and the backtest that chose it.
 
-    idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy())
-    pos = pd.Series(np.arange(len(cells)), index=cells["cell_id"])
-    counts = np.bincount(pos.reindex(idx[idx >= 0]).to_numpy(), minlength=len(cells))
-    chosen = select_cells(counts.astype(float), cells["area_km2"].to_numpy(),
-                          coverage=FORECAST_COVERAGE) & (counts > 0)
-    return cells.loc[chosen, ["cell_id", "geometry"]].assign(n_12m=counts[chosen])
+    The backtest result for these categories is read from the store, or run once and kept
+    there until the store's data change. The layer (:func:`hotspots.forecast.
+    forecast_layer`) is drawn from the incidents up to the end of ``period`` on the
+    winner's grid with the winner's method: the map that was scored.
+    """
+    from .forecast import CELL_SIZES_M, TEST_MONTHS, bin_incidents, forecast_layer
+
+    key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M)
+    conn = store.connect(store_file)
+    try:
+        inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories)
+        result = store.read_backtest(conn, key)
+        if result is None:
+            everything = store.read_incidents(conn, categories=categories)
+            result = _backtest(everything, area, config, test_months=TEST_MONTHS,
+                               cell_sizes=CELL_SIZES_M)
+            store.write_backtest(conn, key, result)
+    finally:
+        conn.close()
+    winner = result["winner"]
+    last = period.end.strftime("%Y-%m")
+    inc = inc.loc[inc["period"] <= last]
+    sizes = sorted({result["cell_sizes_m"][0], winner["cell_size_m"]})
+    layer = forecast_layer(bin_incidents(inc, area, cell_sizes=sizes, last_month=last), winner)
+    return layer, result
 
 
 def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="square",
@@ -244,7 +278,7 @@ def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="squa
     bw = bandwidth_m or suggest_bandwidth(x, y)
     raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
                  cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
-    names = {c: n for key in ("ward", "lsoa")
+    names = {c: n for key in ("ward", "lsoa") if key in layers
              for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
     places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
                          names=names)
@@ -258,6 +292,21 @@ def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="squa
     return cells, raster, places, chosen
 
 
+def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> dict:
+    """What a legend and a summary say about a forecast layer: the month forecast, the
+    method, the cell size, its mean PAI and hit rate at 5% on the test months, and any
+    note (the fallback)."""
+    from .forecast import DESCRIPTIONS, month_number, month_text
+
+    w = backtest["winner"]
+    return {"month": month_text(month_number(period.end.strftime("%Y-%m")) + 1),
+            "method": w["method"], "description": DESCRIPTIONS[w["method"]],
+            "cell_size_m": w["cell_size_m"], "pai_5pct": w["pai_5pct"],
+            "hit_rate_5pct": w["hit_rate_5pct"], "test_months": w["test_months"],
+            "fallback": w["fallback"], "note": w["note"], "cells": int(len(layer)),
+            "backtest_created": backtest["created"]}
+
+
 def detect(*, config: Config, period: Period | None = None, categories: list[str] | None = None,
            store_file: str | Path | None = None, out_dir: str | Path = "out",
            cache: str | Path | None = None, cell_size_m: float | None = None,
@@ -267,7 +316,9 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     """Hotspots in metres for a period: grid counts, kernel density, Gi* and places.
 
     Writes ``hotspots_<period>.html`` (map), ``places_<period>.csv`` and
-    ``hotspots_<period>.gpkg`` (layers ``cells`` and ``places``) to ``out_dir``.
+    ``hotspots_<period>.gpkg`` (layers ``cells``, ``forecast`` and ``places``) to
+    ``out_dir``. The ``forecast`` layer (:func:`forecast_for`) is the next month's
+    forecast chosen by the backtest kept in the store (run once if missing).
     Parameters left as None are chosen by the stated rules and reported in the result;
     ``layers`` (from :func:`hotspots.geography.read_layers`) saves reading them again.
     """
@@ -278,8 +329,6 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         period = period or month_period(latest_complete_month(conn))
         inc = store.read_incidents(conn, start=period.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
-        year = store.read_incidents(conn, start=_months_before(period.end, FORECAST_MONTHS),
-                                    end=period.end.isoformat(), categories=categories)
     finally:
         conn.close()
     left_out = month_only_left_out(inc, period)
@@ -293,7 +342,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
         bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
     cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
-    forecast = forecast_cells(year, cells)
+    forecast, backtest = forecast_for(config=config, period=period, area=area,
+                                      store_file=store_file, categories=categories)
     meta = {
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
         "month_only_left_out": left_out,
@@ -311,13 +361,15 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     html_path = out / f"hotspots_{stem}.html"
     csv_path = out / f"places_{stem}.csv"
     gpkg_path = out / f"hotspots_{stem}.gpkg"
-    meta["forecast_cells"] = int(len(forecast))
+    meta["forecast"] = forecast_meta(forecast, backtest, period)
+    meta["concentrated_now"] = backtest.get("concentrated_now", {})
     save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
                          raster=raster, cells=cells, places=places, forecast=forecast),
              html_path)
     write_csv(places.drop(columns="geometry").round(4), csv_path)
     gpkg_path.unlink(missing_ok=True)
     cells.to_file(gpkg_path, layer="cells", driver="GPKG")
+    forecast.to_file(gpkg_path, layer="forecast", driver="GPKG")
     if not places.empty:
         places.to_file(gpkg_path, layer="places", driver="GPKG")
     conn = store.connect(store_file)
@@ -337,15 +389,22 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
 def run_backtest(*, config: Config, store_file: str | Path | None = None,
                  out_dir: str | Path = "out", cache: str | Path | None = None,
                  categories: list[str] | None = None, sources: list[str] | None = None,
-                 test_months: int = 6, window: int = 12, cell_size_m: float = 100.0) -> dict:
-    """Backtest every forecast method on the store's data (rolling origin over the last
-    ``test_months`` months) and say which wins at 5% coverage.
+                 test_months: int | None = None,
+                 cell_sizes_m: list[float] | None = None) -> dict:
+    """Search method x cell size on the store's data (rolling origin over the latest
+    ``test_months`` months, default 12, that have 3 months of history before them), say
+    which wins at 5% coverage, and keep the result in the store for ``detect``, ``pack``
+    and the app (for the default test months and cell sizes).
 
-    Writes ``backtest.csv`` (per method and coverage, means over test months).
+    Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
+    Returns the result (see :func:`hotspots.forecast.backtest_result`) with
+    ``definitions`` and ``files``.
     """
-    from .evaluate import backtest, backtest_summary, best_method, metric_definitions
-    from .grid import make_grid
+    from .evaluate import metric_definitions
+    from .forecast import CELL_SIZES_M, TEST_MONTHS
 
+    test_months = test_months or TEST_MONTHS
+    sizes = tuple(cell_sizes_m or CELL_SIZES_M)
     conn = store.connect(store_file)
     try:
         inc = store.read_incidents(conn, categories=categories)
@@ -353,21 +412,16 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
         conn.close()
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
-    months = sorted(inc["period"].unique())
-    if len(months) < 3:
-        raise HotspotsError(f"{len(months)} month(s) of data: a backtest needs at least 3 "
-                            "(at least one to learn from and one to test).")
-    periods = months[-min(test_months, len(months) - 1):]
     layers = geography.read_layers(config, cache=cache)
-    grid = make_grid(geography.land_area(layers, config), cell_size_m=cell_size_m)
-    table = backtest(inc, grid, periods=periods, window=window, config=config)
-    summary = backtest_summary(table)
-    best = best_method(table, coverage=0.05)
-    at5 = summary.loc[np.isclose(summary["coverage"], 0.05)].set_index("method")["pai"]
+    result = _backtest(inc, geography.land_area(layers, config), config,
+                       test_months=test_months, cell_sizes=sizes)
+    conn = store.connect(store_file)
+    try:
+        store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),
+                             result)
+    finally:
+        conn.close()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = write_csv(summary.round(4), out / "backtest.csv")
-    return {"test_months": list(periods), "incidents": int(len(inc)),
-            "cell_size_m": cell_size_m, "window_months": window, "best_at_5pct": best,
-            "pai_at_5pct": {k: round(float(v), 3) for k, v in at5.items()},
-            "definitions": metric_definitions(), "files": {"table": str(path)}}
+    path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")
+    return {**result, "definitions": metric_definitions(), "files": {"table": str(path)}}

@@ -100,7 +100,8 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     ----------
     incidents : incidents covering at least ``period`` and ``period.previous()``.
     areas : the layer (``code, name, area_km2, geometry``), EPSG:27700.
-    level : ``"ward"`` or ``"lsoa"``: which assigned code to group by.
+    level : a layer key (``"lsoa"``, ``"ward"``, ``"msoa"``...): incidents are grouped by
+        their ``<level>_code`` column (:func:`hotspots.geography.layer_codes`).
     rank_by : one of :data:`MEASURES`; rank 1 is the highest, ties broken by code.
 
     Returns
@@ -114,9 +115,10 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     """
     if rank_by not in MEASURES:
         raise ValueError(f"rank_by = '{rank_by}' is not a measure; use one of {MEASURES}.")
-    col = {"ward": "ward_code", "lsoa": "lsoa_code"}.get(level)
-    if col is None:
-        raise ValueError(f"level = '{level}'; use 'ward' or 'lsoa'.")
+    col = f"{level}_code"
+    if col not in incidents.columns:
+        raise ValueError(f"level = '{level}': the incidents have no '{col}' column; add it "
+                         "with hotspots.geography.layer_codes.")
     prev = period.previous()
     now_mask, prev_mask = in_period(incidents, period), in_period(incidents, prev)
     cur = incidents.loc[now_mask]

@@ -1,12 +1,11 @@
 """The Streamlit app through streamlit.testing's AppTest on a small demo store: every page
 runs without an exception and shows its key widgets, a filter change changes the ranked
-table, roles limit what a user can reach, and the password sign-in works."""
+table, roles limit what a user can reach (the password sign-in: tests/test_signin.py)."""
 
 from __future__ import annotations
 
 import datetime
 import getpass
-import hashlib
 import os
 from pathlib import Path
 
@@ -115,10 +114,10 @@ def test_filter_change_changes_the_ranked_table(role, layers):
     assert after["main_categories"].str.startswith("Nitrous oxide").all()
     # a ward filter keeps only that ward's places
     wards = layers["ward"]
-    ward = after["ward"].iloc[0]
+    ward = after["area"].iloc[0]
     code = wards.loc[wards["name"] == ward, "code"].iloc[0]
     at.sidebar.multiselect(key="f_wards").set_value([code]).run()
-    assert set(_df(at, "main_categories")["ward"]) == {ward}
+    assert set(_df(at, "main_categories")["area"]) == {ward}
     # police.uk burglary does not concentrate into places: the page says so, no crash
     at.sidebar.multiselect(key="f_wards").set_value([])
     at.sidebar.multiselect(key="f_categories").set_value(["burglary"]).run()
@@ -239,23 +238,6 @@ def test_partner_sees_the_minimised_pack_only(role):
     assert "caller_key" not in table.columns and "repeat_callers" not in table.columns
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("app_pages/tasking.py")
-
-
-def test_password_sign_in(demo, monkeypatch):
-    monkeypatch.delenv("HOTSPOTS_LOCAL")
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.secrets["passwords"] = {"pat": {"password_sha256": hashlib.sha256(b"s3cret")
-                                       .hexdigest(), "role": "officer"}}
-    at.run()
-    assert at.title[0].value == "hotspots: sign in"
-    at.text_input[0].input("pat")
-    at.text_input[1].input("wrong")
-    at.button[0].click().run()
-    assert "not recognised" in at.error[0].value
-    at.text_input[1].input("s3cret")
-    at.button[0].click().run()
-    assert not at.exception
-    assert at.title[0].value == "Patrol map"
 
 
 def test_no_sign_in_configured_refuses(demo, monkeypatch):

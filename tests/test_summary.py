@@ -81,7 +81,8 @@ def test_bad_options_are_named(config):
     with pytest.raises(ValueError, match=r"rank_by = 'size' is not a measure; use one of"):
         area_summary(inc, areas(), level="lsoa", period=month_period("2024-08"), config=config,
                      rank_by="size")
-    with pytest.raises(ValueError, match=r"level = 'msoa'; use 'ward' or 'lsoa'"):
+    with pytest.raises(ValueError, match=r"level = 'msoa': the incidents have no 'msoa_code' "
+                       r"column; add it with "):
         area_summary(inc, areas(), level="msoa", period=month_period("2024-08"), config=config)
 
 

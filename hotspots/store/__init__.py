@@ -42,10 +42,12 @@ from ..ingest import IngestResult
 from ..schema import INCIDENT_COLUMNS
 
 __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
-           "current_user", "date_range", "engine", "find_load", "is_server", "last_day",
-           "months", "read_decisions", "read_incidents", "read_loads", "read_places",
-           "read_problems", "record_decision", "rejected_dir", "store_name", "store_target",
-           "counts_by_source", "version", "write_load", "write_places"]
+           "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
+           "is_server", "last_day", "lsoa_codes", "months", "read_backtest",
+           "read_decisions", "read_incidents", "read_loads", "read_meta", "read_places",
+           "read_problems", "read_rejected", "record_decision", "rejected_dir", "store_name",
+           "store_path", "store_target", "version", "write_backtest", "write_load",
+           "write_meta", "write_places"]
 
 DEFAULT_STORE = Path("data/hotspots.sqlite")
 #: How long a writer waits for another one to finish before giving up, in seconds.
@@ -205,7 +207,7 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
         unchanged, n_kept = int(same.sum()), int(kept_mask.sum())
         inserted = int((~found).sum())
         replaced = len(inc) - unchanged - n_kept - inserted
-        unassigned = int(((inc["ward_code"] == "") | (inc["lsoa_code"] == "")).sum())
+        unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
         load_id = conn.insert(
             "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
             "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "
@@ -316,6 +318,17 @@ def counts_by_source(conn) -> pd.DataFrame:
                       "ORDER BY source")
 
 
+def exists(target: str | Path | None = None) -> bool:
+    """Whether there is a store to open (a server is taken to exist)."""
+    return is_server(target) or store_path(target).is_file()
+
+
+def lsoa_codes(conn, *, limit: int = 1000) -> list[str]:
+    """Some distinct LSOA codes of the stored incidents (up to ``limit``)."""
+    return [r[0] for r in conn.query("SELECT DISTINCT lsoa_code FROM incidents WHERE "
+                                     "lsoa_code != '' LIMIT ?", (limit,))]
+
+
 def version(conn) -> tuple[int, int, int]:
     """What results computed from the store depend on: the number of loads, the latest
     load and the number of decisions."""
@@ -404,3 +417,42 @@ def read_decisions(conn, *, meeting_date: str | None = None) -> pd.DataFrame:
     if meeting_date:
         sql, args = sql + " WHERE meeting_date = ?", [meeting_date]
     return conn.frame(sql + " ORDER BY meeting_date, decision_id", args)
+
+
+# -- the store's own facts and kept results ---------------------------------------------
+
+
+def read_meta(conn) -> dict[str, str]:
+    """The store's key/value facts (the area it was built for: see hotspots.area)."""
+    return dict(conn.query("SELECT key, value FROM meta"))
+
+
+def write_meta(conn, **values: str) -> None:
+    """Set some key/value facts of the store (others are kept)."""
+    with conn.transaction():
+        conn.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                         "value = excluded.value", [(k, str(v)) for k, v in values.items()])
+
+
+def _data_fingerprint(conn) -> str:
+    load, n = conn.query("SELECT (SELECT max(load_id) FROM loads), count(*) FROM incidents")[0]
+    return f"load{load or 0}:n{n}"
+
+
+def write_backtest(conn, selection: str, result: dict) -> None:
+    """Keep a backtest result for a selection (sources, categories, options) against the
+    store's current data; an earlier result for the same selection and data is replaced."""
+    with conn.transaction():
+        conn.executemany(
+            "INSERT INTO backtests VALUES (?, ?, ?, ?) ON CONFLICT (selection, fingerprint) "
+            "DO UPDATE SET created_at = excluded.created_at, result_json = excluded.result_json",
+            [(selection, _data_fingerprint(conn), _now(), json.dumps(result, allow_nan=True))])
+
+
+def read_backtest(conn, selection: str) -> dict | None:
+    """The latest backtest result kept for a selection, or None when there is none for the
+    store's current data (a load since then changes the data and so the answer)."""
+    rows = conn.query("SELECT result_json FROM backtests WHERE selection = ? AND fingerprint "
+                      "= ? ORDER BY created_at DESC LIMIT 1",
+                      (selection, _data_fingerprint(conn)))
+    return json.loads(rows[0][0]) if rows else None

@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id BIGINT NOT NULL REFERENCES loads(load_id), row BIGINT NOT NULL,
     reasons TEXT NOT NULL, raw_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backtests (
+    selection TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+    result_json TEXT NOT NULL, PRIMARY KEY (selection, fingerprint)
+);
 """
 
 _TEXT = ("source", "ref", "category", "category_raw", "period", "date", "location",
@@ -97,7 +102,7 @@ class PostgresStore:
             with self.conn.transaction():
                 # one creator at a time: two first connections must not race on the schema
                 self.conn.execute("SELECT pg_advisory_xact_lock(7140301)")
-                if self.conn.execute("SELECT to_regclass('tasking')").fetchone()[0] is None:
+                if self.conn.execute("SELECT to_regclass('backtests')").fetchone()[0] is None:
                     self.conn.execute(SCHEMA)
         except psycopg.errors.LockNotAvailable as exc:
             raise self._busy(exc) from exc

@@ -65,6 +65,11 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
     reasons TEXT NOT NULL, raw_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backtests (
+    selection TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+    result_json TEXT NOT NULL, PRIMARY KEY (selection, fingerprint)
+);
 """
 
 #: Columns added since the first stores were written: (table, column, declaration).
