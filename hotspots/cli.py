@@ -226,6 +226,19 @@ def _cmd_task(args, config) -> int:
     return 0
 
 
+def _cmd_export(args, config) -> int:
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv"}
+    out = jobs.export_incidents(out=args.out or Path("out") / default[args.format],
+                                fmt=args.format, store_file=args.store, start=args.start,
+                                end=args.end, categories=cats)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['incidents']:,} incidents written to {out['file']} ({out['format']})")
+    return 0
+
+
 def _cmd_synth(args, config) -> int:
     from .synthetic import make_synthetic, write_synthetic
 
@@ -529,6 +542,16 @@ def build_parser() -> argparse.ArgumentParser:
     kl.add_argument("--meeting", help="only this meeting, YYYY-MM-DD")
     common(kl)
     k.set_defaults(func=_cmd_task)
+
+    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet) "
+                                      "or Power BI (CSV with longitude and latitude)")
+    e.add_argument("--format", choices=jobs.EXPORT_FORMATS, default="gpkg")
+    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet or .csv)")
+    e.add_argument("--start", help="first day, YYYY-MM-DD (default: all)")
+    e.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
+    e.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    common(e)
+    e.set_defaults(func=_cmd_export)
 
     y = sub.add_parser("synth", help="write SYNTHETIC council-style exports with planted truth")
     y.add_argument("--out", type=Path, default=Path("data/synthetic"))

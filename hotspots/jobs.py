@@ -425,3 +425,41 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")
     return {**result, "definitions": metric_definitions(), "files": {"table": str(path)}}
+
+
+#: Formats of ``hotspots export``: QGIS opens the first two, Power BI maps the CSV.
+EXPORT_FORMATS = ("gpkg", "geoparquet", "csv")
+
+
+def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Path | None = None,
+                     start: str | None = None, end: str | None = None,
+                     categories: list[str] | None = None) -> dict:
+    """Write the store's incidents (optionally of a period and some categories) as a
+    GeoPackage (layer ``incidents``, points in EPSG:27700), a GeoParquet file, or a CSV
+    with ``longitude`` and ``latitude`` (WGS84) added to the stored columns.
+
+    Returns ``{"file", "format", "incidents"}``.
+    """
+    from .maps import lonlat
+
+    if fmt not in EXPORT_FORMATS:
+        raise HotspotsError(f"format '{fmt}' is not one of {list(EXPORT_FORMATS)}.")
+    conn = store.connect(store_file)
+    try:
+        inc = store.read_incidents(conn, start=start, end=end, categories=categories)
+    finally:
+        conn.close()
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        lon, lat = lonlat(inc["x"], inc["y"])
+        write_csv(inc.assign(longitude=lon.round(6), latitude=lat.round(6)), path)
+    else:
+        points = gpd.GeoDataFrame(inc, geometry=gpd.points_from_xy(inc["x"], inc["y"]),
+                                  crs="EPSG:27700")
+        path.unlink(missing_ok=True)
+        if fmt == "gpkg":
+            points.to_file(path, layer="incidents", driver="GPKG")
+        else:
+            points.to_parquet(path)
+    return {"file": str(path), "format": fmt, "incidents": int(len(inc))}

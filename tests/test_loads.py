@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
+import pytest
 
 from hotspots import jobs, store
 
@@ -221,3 +222,29 @@ def test_audit_trail_records_who_and_when(tmp_path, cache, config):
     when = pd.to_datetime(loads["loaded_at"], utc=True)
     assert ((pd.Timestamp.now(tz="UTC") - when) < pd.Timedelta(minutes=5)).all()
     conn.close()
+
+
+@pytest.mark.parametrize("fmt, name", [("gpkg", "i.gpkg"), ("geoparquet", "i.parquet"),
+                                       ("csv", "i.csv")])
+def test_export_for_qgis_and_power_bi(tmp_path, cache, config, capsys, fmt, name):
+    import geopandas as gpd
+
+    from hotspots.cli import main
+    mapping = write_mapping(tmp_path)
+    csv = tmp_path / "asb.csv"
+    rows(4).to_csv(csv, index=False)
+    ingest([csv], tmp_path, cache, config, mapping)
+    out = tmp_path / name
+    code = main(["--geodata", str(cache), "export", "--format", fmt, "--store",
+                 str(tmp_path / "s.sqlite"), "--out", str(out), "--start", "2024-08-02"])
+    assert code == 0 and "3 incidents written to" in capsys.readouterr().out
+    if fmt == "csv":
+        got = pd.read_csv(out, encoding="utf-8-sig")
+        assert got["ref"].tolist() == ["R1", "R2", "R3"]
+        # the rows' own coordinates come back (6 decimals, as given)
+        assert got["latitude"].round(4).tolist() == [51.5206, 51.5207, 51.5208]
+        assert (got["longitude"].round(4) == -0.0716).all()
+    else:
+        got = gpd.read_file(out) if fmt == "gpkg" else gpd.read_parquet(out)
+        assert got.crs.to_epsg() == 27700 and len(got) == 3
+        assert (got.geometry.x == got["x"]).all() and (got.geometry.y == got["y"]).all()
