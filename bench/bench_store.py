@@ -9,8 +9,9 @@ For each N, writes a police.uk street-level CSV of N rows inside Tower Hamlets, 
   again:     the same command on the same file (already loaded: skipped by its key);
   resaved:   the same rows in a file with other bytes (every row compared, none written);
   read:      store.read_incidents of everything.
-Ratios are against read_csv. The engine is the store's (``--store`` takes a file path or
-a postgresql:// URL; default: a new SQLite file in a temporary folder). Peak memory is
+Ratios are against read_csv. The engine is the store's (``--store`` takes a
+postgresql:// URL of an empty database, one size only; default: a new SQLite file in a
+temporary folder per size). Peak memory is
 the process's maximum resident set. One JSON line of figures at the end.
 """
 
@@ -75,9 +76,11 @@ def main(sizes: list[int], url: str | None) -> dict:
             path = Path(tmp) / f"police_{n}.csv"
             write_police_uk(lsoas, n, path, config)
             target = url or str(Path(tmp) / f"store_{n}.sqlite")
-            if url:
-                store.drop_all(url)  # a fresh schema on the server
-            figures["engine"] = store.engine(target)
+            conn = store.connect(target)
+            figures["engine"] = conn.engine()
+            if len(store.read_loads(conn)):
+                raise SystemExit(f"{store.store_name(target)} is not empty: give a new database")
+            conn.close()
             t0 = time.perf_counter()
             pd.read_csv(path)
             t_pd = time.perf_counter() - t0

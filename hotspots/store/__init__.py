@@ -182,12 +182,13 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
     """
     inc = result.incidents
     load_key = load_key or content_sha256
-    prior = find_load(conn, load_key)
-    if prior is not None:
-        return {"load_id": None, "inserted": 0, "replaced": 0, "unchanged": prior["accepted"],
-                "kept_newer": [], "already_loaded": prior["load_id"]}
     new_hash = _row_hash(inc)
     with conn.transaction(load=True):
+        prior = find_load(conn, load_key)  # inside: two loads of one file at once load once
+        if prior is not None:
+            return {"load_id": None, "inserted": 0, "replaced": 0,
+                    "unchanged": prior["accepted"], "kept_newer": [],
+                    "already_loaded": prior["load_id"]}
         old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at,
         at = _keys(inc).get_indexer(_keys(old)) if len(old) else np.zeros(0, np.intp)
         found = np.zeros(len(inc), dtype=bool)
