@@ -45,9 +45,13 @@ def _report(result: dict) -> None:
 
 def _ingest(paths: list[Path], mapping: Path | None) -> None:
     try:
+        bar = st.progress(0.0, text="Reading...")
         result = jobs.ingest_files(paths, config=common.config(),
                                    store_file=common.store_file(), mapping=mapping,
-                                   cache=common.geodata_cache(), user=common.user())
+                                   cache=common.geodata_cache(), user=common.user(),
+                                   progress=lambda done, total, step: bar.progress(
+                                       done / total, text=step))
+        bar.empty()
     except (HotspotsError, ValueError) as exc:  # e.g. a mapping file that does not parse
         st.error(str(exc))
         return

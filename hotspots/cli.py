@@ -76,9 +76,16 @@ def _cmd_geodata(args, config) -> int:
 
 
 def _cmd_ingest(args, config) -> int:
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(done: int, total: int, step: str) -> None:
+            bar = "#" * round(30 * done / total)
+            end = "\n" if done == total else ""
+            print(f"\r[{bar:<30}] {done}/{total} {step[:60]:<60}", end=end, file=sys.stderr,
+                  flush=True)
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
                                mapping=args.mapping, cache=args.geodata,
-                               force_older=args.force_older)
+                               force_older=args.force_older, progress=progress)
     print(json.dumps(report)) if args.json else _print_ingest(report)
     return 1 if any(f.get("error") for f in report["files"]) else 0
 

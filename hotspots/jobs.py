@@ -71,7 +71,7 @@ def kept_newer_note(kept: list[dict], exported_at: str) -> str:
 def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
-                 user: str | None = None) -> dict:
+                 user: str | None = None, progress=None) -> dict:
     """Load exports into the store, one transaction per file.
 
     Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
@@ -80,7 +80,8 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     a later-dated export is kept (``kept_newer``, explained in ``note``) unless
     ``force_older``. A file that cannot be read gets an ``error`` and the others still
     load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
-    ``user`` is who loads (default: the operating system's user).
+    ``user`` is who loads (default: the operating system's user). ``progress(done,
+    total, step)`` is told of each step (three per file: read, checked, written).
     """
     db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
@@ -90,7 +91,11 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     files = []
     try:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
-        for p in map(Path, paths):
+        paths = list(map(Path, paths))
+        total = 3 * len(paths)
+        say = progress or (lambda done, total, step: None)
+        for i, p in enumerate(paths):
+            say(3 * i, total, f"{p.name}: reading")
             entry = dict.fromkeys(INGEST_KEYS)
             entry.update(path=str(p), reasons={}, kept_newer=0)
             files.append(entry)
@@ -108,8 +113,10 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                                  unchanged=prior["accepted"])
                     continue
                 frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
+                say(3 * i + 1, total, f"{p.name}: checking {len(frame):,} rows")
                 res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
                                    mapping=mapping_obj, today=today)
+                say(3 * i + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
                 exported = export_date(frame, path=p, mapping=mapping_obj)
                 written = store.write_load(conn, res, path=str(p), content_sha256=sha,
                                            load_key=key, exported_at=exported,
@@ -141,6 +148,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_csv(res.rejected, out)
                 entry["rejected_file"] = str(out)
+        say(total, total, "done")
     finally:
         conn.close()
     return {"store": store.store_name(db), "files": files}

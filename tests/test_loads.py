@@ -248,3 +248,22 @@ def test_export_for_qgis_and_power_bi(tmp_path, cache, config, capsys, fmt, name
         got = gpd.read_file(out) if fmt == "gpkg" else gpd.read_parquet(out)
         assert got.crs.to_epsg() == 27700 and len(got) == 3
         assert (got.geometry.x == got["x"]).all() and (got.geometry.y == got["y"]).all()
+
+
+def test_ingest_reports_progress_and_the_cli_is_quiet_off_a_terminal(tmp_path, cache, config,
+                                                                     capsys):
+    from hotspots.cli import main
+    mapping = write_mapping(tmp_path)
+    files = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    rows(3).to_csv(files[0], index=False)
+    rows(4).to_csv(files[1], index=False)
+    steps = []
+    ingest(files, tmp_path, cache, config, mapping,
+           progress=lambda done, total, step: steps.append((done, total, step)))
+    assert [s[0] for s in steps] == [0, 1, 2, 3, 4, 5, 6] and {s[1] for s in steps} == {6}
+    assert steps[1][2] == "a.csv: checking 3 rows" and steps[-1][2] == "done"
+    capsys.readouterr()
+    rows(5).to_csv(files[1], index=False)
+    assert main(["--geodata", str(cache), "ingest", str(files[1]), "--mapping", str(mapping),
+                 "--store", str(tmp_path / "s.sqlite")]) == 0
+    assert capsys.readouterr().err == ""  # stderr is no terminal here: no progress bar
