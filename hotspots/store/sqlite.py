@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     row_hash INTEGER NOT NULL, load_id INTEGER NOT NULL REFERENCES loads(load_id),
     exported_at TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (source, ref)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS incidents_date ON incidents(date);
 CREATE TABLE IF NOT EXISTS problems (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), file TEXT NOT NULL,
