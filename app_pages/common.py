@@ -32,7 +32,8 @@ WORK = Path(tempfile.gettempdir()) / "hotspots-app"
 
 
 def store_file() -> str:
-    return str(resolve_settings().store)
+    """The store: a file, or a postgresql:// server shared by several app instances."""
+    return resolve_settings().store
 
 
 def geodata_cache() -> str:
@@ -77,15 +78,13 @@ def store_version() -> tuple:
     """What the cached results depend on: the loads and the decisions in the store (a
     detection run writes its places to the store too, so the file's mtime is no key)."""
     path = store_file()
-    if not Path(path).is_file():
+    if not store.is_server(path) and not Path(path).is_file():
         return (path, 0, 0, 0)
     conn = store.connect(path)
     try:
-        loads = conn.execute("SELECT count(*), coalesce(max(load_id), 0) FROM loads").fetchone()
-        n_dec = conn.execute("SELECT count(*) FROM tasking").fetchone()[0]
+        return (path, *store.version(conn))
     finally:
         conn.close()
-    return (path, *loads, n_dec)
 
 
 def work_folder(*key) -> Path:
@@ -101,11 +100,9 @@ def months(version: tuple) -> list[str]:
     """Months with incidents, newest first."""
     conn = store.connect(version[0])
     try:
-        rows = conn.execute("SELECT DISTINCT substr(date, 1, 7) FROM incidents "
-                            "ORDER BY 1 DESC").fetchall()
+        return store.months(conn)
     finally:
         conn.close()
-    return [r[0] for r in rows]
 
 
 @st.cache_data(show_spinner=False)

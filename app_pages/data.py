@@ -45,9 +45,13 @@ def _report(result: dict) -> None:
 
 def _ingest(paths: list[Path], mapping: Path | None) -> None:
     try:
+        bar = st.progress(0.0, text="Reading...")
         result = jobs.ingest_files(paths, config=common.config(),
                                    store_file=common.store_file(), mapping=mapping,
-                                   cache=common.geodata_cache(), user=common.user())
+                                   cache=common.geodata_cache(), user=common.user(),
+                                   progress=lambda done, total, step: bar.progress(
+                                       done / total, text=step))
+        bar.empty()
     except (HotspotsError, ValueError) as exc:  # e.g. a mapping file that does not parse
         st.error(str(exc))
         return
@@ -95,16 +99,15 @@ if st.button("Generate and load SYNTHETIC data", key="synth"):
                 _ingest([written[name]], written[f"{name}_mapping"])
 
 st.subheader("Store status")
-st.caption(f"Store: {common.store_file()}")
-if not Path(common.store_file()).is_file():
+st.caption(f"Store: {store.store_name(common.store_file())}")
+if not store.is_server(common.store_file()) and not Path(common.store_file()).is_file():
     st.info("No store yet: load exports above.")
     st.stop()
 conn = store.connect(common.store_file())
 try:
     loads = store.read_loads(conn)
     first, last = store.date_range(conn)
-    by_source = pd.read_sql_query("SELECT source, count(*) AS incidents FROM incidents "
-                                  "GROUP BY source ORDER BY source", conn)
+    by_source = store.counts_by_source(conn)
 finally:
     conn.close()
 c1, c2, c3 = st.columns(3)

@@ -76,9 +76,16 @@ def _cmd_geodata(args, config) -> int:
 
 
 def _cmd_ingest(args, config) -> int:
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(done: int, total: int, step: str) -> None:
+            bar = "#" * round(30 * done / total)
+            end = "\n" if done == total else ""
+            print(f"\r[{bar:<30}] {done}/{total} {step[:60]:<60}", end=end, file=sys.stderr,
+                  flush=True)
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
                                mapping=args.mapping, cache=args.geodata,
-                               force_older=args.force_older)
+                               force_older=args.force_older, progress=progress)
     print(json.dumps(report)) if args.json else _print_ingest(report)
     return 1 if any(f.get("error") for f in report["files"]) else 0
 
@@ -211,7 +218,7 @@ def _cmd_task(args, config) -> int:
             decision = store.record_decision(
                 conn, place_id=args.place, owner=args.owner, actions=args.actions,
                 review_date=args.review, meeting_date=args.meeting)
-            out = {"decision_id": decision, "store": str(store.store_path(args.store))}
+            out = {"decision_id": decision, "store": store.store_name(args.store)}
             text = f"decision {decision} recorded for place {args.place}"
         else:
             table = store.read_decisions(conn, meeting_date=args.meeting)
@@ -223,6 +230,19 @@ def _cmd_task(args, config) -> int:
     finally:
         conn.close()
     print(json.dumps(out)) if args.json else print(text)
+    return 0
+
+
+def _cmd_export(args, config) -> int:
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv"}
+    out = jobs.export_incidents(out=args.out or Path("out") / default[args.format],
+                                fmt=args.format, store_file=args.store, start=args.start,
+                                end=args.end, categories=cats)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['incidents']:,} incidents written to {out['file']} ({out['format']})")
     return 0
 
 
@@ -444,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, store=True):
         sp.add_argument("--json", action="store_true", help="print one JSON object")
         if store:
-            sp.add_argument("--store", help="store file (default: $HOTSPOTS_STORE or "
+            sp.add_argument("--store", help="store file or postgresql://user@host/db server "
+                                            "(default: $HOTSPOTS_STORE or "
                                             "data/hotspots.sqlite)")
 
     g = sub.add_parser("geodata", help="boundary and open data files")
@@ -535,6 +556,16 @@ def build_parser() -> argparse.ArgumentParser:
     common(kl)
     k.set_defaults(func=_cmd_task)
 
+    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet) "
+                                      "or Power BI (CSV with longitude and latitude)")
+    e.add_argument("--format", choices=jobs.EXPORT_FORMATS, default="gpkg")
+    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet or .csv)")
+    e.add_argument("--start", help="first day, YYYY-MM-DD (default: all)")
+    e.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
+    e.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    common(e)
+    e.set_defaults(func=_cmd_export)
+
     y = sub.add_parser("synth", help="write SYNTHETIC council-style exports with planted truth")
     y.add_argument("--out", type=Path, default=Path("data/synthetic"))
     y.add_argument("--n", type=int, default=20_000, help="incidents (default 20000)")
@@ -618,8 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         args.geodata = str(settings.geodata)
         config = load_config(settings.config)
         if hasattr(args, "store"):
-            args.store = str(settings.store)
-            if args.command not in ("ingest",) and settings.store.exists():
+            args.store = settings.store
+            if args.command not in ("ingest",) and store.exists(settings.store):
                 conn = store.connect(settings.store)
                 try:
                     check_store_area(conn, config, store_file=settings.store,

@@ -34,7 +34,7 @@ class Settings:
     Build with :func:`resolve_settings`."""
 
     config: str | None
-    store: Path
+    store: str  # a file, or a postgresql:// URL
     geodata: Path
     chosen_by: dict[str, str]
 
@@ -55,7 +55,7 @@ def resolve_settings(*, config: str | Path | None = None, store: str | Path | No
             values[key], chosen[key] = env[var], var
         else:
             values[key], chosen[key] = (None if key == "config" else default), "default"
-    return Settings(config=values["config"], store=Path(values["store"]),
+    return Settings(config=values["config"], store=values["store"],
                     geodata=Path(values["geodata"]), chosen_by=chosen)
 
 

@@ -71,7 +71,7 @@ def kept_newer_note(kept: list[dict], exported_at: str) -> str:
 def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
-                 user: str | None = None) -> dict:
+                 user: str | None = None, progress=None) -> dict:
     """Load exports into the store, one transaction per file.
 
     Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
@@ -80,9 +80,10 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     a later-dated export is kept (``kept_newer``, explained in ``note``) unless
     ``force_older``. A file that cannot be read gets an ``error`` and the others still
     load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
-    ``user`` is who loads (default: the operating system's user).
+    ``user`` is who loads (default: the operating system's user). ``progress(done,
+    total, step)`` is told of each step (three per file: read, checked, written).
     """
-    db = store.store_path(store_file)
+    db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
     area = geography.study_area(layers, config)
     mapping_obj = read_mapping(mapping, config) if mapping else None
@@ -90,7 +91,11 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     files = []
     try:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
-        for p in map(Path, paths):
+        paths = list(map(Path, paths))
+        total = 3 * len(paths)
+        say = progress or (lambda done, total, step: None)
+        for i, p in enumerate(paths):
+            say(3 * i, total, f"{p.name}: reading")
             entry = dict.fromkeys(INGEST_KEYS)
             entry.update(path=str(p), reasons={}, kept_newer=0)
             files.append(entry)
@@ -108,8 +113,10 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                                  unchanged=prior["accepted"])
                     continue
                 frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
+                say(3 * i + 1, total, f"{p.name}: checking {len(frame):,} rows")
                 res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
                                    mapping=mapping_obj, today=today)
+                say(3 * i + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
                 exported = export_date(frame, path=p, mapping=mapping_obj)
                 written = store.write_load(conn, res, path=str(p), content_sha256=sha,
                                            load_key=key, exported_at=exported,
@@ -136,26 +143,26 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 "note": kept_newer_note(kept, exported) if kept else None,
             })
             if len(res.rejected) and written["load_id"] is not None:
-                out = db.parent / "rejected" / f"{p.stem}.load{written['load_id']}.rejected.csv"
+                out = (store.rejected_dir(db)
+                       / f"{p.stem}.load{written['load_id']}.rejected.csv")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_csv(res.rejected, out)
                 entry["rejected_file"] = str(out)
+        say(total, total, "done")
     finally:
         conn.close()
-    return {"store": str(db), "files": files}
+    return {"store": store.store_name(db), "files": files}
 
 
 def latest_complete_month(conn) -> str:
     """The last month in the store that is complete: the month of the latest incident if
     that incident is dated the month's last day or by month only, else the month before."""
-    last = conn.execute("SELECT max(date) FROM incidents").fetchone()[0]
+    last, month_only = store.last_day(conn)
     if last is None:
         raise HotspotsError("the store has no incidents yet; load exports with `hotspots "
                             "ingest FILE...` first.")
     day = dt.date.fromisoformat(last)
     month = month_period(day.strftime("%Y-%m"))
-    month_only = conn.execute("SELECT count(*) FROM incidents WHERE date = ? AND source = "
-                              "'policeuk'", (last,)).fetchone()[0]
     if day == month.end or (month_only and day.day == 1):
         return month.label
     return month.previous().label
@@ -426,3 +433,41 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")
     return {**result, "definitions": metric_definitions(), "files": {"table": str(path)}}
+
+
+#: Formats of ``hotspots export``: QGIS opens the first two, Power BI maps the CSV.
+EXPORT_FORMATS = ("gpkg", "geoparquet", "csv")
+
+
+def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Path | None = None,
+                     start: str | None = None, end: str | None = None,
+                     categories: list[str] | None = None) -> dict:
+    """Write the store's incidents (optionally of a period and some categories) as a
+    GeoPackage (layer ``incidents``, points in EPSG:27700), a GeoParquet file, or a CSV
+    with ``longitude`` and ``latitude`` (WGS84) added to the stored columns.
+
+    Returns ``{"file", "format", "incidents"}``.
+    """
+    from .maps import lonlat
+
+    if fmt not in EXPORT_FORMATS:
+        raise HotspotsError(f"format '{fmt}' is not one of {list(EXPORT_FORMATS)}.")
+    conn = store.connect(store_file)
+    try:
+        inc = store.read_incidents(conn, start=start, end=end, categories=categories)
+    finally:
+        conn.close()
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        lon, lat = lonlat(inc["x"], inc["y"])
+        write_csv(inc.assign(longitude=lon.round(6), latitude=lat.round(6)), path)
+    else:
+        points = gpd.GeoDataFrame(inc, geometry=gpd.points_from_xy(inc["x"], inc["y"]),
+                                  crs="EPSG:27700")
+        path.unlink(missing_ok=True)
+        if fmt == "gpkg":
+            points.to_file(path, layer="incidents", driver="GPKG")
+        else:
+            points.to_parquet(path)
+    return {"file": str(path), "format": fmt, "incidents": int(len(inc))}

@@ -628,3 +628,13 @@ def drawn_area(geojson: dict | None, study_area) -> shapely.Geometry | None:
         raise HotspotsError("The drawn area lies outside the study area; draw it over the "
                             "borough.")
     return area
+
+
+def lonlat(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """British National Grid metres as longitude and latitude (WGS84 degrees), for tables
+    that a web map or Power BI plots (CSV exports)."""
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(
+        np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    return lon, lat

@@ -138,6 +138,85 @@ def check_page(page, text: str, *, not_found_ok: bool = False) -> None:
     assert "Traceback" not in body and (not_found_ok or "Page not found" not in body)
 
 
+# -- a real PostgreSQL + PostGIS server for the store's second backend ------------------
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if not found:
+        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
+                    "run .ci/setup, which installs the Debian packages postgresql and postgis")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server on 127.0.0.1 and a free port, its data in a temporary folder,
+    with a template database that has PostGIS; yields the server's base URL. Fails (never
+    skips) when the server cannot be started. As root, the server runs as the
+    ``postgres`` user (postgres refuses to run as root)."""
+    import shutil
+    import tempfile
+
+    import psycopg
+
+    bindir = _pg_bin()
+    # not under pytest's temporary folder: the postgres user cannot enter root's
+    root = Path(tempfile.mkdtemp(prefix="hotspots-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+
+    def run(*cmd):
+        got = subprocess.run([*as_user, *map(str, cmd)], capture_output=True, text=True,
+                             timeout=120)
+        if got.returncode:
+            pytest.fail(f"PostgreSQL test server: {' '.join(map(str, cmd))} failed:\n"
+                        f"{got.stdout[-2000:]}\n{got.stderr[-2000:]}")
+
+    run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        "--locale=C.UTF-8")
+    run(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "60", "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c max_connections=50", "start")
+    url = f"postgresql://postgres@127.0.0.1:{port}"
+    try:
+        with psycopg.connect(f"{url}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE hotspots_template")
+        with psycopg.connect(f"{url}/hotspots_template", autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION postgis")
+        yield url
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_PG_DBS = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A new, empty database with PostGIS on the test server, as a store URL."""
+    import psycopg
+
+    name = f"store_{os.getpid()}_{next(_PG_DBS)}"
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE hotspots_template")
+    return f"{pg_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path) -> str:
+    """Each store backend in turn: a new SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sub" / "store.sqlite")
+    return request.getfixturevalue("pg_url")
 #: Script and formula payloads for hostile-content tests. Each script payload, if it ran,
 #: would call alert/confirm/prompt or leave an element with an event handler attribute.
 XSS_PAYLOADS = ("<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
