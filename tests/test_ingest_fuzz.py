@@ -335,7 +335,7 @@ def test_jobs_ingest_files_into_a_temporary_store(data, inside, config, cache):
             + '[categories]\n"Rowdy" = "asb_nuisance"\n')
         report = jobs.ingest_files(paths, config=config, store_file=Path(tmp) / "store.db",
                                    mapping=mapping, cache=cache, today=TODAY)
-        for entry, (_raw, _s, rows, _c, quoted, police) in zip(report["files"], files,
+        for entry, (_raw, _s, rows, _c, quoted, _police) in zip(report["files"], files,
                                                                strict=True):
             name = Path(entry["path"]).name
             if entry["error"]:
