@@ -213,6 +213,8 @@ def _cell_text(v) -> str:
         return v.date().isoformat() if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, dt.date | dt.time):
         return v.isoformat()
+    if isinstance(v, float | int) and abs(v) >= 2**53:  # a spreadsheet number, not digits
+        return str(float(v))
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
@@ -575,6 +577,8 @@ def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
                      for j, k in zip(joined, nth, strict=True)], dtype=object)
 
 
+#: Items per record above this are rejected (a count, not a typing slip or a date).
+MAX_COUNT = 1_000_000
 #: The police.uk columns read (the others are not kept).
 POLICE_UK_READ = ("Crime ID", "Month", "Falls within", "Longitude", "Latitude", "Location",
                   "LSOA code", "Crime type")
@@ -791,7 +795,9 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     if ccol:
         cnum = _numbers(ctext)
         given = (ctext != "").to_numpy(dtype=bool)
-        badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (np.mod(cnum, 1) == 0))
+        with np.errstate(invalid="ignore"):  # inf and NaN are flagged, not warned about
+            badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (cnum <= MAX_COUNT)
+                             & (np.mod(cnum, 1) == 0))
         flag(badc, ccol, lambda idx: ctext.iloc[idx].to_numpy(dtype=object), "invalid_count")
         quantity = np.where(given & ~badc, np.nan_to_num(cnum), 1).astype(int)
     else:
