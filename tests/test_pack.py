@@ -377,6 +377,7 @@ def _candidates(row: dict, n: float) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 def test_suppressed_counts_cannot_be_worked_back_from_partner_outputs(planted, cache, capsys):
     """Differencing attacks on the partner outputs (total minus the rows shown, rank gaps,
     components/shares/trends, the next month's pack, category subsets, tasked places).
