@@ -109,11 +109,11 @@ def test_too_little_history_falls_back_and_says_so():
     result, table = fc.backtest_result(inc, area)
     assert result["test_months"] == [] and not result["enough"]
     w = result["winner"]
-    assert w["fallback"] and (w["method"], w["cell_size_m"]) == ("counts_12m", 100.0)
+    assert w["fallback"] and (w["method"], w["cell_size_m"]) == ("counts_12m", 50.0)
     assert "too little history to choose a forecast: 0 test month(s), fewer than the 3" in \
         w["note"]
     # the fallback is still drawn, from the months there are
-    b = fc.bin_incidents(inc, area, cell_sizes=(50.0, 100.0))
+    b = fc.bin_incidents(inc, area, cell_sizes=(50.0,))
     layer = fc.forecast_layer(b, w)
     assert len(layer) > 0 and (layer["method"] == "counts_12m").all()
     # four months: one test month, still fewer than the minimum
