@@ -296,8 +296,8 @@ def _tie_scale(scores: np.ndarray, smooth: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- search
 
 
-def test_months(binned: Binned, *, n: int = TEST_MONTHS,
-                min_history: int = MIN_HISTORY) -> list[int]:
+def scored_months(binned: Binned, *, n: int = TEST_MONTHS,
+                  min_history: int = MIN_HISTORY) -> list[int]:
     """Rows of the latest ``n`` months that have ``min_history`` months before them."""
     rows = binned.monthly.shape[0]
     return list(range(max(min_history, rows - n), rows))
@@ -311,7 +311,7 @@ def search(binned: Binned, *, tests: Sequence[int] | None = None,
     Parameters
     ----------
     binned : from :func:`bin_incidents`.
-    tests : month rows to test (default :func:`test_months`); each is forecast from the
+    tests : month rows to test (default :func:`scored_months`); each is forecast from the
         rows before it only.
     methods : label -> spec, default :data:`METHODS`.
     coverages : shares of the area, default 1, 2, 5 and 10%.
@@ -329,7 +329,7 @@ def search(binned: Binned, *, tests: Sequence[int] | None = None,
 
 
 def _search(binned, *, tests, methods, coverages) -> pd.DataFrame:
-    tests = list(test_months(binned) if tests is None else tests)
+    tests = list(scored_months(binned) if tests is None else tests)
     if not tests:
         return pd.DataFrame(columns=["method", "cell_size_m", "period", "coverage", "n_test",
                                      "total_test", "hit_rate", "pai", "pei", "rri"])
@@ -468,7 +468,7 @@ def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS
     before each one scored, and how many months) and ``last_month``.
     """
     binned = bin_incidents(incidents, area, cell_sizes=cell_sizes)
-    tests = test_months(binned, n=n_tests)
+    tests = scored_months(binned, n=n_tests)
     table = search(binned, tests=tests)
     summary = summarise(table) if len(table) else pd.DataFrame(
         columns=["method", "cell_size_m", "months", "pai", "hit_rate", "pei", "rri"])
