@@ -199,6 +199,7 @@ def test_every_ingest_entry_has_the_same_keys(tmp_path, capsys, cache):
         assert set(entry) == set(INGEST_KEYS)
 
 
+@pytest.mark.slow
 def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, cache):
     store = str(tmp_path / "s.sqlite")
     months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
@@ -233,6 +234,7 @@ def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, ca
     assert "fewer than" not in text
 
 
+@pytest.mark.slow
 def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
     store = str(tmp_path / "s.sqlite")
     months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
