@@ -17,6 +17,10 @@ then, with every month loaded, ``hotspots backtest`` (``jobs.run_backtest``, tim
   honest:   each month scored with the map chosen on the months before it only;
   counts_12m_100m, naive_100m, best_fixed_counts (best counts_* map at any single size).
 
+Like with like, ``fixed_layers``: the fixed count maps on 50 m cells (counts over 3, 6, 12
+months) drawn as whole-cell layers by the same function and scored on the same months
+exactly as the shown layer is (the backtest's figures count tied cells fractionally).
+
 Prints one JSON line of figures at the end.
 """
 
@@ -36,6 +40,16 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 
 
+FIXED = ("counts_3m", "counts_6m", "counts_12m")
+
+
+def _score(layer, land, x, y) -> float:
+    """PAI of a layer's whole cells on points inside the land: (n / N) / (a / A)."""
+    cover = shapely.union_all(layer.geometry.values)
+    return float(shapely.intersects_xy(cover, x, y).mean()
+                 / (shapely.area(cover) / shapely.area(land)))
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", required=True, help="glob of monthly police.uk files")
@@ -47,6 +61,7 @@ def main() -> dict:
     os.chdir(ROOT)
     import geopandas as gpd
 
+    from hotspots import forecast as fc
     from hotspots import geography, jobs, store
     from hotspots.config import load_config
     from hotspots.summary import month_period
@@ -58,7 +73,7 @@ def main() -> dict:
     files = sorted(glob.glob(args.files))
     months = [Path(f).name[:7] for f in files]
     first = max(3, len(months) - args.test_months)
-    shown = []
+    shown, fixed = [], {m: [] for m in FIXED}
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "s.sqlite"
 
@@ -81,11 +96,15 @@ def main() -> dict:
             test = inc.loc[inc["period"] == months[i]]
             x, y = test["x"].to_numpy(float), test["y"].to_numpy(float)
             inside = shapely.intersects_xy(land, x, y)
-            cover = shapely.union_all(layer.geometry.values)
-            n = shapely.intersects_xy(cover, x[inside], y[inside]).sum()
-            share = shapely.area(cover) / shapely.area(land)
+            share = shapely.area(shapely.union_all(layer.geometry.values)) / shapely.area(land)
             f = meta["forecast"]
-            shown.append({"month": months[i], "pai": float(n / inside.sum() / share),
+            upto = inc.loc[inc["period"] < months[i]]
+            binned = fc.bin_incidents(upto, land, cell_sizes=(50.0,))
+            for m in FIXED:
+                fixed[m].append(_score(fc.forecast_layer(binned, {
+                    "method": m, "cell_size_m": 50.0, "pai_5pct": 0.0, "test_months": 0}),
+                    land, x[inside], y[inside]))
+            shown.append({"month": months[i], "pai": _score(layer, land, x[inside], y[inside]),
                           "method": f["method"], "cell_size_m": f["cell_size_m"],
                           "fallback": f["fallback"], "area_share": round(float(share), 4)})
         t0 = time.perf_counter()
@@ -108,6 +127,7 @@ def main() -> dict:
         "counts_12m_100m": round(summary[("counts_12m", 100.0)], 2),
         "naive_100m": round(summary[("naive", 100.0)], 2),
         "best_fixed_counts": round(max(counts), 2),
+        "fixed_layers": {f"{m}_50m": round(float(np.mean(v)), 2) for m, v in fixed.items()},
         "backtest_s": round(backtest_s, 2),
         "detect_s_median": round(float(np.median(detect_s)), 2),
         "shown": shown,
