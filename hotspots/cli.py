@@ -195,7 +195,7 @@ def _print_backtest(out: dict) -> None:
     for k, v in out.get("concentrated_now", {}).items():
         if v["months"]:
             print(f"  where it is concentrated now ({k}, not a forecast): next-month PAI "
-                  f"{v['pai']:.2f} at {v['coverage']:.1%} of the area ({v['months']} months)")
+                  f"{v['pai']:.2f} at {v['coverage']:.2%} of the area ({v['months']} months)")
     print(out["definitions"])
     print(f"  table: {out['files']['table']}")
 

@@ -485,7 +485,7 @@ def _now_note(meta: dict, key: str) -> str:
     v = (meta.get("concentrated_now") or {}).get(key) or {}
     if not v.get("months"):
         return ""
-    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.1%} of "
+    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.2%} of "
             f"the area: PAI {v['pai']:.2f} over {v['months']} months")
 
 
