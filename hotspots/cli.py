@@ -49,9 +49,12 @@ def _print_summary(meta: dict) -> None:
     if meta["month_only_left_out"]:
         print(f"  {meta['month_only_left_out']:,} month-only police.uk rows left out: their "
               "month is not wholly inside the period")
+    if meta.get("population"):
+        print(f"  rates per 1,000 residents: {meta['population']}")
     for t in meta["top"]:
+        value = t[meta["rank_by"]]
         print(f"  {t['rank']:>3}. {t['name']} ({t['code']}): {t['n']:,} incidents, "
-              f"{meta['rank_by']} {t[meta['rank_by']]:.1f}")
+              f"{meta['rank_by']} {'n/a' if value is None else f'{value:.1f}'}")
     print(f"  table: {meta['files']['table']}\n  map:   {meta['files']['map']}")
 
 

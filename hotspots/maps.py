@@ -35,6 +35,7 @@ MEASURE_LABELS = {
     "harm_per_km2": "Harm-weighted incidents per km²",
     "repeat_share": "Share of incidents at repeat locations",
     "change": "Change against the previous period (incidents)",
+    "per_1000_residents": "Incidents per 1,000 residents",
 }
 WEB_SIMPLIFY_M = 3.0
 #: At most this many location markers per category layer (the HTML stays bounded).
@@ -145,6 +146,10 @@ def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _rate(v) -> str:
+    return "n/a" if pd.isna(v) else f"{v:,.1f}"
+
+
 def _fmt(v, digits=1) -> str:
     if isinstance(v, float | np.floating):
         return "–" if np.isnan(v) else f"{v:,.{digits}f}"
@@ -162,6 +167,9 @@ def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str,
         f"Incidents: {_fmt(int(row['n']))} in {_fmt(row['area_km2'], 2)} km² = "
         f"{_fmt(row['density_per_km2'])} per km²",
         f"Harm-weighted: {_fmt(row['harm'])}",
+        *([f"Per 1,000 residents: {_rate(row['per_1000_residents'])} ("
+           f"{_fmt(row['residents'], 0)} residents)"] if "residents" in row.index
+          and (pd.notna(row["residents"]) or meta.get("population")) else []),
         f"Repeat locations: {_fmt(int(row['repeat_locations']))}, holding "
         f"{_fmt(100 * row['repeat_share'], 0)}% of incidents",
         f"Previous period ({_esc(meta['previous'])}): {_fmt(int(row['n_prev']))}; change "
@@ -205,8 +213,12 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     web = web.set_geometry(shapely.set_precision(web.geometry.values, 1e-6))  # ~0.1 m
     col = f"{meta['level']}_code"
     top = _top_locations(incidents, col) if incidents is not None else {}
-    values = web[measure].astype(float).fillna(0)
-    vmin, vmax = float(values.min()), float(values.max())
+    values = web[measure].astype(float)
+    if measure != "per_1000_residents":  # a rate with no residents stays n/a
+        values = values.fillna(0)
+    vmin, vmax = float(values.min(skipna=True)), float(values.max(skipna=True))
+    if np.isnan(vmin):
+        vmin = vmax = 0.0
     if measure == "change":
         bound = max(abs(vmin), abs(vmax), 1.0)
         cmap = cm.LinearColormap(["#2166ac", "#f7f7f7", "#b2182b"], vmin=-bound, vmax=bound)
@@ -224,13 +236,14 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
         value=values,
         popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
                     for _, r in table.iterrows()],
-        label=[_esc(f"{n} ({c}): {_fmt(v)}") for n, c, v in zip(web["name"], web["code"],
-                                                                 values, strict=True)])
+        label=[_esc(f"{n} ({c}): {_rate(v) if measure == 'per_1000_residents' else _fmt(v)}")
+               for n, c, v in zip(web["name"], web["code"], values, strict=True)])
     layer = folium.GeoJson(
         web[["code", "label", "popup_html", "value", "geometry"]].to_json(to_wgs84=False,
                                                                           drop_id=True),
         name=_esc(f"{MEASURE_LABELS[measure]} by {level_name}"),
-        style_function=lambda f: {"fillColor": cmap(f["properties"]["value"]),
+        style_function=lambda f: {"fillColor": "#cccccc" if f["properties"]["value"] is None
+                                  else cmap(f["properties"]["value"]),
                                   "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
         highlight_function=lambda f: {"weight": 3, "color": "#000"},
         tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),

@@ -18,7 +18,6 @@ from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
-from .gistar import grid_neighbours
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
