@@ -86,15 +86,17 @@ _PAGE_CSS = """<style>
  font-size:12px}.hs-title span{font-size:11px}
  .legend{transform:scale(.72);transform-origin:top right}}
 @media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
-.hs-notiles-box{display:none;position:fixed;top:10px;right:10px;z-index:1001;max-width:40%;
- background:#fff3cd;border:1px solid #b58900;padding:6px 10px;font:13px sans-serif}
+.hs-notiles-box{display:none;position:fixed;bottom:30px;left:50%;transform:translateX(-50%);
+ z-index:1001;max-width:40%;background:#fff3cd;border:1px solid #b58900;padding:6px 10px;
+ font:13px sans-serif}
 .hs-notiles .hs-notiles-box{display:block}
 .hs-street{display:none}
 .hs-notiles .hs-street{display:block;position:absolute;left:22px;top:1px;white-space:nowrap;
  background:white;color:#3f007d;border:1px solid #3f007d;padding:0 4px;line-height:16px;
  font:bold 12px sans-serif}
-@media (max-width:900px){.hs-notiles-box{top:8px;left:56px;right:8px;max-width:none;
- font-size:12px}}
+@media (max-width:900px){.hs-notiles-box{top:8px;bottom:auto;left:56px;right:8px;
+ transform:none;max-width:none;font-size:12px}
+ .hs-notiles .leaflet-top.leaflet-right,.hs-notiles .hs-legend{margin-top:64px}}
 .hs-legend{max-width:45%}
 @media (max-width:900px){.hs-legend{transform:scale(.8);transform-origin:top right}}
 </style>"""
