@@ -2,7 +2,7 @@
 
 Start it on the demo data (after ``.venv/bin/hotspots demo``)::
 
-    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run streamlit_app.py
+    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run serve.py
 
 Settings (the README's table; ``hotspots.config.resolve_settings``, as for the CLI):
 ``HOTSPOTS_CONFIG`` (configuration TOML, default the packaged one), ``HOTSPOTS_STORE``
@@ -22,10 +22,14 @@ Sign-in, in this order:
    ``"e-mail" = "role"`` (keys quoted), matched ignoring case against the ID token's
    ``email`` claim; an e-mail not listed, no e-mail, or ``email_verified = false`` is
    refused. The sidebar's "Sign out" also ends the session at the provider, if it
-   offers an end-session endpoint.
-3. **Passwords** otherwise, from a ``[passwords]`` table in the secrets:
-   ``[passwords.alice] password_sha256 = "<hex sha256 of the password>"``,
-   ``role = "chair"``. Hashes are compared in constant time; "Sign out" is in the sidebar.
+   offers an end-session endpoint. A session ends ``[signin] session_hours`` (default 12)
+   after the provider signed the user in (the ID token's ``iat``).
+3. **Passwords** otherwise, from a ``[passwords]`` table in the secrets written by
+   ``hotspots user add NAME --role ROLE`` (Argon2 hashes, and a ``[signin]`` secret for
+   the session cookie): throttled per user and per client, sessions that survive a refresh
+   and end after ``[signin] session_hours``; see ``app_pages/signin.py``. Start the app
+   with ``streamlit run serve.py``, which mounts the cookie's route. "Sign out" is in the
+   sidebar.
 
 Without any of these the app refuses to start and says how to configure it.
 
@@ -35,14 +39,14 @@ Roles: an **officer** sees the patrol map only; a **partner** sees the partner p
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import string
+import time
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, signin
+from hotspots.errors import ConfigError
 
 st.set_page_config(page_title="hotspots", layout="wide")
 
@@ -52,25 +56,6 @@ def _secrets_section(name: str):
         return st.secrets[name] if name in st.secrets else None
     except FileNotFoundError:  # no secrets file at all
         return None
-
-
-def _password_login(table) -> tuple[str, str] | None:
-    if st.session_state.get("role"):
-        return st.session_state["user"], st.session_state["role"]
-    st.title("hotspots: sign in")
-    with st.form("login"):
-        user = st.text_input("User name")
-        password = st.text_input("Password", type="password")
-        ok = st.form_submit_button("Sign in")
-    if ok:
-        entry = table.get(user)
-        given = hashlib.sha256(password.encode()).hexdigest()
-        expected = str(entry["password_sha256"]).lower() if entry else "0" * 64
-        if entry and hmac.compare_digest(given, expected) and entry["role"] in common.ROLES:
-            st.session_state.update(user=user, role=entry["role"])
-            st.rerun()
-        st.error("User name or password not recognised.")
-    return None
 
 
 def _plain(text: str) -> str:
@@ -90,6 +75,15 @@ def _oidc_login() -> tuple[str, str] | None:
     if not st.user.is_logged_in:
         st.title("hotspots: sign in")
         st.button("Sign in", on_click=st.login)
+        return None
+    try:
+        hours = signin.settings()["hours"]
+    except ConfigError as exc:
+        _refuse(str(exc))
+        return None
+    issued = st.user.get("iat")  # when the provider signed the user in (ID token claim)
+    if isinstance(issued, int | float) and time.time() - issued > hours * 3600:
+        st.logout()  # the session is older than [signin] session_hours: sign in again
         return None
     email = str(st.user.get("email") or "").strip()
     if not email:
@@ -130,7 +124,7 @@ def sign_in() -> tuple[str, str] | None:
     if mode == "oidc":
         return _oidc_login()
     if mode == "passwords":
-        return _password_login(_secrets_section("passwords"))
+        return signin.sign_in(_secrets_section("passwords"))
     st.error("No sign-in is configured. Add an [auth] (OIDC) or [passwords] section to "
              ".streamlit/secrets.toml, or set HOTSPOTS_LOCAL=1 for a single analyst on "
              "their own machine.")
@@ -152,10 +146,11 @@ def sidebar(user: str, role: str) -> None:
         mode = _mode()
         if mode == "oidc":
             st.button("Sign out", on_click=st.logout)
-        elif mode == "passwords" and st.button("Sign out"):
-            st.session_state.pop("role", None)
-            st.session_state.pop("user", None)
-            st.rerun()
+        elif mode == "passwords":
+            signin.keep()
+            if st.button("Sign out"):
+                signin.sign_out()
+                st.rerun()
         if not months:
             st.warning("The store has no incidents yet.")
             return

@@ -7,6 +7,7 @@ CLI calls); this module only caches them and keys the caches on the store's cont
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tempfile
 from pathlib import Path
@@ -17,22 +18,24 @@ import pandas as pd
 import shapely
 import streamlit as st
 
-from hotspots import geography, jobs, pack, store, trends
+from hotspots import auth, geography, jobs, pack, store, trends
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
-from hotspots.summary import month_period
+from hotspots.ingest import POLICE_UK_SOURCE
+from hotspots.summary import Period, month_period, parse_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
 FULL_ROLES = ("analyst", "chair")
-ROLES = ("analyst", "chair", "officer", "partner")
+ROLES = auth.ROLES
 #: Largest upload, in MB; keep equal to server.maxUploadSize in .streamlit/config.toml.
 MAX_UPLOAD_MB = 50
 WORK = Path(tempfile.gettempdir()) / "hotspots-app"
 
 
 def store_file() -> str:
-    return str(resolve_settings().store)
+    """The store: a file, or a postgresql:// server shared by several app instances."""
+    return resolve_settings().store
 
 
 def geodata_cache() -> str:
@@ -77,15 +80,13 @@ def store_version() -> tuple:
     """What the cached results depend on: the loads and the decisions in the store (a
     detection run writes its places to the store too, so the file's mtime is no key)."""
     path = store_file()
-    if not Path(path).is_file():
+    if not store.is_server(path) and not Path(path).is_file():
         return (path, 0, 0, 0)
     conn = store.connect(path)
     try:
-        loads = conn.execute("SELECT count(*), coalesce(max(load_id), 0) FROM loads").fetchone()
-        n_dec = conn.execute("SELECT count(*) FROM tasking").fetchone()[0]
+        return (path, *store.version(conn))
     finally:
         conn.close()
-    return (path, *loads, n_dec)
 
 
 def work_folder(*key) -> Path:
@@ -101,11 +102,9 @@ def months(version: tuple) -> list[str]:
     """Months with incidents, newest first."""
     conn = store.connect(version[0])
     try:
-        rows = conn.execute("SELECT DISTINCT substr(date, 1, 7) FROM incidents "
-                            "ORDER BY 1 DESC").fetchall()
+        return store.months(conn)
     finally:
         conn.close()
-    return [r[0] for r in rows]
 
 
 @st.cache_data(show_spinner=False)
@@ -136,12 +135,30 @@ def coverage(version: tuple, categories: tuple[str, ...] = ()) -> pd.DataFrame:
     return trends.coverage(incidents(version, None, None, categories or None))
 
 
+def period_of(key: str) -> Period:
+    """A period from its cache key: a month ``YYYY-MM`` or ``START/END`` dates."""
+    return month_period(key) if "/" not in key else parse_period(*key.split("/"))
+
+
+@st.cache_data(show_spinner=False)
+def last_dated_day(version: tuple) -> dt.date | None:
+    """The latest day of a record dated by day (police.uk rows carry the 1st of their
+    month only): where rolling periods end."""
+    conn = store.connect(version[0])
+    try:
+        day = conn.query("SELECT max(date) FROM incidents WHERE source != ?",
+                         (POLICE_UK_SOURCE,))[0][0]
+    finally:
+        conn.close()
+    return dt.date.fromisoformat(day) if day else None
+
+
 @st.cache_data(show_spinner="Finding hotspots...")
 def detect(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
-    """``hotspots.jobs.detect`` for a month and categories, written to a folder of its own.
-    Raises HotspotsError (too few incidents) like the CLI."""
+    """``hotspots.jobs.detect`` for a period (:func:`period_of` ``month``) and categories,
+    written to a folder of its own. Raises HotspotsError (too few incidents) like the CLI."""
     out = work_folder("detect", version[:3], month, categories)
-    return jobs.detect(config=config(), period=month_period(month),
+    return jobs.detect(config=config(), period=period_of(month),
                        categories=list(categories) or None, store_file=version[0],
                        out_dir=out, cache=geodata_cache(), layers=layers())
 
@@ -178,6 +195,16 @@ def area_table(version: tuple, month: str, level: str,
                           categories=list(categories) or None, store_file=version[0],
                           out_dir=out, cache=geodata_cache())
     return pd.read_csv(meta["files"]["table"], dtype={"code": str}), meta
+
+
+@st.cache_data(show_spinner="Finding emerging hot spots...")
+def emerging(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame | None:
+    """:func:`hotspots.trends.emerging_grid` over the 12 months to ``month``: the cells
+    and classes the tasking pack counts. None with fewer than 10 months of data."""
+    first = (pd.Period(month, "M") - 11).start_time.date().isoformat()
+    inc = incidents(version, first, month_period(month).end.isoformat(), categories or None)
+    return trends.emerging_grid(inc, geography.land_area(layers(), config()),
+                                period=month_period(month))
 
 
 def decisions() -> pd.DataFrame:
@@ -249,6 +276,12 @@ def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:
 
 def role() -> str:
     return st.session_state.get("role", "")
+
+
+def user() -> str:
+    """The signed-in user's name, as the store's audit trail records it: the password user
+    name, the OIDC e-mail, or "local analyst" in local mode (set in streamlit_app.py)."""
+    return st.session_state.get("user", "")
 
 
 def require(*allowed: str) -> None:

@@ -1,5 +1,6 @@
-"""Partner pack: the minimised version only (areas named by ward, small counts suppressed,
-no caller or record text)."""
+"""Partner pack: the minimised version only, as :func:`hotspots.export.partner_table` made
+it for the pack's files (areas named by ward, small counts suppressed, no caller or record
+text, nothing a small count can be worked out from)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ st.title("Partner pack")
 version = common.store_version()
 try:
     flt = common.filters()
-    meta = common.build_pack(version, True, flt["month"], flt["categories"])
+    # every category: partner packs for two sets of categories would give small counts
+    # away by subtraction (hotspots.pack.build_pack refuses a category filter)
+    meta = common.build_pack(version, True, flt["month"])
 except HotspotsError as exc:
     st.warning(str(exc))
     st.stop()
-st.caption(f"Period {meta['period']} (latest complete month). Counts below "
-           f"{common.config().partner_min_count} are suppressed.")
+st.caption(f"Period {meta['period']}, every category (the category filter does not apply "
+           f"here). Counts below {common.config().partner_min_count} are suppressed.")
 table = common.read_csv(meta["files"]["csv"])
 st.dataframe(table, hide_index=True)
 html = Path(meta["files"]["html"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 from importlib import resources
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def _who(name: str, code: str) -> str:
     return f"{name} ({code})" if code else name
 
 
-def check_store_area(conn: sqlite3.Connection, config: Config, *, store_file: str | Path,
+def check_store_area(conn, config: Config, *, store_file: str | Path,
                      cache: str | Path | None = None, record: bool = False) -> None:
     """Refuse a store built for another area or with other boundary files; with
     ``record`` (loading exports), record the area in a store that has none yet.
@@ -67,8 +66,7 @@ def check_store_area(conn: sqlite3.Connection, config: Config, *, store_file: st
     meta = store.read_meta(conn)
     mine = area_identity(config, cache=cache)
     if "area_name" not in meta:
-        codes = [r[0] for r in conn.execute(  # a store made before stores kept a record
-            "SELECT DISTINCT lsoa_code FROM incidents WHERE lsoa_code != '' LIMIT 1000")]
+        codes = store.lsoa_codes(conn, limit=1000)  # a store made before stores kept a record
         if codes:
             known = set(geography.read_layer(config.layers[config.finest_layer],
                                              cache=cache)["code"])

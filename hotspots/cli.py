@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import geography, jobs, store
+from . import auth, geography, jobs, store
 from .area import check_store_area
 from .config import load_config, resolve_settings
 from .errors import HotspotsError
@@ -37,6 +37,8 @@ def _print_ingest(report: dict) -> None:
             reasons = ", ".join(f"{k} {v:,}" for k, v in f["reasons"].items())
             where = f"; rows kept in {f['rejected_file']}" if f.get("rejected_file") else ""
             print(f"  rejected rows by reason: {reasons}{where}")
+        if f.get("note"):
+            print(f"  {f['note']}")
     print(f"store: {report['store']}")
 
 
@@ -59,19 +61,34 @@ def _print_summary(meta: dict) -> None:
 def _cmd_geodata(args, config) -> int:
     manifest = args.manifest or config.manifest
     results = geography.install_geodata(manifest, source_dir=args.source_dir,
-                                        base_url=args.base_url, cache=args.geodata)
+                                        base_url=args.base_url, cache=args.geodata,
+                                        skip_unavailable=args.skip_unavailable)
     if args.json:
         print(json.dumps({"cache": str(geography.cache_dir(args.geodata)), "files": results}))
     else:
-        n_new = sum(r["status"] == "installed" for r in results)
-        print(f"geodata: {n_new} file(s) installed, {len(results) - n_new} already present, in "
-              f"{geography.cache_dir(args.geodata)}")
+        n = {s: sum(r["status"] == s for r in results)
+             for s in ("installed", "present", "unavailable")}
+        print(f"geodata: {n['installed']} file(s) installed, {n['present']} already present, "
+              f"in {geography.cache_dir(args.geodata)}")
+        if n["unavailable"]:
+            print(f"  {n['unavailable']} file(s) have no published source and were not "
+                  "installed (install them --from a folder holding them; a local authority's "
+                  "boundaries and population: `hotspots area init --la CODE`): "
+                  + ", ".join(r["name"] for r in results if r["status"] == "unavailable"))
     return 0
 
 
 def _cmd_ingest(args, config) -> int:
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(done: int, total: int, step: str) -> None:
+            bar = "#" * round(30 * done / total)
+            end = "\n" if done == total else ""
+            print(f"\r[{bar:<30}] {done}/{total} {step[:60]:<60}", end=end, file=sys.stderr,
+                  flush=True)
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
-                               mapping=args.mapping, cache=args.geodata)
+                               mapping=args.mapping, cache=args.geodata,
+                               force_older=args.force_older, progress=progress)
     print(json.dumps(report)) if args.json else _print_ingest(report)
     return 1 if any(f.get("error") for f in report["files"]) else 0
 
@@ -112,6 +129,11 @@ def _print_detect(meta: dict) -> None:
     print(f"  kernel density: {meta['kernel']}, bandwidth {meta['bandwidth_m']:.0f} m, "
           f"edge loss {meta['kde_edge_loss']:.1f} incidents")
     print(f"  places ({meta['method']}): {meta['places']:,}")
+    f = meta["forecast"]
+    print(f"  forecast for {f['month']}: {f['description']} on {f['cell_size_m']:.0f} m cells, "
+          f"{f['cells']} cells in the top 5% of the area; PAI {f['pai_5pct']:.2f}, hit rate "
+          f"{f['hit_rate_5pct']:.0%} on {f['test_months']} test months"
+          + (f" ({f['note']})" if f["fallback"] else ""))
     for t in meta["top"]:
         print(f"  {t['rank']:>3}. {t['label']} ({t['place_id']}): {t['n']:,} incidents")
     for k, v in meta["files"].items():
@@ -148,27 +170,47 @@ def _cmd_pack(args, config) -> int:
     return 0
 
 
+def _print_backtest(out: dict) -> None:
+    w = out["winner"]
+    print(f"Backtest: {len(out['test_months'])} test month(s) "
+          f"({', '.join(out['test_months']) or 'none'}), {out['incidents_tested']:,} "
+          f"incidents in them inside the area ({out['incidents']:,} in the selection, "
+          f"history included); cells of {', '.join(f'{c:g}' for c in out['cell_sizes_m'])} m; "
+          f"windows: {out['windows']}")
+    if not out["enough"]:
+        print(f"  only {len(out['test_months'])} test month(s): fewer than the "
+              f"{out['min_test_months']} needed to choose a map")
+    for r in out["summary"][:10]:
+        mark = "  <- chosen" if (r["method"], r["cell_size_m"]) == (w["method"],
+                                                                  w["cell_size_m"]) else ""
+        print(f"  PAI at 5%  {r['method']:<17} {r['cell_size_m']:>4.0f} m  {r['pai']:6.2f}  "
+              f"hit rate {r['hit_rate']:.0%}{mark}")
+    naive = [r for r in out["summary"] if r["method"] == "naive"]
+    if naive:
+        print(f"  naive last-month map at its best cell size ({naive[0]['cell_size_m']:.0f} m): "
+              f"{naive[0]['pai']:.2f}")
+    print(f"  forecast map: {w['method']} on {w['cell_size_m']:.0f} m cells, PAI at 5% "
+          f"{w['pai_5pct']:.2f} ({w['note']})")
+    honest = out["chosen_before_scored"]
+    if honest["months"]:
+        print(f"  chosen only on earlier months, the map scored {honest['pai_5pct']:.2f} on "
+              f"{honest['months']} month(s)")
+    for k, v in out.get("concentrated_now", {}).items():
+        if v["months"]:
+            print(f"  where it is concentrated now ({k}, not a forecast): next-month PAI "
+                  f"{v['pai']:.2f} at {v['coverage']:.2%} of the area ({v['months']} months)")
+    print(out["definitions"])
+    print(f"  table: {out['files']['table']}")
+
+
 def _cmd_backtest(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     srcs = [c.strip() for c in args.sources.split(",")] if args.sources else None
+    sizes = ([float(c) for c in args.cell_sizes.split(",")] if args.cell_sizes else None)
     out = jobs.run_backtest(config=config, store_file=args.store, out_dir=args.out,
                             cache=args.geodata, categories=cats, sources=srcs,
-                            test_months=args.test_months, window=args.window,
-                            cell_size_m=args.cell_size_m)
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    print(f"Backtest over {', '.join(out['test_months'])} ({out['incidents']:,} incidents, "
-          f"{out['cell_size_m']:g} m cells, {out['window_months']}-month window)")
-    naive = out["pai_at_5pct"].get("naive")
-    for method, value in sorted(out["pai_at_5pct"].items(), key=lambda kv: -kv[1]):
-        mark = "  <- best" if method == out["best_at_5pct"] else ""
-        print(f"  PAI at 5% coverage  {method:<12} {value:6.2f}{mark}")
-    if naive is not None:
-        print(f"  the naive last-month map scores {naive:.2f}; the best method is "
-              f"{out['best_at_5pct']}: use it as the default map for this data")
-    print(out["definitions"])
-    print(f"  table: {out['files']['table']}")
+                            test_months=args.test_months, cell_sizes_m=sizes)
+    print(json.dumps(out)) if args.json else _print_backtest(out)
     return 0
 
 
@@ -179,7 +221,7 @@ def _cmd_task(args, config) -> int:
             decision = store.record_decision(
                 conn, place_id=args.place, owner=args.owner, actions=args.actions,
                 review_date=args.review, meeting_date=args.meeting)
-            out = {"decision_id": decision, "store": str(store.store_path(args.store))}
+            out = {"decision_id": decision, "store": store.store_name(args.store)}
             text = f"decision {decision} recorded for place {args.place}"
         else:
             table = store.read_decisions(conn, meeting_date=args.meeting)
@@ -191,6 +233,19 @@ def _cmd_task(args, config) -> int:
     finally:
         conn.close()
     print(json.dumps(out)) if args.json else print(text)
+    return 0
+
+
+def _cmd_export(args, config) -> int:
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv"}
+    out = jobs.export_incidents(out=args.out or Path("out") / default[args.format],
+                                fmt=args.format, store_file=args.store, start=args.start,
+                                end=args.end, categories=cats)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['incidents']:,} incidents written to {out['file']} ({out['format']})")
     return 0
 
 
@@ -220,12 +275,42 @@ def _synthetic_exports(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _cmd_fetch_policeuk(args, config) -> int:
+    from . import fetch
+
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(line: str) -> None:
+            print(f"police.uk {line}", file=sys.stderr, flush=True)
+    latest = fetch.parse_latest(args.months)
+    report = fetch.fetch_policeuk(config=config, latest=latest,
+                                  months=None if latest else fetch.parse_months(args.months),
+                                  categories=cats, store_file=args.store, cache=args.geodata,
+                                  base_url=args.api_url, refresh=args.refresh,
+                                  progress=progress)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        counts: dict[str, int] = {}
+        for m in report["months"]:
+            counts[m["status"]] = counts.get(m["status"], 0) + 1
+        print(f"police.uk API ({report['api']}), {report['requests']} request(s): "
+              + ", ".join(f"{v} month(s) {k.replace('_', ' ')}" for k, v in counts.items()))
+        if report["ingest"]["files"]:
+            _print_ingest(report["ingest"])
+        if report["error"]:
+            print(f"hotspots: error: {report['error']}", file=sys.stderr)
+    return 1 if report["error"] else 0
+
+
 def _cmd_demo(args, config) -> int:
     """Install geodata, make synthetic council data, load it with the real police.uk rows,
     summarise the latest complete month by every layer but the 2011 LSOAs."""
     out = {"steps": []}
     manifest = config.manifest
-    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata)
+    geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata,
+                              skip_unavailable=args.source_dir is None)
     cache = geography.cache_dir(args.geodata)
     synth_dir = Path(args.data) / "synthetic"
     args_s = argparse.Namespace(geodata=args.geodata, n=args.n, start="2022-09-01",
@@ -264,12 +349,45 @@ def _cmd_demo(args, config) -> int:
     return 1 if any(f.get("error") for f in files) else 0
 
 
+def _read_new_password(args) -> str:
+    """The password from stdin (--password-stdin: its first line), or typed twice at the
+    terminal without echo."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise ValueError("no terminal to type the password at: pipe it in with "
+                         "--password-stdin")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Same password again: ") != first:
+        raise ValueError("the two passwords differ; nothing was written")
+    return first
+
+
+def _cmd_user(args, config) -> int:
+    new = auth.add_user(args.secrets, args.name, args.role, _read_new_password(args))
+    out = {"user": args.name, "role": args.role, "secrets": str(args.secrets), "new": new}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{'added' if new else 'replaced'} user {args.name} ({args.role}) in "
+              f"{args.secrets}; the app reads it on its next sign-in")
+    old = auth.legacy_users(args.secrets)
+    if old:
+        print(f"note: cannot sign in until given a new password (old unsalted SHA-256 "
+              f"entry): {', '.join(old)}; run `hotspots user add NAME --role ROLE` for each",
+              file=sys.stderr)
+    return 0
+
+
 def _cmd_area(args, config) -> int:
     from . import area
 
-    if bool(args.borough) == bool(args.lsoa):
-        raise HotspotsError("give either --borough CODE|NAME|all (from the London LSOA file) "
-                            "or --lsoa FILE (your own boundaries), not both or neither.")
+    if sum(map(bool, (args.borough, args.lsoa, args.la))) != 1:
+        raise HotspotsError("give one of --borough CODE|NAME|all (from the London LSOA file), "
+                            "--lsoa FILE (your own boundaries) or --la CODE (downloaded from "
+                            "ONS and Nomis).")
     layers = {}
     for spec in args.layer or []:
         key, sep, path = spec.partition("=")
@@ -278,7 +396,21 @@ def _cmd_area(args, config) -> int:
                                 "or KEY=FILE:CODE_COLUMN:NAME_COLUMN.")
         layers[key] = area.read_boundaries(path, key=key)
     nested, population = {}, None
-    if args.borough:
+    downloads = None
+    if args.la:
+        import tempfile
+
+        from . import ons
+
+        downloads = tempfile.TemporaryDirectory(prefix="hotspots-ons-")
+        got = ons.fetch_area(args.la, downloads.name)
+        files = {k: str(Path(downloads.name) / f["name"]) for k, f in got["files"].items()}
+        name, code = got["la_name"], got["la_code"]
+        lsoa = area.read_boundaries(files["lsoa"] + ":LSOA21CD:LSOA21NM", key="lsoa")
+        layers.setdefault("ward", area.read_boundaries(files["ward"] + ":WD22CD:WD22NM",
+                                                       key="ward"))
+        population = files["population"]
+    elif args.borough:
         name, code, lsoa = area.london_boroughs(args.borough, cache=args.geodata)
         nested = {"msoa": ("MSOA", "msoa21cd", "msoa21nm")}
         if lsoa["lad22cd"].nunique() > 1:
@@ -294,8 +426,12 @@ def _cmd_area(args, config) -> int:
         population = args.population
     name, code = args.name or name, args.code or code
     out_dir = Path(args.out) if args.out else Path("areas") / area.slug(name)
-    done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
-                          population=population, out_dir=out_dir, cache=args.geodata)
+    try:
+        done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
+                              population=population, out_dir=out_dir, cache=args.geodata)
+    finally:
+        if downloads is not None:
+            downloads.cleanup()
     if args.json:
         print(json.dumps(done))
         return 0
@@ -331,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, store=True):
         sp.add_argument("--json", action="store_true", help="print one JSON object")
         if store:
-            sp.add_argument("--store", help="store file (default: $HOTSPOTS_STORE or "
+            sp.add_argument("--store", help="store file or postgresql://user@host/db server "
+                                            "(default: $HOTSPOTS_STORE or "
                                             "data/hotspots.sqlite)")
 
     g = sub.add_parser("geodata", help="boundary and open data files")
@@ -339,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     gi = gsub.add_parser("install", help="install into the cache, checked by sha256")
     gi.add_argument("--from", dest="source_dir", help="copy from this folder, not download")
     gi.add_argument("--base-url", help="download NAME from BASE_URL/NAME (a mirror)")
+    gi.add_argument("--skip-unavailable", action="store_true",
+                    help="downloading, pass over files with no published source")
     gi.add_argument("--manifest", help="geodata manifest (default: the configuration's)")
     common(gi, store=False)
     gi.set_defaults(func=_cmd_geodata)
@@ -346,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="load exports into the store")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("--mapping", help="mapping TOML for council exports")
+    i.add_argument("--force-older", action="store_true",
+                   help="let an export replace records that came from a later-dated export")
     common(i)
     i.set_defaults(func=_cmd_ingest)
 
@@ -395,9 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "which one to use by default")
     bt.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     bt.add_argument("--sources", help="comma-separated sources, e.g. policeuk (default: all)")
-    bt.add_argument("--test-months", type=int, default=6, help="months to test (default 6)")
-    bt.add_argument("--window", type=int, default=12, help="training months (default 12)")
-    bt.add_argument("--cell-size-m", type=float, default=100.0)
+    bt.add_argument("--test-months", type=int, default=12,
+                    help="latest months to test, each with 3 months of history before it "
+                         "(default 12)")
+    bt.add_argument("--cell-sizes", help="comma-separated cell sizes in metres, multiples of "
+                                         "the smallest (default 50,100,150,200,250)")
     bt.add_argument("--out", default="out", help="output folder (default out/)")
     common(bt)
     bt.set_defaults(func=_cmd_backtest)
@@ -416,6 +559,16 @@ def build_parser() -> argparse.ArgumentParser:
     common(kl)
     k.set_defaults(func=_cmd_task)
 
+    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet) "
+                                      "or Power BI (CSV with longitude and latitude)")
+    e.add_argument("--format", choices=jobs.EXPORT_FORMATS, default="gpkg")
+    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet or .csv)")
+    e.add_argument("--start", help="first day, YYYY-MM-DD (default: all)")
+    e.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
+    e.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    common(e)
+    e.set_defaults(func=_cmd_export)
+
     y = sub.add_parser("synth", help="write SYNTHETIC council-style exports with planted truth")
     y.add_argument("--out", type=Path, default=Path("data/synthetic"))
     y.add_argument("--n", type=int, default=20_000, help="incidents (default 20000)")
@@ -425,6 +578,21 @@ def build_parser() -> argparse.ArgumentParser:
     common(y, store=False)
     y.set_defaults(func=_cmd_synth)
 
+    u = sub.add_parser("user", help="app users who sign in with a password")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    ua = usub.add_parser("add", help="add a user, or set a user's password and role, in "
+                                     "the app's secrets file (Argon2 hash)")
+    ua.add_argument("name", help="user name (letters, digits and . _ @ -)")
+    ua.add_argument("--role", required=True, choices=auth.ROLES,
+                    help="analyst or chair: every page; officer: patrol map; "
+                         "partner: partner pack")
+    ua.add_argument("--secrets", type=Path, default=auth.DEFAULT_SECRETS,
+                    help="secrets file (default .streamlit/secrets.toml; created if absent)")
+    ua.add_argument("--password-stdin", action="store_true",
+                    help="read the password from the first line of stdin, not the terminal")
+    common(ua, store=False)
+    ua.set_defaults(func=_cmd_user)
+
     a = sub.add_parser("area", help="set up another area")
     asub = a.add_subparsers(dest="area_command", required=True)
     ai = asub.add_parser("init", help="write a configuration and a geodata manifest for an "
@@ -433,6 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "london_lsoa21.gpkg in the geodata cache)")
     ai.add_argument("--lsoa", help="LSOA boundaries, any format GDAL reads "
                                    "(FILE or FILE:CODE_COLUMN:NAME_COLUMN)")
+    ai.add_argument("--la", help="a local authority's GSS code (e.g. E09000030): its LSOAs, "
+                                 "wards and population downloaded from ONS and Nomis "
+                                 "($HOTSPOTS_ONS_ARCGIS, $HOTSPOTS_NOMIS name other "
+                                 "addresses)")
     ai.add_argument("--layer", action="append", metavar="KEY=FILE",
                     help="another layer (ward, snt, pspo, estate...); repeatable")
     ai.add_argument("--name", help="the area's name (default: the borough's)")
@@ -442,6 +614,21 @@ def build_parser() -> argparse.ArgumentParser:
     ai.add_argument("--out", help="folder to write to (default areas/<name>)")
     ai.add_argument("--json", action="store_true", help="print one JSON object")
     ai.set_defaults(func=_cmd_area)
+
+    f = sub.add_parser("fetch", help="data from its official sources online")
+    fsub = f.add_subparsers(dest="fetch_command", required=True)
+    fp = fsub.add_parser("policeuk", help="police.uk crimes for the study area, by API, "
+                                          "into the store (one load per month)")
+    fp.add_argument("--months", required=True,
+                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive), a comma-separated list, or "
+                         "latest[:N] (the newest N months police.uk holds; N=1)")
+    fp.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    fp.add_argument("--api-url", help="police.uk API base (default: $HOTSPOTS_POLICEUK_API "
+                                      "or the public API)")
+    fp.add_argument("--refresh", action="store_true",
+                    help="ask again for months already loaded (police.uk revises them)")
+    common(fp)
+    fp.set_defaults(func=_cmd_fetch_policeuk)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")
@@ -465,8 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         args.geodata = str(settings.geodata)
         config = load_config(settings.config)
         if hasattr(args, "store"):
-            args.store = str(settings.store)
-            if args.command not in ("ingest",) and settings.store.exists():
+            args.store = settings.store
+            if args.command not in ("ingest",) and store.exists(settings.store):
                 conn = store.connect(settings.store)
                 try:
                     check_store_area(conn, config, store_file=settings.store,

@@ -6,7 +6,9 @@ passes its own file. Nothing else in the package names a place.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ class Settings:
     Build with :func:`resolve_settings`."""
 
     config: str | None
-    store: Path
+    store: str  # a file, or a postgresql:// URL
     geodata: Path
     chosen_by: dict[str, str]
 
@@ -53,7 +55,7 @@ def resolve_settings(*, config: str | Path | None = None, store: str | Path | No
             values[key], chosen[key] = env[var], var
         else:
             values[key], chosen[key] = (None if key == "config" else default), "default"
-    return Settings(config=values["config"], store=Path(values["store"]),
+    return Settings(config=values["config"], store=values["store"],
                     geodata=Path(values["geodata"]), chosen_by=chosen)
 
 
@@ -105,6 +107,7 @@ class Config:
     nearest_max_m: float = 250.0
     location_key_m: int = 10
     future_tolerance_days: int = 1
+    earliest_date: dt.date = dt.date(2000, 1, 1)
     land_layer: str = ""
     ranking: dict[str, float] = field(default_factory=dict)
     partner_min_count: int = 5
@@ -139,6 +142,7 @@ class Config:
         if layer is None:
             return key
         return layer.plural if plural else layer.label
+    patrol: PatrolSettings = field(default_factory=lambda: patrol_settings({}, "defaults"))
 
     def weight(self, category: str) -> float:
         return self.categories[category].weight
@@ -163,6 +167,88 @@ def _population(spec: dict | None, where: str) -> Population | None:
     return Population(file=_require(spec, "file", "population", where),
                       code=str(spec.get("code", "lsoa21cd")),
                       value=str(spec.get("value", "usual_residents")))
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A patrol shift in whole hours; ``end_hour`` before ``start_hour`` crosses midnight."""
+
+    key: str
+    start_hour: int
+    end_hour: int
+
+    @property
+    def hours(self) -> tuple[int, ...]:
+        """Hours of day (0-23) an incident's ``hour`` must have to fall on the shift."""
+        n = (self.end_hour - self.start_hour) % 24 or 24
+        return tuple((self.start_hour + i) % 24 for i in range(n))
+
+    @property
+    def label(self) -> str:
+        name = self.key.replace("_", " ").capitalize()
+        return f"{name} {self.start_hour:02d}:00-{self.end_hour:02d}:00"
+
+
+@dataclass(frozen=True)
+class PatrolSettings:
+    """Patrol map settings: ``[shifts]`` and ``[patrol]`` in the configuration."""
+
+    shifts: dict[str, Shift]
+    marking: str
+    tile_url: str
+    tile_attribution: str
+
+
+#: Shifts when the configuration has no ``[shifts]`` table.
+DEFAULT_SHIFTS = {"early": "07:00-15:00", "late": "15:00-23:00", "evening": "18:00-02:00",
+                  "night": "23:00-07:00"}
+DEFAULT_MARKING = "OFFICIAL-SENSITIVE"
+DEFAULT_TILES = ("https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                 "© OpenStreetMap contributors")
+_SHIFT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def patrol_settings(raw: dict, where: str) -> PatrolSettings:
+    """``[shifts]`` and ``[patrol]`` of a parsed configuration, checked; ``where`` names
+    the file in messages. Shifts are ``name = "HH:00-HH:00"`` on the hour (incidents carry
+    the hour only); an end before the start crosses midnight."""
+    table = raw.get("shifts", DEFAULT_SHIFTS)
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where}: [shifts] has no shifts; add at least one, such as "
+                          'evening = "18:00-02:00".')
+    shifts = {}
+    for key, value in table.items():
+        m = _SHIFT.match(value) if isinstance(value, str) else None
+        h0, m0, h1, m1 = (int(g) for g in m.groups()) if m else (-1, 0, -1, 0)
+        if not m or not (0 <= h0 <= 23 and 0 <= h1 <= 24):
+            raise ConfigError(f"{where}: shifts.{key} = {value!r} is not a shift; write "
+                              'it as "HH:MM-HH:MM", such as "18:00-02:00".')
+        if m0 or m1:
+            raise ConfigError(f"{where}: shifts.{key} = {value!r} does not start and end on "
+                              "the hour; incidents carry the hour of day only, so round it "
+                              'to whole hours, such as "18:00-02:00".')
+        if h0 == h1 % 24 and h1 != 24:
+            raise ConfigError(f"{where}: shifts.{key} = {value!r} starts and ends at the same "
+                              'time; a shift round the clock is "00:00-24:00".')
+        shifts[key] = Shift(key=key, start_hour=h0, end_hour=h1 % 24)
+    patrol = raw.get("patrol", {})
+    marking = patrol.get("marking", DEFAULT_MARKING)
+    if not isinstance(marking, str) or not marking.strip():
+        raise ConfigError(f"{where}: patrol.marking = {marking!r}; give the protective "
+                          f'marking printed on patrol maps, such as "{DEFAULT_MARKING}".')
+    url = patrol.get("tile_url", DEFAULT_TILES[0])
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) \
+            or not all(k in url for k in ("{z}", "{x}", "{y}")):
+        raise ConfigError(f"{where}: patrol.tile_url = {url!r} is not a tile URL; give one "
+                          "with {z}, {x} and {y}, such as "
+                          f'"{DEFAULT_TILES[0]}".')
+    attribution = patrol.get("tile_attribution",
+                             DEFAULT_TILES[1] if url == DEFAULT_TILES[0] else "")
+    if not isinstance(attribution, str) or not attribution.strip():
+        raise ConfigError(f"{where}: patrol.tile_attribution is missing; a tile server's "
+                          "maps must credit it: give the text its licence asks for.")
+    return PatrolSettings(shifts=shifts, marking=marking.strip(), tile_url=url,
+                          tile_attribution=attribution)
 
 
 def _require(table: dict, key: str, where: str, path: str):
@@ -242,6 +328,10 @@ def load_config(path: str | Path | None = None) -> Config:
                               f"add [categories.{key}] or use one of {sorted(cats)}.")
     assign = raw.get("assign", {})
     ingest = raw.get("ingest", {})
+    earliest = ingest.get("earliest_date", dt.date(2000, 1, 1))
+    if not isinstance(earliest, dt.date) or isinstance(earliest, dt.datetime):
+        raise ConfigError(f"{where}: ingest.earliest_date = {earliest!r}; give a date without "
+                          "quotes, e.g. earliest_date = 2000-01-01.")
     return Config(
         name=_require(area, "name", "study_area", where),
         code=area.get("code", ""),
@@ -253,6 +343,7 @@ def load_config(path: str | Path | None = None) -> Config:
         nearest_max_m=float(assign.get("nearest_max_m", 250.0)),
         location_key_m=int(ingest.get("location_key_m", 10)),
         future_tolerance_days=int(ingest.get("future_tolerance_days", 1)),
+        earliest_date=earliest,
         land_layer=land,
         ranking={k: float(v) for k, v in raw.get("ranking", {}).items()},
         partner_min_count=int(raw.get("partner", {}).get("min_count", 5)),
@@ -262,4 +353,5 @@ def load_config(path: str | Path | None = None) -> Config:
         main_layer=main,
         demo_police_uk=str(area.get("demo_police_uk", "")),
         population=_population(raw.get("population"), where),
+        patrol=patrol_settings(raw, where),
     )

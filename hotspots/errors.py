@@ -25,3 +25,7 @@ class CRSError(HotspotsError, ValueError):
 
 class StoreError(HotspotsError):
     """The incident store cannot be opened or written."""
+
+
+class FetchError(HotspotsError):
+    """An online source (police.uk API, ONS, Nomis) refused, failed or answered badly."""

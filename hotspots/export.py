@@ -1,4 +1,5 @@
-"""Safe spreadsheets (CSV, XLSX) and the partner version of a table with data minimisation.
+"""Safe spreadsheets (CSV, XLSX) and the partner version of a table with data minimisation
+(:func:`partner_table`, the one partner minimisation rule).
 
 Text from records (locations, labels, category names typed by a call handler) can begin
 with ``=`` or ``@`` and would run as a formula when a partner opens the file. Every text
@@ -14,7 +15,6 @@ import datetime as dt
 import math
 import numbers
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,50 +26,45 @@ import pandas as pd
 DANGEROUS_STARTS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r",
                                      "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
-#: Columns :func:`partner_table` drops by default (when present).
-PARTNER_DROP: tuple[str, ...] = ("caller_key", "description", "location", "label_detail",
-                                 "category_raw", "context")
-
-#: Any column whose name contains one of these (case-insensitive) is dropped from a
-#: partner table, whatever ``drop_columns`` says: caller or victim identifiers, free text.
-PARTNER_DROP_PATTERNS: tuple[str, ...] = ("caller", "description", "text", "location_key")
+#: The partner minimisation rule (:func:`partner_table`), column by column. A partner
+#: table keeps these columns only; every other column is dropped.
+#: Identifiers and facts that hold no count (``ward`` is the ward's name).
+PARTNER_KEYS: tuple[str, ...] = ("place_id", "code", "name", "ward", "ward_code",
+                                 "lsoa_code", "area_km2", "meeting_date", "owner",
+                                 "review_date", "days")
+#: Counts: 0 or ``min_count`` and more are shown, 1 to ``min_count - 1`` show ``"<5"``.
+PARTNER_COUNTS: tuple[str, ...] = ("n", "n_before", "n_after")
+#: Values computed from counts: shown only when every count they come from is shown.
+PARTNER_DERIVED: dict[str, tuple[str, ...]] = {
+    "density_per_km2": ("n",), "rate_per_1000": ("n",), "verdict": ("n_before", "n_after")}
 
 #: What a cell suppressed because it is derived from a suppressed count shows (the GSS
 #: symbol for confidential).
 DERIVED_SUPPRESSED = "[c]"
 
-# Derived column -> the counts it is computed from. Columns not listed whose name says
-# share/rate/density/percentage are taken to derive from ``n``.
-_DERIVED_FROM: dict[str, tuple[str, ...]] = {
-    "harm": ("n",), "density_per_km2": ("n",), "harm_per_km2": ("n",),
-    "rate_per_1000": ("n",), "repeat_share": ("n", "n_at_repeat"),
-    "repeat_location_share": ("n", "n_at_repeat"), "change": ("n", "n_prev"),
-    "change_pct": ("n", "n_prev"), "trend": ("n", "n_prev"),
-    "change_previous": ("n", "n_previous"), "change_year": ("n", "n_last_year"),
-    "expected": ("n", "n_previous"),
-    # details that describe the few incidents behind a small count
-    "main_categories": ("n",), "busiest_hour": ("n",), "busiest_weekday": ("n",),
-    "first_seen": ("n",), "last_seen": ("n",),
-}
-_DERIVED_WORDS = ("share", "rate", "density", "per_km2", "per_1000", "pct", "ratio")
-_COUNT_NAMES = ("n", "repeat_locations", "count", "quantity")
-# rank_units columns: percentiles among units, not computed from a unit's own counts.
-_RANK_PREFIXES = ("component_", "points_", "score", "rank")
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 _ILLEGAL_XML = re.compile(r"[\000-\010\013\014\016-\037]")
 _XLSX_MAX_TEXT = 32767
 
 
+#: A plain decimal number written as text (``-0.0739``, ``+44``, ``1e-3``): a spreadsheet
+#: reads it as that number, never as a formula, so it is not guarded. ASCII digits only.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def neutralise(value):
-    """Make a cell value safe to open in a spreadsheet.
+    """Make a cell value safe to open in a spreadsheet: the one guard of every CSV and
+    XLSX cell the package writes.
 
     Text whose first character (or first after leading spaces/newlines) is one of
     :data:`DANGEROUS_STARTS` (``=``, ``+``, ``-``, ``@``, tab, carriage return and their
     full-width forms) gets a leading apostrophe ``'``, as the OWASP CSV-injection
     guidance recommends: the spreadsheet then shows the text instead of evaluating it,
     the reader sees it was altered, and the original is the value without its first
-    character. Anything that is not text (numbers, including negative ones, booleans,
-    None) is returned unchanged.
+    character. Text that is a plain decimal number (``-0.0739``, a negative longitude
+    read from an export as text) is a number, not a formula, and stays as it is, so a
+    file written here reads back with the same values. Anything that is not text
+    (numbers, including negative ones, booleans, None) is returned unchanged.
 
     Parameters
     ----------
@@ -82,6 +77,8 @@ def neutralise(value):
     if not isinstance(value, str):
         return value
     text = str(value)
+    if _NUMBER_TEXT.fullmatch(text):
+        return text
     if text.startswith(DANGEROUS_STARTS) or text.lstrip(" \n").startswith(DANGEROUS_STARTS):
         return "'" + text
     return text
@@ -215,86 +212,44 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path: str | Path) -> Path:
     return path
 
 
-def _is_count_name(name: str) -> bool:
-    return (name in _COUNT_NAMES or name.startswith("n_") or name.endswith("_count")
-            or name.startswith("count_"))
+def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
+    """The version of an aggregate table that may circulate to partners: the one partner
+    minimisation rule, which every partner output (the partner pack's HTML, CSV and XLSX,
+    and the app's Partner page) is made from.
 
+    No value from which a count under ``min_count`` can be worked out is kept:
 
-def _numbers(series: pd.Series) -> pd.Series:
-    """Numeric view of a column; text (already suppressed cells) becomes NaN."""
-    return pd.to_numeric(series.where(series.map(lambda v: isinstance(v, numbers.Real)
-                                                  and not isinstance(v, bool))),
-                         errors="coerce").astype(float)
-
-
-def _implied_counts(table: pd.DataFrame) -> dict[str, pd.Series]:
-    """Counts a table gives away without holding them: repeats from a share, the
-    previous count from a change."""
-    out: dict[str, pd.Series] = {}
-    if "n" not in table.columns:
-        return out
-    n = _numbers(table["n"])
-    if "n_at_repeat" not in table.columns:
-        for col in ("repeat_location_share", "repeat_share"):
-            if col in table.columns:
-                out["n_at_repeat"] = (n * _numbers(table[col])).round()
-                break
-    if "n_prev" not in table.columns:
-        if "change" in table.columns:
-            out["n_prev"] = n - _numbers(table["change"])
-        elif "change_pct" in table.columns:
-            pct = _numbers(table["change_pct"])
-            out["n_prev"] = (n * 100 / (100 + pct)).where(pct != -100).round()
-        elif "trend" in table.columns:  # trend_z inverted: (n - p) / sqrt(n + p) = z
-            z = _numbers(table["trend"])
-            out["n_prev"] = (n + (z * z - z * np.sqrt(z * z + 8 * n)) / 2).round()
-    return out
-
-
-def partner_table(table: pd.DataFrame, *, min_count: int = 5,
-                  count_columns: list[str] | None = None,
-                  drop_columns: Sequence[str] = PARTNER_DROP) -> pd.DataFrame:
-    """The version of an aggregate table that may circulate to partners.
-
+    * Only the columns of :data:`PARTNER_KEYS`, :data:`PARTNER_COUNTS`,
+      :data:`PARTNER_DERIVED` and ``rank`` are kept. Everything else is dropped: text from
+      records (street labels, locations, callers, descriptions), ranking components,
+      points and scores (percentiles among all units: a tie or a gap pins a neighbour's
+      count), harm (weights are published, so harm and ``n`` give the category mix),
+      shares, previous counts, changes, trends, p-values, expected counts, category
+      counts (they subtract from ``n``), busiest times and dates seen.
     * Counts from 1 to ``min_count - 1`` become the text ``"<5"`` (``f"<{min_count}"``);
       0 stays 0 and counts of ``min_count`` or more stay as they are.
-    * A value computed from a suppressed count shows :data:`DERIVED_SUPPRESSED`
-      (``"[c]"``): harm, densities, rates, shares and percentages of the row's ``n``;
-      ``repeat_share`` also when the count at repeat locations (held, or implied by the
-      share x ``n``) is small; ``change``, ``change_pct`` and ``trend`` also when the
-      previous count (held, or implied by ``n`` and the change) is small; and the
-      details of the incidents behind a small ``n`` (``main_categories``,
-      ``busiest_hour``, ``busiest_weekday``, ``first_seen``, ``last_seen``).
-    * Caller identifiers and free text are removed: every column whose name contains
-      ``caller``, ``description``, ``text`` or ``location_key`` (case-insensitive), and
-      the columns in ``drop_columns``.
-
-    Suppression is cell by cell: when exactly one category count of a row is suppressed
-    and ``n`` is shown, the others subtract to it. Give partners group-level counts (or
-    only ``n``) when that matters.
+    * A value of :data:`PARTNER_DERIVED` shows :data:`DERIVED_SUPPRESSED` (``"[c]"``)
+      when a count it comes from is suppressed.
+    * A row whose ``n`` is suppressed has no rank (``"[c]"``) and comes after the ranked
+      rows, in order of ``place_id`` (or ``code``); the other rows keep their order by
+      ``rank`` and are numbered 1, 2, ... again, so neither a rank nor a row's position
+      shows where a suppressed row stood.
 
     Parameters
     ----------
-    table : an aggregate table, one row per area, cell or place (``area_summary``,
-        ``find_places``, ``rank_units`` output); not modified. Incident records (a
-        ``ref`` column) are refused.
+    table : an aggregate table, one row per area, cell or place (``rank_units`` output,
+        tasked places); not modified. Incident records (a ``ref`` column) are refused.
     min_count : smallest count shown; a whole number of 1 or more. Default 5.
-    count_columns : the columns holding counts. Default None: ``n``, ``n_*``,
-        ``repeat_locations``, ``count``, ``quantity``, ``*_count`` and ``count_*``.
-    drop_columns : further columns to drop when present. Default :data:`PARTNER_DROP`
-        (``caller_key``, ``description``, ``location``, ``label_detail``,
-        ``category_raw``, ``context``).
 
     Returns
     -------
-    A new DataFrame (a GeoDataFrame stays one) with the same rows in the same order and
-    the remaining columns in their order; suppressed columns have object dtype.
+    A new DataFrame (never a GeoDataFrame: shapes are left out) with the kept columns in
+    their order; suppressed columns have object dtype.
 
     Raises
     ------
     ValueError
-        for a bad ``min_count``, ``count_columns`` naming missing or non-numeric columns,
-        or a table of incident records.
+        for a bad ``min_count`` or a table of incident records.
     """
     if isinstance(min_count, bool) or not isinstance(min_count, numbers.Integral) \
             or min_count < 1:
@@ -303,52 +258,39 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5,
         raise ValueError("table has a 'ref' column, so it holds incident records; a partner "
                          "table holds aggregates only: summarise first (area_summary, "
                          "find_places) and pass that table.")
-    columns = [str(c) for c in table.columns]
-    if count_columns is None:
-        counts = [c for c in table.columns if isinstance(c, str) and _is_count_name(c)
-                  and table[c].dtype != bool
-                  and (pd.api.types.is_numeric_dtype(table[c]) or table[c].dtype == object)]
-    else:
-        missing = [c for c in count_columns if c not in table.columns]
-        if missing:
-            raise ValueError(f"count_columns names column(s) {missing} that table does not "
-                             f"have; columns are {columns}.")
-        bad = [c for c in count_columns if not pd.api.types.is_numeric_dtype(table[c])
-               and table[c].dtype != object]
-        if bad:
-            raise ValueError(f"count_columns: column(s) {bad} are not numeric.")
-        counts = list(count_columns)
-
+    kept = set(PARTNER_KEYS) | set(PARTNER_COUNTS) | set(PARTNER_DERIVED) | {"rank"}
+    out = pd.DataFrame(table[[c for c in table.columns if c in kept]])
     marker = f"<{min_count}"
-    small: dict[str, pd.Series] = {}
-    for col in counts:
-        v = _numbers(table[col])
-        small[col] = (v > 0) & (v < min_count)
-    for col, implied in _implied_counts(table).items():
-        small.setdefault(col, (implied > 0) & (implied < min_count))
-
-    out = table.copy()
-    for col in counts:
-        if small[col].any():
-            out[col] = pd.Series(np.where(small[col], marker, out[col].astype(object)),
-                                 index=out.index, dtype=object)
-    none = pd.Series(False, index=table.index)
-    for col in table.columns:
-        if col in counts or not isinstance(col, str) or col.startswith(_RANK_PREFIXES):
-            continue
-        sources = _DERIVED_FROM.get(col)
-        if sources is None and any(word in col for word in _DERIVED_WORDS):
-            sources = ("n",)
-        if not sources:
-            continue
-        hide = none.copy()
-        for src in sources:
-            hide |= small.get(src, none)
-        if hide.any():
-            out[col] = pd.Series(np.where(hide, DERIVED_SUPPRESSED, out[col].astype(object)),
-                                 index=out.index, dtype=object)
-
-    listed = set(drop_columns)
-    drop = [c for c in out.columns if c in listed or any(
-        p in str(c).lower() for p in PARTNER_DROP_PATTERNS)]
-    return out.drop(columns=drop)
+    none = pd.Series(False, index=out.index)
+    small = {}
+    for col in PARTNER_COUNTS:
+        if col in out.columns:
+            v = pd.to_numeric(out[col], errors="coerce")
+            small[col] = (v > 0) & (v < min_count)
+            if small[col].any():
+                out[col] = pd.Series(np.where(small[col], marker, out[col].astype(object)),
+                                     index=out.index, dtype=object)
+    for col, sources in PARTNER_DERIVED.items():
+        if col in out.columns:
+            hide = none.copy()
+            for src in sources:
+                hide |= small.get(src, none)
+            if hide.any():
+                out[col] = pd.Series(np.where(hide, DERIVED_SUPPRESSED,
+                                              out[col].astype(object)),
+                                     index=out.index, dtype=object)
+    if "rank" in out.columns or "n" in small:
+        hidden = small.get("n", none)
+        key = next((c for c in ("place_id", "code") if c in out.columns), None)
+        ranked = out.loc[~hidden]
+        if "rank" in out.columns:
+            ranked = ranked.sort_values("rank", kind="stable")
+        rest = out.loc[hidden]
+        rest = rest.sort_values(key, kind="stable") if key else rest
+        if "rank" in out.columns:
+            ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
+            rest = rest.assign(rank=DERIVED_SUPPRESSED)
+            out = pd.concat([ranked.astype({"rank": object}), rest])
+        else:
+            out = pd.concat([ranked, rest])
+    return out.reset_index(drop=True)

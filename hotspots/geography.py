@@ -6,6 +6,7 @@ download; every file is checked against the sha256 in the geodata manifest.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
@@ -34,9 +35,15 @@ DEFAULT_CACHE = Path("geodata/cache")
 
 @dataclass(frozen=True)
 class ManifestFile:
+    """A manifest entry. A derived file names the manifest file it is derived from
+    (``derived_from``) and the rule: ``lsoa_name_prefix`` keeps the police.uk rows whose
+    ``LSOA name`` starts with it, every line byte for byte."""
+
     name: str
     sha256: str
     url: str | None = None
+    derived_from: str | None = None
+    lsoa_name_prefix: str | None = None
 
 
 def cache_dir(path: str | Path | None = None) -> Path:
@@ -55,8 +62,35 @@ def read_manifest(path: str | Path) -> list[ManifestFile]:
     for i, entry in enumerate(raw.get("files", []), start=1):
         if "name" not in entry or "sha256" not in entry:
             raise GeodataError(f"{path}: [[files]] entry {i} needs 'name' and 'sha256'.")
-        files.append(ManifestFile(entry["name"], entry["sha256"].lower(), entry.get("url")))
+        if "derived_from" in entry and "lsoa_name_prefix" not in entry:
+            raise GeodataError(f"{path}: [[files]] entry {i} ({entry['name']}) is derived_from "
+                               "another file but gives no rule; add lsoa_name_prefix.")
+        files.append(ManifestFile(entry["name"], entry["sha256"].lower(), entry.get("url"),
+                                  entry.get("derived_from"), entry.get("lsoa_name_prefix")))
     return files
+
+
+def derive_rows(src: Path, dest: Path, lsoa_name_prefix: str) -> int:
+    """Write the header and the police.uk rows of ``src`` whose ``LSOA name`` starts with
+    ``lsoa_name_prefix`` to ``dest``, each line byte for byte; returns the rows kept."""
+    lines = src.read_bytes().splitlines(keepends=True)
+    if not lines:
+        raise GeodataError(f"{src} is empty; install it again.")
+    header = next(csv.reader([lines[0].decode("utf-8-sig")]))
+    if "LSOA name" not in header:
+        raise GeodataError(f"{src} has no 'LSOA name' column: not a police.uk street-level "
+                           "file, so rows cannot be kept by LSOA name.")
+    col = header.index("LSOA name")
+    kept = [lines[0]]
+    for no, line in enumerate(lines[1:], start=2):
+        row = next(csv.reader([line.decode("utf-8")]), [])
+        if len(row) != len(header):
+            raise GeodataError(f"{src}, line {no}: {len(row)} fields, the header has "
+                               f"{len(header)}; install an unmodified copy.")
+        if row[col].startswith(lsoa_name_prefix):
+            kept.append(line)
+    dest.write_bytes(b"".join(kept))
+    return len(kept) - 1
 
 
 def sha256_file(path: Path) -> str:
@@ -80,7 +114,7 @@ def _fetch(url: str, dest: Path, timeout_s: float) -> None:
 
 def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = None,
                     base_url: str | None = None, cache: str | Path | None = None,
-                    timeout_s: float = 60.0) -> list[dict]:
+                    timeout_s: float = 60.0, skip_unavailable: bool = False) -> list[dict]:
     """Install every manifest file into the cache, verified by sha256.
 
     Parameters
@@ -88,12 +122,16 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
     manifest : path of the geodata manifest.
     source_dir : copy from this folder (same relative names) instead of downloading.
     base_url : download ``{base_url}/{name}`` (a mirror) instead of each file's ``url``.
+        Without either, a derived file (``derived_from``) is derived from its installed
+        source, and checked by its sha256 like any other.
     cache : destination; see :func:`cache_dir`.
+    skip_unavailable : downloading, pass over the files with no published source (status
+        ``unavailable``) instead of stopping at the first.
 
     Returns
     -------
     list of dicts ``{"name", "path", "status"}`` with status ``installed`` or ``present``
-    (already in the cache with the right checksum).
+    (already in the cache with the right checksum), or ``unavailable``.
 
     Raises
     ------
@@ -103,7 +141,8 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
     """
     dest_root = cache_dir(cache)
     results = []
-    for entry in read_manifest(manifest):
+    # derived files after the files they are derived from
+    for entry in sorted(read_manifest(manifest), key=lambda e: e.derived_from is not None):
         dest = dest_root / entry.name
         if dest.exists() and sha256_file(dest) == entry.sha256:
             results.append({"name": entry.name, "path": str(dest), "status": "present"})
@@ -120,12 +159,25 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
                                        "folder holding the manifest's files.")
                 shutil.copyfile(src, tmp)
                 origin = str(src)
+            elif entry.derived_from and not entry.url and not base_url:
+                src = dest_root / entry.derived_from
+                if not src.is_file():
+                    raise GeodataError(f"{entry.name} is derived from {entry.derived_from}, "
+                                       "which is not installed; list that file in the "
+                                       "manifest too.")
+                derive_rows(src, tmp, entry.lsoa_name_prefix)
+                origin = f"{entry.derived_from} (rows of LSOAs named {entry.lsoa_name_prefix}*)"
             else:
                 url = f"{base_url.rstrip('/')}/{entry.name}" if base_url else entry.url
+                if not url and skip_unavailable:
+                    results.append({"name": entry.name, "path": str(dest),
+                                    "status": "unavailable"})
+                    continue
                 if not url:
                     raise GeodataError(f"{entry.name} has no download source in the manifest (it "
-                                       "was derived from its source); install it --from a folder "
-                                       "or --base-url of a mirror holding it.")
+                                       "was derived from its source by hand); install it --from "
+                                       "a folder or --base-url of a mirror holding it, or pass "
+                                       "--skip-unavailable.")
                 _fetch(url, tmp, timeout_s)
                 origin = url
             got = sha256_file(tmp)

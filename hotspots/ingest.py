@@ -17,6 +17,7 @@ XLSX) come with a mapping file (TOML) naming their columns::
     caller = "Caller ID"              # optional
     description = "Details"           # optional
     count = "Canisters"               # optional, items per record
+    extract_date = "Exported"         # optional: when the export was made (load order)
 
     [categories]                      # export value = taxonomy key
     "Rowdy behaviour" = "asb_nuisance"
@@ -27,12 +28,16 @@ Reading files (:func:`read_export`, :func:`read_mapping`) is kept apart from par
 
 from __future__ import annotations
 
+import codecs
+import collections
 import csv
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import itertools
 import os
+import re
 import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +57,14 @@ from .assign import POLICE_UK_EDGE_M, assign_points, nesting, prefer_own
 from .config import Config
 from .errors import ConfigError, InputError
 from .schema import INCIDENT_COLUMNS, MAPPING_FIELDS, POLICE_UK_HEADER, REJECTION_COLUMNS
-from .validate import format_distance, problem_message
+from .validate import (
+    CONTROL_CHARACTERS,
+    describe_character,
+    file_message,
+    format_distance,
+    problem_message,
+    visible,
+)
 
 POLICE_UK_SOURCE = "policeuk"
 _TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
@@ -92,22 +104,62 @@ class IngestResult:
 
 
 def read_mapping(path: str | Path, config: Config) -> Mapping:
-    """Read and check a mapping file; raises ConfigError naming the file and key."""
-    where = str(path)
+    """Read and check a mapping file; raises ConfigError naming the file (by its name: an
+    upload's temporary folder means nothing to its user) and the key."""
+    where = Path(path).name
     try:
-        raw = tomllib.loads(Path(path).read_text("utf-8"))
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read mapping file {where}: {exc.strerror}.") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"mapping file {where} is not valid TOML: {exc}") from exc
-    if not raw.get("source"):
+        raise ConfigError(file_message(where, "mapping_unreadable",
+                                       why=exc.strerror or type(exc).__name__)) from exc
+    try:  # UTF-8, with or without a byte-order mark (Notepad's), or UTF-16 with one
+        utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+        text = data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file_message(where, "mapping_not_text", at=exc.start + 1)) from exc
+    try:
+        raw = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        why = visible(str(exc)) if isinstance(exc, tomllib.TOMLDecodeError) else \
+            "it nests too deeply"
+        raise ConfigError(file_message(where, "mapping_not_toml", why=why)) from exc
+    mapping = Mapping(source=raw.get("source"), columns=raw.get("columns", {}),
+                      categories=raw.get("categories", {}), date_format=raw.get("date_format"),
+                      sheet=raw.get("sheet"), path=where)
+    check_mapping(mapping, config)
+    return mapping
+
+
+def check_mapping(mapping: Mapping, config: Config) -> None:
+    """Raise ConfigError, naming the mapping file and key, unless ``mapping`` can be used
+    (:func:`to_incidents` checks the mapping it is given, however it was made)."""
+    where = mapping.path or "the mapping"
+
+    def bad(key: str, value, expected: str, fix: str) -> ConfigError:
+        shown = visible(repr(value) if not isinstance(value, str) else f'"{value}"')
+        return ConfigError(file_message(where, "mapping_bad_value", key=key, value=shown[:80],
+                                        expected=expected, fix=fix))
+
+    if not isinstance(mapping.source, str) or not mapping.source.strip():
         raise ConfigError(f"{where}: no 'source'. Name the source system, e.g. "
                           "source = \"lbth-asb\" (references are unique within a source).")
-    cols = raw.get("columns", {})
+    for key in ("sheet", "date_format"):
+        value = getattr(mapping, key)
+        if value is not None and not isinstance(value, str):
+            raise bad(key, value, "text", f"write it in quotes, e.g. {key} = "
+                      + ('"Cases"' if key == "sheet" else '"%d/%m/%Y %H:%M"'))
+    cols = mapping.columns
+    if not isinstance(cols, dict):
+        raise bad("columns", cols, "a table", "write a [columns] table naming the export's "
+                  "columns, e.g. reference = \"Case Ref\"")
     unknown = sorted(set(cols) - set(MAPPING_FIELDS))
     if unknown:
         raise ConfigError(f"{where}: [columns] has unknown field(s) {unknown}; fields are "
                           f"{list(MAPPING_FIELDS)}.")
+    for key, value in cols.items():
+        if not isinstance(value, str) or not value:
+            raise bad(f"[columns] {key}", value, "a column name", "write the export column's "
+                      f"name in quotes, e.g. {key} = \"Case Ref\"")
     for need in ("reference", "category"):
         if need not in cols:
             raise ConfigError(f"{where}: [columns] has no '{need}'. Name the export column "
@@ -119,13 +171,38 @@ def read_mapping(path: str | Path, config: Config) -> Mapping:
     if len(latlon) + len(grid) != 2 or (latlon and grid):
         raise ConfigError(f"{where}: [columns] needs either latitude and longitude or easting "
                           f"and northing; it has {sorted(latlon | grid) or 'neither'}.")
-    cats = raw.get("categories", {})
+    cats = mapping.categories
+    if not isinstance(cats, dict):
+        raise bad("categories", cats, "a table", "write a [categories] table of export value "
+                  "= taxonomy key, e.g. \"Rowdy behaviour\" = \"asb_nuisance\"")
     for value, key in cats.items():
-        if key not in config.categories:
-            raise ConfigError(f"{where}: [categories] \"{value}\" = '{key}' is not a taxonomy "
-                              f"key; use one of {sorted(config.categories)}.")
-    return Mapping(source=str(raw["source"]), columns=dict(cols), categories=dict(cats),
-                   date_format=raw.get("date_format"), sheet=raw.get("sheet"), path=where)
+        if not isinstance(key, str) or key not in config.categories:
+            raise ConfigError(f"{where}: [categories] \"{visible(str(value))}\" = "
+                              f"{visible(repr(key))[:80]} is not a taxonomy key; use one of "
+                              f"{sorted(config.categories)}.")
+    if mapping.date_format is not None:
+        check_date_format(mapping.date_format, where)
+
+
+def check_date_format(fmt: str, where: str) -> None:
+    """A mapping's ``date_format`` must read back a date it wrote (day, month and year):
+    a format with an unknown code (``%Q``), or without the day, is refused here rather than
+    by every row."""
+    sample = dt.datetime(2024, 8, 31, 21, 30, 15)
+    why = ""
+    try:
+        text = sample.strftime(fmt)
+        back = pd.to_datetime(pd.Series([text]), format=fmt, errors="raise").iloc[0]
+        if getattr(back, "tzinfo", None) is not None or back.date() != sample.date():
+            why = "it does not give the day, month and year"
+    except (ValueError, TypeError, OverflowError) as exc:
+        code = re.search(r"'(.)' is a bad directive", str(exc))
+        why = f"%{code.group(1)} is not a date code" if code else \
+            "it cannot read back a date written with it"
+    if why:
+        shown = visible(fmt if len(fmt) <= 60 else fmt[:57] + "...")
+        raise ConfigError(file_message(where, "mapping_bad_date_format", value=f'"{shown}"',
+                                       why=why))
 
 
 def _cell_text(v) -> str:
@@ -136,6 +213,8 @@ def _cell_text(v) -> str:
         return v.date().isoformat() if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, dt.date | dt.time):
         return v.isoformat()
+    if isinstance(v, float | int) and abs(v) >= 2**53:  # a spreadsheet number, not digits
+        return str(float(v))
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
@@ -144,47 +223,117 @@ def _cell_text(v) -> str:
 def read_export(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
     """Read a CSV or XLSX export with every cell as text ('' when empty).
 
+    CSV: comma- or tab-separated (told by the header row); UTF-8 (with or without a
+    byte-order mark), UTF-16 (Excel's "Unicode text") or else Windows-1252 (Excel's plain
+    "CSV" on a UK machine). Messages name the file by its name only (an upload's temporary
+    folder means nothing to its user).
+
     Raises
     ------
     InputError
         the file is missing, empty, not CSV/XLSX, or cannot be parsed.
     """
     path = Path(path)
+    name = path.name
     if not path.is_file():
-        raise InputError(f"{path}: no such file.")
+        raise InputError(file_message(name, "no_file"))
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm"):
+    if suffix in (".xlsx", ".xlsm"):
+        try:
             frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=object, engine="openpyxl")
-            frame = frame.apply(lambda col: col.map(_cell_text))
-            frame.columns = [str(c) for c in frame.columns]
-            frame = _as_text(frame)
-        elif suffix in (".csv", ".txt"):
-            frame = _read_csv_text(path)
-        else:
-            raise InputError(f"{path}: '{suffix}' is not a supported export; give CSV or XLSX.")
-    except InputError:
-        raise
-    except (ValueError, pa.ArrowInvalid) as exc:  # parse errors, missing sheet
-        raise InputError(f"{path}: cannot be read as {suffix[1:].upper()}: {exc}") from exc
-    except Exception as exc:  # openpyxl raises its own types for corrupt files
-        raise InputError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - openpyxl raises its own types for corrupt files
+            why = (f": it has no sheet '{sheet}'" if sheet and "not found" in str(exc)
+                   else " (it is damaged, or not a workbook)")
+            raise InputError(file_message(name, "unreadable_xlsx", why=why)) from exc
+        frame = frame.apply(lambda col: col.map(_cell_text))
+        frame.columns = [str(c) for c in frame.columns]
+        frame = _as_text(frame)
+    elif suffix in (".csv", ".txt", ".tsv"):
+        frame = _read_csv_text(path)
+    else:
+        raise InputError(file_message(name, "unsupported_type", suffix=suffix or "(no suffix)"))
     if frame.columns.empty:
-        raise InputError(f"{path}: the file is empty (no header row).")
+        raise InputError(file_message(name, "empty"))
     return frame
 
 
-def _encoding(data: pa.Buffer) -> str:
-    """UTF-8 (with or without a byte-order mark), else Windows-1252: what Excel's plain
-    "CSV" save writes on a UK machine."""
+def _c1_controls(err: UnicodeDecodeError) -> tuple[str, int]:
+    """The five bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) read as
+    the C1 control characters Windows maps them to; the row checks then reject them."""
+    return err.object[err.start:err.end].decode("latin-1"), err.end
+
+
+codecs.register_error("hotspots-c1", _c1_controls)
+
+
+def _utf8(data: pa.Buffer, name: str) -> pa.Buffer:
+    """The file's text as UTF-8: ``data`` itself when it is UTF-8 already (a byte-order
+    mark is skipped by the CSV reader), else decoded from UTF-16 (by its byte-order mark, as
+    Excel's "Unicode text" writes it, or by the zero bytes of ASCII text without one) or
+    Windows-1252."""
+    head = data.slice(0, min(4, len(data))).to_pybytes()
+    utf16 = ("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else
+             "utf-16-le" if len(head) == 4 and head[1] == head[3] == 0 and head[0] and head[2]
+             else "utf-16-be" if len(head) == 4 and head[0] == head[2] == 0 and head[1]
+             and head[3] else None)
+    if utf16:
+        try:
+            return pa.py_buffer(data.to_pybytes().decode(utf16).encode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InputError(file_message(name, "bad_utf16", at=exc.start + 1)) from exc
     if not len(data) or np.frombuffer(data, dtype=np.uint8).max() < 0x80:
-        return "utf-8"  # ASCII (checked fast, without a copy) is UTF-8
-    data = data.to_pybytes()
+        return data  # ASCII (checked fast, without a copy) is UTF-8
+    raw = data.to_pybytes()
     try:
-        data.decode("utf-8")
-        return "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+        raw.decode("utf-8")
+        return data
     except UnicodeDecodeError:
-        return "cp1252"
+        return pa.py_buffer(raw.decode("cp1252", "hotspots-c1").encode("utf-8"))
+
+
+#: A header row must end within this many bytes of the file's start.
+HEADER_MAX_BYTES = 16 * 2**20
+#: A header with more columns than a spreadsheet allows (Excel: 16,384) is not an export.
+MAX_COLUMNS = 16_384
+
+
+def _header(text: pa.Buffer, name: str) -> tuple[list[str], str]:
+    """The header row's names and the separator (a tab when the first line has more tabs
+    than commas), checked: present, of a sane size, each name once."""
+    window = text.slice(0, min(HEADER_MAX_BYTES, len(text))).to_pybytes().decode(
+        "utf-8-sig", "ignore")
+    first_line = window.split("\n", 1)[0]
+    sep = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    stream = io.StringIO(window, newline="")
+    try:
+        header = next(csv.reader(stream, delimiter=sep), None)
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise InputError(file_message(name, "header_field_too_long",
+                                          limit=csv.field_size_limit())) from exc
+        raise InputError(file_message(name, "unreadable_csv", why="")) from exc
+    if len(text) > HEADER_MAX_BYTES and stream.tell() >= len(window):
+        raise InputError(file_message(name, "header_too_long", mb=HEADER_MAX_BYTES >> 20))
+    if not header:
+        raise InputError(file_message(name, "empty"))
+    if len(header) > MAX_COLUMNS:
+        raise InputError(file_message(name, "too_many_columns", n=len(header)))
+    dups = sorted(visible(h) for h, k in collections.Counter(header).items() if k > 1)
+    if dups:
+        raise InputError(file_message(name, "duplicate_columns", dups=dups))
+    return header, sep
+
+
+def _quoted_line_breaks(text: pa.Buffer) -> bool:
+    """Whether a quoted cell spans lines (an odd number of quote marks before a line
+    break). The CSV reader must then be told, or it may cut the file between its blocks
+    inside such a cell and read the rest of the cell as a row of its own, silently."""
+    data = np.frombuffer(text, dtype=np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    if not len(quotes):
+        return False
+    breaks = np.flatnonzero((data == ord("\n")) | (data == ord("\r")))
+    return bool((np.searchsorted(quotes, breaks) & 1).any())
 
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
@@ -193,42 +342,40 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         data = pa.memory_map(str(path)).read_buffer()
     except OSError:  # a file system that cannot map files
         data = pa.py_buffer(path.read_bytes())
-    encoding = _encoding(data)
-    with open(path, newline="", encoding=encoding) as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise InputError(f"{path}: the file is empty (no header row).")
-    if len(set(header)) != len(header):
-        dups = sorted({h for h in header if header.count(h) > 1})
-        raise InputError(f"{path}: the header repeats column(s) {dups}; give each column its "
-                         "own name.")
-    arrow_enc = "cp1252" if encoding == "cp1252" else "utf8"
+    text = _utf8(data, path.name)
+    header, sep = _header(text, path.name)
     types = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                  strings_can_be_null=False, quoted_strings_can_be_null=False)
-    try:
-        table = pacsv.read_csv(pa.BufferReader(data),
-                               read_options=pacsv.ReadOptions(encoding=arrow_enc),
-                               parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-                               convert_options=types)
-        malformed: list[tuple[int, str]] = []
-    except pa.ArrowInvalid as exc:
-        if "columns" not in str(exc):
-            raise
-        # some rows have the wrong number of fields (often an unquoted comma in free
-        # text): read again keeping every other row and note those rows by number
-        malformed = []
+    # Read, and again as the file needs: rows with the wrong number of fields (often an
+    # unquoted comma in free text) set aside and noted by number; a row longer than the
+    # reader's 1 MB blocks (then one block for the whole file).
+    malformed: list[tuple[int, str, str]] = []
 
-        def keep(row) -> str:
-            malformed.append((row.number, f"{row.actual_columns} fields where the header "
-                                          f"has {row.expected_columns}", row.text))
-            return "skip"
+    def keep(row) -> str:
+        malformed.append((row.number, f"{row.actual_columns} fields where the header has "
+                                      f"{row.expected_columns}", row.text))
+        return "skip"
 
-        table = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(encoding=arrow_enc, use_threads=False),
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=False,
-                                             invalid_row_handler=keep),
-            convert_options=types)
+    set_aside, newlines, block = False, _quoted_line_breaks(text), None
+    while True:
+        malformed.clear()
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(text),
+                read_options=pacsv.ReadOptions(use_threads=not set_aside, block_size=block),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=sep, ignore_empty_lines=False, newlines_in_values=newlines,
+                    invalid_row_handler=keep if set_aside else None),
+                convert_options=types)
+            break
+        except pa.ArrowInvalid as exc:
+            msg = str(exc)
+            if not set_aside and re.search(r"Expected \d+ columns, got", msg):
+                set_aside = True
+            elif block is None and ("straddling" in msg or "Empty CSV file or block" in msg):
+                block = int(min(max(len(text) + 1, 1 << 20), 2**31 - 1))
+            else:
+                raise InputError(file_message(path.name, "unreadable_csv", why="")) from exc
     frame = pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
                           for h in table.column_names})
     if malformed:
@@ -430,6 +577,45 @@ def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
                      for j, k in zip(joined, nth, strict=True)], dtype=object)
 
 
+#: Items per record above this are rejected (a count, not a typing slip or a date).
+MAX_COUNT = 1_000_000
+#: The police.uk columns read (the others are not kept).
+POLICE_UK_READ = ("Crime ID", "Month", "Falls within", "Longitude", "Latitude", "Location",
+                  "LSOA code", "Crime type")
+#: A field longer than this is rejected: it is Excel's cell limit, so such a value cannot
+#: have come whole from a spreadsheet (usually a quote mark that is never closed has
+#: swallowed the lines after it).
+MAX_FIELD_CHARS = 32_767
+
+
+def _check_text(text: pd.Series, col: str, flag) -> None:
+    """Flag the values longer than :data:`MAX_FIELD_CHARS` and those holding a control
+    character other than tab and line breaks (NUL and the like are never stored). The
+    Arrow buffers are scanned first: nearly every column has neither."""
+    buf = _utf8_buffers(text)
+    if buf is None:
+        long_, suspect = np.ones(len(text), dtype=bool), True
+    else:
+        off, data = buf
+        long_ = np.diff(off) > MAX_FIELD_CHARS  # bytes >= characters: candidates only
+        # C0 controls, DEL, and the lead byte of C1 controls (0xC2, also that of £ and é)
+        suspect = bool((data < 0x20).any() or (data == 0x7F).any() or (data == 0xC2).any())
+    if long_.any():
+        chars = np.zeros(len(text), dtype=np.int64)
+        chars[long_] = text[long_].str.len().to_numpy(dtype=np.int64)
+        over = chars > MAX_FIELD_CHARS
+        flag(over, col, lambda idx: text.iloc[idx].to_numpy(dtype=object), "oversized_field",
+             [f"{c:,}" for c in chars[over]])
+    if suspect:
+        has = pc.match_substring_regex(pa.array(text.array), CONTROL_CHARACTERS.pattern)
+        bad = has.to_numpy(zero_copy_only=False).astype(bool)
+        if bad.any():
+            values = text[bad].to_numpy(dtype=object)
+            flag(bad, col, lambda idx: text.iloc[idx].to_numpy(dtype=object),
+                 "control_characters",
+                 [describe_character(CONTROL_CHARACTERS.search(v).group()) for v in values])
+
+
 @dataclass
 class _Problems:
     file: str
@@ -448,7 +634,7 @@ class _Problems:
         for j, i in enumerate(idx):
             detail = "" if details is None else str(details[j] if per_row else details)
             row = int(self.row_no[i])
-            self.rows.append((self.file, row, field_name, str(shown[j]), reason,
+            self.rows.append((self.file, row, field_name, visible(str(shown[j])), reason,
                               problem_message(self.file, row, field_name, str(shown[j]),
                                               reason, detail)))
         self.bad[idx] = True
@@ -526,6 +712,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
                          f"{list(frame.columns[:4])}) and no mapping was given. Write a mapping "
                          "file naming its columns (see the README) and give it with the "
                          "export: --mapping on the command line, Mapping (TOML) in the app.")
+    if fmt == "council":
+        check_mapping(mapping, config)
     malformed = frame.attrs.get("malformed", [])
     row_no = np.asarray(frame.attrs.get("row_numbers", np.arange(2, len(frame) + 2)))
     frame = _as_text(frame)
@@ -534,6 +722,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     std = _std_frame(frame, fmt, mapping, file)
     probs = _Problems(file, row_no, np.zeros(n, dtype=bool))
     flag = probs.flag
+    for col in (POLICE_UK_READ if fmt == "policeuk" else dict.fromkeys(mapping.columns.values())):
+        _check_text(frame[col], col, flag)
     coords = _check_coordinates(std)
     projected = _Points.start(coords.b, coords.a, coords.good, project=not coords.grid)
 
@@ -582,6 +772,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     limit = pd.Timestamp(today + dt.timedelta(days=config.future_tolerance_days))
     flag((stamp.dt.normalize() > limit).to_numpy()[w_codes], when_col, when_txt, "future_date",
          today.isoformat())
+    flag((stamp < pd.Timestamp(config.earliest_date)).to_numpy()[w_codes], when_col, when_txt,
+         "implausible_date", config.earliest_date.isoformat())
 
     # category: look up each distinct value once
     cat_raw, cat_col = std["category"]
@@ -603,7 +795,9 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     if ccol:
         cnum = _numbers(ctext)
         given = (ctext != "").to_numpy(dtype=bool)
-        badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (np.mod(cnum, 1) == 0))
+        with np.errstate(invalid="ignore"):  # inf and NaN are flagged, not warned about
+            badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (cnum <= MAX_COUNT)
+                             & (np.mod(cnum, 1) == 0))
         flag(badc, ccol, lambda idx: ctext.iloc[idx].to_numpy(dtype=object), "invalid_count")
         quantity = np.where(given & ~badc, np.nan_to_num(cnum), 1).astype(int)
     else:
@@ -658,7 +852,10 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
                            problem_message(file, int(line), "(whole row)", text,
                                            "malformed_row", detail)))
     problems = probs.frame().sort_values(["row", "field"], kind="stable", ignore_index=True)
-    rejected = frame.iloc[np.flatnonzero(probs.bad)].astype(object)
+    # a corrected rejected-rows file has the report's own "row" and "reasons": the new
+    # report's replace them
+    rejected = (frame.iloc[np.flatnonzero(probs.bad)].astype(object)
+                .drop(columns=["row", "reasons"], errors="ignore"))
     rejected.insert(0, "row", row_no[probs.bad])
     if malformed:
         raw = pd.DataFrame({"row": [m[0] for m in malformed], "raw_text": [m[2] for m in
@@ -997,3 +1194,28 @@ def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.
                                       nearest_max_m=config.nearest_max_m)]
             agree[np.nonzero(old)[0][got == src[old]]] = True
     return float(agree.sum() / has.sum())
+
+
+def export_date(frame: pd.DataFrame, *, path: str | Path, mapping: Mapping | None = None
+                ) -> str:
+    """The export's own date, ISO ``YYYY-MM-DDTHH:MM:SS`` (UK local time): the latest value
+    of the mapping's ``extract_date`` column, else the file's recorded modification time.
+    The store keeps a record's version from the latest-dated export (the load-order rule).
+
+    Raises
+    ------
+    InputError
+        the extract-date column has no date in any row.
+    """
+    column = mapping.columns.get("extract_date") if mapping else None
+    if column and column in frame.columns:
+        text = _strip(_as_text(frame[[column]])[column])
+        when = _parse_dates(text, None).max()
+        if pd.isna(when):
+            raise InputError(f"{Path(path).name}: the extract-date column '{column}' named in "
+                             f"mapping {mapping.path} has no date in any row (first value "
+                             f"{text.iloc[0] if len(text) else ''!r}); give dates such as "
+                             "2024-08-30, or remove extract_date from the mapping.")
+        return when.strftime("%Y-%m-%dT%H:%M:%S")
+    mtime = dt.datetime.fromtimestamp(Path(path).stat().st_mtime)
+    return mtime.strftime("%Y-%m-%dT%H:%M:%S")

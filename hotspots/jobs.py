@@ -3,12 +3,14 @@ store, summarise a period to files, build the demo. Each returns a JSON-able dic
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import logging
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from . import geography, store
@@ -16,7 +18,7 @@ from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
 from .export import write_csv
-from .ingest import read_export, read_mapping, to_incidents
+from .ingest import Mapping, export_date, read_export, read_mapping, to_incidents
 from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 
@@ -26,21 +28,62 @@ log = logging.getLogger(__name__)
 #: Every entry of ``ingest_files``'s report has exactly these keys (null when not known).
 INGEST_KEYS = ("path", "format", "read", "accepted", "rejected", "inserted", "replaced",
                "unchanged", "unassigned", "lsoa_agreement", "reasons", "load_id",
-               "already_loaded", "rejected_file", "error")
+               "already_loaded", "rejected_file", "exported_at", "kept_newer", "note", "error")
+
+#: Configuration fields that decide whether a row is accepted and where it is assigned.
+_ACCEPTANCE_FIELDS = ("code", "boundary_layer", "layers", "land_layer", "categories",
+                      "police_uk_types", "nearest_max_m", "location_key_m",
+                      "future_tolerance_days")
+
+
+def load_key(content_sha256: str, mapping: Mapping | None, config: Config) -> str:
+    """What makes two loads the same: the file's bytes, its mapping (not where the mapping
+    file lies) and the configuration that decides row acceptance. After a mapping or the
+    taxonomy is corrected, the same file loads again."""
+    what = {"file": content_sha256,
+            "mapping": None if mapping is None else
+            {k: v for k, v in dataclasses.asdict(mapping).items() if k != "path"},
+            "config": {f: _plain(getattr(config, f, None)) for f in _ACCEPTANCE_FIELDS}}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _day(iso: str) -> str:
+    """An export date as people say it: the day, and the time when there is one."""
+    return iso[:10] if iso.endswith("T00:00:00") or len(iso) <= 10 else iso[:16].replace("T", " ")
+
+
+def kept_newer_note(kept: list[dict], exported_at: str) -> str:
+    """What the load-order rule kept, and why."""
+    parts = [f"{k['n']:,} newer version{'s' if k['n'] != 1 else ''} from load {k['load_id']} "
+             f"(exported {_day(k['exported_at'])})" for k in kept]
+    return (f"kept {'; '.join(parts)}; this export is dated {_day(exported_at)}; use "
+            "--force-older to replace them")
 
 
 def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
-                 today: dt.date | None = None) -> dict:
+                 today: dt.date | None = None, force_older: bool = False,
+                 user: str | None = None, progress=None) -> dict:
     """Load exports into the store, one transaction per file.
 
-    Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file whose
-    exact content was loaded before is skipped (``already_loaded`` names that load), so
-    loading an old export again can never undo a newer one. A file that cannot be read
-    gets an ``error`` and the others still load. Rejected rows go to
-    ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
+    Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
+    before with the same mapping and configuration (:func:`load_key`) is skipped
+    (``already_loaded`` names that load). A record whose version in the store comes from
+    a later-dated export is kept (``kept_newer``, explained in ``note``) unless
+    ``force_older``. A file that cannot be read gets an ``error`` and the others still
+    load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
+    ``user`` is who loads (default: the operating system's user). ``progress(done,
+    total, step)`` is told of each step (three per file: read, checked, written).
     """
-    db = store.store_path(store_file)
+    db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
     area = geography.study_area(layers, config)
     mapping_obj = read_mapping(mapping, config) if mapping else None
@@ -48,30 +91,36 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     files = []
     try:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
-        for p in map(Path, paths):
+        paths = list(map(Path, paths))
+        total = 3 * len(paths)
+        say = progress or (lambda done, total, step: None)
+        for i, p in enumerate(paths):
+            say(3 * i, total, f"{p.name}: reading")
             entry = dict.fromkeys(INGEST_KEYS)
-            entry.update(path=str(p), reasons={})
+            entry.update(path=str(p), reasons={}, kept_newer=0)
             files.append(entry)
             try:
                 if not p.is_file():
                     raise HotspotsError(f"{p}: no such file.")
                 sha = geography.sha256_file(p)
-                prior = conn.execute(
-                    "SELECT load_id, format, n_read, n_accepted, n_rejected, n_unassigned, "
-                    "lsoa_agreement FROM loads WHERE content_sha256 = ? ORDER BY load_id "
-                    "DESC LIMIT 1", (sha,)).fetchone()
+                key = load_key(sha, mapping_obj, config)
+                prior = store.find_load(conn, key)
                 if prior is not None:
-                    entry.update(already_loaded=prior[0], format=prior[1], read=prior[2],
-                                 accepted=prior[3], rejected=prior[4], inserted=0,
-                                 replaced=0, unchanged=prior[3], unassigned=prior[5],
-                                 lsoa_agreement=prior[6], reasons=dict(conn.execute(
-                                     "SELECT reason, count(DISTINCT row) FROM problems WHERE "
-                                     "load_id = ? GROUP BY reason", (prior[0],)).fetchall()))
+                    entry.update({k: prior[k] for k in ("format", "read", "accepted",
+                                                        "rejected", "unassigned",
+                                                        "lsoa_agreement", "reasons")})
+                    entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
+                                 unchanged=prior["accepted"])
                     continue
                 frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
+                say(3 * i + 1, total, f"{p.name}: checking {len(frame):,} rows")
                 res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
                                    mapping=mapping_obj, today=today)
-                written = store.write_load(conn, res, path=str(p), content_sha256=sha)
+                say(3 * i + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
+                exported = export_date(frame, path=p, mapping=mapping_obj)
+                written = store.write_load(conn, res, path=str(p), content_sha256=sha,
+                                           load_key=key, exported_at=exported,
+                                           force_older=force_older, user=user)
             except HotspotsError as exc:
                 entry["error"] = str(exc)
                 continue
@@ -82,6 +131,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                                   "the file's first lines.")
                 continue
             inc = res.incidents
+            kept = written["kept_newer"]
             entry.update({
                 "format": res.format, "read": res.n_read, "accepted": len(inc),
                 "rejected": len(res.rejected), "inserted": written["inserted"],
@@ -89,28 +139,30 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 "unassigned": int((inc["lsoa_code"] == "").sum()),
                 "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
                 "load_id": written["load_id"], "already_loaded": written["already_loaded"],
+                "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
+                "note": kept_newer_note(kept, exported) if kept else None,
             })
             if len(res.rejected) and written["load_id"] is not None:
-                out = db.parent / "rejected" / f"{p.stem}.load{written['load_id']}.rejected.csv"
+                out = (store.rejected_dir(db)
+                       / f"{p.stem}.load{written['load_id']}.rejected.csv")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_csv(res.rejected, out)
                 entry["rejected_file"] = str(out)
+        say(total, total, "done")
     finally:
         conn.close()
-    return {"store": str(db), "files": files}
+    return {"store": store.store_name(db), "files": files}
 
 
 def latest_complete_month(conn) -> str:
     """The last month in the store that is complete: the month of the latest incident if
     that incident is dated the month's last day or by month only, else the month before."""
-    last = conn.execute("SELECT max(date) FROM incidents").fetchone()[0]
+    last, month_only = store.last_day(conn)
     if last is None:
         raise HotspotsError("the store has no incidents yet; load exports with `hotspots "
                             "ingest FILE...` first.")
     day = dt.date.fromisoformat(last)
     month = month_period(day.strftime("%Y-%m"))
-    month_only = conn.execute("SELECT count(*) FROM incidents WHERE date = ? AND source = "
-                              "'policeuk'", (last,)).fetchone()[0]
     if day == month.end or (month_only and day.day == 1):
         return month.label
     return month.previous().label
@@ -168,29 +220,57 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     return meta
 
 
-#: The default forecast map: cell counts over this many months (won the backtests on the
-#: police.uk months and the demo data at 5% coverage; see `hotspots backtest`).
-FORECAST_MONTHS = 12
-FORECAST_COVERAGE = 0.05
+def _selection(config: Config, categories, sources, test_months: int, cell_sizes) -> str:
+    """The key a backtest result is kept under: area, sources, categories and options."""
+    return json.dumps({"area": config.code, "sources": sorted(sources) if sources else None,
+                       "categories": sorted(categories) if categories else None,
+                       "test_months": int(test_months),
+                       "cell_sizes_m": [float(c) for c in cell_sizes]}, sort_keys=True)
 
 
-def _months_before(day: dt.date, months: int) -> str:
-    first = pd.Period(day, "M") - (months - 1)
-    return first.start_time.date().isoformat()
+def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
+              cell_sizes) -> dict:
+    from .forecast import backtest_result, concentration_backtest
+
+    if inc.empty:
+        raise HotspotsError("no incidents in the store for this selection: nothing to "
+                            "backtest; load exports with `hotspots ingest FILE...` first.")
+    result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes)
+    result["concentrated_now"] = concentration_backtest(inc, area,
+                                                        periods=result["test_months"],
+                                                        config=config)
+    return result
 
 
-def forecast_cells(incidents: pd.DataFrame, cells):
-    """The top 5% of the area by cell counts over the last 12 months: the map that won the
-    backtests. Returns those cells (EPSG:27700) with their counts in ``n_12m``."""
-    from .evaluate import select_cells
-    from .grid import cell_index
+def forecast_for(*, config: Config, period: Period, area, store_file=None,
+                 categories: list[str] | None = None) -> tuple[gpd.GeoDataFrame, dict]:
+    """The forecast layer for the month after ``period`` and the backtest that chose it.
 
-    idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy())
-    pos = pd.Series(np.arange(len(cells)), index=cells["cell_id"])
-    counts = np.bincount(pos.reindex(idx[idx >= 0]).to_numpy(), minlength=len(cells))
-    chosen = select_cells(counts.astype(float), cells["area_km2"].to_numpy(),
-                          coverage=FORECAST_COVERAGE) & (counts > 0)
-    return cells.loc[chosen, ["cell_id", "geometry"]].assign(n_12m=counts[chosen])
+    The backtest result for these categories is read from the store, or run once and kept
+    there until the store's data change. The layer (:func:`hotspots.forecast.
+    forecast_layer`) is drawn from the incidents up to the end of ``period`` on the
+    winner's grid with the winner's method: the map that was scored.
+    """
+    from .forecast import CELL_SIZES_M, TEST_MONTHS, bin_incidents, forecast_layer
+
+    key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M)
+    conn = store.connect(store_file)
+    try:
+        inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories)
+        result = store.read_backtest(conn, key)
+        if result is None:
+            everything = store.read_incidents(conn, categories=categories)
+            result = _backtest(everything, area, config, test_months=TEST_MONTHS,
+                               cell_sizes=CELL_SIZES_M)
+            store.write_backtest(conn, key, result)
+    finally:
+        conn.close()
+    winner = result["winner"]
+    last = period.end.strftime("%Y-%m")
+    inc = inc.loc[inc["period"] <= last]
+    sizes = sorted({result["cell_sizes_m"][0], winner["cell_size_m"]})
+    layer = forecast_layer(bin_incidents(inc, area, cell_sizes=sizes, last_month=last), winner)
+    return layer, result
 
 
 def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="square",
@@ -228,6 +308,21 @@ def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="squa
     return cells, raster, places, chosen
 
 
+def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> dict:
+    """What a legend and a summary say about a forecast layer: the month forecast, the
+    method, the cell size, its mean PAI and hit rate at 5% on the test months, and any
+    note (the fallback)."""
+    from .forecast import DESCRIPTIONS, month_number, month_text
+
+    w = backtest["winner"]
+    return {"month": month_text(month_number(period.end.strftime("%Y-%m")) + 1),
+            "method": w["method"], "description": DESCRIPTIONS[w["method"]],
+            "cell_size_m": w["cell_size_m"], "pai_5pct": w["pai_5pct"],
+            "hit_rate_5pct": w["hit_rate_5pct"], "test_months": w["test_months"],
+            "fallback": w["fallback"], "note": w["note"], "cells": int(len(layer)),
+            "backtest_created": backtest["created"]}
+
+
 def detect(*, config: Config, period: Period | None = None, categories: list[str] | None = None,
            store_file: str | Path | None = None, out_dir: str | Path = "out",
            cache: str | Path | None = None, cell_size_m: float | None = None,
@@ -237,7 +332,9 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     """Hotspots in metres for a period: grid counts, kernel density, Gi* and places.
 
     Writes ``hotspots_<period>.html`` (map), ``places_<period>.csv`` and
-    ``hotspots_<period>.gpkg`` (layers ``cells`` and ``places``) to ``out_dir``.
+    ``hotspots_<period>.gpkg`` (layers ``cells``, ``forecast`` and ``places``) to
+    ``out_dir``. The ``forecast`` layer (:func:`forecast_for`) is the next month's
+    forecast chosen by the backtest kept in the store (run once if missing).
     Parameters left as None are chosen by the stated rules and reported in the result;
     ``layers`` (from :func:`hotspots.geography.read_layers`) saves reading them again.
     """
@@ -248,8 +345,6 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         period = period or month_period(latest_complete_month(conn))
         inc = store.read_incidents(conn, start=period.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
-        year = store.read_incidents(conn, start=_months_before(period.end, FORECAST_MONTHS),
-                                    end=period.end.isoformat(), categories=categories)
     finally:
         conn.close()
     left_out = month_only_left_out(inc, period)
@@ -263,7 +358,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
         bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
     cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
-    forecast = forecast_cells(year, cells)
+    forecast, backtest = forecast_for(config=config, period=period, area=area,
+                                      store_file=store_file, categories=categories)
     meta = {
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
         "month_only_left_out": left_out,
@@ -281,13 +377,15 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     html_path = out / f"hotspots_{stem}.html"
     csv_path = out / f"places_{stem}.csv"
     gpkg_path = out / f"hotspots_{stem}.gpkg"
-    meta["forecast_cells"] = int(len(forecast))
+    meta["forecast"] = forecast_meta(forecast, backtest, period)
+    meta["concentrated_now"] = backtest.get("concentrated_now", {})
     save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
                          raster=raster, cells=cells, places=places, forecast=forecast),
              html_path)
     write_csv(places.drop(columns="geometry").round(4), csv_path)
     gpkg_path.unlink(missing_ok=True)
     cells.to_file(gpkg_path, layer="cells", driver="GPKG")
+    forecast.to_file(gpkg_path, layer="forecast", driver="GPKG")
     if not places.empty:
         places.to_file(gpkg_path, layer="places", driver="GPKG")
     conn = store.connect(store_file)
@@ -307,15 +405,22 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
 def run_backtest(*, config: Config, store_file: str | Path | None = None,
                  out_dir: str | Path = "out", cache: str | Path | None = None,
                  categories: list[str] | None = None, sources: list[str] | None = None,
-                 test_months: int = 6, window: int = 12, cell_size_m: float = 100.0) -> dict:
-    """Backtest every forecast method on the store's data (rolling origin over the last
-    ``test_months`` months) and say which wins at 5% coverage.
+                 test_months: int | None = None,
+                 cell_sizes_m: list[float] | None = None) -> dict:
+    """Search method x cell size on the store's data (rolling origin over the latest
+    ``test_months`` months, default 12, that have 3 months of history before them), say
+    which wins at 5% coverage, and keep the result in the store for ``detect``, ``pack``
+    and the app (for the default test months and cell sizes).
 
-    Writes ``backtest.csv`` (per method and coverage, means over test months).
+    Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
+    Returns the result (see :func:`hotspots.forecast.backtest_result`) with
+    ``definitions`` and ``files``.
     """
-    from .evaluate import backtest, backtest_summary, best_method, metric_definitions
-    from .grid import make_grid
+    from .evaluate import metric_definitions
+    from .forecast import CELL_SIZES_M, TEST_MONTHS
 
+    test_months = test_months or TEST_MONTHS
+    sizes = tuple(cell_sizes_m or CELL_SIZES_M)
     conn = store.connect(store_file)
     try:
         inc = store.read_incidents(conn, categories=categories)
@@ -323,21 +428,54 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
         conn.close()
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
-    months = sorted(inc["period"].unique())
-    if len(months) < 3:
-        raise HotspotsError(f"{len(months)} month(s) of data: a backtest needs at least 3 "
-                            "(at least one to learn from and one to test).")
-    periods = months[-min(test_months, len(months) - 1):]
     layers = geography.read_layers(config, cache=cache)
-    grid = make_grid(geography.land_area(layers, config), cell_size_m=cell_size_m)
-    table = backtest(inc, grid, periods=periods, window=window, config=config)
-    summary = backtest_summary(table)
-    best = best_method(table, coverage=0.05)
-    at5 = summary.loc[np.isclose(summary["coverage"], 0.05)].set_index("method")["pai"]
+    result = _backtest(inc, geography.land_area(layers, config), config,
+                       test_months=test_months, cell_sizes=sizes)
+    conn = store.connect(store_file)
+    try:
+        store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),
+                             result)
+    finally:
+        conn.close()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = write_csv(summary.round(4), out / "backtest.csv")
-    return {"test_months": list(periods), "incidents": int(len(inc)),
-            "cell_size_m": cell_size_m, "window_months": window, "best_at_5pct": best,
-            "pai_at_5pct": {k: round(float(v), 3) for k, v in at5.items()},
-            "definitions": metric_definitions(), "files": {"table": str(path)}}
+    path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")
+    return {**result, "definitions": metric_definitions(), "files": {"table": str(path)}}
+
+
+#: Formats of ``hotspots export``: QGIS opens the first two, Power BI maps the CSV.
+EXPORT_FORMATS = ("gpkg", "geoparquet", "csv")
+
+
+def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Path | None = None,
+                     start: str | None = None, end: str | None = None,
+                     categories: list[str] | None = None) -> dict:
+    """Write the store's incidents (optionally of a period and some categories) as a
+    GeoPackage (layer ``incidents``, points in EPSG:27700), a GeoParquet file, or a CSV
+    with ``longitude`` and ``latitude`` (WGS84) added to the stored columns.
+
+    Returns ``{"file", "format", "incidents"}``.
+    """
+    from .maps import lonlat
+
+    if fmt not in EXPORT_FORMATS:
+        raise HotspotsError(f"format '{fmt}' is not one of {list(EXPORT_FORMATS)}.")
+    conn = store.connect(store_file)
+    try:
+        inc = store.read_incidents(conn, start=start, end=end, categories=categories)
+    finally:
+        conn.close()
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        lon, lat = lonlat(inc["x"], inc["y"])
+        write_csv(inc.assign(longitude=lon.round(6), latitude=lat.round(6)), path)
+    else:
+        points = gpd.GeoDataFrame(inc, geometry=gpd.points_from_xy(inc["x"], inc["y"]),
+                                  crs="EPSG:27700")
+        path.unlink(missing_ok=True)
+        if fmt == "gpkg":
+            points.to_file(path, layer="incidents", driver="GPKG")
+        else:
+            points.to_parquet(path)
+    return {"file": str(path), "format": fmt, "incidents": int(len(inc))}

@@ -1,7 +1,10 @@
 """Folium maps: the one place that converts to EPSG:4326 for the web.
 
-Text from records is escaped before it reaches the page; popups are built as HTML from
-escaped parts only.
+Text from records, boundary files and the configuration is escaped before it reaches
+the page: Leaflet puts tooltip and popup contents and layer-control names into the page
+as HTML (folium does not escape them), so every tooltip field, popup and layer name is
+built from escaped parts only. The title box is escaped; legend captions are drawn as
+text by d3.
 """
 
 from __future__ import annotations
@@ -83,13 +86,61 @@ _PAGE_CSS = """<style>
  font-size:12px}.hs-title span{font-size:11px}
  .legend{transform:scale(.72);transform-origin:top right}}
 @media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
+.hs-notiles-box{display:none;position:fixed;bottom:30px;left:50%;transform:translateX(-50%);
+ z-index:1001;max-width:40%;background:#fff3cd;border:1px solid #b58900;padding:6px 10px;
+ font:13px sans-serif}
+.hs-notiles .hs-notiles-box{display:block}
+.hs-street{display:none}
+.hs-notiles .hs-street{display:block;position:absolute;left:22px;top:1px;white-space:nowrap;
+ background:white;color:#3f007d;border:1px solid #3f007d;padding:0 4px;line-height:16px;
+ font:bold 12px sans-serif}
+@media (max-width:900px){.hs-notiles-box{top:8px;bottom:auto;left:56px;right:8px;
+ transform:none;max-width:none;font-size:12px}
+ .hs-notiles .leaflet-top.leaflet-right,.hs-notiles .hs-legend{margin-top:64px}}
+.hs-legend{max-width:45%}
+@media (max-width:900px){.hs-legend{transform:scale(.8);transform-origin:top right}}
 </style>"""
+
+
+def _tiles(config: Config) -> dict:
+    """folium.Map's tile arguments: the configured tile server ([patrol] tile_url)."""
+    return {"tiles": config.patrol.tile_url, "attr": _esc(config.patrol.tile_attribution)}
+
+
+#: Shown when no tile loads: the map says so, and the place labels name the streets.
+NO_TILES_NOTE = ("No map tiles: the tile server cannot be reached, so streets are not "
+                 "drawn. The numbered labels name the streets.")
+
+
+class _TileNotice(folium.MacroElement):
+    """Marks the page ``hs-notiles`` when the map's tiles fail (an error before any tile
+    has loaded, or nothing loaded within 8 s): the notice and the street labels show."""
+
+    _template = folium.template.Template("""
+    {% macro script(this, kwargs) %}
+    (function (map) {
+      var loaded = false;
+      function fail() { if (!loaded) { document.body.classList.add("hs-notiles"); } }
+      map.eachLayer(function (layer) {
+        if (layer instanceof L.TileLayer) {
+          layer.on("tileload", function () {
+            loaded = true; document.body.classList.remove("hs-notiles");
+          });
+          layer.on("tileerror", fail);
+        }
+      });
+      setTimeout(fail, 8000);
+    })({{ this._parent.get_name() }});
+    {% endmacro %}""")
 
 
 def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
     m.get_root().header.add_child(folium.Element(_PAGE_CSS))
     m.get_root().html.add_child(folium.Element(
         f"<div class='hs-title'><b>{_esc(heading)}</b><br><span>{_esc(note)}</span></div>"))
+    m.get_root().html.add_child(folium.Element(
+        f"<div class='hs-notiles-box' role='status'>{_esc(NO_TILES_NOTE)}</div>"))
+    _TileNotice().add_to(m)
     folium.LayerControl(collapsed=True, position="topleft").add_to(m)
 
 
@@ -181,19 +232,18 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
                     f"(previous: {meta['previous']})")
     minx, miny, maxx, maxy = web.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   tiles="OpenStreetMap", control_scale=True)
+                   **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     web = web.assign(
         value=values,
         popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
                     for _, r in table.iterrows()],
-        label=[f"{n} ({c}): {_rate(v) if measure == 'per_1000_residents' else _fmt(v)}"
-               for n, c, v in zip(web["name"], web["code"], values,
-                                                           strict=True)])
+        label=[_esc(f"{n} ({c}): {_rate(v) if measure == 'per_1000_residents' else _fmt(v)}")
+               for n, c, v in zip(web["name"], web["code"], values, strict=True)])
     layer = folium.GeoJson(
         web[["code", "label", "popup_html", "value", "geometry"]].to_json(to_wgs84=False,
                                                                           drop_id=True),
-        name=f"{MEASURE_LABELS[measure]} by {level_name}",
+        name=_esc(f"{MEASURE_LABELS[measure]} by {level_name}"),
         style_function=lambda f: {"fillColor": "#cccccc" if f["properties"]["value"] is None
                                   else cmap(f["properties"]["value"]),
                                   "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
@@ -240,7 +290,7 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
             geometry=gpd.points_from_xy(loc["lon"].round(6), loc["lat"].round(6)), crs=WEB_CRS)
         folium.GeoJson(
             feats.to_json(drop_id=True, to_wgs84=False),
-            name=f"{label}: busiest locations ({len(grp):,} incidents)", show=False,
+            name=_esc(f"{label}: busiest locations ({len(grp):,} incidents)"), show=False,
             marker=folium.CircleMarker(radius=5, weight=1, color="#333", fill=True,
                                        fill_color="#6a3d9a", fill_opacity=0.6),
             style_function=lambda f: {"radius": 3 + 2 * float(f["properties"]["n"]) ** 0.5},
@@ -292,6 +342,66 @@ def density_contours(raster) -> gpd.GeoDataFrame:
                             geometry="geometry", crs=raster.crs)
 
 
+#: Colours of the emerging hot spot classes (reds: hot, blues: cold; darker: stronger).
+EMERGING_COLOURS = {
+    "intensifying hot spot": "#99000d", "persistent hot spot": "#cb181d",
+    "new hot spot": "#ef3b2c", "consecutive hot spot": "#fb6a4a",
+    "sporadic hot spot": "#fc9272", "oscillating hot spot": "#fcbba1",
+    "diminishing hot spot": "#e7a1b0", "historical hot spot": "#bdbdbd",
+    "intensifying cold spot": "#08306b", "persistent cold spot": "#2171b5",
+    "new cold spot": "#4292c6", "consecutive cold spot": "#6baed6",
+    "sporadic cold spot": "#9ecae1", "oscillating cold spot": "#c6dbef",
+    "diminishing cold spot": "#a6bddb", "historical cold spot": "#d9d9d9",
+}
+
+
+def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Config,
+                 meta: dict) -> folium.Map:
+    """The emerging hot spot class of each grid cell on a map, with a legend of the
+    classes present and their cell counts.
+
+    Parameters
+    ----------
+    cells : geopandas.GeoDataFrame
+        Grid cells (EPSG:27700) with a ``pattern`` column
+        (:func:`hotspots.trends.emerging_cells`); cells with "no pattern" are not drawn.
+    area : the study area's polygons, for the outline and the initial view.
+    meta : ``period`` (the months, e.g. "2023-09 to 2024-08") and ``cell_size_m``.
+    """
+    web_area = area.to_crs(WEB_CRS)
+    minx, miny, maxx, maxy = web_area.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
+                   **_tiles(config), control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    outline = shapely.set_precision(shapely.union_all(web_area.geometry.values), 1e-6)
+    folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",
+                   style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
+                   control=False).add_to(m)
+    shown = cells.loc[cells["pattern"].isin(list(EMERGING_COLOURS)), ["pattern", "geometry"]]
+    counts = shown["pattern"].value_counts()
+    if not shown.empty:  # one feature per class: the HTML does not grow with the cells
+        merged = shown.dissolve("pattern").reset_index()
+        merged["label"] = [f"{p} ({counts[p]} cells)" for p in merged["pattern"]]
+        folium.GeoJson(
+            merged[["pattern", "label", "geometry"]].to_crs(WEB_CRS).to_json(drop_id=True),
+            name="Emerging hot spot classes",
+            style_function=lambda f: {"fillColor": EMERGING_COLOURS[f["properties"]["pattern"]],
+                                      "color": "#555", "weight": 0.3, "fillOpacity": 0.75},
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(m)
+    rows = "".join(
+        f"<div><span style='display:inline-block;width:12px;height:12px;margin-right:4px;"
+        f"background:{EMERGING_COLOURS[p]}'></span>{_esc(p)}: {int(counts[p])}</div>"
+        for p in EMERGING_COLOURS if p in counts.index) or "<div>No cell has a class.</div>"
+    m.get_root().html.add_child(folium.Element(
+        "<div class='hs-legend' style='position:fixed;top:10px;right:10px;z-index:1000;"
+        "background:white;border:1px solid #999;padding:4px 8px;font:12px sans-serif'>"
+        f"<b>Cells of {meta.get('cell_size_m', 0):g} m</b>{rows}</div>"))
+    _title_and_controls(m, f"{config.name}: emerging hot spots, {meta['period']}",
+                        "Gi* per month on the grid, Mann-Kendall trend; Esri's classes")
+    return m
+
+
 def _density_layer(m: folium.Map, raster) -> None:
     bands = density_contours(raster)
     if bands.empty:
@@ -299,8 +409,8 @@ def _density_layer(m: folium.Map, raster) -> None:
     web = bands.to_crs(WEB_CRS)
     web["label"] = [f"{lo:,.0f}–{hi:,.0f} incidents per km²" for lo, hi in
                     zip(web["lower"], web["upper"], strict=True)]
-    fg = folium.FeatureGroup(name=f"Kernel density ({raster.kernel}, bandwidth "
-                                  f"{raster.bandwidth_m:.0f} m)", show=True)
+    fg = folium.FeatureGroup(name=_esc(f"Kernel density ({raster.kernel}, bandwidth "
+                                       f"{raster.bandwidth_m:.0f} m)"), show=True)
     folium.GeoJson(
         web[["band", "label", "geometry"]].to_json(drop_id=True),
         style_function=lambda f: {"fillColor": DENSITY_COLOURS[f["properties"]["band"]],
@@ -319,10 +429,12 @@ def _density_layer(m: folium.Map, raster) -> None:
 
 def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     sig = cells.loc[cells["gi_class"] != 0]
-    name = (f"Getis-Ord Gi* hot and cold spots ({meta.get('gi_neighbours', 'queen')} "
-            f"neighbours, {meta.get('cell_size_m', 0):.0f} m cells, "
-            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})")
-    fg = folium.FeatureGroup(name=name, show=False)
+    name = (f"Where it is concentrated now (not a forecast): Getis-Ord Gi* hot and cold "
+            f"spots ({meta.get('gi_neighbours', 'queen')} neighbours, "
+            f"{meta.get('cell_size_m', 0):.0f} m cells, "
+            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})"
+            + _now_note(meta, "gistar"))
+    fg = folium.FeatureGroup(name=_esc(name), show=False)
     if len(sig) > MAX_GI_CELLS:
         sig = sig.dissolve("gi_class", aggfunc={"n": "sum"}).reset_index()
         sig["popup_html"] = [f"<b>{_esc(GI_CLASSES[c][0])}</b><br>{n:,} incidents in these "
@@ -346,7 +458,8 @@ def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     fg.add_to(m)
 
 
-def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20) -> None:
+def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20,
+                  note: str = "") -> None:
     if places.empty:
         return
     web = places.to_crs(WEB_CRS)
@@ -362,7 +475,8 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
            + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"))
         + f"<br>Seen {_esc(r.first_seen)} to {_esc(r.last_seen)}"
         for i, r in zip(numbers, web.itertuples(index=False), strict=True)]
-    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}",
+    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}; "
+                                  f"where it is concentrated now, not a forecast{note}",
                              show=True)
     folium.GeoJson(
         web[["place_id", "popup_html", "geometry"]].to_json(drop_id=True),
@@ -371,25 +485,40 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
         popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=320),
     ).add_to(fg)
     centres = web.geometry.representative_point()
-    for i, p in zip(numbers[:numbered], centres.iloc[:numbered], strict=True):
+    for i, p, street in zip(numbers[:numbered], centres.iloc[:numbered],
+                            web["label"].iloc[:numbered], strict=True):
         folium.Marker([p.y, p.x], icon=folium.DivIcon(
             html=f"<div style='font:bold 12px sans-serif;background:#3f007d;color:white;"
                  f"border-radius:10px;width:20px;height:20px;line-height:20px;"
-                 f"text-align:center'>{i}</div>", icon_size=(20, 20), icon_anchor=(10, 10))
-                      ).add_to(fg)
+                 f"text-align:center'>{i}<span class='hs-street'>{_esc(street)}</span></div>",
+            icon_size=(20, 20), icon_anchor=(10, 10))).add_to(fg)
     fg.add_to(m)
 
 
-def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame) -> None:
-    if forecast.empty:
-        return
+def _now_note(meta: dict, key: str) -> str:
+    """", next-month PAI x at y% of the area" for a "where it is concentrated now" layer."""
+    v = (meta.get("concentrated_now") or {}).get(key) or {}
+    if not v.get("months"):
+        return ""
+    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.2%} of "
+            f"the area: PAI {v['pai']:.2f} over {v['months']} months")
+
+
+def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> None:
     web = forecast.to_crs(WEB_CRS)
-    web["label"] = [f"{n} incident(s) in the last 12 months" for n in web["n_12m"]]
-    fg = folium.FeatureGroup(name="Forecast: top 5% of the area by 12-month cell counts "
-                                  "(the method that won the backtests)", show=False)
-    folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
-                   style_function=lambda f: {"fill": False, "color": "#006d2c", "weight": 2},
-                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+    web["label"] = [f"Rank {r} of {len(web)}; score {s:.2f}" for r, s in
+                    zip(web["rank"], web["score"], strict=True)]
+    fallback = " (fallback: too little history to choose)" if info["fallback"] else ""
+    fg = folium.FeatureGroup(
+        name=_esc(f"Forecast for {info['month']}: top 5% of the area, {info['description']}, "
+                  f"{info['cell_size_m']:.0f} m cells; PAI {info['pai_5pct']:.2f}, hit rate "
+                  f"{info['hit_rate_5pct']:.0%} on {info['test_months']} test months"
+                  + fallback), show=True)
+    if not web.empty:
+        folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
+                       style_function=lambda f: {"fill": False, "color": "#006d2c",
+                                                 "weight": 2},
+                       tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
     fg.add_to(m)
 
 
@@ -397,7 +526,9 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
                 cells: gpd.GeoDataFrame | None = None,
                 places: gpd.GeoDataFrame | None = None,
                 forecast: gpd.GeoDataFrame | None = None) -> folium.Map:
-    """Detection map: density contours, Gi* hot and cold cells, numbered places.
+    """Detection map: density contours, Gi* hot and cold cells, numbered places (these
+    three say where incidents are concentrated now), and the forecast layer (cells from
+    :func:`hotspots.forecast.forecast_layer`, described by ``meta["forecast"]``).
 
     The HTML size does not grow with the number of incidents: every layer is an
     aggregate (contours, significant cells, place polygons).
@@ -405,7 +536,7 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     web = area.to_crs(WEB_CRS)
     minx, miny, maxx, maxy = web.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   tiles="OpenStreetMap", control_scale=True)
+                   **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     outline = shapely.set_precision(shapely.union_all(web.geometry.values), 1e-6)
     folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",
@@ -416,11 +547,12 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     if cells is not None:
         _gistar_layer(m, cells, meta)
     if forecast is not None:
-        _forecast_layer(m, forecast)
+        _forecast_layer(m, forecast, meta["forecast"])
     if places is not None:
-        _places_layer(m, places)
+        _places_layer(m, places, note=_now_note(meta, "places"))
     heading = f"{config.name}: hotspots, {meta['period']}"
-    note = f"{meta['incidents']:,} incidents" + (
+    # no total when meta["incidents"] is None (the partner pack's map)
+    note = ("" if meta.get("incidents") is None else f"{meta['incidents']:,} incidents") + (
         ", categories: " + ", ".join(config.label(c) for c in meta["categories"])
         if meta.get("categories") else "")
     _title_and_controls(m, heading, note)
@@ -511,3 +643,13 @@ def drawn_area(geojson: dict | None, study_area) -> shapely.Geometry | None:
         raise HotspotsError("The drawn area lies outside the study area; draw it over the "
                             "borough.")
     return area
+
+
+def lonlat(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """British National Grid metres as longitude and latitude (WGS84 degrees), for tables
+    that a web map or Power BI plots (CSV exports)."""
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(
+        np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    return lon, lat

@@ -17,17 +17,16 @@ from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
-from .export import partner_table, write_csv, write_xlsx
-from .gistar import grid_neighbours
+from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
 from .grid import cell_index
-from .jobs import _analyse, latest_complete_month
+from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
 from .report import pack_html
 from .summary import Period, in_period, month_period
 from .trends import (
-    emerging_hotspots,
+    emerging_cells,
     patrol_windows,
     period_trends,
     poisson_change_test,
@@ -39,6 +38,7 @@ from .trends import (
 
 RANKED_COLUMNS = {
     "rank": ("Rank", 0), "place_id": ("Place", None), "label": ("Where", None),
+    "ward": ("Ward", None),
     "score": ("Score", 2), "n": ("Incidents", 0), "density_per_km2": ("Per km²", 0),
     "harm": ("Harm", 1), "repeat_location_share": ("% at repeat locations", 0),
     "repeat_caller_share": ("% from repeat callers", 0), "n_previous": ("Previous month", 0),
@@ -48,17 +48,13 @@ RANKED_COLUMNS = {
 }
 TASKED_COLUMNS = {
     "meeting_date": ("Meeting", None), "place_id": ("Place", None), "label": ("Where", None),
+    "ward": ("Ward", None),
     "owner": ("Owner", None), "actions": ("Actions", None), "review_date": ("Review", None),
     "n_before": ("Before", 0), "n_after": ("Since", 0), "days": ("Days each", 0),
     "p_value": ("p (exact)", 3), "expected": ("Expected from the borough's change", 0),
     "p_borough": ("p against the borough", 3), "verdict": ("What happened", None),
     "rank_now": ("Rank now", None),
 }
-
-
-#: Columns of the ranked table left out of the partner version: each gives away the
-#: previous month's count (small counts are suppressed there) given the month's count.
-PARTNER_DROP_TREND = ("change_previous", "p_previous", "expected", "p_borough", "p_adjusted")
 
 
 #: Card text for a place with no counts of its own: a small place overlapping a bigger one
@@ -84,6 +80,27 @@ def _against_borough(r, n_tested: int) -> str:
     return (f"{r.expected:.1f} incidents expected had it moved as the rest of the borough "
             f"did since the previous month (p = {r.p_borough:.3f}; {r.p_adjusted:.3f} allowing "
             f"for the {n_tested} places tested)")
+
+
+def _partner_card(r) -> dict:
+    """A card of the partner version, from a row of its minimised table only."""
+    def shown(v, fmt):
+        return v if isinstance(v, str) else format(v, fmt)
+    return {"rank": r.rank, "label": r.ward, "place_id": r.place_id,
+            "explanation": "", "partner": True, "trend": None,
+            "facts": [("Incidents", shown(r.n, ",")),
+                      ("Per km²", shown(r.density_per_km2, ",.0f"))],
+            "windows": [], "profile": None, "flags": []}
+
+
+#: The partner version's first note: no figure from counts (the month's total less the
+#: listed counts would give a small count away).
+_PARTNER_NOTE = (
+    "{n} places found; listed in order of the tasking score (volume, density, harm, repeat "
+    "locations, repeat callers and trend). Counts under the threshold show as <n and what is "
+    "computed from them as [c]; such places are listed last, without a rank. Scores, shares, "
+    "previous counts and trends are not shown: with the counts they would give small counts "
+    "away.")
 
 
 def _years_before(day: dt.date, years: int = 1) -> dt.date:
@@ -169,16 +186,9 @@ def _units(kind: str, cur: pd.DataFrame, places, cells, layers, config: Config):
 def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
     """Emerging hot spot classes of the grid cells over the last 12 months (None when the
     store holds fewer than the 10 months the classes need)."""
-    months = pd.period_range(end=pd.Period(period.label, "M"), periods=12, freq="M")
-    month = pd.PeriodIndex(inc["period"], freq="M")
-    idx = cell_index(cells, inc["x"].to_numpy(), inc["y"].to_numpy())
-    keep = (idx >= 0) & month.isin(months)
-    if month[keep].nunique() < 10:
+    out = emerging_cells(inc, cells, end_month=period.label)
+    if out is None:
         return None
-    counts = (pd.crosstab(idx[keep], month[keep]).reindex(index=cells["cell_id"],
-                                                           columns=months, fill_value=0))
-    out = emerging_hotspots(counts.set_axis(range(len(months)), axis=1),
-                            grid_neighbours(cells, cell_shape="square"))
     return {k: int(v) for k, v in out["pattern"].value_counts().items() if k != "no pattern"}
 
 
@@ -196,9 +206,18 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
 
     Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``), and the ranked
     table as ``ranked_<period>[_partner].xlsx`` and ``.csv``.
+
+    The ``partner`` version is made from :func:`hotspots.export.partner_table` alone (its
+    tables, cards and files), covers every category (packs for two sets of categories
+    would give the small counts of the others away by subtraction) and states no total.
     """
     if units not in UNIT_KINDS:
         raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
+    if partner and categories:
+        raise HotspotsError(
+            "a partner pack covers every category: partner packs for two sets of categories "
+            "would give away, by subtraction, counts under the threshold; leave out "
+            "--categories (the full pack can be filtered).")
     conn = store.connect(store_file)
     try:
         period = period or month_period(latest_complete_month(conn))
@@ -272,12 +291,6 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                      for t in mine_t.itertuples()]
         explanation = explain_rank(pd.Series(r._asdict()), borough_density_per_km2=density,
                                    previous="previous month")
-        if partner:  # totals at or above the threshold only; no small counts anywhere
-            small = r.n < config.partner_min_count
-            facts = [("Incidents", f"<{config.partner_min_count}" if small else f"{r.n:,}"),
-                     ("Per km² against the borough",
-                      "[c]" if small else f"{r.density_per_km2 / density:.1f}x")]
-            explanation = f"Rank {r.rank} by the tasking score ({r.score:.2f})."
         cards.append({
             "rank": r.rank, "label": label, "place_id": r.place_id,
             "explanation": explanation, "partner": partner,
@@ -292,6 +305,18 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         tasked["owner"] = tasked["owner"].map(store.OWNERS)
     gini = concentration(cells["n"].to_numpy())
     emerging = _emerging(inc, cells, period)
+    tasked_note = (
+        "Last meeting's tasked places: incidents since the meeting against the same number "
+        "of days before it, judged against the change in the rest of the borough (exact "
+        "test, p < 0.05); police.uk rows count only when their whole month is in a window.")
+    emerging_note = (
+        "Emerging hot spots over the last 12 months (Gi* per month on the grid, "
+        "Mann-Kendall trend; Esri's classes): "
+        + (", ".join(f"{v} {k}" for k, v in sorted(emerging.items())) or "none")
+        if emerging is not None else
+        "Emerging hot spot classes need 10 or more months of data; the store has fewer.")
+    synthetic_note = ("Council records in this store are SYNTHETIC demonstration data."
+                      if cur["source"].str.startswith("synthetic").any() else None)
     notes = [
         f"{len(cur):,} incidents in {period.label}; {len(places)} places found; ranked by "
         "volume, density, harm, repeat locations, repeat callers and trend (each scaled to "
@@ -309,47 +334,52 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         "year counts and p-values on the cards are the plain comparisons, season included. "
         "Every comparison is like with like: a source's category with records in only one "
         "of the two months is left out of both.",
-        "Last meeting's tasked places: incidents since the meeting against the same number "
-        "of days before it, judged against the change in the rest of the borough (exact "
-        "test, p < 0.05); police.uk rows count only when their whole month is in a window.",
+        tasked_note,
         "police.uk rows are dated by month and have no time of day: patrol windows use "
         "timed council records only.",
-        ("Emerging hot spots over the last 12 months (Gi* per month on the grid, "
-         "Mann-Kendall trend; Esri's classes): "
-         + (", ".join(f"{v} {k}" for k, v in sorted(emerging.items())) or "none")
-         if emerging is not None else
-         "Emerging hot spot classes need 10 or more months of data; the store has fewer."),
+        emerging_note,
     ]
     for key, other in (("previous", period.previous()), ("year", year_before(period))):
         gap = [stream_label(src, config.label(cat)) for src, cat in trends.attrs["left_out"][key]]
         if gap:
             notes.append(f"Not compared with {other.label}: {', '.join(gap)} (records in "
                          f"only one of {other.label} and {period.label}).")
-    if (cur["source"].str.startswith("synthetic")).any():
-        notes.append("Council records in this store are SYNTHETIC demonstration data.")
-    if partner:
-        # category shares and busiest times of a small place can imply counts under the
-        # threshold, and so can the change, the expected count and the p-values for the
-        # previous month's count (or, for tasked places, the count before the meeting):
-        # the partner tables keep totals, rates and components only
-        ranked_out = partner_table(ranked.drop(columns=[
-            "geometry", "main_categories", "busiest_hour", "busiest_weekday", "first_seen",
-            "last_seen", *PARTNER_DROP_TREND]).assign(label=[c["label"] for c in cards]),
-            min_count=config.partner_min_count)
-        tasked_out = (partner_table(
-            tasked.drop(columns=["geometry_wkt", "actions", "verdict", "p_value", "expected",
-                                 "p_borough"]).rename(columns={"verdict_brief": "verdict"}),
-            min_count=config.partner_min_count) if tasked is not None else None)
+    if synthetic_note:
+        notes.append(synthetic_note)
+    if partner:  # everything partners see comes out of the one minimisation rule
+        ranked_out = partner_table(ranked.assign(ward=ranked[f"{main}_code"].map(area_names)),
+                                   min_count=config.partner_min_count)
+        tasked_out = None
+        if tasked is not None:
+            at = shapely.from_wkt(tasked["geometry_wkt"]).tolist()
+            at = shapely.point_on_surface(at)
+            wards = assign_codes(shapely.get_x(at), shapely.get_y(at), layers[main])
+            tasked_out = partner_table(
+                tasked.drop(columns="verdict").rename(columns={"verdict_brief": "verdict"})
+                .assign(ward=pd.Series(wards).map(area_names).to_numpy()),
+                min_count=config.partner_min_count)
+        cards = [_partner_card(r) for r in ranked_out.itertuples(index=False)
+                 if r.rank != DERIVED_SUPPRESSED]  # a card of "<5" and "[c]" says nothing
+        notes = [_PARTNER_NOTE.format(n=len(places)), tasked_note, emerging_note,
+                 *([synthetic_note] if synthetic_note else [])]
     else:
         ranked_out = ranked.drop(columns="geometry")
         tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
                       if tasked is not None else None)
-    meta = {"period": period.label, "incidents": len(cur), "categories": []}
-    map_places = ranked.assign(label=[c["label"] for c in cards]) if partner else ranked
+    # the partner map states no total (with the listed counts it gives a small one away)
+    meta = {"period": period.label, "incidents": None if partner else len(cur),
+            "categories": []}
+    forecast = None
+    if not partner:  # the same forecast cells as `hotspots detect` draws and the app shows
+        forecast, backtest = forecast_for(config=config, period=period, area=area,
+                                          store_file=store_file, categories=categories)
+        meta.update(forecast=forecast_meta(forecast, backtest, period),
+                    concentrated_now=backtest.get("concentrated_now", {}))
     page_map = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,
                                     config=config, raster=raster,
                                     cells=None if partner else cells,
-                                    places=None if partner else map_places))
+                                    places=None if partner else ranked,
+                                    forecast=forecast))
     suffix = ("" if units == "places" else f"_{units}") + ("_partner" if partner else "")
     title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"
                                                               if partner else "")

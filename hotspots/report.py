@@ -2,8 +2,8 @@
 last meeting's tasked places) that opens offline apart from map tiles and prints on A4.
 
 Every value is escaped here; record text can never become markup. The partner version
-is built from minimised tables (see :func:`hotspots.export.partner_table`) and shows no
-caller keys and no record text.
+is built from the minimised tables of :func:`hotspots.export.partner_table` only (its
+cards too): no caller keys, no record text, no value that gives a small count away.
 """
 
 from __future__ import annotations
@@ -95,17 +95,21 @@ def _trend_badge(trend: str) -> str:
 
 def card_html(card: dict) -> str:
     """One place's evidence. Keys: rank, label, place_id, explanation, facts (list of
-    (name, value) pairs), trend, windows (list of labels), profile, flags (list)."""
+    (name, value) pairs), trend, windows (list of labels), profile, flags (list); no
+    badge without a trend and no line without an explanation (the partner version)."""
     facts = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in card["facts"])
     windows = (", ".join(_e(w) for w in card["windows"]) if card.get("windows")
                else "no times of day recorded")
     flags = "".join(f"<li>{_e(f)}</li>" for f in card.get("flags", []))
     when = ("" if card.get("partner") else  # hour-by-day counts are small counts
             f"<p><b>Patrol windows:</b> {windows}</p>{profile_table(card.get('profile'))}")
+    badge = _trend_badge(card["trend"]) if card.get("trend") else ""
+    explanation = (f"<p class='meta'>{_e(card['explanation'])}</p>" if card.get("explanation")
+                   else "")
     return (
         f"<div class='card'><h3>{_e(card['rank'])}. {_e(card['label'])} "
-        f"<span class='meta'>({_e(card['place_id'])})</span> {_trend_badge(card['trend'])}"
-        f"</h3><p class='meta'>{_e(card['explanation'])}</p><table>{facts}</table>"
+        f"<span class='meta'>({_e(card['place_id'])})</span> {badge}"
+        f"</h3>{explanation}<table>{facts}</table>"
         + when + (f"<ul>{flags}</ul>" if flags else "") + "</div>")
 
 

@@ -50,7 +50,7 @@ POLICE_UK_HEADER: tuple[str, ...] = (
 #: Fields a council mapping file may name under [columns].
 MAPPING_FIELDS: tuple[str, ...] = (
     "reference", "datetime", "date", "time", "category", "latitude", "longitude",
-    "easting", "northing", "location", "caller", "description", "count",
+    "easting", "northing", "location", "caller", "description", "count", "extract_date",
 )
 
 #: Columns of a grid from :func:`hotspots.grid.make_grid` (EPSG:27700). ``row``/``col``

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -20,7 +21,8 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr
 from scipy.stats import binomtest
 
-from .gistar import benjamini_hochberg, gistar
+from .gistar import benjamini_hochberg, gistar, grid_neighbours
+from .grid import cell_index, make_grid, suggest_cell_size
 from .ingest import POLICE_UK_SOURCE
 from .summary import Period, in_period, month_period
 
@@ -93,6 +95,45 @@ def coverage(incidents: pd.DataFrame) -> pd.DataFrame:
     out["months_spanned"] = [(b - a).n + 1 for a, b in zip(first, last, strict=True)]
     return out[list(COVERAGE_COLUMNS)].astype({"months": np.int64, "n": np.int64,
                                                "months_spanned": np.int64})
+
+
+def monthly_series(incidents: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """Incidents per month of each stream (a source's records of one category), each over
+    its own span: 0 in a month of the span with no record, NaN outside it, so a stream's
+    line starts where its records start instead of rising from 0.
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        The incidents to count (already filtered to the areas wanted), with ``source``,
+        ``category`` and ``date``. Not modified.
+    spans : pandas.DataFrame
+        The streams, as rows of :func:`coverage` (``first``, ``last``; index ``source``,
+        ``category``) of the whole store, so that an area with no record in a stream's
+        first months still starts there.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``month`` (``YYYY-MM``, every month from the earliest first to the latest
+        last), one float column per row of ``spans``, in its order (MultiIndex ``source``,
+        ``category``).
+    """
+    cols = pd.MultiIndex.from_tuples(list(spans.index), names=["source", "category"])
+    if not len(cols):
+        return pd.DataFrame(index=pd.Index([], name="month"), columns=cols, dtype=float)
+    months = pd.period_range(spans["first"].min(), spans["last"].max(),
+                             freq="M").strftime("%Y-%m")
+    counts = (pd.DataFrame({"source": incidents["source"].astype(str).to_numpy(),
+                            "category": incidents["category"].astype(str).to_numpy(),
+                            "month": incidents["date"].astype(str).str[:7].to_numpy()})
+              .groupby(["month", "source", "category"]).size()
+              .unstack(["source", "category"]))
+    out = counts.reindex(index=months, columns=cols).fillna(0.0).astype(float)
+    for key, first, last in zip(cols, spans["first"], spans["last"], strict=True):
+        out.loc[(out.index < first) | (out.index > last), key] = np.nan
+    out.index.name = "month"
+    return out
 
 
 def _check_counts(**counts: object) -> None:
@@ -627,6 +668,56 @@ def emerging_hotspots(counts: pd.DataFrame, weights: sp.spmatrix, *,
         "n_periods_cold": cold.sum(axis=1).astype(np.int64),
         "final_z": z[:, -1],
     }, index=counts.index)
+
+
+def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_month: str,
+                   months: int = 12, alpha: float = 0.10) -> gpd.GeoDataFrame | None:
+    """Emerging hot spot class of every grid cell over the ``months`` months to
+    ``end_month`` (:func:`emerging_hotspots` on the monthly cell counts, queen neighbours).
+
+    Parameters
+    ----------
+    incidents : pandas.DataFrame
+        Incidents with ``period`` (``YYYY-MM``) and ``x, y`` (EPSG:27700). Not modified.
+    cells : geopandas.GeoDataFrame
+        A square grid from :func:`hotspots.grid.make_grid` (its lattice attrs kept).
+    end_month : str
+        The last month, ``YYYY-MM``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame or None
+        ``cells`` with :data:`EMERGING_COLUMNS` added; None when fewer than
+        :data:`MIN_PERIODS` of the months have an incident.
+    """
+    span = pd.period_range(end=pd.Period(end_month, "M"), periods=months, freq="M")
+    month = pd.PeriodIndex(incidents["period"], freq="M")
+    idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy())
+    keep = (idx >= 0) & month.isin(span)
+    if month[keep].nunique() < MIN_PERIODS:
+        return None
+    counts = (pd.crosstab(idx[keep], month[keep]).reindex(index=cells["cell_id"],
+                                                           columns=span, fill_value=0))
+    out = emerging_hotspots(counts.set_axis(range(len(span)), axis=1),
+                            grid_neighbours(cells, cell_shape="square"), alpha=alpha)
+    return cells.join(out.set_axis(cells.index))
+
+
+def emerging_grid(incidents: pd.DataFrame, area, *, period: Period
+                  ) -> gpd.GeoDataFrame | None:
+    """:func:`emerging_cells` over the 12 months to ``period`` on the grid the tasking
+    pack uses for it: square cells over ``area`` (the land area, EPSG:27700) sized by
+    :func:`hotspots.grid.suggest_cell_size` from the period's incidents. The grid's cell
+    size is in ``attrs["cell_size_m"]``. None as :func:`emerging_cells`, or when the
+    period has fewer than 3 incidents."""
+    cur = incidents.loc[in_period(incidents, period)]
+    if len(cur) < 3:
+        return None
+    cell = suggest_cell_size(cur["x"].to_numpy(), cur["y"].to_numpy(), area)
+    out = emerging_cells(incidents, make_grid(area, cell_size_m=cell), end_month=period.label)
+    if out is not None:
+        out.attrs["cell_size_m"] = float(cell)
+    return out
 
 
 # --- when: hour x weekday ----------------------------------------------------------------

@@ -5,6 +5,8 @@ row 1), the field and the value.
 
 from __future__ import annotations
 
+import re
+
 #: reason key -> (what is wrong, how to fix it). ``{value}``, ``{detail}`` are filled in.
 REASONS: dict[str, tuple[str, str]] = {
     "missing_coordinates": (
@@ -59,8 +61,23 @@ REASONS: dict[str, tuple[str, str]] = {
         "quote text that contains commas (\"like, this\") or remove the extra fields; "
         "the row is kept in the rejected rows file"),
     "invalid_count": (
-        "'{value}' is not a whole number of 0 or more",
+        "'{value}' is not a whole number from 0 to 1,000,000",
         "write the count as a whole number, or leave it empty for 1"),
+    "implausible_date": (
+        "{value} is before {detail}, the earliest plausible date (1899-12-31, 1900-01-01 and "
+        "1970-01-01 are what spreadsheets and databases write for an empty date)",
+        "correct the date in the export, or remove the row; if records this old are real, "
+        "lower earliest_date under [ingest] in the configuration"),
+    "oversized_field": (
+        "the value is {detail} characters long, more than a spreadsheet cell holds (32,767)",
+        "check the export: a quote mark that is never closed makes one cell swallow the "
+        "lines after it; shorten the text, or remove the row"),
+    "control_characters": (
+        "the value contains the control character {detail}, which is not text (the row is "
+        "rejected rather than stored with the character removed, so nothing is changed "
+        "silently)",
+        "remove the character from the export (NUL bytes and other control characters come "
+        "from a damaged copy or a binary file), or remove the row"),
 }
 
 DATE_FORMATS_HELP = "ISO 8601 (2024-08-31 21:30) or day-first (31/08/2024 21:30)"
@@ -70,12 +87,97 @@ def problem_message(file: str, row: int, field: str, value: str, reason: str,
                     detail: str = "") -> str:
     """The message for one problem, e.g. ``asb.csv row 7, field 'Latitude' = '0': ...``."""
     what, fix = REASONS[reason]
-    fill = {"value": value, "detail": detail, "formats": DATE_FORMATS_HELP}
     shown = value if len(value) <= 60 else value[:57] + "..."
-    return (f"{file} row {row}, field '{field}' = '{shown}': {what.format(**fill)}. "
+    value, shown = visible(value[:200]), visible(shown)
+    fill = {"value": value, "detail": detail, "formats": DATE_FORMATS_HELP}
+    return (f"{file} row {row}, field '{visible(field)}' = '{shown}': {what.format(**fill)}. "
             f"Fix: {fix.format(**fill)}.")
 
 
 def format_distance(metres: float) -> str:
     """'340 m' or '2.4 km'."""
     return f"{metres:.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
+
+
+#: Control characters other than tab, line feed and carriage return (C0, DEL and C1).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with each control character written as ``\\x00`` (NUL and the like are
+    invisible, and must not reach a message, a page or a spreadsheet as themselves)."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def describe_character(char: str) -> str:
+    """'U+0000 (NUL)' for a control character."""
+    names = {0: "NUL", 0x7F: "DEL", 0x0B: "vertical tab", 0x0C: "form feed", 0x1B: "escape"}
+    code = ord(char)
+    return f"U+{code:04X}" + (f" ({names[code]})" if code in names else "")
+
+
+#: File-level problems (the whole file or the mapping cannot be used): key -> (what is
+#: wrong, how to fix it). ``{file}`` and the other fields are filled in by
+#: :func:`file_message`.
+FILE_PROBLEMS: dict[str, tuple[str, str]] = {
+    "no_file": (
+        "no such file",
+        "check the file's name and folder"),
+    "unsupported_type": (
+        "'{suffix}' is not a supported export",
+        "give a CSV (comma- or tab-separated text) or an Excel workbook (.xlsx)"),
+    "empty": (
+        "the file is empty (no header row)",
+        "export the records again with their header row"),
+    "too_many_columns": (
+        "the header row has {n:,} columns; an export has at most 16,384 (a spreadsheet's "
+        "limit), so this is not a table of records (or its separator is not a comma or a "
+        "tab)",
+        "export the records again as CSV (comma-separated, one header row) or XLSX"),
+    "header_too_long": (
+        "the first row is longer than {mb} MB, so it is not a header row (a file that is not "
+        "a table, or a quote mark that is never closed)",
+        "export the records again as CSV (comma-separated, one header row) or XLSX"),
+    "header_field_too_long": (
+        "a cell of the header row is longer than {limit:,} characters (a quote mark that is "
+        "never closed?)",
+        "close the quote in the header row, or export the records again"),
+    "duplicate_columns": (
+        "the header repeats column(s) {dups}",
+        "give each column its own name"),
+    "bad_utf16": (
+        "the file starts as UTF-16 text (Excel's \"Unicode text\") but is not valid UTF-16 "
+        "from byte {at:,} on",
+        "open it in a spreadsheet and save it again as \"CSV UTF-8\""),
+    "unreadable_csv": (
+        "cannot be read as a CSV table{why}",
+        "open it in a spreadsheet and save it again as \"CSV UTF-8\" (or as XLSX)"),
+    "unreadable_xlsx": (
+        "cannot be read as an Excel workbook{why}",
+        "open it in Excel and save it again as .xlsx, or export the records as CSV"),
+    "mapping_unreadable": (
+        "cannot read the mapping file: {why}",
+        "check the path given as the mapping"),
+    "mapping_not_text": (
+        "the mapping file is not text (byte {at:,} is not UTF-8; a binary file, or a "
+        "document saved by a word processor?)",
+        "write the mapping as plain text (TOML) in a text editor and save it as UTF-8"),
+    "mapping_not_toml": (
+        "the mapping file is not valid TOML: {why}",
+        "correct that line (see the mapping example in the README)"),
+    "mapping_bad_value": (
+        "{key} = {value} is not {expected}",
+        "{fix}"),
+    "mapping_bad_date_format": (
+        "date_format = {value} is not a usable date format: {why}",
+        "write it with strftime codes for day, month and year, e.g. date_format = "
+        "\"%d/%m/%Y %H:%M\" for 31/08/2024 21:30, or leave it out for ISO 8601 and "
+        "day-first dates"),
+}
+
+
+def file_message(file: str, problem: str, **fill) -> str:
+    """The message for a file that cannot be used at all, e.g. ``asb.csv: the file is
+    empty (no header row). Fix: export the records again with their header row.``"""
+    what, fix = FILE_PROBLEMS[problem]
+    return f"{file}: {what.format(**fill)}. Fix: {fix.format(**fill)}."

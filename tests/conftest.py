@@ -79,13 +79,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def run_app(env: dict, log_path: Path, *, cwd: Path = ROOT, port: int | None = None):
-    """``streamlit run streamlit_app.py`` on 127.0.0.1 with ``env``; yields its URL once
-    its health check answers, and stops it afterwards. ``cwd`` decides which
-    ``.streamlit/`` folder (config and secrets) Streamlit reads."""
+    """``streamlit run serve.py`` (the app, with the session cookie's route) on 127.0.0.1
+    with ``env``; yields its URL once its health check answers, and stops it afterwards.
+    ``cwd`` decides which ``.streamlit/`` folder (config and secrets) Streamlit reads."""
     port = port or free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"),
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
@@ -136,3 +136,178 @@ def check_page(page, text: str, *, not_found_ok: bool = False) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     body = page.inner_text("body")
     assert "Traceback" not in body and (not_found_ok or "Page not found" not in body)
+
+
+# -- a real PostgreSQL + PostGIS server for the store's second backend ------------------
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if not found:
+        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
+                    "run .ci/setup, which installs the Debian packages postgresql and postgis")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server on 127.0.0.1 and a free port, its data in a temporary folder,
+    with a template database that has PostGIS; yields the server's base URL. Fails (never
+    skips) when the server cannot be started. As root, the server runs as the
+    ``postgres`` user (postgres refuses to run as root)."""
+    import shutil
+    import tempfile
+
+    import psycopg
+
+    bindir = _pg_bin()
+    # not under pytest's temporary folder: the postgres user cannot enter root's
+    root = Path(tempfile.mkdtemp(prefix="hotspots-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+
+    def run(*cmd):
+        got = subprocess.run([*as_user, *map(str, cmd)], capture_output=True, text=True,
+                             timeout=120)
+        if got.returncode:
+            pytest.fail(f"PostgreSQL test server: {' '.join(map(str, cmd))} failed:\n"
+                        f"{got.stdout[-2000:]}\n{got.stderr[-2000:]}")
+
+    run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        "--locale=C.UTF-8")
+    run(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "60", "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c max_connections=50", "start")
+    url = f"postgresql://postgres@127.0.0.1:{port}"
+    try:
+        with psycopg.connect(f"{url}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE hotspots_template")
+        with psycopg.connect(f"{url}/hotspots_template", autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION postgis")
+        yield url
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_PG_DBS = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A new, empty database with PostGIS on the test server, as a store URL."""
+    import psycopg
+
+    name = f"store_{os.getpid()}_{next(_PG_DBS)}"
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE hotspots_template")
+    return f"{pg_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path) -> str:
+    """Each store backend in turn: a new SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sub" / "store.sqlite")
+    return request.getfixturevalue("pg_url")
+#: Script and formula payloads for hostile-content tests. Each script payload, if it ran,
+#: would call alert/confirm/prompt or leave an element with an event handler attribute.
+XSS_PAYLOADS = ("<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
+                "\"><svg onload=alert(3)>", "javascript:alert(4)",
+                "<a href=\"javascript:alert(5)\">link</a>",
+                "'><iframe src=\"javascript:confirm(6)\"></iframe>",
+                "</textarea></title><img src=x onerror=prompt(7)>",
+                "${alert(8)}{{9*9}}`<details open ontoggle=alert(9)>")
+FORMULA_PAYLOADS = ('=HYPERLINK("http://x","click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd",
+                    "-2+3", "\t=1+1", "\r=1+1", "\uff1d1+1")
+
+#: Run before any page script in every frame: dialogs are recorded (never shown), and every
+#: element added to the document that carries an inline event handler, a javascript: URL
+#: (in a URL attribute: a text box may show such text as its value) or a payload's script
+#: body is recorded, even when it is removed again.
+XSS_HOOK = """(() => {
+  window.__xss = [];
+  for (const f of ['alert', 'confirm', 'prompt']) {
+    window[f] = (...a) => { window.__xss.push(f + '(' + a.join(',') + ')'); };
+  }
+  const URL_ATTR = /^(href|src|action|formaction|data|xlink:href)$/i;
+  const bad = el => el.nodeType === 1 && (
+    [...el.attributes].filter(a => /^on/i.test(a.name) || (URL_ATTR.test(a.name)
+                                                   && /^\\s*javascript:/i.test(a.value)))
+      .map(a => a.name + '=' + a.value).join(' ')
+    || (el.tagName === 'SCRIPT' && /^\\s*(alert|confirm|prompt)\\(\\d+\\)\\s*$/.test(el.text)
+        && el.text));
+  const check = node => {
+    if (node.nodeType !== 1) return;
+    for (const el of [node, ...node.querySelectorAll('*')]) {
+      const what = bad(el);
+      if (what) window.__xss.push('element <' + el.tagName + '> ' + what);
+    }
+  };
+  new MutationObserver(ms => ms.forEach(m => {
+    m.addedNodes.forEach(check);
+    if (m.type === 'attributes') check(m.target);
+  })).observe(document, {childList: true, subtree: true, attributes: true});
+})();"""
+
+#: Open every tooltip and popup of every Leaflet map in a frame, so that their contents
+#: are put into the page (the hook above sees them); returns how many were opened.
+OPEN_ALL_JS = """() => {
+  if (typeof L === 'undefined') return 0;
+  document.querySelectorAll('input.leaflet-control-layers-selector').forEach(box => {
+    if (!box.checked) box.click();  // hidden overlays too
+  });
+  let n = 0;
+  for (const m of Object.values(window).filter(v => v instanceof L.Map)) {
+    m.eachLayer(layer => {
+      const at = layer.getBounds ? layer.getBounds().getCenter()
+                                 : layer.getLatLng && layer.getLatLng();
+      if (!at || layer.eachLayer) return;
+      // as a pointer would: the event reaches the group the tooltip or popup is bound to
+      layer.fire('mouseover', {latlng: at}, true);
+      layer.fire('click', {latlng: at}, true);
+      n++;
+    });
+  }
+  return n;
+}"""
+
+
+def guard_page(page) -> list[str]:
+    """Install :data:`XSS_HOOK` on ``page`` (call before ``goto``); returns the list native
+    dialogs are recorded in (each is dismissed)."""
+    dialogs: list[str] = []
+
+    def on_dialog(d):
+        dialogs.append(f"{d.type}: {d.message}")
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.add_init_script(XSS_HOOK)
+    return dialogs
+
+
+def xss_findings(page, *, open_maps: bool = True) -> list[str]:
+    """What ran or was injected in any frame of ``page``: hooked dialogs, recorded
+    elements, and (after opening every map tooltip and popup) any element with an inline
+    event handler or a javascript: URL still in the document."""
+    found = []
+    opened = sum(frame.evaluate(OPEN_ALL_JS) for frame in page.frames) if open_maps else 0
+    if open_maps and not opened:
+        found.append("no map tooltip or popup was opened")
+    page.wait_for_timeout(300)
+    for frame in page.frames:
+        found += frame.evaluate("window.__xss || ['no hook in ' + location.href]")
+        found += frame.evaluate("""() => [...document.querySelectorAll('*')].flatMap(el =>
+            [...el.attributes].filter(a => /^on/i.test(a.name)
+                || (/^(href|src|action|formaction|data|xlink:href)$/i.test(a.name)
+                    && /^\\s*javascript:/i.test(a.value)))
+            .map(a => 'in document <' + el.tagName + '> ' + a.name + '=' + a.value))""")
+    return found

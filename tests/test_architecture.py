@@ -6,8 +6,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
-            "evaluate",
-            "repeats", "trends"}
+            "evaluate", "forecast",
+            "repeats", "trends", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report"}
 FRONT = {"cli", "jobs"}
 

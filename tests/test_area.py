@@ -27,11 +27,11 @@ def run(capsys, *argv):
 def test_settings_flag_then_environment_then_default():
     env = {"HOTSPOTS_CONFIG": "env.toml", "HOTSPOTS_STORE": "env.sqlite"}
     s = resolve_settings(store="flag.sqlite", environ=env)
-    assert (s.config, s.store, s.geodata) == ("env.toml", Path("flag.sqlite"),
+    assert (s.config, s.store, s.geodata) == ("env.toml", "flag.sqlite",
                                               Path("geodata/cache"))
     assert s.chosen_by == {"config": "HOTSPOTS_CONFIG", "store": "flag", "geodata": "default"}
     s = resolve_settings(environ={"HOTSPOTS_STORE": ""})  # empty counts as not given
-    assert s.config is None and s.store == Path("data/hotspots.sqlite")
+    assert s.config is None and s.store == "data/hotspots.sqlite"
     assert set(s.chosen_by.values()) == {"default"}
 
 

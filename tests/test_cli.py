@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import geopandas as gpd
 import pytest
@@ -155,9 +156,11 @@ def test_detect_announces_chosen_values_and_refuses_empty_periods(tmp_path, caps
     assert code == 0
     assert "cell size set to" in err and "bandwidth set to" in err
     assert "Hotspots for 2024-08: 185 incidents" in out
-    # the backtests' winner is drawn by default: the top 5% of the area by 12-month counts
+    # the backtest's winner is drawn on its own grid, not on the 250 m grid of the month
+    assert "cell size set to 250 m" in err
     page = (tmp_path / "o" / "hotspots_2024-08.html").read_text()
-    assert "Forecast: top 5% of the area by 12-month cell counts" in page
+    assert "Forecast for 2024-09: top 5% of the area" in page
+    assert "Where it is concentrated now (not a forecast): Getis-Ord Gi*" in page
     code, _, err = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--month",
                        "2023-01")
     assert code == 1 and "0 incident(s) in 2023-01: too few to look for hotspots" in err
@@ -196,17 +199,78 @@ def test_every_ingest_entry_has_the_same_keys(tmp_path, capsys, cache):
         assert set(entry) == set(INGEST_KEYS)
 
 
-def test_backtest_names_the_best_method_on_real_burglary_months(tmp_path, capsys, cache):
+@pytest.mark.slow
+def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, cache):
     store = str(tmp_path / "s.sqlite")
     months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
-    run(capsys, "--geodata", str(cache), "ingest", *map(str, months), "--store", store)
+    run(capsys, "--geodata", str(cache), "ingest", *map(str, months[-6:]), "--store", store)
     code, out, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store,
                        "--test-months", "3", "--out", str(tmp_path / "o"), "--json")
     assert code == 0
     res = json.loads(out)
     assert res["test_months"] == ["2024-06", "2024-07", "2024-08"]
-    pai = res["pai_at_5pct"]
-    assert res["best_at_5pct"] == max(pai, key=pai.get) and pai[res["best_at_5pct"]] > 1
-    assert {"naive", "gistar", "prospective"} <= set(pai)
+    # the defect: the header gave the whole store's incidents as if they were tested
+    assert res["incidents"] > res["incidents_tested"]
+    from hotspots import store as st
+    conn = st.connect(store)
+    inc = st.read_incidents(conn)
+    conn.close()
+    assert res["incidents_in_test_months"] == inc["period"].isin(res["test_months"]).sum()
+    assert res["incidents_in_test_months"] - 20 < res["incidents_tested"] \
+        <= res["incidents_in_test_months"]  # a few lie outside the land (the Thames)
+    assert res["cell_sizes_m"] == [50, 100, 150, 200, 250] and "12 months" in res["windows"]
+    pairs = {(r["method"], r["cell_size_m"]) for r in res["summary"]}
+    assert {("naive", 100), ("counts_12m", 50), ("decay_6m_kernel", 250)} <= pairs
+    w = res["winner"]
+    assert w["pai_5pct"] == pytest.approx(max(r["pai"] for r in res["summary"]), abs=1e-4)
+    assert w["pai_5pct"] > 2
+    assert "gistar" in res["concentrated_now"] and "places" in res["concentrated_now"]
     assert "PAI (Predictive Accuracy Index" in res["definitions"]
     assert (tmp_path / "o" / "backtest.csv").exists()
+    code, text, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store,
+                        "--test-months", "3", "--out", str(tmp_path / "o"))
+    assert (f"3 test month(s) (2024-06, 2024-07, 2024-08), {res['incidents_tested']:,} "
+            "incidents in them inside the area") in text
+    assert "fewer than" not in text
+
+
+@pytest.mark.slow
+def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
+    store = str(tmp_path / "s.sqlite")
+    months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
+    run(capsys, "--geodata", str(cache), "ingest", *map(str, months[:-1]), "--store", store)
+    code, out, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store, "--json")
+    res = json.loads(out)
+    code, out, _ = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--out",
+                       str(tmp_path / "o"), "--json")
+    meta = json.loads(out)
+    f = meta["forecast"]
+    # reused from the store, not run again: same creation time as the backtest's
+    assert f["backtest_created"] == res["created"]
+    assert (f["method"], f["cell_size_m"]) == (res["winner"]["method"],
+                                               res["winner"]["cell_size_m"])
+    layer = gpd.read_file(meta["files"]["gpkg"], layer="forecast")
+    assert list(layer.columns) == ["rank", "score", "method", "cell_size_m", "pai_5pct",
+                                   "test_months", "geometry"]
+    assert len(layer) == f["cells"] > 0 and (layer["cell_size_m"] == f["cell_size_m"]).all()
+    assert layer["pai_5pct"].iloc[0] == pytest.approx(res["winner"]["pai_5pct"])
+    assert meta["cell_size_m"] == 250  # the month's own grid (Gi*) is another matter
+    page = Path(meta["files"]["map"]).read_text()
+    assert (f"PAI {f['pai_5pct']:.2f}, hit rate {f['hit_rate_5pct']:.0%} on "
+            f"{f['test_months']} test months") in page
+    assert f["test_months"] == 8 and not f["fallback"]
+    # the pack's map draws the same cells with the same legend
+    code, out, _ = run(capsys, "--geodata", str(cache), "pack", "--store", store, "--out",
+                       str(tmp_path / "o"), "--json")
+    pack_map = Path(json.loads(out)["files"]["map"]).read_text()
+    legend = (f"Forecast for {f['month']}: top 5% of the area, {f['description']}, "
+              f"{f['cell_size_m']:.0f} m cells")
+    assert legend in page and legend in pack_map
+    last = f"Rank {f['cells']} of {f['cells']};"
+    assert last in page and last in pack_map
+    run(capsys, "--geodata", str(cache), "ingest", str(months[-1]), "--store", store)
+    # new data: the kept result no longer answers, so detect runs the backtest again
+    code, out, _ = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--out",
+                       str(tmp_path / "o2"), "--json")
+    again = json.loads(out)["forecast"]
+    assert again["test_months"] == 9

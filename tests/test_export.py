@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -8,9 +9,12 @@ import pytest
 from hotspots import export
 from hotspots.export import neutralise, partner_table, write_csv, write_xlsx
 
-DANGEROUS = ['=HYPERLINK("http://x","click")', "+1", "-1+2", "@SUM(A1)", "\tcmd", "\r=1",
-             " =1+1", "\uff1dSUM(A1)"]
-HARMLESS = ["<script>alert(1)</script>", "Brick Lane", "", "#N/A", "it's =fine"]
+DANGEROUS = ['=HYPERLINK("http://x","click")', "+cmd|' /C calc'!A0", "-1+2", "-2+3",
+             "@SUM(A1)", "\tcmd", "\r=1", " =1+1", "\uff1dSUM(A1)", "\uff0d1", "-0x10",
+             "-1,5", "- 1", "-inf"]
+# text that is a plain number reads back as that number: never guarded
+NUMBER_TEXT = ["-0.0739", "+44", "-1", "1e-3", "-.5", "-2E+3", "51.52"]
+HARMLESS = ["<script>alert(1)</script>", "Brick Lane", "", "#N/A", "it's =fine", *NUMBER_TEXT]
 
 
 def hostile() -> pd.DataFrame:
@@ -113,71 +117,123 @@ def test_write_xlsx_checks_sheet_names(tmp_path):
 
 
 def places() -> pd.DataFrame:
+    """A ranked table as rank_units gives it, with record text and every kind of column
+    a partner must not see."""
     return pd.DataFrame({
-        "place_id": ["p1", "p2", "p3", "p4", "p5"],
+        "rank": [1, 2, 3, 4, 5],
+        "place_id": ["p1", "p2", "p3", "p4", "p0"],
         "label": ["=HYPERLINK(\"http://x\")", "Brick Lane", "Mile End Rd", "Roman Rd", "A"],
-        "n": [4, 5, 0, 12, 1],
-        "n_prev": [6, 2, 0, 12, 9],
+        "ward": ["Whitechapel", "=cmd", "Bow East", "Bow West", "Poplar"],
+        "score": [0.9, 0.8, 0.7, 0.6, 0.5],
+        "component_trend": [0.722, 1.0, 0.5, 0.2, 0.1],
+        "points_volume": [0.3, 0.2, 0.1, 0.1, 0.0],
+        "n": [4, 5, 40, 12, 1],
+        "n_previous": [6, 2, 0, 12, 9],
         "n_drugs": [1, 5, 0, 7, 0],
         "harm": [9.0, 5.0, 0.0, 30.0, 8.0],
-        "density_per_km2": [40.0, 50.0, 0.0, 120.0, 10.0],
-        "repeat_share": [0.5, 0.0, 0.0, 0.25, 0.0],
-        "change": [-2, 3, 0, 0, -8],
+        "density_per_km2": [40.0, 50.0, 400.0, 120.0, 10.0],
+        "area_km2": [0.1, 0.1, 0.1, 0.1, 0.1],
+        "repeat_location_share": [0.5, 0.0, 0.1, 0.25, 0.0],
+        "change_previous": [-2, 3, 40, 0, -8],
+        "trend_label": ["falling", "rising", "rising", "no clear change", "falling"],
         "caller_key": ["c1", "c2", "", "c4", ""],
-        "repeat_caller_share": [0.5, 0.0, 0.0, 0.1, 0.0],
-        "description": ["free text", "", "", "", ""],
-        "location": ["1 High St", "", "", "", ""],
+        "main_categories": ["Drug dealing 100%"] * 5,
+        "busiest_hour": [21] * 5,
         "Free_Text_Notes": ["x"] * 5,
-        "location_key": ["k"] * 5,
     })
 
 
-def test_partner_table_suppresses_small_counts_and_what_derives_from_them():
+def test_partner_table_keeps_nothing_a_small_count_can_be_worked_out_from():
     table = places()
     before = table.copy()
     out = partner_table(table)
     pd.testing.assert_frame_equal(table, before)
-    assert list(out.columns) == ["place_id", "label", "n", "n_prev", "n_drugs", "harm",
-                                 "density_per_km2", "repeat_share", "change"]
-    assert out["n"].tolist() == ["<5", 5, 0, 12, "<5"]  # 4 -> "<5", 5 -> 5, 0 stays 0
-    assert out["n_prev"].tolist() == [6, "<5", 0, 12, 9]
-    assert out["n_drugs"].tolist() == ["<5", 5, 0, 7, 0]
+    # the whitelist: record text, components, points, score, harm, shares, previous
+    # counts, changes, trends, category counts and busiest times are all gone
+    assert list(out.columns) == ["rank", "place_id", "ward", "n", "density_per_km2",
+                                 "area_km2"]
     c = export.DERIVED_SUPPRESSED
-    assert out["density_per_km2"].tolist() == [c, 50.0, 0.0, 120.0, c]
-    assert out["harm"].tolist() == [c, 5.0, 0.0, 30.0, c]
-    # 0.25 x 12 = 3 incidents at repeat locations: too few to show
-    assert out["repeat_share"].tolist() == [c, 0.0, 0.0, c, c]
-    assert out["change"].tolist() == [c, c, 0, 0, c]
-    assert out["label"].iloc[0] == table["label"].iloc[0]  # kept; neutralised on export
+    # ranked rows renumbered in rank order; suppressed rows last, by id, without a rank
+    assert out["place_id"].tolist() == ["p2", "p3", "p4", "p0", "p1"]
+    assert out["rank"].tolist() == [1, 2, 3, c, c]
+    assert out["n"].tolist() == [5, 40, 12, "<5", "<5"]
+    assert out["density_per_km2"].tolist() == [50.0, 400.0, 120.0, c, c]
+    assert out["ward"].tolist()[0] == "=cmd"  # kept; neutralised on export
 
 
-def test_partner_table_threshold_and_implied_counts():
+def test_partner_table_threshold_counts_and_what_derives_from_them():
     out = partner_table(places(), min_count=3)
-    assert out["n"].tolist() == [4, 5, 0, 12, "<3"]
-    assert out["n_prev"].tolist() == [6, "<3", 0, 12, 9]
-    # no n_prev column: the change gives it away (12 - 10 = 2), so it is suppressed
-    implied = partner_table(pd.DataFrame({"code": ["A", "B"], "n": [12, 12],
-                                          "change": [10, 0], "change_pct": [500.0, 0.0]}))
-    assert implied["change"].tolist() == ["[c]", 0]
-    assert implied["change_pct"].tolist() == ["[c]", 0.0]
-    assert partner_table(places(), count_columns=["n"])["n_drugs"].tolist() == [1, 5, 0, 7, 0]
+    assert out["n"].tolist() == [4, 5, 40, 12, "<3"]
+    assert out["rank"].tolist() == [1, 2, 3, 4, "[c]"]
+    tasked = pd.DataFrame({"meeting_date": ["2024-08-01"] * 3, "place_id": ["a", "b", "c"],
+                           "label": ["1 High St"] * 3, "actions": ["=x"] * 3,
+                           "n_before": [2, 9, 0], "n_after": [7, 8, 6],
+                           "p_value": [0.1, 0.8, 0.03], "rank_now": ["1", "2", "3"],
+                           "verdict": ["more incidents", "fewer incidents", "more incidents"]})
+    out = partner_table(tasked)
+    assert list(out.columns) == ["meeting_date", "place_id", "n_before", "n_after", "verdict"]
+    assert out["place_id"].tolist() == ["a", "b", "c"]  # no n: the order is the caller's
+    assert out["n_before"].tolist() == ["<5", 9, 0]
+    assert out["verdict"].tolist() == ["[c]", "fewer incidents", "more incidents"]
 
 
 def test_partner_table_errors():
     with pytest.raises(ValueError, match=r"min_count must be a whole number of 1 or more; got 0"):
         partner_table(places(), min_count=0)
-    with pytest.raises(ValueError, match=r"count_columns names column\(s\) \['x'\]"):
-        partner_table(places(), count_columns=["x"])
     with pytest.raises(ValueError, match=r"'ref' column, so it holds incident records"):
         partner_table(places().assign(ref="r1"))
 
 
-def test_partner_pack_written_safely(tmp_path):
+def test_partner_table_written_safely(tmp_path):
     out = partner_table(places())
     ws = openpyxl.load_workbook(write_xlsx({"Partners": out}, tmp_path / "p.xlsx"))["Partners"]
     header = [c.value for c in ws[1]]
-    assert not any("caller" in h or h in ("description", "location") for h in header)
+    assert header == ["rank", "place_id", "ward", "n", "density_per_km2", "area_km2"]
     n = header.index("n") + 1
-    assert [ws.cell(row=r, column=n).value for r in range(2, 7)] == ["<5", 5, 0, 12, "<5"]
-    assert ws.cell(row=3, column=n).data_type == "n"
-    assert ws["B2"].value == "'=HYPERLINK(\"http://x\")" and ws["B2"].data_type == "s"
+    assert [ws.cell(row=r, column=n).value for r in range(2, 7)] == [5, 40, 12, "<5", "<5"]
+    assert ws.cell(row=2, column=n).data_type == "n"
+    assert ws["C2"].value == "'=cmd" and ws["C2"].data_type == "s"
+
+
+def test_rejected_rows_file_round_trips_through_ingest(tmp_path, cache, capsys):
+    """A user corrects the rejected-rows CSV and loads it again: the negative longitude
+    is still a number (no apostrophe), so the row loads; only real formula text is
+    guarded."""
+    import json
+
+    from hotspots.cli import main
+
+    export_file = tmp_path / "asb.csv"
+    with export_file.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Ref", "When", "Type", "Lat", "Lon", "Where"])
+        w.writerow(["R1", "2024-08-03 21:15", "Rowdy", "51.5205", "-0.0716", "Brick Lane"])
+        w.writerow(["R2", "2024-08-04 22:00", "Rowdy behavour", "51.5206", "-0.0739",
+                    "=HYPERLINK(\"http://x\")"])
+    mapping = tmp_path / "asb.toml"
+    mapping.write_text('source = "asb"\n[columns]\nreference = "Ref"\ndatetime = "When"\n'
+                       'category = "Type"\nlatitude = "Lat"\nlongitude = "Lon"\n'
+                       'location = "Where"\n[categories]\n"Rowdy" = "asb_nuisance"\n')
+    store = tmp_path / "s.sqlite"
+
+    def ingest(path):
+        capsys.readouterr()
+        main(["--geodata", str(cache), "ingest", str(path), "--mapping", str(mapping),
+              "--store", str(store), "--json"])
+        return json.loads(capsys.readouterr().out)["files"][0]
+
+    first = ingest(export_file)
+    assert (first["accepted"], first["rejected"]) == (1, 1)
+    kept = Path(first["rejected_file"])
+    with kept.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, bad = rows[0], rows[1]
+    assert bad[header.index("Lon")] == "-0.0739" and bad[header.index("Lat")] == "51.5206"
+    assert bad[header.index("Where")] == "'=HYPERLINK(\"http://x\")"  # guarded text
+    bad[header.index("Type")] = "Rowdy"  # the correction
+    fixed = tmp_path / "asb-fixed.csv"
+    with fixed.open("w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh).writerows([header, bad])
+    again = ingest(fixed)
+    assert (again["read"], again["accepted"], again["rejected"]) == (1, 1, 0), again
+    assert "unparseable_coordinates" not in again["reasons"]

@@ -117,3 +117,42 @@ def test_uninstalled_layer_and_wrong_column_messages(tmp_path, cache):
     with pytest.raises(GeodataError, match=r"has no column 'WD22CD' \(layer 'ward'\); columns "
                                            r"are \['name', 'wardcode'\]"):
         geography.read_layer(Layer("ward", SMALL[0], "WD22CD", "name"), cache=cache)
+
+
+def test_derived_police_files_are_derived_in_code_byte_for_byte(tmp_path, http_server):
+    """The borough's police.uk extracts come from the published London months: the
+    manifest's rule keeps their rows, and the install checks the result's sha256."""
+    entries = {e.name: e for e in geography.read_manifest(MANIFEST)}
+    derived = [e for e in entries.values() if e.derived_from][:3]
+    assert len([e for e in entries.values() if e.derived_from]) == 12
+    lines = []
+    for e in derived:
+        src = entries[e.derived_from]
+        assert src.url  # the source is published
+        lines += ["[[files]]", f'name = "{e.name}"', f'sha256 = "{e.sha256}"',
+                  f'derived_from = "{e.derived_from}"', 'lsoa_name_prefix = "Tower Hamlets"',
+                  "[[files]]", f'name = "{src.name}"', f'sha256 = "{src.sha256}"',
+                  f'url = "{http_server}/{src.name}"']
+    manifest = tmp_path / "m.toml"
+    manifest.write_text("\n".join(lines) + "\n")
+    res = geography.install_geodata(manifest, cache=tmp_path / "c")
+    assert [r["status"] for r in res] == ["installed"] * 6
+    assert [r["name"] for r in res][3:] == [e.name for e in derived]  # sources first
+    for e in derived:
+        assert (tmp_path / "c" / e.name).read_bytes() == (SHARED / e.name).read_bytes()
+    # another rule gives other bytes: refused, not kept
+    manifest.write_text(manifest.read_text().replace('"Tower Hamlets"', '"Tower Hamlets 00"', 1))
+    (tmp_path / "c" / derived[0].name).unlink()
+    with pytest.raises(GeodataError, match=r"from policeuk/.*london_burglary-only.csv \(rows of "
+                                           r"LSOAs named Tower Hamlets 00\*\) has sha256"):
+        geography.install_geodata(manifest, cache=tmp_path / "c")
+    assert not (tmp_path / "c" / derived[0].name).exists()
+
+
+def test_skip_unavailable_installs_what_has_a_source_and_lists_the_rest(tmp_path,
+                                                                        http_server):
+    manifest = small_manifest(tmp_path, urls={SMALL[1]: f"{http_server}/{SMALL[1]}"})
+    res = geography.install_geodata(manifest, cache=tmp_path / "c", skip_unavailable=True)
+    assert [(r["name"], r["status"]) for r in res] == [(SMALL[0], "unavailable"),
+                                                       (SMALL[1], "installed")]
+    assert not (tmp_path / "c" / SMALL[0]).exists()

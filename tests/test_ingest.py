@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from pyproj import Transformer
 from hotspots.config import load_config
 from hotspots.errors import ConfigError, InputError
 from hotspots.ingest import Mapping, read_export, read_mapping, to_incidents
+from hotspots.schema import POLICE_UK_HEADER
 
 from .conftest import SHARED
 
@@ -90,7 +92,9 @@ def test_street_name_alone_is_not_an_address_key():
                              " Fix: add it under [categories] in the mapping file, for example "
                              "\"Loud music\" = \"asb_nuisance\""),
     ({"Ref": ""}, "field 'Ref' = '': the reference is empty."),
-    ({"Qty": "2.5"}, "field 'Qty' = '2.5': '2.5' is not a whole number of 0 or more."),
+    ({"Qty": "2.5"}, "field 'Qty' = '2.5': '2.5' is not a whole number from 0 to 1,000,000."),
+    ({"Qty": "1e300"}, "field 'Qty' = '1e300': '1e300' is not a whole number from 0 to"),
+    ({"Qty": "inf"}, "field 'Qty' = 'inf': 'inf' is not a whole number from 0 to"),
 ])
 def test_each_rule_names_file_row_field_value_and_fix(kw, expected):
     msg = only_message(run([row(**kw)]))
@@ -189,11 +193,13 @@ def test_xlsx_export_reads_dates_times_and_numbers(tmp_path):
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(InputError, match=r"no such file"):
+    with pytest.raises(InputError, match=r"^missing.csv: no such file. Fix: check") as err:
         read_export(tmp_path / "missing.csv")
+    assert str(tmp_path) not in str(err.value)  # an upload's temporary folder is not shown
     bad = tmp_path / "notes.pdf"
     bad.write_bytes(b"%PDF")
-    with pytest.raises(InputError, match=r"'\.pdf' is not a supported export; give CSV or XLSX"):
+    with pytest.raises(InputError, match=r"'\.pdf' is not a supported export. Fix: give a CSV "
+                                         r"\(comma- or tab-separated text\) or an Excel"):
         read_export(bad)
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(b"not a zip")
@@ -452,3 +458,251 @@ def test_location_keys_without_the_cell_table(monkeypatch):
     assert run(rows).incidents["location_key"].tolist() == keys.tolist()
     assert keys.iloc[0] == f"xy:{round(E / 10) * 10}:{round(N / 10) * 10}"
     assert keys.nunique() > 20
+
+
+# --- issue 10, items 8 and 9: unclear messages, a good row lost, implausible values -----
+
+HEADER = "Ref,When,Type,Lat,Lon,Where,Caller,Text,Qty\n"
+GOOD = f"2024-08-05 10:00,Rowdy,{LAT},{LON},,,,"
+
+
+def run_file(path, mapping=LATLON, config=None):
+    from hotspots import geography
+    config = config or load_config()
+    return to_incidents(read_export(path), file=path.name, config=config, layers=run.layers,
+                        area=geography.study_area(run.layers, config), mapping=mapping,
+                        today=TODAY)
+
+
+def test_a_10_mb_field_rejects_its_row_and_the_good_rows_load(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text(HEADER + f"A1,{GOOD}\nA2,2024-08-05 10:00,Rowdy,{LAT},{LON},,,"
+                    f"{'x' * 10_000_000},\nA3,{GOOD}\n")
+    res = run_file(path)
+    assert res.n_read == 3 == len(res.incidents) + len(res.rejected)
+    assert res.incidents["ref"].tolist() == ["A1", "A3"]
+    assert res.problems["message"].tolist() == [
+        f"huge.csv row 3, field 'Text' = '{'x' * 57}...': the value is 10,000,000 characters "
+        "long, more than a spreadsheet cell holds (32,767). Fix: check the export: a quote "
+        "mark that is never closed makes one cell swallow the lines after it; shorten the "
+        "text, or remove the row."]
+
+
+def test_a_field_at_the_spreadsheet_cell_limit_is_kept(tmp_path):
+    res = run([row(Text="é" * 32_767), row(Ref="R2", Text="é" * 32_768)])
+    assert res.incidents["ref"].tolist() == ["R1"]  # characters counted, not bytes
+    assert res.reasons == {"oversized_field": 1}
+
+
+def test_a_200000_column_header_is_refused_with_what_was_found(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(200_000)) + "\n" + "1," * 199_999 + "1\n")
+    with pytest.raises(InputError) as err:
+        read_export(path)
+    assert str(err.value) == (
+        "wide.csv: the header row has 200,000 columns; an export has at most 16,384 (a "
+        "spreadsheet's limit), so this is not a table of records (or its separator is not a "
+        "comma or a tab). Fix: export the records again as CSV (comma-separated, one header "
+        "row) or XLSX.")
+
+
+def test_a_wide_header_longer_than_a_read_block_is_read(tmp_path):
+    names = [f"a rather long column name, number {i:05d}, as some systems write them"
+             for i in range(15_000)]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f'"{n}"' for n in names) + "\n" + ",".join("v" for _ in names))
+    assert path.stat().st_size > 2**20  # longer than the reader's first block
+    frame = read_export(path)
+    assert frame.shape == (1, 15_000) and frame.columns[-1] == names[-1]
+
+
+def test_cells_spanning_lines_across_read_blocks(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("Ref,Text\n" + "".join(f'A{i},"first line {i}\nsecond line, with a comma"\n'
+                                           for i in range(40_000)))
+    frame = read_export(path)  # not cut between blocks inside a cell, which Arrow does
+    assert len(frame) == 40_000  # silently unless told that cells span lines
+    assert frame.iloc[-1].tolist() == ["A39999", "first line 39999\nsecond line, with a comma"]
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_unicode_text_is_read(tmp_path, sep, encoding):
+    """Excel's "Unicode text" is UTF-16 with a byte-order mark, tab-separated."""
+    cells = [["Ref", "When", "Type", "Lat", "Lon", "Where"],
+             ["U1", "2024-08-05 10:00", "Rowdy", f"{LAT}", f"{LON}", "Café, Brick Lane"]]
+    text = "\r\n".join(sep.join(f'"{c}"' if sep in c else c for c in r) for r in cells) + "\r\n"
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(text.encode(encoding))
+    frame = read_export(path)
+    assert list(frame.columns) == cells[0]
+    mapping = Mapping(source="x", columns={k: v for k, v in LATLON.columns.items()
+                                           if v in cells[0]}, categories=LATLON.categories)
+    res = run_file(path, mapping=mapping)
+    assert res.incidents[["ref", "location"]].values.tolist() == [["U1", "Café, Brick Lane"]]
+
+
+def test_broken_utf16_is_refused_clearly(tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_bytes("Ref,Where\nA1,x\n".encode("utf-16") + b"\x00\xd8")  # a lone surrogate
+    with pytest.raises(InputError, match=r"^broken.csv: the file starts as UTF-16 text \(Excel's "
+                                         r"\"Unicode text\"\) but is not valid UTF-16 from byte 33"
+                                         r" on. Fix: open it in a spreadsheet and save it again"):
+        read_export(path)
+
+
+def test_windows_1252_undefined_bytes_reject_the_row_without_codec_jargon(tmp_path):
+    path = tmp_path / "cp.csv"
+    path.write_bytes((HEADER + f"A1,{GOOD}\nA2,2024-08-05 10:00,Rowdy,{LAT},{LON},Caf\xe9 "
+                      ",,,\n").encode("cp1252").replace(b"Caf\xe9 ", b"Caf\xe9 \x90"))
+    res = run_file(path)
+    assert res.incidents["ref"].tolist() == ["A1"]
+    msg = res.problems["message"].iloc[0]
+    assert msg.startswith("cp.csv row 3, field 'Where' = 'Café \\x90': the value contains the "
+                          "control character U+0090, which is not text")
+    assert "codec" not in msg and "\x90" not in msg
+
+
+def test_nul_and_control_characters_are_never_stored():
+    res = run([row(Text="fine\tand\nmultiline"), row(Ref="R2", Text="bad\x00byte"),
+               row(Ref="R3\x1b"), row(Ref="R4", Where="12 Example\x7f House")])
+    assert res.incidents["ref"].tolist() == ["R1"]
+    assert res.reasons == {"control_characters": 3}
+    probs = res.problems.set_index("row")
+    assert probs.loc[3, "message"] == (
+        "export.csv row 3, field 'Text' = 'bad\\x00byte': the value contains the control "
+        "character U+0000 (NUL), which is not text (the row is rejected rather than stored "
+        "with the character removed, so nothing is changed silently). Fix: remove the "
+        "character from the export (NUL bytes and other control characters come from a "
+        "damaged copy or a binary file), or remove the row.")
+    assert probs.loc[4, "field"] == "Ref" and "U+001B (escape)" in probs.loc[4, "message"]
+    assert "U+007F (DEL)" in probs.loc[5, "message"]
+    assert not res.problems["value"].str.contains("[\x00\x1b\x7f]").any()
+
+
+@pytest.mark.parametrize("when", ["1899-12-31", "1900-01-01 00:00", "1970-01-01",
+                                  "01/01/1970 00:00", "31/12/1999"])
+def test_epoch_placeholder_dates_are_implausible(when):
+    msg = only_message(run([row(When=when)]))
+    assert msg == (f"export.csv row 2, field 'When' = '{when}': {when} is before 2000-01-01, "
+                   "the earliest plausible date (1899-12-31, 1900-01-01 and 1970-01-01 are what "
+                   "spreadsheets and databases write for an empty date). Fix: correct the date "
+                   "in the export, or remove the row; if records this old are real, lower "
+                   "earliest_date under [ingest] in the configuration.")
+
+
+def test_earliest_date_is_configured(tmp_path):
+    import dataclasses
+
+    config = load_config()
+    assert config.earliest_date == dt.date(2000, 1, 1)
+    rows = [row(When="2000-01-01"), row(Ref="R2", When="1995-06-01 10:00")]
+    assert run(rows).incidents["ref"].tolist() == ["R1"]
+    from hotspots import geography
+    older = dataclasses.replace(config, earliest_date=dt.date(1990, 1, 1))
+    res = to_incidents(pd.DataFrame(rows, dtype=str), file="x.csv", config=older,
+                       layers=run.layers, area=geography.study_area(run.layers, config),
+                       mapping=LATLON, today=TODAY)
+    assert res.incidents["ref"].tolist() == ["R1", "R2"]
+    src = (Path(__file__).parents[1] / "hotspots" / "data" / "tower_hamlets.toml").read_text()
+    p = tmp_path / "c.toml"
+    p.write_text(src.replace("earliest_date = 2000-01-01", "earliest_date = 2005-04-01"))
+    assert load_config(p).earliest_date == dt.date(2005, 4, 1)
+    p.write_text(src.replace("earliest_date = 2000-01-01", 'earliest_date = "soon"'))
+    with pytest.raises(ConfigError, match=r"c.toml: ingest.earliest_date = 'soon'; give a date "
+                                          r"without quotes, e.g. earliest_date = 2000-01-01"):
+        load_config(p)
+
+
+def police_row(**kw):
+    base = dict.fromkeys(POLICE_UK_HEADER, "")
+    base.update({"Crime ID": "abc", "Month": "2024-07", "Longitude": f"{LON}",
+                 "Latitude": f"{LAT}", "Location": "On or near Brick Lane",
+                 "Crime type": "Burglary"})
+    base.update(kw)
+    return base
+
+
+def test_police_uk_month_1900_01_is_implausible():
+    res = run([police_row(), police_row(**{"Crime ID": "def", "Month": "1900-01"})],
+              mapping=None)
+    assert res.incidents["ref"].tolist() == ["abc"]
+    assert res.problems["message"].iloc[0].startswith(
+        "export.csv row 3, field 'Month' = '1900-01': 1900-01 is before 2000-01-01, the "
+        "earliest plausible date")
+
+
+BASE_MAPPING = ('source = "x"\n[columns]\nreference = "a"\ncategory = "b"\ndate = "c"\n'
+                'latitude = "d"\nlongitude = "e"\n')
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('date_format = "%Q"', 'm.toml: date_format = "%Q" is not a usable date format: %Q is not '
+                           'a date code. Fix: write it with strftime codes for day, month and '
+                           'year, e.g. date_format = "%d/%m/%Y %H:%M" for 31/08/2024 21:30, or '
+                           'leave it out for ISO 8601 and day-first dates.'),
+    ("date_format = 5", 'm.toml: date_format = 5 is not text. Fix: write it in quotes, e.g. '
+                        'date_format = "%d/%m/%Y %H:%M".'),
+    ('date_format = "%H:%M"', 'm.toml: date_format = "%H:%M" is not a usable date format: it '
+                              'does not give the day, month and year. Fix: write it'),
+    ('date_format = ""', 'm.toml: date_format = "" is not a usable date format'),
+    ('sheet = ["a"]', "m.toml: sheet = ['a'] is not text. Fix: write it in quotes, e.g. "
+                      'sheet = "Cases".'),
+])
+def test_bad_mapping_values_name_the_file_key_and_fix(tmp_path, config, line, expected):
+    p = tmp_path / "m.toml"
+    p.write_text(line + "\n" + BASE_MAPPING)
+    with pytest.raises(ConfigError) as err:
+        read_mapping(p, config)
+    assert str(err.value).startswith(expected)
+    assert str(tmp_path) not in str(err.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (BASE_MAPPING.replace('reference = "a"', "reference = 7"),
+     'm.toml: [columns] reference = 7 is not a column name. Fix: write the export column'),
+    ('source = "x"\ncolumns = "a"\n', 'm.toml: columns = "a" is not a table. Fix: write a '
+                                      '[columns] table'),
+    (BASE_MAPPING + '[categories]\n"Loud" = 3\n', "m.toml: [categories] \"Loud\" = 3 is not a "
+                                                  "taxonomy key"),
+    ("source = 5\n" + BASE_MAPPING.split("\n", 1)[1], "m.toml: no 'source'."),
+])
+def test_mapping_values_of_the_wrong_kind(tmp_path, config, text, expected):
+    p = tmp_path / "m.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match="^" + re.escape(expected)):
+        read_mapping(p, config)
+
+
+def test_a_mapping_object_is_checked_by_to_incidents_too():
+    bad = Mapping(source="x", columns=LATLON.columns, date_format="%Q", path="m.toml")
+    with pytest.raises(ConfigError, match=r"^m.toml: date_format = \"%Q\" is not a usable"):
+        run([row()], mapping=bad)
+
+
+def test_binary_and_utf16_mapping_files(tmp_path, config):
+    p = tmp_path / "mapping.toml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x90\xff")
+    with pytest.raises(ConfigError) as err:
+        read_mapping(p, config)
+    assert str(err.value) == (
+        "mapping.toml: the mapping file is not text (byte 1 is not UTF-8; a binary file, or a "
+        "document saved by a word processor?). Fix: write the mapping as plain text (TOML) in "
+        "a text editor and save it as UTF-8.")
+    p.write_bytes(b"source = \"x\"\x00\n")
+    with pytest.raises(ConfigError, match=r"^mapping.toml: the mapping file is not valid TOML: "
+                                          r".*\(at line 1, column 13\)"):
+        read_mapping(p, config)
+    for encoding in ("utf-16", "utf-8-sig"):  # Notepad's "Unicode" and its UTF-8 with a BOM
+        p.write_bytes(BASE_MAPPING.encode(encoding))
+        assert read_mapping(p, config).columns["reference"] == "a"
+
+
+def test_xlsx_huge_numbers_stay_short_and_unreadable_cells_name_the_file(tmp_path):
+    path = tmp_path / "big.xlsx"
+    pd.DataFrame({"Ref": ["A1"], "Qty": [1e300]}).to_excel(path, index=False)
+    assert read_export(path).iloc[0].tolist() == ["A1", "1e+300"]  # not 301 digits
+    # Excel's largest number is written rounded up, beyond what a float holds
+    pd.DataFrame({"Ref": ["A1"], "Qty": [1.7976931348623157e308]}).to_excel(path, index=False)
+    with pytest.raises(InputError, match=r"^big.xlsx: cannot be read as an Excel workbook"):
+        read_export(path)

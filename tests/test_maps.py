@@ -3,13 +3,14 @@
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from hotspots.maps import area_map, map_html, save_map
 from hotspots.summary import area_summary, month_period
 
-from .conftest import open_page
+from .conftest import XSS_PAYLOADS, guard_page, open_page, xss_findings
 
 EVIL = "<script>window.__pwned=1</script>${window.__pwned=2}`=HYPERLINK(\"http://x\")"
 
@@ -92,6 +93,38 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
         page.screenshot(path=str(tmp_path / "phone.png"))
         browser.close()
     assert errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium")
+def test_boundary_names_and_category_labels_are_text_on_the_area_map(layers, config, tmp_path):
+    """Ward and LSOA names come from a boundary file and category labels from the
+    configuration: both reach tooltips, popups and the layer control as text only."""
+    import dataclasses
+
+    from playwright.sync_api import sync_playwright
+
+    lsoa = layers["lsoa"].copy()
+    lsoa["name"] = [XSS_PAYLOADS[i % len(XSS_PAYLOADS)] for i in range(len(lsoa))]
+    labels = {k: dataclasses.replace(c, label=XSS_PAYLOADS[i % len(XSS_PAYLOADS)])
+              for i, (k, c) in enumerate(config.categories.items())}
+    hostile = dataclasses.replace(config, categories=labels, name=XSS_PAYLOADS[2])
+    inc = demo_incidents(layers)
+    table, meta = area_summary(inc, lsoa, level="lsoa", period=month_period("2024-08"),
+                               config=hostile)
+    path = save_map(area_map(table, meta, config=hostile, incidents=inc), tmp_path / "m.html")
+    with sync_playwright() as pw:
+        browser, page, errors = open_page(pw, width=1000, height=800)
+        dialogs = guard_page(page)
+        page.goto(path.as_uri())
+        page.wait_for_selector("path.leaflet-interactive")
+        found = xss_findings(page)
+        control = page.locator(".leaflet-control-layers").text_content()
+        tooltips = page.locator(".leaflet-tooltip").all_inner_texts()
+        browser.close()
+    assert found == [] and dialogs == [] and errors == []
+    assert any(p in t for p in XSS_PAYLOADS for t in tooltips)  # shown as text
+    assert any(f"{p}: busiest locations" in control for p in XSS_PAYLOADS)  # layer names
 
 
 def test_area_map_shows_streets_with_repeats_never_a_single_address(layers, config):
@@ -202,3 +235,84 @@ def test_draw_control_posts_the_drawn_area_and_nothing_on_panning(layers, config
         assert max(lons) == pytest.approx(max(a["lng"], b["lng"]), abs=1e-6)
         assert max(lats) == pytest.approx(max(a["lat"], b["lat"]), abs=1e-6)
     assert drawn_area(posted[1]["geojson"], area).area > 10_000
+
+
+def _places(layers, labels):
+    import geopandas as gpd
+
+    lsoa = layers["lsoa"].head(len(labels))
+    return gpd.GeoDataFrame({
+        "place_id": [f"P{i}" for i in range(len(labels))], "label": labels,
+        "n": 5, "area_km2": 0.01, "density_per_km2": 500.0, "harm": 5.0,
+        "repeat_locations": 1, "repeat_share": 0.4, "main_categories": "Drug dealing 100%",
+        "busiest_hour": 21, "busiest_weekday": "Fri", "first_seen": "2024-08-01",
+        "last_seen": "2024-08-30"}, geometry=lsoa.geometry.buffer(-50).values, crs=27700)
+
+
+def test_tiles_come_from_the_configuration(layers, config):
+    import dataclasses
+
+    from hotspots.maps import NO_TILES_NOTE, hotspot_map
+
+    own = dataclasses.replace(config, patrol=dataclasses.replace(
+        config.patrol, tile_url="https://tiles.council.example/{z}/{x}/{y}.png",
+        tile_attribution="Council <b>tiles</b>"))
+    page = map_html(hotspot_map(area=layers["ward"], config=own,
+                                places=_places(layers, ["Brick Lane", EVIL]),
+                                meta={"period": "2024-08", "incidents": 3}))
+    assert "https://tiles.council.example/{z}/{x}/{y}.png" in page
+    assert "openstreetmap" not in page.lower().replace("© openstreetmap", "")
+    assert r"Council \u0026lt;b\u0026gt;tiles" in page  # HTML-escaped, then JSON-escaped
+    assert NO_TILES_NOTE in page
+    assert r"hs-street\u0027\u003eBrick Lane\u003c/span" in page  # labels name the streets
+    assert "<script>window.__pwned" not in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium "
+                    "(installed by .ci/setup)")
+def test_without_a_tile_server_the_map_says_so_and_names_the_streets(layers, config,
+                                                                      tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from hotspots.maps import NO_TILES_NOTE, hotspot_map
+
+    m = hotspot_map(area=layers["ward"], config=config,
+                    places=_places(layers, ["Brick Lane", "Watney Street"]),
+                    meta={"period": "2024-08", "incidents": 3})
+    path = save_map(m, tmp_path / "map.html")
+    with sync_playwright() as pw:  # no network here: every tile fails
+        browser, page, errors = open_page(pw, width=375, height=812)
+        page.route("**/*.png", lambda route: route.abort())  # and no tile server, surely
+        page.goto(path.as_uri())
+        page.locator(".hs-notiles-box").wait_for(state="visible", timeout=20_000)
+        assert page.locator(".hs-notiles-box").inner_text() == NO_TILES_NOTE
+        streets = page.locator(".hs-street")
+        assert streets.nth(0).is_visible() and streets.nth(0).inner_text() == "Brick Lane"
+        assert streets.nth(1).inner_text() == "Watney Street"
+        page.screenshot(path=str(tmp_path / "no_tiles.png"))
+        shutil.copy(tmp_path / "no_tiles.png", "/tmp/off_no_tiles.png")
+        browser.close()
+    assert errors == []
+
+
+def test_emerging_classes_on_a_map(layers, config):
+    from hotspots.grid import make_grid
+    from hotspots.maps import EMERGING_COLOURS, emerging_map
+
+    grid = make_grid(layers["ward"].geometry.union_all(), cell_size_m=500)
+    pattern = np.array(["no pattern"] * len(grid), dtype=object)
+    pattern[:3], pattern[3:5], pattern[5] = ("persistent hot spot", "new hot spot",
+                                            "sporadic cold spot")
+    cells = grid.assign(pattern=pattern)
+    page = map_html(emerging_map(cells, area=layers["ward"], config=config,
+                                 meta={"period": "2023-09 to 2024-08", "cell_size_m": 500}))
+    assert "emerging hot spots, 2023-09 to 2024-08" in page
+    assert "Cells of 500 m" in page
+    for name, n in (("persistent hot spot", 3), ("new hot spot", 2), ("sporadic cold spot", 1)):
+        assert f"{name}: {n}</div>" in page  # the legend
+        assert f"{name} ({n} cells)" in page  # the tooltip of the class's cells
+        assert EMERGING_COLOURS[name] in page
+    assert "intensifying hot spot:" not in page  # classes with no cell stay out
+    empty = map_html(emerging_map(cells.assign(pattern="no pattern"), area=layers["ward"],
+                                  config=config, meta={"period": "x", "cell_size_m": 500}))
+    assert "No cell has a class." in empty

@@ -29,9 +29,14 @@ def test_notebook_runs_end_to_end(path, cache, monkeypatch):
     # the kernel inherits the environment: point the notebooks at the session's geodata
     monkeypatch.setenv("HOTSPOTS_GEODATA", str(cache))
     nb = nbformat.read(path, as_version=4)
+    # from notebooks/, where Jupyter starts the kernel
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}})
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}})
     client.execute()  # raises CellExecutionError on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+    if path.stem == "backtest":  # real figures, not text charts
+        images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                  if "image/png" in o.get("data", {})]
+        assert len(images) >= 2

@@ -1,6 +1,18 @@
+"""The store's contract, run against both backends (a SQLite file and a PostgreSQL +
+PostGIS server): loads, idempotency, replacement, the load-order rule, rejected rows,
+decisions, two concurrent writers and a load killed midway."""
+
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 
 from hotspots import store
@@ -24,23 +36,43 @@ def result(rows: list[dict], file="asb.csv", rejected=0) -> IngestResult:
                         lsoa_agreement=None)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+STORED = ", ".join(store.STORED_COLUMNS)
+
+
 def snapshot(conn):
-    return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-            for t in ("incidents", "loads", "problems", "rejected_rows")}
+    return {"incidents": conn.query(f"SELECT {STORED} FROM incidents ORDER BY 1, 2"),
+            **{t: conn.query(f"SELECT * FROM {t} ORDER BY 1, 2")
+               for t in ("loads", "problems", "rejected_rows")}}
 
 
 @pytest.fixture()
-def conn(tmp_path):
-    c = store.connect(tmp_path / "sub" / "store.sqlite")
+def conn(store_target):
+    c = store.connect(store_target)
     yield c
     c.close()
 
 
-def test_store_is_a_real_sqlite_file(tmp_path, conn):
+def test_store_is_a_real_sqlite_file(tmp_path):
+    conn = store.connect(tmp_path / "store.sqlite")
     store.write_load(conn, result([{"ref": "A"}]), path="asb.csv", content_sha256="h1")
-    other = sqlite3.connect(tmp_path / "sub" / "store.sqlite")
+    other = sqlite3.connect(tmp_path / "store.sqlite")
     assert other.execute("SELECT ref FROM incidents").fetchall() == [("A",)]
+    assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     other.close()
+    conn.close()
+
+
+def test_server_store_has_postgis_points_with_a_gist_index(pg_url):
+    conn = store.connect(pg_url)
+    store.write_load(conn, result([{"ref": "A", "x": 534100.5, "y": 181200.25}]), path="a",
+                     content_sha256="h1")
+    assert conn.query("SELECT ST_AsText(geom), ST_SRID(geom) FROM incidents") == [
+        ("POINT(534100.5 181200.25)", 27700)]
+    assert conn.query("SELECT indexdef FROM pg_indexes WHERE indexname = 'incidents_geom'"
+                      )[0][0].endswith("USING gist (geom)")
+    assert conn.engine().startswith("postgresql ") and "postgis" in conn.engine()
+    conn.close()
 
 
 def test_same_export_twice_changes_nothing(conn):
@@ -50,7 +82,7 @@ def test_same_export_twice_changes_nothing(conn):
     before = snapshot(conn)
     second = store.write_load(conn, res, path="asb.csv", content_sha256="h1")
     assert second == {"load_id": None, "inserted": 0, "replaced": 0, "unchanged": 2,
-                      "already_loaded": first["load_id"]}
+                      "kept_newer": [], "already_loaded": first["load_id"]}
     assert snapshot(conn) == before
     assert len(before["problems"]) == 1 and len(before["rejected_rows"]) == 1
 
@@ -82,7 +114,7 @@ def test_load_failing_midway_leaves_store_as_before(conn):
     rows = [{"ref": f"R{i}"} for i in range(500)]
     bad = result(rows)
     bad.incidents.loc[400, "x"] = None  # violates NOT NULL while the rows are being written
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.NotNullViolation)):
         store.write_load(conn, bad, path="w2", content_sha256="2")
     assert snapshot(conn) == before
     # and the store still takes the next good load
@@ -103,12 +135,21 @@ def test_read_incidents_filters_dates_and_categories(conn):
     assert store.date_range(conn) == ("2024-07-31", "2024-08-31")
 
 
-def test_unwritable_store_message(tmp_path):
+def test_unwritable_store_message(tmp_path, pg_server):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(store.StoreError, match=r"cannot open the store .*Check the path given "
                                                r"to --store"):
         store.connect(blocker / "store.sqlite")
+    with pytest.raises(store.StoreError, match=r"cannot open the store postgresql://postgres@"
+                                               r".*/no_such_db: .*Check the URL given to "
+                                               r"--store or HOTSPOTS_STORE"):
+        store.connect(f"{pg_server}/no_such_db")
+
+
+def test_the_password_of_a_server_is_never_shown():
+    assert store.store_name("postgresql://ana:s3cret@db.example:5433/hot") == (
+        "postgresql://ana@db.example:5433/hot")
 
 
 def places_frame():
@@ -163,3 +204,140 @@ def test_decision_on_the_run_on_screen_not_only_the_latest(conn):
     store.record_decision(conn, place_id="P2", owner="ptf", actions="a",
                           review_date="2024-10-01", meeting_date="2024-09-05", run_id=first)
     assert store.read_decisions(conn)["run_id"].tolist() == [first]
+
+
+# -- several processes on one store -----------------------------------------------------
+
+WRITER = textwrap.dedent("""
+    import sys
+    from hotspots import store
+    from tests.test_store import result
+    conn = store.connect(sys.argv[1], timeout_s=float(sys.argv[3]))
+    n, tag = int(sys.argv[4]), sys.argv[2]
+    res = result([{"ref": f"{tag}{i}"} for i in range(n)], file=f"{tag}.csv")
+    upsert = conn.upsert_incidents
+
+    def inside(rows):  # say when the rows are being written, inside the transaction
+        print("inside", flush=True)
+        upsert(rows)
+
+    conn.upsert_incidents = inside
+    got = store.write_load(conn, res, path=tag, content_sha256=tag)
+    print("done", got["inserted"], flush=True)
+""")
+
+
+def spawn(code: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_two_concurrent_loads_both_succeed(store_target):
+    store.connect(store_target).close()
+    procs = [spawn(WRITER, store_target, tag, "60", "20000") for tag in ("A", "B")]
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        assert "done 20000" in out
+    conn = store.connect(store_target)
+    assert len(store.read_incidents(conn)) == 40_000
+    assert store.read_loads(conn)["n_inserted"].tolist() == [20_000, 20_000]
+    conn.close()
+
+
+def test_a_writer_that_waits_too_long_gets_a_clear_message(store_target):
+    holder = store.connect(store_target)
+    conn = store.connect(store_target, timeout_s=0.2)
+    before = snapshot(conn)
+    with holder.transaction(load=True):  # another load in the middle of writing
+        with pytest.raises(store.StoreError, match=r"the store .* is busy: another load .* "
+                                                   r"more than 0\.2 s .*Nothing was written; "
+                                                   r"try again"):
+            store.write_load(conn, result([{"ref": "A"}]), path="a", content_sha256="a")
+    assert snapshot(conn) == before
+    conn.close()
+    holder.close()
+
+
+@pytest.mark.slow
+def test_a_load_killed_midway_leaves_the_store_unchanged(store_target):
+    conn = store.connect(store_target)
+    store.write_load(conn, result([{"ref": f"Z{i}"} for i in range(100)]), path="z",
+                     content_sha256="z")
+    before = snapshot(conn)
+    conn.close()
+    writer = spawn(WRITER, store_target, "K", "60", "200000")
+    assert writer.stdout.readline().strip() == "inside"
+    time.sleep(0.5)  # rows of the load's transaction are being written
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate(timeout=60)
+    conn = store.connect(store_target)
+    assert snapshot(conn) == before
+    got = store.write_load(conn, result([{"ref": "N1"}]), path="n", content_sha256="n")
+    assert got["inserted"] == 1  # and the store still takes the next load
+    conn.close()
+
+
+READER = textwrap.dedent("""
+    import sys, time
+    from hotspots import store
+    counts, t_end = [], time.time() + float(sys.argv[2])
+    while time.time() < t_end:
+        conn = store.connect(sys.argv[1])
+        counts.append(len(store.read_incidents(conn)))
+        conn.close()
+    print(min(counts), max(counts), len(counts), flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_the_app_keeps_reading_while_a_load_writes(store_target):
+    conn = store.connect(store_target)
+    store.write_load(conn, result([{"ref": f"Z{i}"} for i in range(1000)]), path="z",
+                     content_sha256="z")
+    conn.close()
+    reader = spawn(READER, store_target, "6")
+    time.sleep(1.0)
+    writer = spawn(WRITER, store_target, "A", "60", "20000")
+    w_out, w_err = writer.communicate(timeout=120)
+    r_out, r_err = reader.communicate(timeout=120)
+    assert writer.returncode == 0, w_err
+    assert reader.returncode == 0, r_err
+    low, high, reads = map(int, r_out.split())
+    # every read saw the store before the load or after it, never a part, and reads went
+    # on while the load wrote
+    assert low == 1000 and high in (1000, 21_000) and reads > 5
+
+
+APP_INSTANCE = textwrap.dedent("""
+    import sys, time
+    from hotspots import store
+    from tests.test_store import places_frame
+    me, other = sys.argv[2], sys.argv[3]
+    conn = store.connect(sys.argv[1])
+    store.record_decision(conn, place_id="P1", owner="ptf", actions=f"from {me}",
+                          review_date="2024-10-01", meeting_date="2024-09-05", user=me)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        seen = store.read_decisions(conn)
+        if f"from {other}" in set(seen["actions"]):
+            print(sorted(zip(seen["recorded_by"], seen["actions"])), flush=True)
+            break
+        time.sleep(0.2)
+""")
+
+
+@pytest.mark.slow
+def test_two_app_instances_see_each_others_decisions(store_target):
+    conn = store.connect(store_target)
+    store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                       end="2024-08-31", method="dbscan", params={})
+    conn.close()
+    procs = [spawn(APP_INSTANCE, store_target, me, other)
+             for me, other in (("ana", "ben"), ("ben", "ana"))]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.strip() == "[('ana', 'from ana'), ('ben', 'from ben')]"

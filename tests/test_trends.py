@@ -634,3 +634,85 @@ def test_coverage_of_each_stream():
     assert cov.loc[("policeuk", "asb")].tolist() == ["2023-04", "2023-04", 1, 1, 1]
     with pytest.raises(ValueError, match="incidents has no column 'category'"):
         coverage(inc.drop(columns="category"))
+
+
+@pytest.mark.slow
+def test_trend_labels_raise_no_false_alarms_on_stationary_data():
+    # the same Poisson rate every month for every place (rates from 1 to 40 a month):
+    # nothing rises or falls, so the labels must (almost) never say so. The plain,
+    # unadjusted test does flag about 1 place in 20, which is why the label does not use it
+    rng = np.random.default_rng(12)
+    rates = rng.uniform(1, 40, size=100)
+    units = np.array([f"U{i:03d}" for i in range(len(rates))])
+    labelled, plain, replicates_with_alarm = 0, 0, 0
+    for _ in range(12):
+        parts = []
+        for date in ("2023-08-15", "2024-07-15", "2024-08-15"):
+            n = rng.poisson(rates)
+            parts.append(pd.DataFrame({"unit": np.repeat(units, n), "date": date}))
+        rows = pd.concat(parts, ignore_index=True)
+        inc = rows.assign(source="lbth-asb", category="asb_nuisance",
+                          period=rows["date"].str[:7])
+        out = period_trends(inc, period=month_period("2024-08"))
+        alarms = int((out["trend"] != "no clear change").sum())
+        labelled += alarms
+        replicates_with_alarm += alarms > 0
+        plain += int((out["p_previous"] <= 0.05).sum())
+    tested = 12 * len(rates)
+    assert plain > 0.02 * tested  # the unadjusted test raises false alarms...
+    assert labelled <= 2  # ...the labels next to none
+    assert replicates_with_alarm <= 1  # BH at 5%: a false alarm in about 1 month in 20
+
+
+def test_monthly_series_runs_each_stream_over_its_own_months():
+    from hotspots.trends import coverage, monthly_series
+
+    inc = pd.DataFrame({
+        "source": ["policeuk"] * 3 + ["council"] * 4,
+        "category": ["burglary"] * 3 + ["asb"] * 4,
+        "date": ["2024-01-01", "2024-03-01", "2024-03-01", "2023-11-30", "2023-12-31",
+                 "2024-02-29", "2024-02-01"],
+        "ward_code": ["A", "A", "B", "A", "B", "A", "A"],
+    })
+    spans = coverage(inc).loc[[("policeuk", "burglary"), ("council", "asb")]]
+    out = monthly_series(inc.loc[inc["ward_code"] == "B"], spans)  # one ward, store's spans
+    assert out.columns.tolist() == [("policeuk", "burglary"), ("council", "asb")]
+    assert out.index.tolist() == ["2023-11", "2023-12", "2024-01", "2024-02", "2024-03"]
+    burglary, asb = out[("policeuk", "burglary")], out[("council", "asb")]
+    assert burglary.isna().tolist() == [True, True, False, False, False]
+    assert burglary.dropna().tolist() == [0, 0, 1]  # 0 inside its span, NaN before it
+    assert asb.tolist()[:4] == [0, 1, 0, 0] and math.isnan(asb.iloc[4])
+    everywhere = monthly_series(inc, spans)
+    assert everywhere.sum().tolist() == [3, 4]  # every row counted once
+    assert monthly_series(inc, spans.iloc[:0]).empty
+
+
+def test_emerging_cells_are_the_pack_classes_on_the_grid(synthetic, layers, config):
+    """emerging_grid: the cells, their class and the grid the tasking pack counts them on."""
+    from hotspots.geography import land_area
+    from hotspots.grid import cell_index, make_grid, suggest_cell_size
+    from hotspots.trends import emerging_cells, emerging_grid
+
+    area = land_area(layers, config)
+    syn = synthetic[1]
+    last = syn["period"].max()
+    period = month_period(last)
+    out = emerging_grid(syn, area, period=period)
+    cur = syn.loc[syn["period"] == last]
+    cell = suggest_cell_size(cur["x"].to_numpy(), cur["y"].to_numpy(), area)
+    assert out.attrs["cell_size_m"] == cell
+    grid = make_grid(area, cell_size_m=cell)
+    assert out["cell_id"].tolist() == grid["cell_id"].tolist()
+    assert set(EMERGING_COLUMNS) <= set(out.columns) and out.crs == grid.crs
+    # the classes are emerging_hotspots of the monthly cell counts of the last 12 months
+    months = pd.period_range(end=pd.Period(last, "M"), periods=12, freq="M").strftime("%Y-%m")
+    idx = cell_index(grid, syn["x"].to_numpy(), syn["y"].to_numpy())
+    keep = (idx >= 0) & syn["period"].isin(months).to_numpy()
+    counts = pd.crosstab(idx[keep], syn["period"].to_numpy()[keep]).reindex(
+        index=grid["cell_id"], columns=months, fill_value=0)
+    want = emerging_hotspots(counts, grid_neighbours(grid, cell_shape="square"))
+    assert out["pattern"].tolist() == want["pattern"].tolist()
+    assert (out["pattern"] != "no pattern").any()
+    # fewer than 10 months with incidents: no classes
+    short = syn.loc[syn["period"] >= months[4]]
+    assert emerging_cells(short, grid, end_month=last) is None

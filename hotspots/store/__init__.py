@@ -1,0 +1,459 @@
+"""The incident store that weekly exports accumulate in: the one interface the rest of the
+package calls. Nothing outside this subpackage writes SQL.
+
+Two backends with the same schema, behaviour and messages:
+
+* an embedded SQLite file (default ``data/hotspots.sqlite``; :mod:`.sqlite`), in WAL mode
+  so the app keeps reading while a load writes;
+* a PostgreSQL server with PostGIS for a team (``postgresql://user@host/db``;
+  :mod:`.postgres`), incidents with a point geometry and a GiST index.
+
+``connect(target)`` picks the backend: ``target``, else ``$HOTSPOTS_STORE``, else the
+default file. Rules every backend keeps:
+
+* (source, ref) is the key: loading the same export again changes nothing; a later
+  export with the same source and reference replaces the earlier version (counted).
+* The load-order rule: a record's newest version wins by the export's own date
+  (``exported_at``). An export dated before the version in the store never replaces it
+  unless forced; the result says which versions were kept and from which load.
+* Every load is recorded (file, key, time, who, counts), with its problems and its
+  rejected rows, so nothing is lost silently.
+* A load is one transaction: if it fails midway the store is as it was before. Loads
+  are serialised; a second writer waits up to ``BUSY_TIMEOUT_S`` before a clear
+  StoreError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import StoreError
+from ..ingest import IngestResult
+from ..schema import INCIDENT_COLUMNS
+
+__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
+           "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
+           "is_server", "last_day", "lsoa_codes", "months", "read_backtest",
+           "read_decisions", "read_incidents", "read_loads", "read_meta", "read_places",
+           "read_problems", "read_rejected", "record_decision", "rejected_dir", "store_name",
+           "store_path", "store_target", "version", "write_backtest", "write_load",
+           "write_meta", "write_places"]
+
+DEFAULT_STORE = Path("data/hotspots.sqlite")
+#: How long a writer waits for another one to finish before giving up, in seconds.
+BUSY_TIMEOUT_S = 60.0
+
+#: Columns whose change makes a newer export a replacement (not file/row: moving a row
+#: within an export is no change to the incident).
+_CONTENT = [c for c in INCIDENT_COLUMNS if c not in ("file", "row")]
+#: Columns of the incidents table, in order.
+STORED_COLUMNS = [*INCIDENT_COLUMNS, "row_hash", "load_id", "exported_at"]
+
+
+def store_target(target: str | Path | None = None) -> str:
+    """The store: ``target``, else ``$HOTSPOTS_STORE``, else ``data/hotspots.sqlite``."""
+    return str(target or os.environ.get("HOTSPOTS_STORE") or DEFAULT_STORE)
+
+
+def is_server(target: str | Path | None = None) -> bool:
+    """Whether the store is a PostgreSQL server (a ``postgresql://`` URL)."""
+    return store_target(target).startswith(("postgresql://", "postgres://"))
+
+
+def store_path(target: str | Path | None = None) -> Path:
+    """The store file of an embedded store."""
+    return Path(store_target(target))
+
+
+def store_name(target: str | Path | None = None) -> str:
+    """The store as it may be shown: a server URL without its password."""
+    t = store_target(target)
+    if is_server(t):
+        from urllib.parse import urlsplit, urlunsplit
+        u = urlsplit(t)
+        if u.password:
+            host = u.hostname or ""
+            netloc = f"{u.username}@{host}" + (f":{u.port}" if u.port else "")
+            t = urlunsplit(u._replace(netloc=netloc))
+    return t
+
+
+def rejected_dir(target: str | Path | None = None) -> Path:
+    """Where rejected rows are written: ``rejected/`` next to a store file, ``data/rejected``
+    for a server."""
+    return Path("data/rejected") if is_server(target) else store_path(target).parent / "rejected"
+
+
+def connect(target: str | Path | None = None, *, timeout_s: float = BUSY_TIMEOUT_S):
+    """Open (creating the tables if needed) the store; see the module docstring.
+
+    A writer waits up to ``timeout_s`` seconds for another writer before StoreError.
+    """
+    if is_server(target):
+        from .postgres import PostgresStore
+        return PostgresStore(store_target(target), timeout_s=timeout_s)
+    from .sqlite import SQLiteStore
+    return SQLiteStore(store_path(target), timeout_s=timeout_s)
+
+
+def engine(target: str | Path | None = None) -> str:
+    """The engine a store target uses, e.g. ``sqlite 3.40.1`` (without connecting to a
+    server: ``postgresql``)."""
+    if is_server(target):
+        return "postgresql+postgis"
+    import sqlite3
+    return f"sqlite {sqlite3.sqlite_version} (WAL)"
+
+
+def current_user() -> str:
+    """The user running the command, as the operating system names them."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _row_hash(frame: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[_CONTENT], index=False).to_numpy().view(np.int64)
+
+
+def _keys(frame: pd.DataFrame) -> pd.Index:
+    """(source, ref) as one hashed text index (no sorting: fast for millions of rows)."""
+    return pd.Index(pc.binary_join_element_wise(
+        pa.array(frame["source"], pa.string()), pa.array(frame["ref"], pa.string()),
+        "\x1f").to_numpy(zero_copy_only=False))
+
+
+# -- loads ------------------------------------------------------------------------------
+
+
+def find_load(conn, load_key: str) -> dict | None:
+    """The latest load with this key (file, mapping and configuration), with its counts
+    and rejected rows by reason; None if there is none."""
+    rows = conn.query(
+        "SELECT load_id, format, n_read, n_accepted, n_rejected, n_unassigned, "
+        "lsoa_agreement FROM loads WHERE load_key = ? ORDER BY load_id DESC LIMIT 1",
+        (load_key,))
+    if not rows:
+        return None
+    keys = ("load_id", "format", "read", "accepted", "rejected", "unassigned",
+            "lsoa_agreement")
+    out = dict(zip(keys, rows[0], strict=True))
+    out["reasons"] = {r: int(n) for r, n in conn.query(
+        "SELECT reason, count(DISTINCT row) FROM problems WHERE load_id = ? GROUP BY reason "
+        "ORDER BY reason", (out["load_id"],))}
+    return out
+
+
+def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
+               load_key: str | None = None, exported_at: str = "", force_older: bool = False,
+               user: str | None = None) -> dict:
+    """Write one ingested export in a single transaction.
+
+    Parameters
+    ----------
+    content_sha256 : the file's SHA-256.
+    load_key : what makes two loads the same (the file with its mapping and the
+        configuration; default ``content_sha256``). A key loaded before is not loaded again.
+    exported_at : the export's own date, ISO (``YYYY-MM-DDTHH:MM:SS``); a record in the
+        store from a later-dated export is kept unless ``force_older``.
+    user : who loads (default: the operating system's user).
+
+    Returns
+    -------
+    dict with ``load_id`` (None when this key was loaded before), ``inserted``,
+    ``replaced``, ``unchanged``, ``kept_newer`` (list of ``{"load_id", "exported_at",
+    "n"}``: versions kept because their export is dated after this one) and
+    ``already_loaded`` (the earlier load of the same key, if any).
+    """
+    inc = result.incidents
+    load_key = load_key or content_sha256
+    new_hash = _row_hash(inc)
+    with conn.transaction(load=True):
+        prior = find_load(conn, load_key)  # inside: two loads of one file at once load once
+        if prior is not None:
+            return {"load_id": None, "inserted": 0, "replaced": 0,
+                    "unchanged": prior["accepted"], "kept_newer": [],
+                    "already_loaded": prior["load_id"]}
+        old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at,
+        at = _keys(inc).get_indexer(_keys(old)) if len(old) else np.zeros(0, np.intp)
+        found = np.zeros(len(inc), dtype=bool)
+        found[at] = True
+        same = np.zeros(len(inc), dtype=bool)
+        same[at] = old["row_hash"].to_numpy(dtype=np.int64) == new_hash[at]
+        newer = np.zeros(len(inc), dtype=bool)
+        if not force_older:
+            newer[at] = old["exported_at"].to_numpy(dtype=object) > exported_at
+        kept_mask = found & ~same & newer
+        write = ~found | (found & ~same & ~newer)
+        kept = []
+        if kept_mask.any():
+            held = old.set_index(at).loc[np.flatnonzero(kept_mask)]
+            kept = [{"load_id": int(k[0]), "exported_at": k[1], "n": int(v)} for k, v in
+                    held.groupby(["load_id", "exported_at"]).size().sort_index().items()]
+        unchanged, n_kept = int(same.sum()), int(kept_mask.sum())
+        inserted = int((~found).sum())
+        replaced = len(inc) - unchanged - n_kept - inserted
+        unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
+        load_id = conn.insert(
+            "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
+            "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "
+            "lsoa_agreement, load_key, exported_at, loaded_by, n_kept_newer) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (result.file, path, content_sha256, result.format, _now(), result.n_read,
+             len(inc), len(result.rejected), inserted, replaced, unchanged, unassigned,
+             result.lsoa_agreement, load_key, exported_at, user or current_user(), n_kept),
+            "load_id")
+        if write.any():
+            rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
+                                         exported_at=exported_at)
+            conn.upsert_incidents(rows[STORED_COLUMNS])
+        # an unchanged version seen in a later export carries that export's date, so an
+        # export dated between the two cannot revert it
+        bump = np.zeros(len(inc), dtype=bool)
+        bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
+        if bump.any():
+            conn.executemany(
+                "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
+                [(exported_at, load_id, s, r) for s, r in
+                 inc.loc[bump, ["source", "ref"]].itertuples(index=False, name=None)])
+        conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
+                         [(load_id, *r) for r in result.problems.itertuples(index=False,
+                                                                            name=None)])
+        raw_cols = [c for c in result.rejected.columns if c not in ("row", "reasons")]
+        conn.executemany(
+            "INSERT INTO rejected_rows VALUES (?,?,?,?)",
+            [(load_id, int(r["row"]), r["reasons"],
+              json.dumps({c: r[c] for c in raw_cols}, ensure_ascii=False))
+             for r in result.rejected.to_dict("records")])
+    return {"load_id": int(load_id), "inserted": inserted, "replaced": replaced,
+            "unchanged": unchanged, "kept_newer": kept, "already_loaded": None}
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def read_incidents(conn, *, start: str | None = None, end: str | None = None,
+                   categories: Iterable[str] | None = None) -> pd.DataFrame:
+    """Incidents with ``start <= date <= end`` (ISO dates, inclusive), optionally of some
+    categories, as a DataFrame with :data:`hotspots.schema.INCIDENT_COLUMNS`."""
+    where, args = [], []
+    if start:
+        where.append("date >= ?")
+        args.append(start)
+    if end:
+        where.append("date <= ?")
+        args.append(end)
+    if categories is not None:
+        cats = list(categories)
+        where.append(f"category IN ({', '.join('?' * len(cats))})" if cats else "1 = 0")
+        args.extend(cats)
+    sql = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    frame = conn.frame(sql + " ORDER BY source, ref", args)
+    return frame.astype({"hour": "int64", "quantity": "int64", "row": "int64",
+                         "x": "float64", "y": "float64"})
+
+
+def read_loads(conn) -> pd.DataFrame:
+    """Every load, oldest first: file, counts, the export's date, when (``loaded_at``,
+    UTC) and who (``loaded_by``)."""
+    return conn.frame("SELECT * FROM loads ORDER BY load_id")
+
+
+def read_problems(conn, load_id: int | None = None) -> pd.DataFrame:
+    """Problems found in rejected rows, for one load or all."""
+    sql, args = "SELECT * FROM problems", []
+    if load_id is not None:
+        sql, args = sql + " WHERE load_id = ?", [load_id]
+    return conn.frame(sql + " ORDER BY load_id, row", args)
+
+
+def read_rejected(conn, load_id: int | None = None) -> pd.DataFrame:
+    """Rejected rows as read (``raw_json``) with their reasons, for one load or all."""
+    sql, args = "SELECT * FROM rejected_rows", []
+    if load_id is not None:
+        sql, args = sql + " WHERE load_id = ?", [load_id]
+    return conn.frame(sql + " ORDER BY load_id, row", args)
+
+
+def date_range(conn) -> tuple[str | None, str | None]:
+    """First and last incident date in the store."""
+    return tuple(conn.query("SELECT min(date), max(date) FROM incidents")[0])
+
+
+def last_day(conn) -> tuple[str | None, int]:
+    """The last incident date and how many police.uk (month-only) rows carry it."""
+    last = conn.query("SELECT max(date) FROM incidents")[0][0]
+    if last is None:
+        return None, 0
+    n = conn.query("SELECT count(*) FROM incidents WHERE date = ? AND source = 'policeuk'",
+                   (last,))[0][0]
+    return last, int(n)
+
+
+def months(conn) -> list[str]:
+    """Months with incidents, newest first."""
+    return [r[0] for r in conn.query(
+        "SELECT DISTINCT substr(date, 1, 7) AS m FROM incidents ORDER BY m DESC")]
+
+
+def counts_by_source(conn) -> pd.DataFrame:
+    """Incidents per source."""
+    return conn.frame("SELECT source, count(*) AS incidents FROM incidents GROUP BY source "
+                      "ORDER BY source")
+
+
+def exists(target: str | Path | None = None) -> bool:
+    """Whether there is a store to open (a server is taken to exist)."""
+    return is_server(target) or store_path(target).is_file()
+
+
+def lsoa_codes(conn, *, limit: int = 1000) -> list[str]:
+    """Some distinct LSOA codes of the stored incidents (up to ``limit``)."""
+    return [r[0] for r in conn.query("SELECT DISTINCT lsoa_code FROM incidents WHERE "
+                                     "lsoa_code != '' LIMIT ?", (limit,))]
+
+
+def version(conn) -> tuple[int, int, int]:
+    """What results computed from the store depend on: the number of loads, the latest
+    load and the number of decisions."""
+    n, last = conn.query("SELECT count(*), coalesce(max(load_id), 0) FROM loads")[0]
+    n_dec = conn.query("SELECT count(*) FROM tasking")[0][0]
+    return int(n), int(last), int(n_dec)
+
+
+# -- places and the tasking log ---------------------------------------------------------
+
+#: Who a tasking decision goes to.
+OWNERS = {
+    "ptf": "Partnership Task Force", "enforcement": "Enforcement officers",
+    "neighbourhood": "Neighbourhood Management", "housing": "Housing provider",
+    "other": "Other",
+}
+
+
+def write_places(conn, places, *, period: str, start: str, end: str, method: str,
+                 params: dict) -> int:
+    """Keep a detection run's places (EPSG:27700 WKT) so decisions can refer to them."""
+    with conn.transaction():
+        run_id = conn.insert(
+            'INSERT INTO place_runs (period, start, "end", method, params_json, created_at) '
+            "VALUES (?,?,?,?,?,?)", (period, start, end, method, json.dumps(params), _now()),
+            "run_id")
+        conn.executemany(
+            "INSERT INTO places VALUES (?,?,?,?,?,?)",
+            [(run_id, r.place_id, i, r.label, int(r.n), r.geometry.wkt)
+             for i, r in enumerate(places.itertuples(index=False), start=1)])
+    return int(run_id)
+
+
+def read_places(conn, run_id: int | None = None) -> pd.DataFrame:
+    """Places of one detection run (default: the latest), with period and rank."""
+    if run_id is None:
+        run_id = conn.query("SELECT max(run_id) FROM place_runs")[0][0]
+    return conn.frame(
+        'SELECT p.*, r.period, r.start, r."end" FROM places p JOIN place_runs r '
+        "ON r.run_id = p.run_id WHERE p.run_id = ? ORDER BY rank", [run_id])
+
+
+def record_decision(conn, *, place_id: str, owner: str, actions: str, review_date: str,
+                    meeting_date: str | None = None, run_id: int | None = None,
+                    user: str | None = None) -> int:
+    """Record a tasking decision on a place of a detection run (default: the latest), with
+    who recorded it (``user``, default: the operating system's user) and when.
+
+    Raises
+    ------
+    StoreError
+        unknown place, owner or dates that are not ISO dates.
+    """
+    if owner not in OWNERS:
+        raise StoreError(f"owner '{owner}' is not one of {sorted(OWNERS)} "
+                         f"({', '.join(OWNERS.values())}).")
+    meeting_date = meeting_date or dt.date.today().isoformat()
+    for name, value in (("meeting date", meeting_date), ("review date", review_date)):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise StoreError(f"{name} '{value}' is not a date; write YYYY-MM-DD.") from exc
+    if review_date < meeting_date:
+        raise StoreError(f"review date {review_date} is before the meeting {meeting_date}.")
+    latest = read_places(conn, run_id)
+    match = latest.loc[latest["place_id"] == place_id]
+    if match.empty:
+        period = latest["period"].iloc[0] if len(latest) else None
+        which = "the latest detection run" if run_id is None else f"detection run {run_id}"
+        raise StoreError(f"place '{place_id}' is not in {which}"
+                         + (f" ({period})" if period else " (there is none)")
+                         + "; run `hotspots detect` and use one of its place ids.")
+    r = match.iloc[0]
+    with conn.transaction():
+        return int(conn.insert(
+            "INSERT INTO tasking (meeting_date, run_id, place_id, label, geometry_wkt, owner, "
+            "actions, review_date, recorded_at, recorded_by) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (meeting_date, int(r["run_id"]), place_id, r["label"], r["geometry_wkt"], owner,
+             actions, review_date, _now(), user or current_user()), "decision_id"))
+
+
+def read_decisions(conn, *, meeting_date: str | None = None) -> pd.DataFrame:
+    """Tasking decisions, all or of one meeting, oldest first, with when and by whom each
+    was recorded (``recorded_at``, ``recorded_by``)."""
+    sql, args = "SELECT * FROM tasking", []
+    if meeting_date:
+        sql, args = sql + " WHERE meeting_date = ?", [meeting_date]
+    return conn.frame(sql + " ORDER BY meeting_date, decision_id", args)
+
+
+# -- the store's own facts and kept results ---------------------------------------------
+
+
+def read_meta(conn) -> dict[str, str]:
+    """The store's key/value facts (the area it was built for: see hotspots.area)."""
+    return dict(conn.query("SELECT key, value FROM meta"))
+
+
+def write_meta(conn, **values: str) -> None:
+    """Set some key/value facts of the store (others are kept)."""
+    with conn.transaction():
+        conn.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                         "value = excluded.value", [(k, str(v)) for k, v in values.items()])
+
+
+def _data_fingerprint(conn) -> str:
+    load, n = conn.query("SELECT (SELECT max(load_id) FROM loads), count(*) FROM incidents")[0]
+    return f"load{load or 0}:n{n}"
+
+
+def write_backtest(conn, selection: str, result: dict) -> None:
+    """Keep a backtest result for a selection (sources, categories, options) against the
+    store's current data; an earlier result for the same selection and data is replaced."""
+    with conn.transaction():
+        conn.executemany(
+            "INSERT INTO backtests VALUES (?, ?, ?, ?) ON CONFLICT (selection, fingerprint) "
+            "DO UPDATE SET created_at = excluded.created_at, result_json = excluded.result_json",
+            [(selection, _data_fingerprint(conn), _now(), json.dumps(result, allow_nan=True))])
+
+
+def read_backtest(conn, selection: str) -> dict | None:
+    """The latest backtest result kept for a selection, or None when there is none for the
+    store's current data (a load since then changes the data and so the answer)."""
+    rows = conn.query("SELECT result_json FROM backtests WHERE selection = ? AND fingerprint "
+                      "= ? ORDER BY created_at DESC LIMIT 1",
+                      (selection, _data_fingerprint(conn)))
+    return json.loads(rows[0][0]) if rows else None

@@ -1,0 +1,185 @@
+"""The embedded store: one SQLite file in WAL mode (readers never wait for a load; a
+second writer waits up to the busy timeout, then gets a StoreError saying so)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS loads (
+    load_id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL, path TEXT NOT NULL, content_sha256 TEXT NOT NULL,
+    format TEXT NOT NULL, loaded_at TEXT NOT NULL,
+    n_read INTEGER NOT NULL, n_accepted INTEGER NOT NULL, n_rejected INTEGER NOT NULL,
+    n_inserted INTEGER NOT NULL, n_replaced INTEGER NOT NULL, n_unchanged INTEGER NOT NULL,
+    n_unassigned INTEGER NOT NULL, lsoa_agreement REAL,
+    load_key TEXT NOT NULL DEFAULT '', exported_at TEXT NOT NULL DEFAULT '',
+    loaded_by TEXT NOT NULL DEFAULT '', n_kept_newer INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS loads_key ON loads(load_key);
+CREATE TABLE IF NOT EXISTS incidents (
+    source TEXT NOT NULL, ref TEXT NOT NULL,
+    category TEXT NOT NULL, category_raw TEXT NOT NULL,
+    period TEXT NOT NULL, date TEXT NOT NULL, hour INTEGER NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL,
+    location TEXT NOT NULL, location_key TEXT NOT NULL, caller_key TEXT NOT NULL,
+    description TEXT NOT NULL, quantity INTEGER NOT NULL,
+    ward_code TEXT NOT NULL, lsoa_code TEXT NOT NULL, source_lsoa TEXT NOT NULL,
+    file TEXT NOT NULL, row INTEGER NOT NULL,
+    row_hash INTEGER NOT NULL, load_id INTEGER NOT NULL REFERENCES loads(load_id),
+    exported_at TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (source, ref)
+);
+CREATE INDEX IF NOT EXISTS incidents_date ON incidents(date);
+CREATE TABLE IF NOT EXISTS problems (
+    load_id INTEGER NOT NULL REFERENCES loads(load_id), file TEXT NOT NULL,
+    row INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+    reason TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS place_runs (
+    run_id INTEGER PRIMARY KEY, period TEXT NOT NULL, start TEXT NOT NULL,
+    "end" TEXT NOT NULL, method TEXT NOT NULL, params_json TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS places (
+    run_id INTEGER NOT NULL REFERENCES place_runs(run_id), place_id TEXT NOT NULL,
+    rank INTEGER NOT NULL, label TEXT NOT NULL, n INTEGER NOT NULL,
+    geometry_wkt TEXT NOT NULL, PRIMARY KEY (run_id, place_id)
+);
+CREATE TABLE IF NOT EXISTS tasking (
+    decision_id INTEGER PRIMARY KEY, meeting_date TEXT NOT NULL, run_id INTEGER NOT NULL,
+    place_id TEXT NOT NULL, label TEXT NOT NULL, geometry_wkt TEXT NOT NULL,
+    owner TEXT NOT NULL, actions TEXT NOT NULL, review_date TEXT NOT NULL,
+    recorded_at TEXT NOT NULL, recorded_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
+    reasons TEXT NOT NULL, raw_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backtests (
+    selection TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+    result_json TEXT NOT NULL, PRIMARY KEY (selection, fingerprint)
+);
+"""
+
+#: Columns added since the first stores were written: (table, column, declaration).
+_ADDED = [("loads", "load_key", "TEXT NOT NULL DEFAULT ''"),
+          ("loads", "exported_at", "TEXT NOT NULL DEFAULT ''"),
+          ("loads", "loaded_by", "TEXT NOT NULL DEFAULT ''"),
+          ("loads", "n_kept_newer", "INTEGER NOT NULL DEFAULT 0"),
+          ("incidents", "exported_at", "TEXT NOT NULL DEFAULT ''"),
+          ("tasking", "recorded_by", "TEXT NOT NULL DEFAULT ''")]
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class SQLiteStore:
+    """One connection to a store file; see :mod:`hotspots.store` for the interface."""
+
+    def __init__(self, path: Path, *, timeout_s: float):
+        self.name, self.timeout_s = str(path), timeout_s
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, in WAL
+            self.conn.execute("PRAGMA cache_size=-262144")  # 256 MB of pages, not 2 MB
+            self.conn.execute("PRAGMA temp_store=MEMORY")
+            self.conn.executescript(SCHEMA)
+            for table, column, decl in _ADDED:
+                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                raise self._busy(exc) from exc
+            raise self._cannot_open(exc) from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise self._cannot_open(exc) from exc
+
+    def _cannot_open(self, exc) -> StoreError:
+        return StoreError(f"cannot open the store {self.name}: {exc}. Check the path given to "
+                          "--store and that the folder is writable.")
+
+    def _busy(self, exc) -> StoreError:
+        return StoreError(f"the store {self.name} is busy: another load (or a tasking "
+                          f"decision) has been writing to it for more than {self.timeout_s:g} s "
+                          f"({exc}). Nothing was written; try again when the other load has "
+                          "finished.")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def engine(self) -> str:
+        return f"sqlite {sqlite3.sqlite_version} (WAL)"
+
+    # plain SQL, "?" placeholders
+    def query(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        return self.conn.execute(sql, tuple(args)).fetchall()
+
+    def frame(self, sql: str, args: Iterable = ()) -> pd.DataFrame:
+        return pd.read_sql_query(sql, self.conn, params=list(args))
+
+    def insert(self, sql: str, args: Iterable, id_column: str) -> int:
+        return int(self.conn.execute(sql, tuple(args)).lastrowid)
+
+    def executemany(self, sql: str, rows: Iterable[tuple]) -> None:
+        self.conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self, *, load: bool = False) -> Iterator[None]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so two writers queue."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            yield
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if _locked(exc):
+                raise self._busy(exc) from exc
+            raise
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    # loads
+    def existing(self, keys: pd.DataFrame) -> pd.DataFrame:
+        """Stored source, ref, row_hash, exported_at and load_id of these keys."""
+        parts = []
+        for source, refs in keys.groupby("source", sort=False)["ref"]:
+            if not self.conn.execute("SELECT 1 FROM incidents WHERE source = ? LIMIT 1",
+                                     (source,)).fetchone():
+                continue  # a source's first load: nothing to look up
+            rows = self.conn.execute(
+                "SELECT ref, row_hash, exported_at, load_id FROM incidents "
+                "WHERE source = ? AND ref IN (SELECT value FROM json_each(?))",
+                (source, json.dumps(refs.tolist()))).fetchall()
+            ref, row_hash, exported_at, load_id = zip(*rows, strict=True) if rows else [()] * 4
+            parts.append(pd.DataFrame({
+                "source": source, "ref": np.array(ref, dtype=object),
+                "row_hash": np.array(row_hash, dtype=np.int64),
+                "exported_at": np.array(exported_at, dtype=object),
+                "load_id": np.array(load_id, dtype=np.int64)}))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["source", "ref", "row_hash", "exported_at", "load_id"])
+
+    def upsert_incidents(self, rows: pd.DataFrame) -> None:
+        """Insert or replace whole incidents (columns in table order)."""
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO incidents ({', '.join(rows.columns)}) VALUES "
+            f"({', '.join('?' * rows.shape[1])})",
+            zip(*(rows[c].to_numpy().tolist() for c in rows.columns), strict=True))

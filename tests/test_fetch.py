@@ -1,0 +1,336 @@
+"""police.uk by API: against a local stand-in of the API built from the real CSV rows."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+
+from hotspots import fetch, jobs, store
+from hotspots.config import load_config
+from hotspots.errors import HotspotsError
+
+from .conftest import SHARED
+from .fake_services import Fake, crimes_from_csvs, serve
+
+MONTHS = fetch.parse_months("2023-09..2024-08")
+TH = [SHARED / "policeuk" / f"{m}-metropolitan-street_tower-hamlets_burglary-only.csv"
+      for m in MONTHS]
+CITY = [SHARED / "policeuk" / f"{m}-city-of-london-street.csv" for m in MONTHS]
+SAME = ["ref", "category", "category_raw", "period", "date", "x", "y", "location",
+        "location_key", "ward_code", "lsoa_code"]
+
+
+@pytest.fixture(scope="module")
+def crimes():
+    # the borough's burglaries and every City of London Police crime: the City lies next
+    # to Tower Hamlets, some of its crimes fall inside the borough, most do not
+    return crimes_from_csvs(TH + CITY)
+
+
+@pytest.fixture()
+def api(crimes):
+    fake = Fake(crimes={m: list(c) for m, c in crimes.items()})  # a test may revise records
+    with serve(fake) as base:
+        yield fake, f"{base}/police"
+
+
+def quick() -> fetch.Client:
+    return fetch.Client(rate_per_s=1000, backoff_s=0.001)
+
+
+def incidents(db, categories=("burglary",)):
+    conn = store.connect(db)
+    try:
+        inc = store.read_incidents(conn, categories=list(categories))
+        loads = store.read_loads(conn)
+    finally:
+        conn.close()
+    return inc[SAME].sort_values("ref", ignore_index=True), loads
+
+
+def run(config, cache, db, base, months=MONTHS, **kw):
+    return fetch.fetch_policeuk(config=config, months=months, categories=["burglary"],
+                                store_file=db, cache=cache, base_url=base,
+                                client=kw.pop("client", quick()), **kw)
+
+
+def test_parse_months():
+    assert fetch.parse_months("2023-11..2024-02") == ["2023-11", "2023-12", "2024-01",
+                                                      "2024-02"]
+    assert fetch.parse_months("2024-03,2024-01,2024-03") == ["2024-01", "2024-03"]
+    with pytest.raises(HotspotsError, match="'2024-13' is not a month"):
+        fetch.parse_months("2024-13")
+    with pytest.raises(HotspotsError, match="ends before it starts"):
+        fetch.parse_months("2024-05..2024-01")
+
+
+@pytest.mark.slow
+def test_fetched_months_give_the_same_incidents_as_the_csvs(api, config, cache, tmp_path):
+    fake, base = api
+    report = run(config, cache, tmp_path / "api.sqlite", base)
+    assert report["error"] is None
+    assert [m["status"] for m in report["months"]] == ["loaded"] * 12
+    assert all(fake_path == ("GET", "/police/crimes-street/burglary")
+               for fake_path in fake.log[1:])
+    got, loads = incidents(tmp_path / "api.sqlite")
+    assert len(loads) == 12  # one load per month
+
+    csv_report = jobs.ingest_files(TH + CITY, config=config, store_file=tmp_path / "csv.sqlite",
+                                   cache=cache)
+    assert not any(f["error"] for f in csv_report["files"])
+    want, _ = incidents(tmp_path / "csv.sqlite")
+    # the City's burglaries inside the borough come with the borough's own
+    city_ids = {c["persistent_id"] for m in crimes_from_csvs(CITY).values() for c in m}
+    assert 0 < want["ref"].isin(city_ids).sum() < 50
+    assert len(got) == len(want) > 2000
+    assert got.equals(want)  # same incidents, LSOAs, wards, places and location keys
+    months = {m["month"]: m for m in report["months"]}
+    files = report["ingest"]["files"]
+    assert sum(m["crimes"] for m in months.values()) == sum(f["read"] for f in files)
+    assert sum(f["accepted"] for f in files) == len(got)
+    # a crime id on two records (two outcomes) is rejected as in the CSV, not hidden
+    assert {k for f in files for k in f["reasons"]} == {"duplicate_crime_id"}
+    assert sum(m["outside"] for m in months.values()) > 0  # City burglaries left out
+
+
+def test_forced_split_loses_and_duplicates_nothing(api, config, cache, tmp_path):
+    fake, base = api
+    whole = run(config, cache, tmp_path / "whole.sqlite", base, months=["2024-01"])
+    fake.max_crimes = 40  # a month holds ~250 burglaries: tiles of at most 40
+    split = run(config, cache, tmp_path / "split.sqlite", base, months=["2024-01"])
+    (w,), (s,) = whole["months"], split["months"]
+    assert w["tiles"] == 1 and w["splits"] == 0
+    assert s["splits"] >= 3 and s["tiles"] > 6
+    assert s["crimes"] == w["crimes"] > 200
+    got, _ = incidents(tmp_path / "split.sqlite")
+    want, _ = incidents(tmp_path / "whole.sqlite")
+    assert got.equals(want)
+
+
+def test_crimes_answered_twice_are_kept_once(api, config, layers, area):
+    fake, base = api
+    polys = fetch.query_polygons(area)
+    once, stats1 = fetch.fetch_month(quick(), base, "2024-02", ["burglary"], polys, area)
+    twice, stats2 = fetch.fetch_month(quick(), base, "2024-02", ["burglary"], polys * 2, area)
+    assert twice == once and stats2.duplicates == stats1.received > 150
+
+
+def test_long_polygon_goes_by_post_and_long_get_is_refused(api, area):
+    fake, base = api
+    detailed = fetch._lonlat(area)  # every vertex of the borough: far over 4,094 characters
+    assert len(fetch.poly_param(detailed)) > 4094
+    simple = fetch.query_polygons(area)
+    rows, _ = fetch.fetch_month(quick(), base, "2024-03", ["burglary"], [detailed], area)
+    assert fake.log[-1] == ("POST", "/police/crimes-street/burglary")
+    rows2, _ = fetch.fetch_month(quick(), base, "2024-03", ["burglary"], simple, area)
+    assert fake.log[-1] == ("GET", "/police/crimes-street/burglary")
+    assert rows == rows2 and len(rows) > 150
+    # the stand-in refuses a GET over the limit, as the service does
+    client = quick()
+    status, _, _ = client.request(f"{base}/crimes-street/burglary?date=2024-03&poly="
+                                  + fetch.poly_param(detailed), what="t", accept=(400,))
+    assert status == 400
+
+
+def test_query_polygon_covers_the_area_and_fits_a_get(area):
+    (poly,) = fetch.query_polygons(area)
+    back = fetch.shapely.transform(poly, lambda xy: fetch.np.column_stack(
+        fetch._FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
+    assert back.buffer(1).covers(area)
+    assert back.area < area.area * 1.05  # a margin, not a box
+    assert len("https://x/api/crimes-street/all-crime?date=2024-01&poly="
+               + fetch.poly_param(poly)) <= 4094
+
+
+def test_429_5xx_and_dropped_connections_are_retried(api, config, cache, tmp_path):
+    fake, base = api
+    fake.faults = ["429", "500", "cut", "429"]
+    report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-04"])
+    assert report["error"] is None and report["months"][0]["status"] == "loaded"
+    assert report["months"][0]["requests"] == 5  # four refused or cut short, then the answer
+    fake.faults = ["500"] * 6
+    failed = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-05"],
+                 client=fetch.Client(rate_per_s=1000, backoff_s=0.001, retries=2))
+    assert "answered HTTP 500" in failed["error"] and "after 3 tries" in failed["error"]
+    assert "run the command again later (it resumes)" in failed["error"]
+
+
+def test_a_service_down_with_503s_is_not_split_forever(api, config, cache, tmp_path):
+    fake, base = api
+    fake.faults = ["503"] * 1000  # an outage: every answer 503
+    report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-01"])
+    assert re.search(r"answered 503 7 times, still for a tile split 6 times \(1/64 of the "
+                     r"area across\); it is more likely down", report["error"])
+    assert report["months"][0]["status"] == "failed"
+    assert len(fake.log) == 8  # crimes-street-dates, then one tile at each depth: not 4**6
+
+
+def test_rate_is_at_most_the_limit():
+    client = fetch.Client(rate_per_s=50)
+    t0 = fetch.time.monotonic()
+    for _ in range(11):
+        client._turn()
+    assert fetch.time.monotonic() - t0 >= 10 / 50
+
+
+def test_only_listed_months_are_asked_for(api, config, cache, tmp_path):
+    fake, base = api
+    fake.dates = ["2024-06", "2024-08"]
+    report = run(config, cache, tmp_path / "s.sqlite", base,
+                 months=["2024-06", "2024-07", "2024-08"])
+    assert [m["status"] for m in report["months"]] == ["loaded", "unavailable", "loaded"]
+    asked = [p for p in fake.log if p[1].startswith("/police/crimes-street/")]
+    assert len(asked) == 2
+    _, loads = incidents(tmp_path / "s.sqlite")
+    assert [f[:7] for f in loads["file"]] == ["2024-06", "2024-08"]
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("html", r"answered with a web page, not JSON \(it starts '<!DOCTYPE html>"),
+    ("truncated", r"is not complete JSON \(.* at character \d+ of \d+\): it was cut short"),
+    ("wrong_month", r"holds a crime of 2019-01 .*wrong month. Nothing of 2023-10 was kept"),
+])
+def test_bad_answer_keeps_months_before_and_nothing_of_its_month(api, config, cache, tmp_path,
+                                                                 fault, message):
+    fake, base = api
+    fake.faults = [None, fault]  # the second month's answer is bad
+    db = tmp_path / "s.sqlite"
+    report = run(config, cache, db, base, months=MONTHS[:3])
+    assert report["error"] and re.search(message, report["error"])
+    assert [m["status"] for m in report["months"]] == ["loaded", "failed", "not_fetched"]
+    got, loads = incidents(db)
+    assert sorted(got["period"].unique()) == MONTHS[:1] and len(loads) == 1
+    assert not list((tmp_path / "s.policeuk-api").glob("2023-10*"))
+    # run again: the month loaded is skipped, the rest fetched
+    n_before = len(fake.log)
+    again = run(config, cache, db, base, months=MONTHS[:3])
+    assert again["error"] is None
+    assert [m["status"] for m in again["months"]] == ["already_loaded"] + ["loaded"] * 2
+    assert len([p for p in fake.log[n_before:] if "crimes-street/" in p[1]]) == 2
+    got, loads = incidents(db)
+    assert sorted(got["period"].unique()) == MONTHS[:3] and len(loads) == 3
+
+
+@pytest.mark.slow
+def test_interrupted_before_loading_resumes_without_asking_again(api, config, cache, tmp_path,
+                                                                 monkeypatch):
+    fake, base = api
+    db = tmp_path / "s.sqlite"
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "ingest_files", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, cache, db, base, months=MONTHS[:3])
+    monkeypatch.undo()
+    n_before = len(fake.log)
+    report = run(config, cache, db, base, months=MONTHS[:4])
+    assert [m["status"] for m in report["months"]] == ["loaded"] * 4
+    assert len([p for p in fake.log[n_before:] if "crimes-street/" in p[1]]) == 1
+    got, loads = incidents(db)
+    assert sorted(got["period"].unique()) == MONTHS[:4] and len(loads) == 4
+    # and once more: nothing asked, nothing loaded
+    n_before = len(fake.log)
+    same = run(config, cache, db, base, months=MONTHS[:4])
+    assert [m["status"] for m in same["months"]] == ["already_loaded"] * 4
+    assert len(fake.log) == n_before
+
+
+def test_api_rows_are_the_csv_columns_with_categories_mapped(crimes):
+    asb = {"category": "anti-social-behaviour", "persistent_id": "", "id": 7, "month": "2024-01",
+           "context": "", "outcome_status": None,
+           "location": {"latitude": "51.5", "longitude": "-0.05",
+                        "street": {"id": 1, "name": "On or near Brick Lane"}}}
+    rows = fetch.month_rows([crimes["2024-01"][0], asb])
+    assert rows[0] == ["api-7", "2024-01", "", "", "-0.05", "51.5", "On or near Brick Lane",
+                       "", "", "Anti-social behaviour", "", ""]
+    assert rows[1][9] == "Burglary" and len(rows[1][0]) == 64
+    assert set(fetch.API_CRIME_TYPES.values()) == set(load_config().police_uk_types)
+
+
+def test_unknown_category_is_refused(config):
+    with pytest.raises(HotspotsError, match="'asb_personal' is not a police.uk category"):
+        fetch._slugs(config, ["asb_personal"])
+    assert fetch._slugs(config, ["asb", "drugs"]) == ["anti-social-behaviour", "drugs"]
+
+
+def test_cli_fetch_policeuk_text_and_json(api, cache, tmp_path, capsys, monkeypatch):
+    from hotspots.cli import main
+
+    fake, base = api
+    fake.dates = ["2024-07"]
+    monkeypatch.setenv(fetch.POLICEUK_API_ENV, base)
+    db = str(tmp_path / "s.sqlite")
+    args = ["--geodata", str(cache), "fetch", "policeuk", "--months", "2024-06..2024-07",
+            "--categories", "burglary", "--store", db]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress on a terminal
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "police.uk 2024-06: not available from police.uk (crimes-street-dates)" in err
+    assert re.search(r"police.uk 2024-07: \d{3} crimes \(1 requests, 1 tile\(s\), 0 on tile "
+                     r"edges kept once, \d+ outside the area left out\)", err)
+    assert "2 request(s): 1 month(s) unavailable, 1 month(s) loaded" in out
+    assert "2024-07-policeuk-api_e09000030_burglary.csv (policeuk): read" in out
+    assert main(args + ["--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # quiet with --json, even on a terminal
+    report = json.loads(out)
+    assert [m["status"] for m in report["months"]] == ["unavailable", "already_loaded"]
+    fake.dates = ["2024-06", "2024-07", "2024-08"]
+    assert main(args[:5] + ["latest:2"] + args[6:] + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(m["month"], m["status"]) for m in report["months"]] == [
+        ("2024-07", "already_loaded"), ("2024-08", "loaded")]
+    assert main(args[:5] + ["latest:x"] + args[6:]) == 1
+    assert "write latest or latest:N" in capsys.readouterr().err
+    fake.faults = ["html"]
+    fake.dates = None
+    assert main(args[:5] + ["2024-05"] + args[6:]) == 1
+    err = capsys.readouterr().err
+    assert "hotspots: error: burglary crimes for 2024-05: " in err and "web page" in err
+
+
+def test_asb_and_drugs_month_gives_the_same_incidents_as_its_csv(config, cache, tmp_path):
+    """All crime types at once (all-crime), anti-social behaviour without persistent ids:
+    the same incidents, categories, LSOAs, wards and places as the CSV (ASB references
+    are the API's ids, the CSV's are derived from the row)."""
+    path = SHARED / "policeuk" / "2023-04-metropolitan-street_tower-hamlets_asb-drugs-only.csv"
+    fake = Fake(crimes=crimes_from_csvs([path]))
+    with serve(fake) as base:
+        report = fetch.fetch_policeuk(config=config, months=["2023-04"], store_file=tmp_path /
+                                      "api.sqlite", cache=cache, base_url=f"{base}/police",
+                                      client=quick())
+    assert report["error"] is None and fake.log[-1][1] == "/police/crimes-street/all-crime"
+    jobs.ingest_files([path], config=config, store_file=tmp_path / "csv.sqlite", cache=cache)
+    cols = ["category", "category_raw", "period", "x", "y", "location", "lsoa_code",
+            "ward_code"]
+    got, _ = incidents(tmp_path / "api.sqlite", categories=("asb", "drugs"))
+    want, _ = incidents(tmp_path / "csv.sqlite", categories=("asb", "drugs"))
+    assert got["category"].value_counts().to_dict() == want["category"].value_counts().to_dict()
+    assert (got[cols].sort_values(cols, ignore_index=True)
+            .equals(want[cols].sort_values(cols, ignore_index=True)))
+    asb = got[got["category"] == "asb"]
+    assert len(asb) > 800 and asb["ref"].str.startswith("api-").all()
+
+
+@pytest.mark.slow
+def test_refresh_asks_again_and_replaces_revised_records(api, config, cache, tmp_path):
+    fake, base = api
+    db = tmp_path / "s.sqlite"
+    run(config, cache, db, base, months=["2024-02"])
+    assert run(config, cache, db, base, months=["2024-02"])["months"][0]["status"] == \
+        "already_loaded"
+    unchanged = run(config, cache, db, base, months=["2024-02"], refresh=True)
+    assert unchanged["months"][0]["status"] == "unchanged"  # asked again: nothing new
+    revised = dict(fake.crimes["2024-02"][0])
+    revised["location"] = dict(revised["location"], street={"id": 1, "name": "On or near X"})
+    fake.crimes["2024-02"][0] = revised
+    report = run(config, cache, db, base, months=["2024-02"], refresh=True)
+    (f,) = report["ingest"]["files"]
+    assert report["months"][0]["status"] == "loaded" and f["replaced"] == 1
+    got, _ = incidents(db)
+    assert (got["location"] == "On or near X").sum() == 1

@@ -1,0 +1,210 @@
+"""The forecast search (method x cell size, rolling origin), its choice and fallback, and
+the forecast layer: the map shown is the map scored."""
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from hotspots import evaluate as ev
+from hotspots import forecast as fc
+from hotspots.grid import cell_index
+
+
+def frame(points):
+    return pd.DataFrame(points, columns=["period", "x", "y"])
+
+
+STRIP = shapely.box(0, 0, 500, 100)  # five 100 m cells in a row
+
+
+def scores(points, label, *, sizes=(100.0,), last="2024-03"):
+    b = fc.bin_incidents(frame(points), STRIP, cell_sizes=sizes, last_month=last)
+    return fc._Scorer(b, sizes[-1]).scores(fc.METHODS[label], [b.monthly.shape[0]])[0]
+
+
+def test_count_methods_by_hand_and_no_peeking():
+    pts = [("2024-03", 50, 50), ("2024-03", 150, 50), ("2024-02", 450, 50),
+           ("2024-01", 450, 50), ("2024-04", 250, 50)]  # 2024-04 is after the last month
+    assert scores(pts, "naive").tolist() == [1, 1, 0, 0, 0]
+    assert scores(pts, "counts_all").tolist() == [1, 1, 0, 0, 2]
+    assert scores(pts, "counts_3m").tolist() == [1, 1, 0, 0, 2]
+    # half-life 3 months: ages 0, 1 and 2 weigh 1, 2^(-1/3), 2^(-2/3)
+    assert scores(pts, "decay_3m") == pytest.approx([1, 1, 0, 0, 2 ** (-1 / 3) + 2 ** (-2 / 3)])
+
+
+def test_prospective_weights_by_hand():
+    one = scores([("2024-03", 50, 50)], "prospective")
+    assert one == pytest.approx([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    two = scores([("2024-02", 50, 50), ("2024-01", 50, 50)], "prospective")
+    # age 1 weighs 1/2; age 2 is outside the 2-month band
+    assert two == pytest.approx(np.array([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]) / 2)
+
+
+def test_coarse_cells_are_sums_of_fine_cells():
+    pts = [("2024-03", 20, 20), ("2024-03", 60, 20), ("2024-03", 160, 80), ("2024-02", 480, 90)]
+    b = fc.bin_incidents(frame(pts), STRIP, cell_sizes=(50.0, 100.0, 250.0))
+    assert fc._Scorer(b, 100.0).counts([1]).tolist() == [[2, 1, 0, 0, 0]]
+    assert fc._Scorer(b, 250.0).counts([1]).tolist() == [[3, 0]]
+    assert fc._Scorer(b, 250.0).counts([0]).tolist() == [[0, 1]]
+
+
+def test_tie_kernel_breaks_ties_only():
+    grid = shapely.box(0, 0, 1000, 1000)
+    pts = [("2024-03", 125, 125)] * 3 + [("2024-03", 525, 525), ("2024-03", 575, 525),
+                                         ("2024-03", 875, 875)]
+    b = fc.bin_incidents(frame(pts), grid, cell_sizes=(50.0,))
+    sc = fc._Scorer(b, 50.0)
+    plain = sc.scores(fc.METHODS["decay_6m"], [1])[0]
+    tied = sc.scores(fc.METHODS["decay_6m_kernel"], [1])[0]
+    # every strict order of the decayed counts is kept
+    i, j = np.nonzero(plain[:, None] > plain[None, :])
+    assert (tied[i] > tied[j]).all()
+    # among the single-incident cells, the one with a neighbouring incident comes first
+    ones = np.flatnonzero(plain == 1)
+    lonely = cell_index(b.fine, [875], [875])[0]
+    pair = np.setdiff1d(ones, [lonely])
+    assert len(ones) == 3 and (tied[lonely] < tied[pair]).all()
+
+
+def monthly_hotspots(months=8, seed=0):
+    """Synthetic months: most incidents at a few fixed points, the rest uniform."""
+    rng = np.random.default_rng(seed)
+    hot = rng.uniform(100, 1900, size=(6, 2))
+    rows = []
+    for m in range(months):
+        period = f"2024-{m + 1:02d}"
+        k = rng.integers(0, 6, size=60)
+        rows += [(period, *hot[i]) for i in k]
+        rows += [(period, *p) for p in rng.uniform(0, 2000, size=(30, 2))]
+    return frame(rows), shapely.box(0, 0, 2000, 2000)
+
+
+def test_search_tests_every_method_and_cell_size_and_chooses_the_best():
+    inc, area = monthly_hotspots()
+    before = inc.copy()
+    result, table = fc.backtest_result(inc, area)
+    pd.testing.assert_frame_equal(inc, before)
+    assert set(table["method"]) == set(fc.METHODS)
+    assert set(table["cell_size_m"]) == set(fc.CELL_SIZES_M)
+    # rolling origin: months with 3 months of history before them, said by name
+    assert result["test_months"] == ["2024-04", "2024-05", "2024-06", "2024-07", "2024-08"]
+    assert result["incidents_tested"] == 5 * 90 and result["incidents"] == 8 * 90
+    assert result["cell_sizes_m"] == list(fc.CELL_SIZES_M) and result["enough"]
+    summary = fc.summarise(table)
+    w = result["winner"]
+    assert (w["method"], w["cell_size_m"]) == tuple(summary.iloc[0][["method", "cell_size_m"]])
+    assert w["pai_5pct"] == pytest.approx(summary["pai"].max()) and w["test_months"] == 5
+    assert not w["fallback"] and w["pai_5pct"] > 3
+    assert (table["pei"].dropna() <= 1 + 1e-9).all()
+    # chosen only on earlier months: one pick per test month after the first
+    picks = fc.chosen_before_scored(table)
+    assert picks["period"].tolist() == result["test_months"][1:]
+    assert result["chosen_before_scored"]["months"] == 4
+
+
+def test_too_little_history_falls_back_and_says_so():
+    inc, area = monthly_hotspots(months=3)
+    result, table = fc.backtest_result(inc, area)
+    assert result["test_months"] == [] and not result["enough"]
+    w = result["winner"]
+    assert w["fallback"] and (w["method"], w["cell_size_m"]) == ("counts_12m", 50.0)
+    assert "too little history to choose a forecast: 0 test month(s), fewer than the 3" in \
+        w["note"]
+    # the fallback is still drawn, from the months there are
+    b = fc.bin_incidents(inc, area, cell_sizes=(50.0,))
+    layer = fc.forecast_layer(b, w)
+    assert len(layer) > 0 and (layer["method"] == "counts_12m").all()
+    # four months: one test month, still fewer than the minimum
+    inc4, _ = monthly_hotspots(months=4)
+    r4, _ = fc.backtest_result(inc4, area)
+    assert r4["test_months"] == ["2024-04"] and r4["winner"]["fallback"]
+    assert r4["winner"]["pai_5pct"] > 1  # the fallback's own figure on that month
+
+
+def test_forecast_layer_is_what_was_scored():
+    inc, area = monthly_hotspots()
+    result, table = fc.backtest_result(inc, area)
+    w = result["winner"]
+    # the layer drawn for 2024-08 from the months before it, scored on 2024-08, scores
+    # what the search said for that method, cell size and month (up to the whole-cell edge)
+    upto = inc.loc[inc["period"] <= "2024-07"]
+    b = fc.bin_incidents(upto, area, cell_sizes=(50.0, w["cell_size_m"]))
+    layer = fc.forecast_layer(b, w)
+    assert list(layer.columns) == [*fc.LAYER_COLUMNS, "geometry"]
+    assert layer["rank"].tolist() == list(range(1, len(layer) + 1))
+    assert (np.diff(layer["score"]) <= 0).all()
+    covered = layer.area.sum() / area.area
+    assert 0.05 <= covered < 0.05 + (w["cell_size_m"] ** 2) / area.area
+    test = inc.loc[inc["period"] == "2024-08"]
+    union = shapely.union_all(layer.geometry.values)
+    hit = shapely.intersects_xy(union, test["x"], test["y"]).mean()
+    scored = table.loc[(table["method"] == w["method"]) & (table["cell_size_m"] == w["cell_size_m"])
+                       & (table["period"] == "2024-08") & np.isclose(table["coverage"], 0.05)]
+    assert hit / covered == pytest.approx(float(scored["pai"].iloc[0]), rel=0.1)
+    assert isinstance(layer, gpd.GeoDataFrame) and layer.crs.to_epsg() == 27700
+
+
+def test_cell_order_does_not_change_a_naive_map_score():
+    # the defect: the naive map's many tied cells were taken south-west first. Mirror the
+    # data east-west: the grid's cell order flips, the score must not change
+    inc, area = monthly_hotspots()
+    mirrored = inc.assign(x=2000 - inc["x"])
+    a = fc.summarise(fc.search(fc.bin_incidents(inc, area, cell_sizes=(100.0,)),
+                               methods={"naive": fc.METHODS["naive"]}))
+    b = fc.summarise(fc.search(fc.bin_incidents(mirrored, area, cell_sizes=(100.0,)),
+                               methods={"naive": fc.METHODS["naive"]}))
+    assert a["pai"].iloc[0] == pytest.approx(b["pai"].iloc[0], rel=1e-9)
+
+
+def test_pai_of_captured_matches_evaluate():
+    rng = np.random.default_rng(2)
+    s, c, a = rng.integers(0, 4, 50).astype(float), rng.poisson(1, 50).astype(float), \
+        rng.uniform(0.5, 1, 50)
+    n = ev.captured(s, c, a, np.array([0.05]))[0]
+    assert n / c.sum() / 0.05 == pytest.approx(ev.pai(s, c, a, coverage=0.05))
+
+
+# ------------------------------------------------------------------ real police.uk months
+
+
+def city_incidents(types=None):
+    """The City of London Police months inside the City (its 6 LSOAs): period, x, y."""
+    import pyproj
+
+    from hotspots.ingest import read_export
+
+    from .conftest import SHARED
+
+    lsoas = gpd.read_file(SHARED / "city_of_london_lsoa21.geojson").to_crs(27700)
+    city = shapely.union_all(lsoas.geometry.values)
+    rows = pd.concat([read_export(f) for f in
+                      sorted((SHARED / "policeuk").glob("*-city-of-london-street.csv"))],
+                     ignore_index=True)
+    if types:
+        rows = rows.loc[rows["Crime type"].isin(types)]
+    lon = pd.to_numeric(rows["Longitude"], errors="coerce").to_numpy()
+    lat = pd.to_numeric(rows["Latitude"], errors="coerce").to_numpy()
+    x, y = pyproj.Transformer.from_crs(4326, 27700, always_xy=True).transform(lon, lat)
+    keep = np.isfinite(x) & np.isfinite(y)
+    keep[keep] = shapely.intersects_xy(city, x[keep], y[keep])
+    return pd.DataFrame({"period": rows["Month"].to_numpy()[keep], "x": x[keep],
+                         "y": y[keep]}), city
+
+
+@pytest.mark.parametrize("types", [None, ["Anti-social behaviour", "Drugs"]],
+                         ids=["all", "asb-drugs"])
+def test_the_city_search_picks_small_cells_and_beats_every_fixed_count_map(types):
+    inc, city = city_incidents(types)
+    result, table = fc.backtest_result(inc, city)
+    assert len(result["test_months"]) == 12 and result["test_months"][-1] == "2024-08"
+    s = fc.summarise(table).set_index(["method", "cell_size_m"])["pai"]
+    # the defect: the cell size was fixed at 100 m; 50 m nearly doubles PAI in the City
+    assert s[("counts_12m", 50.0)] > 1.5 * s[("counts_12m", 100.0)]
+    w = result["winner"]
+    assert w["cell_size_m"] == 50.0
+    counts = s[[m.startswith("counts") for m in s.index.get_level_values(0)]]
+    assert w["pai_5pct"] >= counts.max() - 1e-9 and w["pai_5pct"] > 1.5 * s[("naive", 100.0)]
+    # chosen only on earlier months, it stays close to the in-sample winner
+    assert result["chosen_before_scored"]["pai_5pct"] > 0.95 * w["pai_5pct"]
