@@ -601,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "london_lsoa21.gpkg in the geodata cache)")
     ai.add_argument("--lsoa", help="LSOA boundaries, any format GDAL reads "
                                    "(FILE or FILE:CODE_COLUMN:NAME_COLUMN)")
-    ai.add_argument("--la", help="a local authority's GSS code (e.g. E09000030): its LSOAs, "
+    ai.add_argument("--la", help="a local authority's GSS code (e.g. E09000007): its LSOAs, "
                                  "wards and population downloaded from ONS and Nomis "
                                  "($HOTSPOTS_ONS_ARCGIS, $HOTSPOTS_NOMIS name other "
                                  "addresses)")

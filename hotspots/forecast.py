@@ -58,8 +58,8 @@ MIN_HISTORY = 3
 #: Fewer test months than this and the winner is not trusted: the fallback is drawn.
 MIN_TEST_MONTHS = 3
 #: The fallback map (too little history to choose): counts over the last 12 months on 50 m
-#: cells, the best fixed count map on the police.uk months searched (Tower Hamlets
-#: burglary, City of London all crime and ASB + drugs: 50 m cells won every time).
+#: cells, the best fixed count map on the police.uk months searched (the default
+#: area's burglary, City of London all crime and ASB + drugs: 50 m cells won every time).
 FALLBACK = MappingProxyType({"method": "counts_12m", "cell_size_m": 50.0})
 #: Bandwidth of the tie-breaking kernel, metres.
 TIE_KERNEL_M = 100.0

@@ -186,7 +186,7 @@ def fetch_area(la_code: str, out_dir: str | Path, *, client: Client | None = Non
     """
     if not _LAD.match(la_code):
         raise FetchError(f"--la '{la_code}' is not a local authority code; give its GSS "
-                         "code, e.g. E09000030 (Tower Hamlets).")
+                         "code, e.g. E09000007 (Camden).")
     client = client or Client()
     ons = _base(ons_url, ONS_ENV, DEFAULT_ONS_ARCGIS)
     nomis = _base(nomis_url, NOMIS_ENV, DEFAULT_NOMIS)
@@ -208,7 +208,7 @@ def fetch_area(la_code: str, out_dir: str | Path, *, client: Client | None = Non
     # checks, before anything is written
     wards_union = shapely.union_all([g for _, g in wards])
     # each LSOA at least 95% inside the wards (boundary sets of different resolution
-    # disagree by a few metres: 1.5% of one small Tower Hamlets LSOA), 99% of all LSOAs
+    # disagree by a few metres: 1.5% of one small LSOA of the default area), 99% of all LSOAs
     inside = [shapely.intersection(g, wards_union).area for _, g in lsoas]
     outside = [p["LSOA21CD"] for (p, g), a in zip(lsoas, inside, strict=True)
                if a < 0.95 * g.area]
