@@ -307,6 +307,13 @@ def last_day(conn) -> tuple[str | None, int]:
     return last, int(n)
 
 
+def last_dated_day(conn, *, month_only_source: str) -> str | None:
+    """The latest date of a record dated by day: rows of ``month_only_source`` (police.uk,
+    which carries the 1st of its month only) are left out."""
+    return conn.query("SELECT max(date) FROM incidents WHERE source != ?",
+                      (month_only_source,))[0][0]
+
+
 def months(conn) -> list[str]:
     """Months with incidents, newest first."""
     return [r[0] for r in conn.query(
