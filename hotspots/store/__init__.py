@@ -221,7 +221,7 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
         if write.any():
             rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
                                          exported_at=exported_at)
-            conn.upsert_incidents(rows[STORED_COLUMNS])
+            conn.upsert_incidents(rows[STORED_COLUMNS], replace=bool((found & write).any()))
         # an unchanged version seen in a later export carries that export's date, so an
         # export dated between the two cannot revert it
         bump = np.zeros(len(inc), dtype=bool)
