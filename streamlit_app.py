@@ -2,7 +2,7 @@
 
 Start it on the demo data (after ``.venv/bin/hotspots demo``)::
 
-    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run streamlit_app.py
+    HOTSPOTS_LOCAL=1 .venv/bin/streamlit run serve.py
 
 Settings (the README's table; ``hotspots.config.resolve_settings``, as for the CLI):
 ``HOTSPOTS_CONFIG`` (configuration TOML, default the packaged one), ``HOTSPOTS_STORE``
@@ -46,6 +46,7 @@ import time
 import streamlit as st
 
 from app_pages import common, signin
+from hotspots.errors import ConfigError
 
 st.set_page_config(page_title="hotspots", layout="wide")
 
@@ -75,8 +76,13 @@ def _oidc_login() -> tuple[str, str] | None:
         st.title("hotspots: sign in")
         st.button("Sign in", on_click=st.login)
         return None
+    try:
+        hours = signin.settings()["hours"]
+    except ConfigError as exc:
+        _refuse(str(exc))
+        return None
     issued = st.user.get("iat")  # when the provider signed the user in (ID token claim)
-    if isinstance(issued, int | float) and time.time() - issued > signin.settings()["hours"] * 3600:
+    if isinstance(issued, int | float) and time.time() - issued > hours * 3600:
         st.logout()  # the session is older than [signin] session_hours: sign in again
         return None
     email = str(st.user.get("email") or "").strip()

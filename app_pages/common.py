@@ -7,6 +7,7 @@ CLI calls); this module only caches them and keys the caches on the store's cont
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tempfile
 from pathlib import Path
@@ -21,7 +22,8 @@ from hotspots import auth, geography, jobs, pack, store, trends
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
-from hotspots.summary import month_period
+from hotspots.ingest import POLICE_UK_SOURCE
+from hotspots.summary import Period, month_period, parse_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
 FULL_ROLES = ("analyst", "chair")
@@ -133,12 +135,30 @@ def coverage(version: tuple, categories: tuple[str, ...] = ()) -> pd.DataFrame:
     return trends.coverage(incidents(version, None, None, categories or None))
 
 
+def period_of(key: str) -> Period:
+    """A period from its cache key: a month ``YYYY-MM`` or ``START/END`` dates."""
+    return month_period(key) if "/" not in key else parse_period(*key.split("/"))
+
+
+@st.cache_data(show_spinner=False)
+def last_dated_day(version: tuple) -> dt.date | None:
+    """The latest day of a record dated by day (police.uk rows carry the 1st of their
+    month only): where rolling periods end."""
+    conn = store.connect(version[0])
+    try:
+        day = conn.execute("SELECT max(date) FROM incidents WHERE source != ?",
+                           (POLICE_UK_SOURCE,)).fetchone()[0]
+    finally:
+        conn.close()
+    return dt.date.fromisoformat(day) if day else None
+
+
 @st.cache_data(show_spinner="Finding hotspots...")
 def detect(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
-    """``hotspots.jobs.detect`` for a month and categories, written to a folder of its own.
-    Raises HotspotsError (too few incidents) like the CLI."""
+    """``hotspots.jobs.detect`` for a period (:func:`period_of` ``month``) and categories,
+    written to a folder of its own. Raises HotspotsError (too few incidents) like the CLI."""
     out = work_folder("detect", version[:3], month, categories)
-    return jobs.detect(config=config(), period=month_period(month),
+    return jobs.detect(config=config(), period=period_of(month),
                        categories=list(categories) or None, store_file=version[0],
                        out_dir=out, cache=geodata_cache(), layers=layers())
 
@@ -163,6 +183,16 @@ def build_pack(version: tuple, partner: bool, month: str | None = None,
                            cache=geodata_cache(), partner=partner,
                            period=month_period(month) if month else None,
                            categories=list(categories) or None, layers=layers())
+
+
+@st.cache_data(show_spinner="Finding emerging hot spots...")
+def emerging(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame | None:
+    """:func:`hotspots.trends.emerging_grid` over the 12 months to ``month``: the cells
+    and classes the tasking pack counts. None with fewer than 10 months of data."""
+    first = (pd.Period(month, "M") - 11).start_time.date().isoformat()
+    inc = incidents(version, first, month_period(month).end.isoformat(), categories or None)
+    return trends.emerging_grid(inc, geography.land_area(layers(), config()),
+                                period=month_period(month))
 
 
 def decisions() -> pd.DataFrame:

@@ -1,8 +1,13 @@
-"""Patrol map (officer): an area (a ward) or one drawn on the map, and a shift; numbered
-places with their patrol windows and what happens there. Laid out for a phone and printable on
-A4."""
+"""Patrol map (officer): a period (the last 7, 28 or 90 days, or a month), a shift from the
+configuration, and a ward (their home ward by default) or an area drawn on the map; the
+places there, busiest on the shift first, with their patrol windows. Laid out for a phone
+and printable on A4 with the marking, period, shift and date on every page."""
 
 from __future__ import annotations
+
+import datetime as dt
+import html
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -11,22 +16,43 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.drawmap import current_area, draw_map
-from hotspots.assign import assign_codes
 from hotspots.errors import HotspotsError
 from hotspots.maps import hotspot_map, map_html
-from hotspots.summary import in_period, month_period
-from hotspots.trends import patrol_windows, time_profile
+from hotspots.patrol import (
+    current_shift,
+    month_only_note,
+    on_shift,
+    patrol_places,
+    period_options,
+)
+from hotspots.summary import in_period, month_only_left_out
+from hotspots.usersettings import read_settings, settings_folder, write_setting
 
-SHIFTS = {"Early 07:00-15:00": range(7, 15), "Late 15:00-23:00": range(15, 23),
-          "Night 23:00-07:00": (23, 0, 1, 2, 3, 4, 5, 6)}
 DRAWN = "An area I draw"
 DRAW_KEY = "patrol_drawn"
+#: The print header and footer repeat on every printed page (position: fixed in print).
 PRINT_CSS = """<style>
+.hs-print-head{border:2px solid #222;padding:4px 8px;font-weight:600;margin-bottom:4px}
+.hs-print-foot{display:none}
 @media print {
   section[data-testid="stSidebar"], header, [data-testid="stToolbar"],
-  [data-testid="stSidebarCollapsedControl"] {display: none !important;}
-  @page {size: A4; margin: 12mm;}
+  [data-testid="stSidebarCollapsedControl"], [data-testid="stElementToolbar"],
+  [data-testid="stSelectbox"], [data-testid="stRadio"], [data-testid="stButton"],
+  .st-key-patrol_home_box {display: none !important;}
+  @page {size: A4; margin: 16mm 12mm;}
+  html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"],
+  [data-testid="stMainBlockContainer"] {overflow: visible !important;
+    height: auto !important;}
   .block-container {padding: 0 !important; max-width: 100% !important;}
+  .hs-print-head {position: fixed; top: 0; left: 0; right: 0; background: white;
+    z-index: 10; font-size: 10pt;}
+  .hs-print-foot {display: block; position: fixed; bottom: 0; left: 0; right: 0;
+    text-align: center; font-weight: 700; background: white; font-size: 10pt;
+    z-index: 1000;}
+  [data-testid="stMainBlockContainer"] {padding-top: 14mm !important;
+    padding-bottom: 10mm !important;}
+  h1 {font-size: 16pt !important; padding: 0 !important;}
+  tr {break-inside: avoid;}
 }
 </style>"""
 
@@ -38,27 +64,57 @@ version = common.store_version()
 if not f["month"]:
     st.info("The store has no incidents yet.")
     st.stop()
+cfg = common.config()
+shifts = cfg.patrol.shifts
 names = common.area_names()
 WARD = common.one_area()  # "A ward", "An LSOA": one area of the main layer
-wards = list(f["wards"]) or sorted(names, key=names.get)
+wards = sorted(f["wards"] or names, key=lambda c: names.get(c, c))  # alphabetical
+user = st.session_state.get("user", "")
+folder = settings_folder(common.store_file())
+home = read_settings(folder, user).get("home_ward") if user else None
+if "patrol_ward" not in st.session_state and home in wards:
+    st.session_state["patrol_ward"] = home
+
+options = period_options(common.last_dated_day(version), common.months(version))
+c1, c2 = st.columns(2)
+label = c1.selectbox("Period", list(options), key="patrol_period")
+period = options[label]
+now = dt.datetime.now(ZoneInfo("Europe/London")).hour
+shift_key = c2.selectbox("Shift", list(shifts), key="patrol_shift",
+                         index=list(shifts).index(current_shift(shifts, now)),
+                         format_func=lambda k: shifts[k].label)
+shift = shifts[shift_key]
+c3, c4 = st.columns(2)
+how = c3.radio("Area", [WARD, DRAWN], horizontal=True, key="patrol_area")
+ward = None
+if how == WARD:
+    ward = c4.selectbox(common.area_label(), wards, format_func=lambda c: names.get(c, c),
+                        key="patrol_ward")
+    box = c4.container(key="patrol_home_box")
+    if user and ward != home and box.button(f"Make {names.get(ward, ward)} my home ward",
+                                            key="patrol_home"):
+        write_setting(folder, user, "home_ward", ward)
+        home = ward
+    if ward == home:
+        box.caption("Your home ward: it opens first next time.")
+
+key = (period.start.strftime("%Y-%m") if period.is_month
+       else f"{period.start.isoformat()}/{period.end.isoformat()}")
 try:
-    found = common.places(version, f["month"], f["categories"])
+    found = common.places(version, key, f["categories"])
 except HotspotsError as exc:
     st.warning(str(exc))
     st.stop()
-found_area = common.area_codes(found) if len(found) else np.array([], dtype=object)
-busiest = pd.Series(found_area).value_counts() if len(found) else {}
-wards.sort(key=lambda c: -busiest.get(c, 0))  # areas with most places first
-c1, c2, c3 = st.columns([1, 1, 1])
-how = c1.radio("Area", [WARD, DRAWN], horizontal=True, key="patrol_area")
-shift = c3.selectbox("Shift", list(SHIFTS), key="patrol_shift")
+inc = common.incidents(version, period.start.replace(day=1).isoformat(),
+                       period.end.isoformat(), f["categories"] or None)
+note = month_only_note(month_only_left_out(inc, period), period)
+inc = inc.loc[in_period(inc, period)]
+inc_area = common.area_codes(inc)
 ward_layer = common.layers()[common.main_layer()]
 drawn = None
 if how == WARD:
-    ward = c2.selectbox(common.area_label(), wards, format_func=lambda c: names.get(c, c),
-                        key="patrol_ward")
     outline = ward_layer.loc[ward_layer["code"] == ward]
-    mine = found.loc[found_area == ward]
+    mine = found.loc[common.area_codes(found) == ward] if len(found) else found
     where = names.get(ward, ward)
 else:
     outline = ward_layer.loc[ward_layer["code"].isin(wards)]
@@ -66,50 +122,49 @@ else:
     mine = found.loc[found.intersects(drawn)] if drawn is not None else found.iloc[:0]
     where = (f"The area drawn ({drawn.area / 1e6:.2f} km²)" if drawn is not None
              else "No area drawn yet")
-mine = mine.head(10).reset_index(drop=True)
-st.caption(f"{where}, {f['month']}, {shift}: {len(mine)} hotspot places")
+table = patrol_places(inc, mine, shift=shift)
+produced = dt.date.today().isoformat()
+head = (f"{cfg.patrol.marking} · Patrol map: {where} · {period.label} · "
+        f"{shift.label} · produced {produced}")
+st.markdown(f"<div class='hs-print-head'>{html.escape(head)}</div>"
+            f"<div class='hs-print-foot'>{html.escape(cfg.patrol.marking)}</div>",
+            unsafe_allow_html=True)  # escaped: the marking and names come from files
+st.caption(f"{where}, {period.label}, {shift.label}: {len(table)} hotspot places, "
+           "busiest on the shift first")
+if note:
+    st.caption(note)
 
-period = month_period(f["month"])
-inc = common.incidents(version, period.start.isoformat(), period.end.isoformat(),
-                       f["categories"] or None)
-inc = inc.loc[in_period(inc, period)]
-inc_area = common.area_codes(inc)
-on_shift = inc["hour"].isin(list(SHIFTS[shift])).to_numpy()
 xy = inc["x"].to_numpy(), inc["y"].to_numpy()
+shifted = on_shift(inc["hour"].to_numpy(), shift)
 if how == WARD:
     inside = inc_area == ward
 elif drawn is not None:
     inside = shapely.contains_xy(drawn, *xy)
 else:
     inside = np.isin(inc_area, wards)
-n_here = int((inside & on_shift).sum())
-if drawn is not None:  # what the officer patrols is the drawn area, places or not
-    st.caption(f"{n_here:,} incidents in the drawn area on this shift this month.")
-shown = mine if how == WARD or drawn is not None else found.head(20)  # where to draw
-m = hotspot_map(area=outline, config=common.config(), places=shown,
-                meta={"period": f"{f['month']}, {shift.split()[0].lower()} shift",
-                      "incidents": n_here,
+n_here = int((inside & shifted).sum())
+there = "the ward" if how == WARD else "the drawn area" if drawn is not None else "the wards"
+st.caption(f"{n_here:,} incidents in {there} on this shift in the period (police.uk rows "
+           "have no time of day, so none is on a shift).")
+shown = mine.set_index("place_id").loc[table["place_id"]].reset_index().assign(
+    rank=table["no"].to_numpy()) if len(table) else None
+m = hotspot_map(area=outline, config=cfg, places=shown,
+                meta={"period": f"{period.label}, {shift.label}", "incidents": n_here,
                       "categories": list(f["categories"])})
 if how == DRAWN:
     st.caption("Draw the area to patrol with the square or the pentagon (top right of the "
                "map); drawing again replaces it.")
     draw_map(m, key=DRAW_KEY, drawn=drawn, height=420)
-if mine.empty:
+if table.empty:
     st.info("No hotspot places in this area for the period and categories chosen."
             if how == WARD or drawn is not None else "Draw an area on the map to list the "
             "hotspot places in it.")
     st.stop()
-
-unit = assign_codes(*xy, mine[["place_id", "geometry"]].rename(columns={"place_id": "code"}))
-rows = []
-for i, p in enumerate(mine.itertuples(), start=1):
-    here = inc.loc[(unit == p.place_id) & on_shift]
-    windows = [w["label"] for w in patrol_windows(time_profile(here))]
-    rows.append({"No.": i, "Where": p.label, "On this shift": len(here),
-                 "Patrol windows": ", ".join(windows) or "no timed incidents on this shift",
-                 "What happens": p.main_categories})
 # a plain HTML table, not st.dataframe's canvas: it wraps on a phone and prints on paper
-st.table(pd.DataFrame(rows).set_index("No."))
+st.table(pd.DataFrame({"No.": table["no"], "Where": table["where"],
+                       "On this shift": table["on_shift"],
+                       "Patrol windows": table["patrol_windows"],
+                       "What happens": table["what_happens"]}).set_index("No."))
 if how == WARD:
     # map_html inlines Leaflet, so the map works without internet access (st_folium
     # loads Leaflet from a CDN); it returns nothing to the app, so panning never reruns it.

@@ -52,16 +52,27 @@ ROUTES_MOUNTED = False
 
 
 def settings() -> dict:
-    """The ``[signin]`` table of the secrets, with defaults."""
+    """The ``[signin]`` table of the secrets, with defaults. Raises ConfigError naming a
+    key that is not a number, or a secret too short to sign with."""
     try:
         table = dict(st.secrets.get("signin", {}))
     except FileNotFoundError:
         table = {}
-    return {"secret": table.get("secret"),
-            "hours": float(table.get("session_hours", auth.DEFAULT_SESSION_HOURS)),
-            "rule": auth.ThrottleRule(free=int(table.get("free_failures", 3)),
-                                      first=float(table.get("first_delay_seconds", 1.0)),
-                                      cap=float(table.get("max_delay_seconds", 900.0)))}
+    numbers = {}
+    for key, default in (("session_hours", auth.DEFAULT_SESSION_HOURS), ("free_failures", 3),
+                         ("first_delay_seconds", 1.0), ("max_delay_seconds", 900.0)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"[signin] {key} in the secrets file is {value!r}; give a "
+                              f"number of 0 or more (default {default:g}).")
+        numbers[key] = value
+    secret = table.get("secret")
+    if isinstance(secret, str):
+        auth.make_token("check", secret, 0)  # raises if too short
+    return {"secret": secret, "hours": float(numbers["session_hours"]),
+            "rule": auth.ThrottleRule(free=int(numbers["free_failures"]),
+                                      first=float(numbers["first_delay_seconds"]),
+                                      cap=float(numbers["max_delay_seconds"]))}
 
 
 def _valid_entry(table, user: str):
@@ -140,7 +151,12 @@ def _check(table, conf: dict, user: str, password: str) -> None:
 def sign_in(table) -> tuple[str, str] | None:
     """(user, role) of the session, from this session, the cookie or the form; or None
     after drawing the form."""
-    conf = settings()
+    try:
+        conf = settings()
+    except ConfigError as exc:
+        st.title("hotspots: sign in")
+        st.error(str(exc))
+        return None
     if not isinstance(conf["secret"], str):
         st.title("hotspots: sign in")
         st.error("The secrets file has [passwords] but no [signin] secret to sign sessions "
@@ -157,11 +173,7 @@ def sign_in(table) -> tuple[str, str] | None:
         else:
             return user, st.session_state["role"]
     if not st.session_state.get("signed_out"):
-        try:
-            found = _from_cookie(table, conf["secret"])
-        except ConfigError as exc:
-            st.error(str(exc))
-            return None
+        found = _from_cookie(table, conf["secret"])
         if found:
             return found
     st.title("hotspots: sign in")

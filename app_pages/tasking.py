@@ -29,6 +29,13 @@ except HotspotsError as exc:
     st.stop()
 st.caption(f"{meta['incidents']:,} incidents in {meta['period']}; {meta['places']} places "
            "found; " + "; ".join(meta["chosen"]))
+fc = meta["forecast"]
+st.caption(f"Forecast for {fc['month']} (green outlines on the map, the same cells as "
+           f"`hotspots detect` writes): {fc['description']} on {fc['cell_size_m']:.0f} m cells, "
+           f"top 5% of the area; PAI {fc['pai_5pct']:.2f}, hit rate {fc['hit_rate_5pct']:.0%} "
+           f"on {fc['test_months']} test months" + (f" ({fc['note']})" if fc["fallback"] else
+                                                     "") + ". Density, Gi* cells and places "
+           "show where incidents are concentrated now; they are not forecasts.")
 names = common.area_names()
 try:
     pack_meta = common.build_pack(version, False, f["month"], f["categories"])

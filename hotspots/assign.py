@@ -325,3 +325,38 @@ def nesting(finer: gpd.GeoDataFrame, coarser: gpd.GeoDataFrame) -> pd.Series:
                     index=finer["code"].to_numpy()[best["f"]])
     _NEST_CACHE[key] = out
     return out
+
+
+#: police.uk positions are latitude and longitude to 6 decimals (at most 0.11 m apart in
+#: London): a point this close to an edge may lie on it.
+POLICE_UK_EDGE_M = 0.15
+
+
+def prefer_own(x: np.ndarray, y: np.ndarray, assigned: np.ndarray, own: np.ndarray,
+               areas: gpd.GeoDataFrame, *, edge_m: float = 0.0,
+               nearest_max_m: float = 0.0) -> np.ndarray:
+    """The police.uk rules for rows that carry their own area (``own``: index in ``areas``,
+    -1 when the row has none or it is not in the layer):
+
+    * a point on a shared edge (within ``edge_m``, the source's coordinate precision) goes
+      to its own area when that area is one of those it touches; the smallest-code rule
+      stays for rows without an own area;
+    * a point in no polygon goes to its own area when that lies within ``nearest_max_m``,
+      not to the nearest area.
+
+    Returns the new indices (a copy); only rows whose own area differs from ``assigned``
+    are tested.
+    """
+    out = np.array(assigned, dtype=np.int64, copy=True)
+    todo = np.flatnonzero((own >= 0) & (own != out) & np.isfinite(x) & np.isfinite(y))
+    if not len(todo):
+        return out
+    geoms = np.asarray(areas.geometry.values)
+    px, py, o, a = x[todo], y[todo], own[todo], out[todo]
+    dist = shapely.distance(geoms[o], shapely.points(px, py))
+    in_any = np.zeros(len(todo), dtype=bool)
+    has = a >= 0
+    in_any[has] = shapely.intersects_xy(geoms[a[has]], px[has], py[has])
+    take = (dist <= edge_m) | (~in_any & (dist <= nearest_max_m))
+    out[todo[take]] = o[take]
+    return out

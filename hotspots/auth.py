@@ -80,6 +80,12 @@ def is_legacy(entry) -> bool:
     return "password_sha256" in entry and "password_hash" not in entry
 
 
+def legacy_users(path: str | Path) -> list[str]:
+    """The users of the secrets file at ``path`` who still have an old SHA-256 entry."""
+    users = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("passwords", {})
+    return sorted(name for name, entry in users.items() if is_legacy(entry))
+
+
 # --- session tokens ---------------------------------------------------------------------
 
 def _b64(data: bytes) -> str:

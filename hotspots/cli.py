@@ -49,9 +49,12 @@ def _print_summary(meta: dict) -> None:
     if meta["month_only_left_out"]:
         print(f"  {meta['month_only_left_out']:,} month-only police.uk rows left out: their "
               "month is not wholly inside the period")
+    if meta.get("population"):
+        print(f"  rates per 1,000 residents: {meta['population']}")
     for t in meta["top"]:
+        value = t[meta["rank_by"]]
         print(f"  {t['rank']:>3}. {t['name']} ({t['code']}): {t['n']:,} incidents, "
-              f"{meta['rank_by']} {t[meta['rank_by']]:.1f}")
+              f"{meta['rank_by']} {'n/a' if value is None else f'{value:.1f}'}")
     print(f"  table: {meta['files']['table']}\n  map:   {meta['files']['map']}")
 
 
@@ -70,7 +73,7 @@ def _cmd_geodata(args, config) -> int:
         if n["unavailable"]:
             print(f"  {n['unavailable']} file(s) have no published source and were not "
                   "installed (install them --from a folder holding them; a local authority's "
-                  "boundaries and population: `hotspots fetch area --la CODE`): "
+                  "boundaries and population: `hotspots area init --la CODE`): "
                   + ", ".join(r["name"] for r in results if r["status"] == "unavailable"))
     return 0
 
@@ -195,7 +198,7 @@ def _print_backtest(out: dict) -> None:
     for k, v in out.get("concentrated_now", {}).items():
         if v["months"]:
             print(f"  where it is concentrated now ({k}, not a forecast): next-month PAI "
-                  f"{v['pai']:.2f} at {v['coverage']:.1%} of the area ({v['months']} months)")
+                  f"{v['pai']:.2f} at {v['coverage']:.2%} of the area ({v['months']} months)")
     print(out["definitions"])
     print(f"  table: {out['files']['table']}")
 
@@ -280,7 +283,9 @@ def _cmd_fetch_policeuk(args, config) -> int:
     if not args.json and sys.stderr.isatty():
         def progress(line: str) -> None:
             print(f"police.uk {line}", file=sys.stderr, flush=True)
-    report = fetch.fetch_policeuk(config=config, months=fetch.parse_months(args.months),
+    latest = fetch.parse_latest(args.months)
+    report = fetch.fetch_policeuk(config=config, latest=latest,
+                                  months=None if latest else fetch.parse_months(args.months),
                                   categories=cats, store_file=args.store, cache=args.geodata,
                                   base_url=args.api_url, refresh=args.refresh,
                                   progress=progress)
@@ -297,26 +302,6 @@ def _cmd_fetch_policeuk(args, config) -> int:
         if report["error"]:
             print(f"hotspots: error: {report['error']}", file=sys.stderr)
     return 1 if report["error"] else 0
-
-
-def _cmd_fetch_area(args, config) -> int:
-    from . import ons
-
-    report = ons.fetch_area(args.la, args.out, ons_url=args.ons_url, nomis_url=args.nomis_url)
-    manifest = Path(args.out) / "manifest.toml"
-    manifest.write_text(ons.manifest_entries(report), encoding="utf-8")
-    report["manifest"] = str(manifest)
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    c = report["checks"]
-    print(f"{report['la_name']} ({report['la_code']}): {c['lsoas']} LSOAs, {c['wards']} wards, "
-          f"{c['usual_residents']:,} usual residents (Census 2021); LSOAs {c['lsoa_km2']} km², "
-          f"wards {c['ward_km2']} km²")
-    for f in report["files"].values():
-        print(f"  {f['path']}  sha256 {f['sha256'][:12]}...")
-    print(f"  manifest entries: {manifest}")
-    return 0
 
 
 def _cmd_demo(args, config) -> int:
@@ -388,15 +373,21 @@ def _cmd_user(args, config) -> int:
     else:
         print(f"{'added' if new else 'replaced'} user {args.name} ({args.role}) in "
               f"{args.secrets}; the app reads it on its next sign-in")
+    old = auth.legacy_users(args.secrets)
+    if old:
+        print(f"note: cannot sign in until given a new password (old unsalted SHA-256 "
+              f"entry): {', '.join(old)}; run `hotspots user add NAME --role ROLE` for each",
+              file=sys.stderr)
     return 0
 
 
 def _cmd_area(args, config) -> int:
     from . import area
 
-    if bool(args.borough) == bool(args.lsoa):
-        raise HotspotsError("give either --borough CODE|NAME|all (from the London LSOA file) "
-                            "or --lsoa FILE (your own boundaries), not both or neither.")
+    if sum(map(bool, (args.borough, args.lsoa, args.la))) != 1:
+        raise HotspotsError("give one of --borough CODE|NAME|all (from the London LSOA file), "
+                            "--lsoa FILE (your own boundaries) or --la CODE (downloaded from "
+                            "ONS and Nomis).")
     layers = {}
     for spec in args.layer or []:
         key, sep, path = spec.partition("=")
@@ -405,7 +396,21 @@ def _cmd_area(args, config) -> int:
                                 "or KEY=FILE:CODE_COLUMN:NAME_COLUMN.")
         layers[key] = area.read_boundaries(path, key=key)
     nested, population = {}, None
-    if args.borough:
+    downloads = None
+    if args.la:
+        import tempfile
+
+        from . import ons
+
+        downloads = tempfile.TemporaryDirectory(prefix="hotspots-ons-")
+        got = ons.fetch_area(args.la, downloads.name)
+        files = {k: str(Path(downloads.name) / f["name"]) for k, f in got["files"].items()}
+        name, code = got["la_name"], got["la_code"]
+        lsoa = area.read_boundaries(files["lsoa"] + ":LSOA21CD:LSOA21NM", key="lsoa")
+        layers.setdefault("ward", area.read_boundaries(files["ward"] + ":WD22CD:WD22NM",
+                                                       key="ward"))
+        population = files["population"]
+    elif args.borough:
         name, code, lsoa = area.london_boroughs(args.borough, cache=args.geodata)
         nested = {"msoa": ("MSOA", "msoa21cd", "msoa21nm")}
         if lsoa["lad22cd"].nunique() > 1:
@@ -421,8 +426,12 @@ def _cmd_area(args, config) -> int:
         population = args.population
     name, code = args.name or name, args.code or code
     out_dir = Path(args.out) if args.out else Path("areas") / area.slug(name)
-    done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
-                          population=population, out_dir=out_dir, cache=args.geodata)
+    try:
+        done = area.init_area(name, code=code, lsoa=lsoa, layers=layers, nested=nested,
+                              population=population, out_dir=out_dir, cache=args.geodata)
+    finally:
+        if downloads is not None:
+            downloads.cleanup()
     if args.json:
         print(json.dumps(done))
         return 0
@@ -592,6 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "london_lsoa21.gpkg in the geodata cache)")
     ai.add_argument("--lsoa", help="LSOA boundaries, any format GDAL reads "
                                    "(FILE or FILE:CODE_COLUMN:NAME_COLUMN)")
+    ai.add_argument("--la", help="a local authority's GSS code (e.g. E09000030): its LSOAs, "
+                                 "wards and population downloaded from ONS and Nomis "
+                                 "($HOTSPOTS_ONS_ARCGIS, $HOTSPOTS_NOMIS name other "
+                                 "addresses)")
     ai.add_argument("--layer", action="append", metavar="KEY=FILE",
                     help="another layer (ward, snt, pspo, estate...); repeatable")
     ai.add_argument("--name", help="the area's name (default: the borough's)")
@@ -607,7 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     fp = fsub.add_parser("policeuk", help="police.uk crimes for the study area, by API, "
                                           "into the store (one load per month)")
     fp.add_argument("--months", required=True,
-                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive) or a comma-separated list")
+                    help="YYYY-MM, YYYY-MM..YYYY-MM (inclusive), a comma-separated list, or "
+                         "latest[:N] (the newest N months police.uk holds; N=1)")
     fp.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     fp.add_argument("--api-url", help="police.uk API base (default: $HOTSPOTS_POLICEUK_API "
                                       "or the public API)")
@@ -615,15 +629,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ask again for months already loaded (police.uk revises them)")
     common(fp)
     fp.set_defaults(func=_cmd_fetch_policeuk)
-    fa = fsub.add_parser("area", help="a local authority's LSOA 2021 and ward boundaries "
-                                      "(ONS) and LSOA population (Nomis) into a folder")
-    fa.add_argument("--la", required=True, help="local authority GSS code, e.g. E09000030")
-    fa.add_argument("--out", required=True, help="folder for the files and manifest.toml")
-    fa.add_argument("--ons-url", help="ONS ArcGIS services base (default: $HOTSPOTS_ONS_ARCGIS "
-                                      "or the ONS Open Geography Portal)")
-    fa.add_argument("--nomis-url", help="Nomis base (default: $HOTSPOTS_NOMIS or Nomis)")
-    common(fa, store=False)
-    fa.set_defaults(func=_cmd_fetch_area)
 
     d = sub.add_parser("demo", help="install geodata, load police.uk + synthetic data, "
                                     "summarise the latest month")

@@ -1,6 +1,6 @@
 """Study-area configuration: layers, taxonomy, harm weights. Frozen, loaded from TOML.
 
-The default configuration (Tower Hamlets) ships with the package; another borough
+The default configuration ships with the package; another borough
 passes its own file. Nothing else in the package names a place.
 """
 

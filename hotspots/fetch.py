@@ -23,6 +23,7 @@ exponential back-off (``Retry-After`` honoured).
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
 import logging
@@ -53,8 +54,11 @@ DEFAULT_POLICEUK_API = "https://data.police.uk/api"
 POLICEUK_API_ENV = "HOTSPOTS_POLICEUK_API"
 #: Longest GET the API accepts (characters of the URL); longer requests go by POST.
 MAX_GET_CHARS = 4094
-#: Deepest split of the area on 503 answers (4**8 tiles), before giving up.
-MAX_SPLIT_DEPTH = 8
+#: Deepest split of the area on 503 answers, and most 503 answers in a month, before
+#: the service is taken to be down rather than the area too full (10,000 crimes a month
+#: in a tile 1/64 of a borough across does not happen; an outage answers 503 to all).
+MAX_SPLIT_DEPTH = 6
+MAX_503_PER_MONTH = 40
 USER_AGENT = "hotspots (community safety partnership hotspot analysis)"
 
 #: API category slugs and the CSV ``Crime type`` each one is.
@@ -76,6 +80,8 @@ API_CRIME_TYPES: dict[str, str] = {
 }
 _TO_LONLAT = Transformer.from_crs(WORKING_CRS, "EPSG:4326", always_xy=True)
 _FROM_LONLAT = Transformer.from_crs("EPSG:4326", WORKING_CRS, always_xy=True)
+#: Crime ID of an API record without a persistent id: this prefix and the API's id.
+API_ID_PREFIX = "api-"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -127,7 +133,8 @@ class Client:
                     continue
                 raise FetchError(f"{what}: {_short(url)} answered HTTP {exc.code} "
                                  f"{exc.reason}{_after(attempt)}. {_advice(exc.code)}") from exc
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # refused, reset, timed out, or the answer cut short (IncompleteRead)
                 if attempt < self.retries:
                     self._back_off(attempt, None)
                     continue
@@ -178,7 +185,8 @@ def read_json(body: bytes, ctype: str, *, what: str, url: str):
 
 
 def parse_months(text: str) -> list[str]:
-    """``2024-01..2024-12`` (inclusive), ``2024-03`` or ``2024-01,2024-03`` -> months."""
+    """``2024-01..2024-12`` (inclusive), ``2024-03`` or ``2024-01,2024-03`` -> months
+    (``latest[:N]`` is resolved by :func:`fetch_policeuk`, see :func:`parse_latest`)."""
     months: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         first, _, last = part.partition("..")
@@ -194,6 +202,17 @@ def parse_months(text: str) -> list[str]:
             months.append(f"{y:04d}-{mo:02d}")
             y, mo = (y + 1, 1) if mo == 12 else (y, mo + 1)
     return sorted(set(months))
+
+
+def parse_latest(text: str) -> int:
+    """``latest`` -> 1, ``latest:12`` -> 12, anything else -> 0 (not a 'latest' spec)."""
+    word, _, n = text.strip().partition(":")
+    if word != "latest":
+        return 0
+    if n and not (n.isdigit() and int(n) > 0):
+        raise HotspotsError(f"--months {text}: write latest or latest:N with N months, e.g. "
+                            "latest:12.")
+    return int(n or 1)
 
 
 def api_base(base_url: str | None = None) -> str:
@@ -262,7 +281,7 @@ def _quarters(poly: shapely.Polygon) -> list[shapely.Polygon]:
 class MonthStats:
     requests: int = 0
     tiles: int = 0
-    splits: int = 0
+    splits: int = 0  # 503 answers: each split its tile into quarters
     received: int = 0
     duplicates: int = 0
     outside: int = 0
@@ -282,10 +301,11 @@ def _crimes(client: Client, base: str, slug: str, month: str, poly: shapely.Poly
                                              accept=(503,))
     stats.requests += client.requests - before
     if status == 503:
-        if depth >= MAX_SPLIT_DEPTH:
-            raise FetchError(f"{what}: the service still answers 503 for a tile of "
-                             f"{poly.bounds[2] - poly.bounds[0]:.5f} degrees; it is more "
-                             "likely down than the tile too full. Run again later.")
+        if depth >= MAX_SPLIT_DEPTH or stats.splits >= MAX_503_PER_MONTH:
+            raise FetchError(f"{what}: the service answered 503 {stats.splits + 1} times, "
+                             f"still for a tile split {depth} times (1/{2 ** depth} of the "
+                             "area across); it is more likely down than the area too full. "
+                             "Nothing of the month was kept; run again later (it resumes).")
         stats.splits += 1
         log.info("%s: more than the service answers at once; split into quarters", what)
         return [c for tile in _quarters(poly)
@@ -313,15 +333,20 @@ def _crimes(client: Client, base: str, slug: str, month: str, poly: shapely.Poly
 
 def month_rows(crimes: list[dict]) -> list[list[str]]:
     """API crimes -> rows with the police.uk CSV's columns (:data:`POLICE_UK_HEADER`),
-    sorted so the same crimes always give the same file. The API gives no force and no
-    LSOA: those columns stay empty (LSOAs are assigned from the boundaries, as always)."""
+    sorted so the same crimes always give the same file. ``Crime ID`` is the
+    ``persistent_id``, or ``api-<id>`` for records without one (anti-social behaviour).
+    The API gives no force and no LSOA: those columns stay empty (LSOAs are assigned
+    from the boundaries, as always)."""
     rows = []
     for c in crimes:
         loc = c["location"]
         street = (loc.get("street") or {}).get("name") or ""
         outcome = (c.get("outcome_status") or {}).get("category") or ""
         slug = str(c.get("category", ""))
-        rows.append([c.get("persistent_id") or "", c["month"], "", "",
+        # a record without a persistent id (anti-social behaviour) keeps the API's id, so a
+        # revised record replaces its earlier version instead of adding a second
+        ref = c.get("persistent_id") or f"{API_ID_PREFIX}{c['id']}"
+        rows.append([ref, c["month"], "", "",
                      str(loc["longitude"]), str(loc["latitude"]), street, "", "",
                      API_CRIME_TYPES.get(slug, slug), outcome, c.get("context") or "",
                      str(c["id"])])
@@ -385,7 +410,8 @@ def file_name(config: Config, month: str, slugs: list[str]) -> str:
     return f"{month}-policeuk-api_{area}_{'+'.join(slugs)}.csv"
 
 
-def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] | None = None,
+def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: int = 0,
+                   categories: list[str] | None = None,
                    store_file: str | Path | None = None, cache: str | Path | None = None,
                    base_url: str | None = None, refresh: bool = False,
                    client: Client | None = None,
@@ -394,7 +420,8 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
 
     Parameters
     ----------
-    months : ``YYYY-MM`` months (see :func:`parse_months`).
+    months : ``YYYY-MM`` months (see :func:`parse_months`); or
+    latest : the newest ``latest`` months that ``crimes-street-dates`` lists.
     categories : taxonomy keys of police.uk categories (default: all crime and ASB).
     base_url : the API (default :func:`api_base`).
     refresh : ask again for months already loaded (police.uk revises past months).
@@ -411,8 +438,15 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
     client = client or Client()
     base = api_base(base_url)
     slugs = _slugs(config, categories)
-    layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
+    listed: set[str] | None = None
+    if latest:
+        listed = available_months(client, base)
+        months = sorted(listed)[-latest:]
+    if not months:
+        raise HotspotsError("no months to fetch: give --months YYYY-MM..YYYY-MM or latest[:N].")
+    boundary = config.boundary_layer  # the study area is this layer's union
+    area = geography.study_area(
+        {boundary: geography.read_layer(config.layers[boundary], cache=cache)}, config)
     polygons = query_polygons(area)
     db = store.store_path(store_file)
     folder = db.parent / f"{db.stem}.policeuk-api"
@@ -424,7 +458,6 @@ def fetch_policeuk(*, config: Config, months: list[str], categories: list[str] |
     say = progress or (lambda _line: None)
     report: dict = {"store": str(db), "api": base, "months": [], "error": None}
     pending: list[Path] = []
-    listed: set[str] | None = None
     for month in months:
         name = file_name(config, month, slugs)
         entry = {"month": month, "status": None, "file": str(folder / name)}

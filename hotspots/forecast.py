@@ -40,7 +40,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
+from threadpoolctl import threadpool_limits
 
 from .evaluate import captured, select_cells
 from .grid import cell_index, make_grid
@@ -57,9 +57,10 @@ TEST_MONTHS = 12
 MIN_HISTORY = 3
 #: Fewer test months than this and the winner is not trusted: the fallback is drawn.
 MIN_TEST_MONTHS = 3
-#: The fallback map (too little history to choose): counts over 12 months at 100 m cells,
-#: the usual winner among fixed-size count maps on police.uk months.
-FALLBACK = MappingProxyType({"method": "counts_12m", "cell_size_m": 100.0})
+#: The fallback map (too little history to choose): counts over the last 12 months on 50 m
+#: cells, the best fixed count map on the police.uk months searched (Tower Hamlets
+#: burglary, City of London all crime and ASB + drugs: 50 m cells won every time).
+FALLBACK = MappingProxyType({"method": "counts_12m", "cell_size_m": 50.0})
 #: Bandwidth of the tie-breaking kernel, metres.
 TIE_KERNEL_M = 100.0
 #: Training window of the KDE methods, months.
@@ -189,31 +190,31 @@ def _aggregate(binned: Binned, s: float, *, mean: bool = False) -> sp.csr_matrix
     return m.tocsr()
 
 
-def _pairs(xy: np.ndarray, reach: float) -> sp.coo_matrix:
-    """Distances between distinct points within ``reach`` (both orders), self-pairs out."""
-    d = cKDTree(xy).sparse_distance_matrix(cKDTree(xy), reach, output_type="coo_matrix")
-    keep = d.row != d.col
-    return sp.coo_matrix((d.data[keep], (d.row[keep], d.col[keep])), shape=d.shape)
+def _convolve(grid: gpd.GeoDataFrame, values: np.ndarray, weight, reach_m: float
+              ) -> np.ndarray:
+    """Sum over the cells within ``reach_m`` (centre to centre) of ``weight(distance) *
+    value``, for each row of ``values`` (rows x cells of ``grid``): a direct convolution on
+    the grid's lattice, so equal neighbourhoods give bit-identical results (ties stay
+    ties)."""
+    from scipy import ndimage
 
-
-def _kernel(grid: gpd.GeoDataFrame, bandwidth_m: float) -> sp.csr_matrix:
-    """Quartic kernel between the centres of a grid's cells (symmetric, per km²)."""
-    xy = np.column_stack([grid["x"].to_numpy(float), grid["y"].to_numpy(float)])
-    d = _pairs(xy, bandwidth_m)
-    u2 = (d.data / bandwidth_m) ** 2
-    vals = 3 / np.pi * (1 - u2) ** 2 / (bandwidth_m / 1000) ** 2
-    n = len(grid)
-    k = sp.coo_matrix((vals, (d.row, d.col)), shape=(n, n)).tocsr()
-    return k + sp.identity(n, format="csr") * (3 / np.pi / (bandwidth_m / 1000) ** 2)
-
-
-def _prospective_operator(grid: gpd.GeoDataFrame, distance_m: float) -> sp.csr_matrix:
     s = float(grid.attrs["cell_size_m"])
-    xy = np.column_stack([grid["x"].to_numpy(float), grid["y"].to_numpy(float)])
-    d = _pairs(xy, distance_m * (1 + 1e-9))
-    n = len(grid)
-    w = sp.coo_matrix((1.0 / (1.0 + d.data / s), (d.row, d.col)), shape=(n, n)).tocsr()
-    return w + sp.identity(n, format="csr")  # the cell itself: d = 0
+    rows = grid["row"].to_numpy() - grid["row"].min()
+    cols = grid["col"].to_numpy() - grid["col"].min()
+    k = int(np.floor(reach_m / s + 1e-9))
+    off = np.arange(-k, k + 1) * s
+    d = np.hypot(*np.meshgrid(off, off))
+    ker = np.where(d <= reach_m * (1 + 1e-9), weight(d), 0.0)
+    img = np.zeros((len(values), rows.max() + 1, cols.max() + 1))
+    img[:, rows, cols] = values
+    out = ndimage.convolve(img, ker[None], mode="constant", cval=0.0)
+    return out[:, rows, cols]
+
+
+def _quartic(bandwidth_m: float):
+    """The quartic kernel's weight at a distance, per km²."""
+    return lambda d: 3 / np.pi * (1 - np.minimum(d / bandwidth_m, 1) ** 2) ** 2 \
+        / (bandwidth_m / 1000) ** 2
 
 
 def month_weights(spec: Mapping[str, Any], t: int, rows: int) -> np.ndarray:
@@ -233,25 +234,35 @@ def month_weights(spec: Mapping[str, Any], t: int, rows: int) -> np.ndarray:
     raise ValueError(f"unknown method kind {kind!r}")
 
 
-class _Scorer:
-    """Scores of every method at one cell size for many forecast months at once, with the
-    spatial operators built once."""
+def _times(dense: np.ndarray, matrix: sp.csr_matrix) -> np.ndarray:
+    """``dense @ matrix`` computed as sparse times dense (fast)."""
+    return np.asarray(matrix.T @ dense.T).T
 
-    def __init__(self, binned: Binned, s: float):
+
+class _Scorer:
+    """Scores of every method at one cell size for many forecast months at once. The
+    spatial operators and the smoothed fine counts are built once and shared, through
+    ``shared``, by the scorers of the other cell sizes of the same binned data."""
+
+    def __init__(self, binned: Binned, s: float, shared: dict | None = None):
         self.b, self.s = binned, s
         self.sum = _aggregate(binned, s)
         self.mean = _aggregate(binned, s, mean=True)
-        self._k: dict[float, sp.csr_matrix] = {}
-        self._p: dict[float, sp.csr_matrix] = {}
+        self.shared = {} if shared is None else shared
 
-    def kernel(self, bandwidth_m: float) -> sp.csr_matrix:
-        if bandwidth_m not in self._k:
-            self._k[bandwidth_m] = _kernel(self.b.fine, bandwidth_m)
-        return self._k[bandwidth_m]
+    def smoothed(self, spec: Mapping[str, Any], bandwidth_m: float, tests: Sequence[int],
+                 fine: np.ndarray) -> np.ndarray:
+        """Kernel-smoothed fine counts (tests x fine cells), shared across cell sizes."""
+        key = ("smooth", tuple(sorted((k, v) for k, v in spec.items()
+                                      if k != "tie_kernel_m")), bandwidth_m, tuple(tests))
+        if key not in self.shared:
+            self.shared[key] = _convolve(self.b.fine, fine, _quartic(bandwidth_m),
+                                         bandwidth_m)
+        return self.shared[key]
 
     def counts(self, rows: Sequence[int]) -> np.ndarray:
         """Counts per cell of the given month rows (one row each)."""
-        return np.asarray(self.b.monthly[list(rows)] @ self.sum)
+        return _times(self.b.monthly[list(rows)], self.sum)
 
     def scores(self, spec: Mapping[str, Any], tests: Sequence[int]) -> np.ndarray:
         rows = self.b.monthly.shape[0]
@@ -259,15 +270,13 @@ class _Scorer:
         fine = w @ self.b.monthly  # (tests x fine cells)
         kind = spec["kind"]
         if kind == "kde":
-            return np.asarray((self.kernel(spec["bandwidth_m"]) @ fine.T).T @ self.mean)
-        out = np.asarray(fine @ self.sum)
+            return _times(self.smoothed(spec, spec["bandwidth_m"], tests, fine), self.mean)
+        out = _times(fine, self.sum)
         if kind == "prospective":
-            if spec["distance_m"] not in self._p:
-                self._p[spec["distance_m"]] = _prospective_operator(self.b.grids[self.s],
-                                                                    spec["distance_m"])
-            return np.asarray((self._p[spec["distance_m"]] @ out.T).T)
+            return _convolve(self.b.grids[self.s], out, lambda d: 1.0 / (1.0 + d / self.s),
+                             spec["distance_m"])
         if spec.get("tie_kernel_m"):
-            smooth = np.asarray((self.kernel(spec["tie_kernel_m"]) @ fine.T).T @ self.mean)
+            smooth = _times(self.smoothed(spec, spec["tie_kernel_m"], tests, fine), self.mean)
             out = out + _tie_scale(out, smooth)[:, None] * smooth
         return out
 
@@ -287,8 +296,8 @@ def _tie_scale(scores: np.ndarray, smooth: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- search
 
 
-def test_months(binned: Binned, *, n: int = TEST_MONTHS,
-                min_history: int = MIN_HISTORY) -> list[int]:
+def scored_months(binned: Binned, *, n: int = TEST_MONTHS,
+                  min_history: int = MIN_HISTORY) -> list[int]:
     """Rows of the latest ``n`` months that have ``min_history`` months before them."""
     rows = binned.monthly.shape[0]
     return list(range(max(min_history, rows - n), rows))
@@ -302,7 +311,7 @@ def search(binned: Binned, *, tests: Sequence[int] | None = None,
     Parameters
     ----------
     binned : from :func:`bin_incidents`.
-    tests : month rows to test (default :func:`test_months`); each is forecast from the
+    tests : month rows to test (default :func:`scored_months`); each is forecast from the
         rows before it only.
     methods : label -> spec, default :data:`METHODS`.
     coverages : shares of the area, default 1, 2, 5 and 10%.
@@ -315,19 +324,24 @@ def search(binned: Binned, *, tests: Sequence[int] | None = None,
         ties fractional), ``total_test``, ``hit_rate``, ``pai``, ``pei``, ``rri`` (PAI over
         the same map's PAI on the 12 months before).
     """
-    tests = list(test_months(binned) if tests is None else tests)
+    with threadpool_limits(1):  # small products: BLAS threads cost more than they save
+        return _search(binned, tests=tests, methods=methods, coverages=coverages)
+
+
+def _search(binned, *, tests, methods, coverages) -> pd.DataFrame:
+    tests = list(scored_months(binned) if tests is None else tests)
     if not tests:
         return pd.DataFrame(columns=["method", "cell_size_m", "period", "coverage", "n_test",
                                      "total_test", "hit_rate", "pai", "pei", "rri"])
     covs = np.asarray(coverages, dtype=float)
     rows = binned.monthly.shape[0]
-    frames = []
+    frames, shared = [], {}
     for s in binned.grids:
-        scorer = _Scorer(binned, s)
+        scorer = _Scorer(binned, s, shared)
         area = binned.grids[s]["area_km2"].to_numpy(float)
         test = scorer.counts(tests)
-        window = np.stack([month_weights({"kind": "counts", "months": 12}, t, rows)
-                           for t in tests]) @ binned.monthly @ scorer.sum
+        window = _times(np.stack([month_weights({"kind": "counts", "months": 12}, t, rows)
+                                  for t in tests]) @ binned.monthly, scorer.sum)
         total = test.sum(axis=1)
         best = np.stack([captured(c / area, c, area, covs) for c in test])
         for label, spec in methods.items():
@@ -454,7 +468,7 @@ def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS
     before each one scored, and how many months) and ``last_month``.
     """
     binned = bin_incidents(incidents, area, cell_sizes=cell_sizes)
-    tests = test_months(binned, n=n_tests)
+    tests = scored_months(binned, n=n_tests)
     table = search(binned, tests=tests)
     summary = summarise(table) if len(table) else pd.DataFrame(
         columns=["method", "cell_size_m", "months", "pai", "hit_rate", "pei", "rri"])

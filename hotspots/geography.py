@@ -292,6 +292,49 @@ def layer_codes(frame: pd.DataFrame, layers: dict[str, gpd.GeoDataFrame], config
     return np.append(layers[key]["code"].to_numpy(dtype=object), "")[idx]
 
 
+def read_population(config: Config, layers: dict[str, gpd.GeoDataFrame], key: str, *,
+                    cache: str | Path | None = None) -> tuple[pd.Series | None, str]:
+    """Residents per area of layer ``key`` from the configured LSOA population file, and
+    how: ``"exact"`` for LSOAs and layers built from them (sums of their LSOAs), ``"by
+    area"`` for any other layer (each LSOA's residents shared by the share of its area in
+    each area). ``(None, "")`` when no population file is configured; an area with no
+    residents counted is missing from the Series (its rate is n/a, never 0 or infinite).
+    """
+    pop = config.population
+    if pop is None:
+        return None, ""
+    path = cache_dir(cache) / pop.file
+    if not path.exists():
+        raise GeodataError(f"population file {path} is not installed. Run `hotspots geodata "
+                           "install` (it is listed in the area's manifest).")
+    table = pd.read_csv(path, dtype={pop.code: str})
+    for col in (pop.code, pop.value):
+        if col not in table.columns:
+            raise GeodataError(f"{path} has no column '{col}'; columns are "
+                               f"{list(table.columns)}. Fix [population] in the configuration.")
+    lsoa_pop = pd.to_numeric(table.set_index(pop.code)[pop.value], errors="coerce")
+    lsoas = layers[config.finest_layer]
+    lsoa_pop = lsoa_pop.reindex(lsoas["code"]).dropna()
+    chain, k = [], key
+    while k != config.finest_layer and config.layers[k].built_from:
+        chain.append(k)
+        k = config.layers[k].built_from
+    if k == config.finest_layer:
+        codes = pd.Series(lsoa_pop.index, index=lsoa_pop.index)
+        finer = config.finest_layer
+        for step in reversed(chain):
+            codes = codes.map(nesting(layers[finer], layers[step]))
+            finer = step
+        return lsoa_pop.groupby(codes.to_numpy()).sum(), "exact"
+    geoms = np.asarray(lsoas.geometry.values)
+    areas = np.asarray(layers[key].geometry.values)
+    li, ai = shapely.STRtree(areas).query(geoms, predicate="intersects")
+    share = shapely.area(shapely.intersection(geoms[li], areas[ai])) / shapely.area(geoms[li])
+    residents = lsoa_pop.reindex(lsoas["code"].to_numpy()[li]).to_numpy() * share
+    out = pd.Series(residents, index=layers[key]["code"].to_numpy()[ai])
+    return out.groupby(level=0).sum(min_count=1).dropna(), "by area"
+
+
 def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:
     """The study area: union of the boundary layer's polygons (EPSG:27700). Records
     outside it are rejected."""

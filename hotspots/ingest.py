@@ -53,7 +53,7 @@ import pyarrow.csv as pacsv
 import shapely
 from pyproj import Transformer
 
-from .assign import assign_points, nesting
+from .assign import POLICE_UK_EDGE_M, assign_points, nesting, prefer_own
 from .config import Config
 from .errors import ConfigError, InputError
 from .schema import INCIDENT_COLUMNS, MAPPING_FIELDS, POLICE_UK_HEADER, REJECTION_COLUMNS
@@ -213,6 +213,8 @@ def _cell_text(v) -> str:
         return v.date().isoformat() if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, dt.date | dt.time):
         return v.isoformat()
+    if isinstance(v, float | int) and abs(v) >= 2**53:  # a spreadsheet number, not digits
+        return str(float(v))
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
@@ -575,6 +577,8 @@ def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
                      for j, k in zip(joined, nth, strict=True)], dtype=object)
 
 
+#: Items per record above this are rejected (a count, not a typing slip or a date).
+MAX_COUNT = 1_000_000
 #: The police.uk columns read (the others are not kept).
 POLICE_UK_READ = ("Crime ID", "Month", "Falls within", "Longitude", "Latitude", "Location",
                   "LSOA code", "Crime type")
@@ -791,7 +795,9 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     if ccol:
         cnum = _numbers(ctext)
         given = (ctext != "").to_numpy(dtype=bool)
-        badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (np.mod(cnum, 1) == 0))
+        with np.errstate(invalid="ignore"):  # inf and NaN are flagged, not warned about
+            badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (cnum <= MAX_COUNT)
+                             & (np.mod(cnum, 1) == 0))
         flag(badc, ccol, lambda idx: ctext.iloc[idx].to_numpy(dtype=object), "invalid_count")
         quantity = np.where(given & ~badc, np.nan_to_num(cnum), 1).astype(int)
     else:
@@ -800,7 +806,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     # coordinates: a = latitude / northing, b = longitude / easting; each distinct position
     # is projected once (_Points.start), by a worker thread while the checks above run
     x, y, boundary_idx, points = _coordinates(coords, projected(), area,
-                                              layers[config.boundary_layer], config, flag)
+                                              layers[config.boundary_layer], config, flag,
+                                              own=(std["source_lsoa"], layers["lsoa"]))
 
     ok = ~probs.bad
     everything = bool(ok.all())
@@ -916,10 +923,12 @@ def _check_coordinates(std: dict) -> _Coords:
 
 
 def _coordinates(c: _Coords, points: _Points, area, boundary: gpd.GeoDataFrame,
-                 config: Config, flag):
+                 config: Config, flag, own=None):
     """Flag the coordinate problems, place each point (projected to EPSG:27700:
     ``points``) in the boundary layer (the study area is that layer's union: a point is
-    inside iff it has a boundary area), and flag points outside it."""
+    inside iff it has a boundary area), and flag points outside it, except a point whose
+    own LSOA (``own``: the source's codes and the LSOA layer; police.uk) is in the area
+    within ``nearest_max_m`` of it."""
     for m, col, show, reason in c.checks:
         flag(m, col, show, reason)
     a, b, grid, coord_bad, both, fld = c.a, c.b, c.grid, ~c.good, c.both, c.field
@@ -929,6 +938,15 @@ def _coordinates(c: _Coords, points: _Points, area, boundary: gpd.GeoDataFrame,
     idx = np.full(n, -1, dtype=np.int64)
     idx[points.where] = assign_points(points.ux, points.uy, boundary)[points.ids]
     out = ~coord_bad & (idx < 0)
+    if out.any() and own is not None and own[0] is not None and config.nearest_max_m > 0:
+        o = np.flatnonzero(out)
+        pos = pd.Index(own[1]["code"]).get_indexer(pd.Index(own[0].to_numpy(dtype=object)[o]))
+        o, pos = o[pos >= 0], pos[pos >= 0]
+        if len(o):
+            geoms = np.asarray(own[1].geometry.values)
+            close = shapely.distance(geoms[pos], shapely.points(x[o], y[o])) \
+                <= config.nearest_max_m
+            out[o[close]] = False
     if out.any():
         o = np.nonzero(out)[0]
         if grid:
@@ -1138,6 +1156,7 @@ def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.
     the 2011 layer), or None.
     ``has`` marks the rows with a source LSOA code."""
     x, y = cols["x"], cols["y"]
+    src = np.asarray(src, dtype=object)
     for key in ("lsoa", "ward"):  # the layers the store keeps (the finest first)
         col = f"{key}_code"
         if key not in layers:
@@ -1154,6 +1173,14 @@ def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.
         if idx is None:
             idx = assign_points(points.ux, points.uy, layers[key],
                                 nearest_max_m=config.nearest_max_m)[points.ids]
+        elif (idx < 0).any():  # accepted outside the boundary (own LSOA): the nearest rule
+            idx, miss = idx.copy(), idx < 0
+            idx[miss] = assign_points(x[miss], y[miss], layers[key],
+                                      nearest_max_m=config.nearest_max_m)
+        if key == "lsoa" and has.any():  # police.uk's own LSOA on edges and just outside
+            own = pd.Index(layers[key]["code"]).get_indexer(pd.Index(src))
+            idx = prefer_own(x, y, idx, own, layers[key], edge_m=POLICE_UK_EDGE_M,
+                             nearest_max_m=config.nearest_max_m)
         cols[col] = _take_text(codes, np.where(idx < 0, len(codes) - 1, idx))
     cols["source_lsoa"] = src
     if not has.any():

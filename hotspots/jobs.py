@@ -192,9 +192,16 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
                             f"use one of {', '.join(config.layers)}.")
     layers = geography.read_layers(config, cache=cache)
     inc[f"{level}_code"] = geography.layer_codes(inc, layers, config, level)
+    residents, how = geography.read_population(config, layers, level, cache=cache)
     table, meta = area_summary(inc, layers[level], level=level, period=period, config=config,
-                               rank_by=measure)
+                               rank_by=measure, residents=residents)
     meta["level_label"] = config.layer_label(level)
+    meta["population"] = (
+        None if residents is None else
+        f"residents from {config.population.file}: "
+        + ("exact (sums of LSOAs)" if how == "exact" else
+           "by area (each LSOA's residents shared by area: this layer is not built from "
+           "LSOAs)"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{level}_{period.label.replace(' ', '_')}"
@@ -207,7 +214,8 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
         "files": {"table": str(csv_path), "map": str(html_path)},
         "total_in_areas": int(table["n"].sum()),
         "top": [{"rank": int(r["rank"]), "code": r["code"], "name": r["name"], "n": int(r["n"]),
-                 measure: float(r[measure])} for _, r in top.iterrows()],
+                 measure: None if pd.isna(r[measure]) else float(r[measure])}
+                for _, r in top.iterrows()],
     })
     return meta
 

@@ -35,6 +35,7 @@ MEASURE_LABELS = {
     "harm_per_km2": "Harm-weighted incidents per km²",
     "repeat_share": "Share of incidents at repeat locations",
     "change": "Change against the previous period (incidents)",
+    "per_1000_residents": "Incidents per 1,000 residents",
 }
 WEB_SIMPLIFY_M = 3.0
 #: At most this many location markers per category layer (the HTML stays bounded).
@@ -85,15 +86,17 @@ _PAGE_CSS = """<style>
  font-size:12px}.hs-title span{font-size:11px}
  .legend{transform:scale(.72);transform-origin:top right}}
 @media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
-.hs-notiles-box{display:none;position:fixed;top:10px;right:10px;z-index:1001;max-width:40%;
- background:#fff3cd;border:1px solid #b58900;padding:6px 10px;font:13px sans-serif}
+.hs-notiles-box{display:none;position:fixed;bottom:30px;left:50%;transform:translateX(-50%);
+ z-index:1001;max-width:40%;background:#fff3cd;border:1px solid #b58900;padding:6px 10px;
+ font:13px sans-serif}
 .hs-notiles .hs-notiles-box{display:block}
 .hs-street{display:none}
 .hs-notiles .hs-street{display:block;position:absolute;left:22px;top:1px;white-space:nowrap;
  background:white;color:#3f007d;border:1px solid #3f007d;padding:0 4px;line-height:16px;
  font:bold 12px sans-serif}
-@media (max-width:900px){.hs-notiles-box{top:8px;left:56px;right:8px;max-width:none;
- font-size:12px}}
+@media (max-width:900px){.hs-notiles-box{top:8px;bottom:auto;left:56px;right:8px;
+ transform:none;max-width:none;font-size:12px}
+ .hs-notiles .leaflet-top.leaflet-right,.hs-notiles .hs-legend{margin-top:64px}}
 .hs-legend{max-width:45%}
 @media (max-width:900px){.hs-legend{transform:scale(.8);transform-origin:top right}}
 </style>"""
@@ -145,6 +148,10 @@ def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _rate(v) -> str:
+    return "n/a" if pd.isna(v) else f"{v:,.1f}"
+
+
 def _fmt(v, digits=1) -> str:
     if isinstance(v, float | np.floating):
         return "–" if np.isnan(v) else f"{v:,.{digits}f}"
@@ -162,6 +169,9 @@ def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str,
         f"Incidents: {_fmt(int(row['n']))} in {_fmt(row['area_km2'], 2)} km² = "
         f"{_fmt(row['density_per_km2'])} per km²",
         f"Harm-weighted: {_fmt(row['harm'])}",
+        *([f"Per 1,000 residents: {_rate(row['per_1000_residents'])} ("
+           f"{_fmt(row['residents'], 0)} residents)"] if "residents" in row.index
+          and (pd.notna(row["residents"]) or meta.get("population")) else []),
         f"Repeat locations: {_fmt(int(row['repeat_locations']))}, holding "
         f"{_fmt(100 * row['repeat_share'], 0)}% of incidents",
         f"Previous period ({_esc(meta['previous'])}): {_fmt(int(row['n_prev']))}; change "
@@ -205,8 +215,12 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     web = web.set_geometry(shapely.set_precision(web.geometry.values, 1e-6))  # ~0.1 m
     col = f"{meta['level']}_code"
     top = _top_locations(incidents, col) if incidents is not None else {}
-    values = web[measure].astype(float).fillna(0)
-    vmin, vmax = float(values.min()), float(values.max())
+    values = web[measure].astype(float)
+    if measure != "per_1000_residents":  # a rate with no residents stays n/a
+        values = values.fillna(0)
+    vmin, vmax = float(values.min(skipna=True)), float(values.max(skipna=True))
+    if np.isnan(vmin):
+        vmin = vmax = 0.0
     if measure == "change":
         bound = max(abs(vmin), abs(vmax), 1.0)
         cmap = cm.LinearColormap(["#2166ac", "#f7f7f7", "#b2182b"], vmin=-bound, vmax=bound)
@@ -224,13 +238,14 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
         value=values,
         popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
                     for _, r in table.iterrows()],
-        label=[_esc(f"{n} ({c}): {_fmt(v)}") for n, c, v in zip(web["name"], web["code"],
-                                                                 values, strict=True)])
+        label=[_esc(f"{n} ({c}): {_rate(v) if measure == 'per_1000_residents' else _fmt(v)}")
+               for n, c, v in zip(web["name"], web["code"], values, strict=True)])
     layer = folium.GeoJson(
         web[["code", "label", "popup_html", "value", "geometry"]].to_json(to_wgs84=False,
                                                                           drop_id=True),
         name=_esc(f"{MEASURE_LABELS[measure]} by {level_name}"),
-        style_function=lambda f: {"fillColor": cmap(f["properties"]["value"]),
+        style_function=lambda f: {"fillColor": "#cccccc" if f["properties"]["value"] is None
+                                  else cmap(f["properties"]["value"]),
                                   "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
         highlight_function=lambda f: {"weight": 3, "color": "#000"},
         tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
@@ -485,7 +500,7 @@ def _now_note(meta: dict, key: str) -> str:
     v = (meta.get("concentrated_now") or {}).get(key) or {}
     if not v.get("months"):
         return ""
-    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.1%} of "
+    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.2%} of "
             f"the area: PAI {v['pai']:.2f} over {v['months']} months")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 
 from .errors import FetchError
-from .fetch import Client, _write_atomic, read_json
+from .fetch import _FROM_LONLAT, Client, _write_atomic, read_json
 from .geography import sha256_file
 from .schema import WORKING_CRS
 
@@ -87,6 +87,16 @@ def _in(field: str, codes: list[str]) -> str:
     return f"{field} IN ({','.join(repr(str(c)) for c in codes)})"
 
 
+def _to_bng(geom: shapely.Geometry) -> shapely.Geometry:
+    """EPSG:27700 as asked; a service that answers GeoJSON in degrees all the same (RFC
+    7946 says GeoJSON is lon/lat) is projected here."""
+    minx, miny, maxx, maxy = geom.bounds
+    if -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90:
+        return shapely.transform(geom, lambda xy: np.column_stack(
+            _FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
+    return geom
+
+
 def _round(geom: shapely.Geometry) -> shapely.Geometry:
     fixed = shapely.transform(geom, lambda xy: np.round(xy, 2))
     return fixed if fixed.is_valid else shapely.make_valid(fixed)
@@ -114,7 +124,7 @@ def _boundaries(client: Client, base: str, spec: tuple[str, str, str], codes: li
             code = str(props.get(code_f, ""))
             if code in found or not f.get("geometry"):
                 continue
-            geom = _round(shapely.from_geojson(json.dumps(f["geometry"])))
+            geom = _round(_to_bng(shapely.from_geojson(json.dumps(f["geometry"]))))
             found[code] = ({code_f: code, name_f: str(props.get(name_f, ""))}, geom)
     missing = sorted(set(codes) - set(found))
     if missing:
@@ -227,12 +237,3 @@ def fetch_area(la_code: str, out_dir: str | Path, *, client: Client | None = Non
                                  "sha256": sha256_file(out / name), "rows": n}
     return report
 
-
-def manifest_entries(report: dict) -> str:
-    """``[[files]]`` entries (name, sha256, where from) for a geodata manifest."""
-    parts = []
-    for f in report["files"].values():
-        parts.append(f'[[files]]\nname = "{f["name"]}"\nsha256 = "{f["sha256"]}"\n'
-                     f'# derived: ONS Open Geography Portal / Nomis TS001, local authority '
-                     f'{report["la_code"]} (hotspots fetch area)\n')
-    return "\n".join(parts)

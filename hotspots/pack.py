@@ -17,7 +17,7 @@ from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
-from .export import partner_table, write_csv, write_xlsx
+from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
@@ -86,7 +86,7 @@ def _partner_card(r) -> dict:
     """A card of the partner version, from a row of its minimised table only."""
     def shown(v, fmt):
         return v if isinstance(v, str) else format(v, fmt)
-    return {"rank": r.rank, "label": f"{r.ward} ({r.place_id})", "place_id": r.place_id,
+    return {"rank": r.rank, "label": r.ward, "place_id": r.place_id,
             "explanation": "", "partner": True, "trend": None,
             "facts": [("Incidents", shown(r.n, ",")),
                       ("Per km²", shown(r.density_per_km2, ",.0f"))],
@@ -358,7 +358,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                 tasked.drop(columns="verdict").rename(columns={"verdict_brief": "verdict"})
                 .assign(ward=pd.Series(wards).map(area_names).to_numpy()),
                 min_count=config.partner_min_count)
-        cards = [_partner_card(r) for r in ranked_out.itertuples(index=False)]
+        cards = [_partner_card(r) for r in ranked_out.itertuples(index=False)
+                 if r.rank != DERIVED_SUPPRESSED]  # a card of "<5" and "[c]" says nothing
         notes = [_PARTNER_NOTE.format(n=len(places)), tasked_note, emerging_note,
                  *([synthetic_note] if synthetic_note else [])]
     else:
@@ -374,11 +375,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                                           store_file=store_file, categories=categories)
         meta.update(forecast=forecast_meta(forecast, backtest, period),
                     concentrated_now=backtest.get("concentrated_now", {}))
-    map_places = ranked.assign(label=[c["label"] for c in cards]) if partner else ranked
     page_map = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,
                                     config=config, raster=raster,
                                     cells=None if partner else cells,
-                                    places=None if partner else map_places,
+                                    places=None if partner else ranked,
                                     forecast=forecast))
     suffix = ("" if units == "places" else f"_{units}") + ("_partner" if partner else "")
     title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"

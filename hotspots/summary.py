@@ -17,7 +17,8 @@ import pandas as pd
 from .config import Config
 from .ingest import POLICE_UK_SOURCE
 
-MEASURES = ("n", "harm", "density_per_km2", "harm_per_km2", "repeat_share", "change")
+MEASURES = ("n", "harm", "density_per_km2", "harm_per_km2", "repeat_share", "change",
+            "per_1000_residents")
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ def month_only_left_out(incidents: pd.DataFrame, period: Period) -> int:
 
 
 def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str,
-                 period: Period, config: Config, rank_by: str = "density_per_km2"
-                 ) -> tuple[gpd.GeoDataFrame, dict]:
+                 period: Period, config: Config, rank_by: str = "density_per_km2",
+                 residents: pd.Series | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """Summarise incidents per area for a period, against the previous equal period.
 
     Parameters
@@ -102,7 +103,11 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     areas : the layer (``code, name, area_km2, geometry``), EPSG:27700.
     level : a layer key (``"lsoa"``, ``"ward"``, ``"msoa"``...): incidents are grouped by
         their ``<level>_code`` column (:func:`hotspots.geography.layer_codes`).
-    rank_by : one of :data:`MEASURES`; rank 1 is the highest, ties broken by code.
+    rank_by : one of :data:`MEASURES`; rank 1 is the highest, ties broken by code; areas
+        whose measure is n/a (no residents) come last.
+    residents : usual residents by area code (:func:`hotspots.geography.read_population`);
+        ``per_1000_residents`` is NaN (n/a) where it is missing or 0, never 0 or
+        infinite.
 
     Returns
     -------
@@ -153,11 +158,21 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     table["change"] = table["n"] - table["n_prev"]
     table["change_pct"] = np.where(table["n_prev"] > 0,
                                    100 * table["change"] / table["n_prev"].clip(1), np.nan)
-    table = table.sort_values([rank_by, "code"], ascending=[False, True], kind="stable")
+    res = (residents if residents is not None else pd.Series(dtype=float)).reindex(
+        table["code"]).to_numpy(dtype=float)
+    table["residents"] = res
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["per_1000_residents"] = np.where(res > 0, 1000 * table["n"] / res, np.nan)
+    if rank_by == "per_1000_residents" and residents is None:
+        raise ValueError("rank_by = 'per_1000_residents' needs residents: configure "
+                         "[population] (residents by LSOA).")
+    table = table.sort_values([rank_by, "code"], ascending=[False, True], kind="stable",
+                              na_position="last")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     cols = ["rank", "code", "name", "area_km2", "n", *sorted(by_cat.columns), "harm",
             "density_per_km2", "harm_per_km2", "repeat_locations", "n_at_repeat",
-            "repeat_share", "n_prev", "change", "change_pct", "geometry"]
+            "repeat_share", "n_prev", "change", "change_pct", "residents",
+            "per_1000_residents", "geometry"]
     table = gpd.GeoDataFrame(table[cols].reset_index(drop=True), geometry="geometry",
                              crs=areas.crs)
     meta = {

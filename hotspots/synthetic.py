@@ -20,7 +20,6 @@ import geopandas
 import numpy as np
 import pandas as pd
 import shapely
-import shapely.ops
 from openpyxl import Workbook
 from pyproj import Transformer
 
@@ -57,59 +56,59 @@ _DETAILS = (  # three per category, in CATEGORIES order
     "strong smell of cannabis in the stairwell", "people seen using drugs on the benches",
     "used needles found by the entrance",
 )
-# name, street, lat, lon, sd_m, weight, profile, mix (CATEGORIES order), step
+# Invented names (no real place): each run places them in the study area's own geometry.
+# name, street, sd_m, weight, profile, mix (CATEGORIES order), step
 _HOTSPOTS = (
-    ("Brick Lane", "Brick Lane", 51.5205, -0.0716, 60, 1.6, "night",
+    ("Ambergate Market", "Ambergate Road", 60, 1.6, "night",
      (.10, .30, .05, .45, .05, .05), None),
-    ("Whitechapel Market", "Whitechapel Road", 51.5195, -0.0600, 50, 1.4, "market",
+    ("Quillfield Market", "Quillfield Street", 50, 1.4, "market",
      (.10, .25, .15, 0, .35, .15), None),
-    ("Watney Market", "Watney Street", 51.5131, -0.0560, 35, 0.9, "dealing",
+    ("Marrowgate Parade", "Marrowgate Lane", 35, 0.9, "dealing",
      (0, .20, .15, 0, .45, .20), "rise"),
-    ("Chrisp Street Market", "Chrisp Street", 51.5118, -0.0157, 40, 1.0, "market",
+    ("Thistlebeck Market", "Thistlebeck Road", 40, 1.0, "market",
      (.10, .35, .20, 0, .20, .15), None),
-    ("Mile End Park", "Grove Road", 51.5250, -0.0332, 80, 1.0, "park",
+    ("Corvedale Park", "Corvedale Street", 80, 1.0, "park",
      (0, .25, .05, .55, 0, .15), None),
-    ("Bethnal Green station", "Cambridge Heath Road", 51.5270, -0.0551, 40, 1.0, "dealing",
+    ("Lanternby station", "Lanternby Road", 40, 1.0, "dealing",
      (.15, .25, 0, 0, .40, .20), None),
-    ("Limehouse DLR", "Commercial Road", 51.5123, -0.0397, 35, 0.8, "dealing",
+    ("Wexbury Halt", "Wexbury Lane", 35, 0.8, "dealing",
      (.10, .20, 0, 0, .45, .25), "rise"),
-    ("Cabot Square, Canary Wharf", "Cabot Square", 51.5050, -0.0235, 45, 1.0, "night",
+    ("Pellinore Square", "Pellinore Street", 45, 1.0, "night",
      (.10, .40, .10, .40, 0, 0), None),
-    ("Stepney Green", "Stepney Green", 51.5220, -0.0465, 50, 0.9, "evening",
+    ("Tallowmere Green", "Tallowmere Road", 50, 0.9, "evening",
      (.20, .35, .10, 0, .15, .20), "fall"),
-    ("Roman Road Market", "Roman Road", 51.5313, -0.0395, 60, 1.0, "market",
+    ("Amberwick Market", "Amberwick Lane", 60, 1.0, "market",
      (.10, .35, .25, 0, .15, .15), None),
-    ("Bow Church", "Bow Road", 51.5276, -0.0207, 40, 0.8, "evening",
+    ("Hollowmere Church", "Hollowmere Street", 40, 0.8, "evening",
      (.20, .30, 0, 0, .30, .20), None),
-    ("Island Gardens", "Saunders Ness Road", 51.4878, -0.0107, 40, 0.7, "park",
+    ("Farrowdale Gardens", "Farrowdale Road", 40, 0.7, "park",
      (0, .30, 0, .50, 0, .20), None),
-    ("Victoria Park Approach Road", "Approach Road", 51.5345, -0.0490, 45, 0.8, "park",
+    ("Kestrelby Fields", "Kestrelby Lane", 45, 0.8, "park",
      (0, .25, 0, .50, .10, .15), None),
-    ("Shadwell Basin", "Glamis Road", 51.5082, -0.0530, 55, 0.8, "park",
+    ("Oakhallow Basin", "Oakhallow Street", 55, 0.8, "park",
      (0, .25, 0, .55, .10, .10), "rise"),
-    ("Crossharbour", "East Ferry Road", 51.4957, -0.0145, 40, 0.7, "dealing",
+    ("Brindlecombe Cross", "Brindlecombe Road", 40, 0.7, "dealing",
      (.15, .20, 0, 0, .40, .25), None),
 )
 _STREETS = (  # location text for points away from the hotspots: the nearest of these
-    ("Cable Street", 51.5105, -0.0560), ("Burdett Road", 51.5170, -0.0310),
-    ("Globe Road", 51.5245, -0.0480), ("Old Ford Road", 51.5340, -0.0300),
-    ("Manchester Road", 51.4930, -0.0080), ("Westferry Road", 51.4930, -0.0250),
-    ("Devons Road", 51.5215, -0.0160), ("St Paul's Way", 51.5185, -0.0265),
-    ("Ben Jonson Road", 51.5200, -0.0400), ("Cannon Street Road", 51.5130, -0.0620),
-    ("Vallance Road", 51.5235, -0.0640), ("Bethnal Green Road", 51.5260, -0.0650),
-    ("The Highway", 51.5090, -0.0600), ("Wapping High Street", 51.5050, -0.0600),
-    ("East India Dock Road", 51.5110, -0.0100), ("Poplar High Street", 51.5090, -0.0170),
-    ("Marsh Wall", 51.5010, -0.0190), ("Mile End Road", 51.5230, -0.0420),
-    ("Columbia Road", 51.5295, -0.0715), ("Aberfeldy Street", 51.5135, -0.0040),
-    ("Fairfield Road", 51.5330, -0.0200), ("Leman Street", 51.5130, -0.0700),
+    "Ivelford Road", "Quenmarsh Street", "Haddowgate Lane", "Sorrelby Road",
+    "Pennicott Street", "Warrowfield Road", "Dunmerrow Lane", "Feltingham Street",
+    "Gorsewick Road", "Calloway Rise", "Mardenholt Street", "Tinsley Ferrow Road",
+    "Ashcombe Vale", "Brackenmoor Street", "Elderwick Lane", "Rookhaven Road",
+    "Swallowmere Street", "Kettleby Road", "Lindenhurst Lane", "Copperfold Street",
+    "Nettlecombe Road", "Heronsgate Walk",
 )
-_ADDRESSES = (  # invented blocks on real streets (index into _STREETS)
-    ("Flat 12, Example House, Cable Street", 0), ("Flat 3, Tallowmere Court, Globe Road", 2),
-    ("Flat 27, Quillfield House, Burdett Road", 1), ("Flat 8, Marrowgate House, Old Ford Road", 3),
-    ("Flat 41, Pellinore Court, Manchester Road", 4), ("Flat 5, Thistlebeck House, Devons Road", 6),
-    ("Flat 19, Corvedale House, St Paul's Way", 7), ("Flat 2, Amberwick Court, Ben Jonson Road", 8),
-    ("Flat 33, Lanternby House, Cannon Street Road", 9),
-    ("Flat 14, Wexbury Court, Vallance Road", 10),
+_ADDRESSES = (  # invented blocks on the invented streets (index into _STREETS)
+    ("Flat 12, Example House, Ivelford Road", 0),
+    ("Flat 3, Tallowmere Court, Haddowgate Lane", 2),
+    ("Flat 27, Quillfield House, Quenmarsh Street", 1),
+    ("Flat 8, Marrowgate House, Sorrelby Road", 3),
+    ("Flat 41, Pellinore Court, Pennicott Street", 4),
+    ("Flat 5, Thistlebeck House, Dunmerrow Lane", 6),
+    ("Flat 19, Corvedale House, Feltingham Street", 7),
+    ("Flat 2, Amberwick Court, Gorsewick Road", 8),
+    ("Flat 33, Lanternby House, Calloway Rise", 9),
+    ("Flat 14, Wexbury Court, Mardenholt Street", 10),
 )
 # location text has no house number (ingest keys those by address) except at the addresses
 _LOCATION_PREFIXES = ("", "near ", "outside shops, ", "by the bus stop, ")
@@ -259,6 +258,29 @@ def _lsoa_points(gen, geoms, p, n):
     raise RuntimeError("could not place points inside the LSOAs")
 
 
+def _spread_points(gen, inner, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points inside ``inner``, uniform over its area, kept apart: at least
+    0.6 sqrt(area / n) (at most 600 m) from each other, the spacing shrunk only if the
+    area is too cramped for it. Hotspot centres: separate places, anywhere."""
+    core = inner.buffer(-40.0)
+    core = core if core.area > 0.25 * inner.area else inner
+    shapely.prepare(core)
+    minx, miny, maxx, maxy = core.bounds
+    gap = min(600.0, 0.6 * np.sqrt(core.area / n))
+    got: list[tuple[float, float]] = []
+    for _ in range(200):
+        x = minx + gen.random(4096) * (maxx - minx)
+        y = miny + gen.random(4096) * (maxy - miny)
+        ok = shapely.contains_xy(core, x, y)
+        for px, py in zip(x[ok], y[ok], strict=True):
+            if all((px - qx) ** 2 + (py - qy) ** 2 >= gap * gap for qx, qy in got):
+                got.append((px, py))
+                if len(got) == n:
+                    return np.array([p[0] for p in got]), np.array([p[1] for p in got])
+        gap *= 0.8
+    raise ValueError("the study area is too small to place the synthetic hotspots apart.")
+
+
 def _max_in_window(days: np.ndarray, window: int = 182) -> int:
     d = np.sort(days)
     return int((np.searchsorted(d, d + window, side="left") - np.arange(d.size)).max())
@@ -270,10 +292,11 @@ def make_synthetic(lsoas: geopandas.GeoDataFrame, *, n_incidents: int = 20_000,
                    dirty_fraction: float = 0.005) -> SyntheticData:
     """Make seeded synthetic council exports (ASB, NOx sightings, drug calls) with truth.
 
-    About 65% of incidents come from 15 planted hotspots at real Tower Hamlets places
-    (Gaussian spread, sd 35-80 m, an hour x weekday profile each; three rise x2.5 from 75%
-    of the period, one falls x0.3 from 50%), 2.5% from 10 repeat addresses (invented
-    blocks, every report at exactly the same point), 8 planted repeat callers make 6-40
+    About 65% of incidents come from 15 planted hotspots with invented names, placed
+    apart anywhere in the study area (uniform over its area; Gaussian spread, sd 35-80 m,
+    an hour x weekday profile each; three rise x2.5 from 75% of the period, one falls x0.3
+    from 50%), 2.5% from 10 repeat addresses (invented blocks on invented streets placed
+    in the area, every report at exactly the same point), 8 planted repeat callers make 6-40
     reports each (4 of them all within 120 days), and the rest spread over the LSOAs with
     random LSOA weights. All follow a seasonal sinusoid (+-25%, peak in mid-July). Then
     ``round(n_incidents * dirty_fraction)`` background rows are made dirty, each with its
@@ -344,19 +367,17 @@ def make_synthetic(lsoas: geopandas.GeoDataFrame, *, n_incidents: int = 20_000,
 
 
 def _plant(gen, n, inner, lsoa_geoms, lsoa_p, days, steps):
-    """Clean rows (integer codes, BNG points) from hotspots, addresses, callers, background."""
-    to_bng = Transformer.from_crs(4326, 27700, always_xy=True)
+    """Clean rows (integer codes, BNG points) from hotspots, addresses, callers, background;
+    hotspots and streets are placed in the study area's own geometry."""
     weekday = (days.astype(np.int64) + 3) % 7
     doy = (days - days.astype("datetime64[Y]")).astype(np.int64)
     season = 1 + _SEASON_AMPLITUDE * np.cos(2 * np.pi * (doy - 196) / 365.25)
-    hx, hy = map(np.asarray, to_bng.transform([h[3] for h in _HOTSPOTS],
-                                              [h[2] for h in _HOTSPOTS]))
-    core = inner.buffer(-10)
-    for i in np.flatnonzero(~shapely.contains_xy(inner, hx, hy)):  # move inside if needed
-        p = shapely.ops.nearest_points(core, shapely.Point(hx[i], hy[i]))[0]
-        hx[i], hy[i] = p.x, p.y
-    hsd = np.array([h[4] for h in _HOTSPOTS], dtype=float)
-    hw = np.array([h[5] for h in _HOTSPOTS])
+    # hotspot centres and streets (repeat addresses lie on these) apart from each other
+    px, py = _spread_points(gen, inner, len(_HOTSPOTS) + len(_STREETS))
+    hx, hy = px[:len(_HOTSPOTS)], py[:len(_HOTSPOTS)]
+    sx, sy = px[len(_HOTSPOTS):], py[len(_HOTSPOTS):]
+    hsd = np.array([h[2] for h in _HOTSPOTS], dtype=float)
+    hw = np.array([h[3] for h in _HOTSPOTS])
     keys = ("x", "y", "cat", "day", "hour", "hot", "addr", "pc")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
 
@@ -366,13 +387,11 @@ def _plant(gen, n, inner, lsoa_geoms, lsoa_p, days, steps):
 
     hot_n = gen.multinomial(round(n * _HOTSPOT_SHARE), hw / hw.sum())
     for i, h in enumerate(_HOTSPOTS):
-        m, step = hot_n[i], h[8]
+        m, step = hot_n[i], h[6]
         day_w = season * (np.where(days >= steps[step][0], steps[step][1], 1.0) if step else 1)
         x, y = _gauss_inside(gen, inner, np.full(m, hx[i]), np.full(m, hy[i]), np.full(m, hsd[i]))
-        add(x, y, gen.choice(6, m, p=h[7]), *_times(gen, m, day_w, _profile(h[6]), weekday),
+        add(x, y, gen.choice(6, m, p=h[5]), *_times(gen, m, day_w, _profile(h[4]), weekday),
             hot=i)
-    sx, sy = map(np.asarray, to_bng.transform([s[2] for s in _STREETS],
-                                              [s[1] for s in _STREETS]))
     addr_n = np.maximum(5, np.rint(n * _ADDRESS_SHARE / len(_ADDRESSES)
                                    * gen.uniform(0.5, 1.5, len(_ADDRESSES)))).astype(np.int64)
     a_street = np.array([a[1] for a in _ADDRESSES])
@@ -472,8 +491,11 @@ def _assemble(gen, r, reason, union, days, plant, params) -> SyntheticData:
     x, y = r["x"].copy(), r["y"].copy()
     todo = np.flatnonzero(reason == code["outside_study_area"])  # 1 km or more outside
     c = shapely.centroid(union)
+    minx, miny, maxx, maxy = union.bounds
+    reach = max(7000.0, float(np.hypot(maxx - minx, maxy - miny)) / 2 + 1000)
     while todo.size:
-        ang, rad = gen.uniform(0, 2 * np.pi, todo.size), gen.uniform(7000, 9000, todo.size)
+        ang = gen.uniform(0, 2 * np.pi, todo.size)
+        rad = gen.uniform(reach, reach + 2000, todo.size)
         x[todo], y[todo] = c.x + rad * np.cos(ang), c.y + rad * np.sin(ang)
         todo = todo[shapely.distance(union, shapely.points(x[todo], y[todo])) < 1000]
     lat, lon = np.full(n, np.nan), np.full(n, np.nan)
@@ -522,7 +544,7 @@ def _assemble(gen, r, reason, union, days, plant, params) -> SyntheticData:
                       + pad[np.arange(fresh.size) - first + 1])
         rows[name] = idx
     ref[dup] = ref[r["src"][dup]]  # a duplicate repeats its original's reference
-    names = np.array([s[0] for s in _STREETS] + [h[1] for h in _HOTSPOTS], dtype=object)
+    names = np.array(list(_STREETS) + [h[1] for h in _HOTSPOTS], dtype=object)
     places = np.array([p + s for p in _LOCATION_PREFIXES for s in names]
                       + [a[0] for a in _ADDRESSES], dtype=object)
     location = places[np.where(r["addr"] >= 0, len(_LOCATION_PREFIXES) * names.size + r["addr"],
@@ -575,10 +597,10 @@ def _truth_tables(r, days, plant, names) -> dict[str, pd.DataFrame]:
     hotspots = pd.DataFrame({
         "name": [h[0] for h in _HOTSPOTS], "street": [h[1] for h in _HOTSPOTS],
         "x": plant["hx"], "y": plant["hy"], "lat": np.round(hlat, 6), "lon": np.round(hlon, 6),
-        "sd_m": [float(h[4]) for h in _HOTSPOTS], "profile": [h[6] for h in _HOTSPOTS],
-        "peak_window": [_PROFILES[h[6]][0] for h in _HOTSPOTS],
-        "step_date": [str(steps[h[8]][0]) if h[8] else "" for h in _HOTSPOTS],
-        "step_factor": [steps[h[8]][1] if h[8] else 1.0 for h in _HOTSPOTS],
+        "sd_m": [float(h[2]) for h in _HOTSPOTS], "profile": [h[4] for h in _HOTSPOTS],
+        "peak_window": [_PROFILES[h[4]][0] for h in _HOTSPOTS],
+        "step_date": [str(steps[h[6]][0]) if h[6] else "" for h in _HOTSPOTS],
+        "step_factor": [steps[h[6]][1] if h[6] else 1.0 for h in _HOTSPOTS],
         "n_planted": plant["hot_n"],
         "categories": [{CATEGORIES[c]: int(m) for c, m in enumerate(
             np.bincount(r["cat"][r["hot"] == i], minlength=6)) if m}
@@ -680,11 +702,13 @@ def write_synthetic(data: SyntheticData, out_dir: str | Path) -> dict[str, Path]
         "These files were made by hotspots.synthetic.make_synthetic, seeded ("
         + (f"seed {p['seed']}" if p["seed"] is not None else "from a Generator; seed not recorded")
         + "), for testing and demonstrating hotspots. No record describes a real "
-        "event, person, caller or address: block names are invented, caller ids are random, "
-        "and every description starts with 'SYNTHETIC'. Do not mix with real data.\n\n"
-        f"{p['n_incidents']} rows from {p['start']} to {p['end']} in the real Tower Hamlets "
-        "LSOAs: about 65% from 15 planted hotspots (Gaussian spread, an hour x weekday "
-        "profile each, three rising x2.5 and one falling x0.3 from a planted date), 2.5% at "
+        "event, person, caller, place or address: street, place and block names are "
+        "invented, caller ids are random, and every description starts with 'SYNTHETIC'. "
+        "Do not mix with real data.\n\n"
+        f"{p['n_incidents']} rows from {p['start']} to {p['end']} in the study area's "
+        "real LSOAs: about 65% from 15 planted hotspots placed at random (invented names; "
+        "Gaussian spread, an hour x weekday profile each, three rising x2.5 and one falling "
+        "x0.3 from a planted date), 2.5% at "
         "10 repeat addresses, 8 planted repeat callers, the rest spread over the LSOAs with "
         "random LSOA weights; a seasonal sinusoid peaking in July; "
         f"{p['n_dirty']} dirty rows with the rejection reason ingest should give.\n\n"

@@ -61,7 +61,7 @@ REASONS: dict[str, tuple[str, str]] = {
         "quote text that contains commas (\"like, this\") or remove the extra fields; "
         "the row is kept in the rejected rows file"),
     "invalid_count": (
-        "'{value}' is not a whole number of 0 or more",
+        "'{value}' is not a whole number from 0 to 1,000,000",
         "write the count as a whole number, or leave it empty for 1"),
     "implausible_date": (
         "{value} is before {detail}, the earliest plausible date (1899-12-31, 1900-01-01 and "

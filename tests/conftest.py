@@ -230,19 +230,25 @@ FORMULA_PAYLOADS = ('=HYPERLINK("http://x","click")', "+cmd|' /C calc'!A0", "@SU
 
 #: Run before any page script in every frame: dialogs are recorded (never shown), and every
 #: element added to the document that carries an inline event handler, a javascript: URL
-#: or a payload's script body is recorded, even when it is removed again.
+#: (in a URL attribute: a text box may show such text as its value) or a payload's script
+#: body is recorded, even when it is removed again.
 XSS_HOOK = """(() => {
   window.__xss = [];
   for (const f of ['alert', 'confirm', 'prompt']) {
     window[f] = (...a) => { window.__xss.push(f + '(' + a.join(',') + ')'); };
   }
+  const URL_ATTR = /^(href|src|action|formaction|data|xlink:href)$/i;
   const bad = el => el.nodeType === 1 && (
-    [...el.attributes].some(a => /^on/i.test(a.name) || /^\\s*javascript:/i.test(a.value))
-    || (el.tagName === 'SCRIPT' && /^\\s*(alert|confirm|prompt)\\(\\d+\\)\\s*$/.test(el.text)));
+    [...el.attributes].filter(a => /^on/i.test(a.name) || (URL_ATTR.test(a.name)
+                                                   && /^\\s*javascript:/i.test(a.value)))
+      .map(a => a.name + '=' + a.value).join(' ')
+    || (el.tagName === 'SCRIPT' && /^\\s*(alert|confirm|prompt)\\(\\d+\\)\\s*$/.test(el.text)
+        && el.text));
   const check = node => {
     if (node.nodeType !== 1) return;
     for (const el of [node, ...node.querySelectorAll('*')]) {
-      if (bad(el)) window.__xss.push('element ' + el.outerHTML.slice(0, 200));
+      const what = bad(el);
+      if (what) window.__xss.push('element <' + el.tagName + '> ' + what);
     }
   };
   new MutationObserver(ms => ms.forEach(m => {
@@ -299,8 +305,9 @@ def xss_findings(page, *, open_maps: bool = True) -> list[str]:
     page.wait_for_timeout(300)
     for frame in page.frames:
         found += frame.evaluate("window.__xss || ['no hook in ' + location.href]")
-        found += frame.evaluate("""() => [...document.querySelectorAll('*')].filter(el =>
-            [...el.attributes].some(a => /^on/i.test(a.name)
-                                     || /^\\s*javascript:/i.test(a.value)))
-            .map(el => 'in document ' + el.outerHTML.slice(0, 200))""")
+        found += frame.evaluate("""() => [...document.querySelectorAll('*')].flatMap(el =>
+            [...el.attributes].filter(a => /^on/i.test(a.name)
+                || (/^(href|src|action|formaction|data|xlink:href)$/i.test(a.name)
+                    && /^\\s*javascript:/i.test(a.value)))
+            .map(a => 'in document <' + el.tagName + '> ' + a.name + '=' + a.value))""")
     return found

@@ -3,7 +3,8 @@ services and Nomis, behaving as those services do: police.uk crimes built from r
 police.uk CSV rows with the polygon filter done point in polygon, the 503 of an area
 holding too many crimes (threshold settable, so a split can be forced with little
 data), the 4,094-character GET limit, 429s, months missing from crimes-street-dates,
-and bad answers on demand (``faults``, used one per crimes-street request)."""
+and bad answers on demand (``faults``, used one per crimes-street request: 429, 500,
+503, html, truncated, cut, wrong_month)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = json.dumps(found).encode()
         if fault == "truncated":
             body = body[: len(body) // 2]
+        if fault == "cut":  # the connection drops mid-answer: fewer bytes than announced
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            return
         self._send(200, body)
 
     def _arcgis(self, service: str, params: dict) -> None:
@@ -188,6 +196,49 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         lines += [f'"{c}","{c} name","{self.fake.nomis[c]}"' for c in codes
                   if c in self.fake.nomis]
         self._send(200, ("\n".join(lines) + "\n").encode(), "text/csv")
+
+
+def _features(gdf, props) -> list[dict]:
+    gdf = gdf.to_crs(27700)
+    return [{"type": "Feature", "properties": props(r),
+             "geometry": json.loads(shapely.to_geojson(r.geometry))}
+            for r in gdf.itertuples()]
+
+
+def ons_services(shared: Path) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """ArcGIS services (lookup, LSOA and ward boundaries) and Nomis populations as the
+    ONS and Nomis serve them, built from the shared Tower Hamlets, City and London files:
+    ``(features by service, usual residents by LSOA)``."""
+    import geopandas as gpd
+
+    from hotspots import ons
+
+    th_code = "E09000030"
+    wards = gpd.read_file(shared / "tower_hamlets_wards_2022.geojson").to_crs(27700)
+    th = gpd.read_file(shared / "tower_hamlets_lsoa21.geojson").to_crs(27700)
+    city = gpd.read_file(shared / "city_of_london_lsoa21.geojson").to_crs(27700)
+    london = gpd.read_file(shared / "london_lsoa21.gpkg", layer="lsoa21",
+                           ignore_geometry=True)
+    # best-fit ward of each Tower Hamlets LSOA: the ward holding most of it
+    best = {}
+    for r in th.itertuples():
+        share = wards.geometry.intersection(r.geometry).area
+        best[r.LSOA21CD] = wards.iloc[int(share.argmax())]
+    lookup = [{"properties": {
+        "LSOA21CD": r.lsoa21cd, "LSOA21NM": r.lsoa21nm,
+        "WD22CD": best[r.lsoa21cd]["wardcode"] if r.lsoa21cd in best else "",
+        "WD22NM": best[r.lsoa21cd]["name"] if r.lsoa21cd in best else "",
+        "LAD22CD": r.lad22cd, "LAD22NM": r.lad22nm}} for r in london.itertuples()]
+    with open(shared / "population_lsoa21_london.csv", newline="") as fh:
+        people = {r["lsoa21cd"]: int(r["usual_residents"]) for r in csv.DictReader(fh)}
+    return {
+        ons.LOOKUP[0]: lookup,
+        ons.LSOA_BOUNDARIES[0]: _features(th, lambda r: {"LSOA21CD": r.LSOA21CD,
+                                                         "LSOA21NM": r.LSOA21NM})
+        + _features(city, lambda r: {"LSOA21CD": r.lsoa21cd, "LSOA21NM": r.lsoa21nm}),
+        ons.WARD_BOUNDARIES[0]: _features(wards, lambda r: {
+            "WD22CD": r.wardcode, "WD22NM": r.name, "LAD22CD": th_code}),
+    }, people
 
 
 @contextlib.contextmanager

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import datetime
 import getpass
+import hashlib
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -134,6 +137,81 @@ def test_officer_sees_the_patrol_map_only(role):
             at.switch_page(page)
 
 
+def test_patrol_periods_shifts_wards_and_the_printout(role, demo, layers):
+    """Rolling periods and months; the configured shifts; wards in alphabetical order;
+    places busiest on the shift first; a print header with marking, period, shift and
+    date; police.uk rows in a rolling period are said to be left out."""
+    from hotspots.config import load_config
+
+    at = role("officer")
+    assert not at.exception, [e.value for e in at.exception]
+    period = at.selectbox(key="patrol_period")
+    assert period.options[:3] == ["Last 28 days (4 to 31 Aug 2024)",
+                                  "Last 7 days (25 to 31 Aug 2024)",
+                                  "Last 90 days (3 Jun to 31 Aug 2024)"]
+    assert "Month: Aug 2024" in period.options and period.value == period.options[0]
+    shifts = load_config().patrol.shifts
+    shift = at.selectbox(key="patrol_shift")
+    assert shift.options == [s.label for s in shifts.values()]
+    names = dict(zip(layers["ward"]["code"], layers["ward"]["name"], strict=True))
+    ward = at.selectbox(key="patrol_ward")
+    assert ward.options == sorted(names.values())  # alphabetical
+    assert any("police.uk rows are dated by month only" in c.value for c in at.caption)
+    period.set_value("Month: Aug 2024")
+    shift.set_value("evening")
+    ward.set_value("E05009333").run()  # Spitalfields & Banglatown
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("police.uk rows are dated by month only" in c.value for c in at.caption)
+    table = _table(at, "Patrol windows")
+    on = table["On this shift"].astype(int).tolist()
+    assert len(on) > 1 and on == sorted(on, reverse=True)  # busiest on the shift first
+    head = next(m.value for m in at.markdown if m.value.startswith("<div class='hs-print-head'"))
+    assert ("OFFICIAL-SENSITIVE · Patrol map: Spitalfields &amp; Banglatown · 2024-08 · "
+            f"Evening 18:00-02:00 · produced {datetime.date.today().isoformat()}") in head
+    assert "hs-print-foot'>OFFICIAL-SENSITIVE<" in head
+    # the map zooms to the ward: its bounds are the ward's, not the borough's
+    frame = next(f.proto.srcdoc for f in at.get("iframe") if "hs-title" in f.proto.srcdoc)
+    bounds = json.loads(re.search(r"map_\w+\.fitBounds\(\s*(\[\[.*?\]\])", frame).group(1))
+    ward_box = layers["ward"].loc[layers["ward"]["code"] == "E05009333"].to_crs(4326)
+    minx, miny, maxx, maxy = ward_box.total_bounds
+    assert sum(bounds, []) == pytest.approx([miny, minx, maxy, maxx], abs=1e-4)
+    # a shorter period: the same shift, rolling
+    at.selectbox(key="patrol_period").set_value("Last 90 days (3 Jun to 31 Aug 2024)").run()
+    assert not at.exception
+    assert any("2024-06-03 to 2024-08-31, Evening 18:00-02:00" in c.value for c in at.caption)
+
+
+def test_each_officer_keeps_a_home_ward(role, demo, monkeypatch):
+    from hotspots.usersettings import settings_folder
+
+    folder = settings_folder(os.environ["HOTSPOTS_STORE"])
+    try:
+        at = role("officer")
+        first = at.selectbox(key="patrol_ward").value
+        at.selectbox(key="patrol_ward").set_value("E05009333").run()
+        at.button(key="patrol_home").click().run()
+        assert not at.exception
+        assert any("Your home ward" in c.value for c in at.caption)
+        again = AppTest.from_file(APP, default_timeout=90)  # a new session, same user
+        again.run()
+        assert again.selectbox(key="patrol_ward").value == "E05009333"
+        assert first != "E05009333"
+        # another user's home ward is their own
+        monkeypatch.delenv("HOTSPOTS_LOCAL")
+        other = AppTest.from_file(APP, default_timeout=90)
+        other.secrets["passwords"] = {"pat": {"password_sha256": hashlib.sha256(b"pw")
+                                              .hexdigest(), "role": "officer"}}
+        other.run()
+        other.text_input[0].input("pat")
+        other.text_input[1].input("pw")
+        other.button[0].click().run()
+        assert other.selectbox(key="patrol_ward").value == first
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _rectangle(x0, y0, x1, y1) -> dict:
     """What the map's draw control posts for a rectangle given in EPSG:27700."""
     from pyproj import Transformer
@@ -195,39 +273,139 @@ def test_before_and_after_counts_the_target_ring_and_rest(role, demo, layers):
         inside = inc.loc[(inc["date"] >= lo) & (inc["date"] < hi)]
         assert table.at["Target", col] == (inside["ward_code"] == ward).sum()
         assert table[col].sum() == len(inside)  # target + ring + rest: nothing lost
-    assert any(m.label == "Weighted displacement quotient" for m in at.metric)
+    assert "Weighted displacement quotient" in " ".join(m.value for m in at.expander[0].markdown)
     # a tasked place, judged from its meeting date
     at.radio(key="ba_kind").set_value("A tasked place").run()
     assert not at.exception
     assert at.info or at.selectbox(key="ba_tasked") is not None
 
 
-def test_trend_series_compare_like_with_like(role, demo):
-    """The one-month police.uk ASB and drugs file is left out of the series by default (it
-    would make a spike in April 2023); the series run over the months every chosen
-    stream covers, and dropping police.uk burglary (from 2023-09) lengthens them."""
+def test_trend_series_run_over_their_own_months(role, demo):
+    """Each series runs over its own months: the council's year before police.uk burglary
+    starts is counted, and the page says which source covers which months. The one-month
+    police.uk ASB and drugs file is left out by default (a spike in April 2023)."""
     from hotspots import store
 
     at = role()
     at.switch_page("app_pages/trends.py").run()
     assert not at.exception, [e.value for e in at.exception]
     streams = at.multiselect(key="trend_streams")
-    assert "Anti-social behaviour (police.uk), 2023-04 only" in streams.options
     assert "Anti-social behaviour (police.uk)" not in streams.value
     assert "Burglary (police.uk)" in streams.value
-    caption = next(c.value for c in at.caption if "the months every series" in c.value)
-    assert "2023-09 to 2024-08" in caption and "Left out: Anti-social behaviour" in caption
+    cover = _table(at, "Months")
+    assert cover.at["Burglary (police.uk)", "Months"] == "2023-09 to 2024-08"
+    assert cover.at["Anti-social behaviour (police.uk)", "Months"] == "2023-04 only"
+    assert cover.at["Drug dealing (synthetic-drugs)", "Months"] == "2022-09 to 2024-08"
     conn = store.connect(os.environ["HOTSPOTS_STORE"])
     inc = store.read_incidents(conn)
     conn.close()
-    month = inc["date"].str[:7]
-    want = ((month >= "2023-09") & ~inc["category"].isin(["asb", "drugs"])).sum()
-    assert caption.startswith(f"{want:,} incidents")
-    streams.unselect("Burglary (police.uk)").run()
+    caption = next(c.value for c in at.caption if "Each series runs over its own" in c.value)
+    want = (~inc["category"].isin(["asb", "drugs"])).sum()  # 2022-09 onwards, all of it
+    assert caption.startswith(f"{want:,} incidents in the whole borough")
+    spec = json.loads(_charts(at)[0].spec)
+    series = _chart_data(_charts(at)[0])[spec["data"]["name"]]
+    firsts = series.groupby("series")["month"].min().astype(str).str[:7]
+    assert firsts["Burglary (police.uk)"] == "2023-09"
+    assert firsts["Drug dealing (synthetic-drugs)"] == "2022-09"
+    # one line per area adds the series up: over the months every one covers, and says so
+    at.radio(key="trend_lines").set_value("One line per area").run()
     caption = next(c.value for c in at.caption if "the months every series" in c.value)
-    assert "2022-09 to 2024-08" in caption
-    want = (inc["source"] != "policeuk").sum()
-    assert caption.startswith(f"{want:,} incidents")
+    assert "2023-09 to 2024-08" in caption
+
+
+def _charts(at: AppTest) -> list:
+    """The protos of the page's Altair / Vega-Lite charts, in page order."""
+    def walk(node, out):
+        for child in getattr(node, "children", {}).values():
+            out.append(child)
+            walk(child, out)
+        return out
+    return [e.proto for e in walk(at._tree, []) if e.type == "vega_lite_chart"]
+
+
+def _chart_data(proto) -> dict:
+    import pyarrow as pa
+
+    return {d.name: pa.ipc.open_stream(d.data.data).read_pandas() for d in proto.datasets}
+
+
+def test_the_wards_filter_always_applies_to_the_trends(role, demo, layers):
+    """The sidebar's Wards filter changes the series every time it changes, not only on
+    the first visit (a keyed widget kept its first value and ignored a new default)."""
+    from hotspots import store
+
+    conn = store.connect(os.environ["HOTSPOTS_STORE"])
+    inc = store.read_incidents(conn)
+    conn.close()
+    inc = inc.loc[~inc["category"].isin(["asb", "drugs"])]
+    at = role()
+    at.switch_page("app_pages/trends.py").run()
+    names = dict(zip(layers["ward"]["code"], layers["ward"]["name"], strict=True))
+    for wards in (["E05009333"], ["E05009317", "E05009320"], ["E05009333"], []):
+        at.sidebar.multiselect(key="f_wards").set_value(wards).run()
+        assert not at.exception, [e.value for e in at.exception]
+        caption = next(c.value for c in at.caption if "Each series runs over" in c.value)
+        want = inc["ward_code"].isin(wards).sum() if wards else len(inc)
+        where = (", ".join(sorted(names[w] for w in wards)) if wards
+                 else "the whole borough")
+        assert caption.startswith(f"{want:,} incidents in {where}."), (wards, caption)
+        series = _chart_data(_charts(at)[0])
+        assert sum(d["incidents"].sum() for d in series.values()) == want
+        shown = next(m for m in at.multiselect if m.key.startswith("trend_areas_ward"))
+        assert shown.value == wards
+        assert set(shown.options) <= ({names[w] for w in wards} or set(names.values()))
+
+
+def test_before_and_after_reads_in_plain_words_with_the_date_marked(role, demo):
+    at = role()
+    at.switch_page("app_pages/trends.py").run()
+    at.selectbox(key="ba_ward").set_value("E05009333")
+    at.date_input(key="ba_date_A ward").set_value(datetime.date(2024, 3, 1))
+    at.number_input(key="ba_months").set_value(4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    verdict = next(m.value for m in at.markdown if m.value.startswith("**The target "))
+    assert "chance" in verdict and "p =" not in verdict and "WDQ" not in verdict
+    table = _df(at, "area").set_index("area")
+    b, a = table.iloc[0, 0], table.iloc[0, 1]
+    moved = "fell" if a < b else "rose"
+    assert f"The target {moved} {abs(a / b - 1):.0%}" in verdict
+    metrics = {m.label: m.value for m in at.metric}
+    assert list(metrics) == ["Target", "Ring round it", "Rest of the borough"]
+    assert metrics["Target"] == f"{a / b - 1:+.0%}".replace("-", "−")
+    assert all(len(v) <= 6 for v in metrics.values())  # short: never cut off
+    details = at.expander[0]
+    assert details.label.startswith("Details")
+    text = " ".join(m.value for m in details.markdown)
+    assert "p = " in text and "Weighted displacement quotient" in text
+    chart = _charts(at)[-1]
+    data = _chart_data(chart)
+    marks = [layer["mark"]["type"] for layer in json.loads(chart.spec)["layer"]]
+    assert marks == ["line", "rule", "text"]
+    rule = data[json.loads(chart.spec)["layer"][1]["data"]["name"]]
+    assert rule["start"].dt.date.tolist() == [datetime.date(2024, 3, 1)]
+    assert rule["text"].tolist() == ["intervention 2024-03-01"]
+    steps = data[json.loads(chart.spec)["layer"][0]["data"]["name"]]
+    target = steps.loc[steps["area"] == "Target"]
+    assert target.loc[target["side"] == "before", "n"].sum() == b
+    assert target.loc[target["side"] == "after", "n"].sum() == a
+
+
+def test_emerging_hot_spots_are_drawn_on_a_map(role, demo, cache, tmp_path):
+    """The map's classes are the tasking pack's: the same cells, counted the same."""
+    from hotspots.config import load_config
+    from hotspots.pack import build_pack
+
+    at = role()
+    at.switch_page("app_pages/trends.py").run()
+    frames = [f.proto.srcdoc for f in at.get("iframe")]
+    page = next(f for f in frames if "emerging hot spots" in f)
+    want = build_pack(config=load_config(), store_file=os.environ["HOTSPOTS_STORE"],
+                      out_dir=tmp_path, cache=cache)["emerging"]
+    assert want
+    for name, n in want.items():
+        assert f"{name}: {n}</div>" in page  # the map's legend
+    caption = next(c.value for c in at.caption if "grid cells of" in c.value)
+    assert all(f"{n} {name}" in caption for name, n in want.items())
 
 
 def test_partner_sees_the_minimised_pack_only(role):

@@ -40,6 +40,43 @@ def server(tmp_path_factory, cache):
         yield url, root
 
 
+def _check_patrol(page) -> None:
+    """The map is there; no tile server answers here, so it says so and its numbered
+    labels carry the street names of the places in the table."""
+    from hotspots.maps import NO_TILES_NOTE
+
+    check_page(page, "OFFICIAL-SENSITIVE · Patrol map")
+    frame = page.frame_locator("iframe").first
+    frame.locator(".leaflet-container").first.wait_for(timeout=30_000)
+    frame.locator(".hs-notiles-box").wait_for(state="visible", timeout=30_000)
+    assert frame.locator(".hs-notiles-box").inner_text() == NO_TILES_NOTE
+    rows = page.locator('[data-testid="stTable"] tr:has(td)')
+    streets = frame.locator(".hs-street")
+    assert streets.count() == rows.count() > 0
+    assert streets.first.is_visible()
+    assert streets.first.inner_text() == rows.first.locator("td").nth(0).inner_text()
+
+
+def _check_trends(page) -> None:
+    """No metric is cut off; the verdict reads in words; the emerging classes are on a
+    map with their legend; the charts are drawn."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("The target ").first.wait_for()
+    values = page.locator('[data-testid="stMetricValue"]')
+    expect(values).to_have_count(3)
+    for i in range(3):
+        cut = values.nth(i).evaluate("e => [...e.querySelectorAll('*')].concat([e]).some("
+                                     "n => n.scrollWidth > n.clientWidth + 1)")
+        assert not cut, values.nth(i).inner_text()
+    legend = page.frame_locator("iframe").first.locator(".hs-legend")
+    legend.wait_for(state="visible", timeout=30_000)
+    assert "persistent hot spot" in legend.inner_text()
+    expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(2)
+    page.get_by_text("Details: the tests").first.click()
+    page.get_by_text("Weighted displacement quotient").first.wait_for()
+
+
 def test_pages_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
@@ -55,9 +92,10 @@ def test_pages_in_chromium(server):
                 for name, text in PAGES.items():
                     page.goto(f"{url}/{name}")  # each page's own link works
                     check_page(page, text)
-                    if name == "patrol":  # the folium map is a component: wait for it
-                        page.frame_locator("iframe").first.locator(
-                            ".leaflet-container").first.wait_for(timeout=30_000)
+                    if name == "patrol":
+                        _check_patrol(page)
+                    if name == "trends":
+                        _check_trends(page)
                     page.screenshot(path=shots / f"{name}_{size}.png", full_page=True)
                 page.close()
             # a file that is not an export: a message per file, the app carries on
@@ -96,10 +134,17 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.set_default_timeout(120_000)
             page.goto(f"{url}/patrol")
             check_page(page, "Numbers on the map match")
+            page.locator('[data-testid="stSelectbox"]').filter(has_text="Period").click()
+            page.get_by_role("option", name="Month: Aug 2024").click()
+            check_page(page, "· 2024-08 ·")
             page.get_by_text("An area I draw").click()
             check_page(page, "Draw an area on the map")
             frame = page.locator('iframe[title$="hotspots_drawmap"]')
             inner = page.frame_locator('iframe[title$="hotspots_drawmap"]').frame_locator("#map")
+            zoom = "() => Object.values(window).find(v => v instanceof L.Map).getZoom()"
+            inner.locator(".leaflet-container").wait_for()
+            before = page.frame_locator('iframe[title$="hotspots_drawmap"]').frame_locator(
+                "#map").locator("body").evaluate(zoom)
             inner.locator(".leaflet-draw-draw-rectangle").click()
             box = frame.bounding_box()
             cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -113,8 +158,15 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             assert n_places > 0, caption
             # the table streams in after the caption: wait for its rows
             expect(page.locator('[data-testid="stTable"] tr:has(td)')).to_have_count(n_places)
-            # the drawn rectangle is back on the rebuilt map, editable
+            # busiest on the shift first
+            on = [int(t) for t in page.locator('[data-testid="stTable"] tr:has(td)')
+                  .locator("td:nth-child(3)").all_inner_texts()]
+            assert on == sorted(on, reverse=True), on
+            # the drawn rectangle is back on the rebuilt map, editable, and the map zooms
+            # to it
             inner.locator("path.leaflet-interactive").first.wait_for()
+            page.wait_for_timeout(500)
+            assert inner.locator("body").evaluate(zoom) > before
             page.screenshot(path=root / "shots_patrol_drawn.png", full_page=True)
 
             page.get_by_text("A ward").first.click()
@@ -140,3 +192,7 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
     text = reader.pages[0].extract_text()
     assert "Patrol windows" in text and "Signed in" not in text and "Page not found" not in text
     assert first_place in text
+    for page_ in reader.pages:  # the marking, period, shift and date on every page
+        text = " ".join(page_.extract_text().split())
+        assert text.count("OFFICIAL-SENSITIVE") >= 2  # header and footer
+        assert "· 2024-08 ·" in text and ":00-" in text and "produced 20" in text

@@ -86,8 +86,8 @@ def test_refresh_keeps_a_password_user_signed_in(app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            def context():
-                ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            def context(width=1280, height=900):
+                ctx = browser.new_context(viewport={"width": width, "height": height})
                 ctx.set_default_timeout(60_000)
                 return ctx, ctx.new_page()
 
@@ -148,8 +148,9 @@ def test_refresh_keeps_a_password_user_signed_in(app):
             c2.close()
             ctx.close()
 
-            # wrong passwords: three "not recognised", then a wait, even for the right one
-            ctx, page = context()
+            # wrong passwords, on a phone: three "not recognised", then a wait, even for
+            # the right password
+            ctx, page = context(375, 812)
             page.goto(url)
             check_page(page, "hotspots: sign in")
             for _ in range(3):
@@ -159,7 +160,7 @@ def test_refresh_keeps_a_password_user_signed_in(app):
             wait = re.search(r"Try again in (\d+) seconds \(at \d\d:\d\d:\d\d\)", body)
             assert wait and 15 <= int(wait[1]) <= 30, body  # 30 s from the third failure
             assert "Signed in" not in body
-            page.screenshot(path=shots / "signin_throttled.png", full_page=True)
+            page.screenshot(path=shots / "signin_throttled_phone.png", full_page=True)
             ctx.close()
         finally:
             browser.close()

@@ -2,6 +2,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from shapely.geometry import box
 
 from hotspots.assign import assign_codes, assign_points
 from hotspots.errors import CRSError
@@ -148,3 +149,22 @@ def test_lookup_kept_for_a_layer_follows_its_codes():
     assert assign_codes(x, y, renamed).tolist() == ["Y", "W", "W", "W"]
     assign._CACHE.clear()
     assert assign_codes(x, y, layer).tolist() == first.tolist()
+
+
+def test_police_uk_rows_prefer_their_own_area_on_edges_and_just_outside():
+    from hotspots.assign import prefer_own
+
+    # two 100 m squares sharing the edge x = 100; codes A (left) < B (right)
+    sq = gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[box(0, 0, 100, 100),
+                                                          box(100, 0, 200, 100)], crs=27700)
+    x = np.array([100.0, 100.05, 100.5, 205.0, 420.0, 100.0])
+    y = np.array([50.0, 50.0, 50.0, 50.0, 50.0, 50.0])
+    got = assign_points(x, y, sq, nearest_max_m=250)
+    assert got.tolist() == [0, 1, 1, 1, 1, 0]  # edge: smallest code; outside: nearest
+    own = np.array([1, 0, 0, 0, 0, -1])  # B, A, A, A, A, none
+    out = prefer_own(x, y, got, own, sq, edge_m=0.15, nearest_max_m=250)
+    # on the edge -> own B; 5 cm inside B (coordinate precision) -> own A; 50 cm inside
+    # B stays B; 5 m outside (nearest B) -> own A within 250 m; 320 m from A: nearest
+    # B stays; no own code: the smallest-code rule stays
+    assert out.tolist() == [1, 0, 1, 0, 1, 0]
+    assert got.tolist() == [0, 1, 1, 1, 1, 0]  # not modified

@@ -199,6 +199,7 @@ def test_every_ingest_entry_has_the_same_keys(tmp_path, capsys, cache):
         assert set(entry) == set(INGEST_KEYS)
 
 
+@pytest.mark.slow
 def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, cache):
     store = str(tmp_path / "s.sqlite")
     months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
@@ -233,6 +234,7 @@ def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, ca
     assert "fewer than" not in text
 
 
+@pytest.mark.slow
 def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
     store = str(tmp_path / "s.sqlite")
     months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
@@ -257,6 +259,15 @@ def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
     assert (f"PAI {f['pai_5pct']:.2f}, hit rate {f['hit_rate_5pct']:.0%} on "
             f"{f['test_months']} test months") in page
     assert f["test_months"] == 8 and not f["fallback"]
+    # the pack's map draws the same cells with the same legend
+    code, out, _ = run(capsys, "--geodata", str(cache), "pack", "--store", store, "--out",
+                       str(tmp_path / "o"), "--json")
+    pack_map = Path(json.loads(out)["files"]["map"]).read_text()
+    legend = (f"Forecast for {f['month']}: top 5% of the area, {f['description']}, "
+              f"{f['cell_size_m']:.0f} m cells")
+    assert legend in page and legend in pack_map
+    last = f"Rank {f['cells']} of {f['cells']};"
+    assert last in page and last in pack_map
     run(capsys, "--geodata", str(cache), "ingest", str(months[-1]), "--store", store)
     # new data: the kept result no longer answers, so detect runs the backtest again
     code, out, _ = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--out",

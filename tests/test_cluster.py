@@ -209,7 +209,7 @@ def test_places_schema_and_statistics(synth, config):
 def test_labels_from_street_text(synth):
     data, _, places = synth(10_000)
     hot = data.hotspots.set_index("name")
-    for name in ("Brick Lane", "Watney Market", "Mile End Park"):
+    for name in data.hotspots["name"].head(3):
         h = hot.loc[name]
         hit = places[matches(places, np.array([h["x"]]), np.array([h["y"]]), 0)[:, 0]]
         assert hit["label"].tolist() == [h["street"]], name

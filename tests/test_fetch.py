@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 
 import pytest
 
@@ -30,7 +32,7 @@ def crimes():
 
 @pytest.fixture()
 def api(crimes):
-    fake = Fake(crimes=crimes)
+    fake = Fake(crimes={m: list(c) for m, c in crimes.items()})  # a test may revise records
     with serve(fake) as base:
         yield fake, f"{base}/police"
 
@@ -143,17 +145,27 @@ def test_query_polygon_covers_the_area_and_fits_a_get(area):
                + fetch.poly_param(poly)) <= 4094
 
 
-def test_429_and_5xx_are_retried(api, config, cache, tmp_path):
+def test_429_5xx_and_dropped_connections_are_retried(api, config, cache, tmp_path):
     fake, base = api
-    fake.faults = ["429", "500", "429"]
+    fake.faults = ["429", "500", "cut", "429"]
     report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-04"])
     assert report["error"] is None and report["months"][0]["status"] == "loaded"
-    assert report["months"][0]["requests"] == 4  # three refused, then the answer
+    assert report["months"][0]["requests"] == 5  # four refused or cut short, then the answer
     fake.faults = ["500"] * 6
     failed = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-05"],
                  client=fetch.Client(rate_per_s=1000, backoff_s=0.001, retries=2))
     assert "answered HTTP 500" in failed["error"] and "after 3 tries" in failed["error"]
     assert "run the command again later (it resumes)" in failed["error"]
+
+
+def test_a_service_down_with_503s_is_not_split_forever(api, config, cache, tmp_path):
+    fake, base = api
+    fake.faults = ["503"] * 1000  # an outage: every answer 503
+    report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-01"])
+    assert re.search(r"answered 503 7 times, still for a tile split 6 times \(1/64 of the "
+                     r"area across\); it is more likely down", report["error"])
+    assert report["months"][0]["status"] == "failed"
+    assert len(fake.log) == 8  # crimes-street-dates, then one tile at each depth: not 4**6
 
 
 def test_rate_is_at_most_the_limit():
@@ -202,6 +214,7 @@ def test_bad_answer_keeps_months_before_and_nothing_of_its_month(api, config, ca
     assert sorted(got["period"].unique()) == MONTHS[:3] and len(loads) == 3
 
 
+@pytest.mark.slow
 def test_interrupted_before_loading_resumes_without_asking_again(api, config, cache, tmp_path,
                                                                  monkeypatch):
     fake, base = api
@@ -233,8 +246,8 @@ def test_api_rows_are_the_csv_columns_with_categories_mapped(crimes):
            "location": {"latitude": "51.5", "longitude": "-0.05",
                         "street": {"id": 1, "name": "On or near Brick Lane"}}}
     rows = fetch.month_rows([crimes["2024-01"][0], asb])
-    assert rows[0] == ["", "2024-01", "", "", "-0.05", "51.5", "On or near Brick Lane", "", "",
-                       "Anti-social behaviour", "", ""]
+    assert rows[0] == ["api-7", "2024-01", "", "", "-0.05", "51.5", "On or near Brick Lane",
+                       "", "", "Anti-social behaviour", "", ""]
     assert rows[1][9] == "Burglary" and len(rows[1][0]) == 64
     assert set(fetch.API_CRIME_TYPES.values()) == set(load_config().police_uk_types)
 
@@ -254,15 +267,70 @@ def test_cli_fetch_policeuk_text_and_json(api, cache, tmp_path, capsys, monkeypa
     db = str(tmp_path / "s.sqlite")
     args = ["--geodata", str(cache), "fetch", "policeuk", "--months", "2024-06..2024-07",
             "--categories", "burglary", "--store", db]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress on a terminal
     assert main(args) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "police.uk 2024-06: not available from police.uk (crimes-street-dates)" in err
+    assert re.search(r"police.uk 2024-07: \d{3} crimes \(1 requests, 1 tile\(s\), 0 on tile "
+                     r"edges kept once, \d+ outside the area left out\)", err)
     assert "2 request(s): 1 month(s) unavailable, 1 month(s) loaded" in out
     assert "2024-07-policeuk-api_e09000030_burglary.csv (policeuk): read" in out
     assert main(args + ["--json"]) == 0
-    report = __import__("json").loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    assert err == ""  # quiet with --json, even on a terminal
+    report = json.loads(out)
     assert [m["status"] for m in report["months"]] == ["unavailable", "already_loaded"]
+    fake.dates = ["2024-06", "2024-07", "2024-08"]
+    assert main(args[:5] + ["latest:2"] + args[6:] + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(m["month"], m["status"]) for m in report["months"]] == [
+        ("2024-07", "already_loaded"), ("2024-08", "loaded")]
+    assert main(args[:5] + ["latest:x"] + args[6:]) == 1
+    assert "write latest or latest:N" in capsys.readouterr().err
     fake.faults = ["html"]
     fake.dates = None
     assert main(args[:5] + ["2024-05"] + args[6:]) == 1
     err = capsys.readouterr().err
     assert "hotspots: error: burglary crimes for 2024-05: " in err and "web page" in err
+
+
+def test_asb_and_drugs_month_gives_the_same_incidents_as_its_csv(config, cache, tmp_path):
+    """All crime types at once (all-crime), anti-social behaviour without persistent ids:
+    the same incidents, categories, LSOAs, wards and places as the CSV (ASB references
+    are the API's ids, the CSV's are derived from the row)."""
+    path = SHARED / "policeuk" / "2023-04-metropolitan-street_tower-hamlets_asb-drugs-only.csv"
+    fake = Fake(crimes=crimes_from_csvs([path]))
+    with serve(fake) as base:
+        report = fetch.fetch_policeuk(config=config, months=["2023-04"], store_file=tmp_path /
+                                      "api.sqlite", cache=cache, base_url=f"{base}/police",
+                                      client=quick())
+    assert report["error"] is None and fake.log[-1][1] == "/police/crimes-street/all-crime"
+    jobs.ingest_files([path], config=config, store_file=tmp_path / "csv.sqlite", cache=cache)
+    cols = ["category", "category_raw", "period", "x", "y", "location", "lsoa_code",
+            "ward_code"]
+    got, _ = incidents(tmp_path / "api.sqlite", categories=("asb", "drugs"))
+    want, _ = incidents(tmp_path / "csv.sqlite", categories=("asb", "drugs"))
+    assert got["category"].value_counts().to_dict() == want["category"].value_counts().to_dict()
+    assert (got[cols].sort_values(cols, ignore_index=True)
+            .equals(want[cols].sort_values(cols, ignore_index=True)))
+    asb = got[got["category"] == "asb"]
+    assert len(asb) > 800 and asb["ref"].str.startswith("api-").all()
+
+
+@pytest.mark.slow
+def test_refresh_asks_again_and_replaces_revised_records(api, config, cache, tmp_path):
+    fake, base = api
+    db = tmp_path / "s.sqlite"
+    run(config, cache, db, base, months=["2024-02"])
+    assert run(config, cache, db, base, months=["2024-02"])["months"][0]["status"] == \
+        "already_loaded"
+    unchanged = run(config, cache, db, base, months=["2024-02"], refresh=True)
+    assert unchanged["months"][0]["status"] == "unchanged"  # asked again: nothing new
+    revised = dict(fake.crimes["2024-02"][0])
+    revised["location"] = dict(revised["location"], street={"id": 1, "name": "On or near X"})
+    fake.crimes["2024-02"][0] = revised
+    report = run(config, cache, db, base, months=["2024-02"], refresh=True)
+    (f,) = report["ingest"]["files"]
+    assert report["months"][0]["status"] == "loaded" and f["replaced"] == 1
+    got, _ = incidents(db)
+    assert (got["location"] == "On or near X").sum() == 1

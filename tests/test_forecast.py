@@ -109,11 +109,11 @@ def test_too_little_history_falls_back_and_says_so():
     result, table = fc.backtest_result(inc, area)
     assert result["test_months"] == [] and not result["enough"]
     w = result["winner"]
-    assert w["fallback"] and (w["method"], w["cell_size_m"]) == ("counts_12m", 100.0)
+    assert w["fallback"] and (w["method"], w["cell_size_m"]) == ("counts_12m", 50.0)
     assert "too little history to choose a forecast: 0 test month(s), fewer than the 3" in \
         w["note"]
     # the fallback is still drawn, from the months there are
-    b = fc.bin_incidents(inc, area, cell_sizes=(50.0, 100.0))
+    b = fc.bin_incidents(inc, area, cell_sizes=(50.0,))
     layer = fc.forecast_layer(b, w)
     assert len(layer) > 0 and (layer["method"] == "counts_12m").all()
     # four months: one test month, still fewer than the minimum
@@ -164,3 +164,47 @@ def test_pai_of_captured_matches_evaluate():
         rng.uniform(0.5, 1, 50)
     n = ev.captured(s, c, a, np.array([0.05]))[0]
     assert n / c.sum() / 0.05 == pytest.approx(ev.pai(s, c, a, coverage=0.05))
+
+
+# ------------------------------------------------------------------ real police.uk months
+
+
+def city_incidents(types=None):
+    """The City of London Police months inside the City (its 6 LSOAs): period, x, y."""
+    import pyproj
+
+    from hotspots.ingest import read_export
+
+    from .conftest import SHARED
+
+    lsoas = gpd.read_file(SHARED / "city_of_london_lsoa21.geojson").to_crs(27700)
+    city = shapely.union_all(lsoas.geometry.values)
+    rows = pd.concat([read_export(f) for f in
+                      sorted((SHARED / "policeuk").glob("*-city-of-london-street.csv"))],
+                     ignore_index=True)
+    if types:
+        rows = rows.loc[rows["Crime type"].isin(types)]
+    lon = pd.to_numeric(rows["Longitude"], errors="coerce").to_numpy()
+    lat = pd.to_numeric(rows["Latitude"], errors="coerce").to_numpy()
+    x, y = pyproj.Transformer.from_crs(4326, 27700, always_xy=True).transform(lon, lat)
+    keep = np.isfinite(x) & np.isfinite(y)
+    keep[keep] = shapely.intersects_xy(city, x[keep], y[keep])
+    return pd.DataFrame({"period": rows["Month"].to_numpy()[keep], "x": x[keep],
+                         "y": y[keep]}), city
+
+
+@pytest.mark.parametrize("types", [None, ["Anti-social behaviour", "Drugs"]],
+                         ids=["all", "asb-drugs"])
+def test_the_city_search_picks_small_cells_and_beats_every_fixed_count_map(types):
+    inc, city = city_incidents(types)
+    result, table = fc.backtest_result(inc, city)
+    assert len(result["test_months"]) == 12 and result["test_months"][-1] == "2024-08"
+    s = fc.summarise(table).set_index(["method", "cell_size_m"])["pai"]
+    # the defect: the cell size was fixed at 100 m; 50 m nearly doubles PAI in the City
+    assert s[("counts_12m", 50.0)] > 1.5 * s[("counts_12m", 100.0)]
+    w = result["winner"]
+    assert w["cell_size_m"] == 50.0
+    counts = s[[m.startswith("counts") for m in s.index.get_level_values(0)]]
+    assert w["pai_5pct"] >= counts.max() - 1e-9 and w["pai_5pct"] > 1.5 * s[("naive", 100.0)]
+    # chosen only on earlier months, it stays close to the in-sample winner
+    assert result["chosen_before_scored"]["pai_5pct"] > 0.95 * w["pai_5pct"]

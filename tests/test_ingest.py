@@ -92,7 +92,9 @@ def test_street_name_alone_is_not_an_address_key():
                              " Fix: add it under [categories] in the mapping file, for example "
                              "\"Loud music\" = \"asb_nuisance\""),
     ({"Ref": ""}, "field 'Ref' = '': the reference is empty."),
-    ({"Qty": "2.5"}, "field 'Qty' = '2.5': '2.5' is not a whole number of 0 or more."),
+    ({"Qty": "2.5"}, "field 'Qty' = '2.5': '2.5' is not a whole number from 0 to 1,000,000."),
+    ({"Qty": "1e300"}, "field 'Qty' = '1e300': '1e300' is not a whole number from 0 to"),
+    ({"Qty": "inf"}, "field 'Qty' = 'inf': 'inf' is not a whole number from 0 to"),
 ])
 def test_each_rule_names_file_row_field_value_and_fix(kw, expected):
     msg = only_message(run([row(**kw)]))
@@ -694,3 +696,13 @@ def test_binary_and_utf16_mapping_files(tmp_path, config):
     for encoding in ("utf-16", "utf-8-sig"):  # Notepad's "Unicode" and its UTF-8 with a BOM
         p.write_bytes(BASE_MAPPING.encode(encoding))
         assert read_mapping(p, config).columns["reference"] == "a"
+
+
+def test_xlsx_huge_numbers_stay_short_and_unreadable_cells_name_the_file(tmp_path):
+    path = tmp_path / "big.xlsx"
+    pd.DataFrame({"Ref": ["A1"], "Qty": [1e300]}).to_excel(path, index=False)
+    assert read_export(path).iloc[0].tolist() == ["A1", "1e+300"]  # not 301 digits
+    # Excel's largest number is written rounded up, beyond what a float holds
+    pd.DataFrame({"Ref": ["A1"], "Qty": [1.7976931348623157e308]}).to_excel(path, index=False)
+    with pytest.raises(InputError, match=r"^big.xlsx: cannot be read as an Excel workbook"):
+        read_export(path)

@@ -95,6 +95,7 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
     assert errors == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium")
 def test_boundary_names_and_category_labels_are_text_on_the_area_map(layers, config, tmp_path):
     """Ward and LSOA names come from a boundary file and category labels from the

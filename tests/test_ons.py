@@ -15,45 +15,14 @@ from hotspots.config import Layer
 from hotspots.errors import FetchError
 
 from .conftest import SHARED
-from .fake_services import Fake, serve
+from .fake_services import Fake, ons_services, serve
 
 TH = "E09000030"
 
 
-def _features(gdf: gpd.GeoDataFrame, props) -> list[dict]:
-    gdf = gdf.to_crs(27700)
-    return [{"type": "Feature", "properties": props(r),
-             "geometry": json.loads(shapely.to_geojson(r.geometry))}
-            for r in gdf.itertuples()]
-
-
 @pytest.fixture(scope="module")
 def services():
-    wards = gpd.read_file(SHARED / "tower_hamlets_wards_2022.geojson").to_crs(27700)
-    th = gpd.read_file(SHARED / "tower_hamlets_lsoa21.geojson").to_crs(27700)
-    city = gpd.read_file(SHARED / "city_of_london_lsoa21.geojson").to_crs(27700)
-    london = gpd.read_file(SHARED / "london_lsoa21.gpkg", layer="lsoa21",
-                           ignore_geometry=True)
-    # best-fit ward of each Tower Hamlets LSOA: the ward holding most of it
-    best = {}
-    for r in th.itertuples():
-        share = wards.geometry.intersection(r.geometry).area
-        best[r.LSOA21CD] = wards.iloc[int(share.argmax())]
-    lookup = [{"properties": {
-        "LSOA21CD": r.lsoa21cd, "LSOA21NM": r.lsoa21nm,
-        "WD22CD": best[r.lsoa21cd]["wardcode"] if r.lsoa21cd in best else "",
-        "WD22NM": best[r.lsoa21cd]["name"] if r.lsoa21cd in best else "",
-        "LAD22CD": r.lad22cd, "LAD22NM": r.lad22nm}} for r in london.itertuples()]
-    with open(SHARED / "population_lsoa21_london.csv", newline="") as fh:
-        people = {r["lsoa21cd"]: int(r["usual_residents"]) for r in csv.DictReader(fh)}
-    return {
-        ons.LOOKUP[0]: lookup,
-        ons.LSOA_BOUNDARIES[0]: _features(th, lambda r: {"LSOA21CD": r.LSOA21CD,
-                                                         "LSOA21NM": r.LSOA21NM})
-        + _features(city, lambda r: {"LSOA21CD": r.lsoa21cd, "LSOA21NM": r.lsoa21nm}),
-        ons.WARD_BOUNDARIES[0]: _features(wards, lambda r: {
-            "WD22CD": r.wardcode, "WD22NM": r.name, "LAD22CD": TH}),
-    }, people
+    return ons_services(SHARED)
 
 
 @pytest.fixture()
@@ -100,9 +69,7 @@ def test_boundaries_and_population_match_the_shared_files(fake, tmp_path, cache,
     assert [r["lsoa21cd"] for r in pop] == want["code"].tolist()
     assert sum(int(r["usual_residents"]) for r in pop) == 310_323
     assert report["checks"]["usual_residents"] == 310_323
-    entries = ons.manifest_entries(report)
     for f in report["files"].values():
-        assert f'name = "{f["name"]}"\nsha256 = "{f["sha256"]}"' in entries
         assert geography.sha256_file(tmp_path / f["name"]) == f["sha256"]
 
 
@@ -148,23 +115,56 @@ def test_service_renamed_or_down_is_named(fake, tmp_path, monkeypatch):
         run(fake, tmp_path)
 
 
-def test_cli_fetch_area_writes_files_and_manifest_entries(fake, tmp_path, capsys,
-                                                          monkeypatch):
+def test_area_init_la_downloads_and_sets_up_the_area(fake, tmp_path, capsys, monkeypatch):
+    from hotspots import jobs
     from hotspots.cli import main
+    from hotspots.config import load_config
 
     _, arcgis, nomis = fake
     monkeypatch.setenv(ons.ONS_ENV, arcgis)
     monkeypatch.setenv(ons.NOMIS_ENV, nomis)
-    assert main(["fetch", "area", "--la", TH, "--out", str(tmp_path / "geo")]) == 0
-    out = capsys.readouterr().out
-    assert "Tower Hamlets (E09000030): 169 LSOAs, 20 wards, 310,323 usual residents" in out
-    manifest = (tmp_path / "geo" / "manifest.toml").read_text()
-    entries = geography.read_manifest(tmp_path / "geo" / "manifest.toml")
-    assert [e.name for e in entries] == ["tower_hamlets_lsoa21.geojson",
-                                         "tower_hamlets_wards_2022.geojson",
-                                         "tower_hamlets_population_lsoa21.csv"]
-    assert "ONS Open Geography Portal" in manifest
-    # the folder installs like any other: every checksum holds
-    res = geography.install_geodata(tmp_path / "geo" / "manifest.toml",
-                                    source_dir=tmp_path / "geo", cache=tmp_path / "c")
-    assert [r["status"] for r in res] == ["installed"] * 3
+    cache = tmp_path / "cache"
+    assert main(["--geodata", str(cache), "area", "init", "--la", TH, "--out",
+                 str(tmp_path / "th"), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["name"], done["code"]) == ("Tower Hamlets", TH)
+    assert done["counts"] == {"lsoa": 169, "ward": 20} and done["main_layer"] == "ward"
+    config = load_config(done["config"])
+    assert sorted(config.layers) == ["lsoa", "ward"]
+    pop = (tmp_path / "th" / "tower_hamlets_population_lsoa21.csv").read_text()
+    assert pop.startswith("lsoa21cd,lsoa21nm,usual_residents\nE01004198,")
+    # the area loads police.uk rows: every one assigned to an LSOA and a ward
+    month = SHARED / "policeuk" / "2024-01-metropolitan-street_tower-hamlets_burglary-only.csv"
+    (f,) = jobs.ingest_files([month], config=config, store_file=tmp_path / "s.sqlite",
+                             cache=cache)["files"]
+    assert f["error"] is None and f["accepted"] > 230 and f["unassigned"] == 0
+
+
+def test_area_init_takes_one_source(capsys):
+    from hotspots.cli import main
+
+    assert main(["area", "init", "--la", TH, "--borough", "Camden"]) == 1
+    assert "give one of --borough CODE|NAME|all" in capsys.readouterr().err
+
+
+def test_nomis_answering_a_web_page_is_named(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(ons, "NOMIS_TS001", "NM_9999_1")
+    with pytest.raises(FetchError, match=r"Nomis TS001: http://127.*NM_9999_1\.data\.csv\?.* "
+                                         r"answered HTTP 404 Not Found\. Check the service "
+                                         r"address"):
+        run(fake, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_boundaries_answered_in_degrees_are_projected(fake, tmp_path):
+    first = run(fake, tmp_path / "a")
+    ward_service = ons.WARD_BOUNDARIES[0]
+    wards = gpd.read_file(SHARED / "tower_hamlets_wards_2022.geojson")  # lon/lat
+    fake[0].features[ward_service] = [
+        {"type": "Feature", "properties": {"WD22CD": r.wardcode, "WD22NM": r.name},
+         "geometry": json.loads(shapely.to_geojson(r.geometry))} for r in wards.itertuples()]
+    second = run(fake, tmp_path / "b")
+    a = gpd.read_file(tmp_path / "a" / first["files"]["ward"]["name"])
+    b = gpd.read_file(tmp_path / "b" / second["files"]["ward"]["name"])
+    assert b.crs.to_epsg() == 27700 and a["WD22CD"].tolist() == b["WD22CD"].tolist()
+    assert b.area.to_numpy() == pytest.approx(a.area.to_numpy(), rel=1e-3)

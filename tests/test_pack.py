@@ -271,3 +271,161 @@ def test_review_tasked_against_the_rest_of_the_borough():
                       policeuk=[(50.0, "2024-03-01")] * 4 + [(500.0, "2024-03-01")] * 50)
     assert (row["n_before"], row["n_after"], row["days"]) == (10, 20, 22)
     assert row["expected"] == pytest.approx(20.0)
+
+
+# --- the partner version: nothing a suppressed count can be worked back from ------------
+
+#: Incidents per LSOA (A to D, in four wards) and month: (drug dealing, NOx sightings).
+#: August: B is under the threshold, C had 2 in July, A's NOx count is 3.
+PLANTED = {"2024-07": {"A": (10, 0), "B": (8, 0), "C": (2, 0), "D": (0, 6)},
+           "2024-08": {"A": (12, 3), "B": (3, 0), "C": (9, 0), "D": (0, 6)},
+           "2024-09": {"A": (11, 0), "B": (3, 0), "C": (7, 0), "D": (0, 2)}}
+STREET = "Secretive Street"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, cache, layers):
+    """A store of known small counts in four LSOAs of four different wards."""
+    root = tmp_path_factory.mktemp("partner")
+    lsoa = layers["lsoa"]
+    ward_of = {}
+    for code, geom in zip(lsoa["code"], lsoa.geometry, strict=True):
+        p = geom.representative_point()
+        hit = layers["ward"].loc[layers["ward"].contains(p), "code"]
+        if len(hit) and hit.iloc[0] not in ward_of.values():
+            ward_of[code] = hit.iloc[0]
+        if len(ward_of) == 4:
+            break
+    codes = dict(zip("ABCD", ward_of, strict=True))
+    pts = gpd.GeoSeries(lsoa.set_index("code").loc[list(codes.values())].geometry
+                        .representative_point().to_numpy(), crs=27700).to_crs(4326)
+    where = dict(zip("ABCD", pts, strict=True))
+    path = root / "planted.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Ref", "When", "Type", "Lat", "Lon", "Where", "Caller"])
+        for month, areas in PLANTED.items():
+            for name, (drugs, nox) in areas.items():
+                for k in range(drugs + nox):
+                    w.writerow([f"{month}-{name}-{k}", f"{month}-{1 + (k * 3) % 28:02d} "
+                                f"{20 + k % 3}:00", "drugs" if k < drugs else "nox",
+                                f"{where[name].y:.6f}", f"{where[name].x:.6f}",
+                                f"{k % 2 + 1} {STREET}", f"caller-{name}"])
+    mapping = root / "planted.toml"
+    mapping.write_text('source = "planted"\n[columns]\nreference = "Ref"\ndatetime = "When"\n'
+                       'category = "Type"\nlatitude = "Lat"\nlongitude = "Lon"\n'
+                       'location = "Where"\ncaller = "Caller"\n[categories]\n'
+                       '"drugs" = "drug_dealing"\n"nox" = "nox_sighting"\n')
+    store = str(root / "s.sqlite")
+    assert main(["--geodata", str(cache), "ingest", str(path), "--mapping", str(mapping),
+                 "--store", store, "--json"]) == 0
+    return root, store, codes
+
+
+def _pack(root, store, cache, capsys, month, *extra):
+    capsys.readouterr()
+    code = main(["--geodata", str(cache), "pack", "--store", store, "--out",
+                 str(root / month / "-".join(extra or ("full",))), "--units", "lsoa",
+                 "--month", month, "--json", *extra])
+    out = capsys.readouterr()
+    return (json.loads(out.out) if code == 0 else None), out.err
+
+
+def _seen(out) -> dict:
+    """Everything a reader of a pack's files sees: the ranked and tasked tables (CSV and
+    every XLSX sheet) and the text of the page and of its map's title."""
+    import html
+    import re
+
+    page = Path(out["files"]["html"]).read_text(encoding="utf-8")
+    page = re.sub(r"<style>.*?</style>|<iframe.*?</iframe>", " ", page, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    title = re.search(r"<div class='hs-title'>(.*?)</div>",
+                      Path(out["files"]["map"]).read_text(encoding="utf-8"), re.S).group(1)
+    text += " " + html.unescape(re.sub(r"<[^>]+>", " ", title))
+    wb = openpyxl.load_workbook(out["files"]["xlsx"])
+    sheets = {ws.title: [dict(zip([c.value for c in ws[1]], [c.value for c in row],
+                                  strict=True)) for row in ws.iter_rows(min_row=2)]
+              for ws in wb.worksheets}
+    with open(out["files"]["csv"], encoding="utf-8-sig", newline="") as fh:
+        ranked = list(csv.DictReader(fh))
+    return {"text": text, "ranked": ranked, "sheets": sheets,
+            "csv": Path(out["files"]["csv"]).read_text(encoding="utf-8-sig")}
+
+
+def _number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _candidates(row: dict, n: float) -> set[int]:
+    """What an attacker works out from the numbers of one row, taking each (other than the
+    rank, the area and the density, whose meaning is known) as the previous count itself,
+    a change, a trend z-score or a share of ``n``."""
+    found = set()
+    for col, raw in row.items():
+        v = _number(raw)
+        if v is None or col in ("rank", "n", "area_km2", "density_per_km2", "place_id"):
+            continue
+        guesses = [v, n - v, n * v, n * v / 100]
+        # (n - p) / sqrt(n + p) = z  =>  p = n + (z^2 - z sqrt(z^2 + 8n)) / 2
+        if v * v + 8 * n >= 0:
+            guesses.append(n + (v * v - v * (v * v + 8 * n) ** 0.5) / 2)
+        found |= {round(g) for g in guesses if abs(g - round(g)) < 1e-6 and 1 <= round(g) <= 4}
+    return found
+
+
+@pytest.mark.slow
+def test_suppressed_counts_cannot_be_worked_back_from_partner_outputs(planted, cache, capsys):
+    """Differencing attacks on the partner outputs (total minus the rows shown, rank gaps,
+    components/shares/trends, the next month's pack, category subsets, tasked places).
+    Each attack is first shown to work on the full pack, then to fail on the partner one."""
+    import re
+
+    root, store, codes = planted
+    full, _ = _pack(root, store, cache, capsys, "2024-08")
+    partner, _ = _pack(root, store, cache, capsys, "2024-08", "--partner")
+    full_seen, seen = _seen(full), _seen(partner)
+    row = {r["place_id"]: r for r in seen["ranked"]}
+    assert row[codes["B"]]["n"] == "<5" and row[codes["A"]]["n"] == "15"
+
+    # the rule's columns only, in every table and sheet; no record text anywhere
+    allowed = {"rank", *PARTNER_KEYS, *PARTNER_COUNTS, *PARTNER_DERIVED}
+    for rows in [seen["ranked"], *seen["sheets"].values()]:
+        assert rows and set(rows[0]) <= allowed, set(rows[0]) - allowed
+    for word in (STREET, "caller-"):
+        assert word not in seen["text"] + seen["csv"], word
+
+    # 1. total minus the rows shown: B = 33 - (15 + 9 + 6)
+    def by_total(s):  # (in the full pack, B's own count is set aside)
+        shown = sum(int(r["n"]) for r in s["ranked"]
+                    if r["n"].isdigit() and r["place_id"] != codes["B"])
+        totals = {int(t) for t in re.findall(r"(?<![\d.,])\d+(?![\d.,]*\d)", s["text"])}
+        return {t - shown for t in totals} & {1, 2, 3, 4}
+    assert 3 in by_total(full_seen) and 3 not in by_total(seen)
+
+    # 2. rank gaps: the rows shown are ranked 1..k, B comes last without a rank
+    ranks = [r["rank"] for r in seen["ranked"]]
+    assert ranks == [str(i) for i in range(1, len(ranks))] + ["[c]"]
+    assert seen["ranked"][-1]["place_id"] == codes["B"]
+
+    # 3. components, shares, trends: C had 2 incidents in July
+    c_full = next(r for r in full_seen["ranked"] if r["place_id"] == codes["C"])
+    assert 2 in _candidates(c_full, 9) and 2 not in _candidates(row[codes["C"]], 9)
+
+    # 4. the next month's pack: B had 3 in August
+    sept_full, _ = _pack(root, store, cache, capsys, "2024-09")
+    sept, _ = _pack(root, store, cache, capsys, "2024-09", "--partner")
+    b_full = next(r for r in _seen(sept_full)["ranked"] if r["place_id"] == codes["B"])
+    b_sept = next(r for r in _seen(sept)["ranked"] if r["place_id"] == codes["B"])
+    assert 3 in _candidates(b_full, 3) and not _candidates(b_sept, 3)
+
+    # 5. category subsets: A's 3 NOx sightings = 15 - 12 drug dealing
+    drugs, _ = _pack(root, store, cache, capsys, "2024-08", "--categories", "drug_dealing")
+    a_drugs = next(r for r in _seen(drugs)["ranked"] if r["place_id"] == codes["A"])
+    assert int(row[codes["A"]]["n"]) - int(a_drugs["n"]) == 3  # the full pack allows it
+    refused, err = _pack(root, store, cache, capsys, "2024-08", "--partner", "--categories",
+                         "drug_dealing")
+    assert refused is None and "a partner pack covers every category" in err

@@ -95,6 +95,19 @@ def test_throttle_delays_grow_per_user_and_per_client():
     assert th.attempt(keys, rule) == 0
 
 
+def test_twenty_guesses_in_eleven_seconds_are_mostly_refused():
+    """The review's attack: 20 wrong passwords in 11 s all got checked. With the default
+    rule only 6 are: three free, then after waits of 1, 2 and 4 s."""
+    clock = Clock()
+    th = auth.Throttle(clock=clock)
+    checked = []
+    for i in range(20):
+        clock.t = 1_000.0 + i * 11 / 19
+        checked.append(th.attempt([("user", "pat"), ("client", "10.0.0.1")],
+                                  auth.ThrottleRule()) == 0)
+    assert sum(checked) == 6 and checked[:3] == [True] * 3
+
+
 def test_a_right_password_clears_the_user_but_not_the_client():
     clock = Clock()
     th = auth.Throttle(clock=clock)
@@ -197,9 +210,14 @@ def test_cli_user_add_reads_stdin_or_the_terminal(tmp_path, monkeypatch, capsys)
     assert main(["user", "add", "sam", "--role", "chair", "--secrets", str(path)]) == 1
     assert "differ" in capsys.readouterr().err
     assert "sam" not in tomllib.loads(path.read_text())["passwords"]
+    with path.open("a") as f:
+        f.write('\n[passwords.old]\npassword_sha256 = "ab12"\nrole = "chair"\n')
     assert main(["user", "add", "sam", "--role", "chair", "--secrets", str(path),
                  "--json"]) == 0
-    assert '"new": true' in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert '"new": true' in out.out
+    assert "note: cannot sign in until given a new password (old unsalted SHA-256 entry): " \
+        "old;" in out.err
     entry = tomllib.loads(path.read_text())["passwords"]["sam"]
     assert auth.verify_password(entry["password_hash"], "same")
 
@@ -314,13 +332,18 @@ def test_old_sha256_entries_are_refused_with_the_fix(app, caplog):
     assert not _signed_in(at)
 
 
-def test_no_signin_secret_says_how_to_add_one(app, monkeypatch):
+def test_a_missing_or_bad_signin_table_says_what_to_fix(app):
     at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["passwords"] = {"pat": {"password_hash": auth.hash_password("x"),
-                                       "role": "officer"}}
+    at.secrets["passwords"] = {"pat": {"password_hash": "$argon2id$x", "role": "officer"}}
     at.run()
     assert "no [signin] secret" in at.error[0].value
     assert "hotspots user add" in at.error[0].value and not at.text_input
+    for table, message in (({"secret": "short"}, "shorter than 32"),
+                           ({"secret": SECRET, "session_hours": "12"},
+                            "[signin] session_hours in the secrets file is '12'")):
+        at.secrets["signin"] = table
+        at.run()
+        assert not at.exception and message in at.error[0].value and not at.text_input
 
 
 def test_oidc_sessions_expire_too(app, monkeypatch):

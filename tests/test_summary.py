@@ -104,3 +104,30 @@ def test_area_counts_add_up_to_accepted_incidents_on_real_data(layers, config):
         assert table["n"].sum() == (inc["period"] == "2024-08").sum() == meta["incidents"]
         assert table["n_prev"].sum() == (inc["period"] == "2024-07").sum()
         assert len(table) == len(layers[level])
+
+
+def test_rates_per_1000_residents_are_n_a_without_residents(config):
+    inc = incidents([{"date": "2024-08-03", "lsoa_code": "A"},
+                     {"date": "2024-08-04", "lsoa_code": "A"},
+                     {"date": "2024-08-05", "lsoa_code": "B"}])
+    table, _ = area_summary(inc, areas(), level="lsoa", period=month_period("2024-08"),
+                            config=config, rank_by="per_1000_residents",
+                            residents=pd.Series({"A": 500.0, "B": 0.0}))
+    rate = table.set_index("code")["per_1000_residents"]
+    assert rate["A"] == pytest.approx(4.0)  # 2 incidents / 500 residents x 1000
+    assert np.isnan(rate["B"])  # no residents: n/a, not infinity
+    assert table["code"].iloc[-2:].tolist() == ["B", "C"]  # n/a (0 or none) ranks last
+    with pytest.raises(ValueError, match="needs residents: configure"):
+        area_summary(inc, areas(), level="lsoa", period=month_period("2024-08"),
+                     config=config, rank_by="per_1000_residents")
+
+
+def test_population_exact_for_lsoas_and_by_area_for_wards(config, layers, cache):
+    from hotspots.geography import read_population
+
+    lsoa, how = read_population(config, layers, "lsoa", cache=cache)
+    assert how == "exact" and len(lsoa) == len(layers["lsoa"]) and lsoa.sum() > 300_000
+    ward, how = read_population(config, layers, "ward", cache=cache)
+    assert how == "by area" and set(ward.index) == set(layers["ward"]["code"])
+    # shared by area: all but slivers of LSOAs beyond the ward boundaries (under 0.1%)
+    assert ward.sum() == pytest.approx(lsoa.sum(), rel=1e-3)

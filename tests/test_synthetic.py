@@ -168,7 +168,7 @@ def test_step_changes_show_in_monthly_rates(data, rows):
 
 def test_time_patterns_hour_weekday_and_season(rows):
     ok = clean(rows)
-    nox = ok[(ok["hotspot"] == "Brick Lane") & (ok["category"] == "nox_sighting")]
+    nox = ok[(ok["hotspot"] == "Ambergate Market") & (ok["category"] == "nox_sighting")]
     night = nox["when"] - pd.Timedelta(hours=4)  # the night of Fri = Fri 20:00 to Sat 04:00
     weekend_night = night.dt.dayofweek.isin([4, 5]) & (night.dt.hour >= 16)
     assert weekend_night.mean() > 0.5
@@ -330,3 +330,24 @@ def test_no_dirty_rows_when_fraction_is_zero(lsoas):
     tidy = make_synthetic(lsoas, n_incidents=2000, dirty_fraction=0.0, rng=2)
     assert (tidy.incidents["dirty_reason"] == "").all()
     assert tidy.asb["Case Ref"].is_unique and tidy.drugs["Call Ref"].is_unique
+
+
+@pytest.mark.parametrize("borough", ["City of London", "Camden"])
+def test_synthetic_data_anywhere_from_the_area_s_own_geometry(borough):
+    """Another area's LSOAs: hotspots, streets and callers are placed in its own
+    geometry (no fixed coordinates), apart, seeded and inside."""
+    london = geopandas.read_file(SHARED / "london_lsoa21.gpkg", layer="lsoa21")
+    lsoas = london.loc[london["lad22nm"] == borough].rename(
+        columns={"lsoa21cd": "code", "lsoa21nm": "name"})
+    area = shapely.union_all(lsoas.geometry.values)
+    one = make_synthetic(lsoas, n_incidents=4000, rng=3)
+    assert one.hotspots.equals(make_synthetic(lsoas, n_incidents=4000, rng=3).hotspots)
+    hx, hy = one.hotspots["x"].to_numpy(), one.hotspots["y"].to_numpy()
+    assert shapely.contains_xy(area, hx, hy).all()
+    gap = np.hypot(hx[:, None] - hx[None, :], hy[:, None] - hy[None, :])
+    assert gap[~np.eye(len(hx), dtype=bool)].min() > 150  # separate places
+    truth = one.incidents.loc[one.incidents["dirty_reason"] == ""]
+    assert shapely.contains_xy(area, truth["x"].to_numpy(), truth["y"].to_numpy()).all()
+    homes = one.callers[["home_x", "home_y"]].to_numpy()
+    assert shapely.contains_xy(area, homes[:, 0], homes[:, 1]).all()
+    assert one.params["synthetic"] and one.asb["Details"].str.startswith("SYNTHETIC").all()

@@ -572,7 +572,8 @@ def test_planted_step_changes_are_flagged(synthetic, direction):
     assert (sign * out.loc[names, "change_year"] > 0).all()
     assert (out.loc[names, "p_year"] < 1e-6).all()
     unplanted = hot.loc[hot["step_factor"] == 1, "name"]
-    assert (out.loc[unplanted, "p_year"] > 0.01).all(), out.loc[unplanted]
+    # at 1% for the family of unplanted places (Bonferroni), not 1% each
+    assert (out.loc[unplanted, "p_year"] > 0.01 / len(unplanted)).all(), out.loc[unplanted]
 
 
 def plain_label(out: pd.DataFrame, period: Period, alpha: float = 0.05) -> pd.Series:
@@ -588,8 +589,8 @@ def plain_label(out: pd.DataFrame, period: Period, alpha: float = 0.05) -> pd.Se
 
 def test_spring_step_season_is_not_a_rising_place(synthetic):
     """Planted truth. The 3 months from the spring step (March to May 2024) against the 3
-    months before: the season (peak in July) lifts every place, and the plain test called
-    3 of the 11 places with no planted change rising (6 of 11 with some other seeds).
+    months before: the season (peak in July) lifts every place, and the plain test calls
+    some of the 11 places with no planted change rising (3 to 6 of 11, by seed and layout).
     Against the rest of the borough none is, and the 3 planted rises (x2.5) still are."""
     data, inc = synthetic
     hot = data.hotspots
@@ -601,7 +602,7 @@ def test_spring_step_season_is_not_a_rising_place(synthetic):
     assert period.start == dt.date(2024, 3, 1)
     out = period_trends(inc, period=period)
     before = plain_label(out, period)
-    assert (before[unplanted] == "rising").sum() == 3, out.loc[unplanted]
+    assert (before[unplanted] == "rising").sum() >= 1, out.loc[unplanted]
     assert (out.loc[unplanted, "trend"] == "rising").sum() == 0, out.loc[unplanted]
     assert (out.loc[rises, "trend"] == "rising").all(), out.loc[rises]
     assert (out.loc[rises, "reference"] == "rest of borough").all()
