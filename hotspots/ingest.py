@@ -35,6 +35,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import mmap
 import os
 import re
 import threading
@@ -265,29 +266,28 @@ def _c1_controls(err: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("hotspots-c1", _c1_controls)
 
 
-def _utf8(data: pa.Buffer, name: str) -> pa.Buffer:
-    """The file's text as UTF-8: ``data`` itself when it is UTF-8 already (a byte-order
-    mark is skipped by the CSV reader), else decoded from UTF-16 (by its byte-order mark, as
+def _utf8(raw: bytes | mmap.mmap, name: str) -> bytes | mmap.mmap:
+    """The file's text as UTF-8: ``raw`` itself when it is UTF-8 already (a byte-order mark
+    is skipped by the CSV reader), else decoded from UTF-16 (by its byte-order mark, as
     Excel's "Unicode text" writes it, or by the zero bytes of ASCII text without one) or
     Windows-1252."""
-    head = data.slice(0, min(4, len(data))).to_pybytes()
+    head = raw[:4]
     utf16 = ("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else
              "utf-16-le" if len(head) == 4 and head[1] == head[3] == 0 and head[0] and head[2]
              else "utf-16-be" if len(head) == 4 and head[0] == head[2] == 0 and head[1]
              and head[3] else None)
     if utf16:
         try:
-            return pa.py_buffer(data.to_pybytes().decode(utf16).encode("utf-8"))
+            return str(raw, utf16).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(file_message(name, "bad_utf16", at=exc.start + 1)) from exc
-    if not len(data) or np.frombuffer(data, dtype=np.uint8).max() < 0x80:
-        return data  # ASCII (checked fast, without a copy) is UTF-8
-    raw = data.to_pybytes()
+    if not len(raw) or np.frombuffer(raw, dtype=np.uint8).max() < 0x80:
+        return raw  # ASCII (checked fast, without a copy) is UTF-8
     try:
-        raw.decode("utf-8")
-        return data
+        str(raw, "utf-8")
+        return raw
     except UnicodeDecodeError:
-        return pa.py_buffer(raw.decode("cp1252", "hotspots-c1").encode("utf-8"))
+        return str(raw, "cp1252", "hotspots-c1").encode("utf-8")
 
 
 #: A header row must end within this many bytes of the file's start.
@@ -296,22 +296,25 @@ HEADER_MAX_BYTES = 16 * 2**20
 MAX_COLUMNS = 16_384
 
 
-def _header(text: pa.Buffer, name: str) -> tuple[list[str], str]:
+def _header(text: bytes | mmap.mmap, name: str) -> tuple[list[str], str]:
     """The header row's names and the separator (a tab when the first line has more tabs
     than commas), checked: present, of a sane size, each name once."""
-    window = text.slice(0, min(HEADER_MAX_BYTES, len(text))).to_pybytes().decode(
-        "utf-8-sig", "ignore")
-    first_line = window.split("\n", 1)[0]
-    sep = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    stream = io.StringIO(window, newline="")
-    try:
-        header = next(csv.reader(stream, delimiter=sep), None)
-    except csv.Error as exc:
-        if "field limit" in str(exc):
-            raise InputError(file_message(name, "header_field_too_long",
-                                          limit=csv.field_size_limit())) from exc
-        raise InputError(file_message(name, "unreadable_csv", why="")) from exc
-    if len(text) > HEADER_MAX_BYTES and stream.tell() >= len(window):
+    for size in (2**16, HEADER_MAX_BYTES):  # nearly always the first: a header is short
+        window = text[:size].decode("utf-8-sig", "ignore")
+        first_line = window.split("\n", 1)[0]
+        sep = "\t" if first_line.count("\t") > first_line.count(",") else ","
+        stream = io.StringIO(window, newline="")
+        try:
+            header = next(csv.reader(stream, delimiter=sep), None)
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise InputError(file_message(name, "header_field_too_long",
+                                              limit=csv.field_size_limit())) from exc
+            raise InputError(file_message(name, "unreadable_csv", why="")) from exc
+        ended = len(text) <= size or stream.tell() < len(window)
+        if ended:
+            break
+    if not ended:
         raise InputError(file_message(name, "header_too_long", mb=HEADER_MAX_BYTES >> 20))
     if not header:
         raise InputError(file_message(name, "empty"))
@@ -323,25 +326,26 @@ def _header(text: pa.Buffer, name: str) -> tuple[list[str], str]:
     return header, sep
 
 
-def _quoted_line_breaks(text: pa.Buffer) -> bool:
+def _quoted_line_breaks(text: bytes | mmap.mmap) -> bool:
     """Whether a quoted cell spans lines (an odd number of quote marks before a line
     break). The CSV reader must then be told, or it may cut the file between its blocks
     inside such a cell and read the rest of the cell as a row of its own, silently."""
+    if text.find(b'"') < 0:  # most files quote nothing (memchr: fast, no copy)
+        return False
     data = np.frombuffer(text, dtype=np.uint8)
     quotes = np.flatnonzero(data == ord('"'))
-    if not len(quotes):
-        return False
     breaks = np.flatnonzero((data == ord("\n")) | (data == ord("\r")))
     return bool((np.searchsorted(quotes, breaks) & 1).any())
 
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Every column as Arrow-backed text, '' for empty cells (no NA guessing)."""
-    try:  # mapped, not copied: checked for its encoding, then parsed
-        data = pa.memory_map(str(path)).read_buffer()
-    except OSError:  # a file system that cannot map files
-        data = pa.py_buffer(path.read_bytes())
-    text = _utf8(data, path.name)
+    with open(path, "rb") as fh:  # mapped, not copied: checked, then parsed
+        try:
+            raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # an empty file, or one that cannot be mapped
+            raw = fh.read()
+    text = _utf8(raw, path.name)
     header, sep = _header(text, path.name)
     types = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                  strings_can_be_null=False, quoted_strings_can_be_null=False)
@@ -356,11 +360,12 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         return "skip"
 
     set_aside, newlines, block = False, _quoted_line_breaks(text), None
+    data = pa.py_buffer(text)
     while True:
         malformed.clear()
         try:
             table = pacsv.read_csv(
-                pa.BufferReader(text),
+                pa.BufferReader(data),
                 read_options=pacsv.ReadOptions(use_threads=not set_aside, block_size=block),
                 parse_options=pacsv.ParseOptions(
                     delimiter=sep, ignore_empty_lines=False, newlines_in_values=newlines,
@@ -597,8 +602,9 @@ def _check_text(text: pd.Series, col: str, flag) -> None:
     else:
         off, data = buf
         long_ = np.diff(off) > MAX_FIELD_CHARS  # bytes >= characters: candidates only
-        # C0 controls, DEL, and the lead byte of C1 controls (0xC2, also that of £ and é)
-        suspect = bool((data < 0x20).any() or (data == 0x7F).any() or (data == 0xC2).any())
+        # a byte below 0x20 (C0 controls) or from 0x7F (DEL, and every non-ASCII character,
+        # C1 controls among them): two reductions, no temporary arrays
+        suspect = bool(len(data)) and bool(data.min() < 0x20 or data.max() >= 0x7F)
     if long_.any():
         chars = np.zeros(len(text), dtype=np.int64)
         chars[long_] = text[long_].str.len().to_numpy(dtype=np.int64)
