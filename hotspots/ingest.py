@@ -135,51 +135,44 @@ def check_mapping(mapping: Mapping, config: Config) -> None:
     (:func:`to_incidents` checks the mapping it is given, however it was made)."""
     where = mapping.path or "the mapping"
 
-    def bad(key: str, value, expected: str, fix: str) -> ConfigError:
-        shown = visible(repr(value) if not isinstance(value, str) else f'"{value}"')
-        return ConfigError(file_message(where, "mapping_bad_value", key=key, value=shown[:80],
-                                        expected=expected, fix=fix))
+    def fail(problem: str, **fill) -> ConfigError:
+        return ConfigError(file_message(where, problem, **fill))
+
+    def shown(value) -> str:
+        return visible(f'"{value}"' if isinstance(value, str) else repr(value))[:80]
 
     if not isinstance(mapping.source, str) or not mapping.source.strip():
-        raise ConfigError(f"{where}: no 'source'. Name the source system, e.g. "
-                          "source = \"lbth-asb\" (references are unique within a source).")
-    for key in ("sheet", "date_format"):
+        raise fail("mapping_no_source")
+    for key, example in (("sheet", '"Cases"'), ("date_format", '"%d/%m/%Y %H:%M"')):
         value = getattr(mapping, key)
         if value is not None and not isinstance(value, str):
-            raise bad(key, value, "text", f"write it in quotes, e.g. {key} = "
-                      + ('"Cases"' if key == "sheet" else '"%d/%m/%Y %H:%M"'))
+            raise fail("mapping_value_not_text", key=key, value=shown(value), example=example)
     cols = mapping.columns
     if not isinstance(cols, dict):
-        raise bad("columns", cols, "a table", "write a [columns] table naming the export's "
-                  "columns, e.g. reference = \"Case Ref\"")
+        raise fail("mapping_not_table", key="columns", value=shown(cols),
+                   example='reference = "Case Ref"')
     unknown = sorted(set(cols) - set(MAPPING_FIELDS))
     if unknown:
-        raise ConfigError(f"{where}: [columns] has unknown field(s) {unknown}; fields are "
-                          f"{list(MAPPING_FIELDS)}.")
+        raise fail("mapping_unknown_fields", unknown=unknown, fields=list(MAPPING_FIELDS))
     for key, value in cols.items():
         if not isinstance(value, str) or not value:
-            raise bad(f"[columns] {key}", value, "a column name", "write the export column's "
-                      f"name in quotes, e.g. {key} = \"Case Ref\"")
+            raise fail("mapping_not_column", key=key, value=shown(value))
     for need in ("reference", "category"):
         if need not in cols:
-            raise ConfigError(f"{where}: [columns] has no '{need}'. Name the export column "
-                              f"holding the {need}.")
+            raise fail("mapping_missing_field", need=need)
     if "datetime" not in cols and "date" not in cols:
-        raise ConfigError(f"{where}: [columns] needs 'datetime' or 'date' (and optional "
-                          "'time').")
+        raise fail("mapping_no_date")
     latlon, grid = {"latitude", "longitude"} & set(cols), {"easting", "northing"} & set(cols)
     if len(latlon) + len(grid) != 2 or (latlon and grid):
-        raise ConfigError(f"{where}: [columns] needs either latitude and longitude or easting "
-                          f"and northing; it has {sorted(latlon | grid) or 'neither'}.")
+        raise fail("mapping_coordinates", has=sorted(latlon | grid) or "neither")
     cats = mapping.categories
     if not isinstance(cats, dict):
-        raise bad("categories", cats, "a table", "write a [categories] table of export value "
-                  "= taxonomy key, e.g. \"Rowdy behaviour\" = \"asb_nuisance\"")
+        raise fail("mapping_not_table", key="categories", value=shown(cats),
+                   example='"Rowdy behaviour" = "asb_nuisance"')
     for value, key in cats.items():
         if not isinstance(key, str) or key not in config.categories:
-            raise ConfigError(f"{where}: [categories] \"{visible(str(value))}\" = "
-                              f"{visible(repr(key))[:80]} is not a taxonomy key; use one of "
-                              f"{sorted(config.categories)}.")
+            raise fail("mapping_bad_category", value=visible(str(value)),
+                       key=visible(repr(key))[:80], keys=sorted(config.categories))
     if mapping.date_format is not None:
         check_date_format(mapping.date_format, where)
 
@@ -669,9 +662,12 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
     cols = mapping.columns
     absent = [c for c in cols.values() if c not in frame.columns]
     if absent:
-        raise InputError(f"{file}: column(s) {absent} named in mapping {mapping.path} are not "
-                         f"in the export; its columns are {list(frame.columns)}. Fix the "
-                         "mapping's [columns].")
+        names = [visible(str(c)) for c in frame.columns[:20]]
+        raise InputError(file_message(
+            file, "export_columns_missing", absent=[visible(c) for c in absent],
+            mapping=f"mapping {mapping.path}" if mapping.path else "the mapping",
+            columns=names if len(frame.columns) <= 20 else f"{names[:-1]} and "
+            f"{len(frame.columns) - 19:,} more"))
 
     def col(name: str) -> pd.Series:
         return _strip(frame[cols[name]]) if name in cols else empty
@@ -713,10 +709,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     """
     fmt = detect_format(frame)
     if fmt == "council" and mapping is None:
-        raise InputError(f"{file}: not a police.uk street-level file (its header starts "
-                         f"{list(frame.columns[:4])}) and no mapping was given. Write a mapping "
-                         "file naming its columns (see the README) and give it with the "
-                         "export: --mapping on the command line, Mapping (TOML) in the app.")
+        raise InputError(file_message(file, "no_mapping", start=[visible(str(c))[:40] for c in
+                                                                  frame.columns[:4]]))
     if fmt == "council":
         check_mapping(mapping, config)
     malformed = frame.attrs.get("malformed", [])
