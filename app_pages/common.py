@@ -184,6 +184,18 @@ def build_pack(version: tuple, partner: bool, month: str | None = None,
                            categories=list(categories) or None, layers=layers())
 
 
+@st.cache_data(show_spinner=False)
+def area_table(version: tuple, month: str, level: str,
+               categories: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
+    """``hotspots.jobs.summarise`` for a month and layer: the area table (with rates per
+    1,000 residents where residents are known) and its meta."""
+    out = work_folder("areas", version[:3], month, level, categories)
+    meta = jobs.summarise(config=config(), period=month_period(month), level=level,
+                          categories=list(categories) or None, store_file=version[0],
+                          out_dir=out, cache=geodata_cache())
+    return pd.read_csv(meta["files"]["table"], dtype={"code": str}), meta
+
+
 @st.cache_data(show_spinner="Finding emerging hot spots...")
 def emerging(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame | None:
     """:func:`hotspots.trends.emerging_grid` over the 12 months to ``month``: the cells

@@ -125,6 +125,20 @@ else:
                "change in incidents)." + ("" if chosen else " The five busiest areas."))
 st.caption("police.uk rows are dated by month; council rows by day.")
 
+if cfg.population is not None:
+    table, ameta = common.area_table(version, f["month"], level, f["categories"])
+    st.subheader(f"Per 1,000 residents, {ameta['period']}")
+    st.caption(f"{cfg.layer_label(level, plural=True)}: {ameta['population']}. An area with "
+               "no residents counted shows n/a.")
+    rates = table[["name", "n", "residents", "per_1000_residents"]].assign(
+        per_1000_residents=table["per_1000_residents"].map(
+            lambda v: "n/a" if pd.isna(v) else f"{v:,.1f}"))
+    st.dataframe(rates.sort_values("n", ascending=False), hide_index=True, key="rates",
+                 column_config={"name": cfg.layer_label(level), "n": "Incidents",
+                                "residents": st.column_config.NumberColumn(
+                                    "Residents", format="%.0f"),
+                                "per_1000_residents": "Per 1,000 residents"})
+
 # --- emerging hot spots ------------------------------------------------------------------
 st.subheader("Emerging hot spots")
 try:

@@ -200,7 +200,7 @@ def init_area(name: str, *, code: str = "", lsoa: gpd.GeoDataFrame,
     nested : layers built from the LSOAs: key -> (label, code column, name column) of
         ``lsoa`` (e.g. ``{"msoa": ("MSOA", "msoa21cd", "msoa21nm")}``).
     main_layer : the layer the app's filters and patrol map choose from (default: wards
-        if given, else the first nested layer with more than one area, else LSOAs).
+        if given, else the coarsest nested layer with more than one area, else LSOAs).
     population : a CSV of residents by LSOA (``lsoa21cd, usual_residents``), copied.
     template : configuration whose taxonomy, weights and rules are copied (default: the
         packaged one); its layers and names are not.
@@ -230,8 +230,8 @@ def init_area(name: str, *, code: str = "", lsoa: gpd.GeoDataFrame,
     counts = {"lsoa": int(len(lsoa)), **{k: int(len(v)) for k, v in layers.items()},
               **{k: int(lsoa[c].nunique()) for k, (_, c, _) in nested.items()}}
     if main_layer is None:
-        main_layer = "ward" if "ward" in layers else next(
-            (k for k in nested if counts[k] > 1), "lsoa")
+        several = sorted((counts[k], k) for k in nested if counts[k] > 1)
+        main_layer = "ward" if "ward" in layers else (several[0][1] if several else "lsoa")
     pop_name = None
     if population is not None:
         pop_name = Path(population).name
