@@ -538,7 +538,13 @@ class _DrawBridge(folium.MacroElement):
       var drawn = {{ this.drawn|tojson }};
       if (drawn) {
         L.geoJSON(drawn).eachLayer(function (layer) { items.addLayer(layer); });
-        map.fitBounds(items.getBounds(), {maxZoom: 17});
+        var fit = function () {
+          map.invalidateSize(); map.fitBounds(items.getBounds(), {maxZoom: 17});
+        };
+        fit();
+        // the frame may get its final size after the map is built: zoom again then
+        map.once("resize", fit);
+        setTimeout(fit, 300);
       }
       function post() {
         window.parent.postMessage({type: {{ this.message|tojson }},

@@ -134,7 +134,7 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.set_default_timeout(120_000)
             page.goto(f"{url}/patrol")
             check_page(page, "Numbers on the map match")
-            page.locator('[data-testid="stSelectbox"]').filter(has_text="Period").click()
+            page.get_by_label("Period", exact=True).click()
             page.get_by_role("option", name="Month: Aug 2024").click()
             check_page(page, "· 2024-08 ·")
             page.get_by_text("An area I draw").click()
@@ -153,7 +153,8 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.mouse.move(cx + 120, cy + 80, steps=8)
             page.mouse.up()
             check_page(page, "The area drawn (")
-            caption = page.get_by_text("The area drawn (").first.inner_text()
+            caption = page.locator('[data-testid="stCaptionContainer"]').filter(
+                has_text="The area drawn (").first.inner_text()
             n_places = int(caption.rsplit(": ", 1)[1].split()[0])
             assert n_places > 0, caption
             # the table streams in after the caption: wait for its rows
