@@ -65,6 +65,11 @@ def _keys(at: AppTest, kind: str) -> set[str]:
     return {e.key for e in at.get(kind)}
 
 
+def _ba(at: AppTest):
+    """The before/after table of the Trends page (one row per area)."""
+    return next(t.value for t in at.table if t.value.index.name == "area")
+
+
 def _table(at: AppTest, column: str):
     """The first static table (st.table) on the page with this column."""
     return next(t.value for t in at.table if column in t.value.columns)
@@ -88,7 +93,7 @@ def test_every_page_runs_with_its_widgets(role):
                                 and _table(a, "Patrol windows").shape[0] > 0),
         "app_pages/trends.py": ("Trends", lambda a: a.radio(key="trend_level") is not None
                                 and a.radio(key="ba_kind").value == "A ward"
-                                and _df(a, "area").shape[0] == 3),
+                                and _ba(a).shape[0] == 3),
         "app_pages/data.py": ("Data", lambda a: {"load", "synth"} <= {b.key for b in a.button}
                               and _df(a, "n_read").shape[0] >= 4
                               and set(_df(a, "who")["who"]) == {getpass.getuser()}),
@@ -267,7 +272,7 @@ def test_before_and_after_counts_the_target_ring_and_rest(role, demo, layers):
     at.date_input(key="ba_date_A ward").set_value(datetime.date(2024, 3, 1))
     at.number_input(key="ba_months").set_value(4).run()
     assert not at.exception, [e.value for e in at.exception]
-    table = _df(at, "area").set_index("area")
+    table = _ba(at)
     before, after = table.columns[0], table.columns[1]
     assert "2023-11-01 to 2024-02-29" in before and "2024-03-01 to 2024-06-30" in after
     conn = store.connect(os.environ["HOTSPOTS_STORE"])
@@ -370,7 +375,7 @@ def test_before_and_after_reads_in_plain_words_with_the_date_marked(role, demo):
     assert not at.exception, [e.value for e in at.exception]
     verdict = next(m.value for m in at.markdown if m.value.startswith("**The target "))
     assert "chance" in verdict and "p =" not in verdict and "WDQ" not in verdict
-    table = _df(at, "area").set_index("area")
+    table = _ba(at)
     b, a = table.iloc[0, 0], table.iloc[0, 1]
     moved = "fell" if a < b else "rose"
     assert f"The target {moved} {abs(a / b - 1):.0%}" in verdict
@@ -388,7 +393,7 @@ def test_before_and_after_reads_in_plain_words_with_the_date_marked(role, demo):
     assert marks == ["line", "rule", "text"]
     rule = data[json.loads(chart.spec)["layer"][1]["data"]["name"]]
     assert rule["start"].dt.date.tolist() == [datetime.date(2024, 3, 1)]
-    assert rule["text"].tolist() == ["intervention 2024-03-01"]
+    assert rule["text"].tolist() == ["2024-03-01"]
     steps = data[json.loads(chart.spec)["layer"][0]["data"]["name"]]
     target = steps.loc[steps["area"] == "Target"]
     assert target.loc[target["side"] == "before", "n"].sum() == b
