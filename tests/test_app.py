@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import getpass
-import hashlib
 import html
 import json
 import os
@@ -209,8 +208,11 @@ def test_each_officer_keeps_a_home_ward(role, demo, monkeypatch):
         # another user's home ward is their own
         monkeypatch.delenv("HOTSPOTS_LOCAL")
         other = AppTest.from_file(APP, default_timeout=90)
-        other.secrets["passwords"] = {"pat": {"password_sha256": hashlib.sha256(b"pw")
-                                              .hexdigest(), "role": "officer"}}
+        from hotspots import auth
+
+        other.secrets["passwords"] = {"pat": {"password_hash": auth.hash_password("pw"),
+                                              "role": "officer"}}
+        other.secrets["signin"] = {"secret": "test secret for the home-ward session"}
         other.run()
         other.text_input[0].input("pat")
         other.text_input[1].input("pw")
