@@ -146,8 +146,7 @@ def last_dated_day(version: tuple) -> dt.date | None:
     month only): where rolling periods end."""
     conn = store.connect(version[0])
     try:
-        day = conn.query("SELECT max(date) FROM incidents WHERE source != ?",
-                         (POLICE_UK_SOURCE,))[0][0]
+        day = store.last_date(conn, except_source=POLICE_UK_SOURCE)
     finally:
         conn.close()
     return dt.date.fromisoformat(day) if day else None

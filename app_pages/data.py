@@ -62,8 +62,8 @@ st.subheader("Load exports")
 st.caption(f"CSV or XLSX, up to {common.MAX_UPLOAD_MB} MB each. police.uk street-level "
            "CSVs are recognised by their header; a council export needs its mapping file "
            "(TOML, see the README).")
-uploads = st.file_uploader("Exports", type=["csv", "xlsx"], accept_multiple_files=True,
-                           key="uploads")
+uploads = st.file_uploader("Exports", type=["csv", "txt", "tsv", "xlsx"],  # txt: Unicode text
+                           accept_multiple_files=True, key="uploads")
 mapping_up = st.file_uploader("Mapping (TOML)", type=["toml"], key="mapping")
 if st.button("Load into the store", disabled=not uploads, key="load"):
     too_big = [u.name for u in uploads if u.size > common.MAX_UPLOAD_MB * 1024 * 1024]

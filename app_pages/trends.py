@@ -86,7 +86,8 @@ options = sorted(set(inc[col]) - {""}, key=lambda c: names.get(c, c))
 # keyed on the Wards filter: a new filter is a new widget, so its default (the filter's
 # wards) always shows; a keyed widget keeps its first value and ignores a new default
 chosen = st.multiselect(
-    f"{cfg.layer_label(level, plural=True)} (none = all of {where})", options,
+    f"{cfg.layer_label(level, plural=True)} (none = all"
+    + (f" in {where})" if f["wards"] else ")"), options,
     default=[c for c in f["wards"] if c in options] if level == main else [],
     format_func=lambda c: names.get(c, c), key=f"trend_areas_{level}_{'-'.join(f['wards'])}")
 lines = st.radio("Lines", [BY_SERIES, BY_AREA], horizontal=True, key="trend_lines")
@@ -95,7 +96,9 @@ if lines == BY_SERIES:
     series = monthly_series(here, picked)
     series.columns = [stream_label(s, cfg.label(c)) for s, c in series.columns]
     long = series.reset_index().melt("month", var_name="series", value_name="incidents")
-    st.altair_chart(alt.Chart(long.dropna()).mark_line(point=True).encode(
+    # the legend (one series a row) sits inside the chart's height: leave 300 px to the plot
+    tall = 400 + 28 * len(series.columns)
+    st.altair_chart(alt.Chart(long.dropna(), height=tall).mark_line(point=True).encode(
         x=alt.X("yearmonth(month):T", title="month"),
         y=alt.Y("incidents:Q", title="incidents"),
         color=alt.Color("series:N", title=None, sort=list(series.columns),
@@ -245,17 +248,17 @@ steps = before_after_series(use, target=target, date=when, control=study,
                             buffer_m=buffer_m, months=months_each)
 steps = steps.assign(area=steps["area"].map(AREA_NAMES),
                      start=pd.to_datetime(steps["start"]))
-lines_ba = alt.Chart(steps).mark_line(point=True).encode(
+lines_ba = alt.Chart(steps, height=420).mark_line(point=True).encode(
     x=alt.X("start:T", title="month from the date"),
     y=alt.Y("index:Q", title="% of the average month before"),
     color=alt.Color("area:N", title=None, sort=list(AREA_NAMES.values()),
-                    legend=alt.Legend(orient="bottom")),
+                    legend=alt.Legend(orient="bottom", columns=1)),
     tooltip=[alt.Tooltip("area:N"), alt.Tooltip("start:T", title="from"),
              alt.Tooltip("n:Q", title="incidents"),
              alt.Tooltip("index:Q", format=".0f", title="% of before")])
-mark = pd.DataFrame({"start": [pd.Timestamp(when)], "text": [f"intervention {when}"]})
+mark = pd.DataFrame({"start": [pd.Timestamp(when)], "text": [f"{when}"]})
 rule = alt.Chart(mark).mark_rule(color="black", strokeDash=[4, 3], size=2).encode(x="start:T")
-text = alt.Chart(mark).mark_text(align="left", dx=4, dy=-6, fontWeight="bold").encode(
+text = alt.Chart(mark).mark_text(align="right", dx=-4, dy=-6, fontWeight="bold").encode(
     x="start:T", y=alt.value(8), text="text:N")
 st.altair_chart(lines_ba + rule + text, width="stretch")
 st.caption("Each area's incidents per month-long step, as a percentage of its own average "
@@ -269,7 +272,7 @@ for area in ("target", "buffer", "control"):
     rows.append({"area": name, f"before ({eff['before'][0]} to {eff['before'][1]})": b,
                  f"after ({eff['after'][0]} to {eff['after'][1]})": a,
                  "change": _change(b, a)})
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="before_after")
+st.table(pd.DataFrame(rows).set_index("area"))  # wraps on a phone
 with st.expander("Details: the tests and the displacement quotient"):
     wdq = "n/a" if eff["wdq"] != eff["wdq"] else f"{eff['wdq']:.2f}"
     st.markdown(

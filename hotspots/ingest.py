@@ -36,6 +36,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import mmap
 import os
 import re
 import threading
@@ -135,51 +136,44 @@ def check_mapping(mapping: Mapping, config: Config) -> None:
     (:func:`to_incidents` checks the mapping it is given, however it was made)."""
     where = mapping.path or "the mapping"
 
-    def bad(key: str, value, expected: str, fix: str) -> ConfigError:
-        shown = visible(repr(value) if not isinstance(value, str) else f'"{value}"')
-        return ConfigError(file_message(where, "mapping_bad_value", key=key, value=shown[:80],
-                                        expected=expected, fix=fix))
+    def fail(problem: str, **fill) -> ConfigError:
+        return ConfigError(file_message(where, problem, **fill))
+
+    def shown(value) -> str:
+        return visible(f'"{value}"' if isinstance(value, str) else repr(value))[:80]
 
     if not isinstance(mapping.source, str) or not mapping.source.strip():
-        raise ConfigError(f"{where}: no 'source'. Name the source system, e.g. "
-                          "source = \"lbth-asb\" (references are unique within a source).")
-    for key in ("sheet", "date_format"):
+        raise fail("mapping_no_source")
+    for key, example in (("sheet", '"Cases"'), ("date_format", '"%d/%m/%Y %H:%M"')):
         value = getattr(mapping, key)
         if value is not None and not isinstance(value, str):
-            raise bad(key, value, "text", f"write it in quotes, e.g. {key} = "
-                      + ('"Cases"' if key == "sheet" else '"%d/%m/%Y %H:%M"'))
+            raise fail("mapping_value_not_text", key=key, value=shown(value), example=example)
     cols = mapping.columns
     if not isinstance(cols, dict):
-        raise bad("columns", cols, "a table", "write a [columns] table naming the export's "
-                  "columns, e.g. reference = \"Case Ref\"")
+        raise fail("mapping_not_table", key="columns", value=shown(cols),
+                   example='reference = "Case Ref"')
     unknown = sorted(set(cols) - set(MAPPING_FIELDS))
     if unknown:
-        raise ConfigError(f"{where}: [columns] has unknown field(s) {unknown}; fields are "
-                          f"{list(MAPPING_FIELDS)}.")
+        raise fail("mapping_unknown_fields", unknown=unknown, fields=list(MAPPING_FIELDS))
     for key, value in cols.items():
         if not isinstance(value, str) or not value:
-            raise bad(f"[columns] {key}", value, "a column name", "write the export column's "
-                      f"name in quotes, e.g. {key} = \"Case Ref\"")
+            raise fail("mapping_not_column", key=key, value=shown(value))
     for need in ("reference", "category"):
         if need not in cols:
-            raise ConfigError(f"{where}: [columns] has no '{need}'. Name the export column "
-                              f"holding the {need}.")
+            raise fail("mapping_missing_field", need=need)
     if "datetime" not in cols and "date" not in cols:
-        raise ConfigError(f"{where}: [columns] needs 'datetime' or 'date' (and optional "
-                          "'time').")
+        raise fail("mapping_no_date")
     latlon, grid = {"latitude", "longitude"} & set(cols), {"easting", "northing"} & set(cols)
     if len(latlon) + len(grid) != 2 or (latlon and grid):
-        raise ConfigError(f"{where}: [columns] needs either latitude and longitude or easting "
-                          f"and northing; it has {sorted(latlon | grid) or 'neither'}.")
+        raise fail("mapping_coordinates", has=sorted(latlon | grid) or "neither")
     cats = mapping.categories
     if not isinstance(cats, dict):
-        raise bad("categories", cats, "a table", "write a [categories] table of export value "
-                  "= taxonomy key, e.g. \"Rowdy behaviour\" = \"asb_nuisance\"")
+        raise fail("mapping_not_table", key="categories", value=shown(cats),
+                   example='"Rowdy behaviour" = "asb_nuisance"')
     for value, key in cats.items():
         if not isinstance(key, str) or key not in config.categories:
-            raise ConfigError(f"{where}: [categories] \"{visible(str(value))}\" = "
-                              f"{visible(repr(key))[:80]} is not a taxonomy key; use one of "
-                              f"{sorted(config.categories)}.")
+            raise fail("mapping_bad_category", value=visible(str(value)),
+                       key=visible(repr(key))[:80], keys=sorted(config.categories))
     if mapping.date_format is not None:
         check_date_format(mapping.date_format, where)
 
@@ -266,29 +260,28 @@ def _c1_controls(err: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("hotspots-c1", _c1_controls)
 
 
-def _utf8(data: pa.Buffer, name: str) -> pa.Buffer:
-    """The file's text as UTF-8: ``data`` itself when it is UTF-8 already (a byte-order
-    mark is skipped by the CSV reader), else decoded from UTF-16 (by its byte-order mark, as
+def _utf8(raw: bytes | mmap.mmap, name: str) -> bytes | mmap.mmap:
+    """The file's text as UTF-8: ``raw`` itself when it is UTF-8 already (a byte-order mark
+    is skipped by the CSV reader), else decoded from UTF-16 (by its byte-order mark, as
     Excel's "Unicode text" writes it, or by the zero bytes of ASCII text without one) or
     Windows-1252."""
-    head = data.slice(0, min(4, len(data))).to_pybytes()
+    head = raw[:4]
     utf16 = ("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else
              "utf-16-le" if len(head) == 4 and head[1] == head[3] == 0 and head[0] and head[2]
              else "utf-16-be" if len(head) == 4 and head[0] == head[2] == 0 and head[1]
              and head[3] else None)
     if utf16:
         try:
-            return pa.py_buffer(data.to_pybytes().decode(utf16).encode("utf-8"))
+            return str(raw, utf16).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(file_message(name, "bad_utf16", at=exc.start + 1)) from exc
-    if not len(data) or np.frombuffer(data, dtype=np.uint8).max() < 0x80:
-        return data  # ASCII (checked fast, without a copy) is UTF-8
-    raw = data.to_pybytes()
+    if not len(raw) or np.frombuffer(raw, dtype=np.uint8).max() < 0x80:
+        return raw  # ASCII (checked fast, without a copy) is UTF-8
     try:
-        raw.decode("utf-8")
-        return data
+        str(raw, "utf-8")
+        return raw
     except UnicodeDecodeError:
-        return pa.py_buffer(raw.decode("cp1252", "hotspots-c1").encode("utf-8"))
+        return str(raw, "cp1252", "hotspots-c1").encode("utf-8")
 
 
 #: A header row must end within this many bytes of the file's start.
@@ -297,22 +290,25 @@ HEADER_MAX_BYTES = 16 * 2**20
 MAX_COLUMNS = 16_384
 
 
-def _header(text: pa.Buffer, name: str) -> tuple[list[str], str]:
+def _header(text: bytes | mmap.mmap, name: str) -> tuple[list[str], str]:
     """The header row's names and the separator (a tab when the first line has more tabs
     than commas), checked: present, of a sane size, each name once."""
-    window = text.slice(0, min(HEADER_MAX_BYTES, len(text))).to_pybytes().decode(
-        "utf-8-sig", "ignore")
-    first_line = window.split("\n", 1)[0]
-    sep = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    stream = io.StringIO(window, newline="")
-    try:
-        header = next(csv.reader(stream, delimiter=sep), None)
-    except csv.Error as exc:
-        if "field limit" in str(exc):
-            raise InputError(file_message(name, "header_field_too_long",
-                                          limit=csv.field_size_limit())) from exc
-        raise InputError(file_message(name, "unreadable_csv", why="")) from exc
-    if len(text) > HEADER_MAX_BYTES and stream.tell() >= len(window):
+    for size in (2**16, HEADER_MAX_BYTES):  # nearly always the first: a header is short
+        window = text[:size].decode("utf-8-sig", "ignore")
+        first_line = window.split("\n", 1)[0]
+        sep = "\t" if first_line.count("\t") > first_line.count(",") else ","
+        stream = io.StringIO(window, newline="")
+        try:
+            header = next(csv.reader(stream, delimiter=sep), None)
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise InputError(file_message(name, "header_field_too_long",
+                                              limit=csv.field_size_limit())) from exc
+            raise InputError(file_message(name, "unreadable_csv", why="")) from exc
+        ended = len(text) <= size or stream.tell() < len(window)
+        if ended:
+            break
+    if not ended:
         raise InputError(file_message(name, "header_too_long", mb=HEADER_MAX_BYTES >> 20))
     if not header:
         raise InputError(file_message(name, "empty"))
@@ -324,25 +320,26 @@ def _header(text: pa.Buffer, name: str) -> tuple[list[str], str]:
     return header, sep
 
 
-def _quoted_line_breaks(text: pa.Buffer) -> bool:
+def _quoted_line_breaks(text: bytes | mmap.mmap) -> bool:
     """Whether a quoted cell spans lines (an odd number of quote marks before a line
     break). The CSV reader must then be told, or it may cut the file between its blocks
     inside such a cell and read the rest of the cell as a row of its own, silently."""
+    if text.find(b'"') < 0:  # most files quote nothing (memchr: fast, no copy)
+        return False
     data = np.frombuffer(text, dtype=np.uint8)
     quotes = np.flatnonzero(data == ord('"'))
-    if not len(quotes):
-        return False
     breaks = np.flatnonzero((data == ord("\n")) | (data == ord("\r")))
     return bool((np.searchsorted(quotes, breaks) & 1).any())
 
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Every column as Arrow-backed text, '' for empty cells (no NA guessing)."""
-    try:  # mapped, not copied: checked for its encoding, then parsed
-        data = pa.memory_map(str(path)).read_buffer()
-    except OSError:  # a file system that cannot map files
-        data = pa.py_buffer(path.read_bytes())
-    text = _utf8(data, path.name)
+    with open(path, "rb") as fh:  # mapped, not copied: checked, then parsed
+        try:
+            raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # an empty file, or one that cannot be mapped
+            raw = fh.read()
+    text = _utf8(raw, path.name)
     header, sep = _header(text, path.name)
     types = pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                  strings_can_be_null=False, quoted_strings_can_be_null=False)
@@ -357,11 +354,12 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         return "skip"
 
     set_aside, newlines, block = False, _quoted_line_breaks(text), None
+    data = pa.py_buffer(text)
     while True:
         malformed.clear()
         try:
             table = pacsv.read_csv(
-                pa.BufferReader(text),
+                pa.BufferReader(data),
                 read_options=pacsv.ReadOptions(use_threads=not set_aside, block_size=block),
                 parse_options=pacsv.ParseOptions(
                     delimiter=sep, ignore_empty_lines=False, newlines_in_values=newlines,
@@ -598,8 +596,9 @@ def _check_text(text: pd.Series, col: str, flag) -> None:
     else:
         off, data = buf
         long_ = np.diff(off) > MAX_FIELD_CHARS  # bytes >= characters: candidates only
-        # C0 controls, DEL, and the lead byte of C1 controls (0xC2, also that of £ and é)
-        suspect = bool((data < 0x20).any() or (data == 0x7F).any() or (data == 0xC2).any())
+        # a byte below 0x20 (C0 controls) or from 0x7F (DEL, and every non-ASCII character,
+        # C1 controls among them): two reductions, no temporary arrays
+        suspect = bool(len(data)) and bool(data.min() < 0x20 or data.max() >= 0x7F)
     if long_.any():
         chars = np.zeros(len(text), dtype=np.int64)
         chars[long_] = text[long_].str.len().to_numpy(dtype=np.int64)
@@ -664,9 +663,12 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
     cols = mapping.columns
     absent = [c for c in cols.values() if c not in frame.columns]
     if absent:
-        raise InputError(f"{file}: column(s) {absent} named in mapping {mapping.path} are not "
-                         f"in the export; its columns are {list(frame.columns)}. Fix the "
-                         "mapping's [columns].")
+        names = [visible(str(c)) for c in frame.columns[:20]]
+        raise InputError(file_message(
+            file, "export_columns_missing", absent=[visible(c) for c in absent],
+            mapping=f"mapping {mapping.path}" if mapping.path else "the mapping",
+            columns=names if len(frame.columns) <= 20 else f"{names[:-1]} and "
+            f"{len(frame.columns) - 19:,} more"))
 
     def col(name: str) -> pd.Series:
         return _strip(frame[cols[name]]) if name in cols else empty
@@ -708,10 +710,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     """
     fmt = detect_format(frame)
     if fmt == "council" and mapping is None:
-        raise InputError(f"{file}: not a police.uk street-level file (its header starts "
-                         f"{list(frame.columns[:4])}) and no mapping was given. Write a mapping "
-                         "file naming its columns (see the README) and give it with the "
-                         "export: --mapping on the command line, Mapping (TOML) in the app.")
+        raise InputError(file_message(file, "no_mapping", start=[visible(str(c))[:40] for c in
+                                                                  frame.columns[:4]]))
     if fmt == "council":
         check_mapping(mapping, config)
     malformed = frame.attrs.get("malformed", [])

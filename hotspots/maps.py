@@ -90,6 +90,7 @@ _PAGE_CSS = """<style>
  z-index:1001;max-width:40%;background:#fff3cd;border:1px solid #b58900;padding:6px 10px;
  font:13px sans-serif}
 .hs-notiles .hs-notiles-box{display:block}
+body:not(:has(.hs-street)) .hs-notiles-streets{display:none}
 .hs-street{display:none}
 .hs-notiles .hs-street{display:block;position:absolute;left:22px;top:1px;white-space:nowrap;
  background:white;color:#3f007d;border:1px solid #3f007d;padding:0 4px;line-height:16px;
@@ -108,8 +109,9 @@ def _tiles(config: Config) -> dict:
 
 
 #: Shown when no tile loads: the map says so, and the place labels name the streets.
-NO_TILES_NOTE = ("No map tiles: the tile server cannot be reached, so streets are not "
-                 "drawn. The numbered labels name the streets.")
+NO_TILES_NOTE = "No map tiles: the tile server cannot be reached, so streets are not drawn."
+#: Added to the note on a map with numbered places.
+NO_TILES_STREETS = "The numbered labels name the streets."
 
 
 class _TileNotice(folium.MacroElement):
@@ -139,7 +141,8 @@ def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
     m.get_root().html.add_child(folium.Element(
         f"<div class='hs-title'><b>{_esc(heading)}</b><br><span>{_esc(note)}</span></div>"))
     m.get_root().html.add_child(folium.Element(
-        f"<div class='hs-notiles-box' role='status'>{_esc(NO_TILES_NOTE)}</div>"))
+        f"<div class='hs-notiles-box' role='status'>{_esc(NO_TILES_NOTE)}"
+        f"<span class='hs-notiles-streets'> {_esc(NO_TILES_STREETS)}</span></div>"))
     _TileNotice().add_to(m)
     folium.LayerControl(collapsed=True, position="topleft").add_to(m)
 
@@ -575,7 +578,13 @@ class _DrawBridge(folium.MacroElement):
       var drawn = {{ this.drawn|tojson }};
       if (drawn) {
         L.geoJSON(drawn).eachLayer(function (layer) { items.addLayer(layer); });
-        map.fitBounds(items.getBounds(), {maxZoom: 17});
+        var fit = function () {
+          map.invalidateSize(); map.fitBounds(items.getBounds(), {maxZoom: 17});
+        };
+        fit();
+        // the frame may get its final size after the map is built: zoom again then
+        map.once("resize", fit);
+        setTimeout(fit, 300);
       }
       function post() {
         window.parent.postMessage({type: {{ this.message|tojson }},

@@ -165,9 +165,44 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
     "mapping_not_toml": (
         "the mapping file is not valid TOML: {why}",
         "correct that line (see the mapping example in the README)"),
-    "mapping_bad_value": (
-        "{key} = {value} is not {expected}",
-        "{fix}"),
+    "no_mapping": (
+        "not a police.uk street-level file (its header starts {start}) and no mapping was "
+        "given",
+        "write a mapping file naming its columns (see the README) and give it with the "
+        "export: --mapping on the command line, Mapping (TOML) in the app"),
+    "export_columns_missing": (
+        "column(s) {absent} named in {mapping} are not in the export; its columns are "
+        "{columns}",
+        "correct the mapping's [columns]"),
+    "mapping_no_source": (
+        "no 'source'",
+        "name the source system, e.g. source = \"lbth-asb\" (references are unique within a "
+        "source)"),
+    "mapping_value_not_text": (
+        "{key} = {value} is not text",
+        "write it in quotes, e.g. {key} = {example}"),
+    "mapping_not_table": (
+        "{key} = {value} is not a table",
+        "write a [{key}] table, e.g. {example}"),
+    "mapping_unknown_fields": (
+        "[columns] has unknown field(s) {unknown}",
+        "use the fields {fields}"),
+    "mapping_not_column": (
+        "[columns] {key} = {value} is not a column name",
+        "write the export column's name in quotes, e.g. {key} = \"Case Ref\""),
+    "mapping_missing_field": (
+        "[columns] has no '{need}'",
+        "name the export column holding the {need}"),
+    "mapping_no_date": (
+        "[columns] has neither 'datetime' nor 'date'",
+        "name the export column of the date and time (datetime = \"...\"), or of the date "
+        "(date = \"...\", and time = \"...\" if the time is apart)"),
+    "mapping_coordinates": (
+        "[columns] needs either latitude and longitude or easting and northing; it has {has}",
+        "name both columns of one pair"),
+    "mapping_bad_category": (
+        "[categories] \"{value}\" = {key} is not a taxonomy key",
+        "use one of {keys}"),
     "mapping_bad_date_format": (
         "date_format = {value} is not a usable date format: {why}",
         "write it with strftime codes for day, month and year, e.g. date_format = "

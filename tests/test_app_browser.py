@@ -43,13 +43,13 @@ def server(tmp_path_factory, cache):
 def _check_patrol(page) -> None:
     """The map is there; no tile server answers here, so it says so and its numbered
     labels carry the street names of the places in the table."""
-    from hotspots.maps import NO_TILES_NOTE
+    from hotspots.maps import NO_TILES_NOTE, NO_TILES_STREETS
 
     check_page(page, "OFFICIAL-SENSITIVE · Patrol map")
     frame = page.frame_locator("iframe").first
     frame.locator(".leaflet-container").first.wait_for(timeout=30_000)
     frame.locator(".hs-notiles-box").wait_for(state="visible", timeout=30_000)
-    assert frame.locator(".hs-notiles-box").inner_text() == NO_TILES_NOTE
+    assert frame.locator(".hs-notiles-box").inner_text() == f"{NO_TILES_NOTE} {NO_TILES_STREETS}"
     rows = page.locator('[data-testid="stTable"] tr:has(td)')
     streets = frame.locator(".hs-street")
     assert streets.count() == rows.count() > 0
@@ -62,6 +62,8 @@ def _check_trends(page) -> None:
     map with their legend; the charts are drawn."""
     from playwright.sync_api import expect
 
+    from hotspots.maps import NO_TILES_NOTE
+
     page.get_by_text("The target ").first.wait_for()
     values = page.locator('[data-testid="stMetricValue"]')
     expect(values).to_have_count(3)
@@ -72,6 +74,9 @@ def _check_trends(page) -> None:
     legend = page.frame_locator("iframe").first.locator(".hs-legend")
     legend.wait_for(state="visible", timeout=30_000)
     assert "persistent hot spot" in legend.inner_text()
+    notice = page.frame_locator("iframe").first.locator(".hs-notiles-box")
+    notice.wait_for(state="visible", timeout=30_000)
+    assert notice.inner_text() == NO_TILES_NOTE  # no numbered places on this map
     expect(page.locator('[data-testid="stVegaLiteChart"]')).to_have_count(2)
     page.get_by_text("Details: the tests").first.click()
     page.get_by_text("Weighted displacement quotient").first.wait_for()
@@ -134,7 +139,7 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.set_default_timeout(120_000)
             page.goto(f"{url}/patrol")
             check_page(page, "Numbers on the map match")
-            page.locator('[data-testid="stSelectbox"]').filter(has_text="Period").click()
+            page.get_by_label("Period", exact=True).click()
             page.get_by_role("option", name="Month: Aug 2024").click()
             check_page(page, "· 2024-08 ·")
             page.get_by_text("An area I draw").click()
@@ -153,7 +158,8 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.mouse.move(cx + 120, cy + 80, steps=8)
             page.mouse.up()
             check_page(page, "The area drawn (")
-            caption = page.get_by_text("The area drawn (").first.inner_text()
+            caption = page.locator('[data-testid="stCaptionContainer"]').filter(
+                has_text="The area drawn (").first.inner_text()
             n_places = int(caption.rsplit(": ", 1)[1].split()[0])
             assert n_places > 0, caption
             # the table streams in after the caption: wait for its rows

@@ -174,7 +174,7 @@ def test_mapping_file_errors(tmp_path, config):
 
 
 def test_mapping_column_missing_from_export():
-    with pytest.raises(InputError, match=r"column\(s\) \['Qty'\] named in mapping"):
+    with pytest.raises(InputError, match=r"column\(s\) \['Qty'\] named in the mapping"):
         run([{k: v for k, v in row().items() if k != "Qty"}])
 
 
@@ -706,3 +706,33 @@ def test_xlsx_huge_numbers_stay_short_and_unreadable_cells_name_the_file(tmp_pat
     pd.DataFrame({"Ref": ["A1"], "Qty": [1.7976931348623157e308]}).to_excel(path, index=False)
     with pytest.raises(InputError, match=r"^big.xlsx: cannot be read as an Excel workbook"):
         read_export(path)
+
+
+def test_whole_file_messages_name_the_file_and_say_the_fix(tmp_path):
+    with pytest.raises(InputError) as err:
+        run([row()], mapping=None)
+    assert str(err.value).endswith("no mapping was given. Fix: write a mapping file naming its "
+                                   "columns (see the README) and give it with the export: "
+                                   "--mapping on the command line, Mapping (TOML) in the app.")
+    wide = pd.DataFrame([{**row(), **{f"extra {i}": "" for i in range(30)}}])
+    with pytest.raises(InputError) as err:
+        run(wide.drop(columns="Qty").to_dict("records"))
+    assert str(err.value).startswith("export.csv: column(s) ['Qty'] named in the mapping "
+                                     "are not in the export; its columns are ['Ref', 'When',")
+    assert "and 19 more. Fix: correct the mapping's [columns]." in str(err.value)  # of 38
+    path = tmp_path / "asb.xlsx"
+    pd.DataFrame({"Ref": ["A1"]}).to_excel(path, index=False, sheet_name="Cases")
+    with pytest.raises(InputError, match=r"^asb.xlsx: cannot be read as an Excel workbook: it has "
+                                         r"no sheet 'Calls'. Fix: open it in Excel"):
+        read_export(path, sheet="Calls")
+    assert read_export(path, sheet="Cases").columns.tolist() == ["Ref"]
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"^empty.csv: the file is empty \(no header row\)\. "
+                                         r"Fix: export the records again with their header row"):
+        read_export(empty)
+    dup = tmp_path / "dup.csv"
+    dup.write_text("Ref,When,Ref\n1,2,3\n")
+    with pytest.raises(InputError, match=r"^dup.csv: the header repeats column\(s\) \['Ref'\]. "
+                                         r"Fix: give each column its own name"):
+        read_export(dup)

@@ -185,7 +185,7 @@ def area(layers, config):
     return geography.study_area(layers, config)
 
 
-@examples(60)
+@examples(120)
 @given(data=st.data())
 def test_rows_with_random_corruptions_in_any_encoding(data, inside, config, layers, area):
     raw, suffix, rows, clean, quoted, police = data.draw(exports(inside, config))
@@ -203,7 +203,7 @@ def test_rows_with_random_corruptions_in_any_encoding(data, inside, config, laye
             assert want <= set(res.incidents["row"]), res.problems["message"].tolist()
 
 
-@examples(100)
+@examples(150)
 @given(raw=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".txt", ".xlsx"]),
        prefix=st.sampled_from([b"", b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b"PK\x03\x04",
                                ",".join(HEADER).encode() + b"\n"]))
@@ -264,7 +264,7 @@ def mapping_files(draw, config) -> bytes:
     return text.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-16", "utf-8-sig"])))
 
 
-@examples(80)
+@examples(120)
 @given(data=st.data())
 def test_mappings_valid_and_invalid(data, config, layers, area, inside):
     raw = data.draw(mapping_files(config))
@@ -293,7 +293,7 @@ def test_mappings_valid_and_invalid(data, config, layers, area, inside):
         check_result(res, "export.csv", tmp, config)
 
 
-@examples(10)
+@examples(15)
 @given(data=st.data())
 def test_excel_workbooks(data, inside, config, layers, area):
     """XLSX: cells of every type (numbers, dates, text) with corruptions."""

@@ -252,7 +252,7 @@ def _places(layers, labels):
 def test_tiles_come_from_the_configuration(layers, config):
     import dataclasses
 
-    from hotspots.maps import NO_TILES_NOTE, hotspot_map
+    from hotspots.maps import NO_TILES_NOTE, NO_TILES_STREETS, hotspot_map
 
     own = dataclasses.replace(config, patrol=dataclasses.replace(
         config.patrol, tile_url="https://tiles.council.example/{z}/{x}/{y}.png",
@@ -263,7 +263,7 @@ def test_tiles_come_from_the_configuration(layers, config):
     assert "https://tiles.council.example/{z}/{x}/{y}.png" in page
     assert "openstreetmap" not in page.lower().replace("© openstreetmap", "")
     assert r"Council \u0026lt;b\u0026gt;tiles" in page  # HTML-escaped, then JSON-escaped
-    assert NO_TILES_NOTE in page
+    assert NO_TILES_NOTE in page and NO_TILES_STREETS in page
     assert r"hs-street\u0027\u003eBrick Lane\u003c/span" in page  # labels name the streets
     assert "<script>window.__pwned" not in page
 
@@ -274,7 +274,7 @@ def test_without_a_tile_server_the_map_says_so_and_names_the_streets(layers, con
                                                                       tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from hotspots.maps import NO_TILES_NOTE, hotspot_map
+    from hotspots.maps import NO_TILES_NOTE, NO_TILES_STREETS, hotspot_map
 
     m = hotspot_map(area=layers["ward"], config=config,
                     places=_places(layers, ["Brick Lane", "Watney Street"]),
@@ -285,7 +285,7 @@ def test_without_a_tile_server_the_map_says_so_and_names_the_streets(layers, con
         page.route("**/*.png", lambda route: route.abort())  # and no tile server, surely
         page.goto(path.as_uri())
         page.locator(".hs-notiles-box").wait_for(state="visible", timeout=20_000)
-        assert page.locator(".hs-notiles-box").inner_text() == NO_TILES_NOTE
+        assert page.locator(".hs-notiles-box").inner_text() == f"{NO_TILES_NOTE} {NO_TILES_STREETS}"
         streets = page.locator(".hs-street")
         assert streets.nth(0).is_visible() and streets.nth(0).inner_text() == "Brick Lane"
         assert streets.nth(1).inner_text() == "Watney Street"

@@ -217,9 +217,9 @@ WRITER = textwrap.dedent("""
     res = result([{"ref": f"{tag}{i}"} for i in range(n)], file=f"{tag}.csv")
     upsert = conn.upsert_incidents
 
-    def inside(rows):  # say when the rows are being written, inside the transaction
+    def inside(rows, **kw):  # say when the rows are being written, in the transaction
         print("inside", flush=True)
-        upsert(rows)
+        upsert(rows, **kw)
 
     conn.upsert_incidents = inside
     got = store.write_load(conn, res, path=tag, content_sha256=tag)

@@ -43,7 +43,7 @@ from ..schema import INCIDENT_COLUMNS
 
 __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
            "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
-           "is_server", "last_day", "lsoa_codes", "months", "read_backtest",
+           "is_server", "last_date", "last_day", "lsoa_codes", "months", "read_backtest",
            "read_decisions", "read_incidents", "read_loads", "read_meta", "read_places",
            "read_problems", "read_rejected", "record_decision", "rejected_dir", "store_name",
            "store_path", "store_target", "version", "write_backtest", "write_load",
@@ -221,7 +221,7 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
         if write.any():
             rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
                                          exported_at=exported_at)
-            conn.upsert_incidents(rows[STORED_COLUMNS])
+            conn.upsert_incidents(rows[STORED_COLUMNS], replace=bool((found & write).any()))
         # an unchanged version seen in a later export carries that export's date, so an
         # export dated between the two cannot revert it
         bump = np.zeros(len(inc), dtype=bool)
@@ -305,6 +305,14 @@ def last_day(conn) -> tuple[str | None, int]:
     n = conn.query("SELECT count(*) FROM incidents WHERE date = ? AND source = 'policeuk'",
                    (last,))[0][0]
     return last, int(n)
+
+
+def last_date(conn, *, except_source: str | None = None) -> str | None:
+    """The latest incident date, optionally leaving out one source's records."""
+    if except_source is None:
+        return conn.query("SELECT max(date) FROM incidents")[0][0]
+    return conn.query("SELECT max(date) FROM incidents WHERE source != ?",
+                      (except_source,))[0][0]
 
 
 def months(conn) -> list[str]:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Iterator
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from ..errors import StoreError
 
@@ -158,12 +160,13 @@ class PostgresStore:
 
     def _copy(self, table: str, frame: pd.DataFrame) -> None:
         text = [c for c in frame.columns if c in _TEXT]
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False, header=False)
+        buf = io.BytesIO()
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
+                        pacsv.WriteOptions(include_header=False))
         force = f", FORCE_NOT_NULL ({', '.join(text)})" if text else ""
         with self.conn.cursor().copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN "
                                      f"(FORMAT csv{force})") as copy:
-            copy.write(buf.getvalue())
+            copy.write(buf.getbuffer())
 
     def existing(self, keys: pd.DataFrame) -> pd.DataFrame:
         """Stored source, ref, row_hash, exported_at and load_id of these keys."""
@@ -174,9 +177,12 @@ class PostgresStore:
                           "FROM staging_keys k JOIN incidents i ON i.source = k.source AND "
                           "i.ref = k.ref")
 
-    def upsert_incidents(self, rows: pd.DataFrame) -> None:
-        """Insert or replace whole incidents (columns in table order)."""
+    def upsert_incidents(self, rows: pd.DataFrame, *, replace: bool = True) -> None:
+        """Insert or (with ``replace``) replace whole incidents (columns in table order)."""
         cols = list(rows.columns)
+        if not replace:  # none of them is stored: straight in
+            self._copy("incidents", rows)
+            return
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging AS SELECT "
                           f"{', '.join(cols)} FROM incidents WITH NO DATA")
         self.conn.execute("TRUNCATE staging")

@@ -177,9 +177,9 @@ class SQLiteStore:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             columns=["source", "ref", "row_hash", "exported_at", "load_id"])
 
-    def upsert_incidents(self, rows: pd.DataFrame) -> None:
-        """Insert or replace whole incidents (columns in table order)."""
+    def upsert_incidents(self, rows: pd.DataFrame, *, replace: bool = True) -> None:
+        """Insert or (with ``replace``) replace whole incidents (columns in table order)."""
         self.conn.executemany(
-            f"INSERT OR REPLACE INTO incidents ({', '.join(rows.columns)}) VALUES "
-            f"({', '.join('?' * rows.shape[1])})",
+            f"INSERT {'OR REPLACE ' if replace else ''}INTO incidents "
+            f"({', '.join(rows.columns)}) VALUES ({', '.join('?' * rows.shape[1])})",
             zip(*(rows[c].to_numpy().tolist() for c in rows.columns), strict=True))
