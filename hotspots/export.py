@@ -36,7 +36,7 @@ PARTNER_KEYS: tuple[str, ...] = ("place_id", "code", "name", "ward", "ward_code"
 PARTNER_COUNTS: tuple[str, ...] = ("n", "n_before", "n_after")
 #: Values computed from counts: shown only when every count they come from is shown.
 PARTNER_DERIVED: dict[str, tuple[str, ...]] = {
-    "density_per_km2": ("n",), "rate_per_1000": ("n",), "verdict": ("n_before", "n_after")}
+    "density_per_km2": ("n",), "per_1000_residents": ("n",), "verdict": ("n_before", "n_after")}
 
 #: What a cell suppressed because it is derived from a suppressed count shows (the GSS
 #: symbol for confidential).

@@ -40,6 +40,7 @@ RANKED_COLUMNS = {
     "rank": ("Rank", 0), "place_id": ("Place", None), "label": ("Where", None),
     "ward": ("Ward", None),
     "score": ("Score", 2), "n": ("Incidents", 0), "density_per_km2": ("Per km²", 0),
+    "per_1000_residents": ("Per 1,000 residents", 1),
     "harm": ("Harm", 1), "repeat_location_share": ("% at repeat locations", 0),
     "repeat_caller_share": ("% from repeat callers", 0), "n_previous": ("Previous month", 0),
     "n_last_year": ("Same month last year", 0),
@@ -235,6 +236,12 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     area = geography.land_area(layers, config)
     cells, raster, places, _ = _analyse(cur, layers, area, config)
     places = _units(units, cur, places, cells, layers, config)
+    if units == "lsoa":  # rates need residents: areas, not clusters or cells
+        residents, _ = geography.read_population(config, layers, "lsoa", cache=cache)
+        if residents is not None:  # no residents counted: n/a, never 0 or infinite
+            res = places["place_id"].map(residents).to_numpy(dtype=float)
+            places = places.assign(per_1000_residents=np.where(
+                res > 0, 1000 * places["n"].to_numpy() / np.where(res > 0, res, 1), np.nan))
     if places.empty:
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
                             "anywhere; see the area tables from `hotspots summarise`.")
@@ -388,6 +395,9 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     shown = ranked_out.assign(**{c: pd.to_numeric(ranked_out[c], errors="coerce") * 100
                                  if ranked_out[c].map(lambda v: not isinstance(v, str)).all()
                                  else ranked_out[c] for c in shares})
+    if "per_1000_residents" in shown.columns:  # an area with no residents counted
+        shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
+                             .where(shown["per_1000_residents"].notna(), "n/a"))
     page = pack_html(
         title=title, subtitle=f"Prepared {dt.date.today().isoformat()} for the tasking "
                               f"meeting; data to {period.end.isoformat()}.",

@@ -132,6 +132,12 @@ def test_pack_ranks_lsoas_or_cells_and_reports_emerging_classes(demo, cache, cap
     ids = [r.split(",")[header.index("place_id")] for r in rows[1:]]
     assert ids and all(i.startswith(prefix) for i in ids)
     assert out["emerging"] and sum(out["emerging"].values()) > 0  # 24 months in the store
+    if units == "lsoa":  # rates per 1,000 residents from the Census population file
+        table = pd.read_csv(out["files"]["csv"], dtype={"place_id": str})
+        pop = pd.read_csv(cache / "population_lsoa21_london.csv").set_index("lsoa21cd")
+        want = 1000 * table["n"] / table["place_id"].map(pop["usual_residents"])
+        assert table["per_1000_residents"].to_numpy() == pytest.approx(want.to_numpy())
+        assert "Per 1,000 residents" in Path(out["files"]["html"]).read_text(encoding="utf-8")
 
 
 def test_pack_for_a_month_and_some_categories(demo, cache, capsys):
