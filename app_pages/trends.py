@@ -48,7 +48,7 @@ wnames = common.area_names()
 # the sidebar's Wards filter applies to everything below (none = the whole borough)
 in_wards = pd.Series(np.isin(common.area_codes(everything), list(f["wards"]))
                      if f["wards"] else True, index=everything.index)
-where = _names(f["wards"], wnames) if f["wards"] else "the whole borough"
+where = _names(f["wards"], wnames) if f["wards"] else f"all of {cfg.name}"
 
 # --- which sources cover which months ----------------------------------------------------
 cov = common.coverage(version, f["categories"])
