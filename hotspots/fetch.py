@@ -16,6 +16,12 @@ CSV, one load (one transaction) per month. A month already loaded is skipped; a 
 fetched but not yet loaded (an interrupted run) is loaded without asking again; only
 months that ``crimes-street-dates`` lists are asked for.
 
+The API gives no LSOA code, so the police.uk rules that follow a row's own LSOA
+(:func:`hotspots.assign.prefer_own`) do not apply: a crime on a shared LSOA edge takes
+the smallest code (the CSV gives it its own), and one just outside the area is left out
+(the CSV accepts it when its own LSOA is in the area). Otherwise a fetched month gives
+its CSV's incidents, LSOAs, wards and places.
+
 Politeness: at most 15 requests a second; 429 and 5xx answers are retried with
 exponential back-off (``Retry-After`` honoured).
 """
@@ -336,7 +342,7 @@ def month_rows(crimes: list[dict]) -> list[list[str]]:
     sorted so the same crimes always give the same file. ``Crime ID`` is the
     ``persistent_id``, or ``api-<id>`` for records without one (anti-social behaviour).
     The API gives no force and no LSOA: those columns stay empty (LSOAs are assigned
-    from the boundaries, as always)."""
+    from the boundaries, by the edge rule alone: see the module's notes)."""
     rows = []
     for c in crimes:
         loc = c["location"]
