@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import json
 import shutil
-import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -18,9 +17,12 @@ import pytest
 import shapely
 from scipy.stats import binomtest
 
+from hotspots import store as hotspots_store
+from hotspots.assign import assign_codes
 from hotspots.cli import main
 from hotspots.export import PARTNER_COUNTS, PARTNER_DERIVED, PARTNER_KEYS
 from hotspots.pack import _review_tasked
+from hotspots.summary import in_period, month_period
 from hotspots.trends import TRENDS, poisson_change_test
 
 from .conftest import open_page
@@ -181,26 +183,41 @@ def test_pack_trend_label_is_judged_against_the_borough(demo, cache, capsys):
 def test_pack_compares_like_with_like(demo, cache, capsys):
     """police.uk burglary starts in 2023-09 in the demo store: September's pack does not
     count its burglaries as a rise on August, and August 2024's pack does not compare them
-    with August 2023; each pack says so."""
+    with August 2023; each pack says so. The hostile file has records in 2024-08 only:
+    August's change on July counts, in each place's footprint, every other stream on both
+    sides and the hostile rows on neither."""
     root, store = demo
     sept = build(root, store, cache, capsys, "--month", "2023-09")
     page = Path(sept["files"]["html"]).read_text(encoding="utf-8")
     assert "Not compared with 2023-08: Burglary (police.uk)" in page
-    ranked = pd.read_csv(sept["files"]["csv"])
-    # the previous-month change counts council rows only, on both sides
-    with contextlib.closing(sqlite3.connect(store)) as conn:
-        council = pd.read_sql_query("SELECT date FROM incidents WHERE source != 'policeuk'",
-                                    conn)
-    counted = ranked.dropna(subset=["n_previous"])
-    assert (counted["n"] - counted["n_previous"] >= counted["change_previous"]).all()
-    assert (counted["n"] - counted["n_previous"] > counted["change_previous"]).any()
-    assert counted["n_previous"].sum() <= (council["date"].str[:7] == "2023-08").sum()
     aug = build(root, store, cache, capsys)
     page = Path(aug["files"]["html"]).read_text(encoding="utf-8")
     # the hostile test file has records in 2024-08 only: left out of both comparisons
     assert ("Not compared with 2023-08: Drug dealing (hostile), Burglary (police.uk) "
             "(records in only one of 2023-08 and 2024-08)") in page
     assert "Not compared with 2024-07: Drug dealing (hostile) " in page
+    # the counts, from the store: the incidents in each place's footprint (the places
+    # `detect` wrote for 2024-08, the pack's own), each incident in one place
+    ranked = pd.read_csv(aug["files"]["csv"]).dropna(subset=["n_previous"])
+    shapes = gpd.read_file(root / "o" / "hotspots_2024-08.gpkg", layer="places")
+    assert set(ranked["place_id"]) <= set(shapes["place_id"])
+    with contextlib.closing(hotspots_store.connect(store)) as conn:
+        inc = hotspots_store.read_incidents(conn, start="2024-07-01", end="2024-08-31")
+    unit = assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(),
+                        shapes[["place_id", "geometry"]].rename(columns={"place_id": "code"}))
+    now = in_period(inc, month_period("2024-08"))
+    before = in_period(inc, month_period("2024-07"))
+    hostile = (inc["source"] == "hostile").to_numpy()
+
+    def count(mask):
+        return (pd.Series(unit[mask]).value_counts()
+                .reindex(ranked["place_id"], fill_value=0).to_numpy())
+
+    assert (ranked["n_previous"].to_numpy() == count(before)).all()
+    compared = ranked["n_previous"].to_numpy() + ranked["change_previous"].to_numpy()
+    assert (compared == count(now & ~hostile)).all()
+    # both hostile places are ranked, so counting the hostile rows would fail the line above
+    assert (count(now & hostile) >= 30).sum() == 2
 
 
 def test_tasked_places_are_judged_against_the_borough(demo, cache, capsys, tmp_path):
