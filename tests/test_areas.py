@@ -34,7 +34,7 @@ AREAS = {  # area init arguments, police.uk files, LSOAs, layers
               "City of London", "--code", "E09000001"],
              sorted(POLICE.glob("2024-0[78]-city-of-london-street.csv")), 6, ["lsoa"]),
     "camden": (["--borough", "Camden"], LONDON_YEAR, 130, ["lsoa", "msoa"]),
-    "london": (["--borough", "all"], LONDON_YEAR[-2:], 4994, ["lsoa", "msoa", "borough"]),
+    "london": (["--borough", "all"], LONDON_YEAR[-1:], 4994, ["lsoa", "msoa", "borough"]),
 }
 
 
