@@ -200,6 +200,22 @@ def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, l
             for code, grp in g.groupby(col)}
 
 
+def _framed_map(web: gpd.GeoDataFrame, config: Config, *,
+                outline: bool = False) -> folium.Map:
+    """A map framed on ``web`` (EPSG:4326) with the configured tiles; with ``outline``,
+    the study area's outline as a fixed, unlisted layer."""
+    minx, miny, maxx, maxy = web.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
+                   **_tiles(config), control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    if outline:
+        shape = shapely.set_precision(shapely.union_all(web.geometry.values), 1e-6)
+        folium.GeoJson(gpd.GeoSeries([shape], crs=WEB_CRS).to_json(), name="Study area",
+                       style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
+                       control=False).add_to(m)
+    return m
+
+
 def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
              incidents: pd.DataFrame | None = None, measure: str = "density_per_km2",
              title: str | None = None) -> folium.Map:
@@ -233,10 +249,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     level_name = meta.get("level_label") or config.layer_label(meta["level"])
     cmap.caption = (f"{MEASURE_LABELS[measure]} by {level_name}, {meta['period']} "
                     f"(previous: {meta['previous']})")
-    minx, miny, maxx, maxy = web.total_bounds
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   **_tiles(config), control_scale=True)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    m = _framed_map(web, config)
     web = web.assign(
         value=values,
         popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
@@ -372,14 +385,7 @@ def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Con
     meta : ``period`` (the months, e.g. "2023-09 to 2024-08") and ``cell_size_m``.
     """
     web_area = area.to_crs(WEB_CRS)
-    minx, miny, maxx, maxy = web_area.total_bounds
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   **_tiles(config), control_scale=True)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
-    outline = shapely.set_precision(shapely.union_all(web_area.geometry.values), 1e-6)
-    folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",
-                   style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
-                   control=False).add_to(m)
+    m = _framed_map(web_area, config, outline=True)
     shown = cells.loc[cells["pattern"].isin(list(EMERGING_COLOURS)), ["pattern", "geometry"]]
     counts = shown["pattern"].value_counts()
     if not shown.empty:  # one feature per class: the HTML does not grow with the cells
@@ -537,14 +543,7 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     aggregate (contours, significant cells, place polygons).
     """
     web = area.to_crs(WEB_CRS)
-    minx, miny, maxx, maxy = web.total_bounds
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   **_tiles(config), control_scale=True)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
-    outline = shapely.set_precision(shapely.union_all(web.geometry.values), 1e-6)
-    folium.GeoJson(gpd.GeoSeries([outline], crs=WEB_CRS).to_json(), name="Study area",
-                   style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
-                   control=False).add_to(m)
+    m = _framed_map(web, config, outline=True)
     if raster is not None:
         _density_layer(m, raster)
     if cells is not None:
