@@ -95,9 +95,9 @@ _ADDED = [("loads", "load_key", "TEXT NOT NULL DEFAULT ''"),
 #: Stores written before meetings were records: one meeting for each date decisions were
 #: recorded at (its period unknown).
 BACKFILL_MEETINGS = (
-    "INSERT INTO meetings (meeting_date, created_at, created_by) SELECT meeting_date, "
-    "min(recorded_at), '' FROM tasking WHERE meeting_date NOT IN (SELECT meeting_date FROM "
-    "meetings) GROUP BY meeting_date")
+    "INSERT OR IGNORE INTO meetings (meeting_date, created_at, created_by) SELECT "
+    "meeting_date, min(recorded_at), '' FROM tasking WHERE meeting_date NOT IN "
+    "(SELECT meeting_date FROM meetings) GROUP BY meeting_date")
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
