@@ -110,7 +110,8 @@ def _cmd_summarise(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     meta = jobs.summarise(config=config, period=_period(args), level=args.level,
                           measure=args.measure, categories=cats, store_file=args.store,
-                          out_dir=args.out, cache=args.geodata)
+                          out_dir=args.out, cache=args.geodata,
+                          formats=tuple(f.strip() for f in args.formats.split(",")))
     print(json.dumps(meta)) if args.json else _print_summary(meta)
     return 0
 
@@ -503,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--measure", choices=MEASURES, default="density_per_km2",
                    help="shade and rank by (default density_per_km2)")
     s.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    s.add_argument("--formats", default="csv,xlsx,geojson,gpkg",
+                   help="table files to write, comma-separated (default csv,xlsx,geojson,gpkg; "
+                        "the CSV is always written)")
     s.add_argument("--out", default="out", help="output folder (default out/)")
     common(s)
     s.set_defaults(func=_cmd_summarise)

@@ -17,6 +17,7 @@ from . import geography, store
 from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
+from .export import FORMATS as EXPORT_TABLE_FORMATS
 from .export import write_csv, write_table
 from .ingest import Mapping, export_date, read_export, read_mapping, to_incidents
 from .maps import area_map, save_map
@@ -171,13 +172,20 @@ def latest_complete_month(conn) -> str:
 def summarise(*, config: Config, period: Period | None = None, level: str = "lsoa",
               measure: str = "density_per_km2", categories: list[str] | None = None,
               store_file: str | Path | None = None, out_dir: str | Path = "out",
-              cache: str | Path | None = None) -> dict:
+              cache: str | Path | None = None, formats: tuple[str, ...] = ("csv",)) -> dict:
     """Ranked area table and map (HTML) for a period (default: latest complete month).
 
     The table is written by :func:`hotspots.export.write_table` as
-    ``areas_<level>_<period>.csv`` (with latitude and longitude), ``.xlsx`` (readable
-    headings), ``.geojson`` (WGS84) and ``.gpkg`` (EPSG:27700).
+    ``areas_<level>_<period>.csv`` (always; with latitude and longitude) and in the other
+    ``formats`` asked for: ``xlsx`` (readable headings), ``geojson`` (WGS84), ``gpkg``
+    (EPSG:27700). The default is the CSV alone: the app reads it, and for all of London's
+    LSOAs the GeoJSON and XLSX take seconds (``bench/bench_export.py``); the CLI asks for
+    all four.
     """
+    unknown = sorted(set(formats) - set(EXPORT_TABLE_FORMATS))
+    if unknown:
+        raise HotspotsError(f"formats: {', '.join(unknown)} is not a table format; use "
+                            f"some of {', '.join(EXPORT_TABLE_FORMATS)}.")
     if categories:
         unknown = sorted(set(categories) - set(config.categories))
         if unknown:
@@ -210,7 +218,7 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{level}_{period.label.replace(' ', '_')}"
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
-    files = _write_areas(table, out / f"areas_{stem}", config)
+    files = _write_areas(table, out / f"areas_{stem}", config, formats)
     save_map(area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
                       measure=measure), html_path)
     top = table.head(5)
@@ -224,15 +232,17 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     return meta
 
 
-def _write_areas(table: gpd.GeoDataFrame, stem: Path, config: Config) -> dict:
-    """The area table as CSV (with latitude and longitude), XLSX, GeoJSON and GeoPackage,
-    written by :func:`hotspots.export.write_table`; returns the other files than the CSV."""
+def _write_areas(table: gpd.GeoDataFrame, stem: Path, config: Config,
+                 formats: tuple[str, ...]) -> dict:
+    """The area table as CSV (with latitude and longitude) and in the other ``formats``,
+    by :func:`hotspots.export.write_table`; returns the files other than the CSV."""
     labels = {key: config.label(key) for key in config.categories}
     write_table(table.round(4), f"{stem}.csv")
-    files = {"xlsx": write_table({"Areas": table}, f"{stem}.xlsx", labels=labels),
-             "geojson": write_table(table, f"{stem}.geojson"),
-             "gpkg": write_table(table, f"{stem}.gpkg", name="areas")}
-    return {k: str(v) for k, v in files.items()}
+    files = {}
+    for fmt in (f for f in EXPORT_TABLE_FORMATS if f in formats and f != "csv"):
+        files[fmt] = str(write_table({"Areas": table} if fmt == "xlsx" else table,
+                                     f"{stem}.{fmt}", labels=labels, name="areas"))
+    return files
 
 
 def _selection(config: Config, categories, sources, test_months: int, cell_sizes) -> str:

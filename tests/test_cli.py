@@ -100,6 +100,10 @@ def test_usage_errors_are_named(tmp_path, capsys, cache):
     assert code == 1 and "give either --month or --start/--end, not both" in err
     code, _, err = run(capsys, "--config", str(tmp_path / "none.toml"), "summarise")
     assert code == 1 and "cannot read configuration file" in err
+    code, _, err = run(capsys, "--geodata", str(cache), "summarise", "--store",
+                       str(tmp_path / "empty.sqlite"), "--formats", "csv,shp")
+    assert code == 1 and ("formats: shp is not a table format; use some of xlsx, csv, "
+                          "geojson, gpkg") in err
 
 
 def test_another_study_area_works_from_its_own_files(tmp_path, capsys):
