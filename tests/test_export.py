@@ -381,3 +381,19 @@ def test_write_table_bytes_and_mistakes(ranked, tmp_path):
         export.write_table(partner, tmp_path / "p.geojson")
     text = export.table_bytes(partner, "csv").decode("utf-8-sig")
     assert text.splitlines()[0] == "rank,place_id,ward,n,density_per_km2,area_km2"
+
+
+def test_missing_shapes_give_empty_coordinates_and_null_geometry(tmp_path):
+    import json
+
+    import geopandas as gpd
+    from shapely import Point, box
+
+    table = gpd.GeoDataFrame({"code": ["a", "b", "c"], "n": [1, 2, 3]},
+                             geometry=[box(533000, 181000, 533100, 181100), None, Point()],
+                             crs=27700)
+    got = pd.read_csv(export.write_table(table, tmp_path / "t.csv"), encoding="utf-8-sig")
+    assert got["latitude"].notna().tolist() == [True, False, False]
+    features = json.loads(export.table_bytes(table, "geojson"))["features"]
+    assert [f["properties"]["n"] for f in features] == [1, 2, 3]
+    assert features[0]["geometry"]["type"] == "Polygon" and features[1]["geometry"] is None

@@ -143,7 +143,8 @@ def write_geojson(df: pd.DataFrame, path: str | Path, *, name: str = "table") ->
     """GeoJSON (RFC 7946: WGS84 longitude/latitude to 7 decimals, exterior rings
     counterclockwise, no ``crs`` member) of a table with shapes in EPSG:27700; fields keep
     their names, text neutralised (:func:`to_gis`); NaN is null. Written here rather than
-    by GDAL's driver, which takes ten times as long for all of London's LSOAs."""
+    by GDAL's driver, which took three times as long for all of London's LSOAs
+    (bench/bench_export.py)."""
     import json
 
     gis = to_gis(df, web=True, name=name)
