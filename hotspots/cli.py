@@ -55,7 +55,8 @@ def _print_summary(meta: dict) -> None:
         value = t[meta["rank_by"]]
         print(f"  {t['rank']:>3}. {t['name']} ({t['code']}): {t['n']:,} incidents, "
               f"{meta['rank_by']} {'n/a' if value is None else f'{value:.1f}'}")
-    print(f"  table: {meta['files']['table']}\n  map:   {meta['files']['map']}")
+    for k, v in meta["files"].items():
+        print(f"  {k + ':':<8} {v}")
 
 
 def _cmd_geodata(args, config) -> int:
@@ -109,7 +110,8 @@ def _cmd_summarise(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     meta = jobs.summarise(config=config, period=_period(args), level=args.level,
                           measure=args.measure, categories=cats, store_file=args.store,
-                          out_dir=args.out, cache=args.geodata)
+                          out_dir=args.out, cache=args.geodata,
+                          formats=tuple(f.strip() for f in args.formats.split(",")))
     print(json.dumps(meta)) if args.json else _print_summary(meta)
     return 0
 
@@ -216,7 +218,8 @@ def _cmd_backtest(args, config) -> int:
 
 def _cmd_export(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
-    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv"}
+    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv",
+               "geojson": "incidents.geojson"}
     out = jobs.export_incidents(out=args.out or Path("out") / default[args.format],
                                 fmt=args.format, store_file=args.store, start=args.start,
                                 end=args.end, categories=cats)
@@ -469,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_cmd_ingest)
 
     s = sub.add_parser("summarise", aliases=["summarize"],
-                       help="ranked area table (CSV) and map (HTML) for a period")
+                       help="ranked area table (CSV, XLSX, GeoJSON, GeoPackage) and map "
+                            "(HTML) for a period")
     s.add_argument("--month", help="YYYY-MM (default: latest complete month in the store)")
     s.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
     s.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
@@ -478,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--measure", choices=MEASURES, default="density_per_km2",
                    help="shade and rank by (default density_per_km2)")
     s.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    s.add_argument("--formats", default="csv,xlsx,geojson,gpkg",
+                   help="table files to write, comma-separated (default csv,xlsx,geojson,gpkg; "
+                        "the CSV is always written)")
     s.add_argument("--out", default="out", help="output folder (default out/)")
     common(s)
     s.set_defaults(func=_cmd_summarise)
@@ -497,8 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(t)
     t.set_defaults(func=_cmd_detect)
 
-    pk = sub.add_parser("pack", help="tasking pack (HTML, XLSX, CSV) for the latest "
-                                     "complete month")
+    pk = sub.add_parser("pack", help="tasking pack (HTML; ranked table as XLSX, CSV, GeoJSON, "
+                                     "GeoPackage) for the latest complete month")
     pk.add_argument("--out", default="out", help="output folder (default out/)")
     pk.add_argument("--partner", action="store_true",
                     help="partner version: aggregates only, small counts suppressed")
@@ -525,10 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     taskcli.add_parser(sub, common)
 
-    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet) "
-                                      "or Power BI (CSV with longitude and latitude)")
+    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet), "
+                                      "Power BI (CSV with latitude and longitude) or ArcGIS "
+                                      "(GeoJSON)")
     e.add_argument("--format", choices=jobs.EXPORT_FORMATS, default="gpkg")
-    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet or .csv)")
+    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet, .csv "
+                                 "or .geojson)")
     e.add_argument("--start", help="first day, YYYY-MM-DD (default: all)")
     e.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
     e.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")

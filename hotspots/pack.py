@@ -17,7 +17,7 @@ from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
-from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
+from .export import DERIVED_SUPPRESSED, partner_table, write_table
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
@@ -151,7 +151,9 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     ``cells``.
 
     Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``), and the ranked
-    table as ``ranked_<period>[_partner].xlsx`` and ``.csv``.
+    table by :func:`hotspots.export.write_table` as ``ranked_<period>[_partner].xlsx``
+    (readable headings) and ``.csv``; the full pack also as ``.geojson`` (WGS84) and
+    ``.gpkg`` (EPSG:27700), and its CSV has each place's latitude and longitude.
 
     The ``partner`` version is made from :func:`hotspots.export.partner_table` alone (its
     tables, cards and files), covers every category (packs for two sets of categories
@@ -360,13 +362,21 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     html_path.write_text(page, encoding="utf-8")
     map_path = out / f"pack_{period.label}{suffix}_map.html"  # the pack's map on its own
     map_path.write_text(page_map, encoding="utf-8")
-    sheets = {"Ranked places": ranked_out}
+    # the full tables keep their shapes (latitude and longitude in the CSV, GIS files);
+    # partner tables are partner_table's output alone, which has none
+    table = ranked_out if partner else ranked
+    sheets = {"Ranked places": table}
     if tasked_out is not None:
         sheets["Tasked last meeting"] = tasked_out
-    xlsx_path = write_xlsx(sheets, out / f"ranked_{period.label}{suffix}.xlsx")
-    csv_path = write_csv(ranked_out, out / f"ranked_{period.label}{suffix}.csv")
+    stem = out / f"ranked_{period.label}{suffix}"
+    labels = {key: config.label(key) for key in config.categories}
+    files = {"html": html_path, "map": map_path,
+             "xlsx": write_table(sheets, f"{stem}.xlsx", labels=labels),
+             "csv": write_table(table, f"{stem}.csv")}
+    if not partner:
+        files["geojson"] = write_table(table, f"{stem}.geojson")
+        files["gpkg"] = write_table(table, f"{stem}.gpkg", name="ranked")
     return {"period": period.label, "partner": partner, "units": units,
             "places": len(ranked), "emerging": emerging,
             "tasked_reviewed": 0 if tasked is None else len(tasked),
-            "files": {"html": str(html_path), "map": str(map_path), "xlsx": str(xlsx_path),
-                      "csv": str(csv_path)}}
+            "files": {k: str(v) for k, v in files.items()}}
