@@ -5,9 +5,9 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
-ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
-            "evaluate", "forecast",
-            "repeats", "trends", "patrol", "intervention"}
+ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "pointclusters",
+            "synthetic", "synthetic_town", "synthetic_exports", "rank", "evaluate", "forecast",
+            "repeats", "trends", "emerging", "timeprofile", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report"}
 FRONT = {"cli", "jobs"}
 
