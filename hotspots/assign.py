@@ -31,19 +31,12 @@ import pandas as pd
 import shapely
 from scipy import ndimage
 
-from .errors import CRSError
+from .validate import check_projected  # noqa: F401  (re-exported: its old home)
 
 #: Upper bound on lookup-grid cells (memory ~ 4 bytes each).
 MAX_GRID_CELLS = 4_000_000
 #: Lookups (grid + per-cell candidate lists) kept for layers used again.
 LOOKUP_CACHE_SIZE = 8
-
-
-def check_projected(gdf: gpd.GeoDataFrame, what: str) -> None:
-    """Raise CRSError unless ``gdf`` is in a projected CRS in metres (EPSG:27700 here)."""
-    if gdf.crs is None or not gdf.crs.is_projected:
-        raise CRSError(f"{what} is in {gdf.crs or 'no CRS'}, not a projected CRS in metres. "
-                       "Convert it with .to_crs(27700) first.")
 
 
 def label_lattice(geoms: np.ndarray, rank: np.ndarray, cell: float, bounds

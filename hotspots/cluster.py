@@ -15,9 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .assign import check_projected
 from .config import Config
-from .ingest import POLICE_UK_SOURCE
 from .pointclusters import (  # noqa: F401
     DEFAULT_EPS_M,
     DENSITY_FACTOR,
@@ -26,12 +24,12 @@ from .pointclusters import (  # noqa: F401
     HDBSCAN_SHARE,
     METHODS,
     MIN_SAMPLES_FLOOR,
-    _positive,
     cluster_points,
     suggest_dbscan_params,
     suggest_hdbscan_params,
 )
-from .schema import PLACE_COLUMNS, WORKING_CRS
+from .schema import PLACE_COLUMNS, POLICE_UK_SOURCE, WORKING_CRS
+from .validate import check_option, check_positive, check_projected
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +140,10 @@ def find_places(incidents: pd.DataFrame, *, config: Config, method: str = "dbsca
     if missing:
         raise ValueError(f"incidents lacks the columns {missing}; pass incidents as ingest "
                          "makes them (hotspots.schema.INCIDENT_COLUMNS).")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; "
-                         f"got {method!r}.")
-    _positive("buffer_m", buffer_m)
+    check_option("method", method, METHODS)
+    check_positive("buffer_m", buffer_m)
     if area_km2 is not None:
-        _positive("area_km2", area_km2)
+        check_positive("area_km2", area_km2)
     cats = incidents["category"].astype(str).to_numpy(dtype=object)
     cat_codes, cat_uniq = pd.factorize(cats, sort=True)
     unknown = [c for c in cat_uniq if c not in config.categories]

@@ -48,7 +48,8 @@ import shapely
 from scipy import ndimage
 
 from .assign import label_lattice
-from .grid import _xy, area_geometry, check_metres, suggest_cell_size
+from .grid import area_geometry, suggest_cell_size
+from .validate import check_metres, check_option, check_xy
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def sample(raster: Raster, x, y) -> np.ndarray:
     Cells are half-open like the square grid's: a point on an edge takes the cell east or
     north of it. Cells outside the area are sampled too (check ``raster.mask``).
     """
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     ny, nx = raster.values.shape
     with np.errstate(invalid="ignore"):
         col = np.floor((x - raster.x0) / raster.cell_size_m)
@@ -169,7 +170,7 @@ def suggest_bandwidth(x, y) -> float:
     ValueError
         With fewer than 2 distinct points.
     """
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = len(x)
@@ -409,14 +410,13 @@ def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | No
     ValueError
         On a bad parameter, or more than :data:`MAX_FINE_NODES` cells.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+    check_option("kernel", kernel, KERNELS)
     if bandwidth_m is not None:
         bandwidth_m = check_metres("bandwidth_m", bandwidth_m)
     if cell_size_m is not None:
         cell_size_m = check_metres("cell_size_m", cell_size_m)
     geom, crs = area_geometry(area, crs)
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     w = None if weights is None else _check_weights(weights, len(x))
     shapely.prepare(geom)
     minx, miny, maxx, maxy = shapely.bounds(geom)

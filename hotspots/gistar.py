@@ -26,6 +26,8 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
+from .validate import check_option, check_xy
+
 #: Columns of the table :func:`gistar` returns (one row per cell, in the input order).
 GISTAR_COLUMNS: tuple[str, ...] = (
     "gistar_z", "p_value", "p_adjusted", "gi_class", "n_neighbours", "island",
@@ -47,11 +49,6 @@ _OFFSETS = {
     ("hex", "rook"): ((0, 1), (0, -1), (1, 0), (-1, 0), (-1, 1), (1, -1)),
     ("hex", "queen"): ((0, 1), (0, -1), (1, 0), (-1, 0), (-1, 1), (1, -1)),
 }
-
-
-def _check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
 def _from_pairs(i: np.ndarray, j: np.ndarray, n: int) -> sp.csr_matrix:
@@ -126,8 +123,8 @@ def grid_neighbours(
         n x n float64 matrix in the grid's row order, 1.0 where cells are neighbours and
         on the whole diagonal (Gi* counts each cell in its own neighbourhood).
     """
-    _check_choice("contiguity", contiguity, _CONTIGUITY)
-    _check_choice("cell_shape", cell_shape, (*_CELL_SHAPES, None))
+    check_option("contiguity", contiguity, _CONTIGUITY)
+    check_option("cell_shape", cell_shape, (*_CELL_SHAPES, None))
     missing = [c for c in ("row", "col") if c not in grid.columns]
     if missing:
         raise ValueError(f"grid has no column {missing[0]!r}; expected the columns of "
@@ -204,15 +201,7 @@ def distance_band_neighbours(x: ArrayLike, y: ArrayLike, *, distance_m: float) -
     scipy.sparse.csr_matrix
         n x n float64 binary matrix, symmetric, with 1.0 on the diagonal.
     """
-    xs = np.asarray(x, dtype=float).ravel()
-    ys = np.asarray(y, dtype=float).ravel()
-    if xs.shape != ys.shape:
-        raise ValueError(f"x and y must have the same length; got {len(xs)} and {len(ys)}")
-    bad = ~(np.isfinite(xs) & np.isfinite(ys))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"x and y must be finite; {int(bad.sum())} points are not, the first "
-                         f"at position {first} ({float(xs[first])!r}, {float(ys[first])!r})")
+    xs, ys = check_xy(x, y, finite=True)
     if not (np.isfinite(distance_m) and distance_m > 0):
         raise ValueError(f"distance_m must be a finite distance in metres > 0; got {distance_m!r}")
     pairs = cKDTree(np.column_stack([xs, ys])).query_pairs(distance_m, output_type="ndarray")
@@ -239,7 +228,7 @@ def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: str = "queen") -> s
         n x n float64 binary matrix in the frame's row order, symmetric, 1.0 on the
         diagonal.
     """
-    _check_choice("contiguity", contiguity, _CONTIGUITY)
+    check_option("contiguity", contiguity, _CONTIGUITY)
     geoms = np.asarray(gdf.geometry.array, dtype=object)
     bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if bad.any():

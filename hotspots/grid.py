@@ -30,8 +30,8 @@ import numpy as np
 import pyproj
 import shapely
 
-from .assign import check_projected
 from .schema import GRID_COLUMNS, WORKING_CRS
+from .validate import check_metres, check_option, check_projected, check_xy
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +43,8 @@ NICE = (1.0, 2.0, 2.5, 5.0)
 SQRT3 = math.sqrt(3.0)
 
 
-def check_metres(name: str, value) -> float:
-    """``value`` as a positive finite number of metres, or ValueError naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive number of metres, got {value!r}.")
-    return v
-
-
 def _check_shape(shape: str) -> str:
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}.")
+    check_option("shape", shape, SHAPES)
     return shape
 
 
@@ -290,14 +278,6 @@ def _grid_attrs(grid: gpd.GeoDataFrame) -> tuple[str, float, float, float]:
     return _check_shape(shape), check_metres("cell_size_m", s), float(ox), float(oy)
 
 
-def _xy(x, y) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
-    return x, y
-
-
 def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
     """``cell_id`` of the cell holding each point, -1 when in none (see the module's rule).
 
@@ -315,7 +295,7 @@ def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
     """
     check_projected(grid, "grid")
     shape, s, ox, oy = _grid_attrs(grid)
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     out = np.full(len(x), -1, dtype=np.int64)
     if len(grid) == 0 or len(x) == 0:
         return out
@@ -374,7 +354,7 @@ def grid_counts(grid: gpd.GeoDataFrame, x, y, weights=None) -> gpd.GeoDataFrame:
         :data:`hotspots.schema.GRID_COLUMNS` plus ``n`` (int64) and, with weights,
         ``weighted`` (float64); same row order and ``attrs``.
     """
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     idx = cell_index(grid, x, y)
     pos = np.full(len(idx), -1, dtype=np.int64)
     cell_ids = grid["cell_id"].to_numpy(dtype=np.int64)
@@ -443,7 +423,7 @@ def suggest_cell_size(x, y, area, *, cells_across: int = 50, bandwidth_m: float 
                                         and math.isfinite(bandwidth_m) and bandwidth_m > 0):
         raise ValueError(f"bandwidth_m must be a positive number of metres, got {bandwidth_m!r}.")
     geom, _ = area_geometry(area, crs)
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     minx, miny, maxx, maxy = shapely.bounds(geom)
     n = int(np.count_nonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)))
     short = min(maxx - minx, maxy - miny)

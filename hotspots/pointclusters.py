@@ -37,7 +37,7 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from sklearn.cluster import DBSCAN, HDBSCAN
 
-from .errors import CRSError
+from .validate import check_option, check_positive, check_xy
 
 log = logging.getLogger("hotspots.cluster")  # the name users configure, as before the split
 
@@ -48,31 +48,6 @@ MIN_SAMPLES_FLOOR = 5
 HDBSCAN_SHARE = 0.005
 HDBSCAN_FLOOR = 10
 HDBSCAN_MAX_SAMPLE = 20_000
-
-
-def _coords(x, y) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same length; got {x.size} and {y.size}.")
-    bad = ~(np.isfinite(x) & np.isfinite(y))
-    if bad.any():
-        raise ValueError(f"x and y must be finite EPSG:27700 metres; {int(bad.sum())} points "
-                         f"are not, the first at position {int(np.argmax(bad))}. Drop them.")
-    if x.size and np.abs(x).max() <= 180 and np.abs(y).max() <= 90:
-        raise CRSError("x and y look like degrees (longitude, latitude); clustering needs "
-                       "EPSG:27700 metres. Project them first (ingest does this).")
-    return x, y
-
-
-def _positive(name: str, value, *, allow_zero: bool = False, integer: bool = False) -> None:
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, int | np.integer) if integer else isinstance(
-        value, int | float | np.integer | np.floating)
-    ok = ok and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = "0 or more" if allow_zero else ("1 or more" if integer else "above 0")
-        raise ValueError(f"{name} must be {kind} {bound}; got {value!r}.")
 
 
 def _weights(weights, n: int) -> np.ndarray | None:
@@ -124,13 +99,13 @@ def suggest_dbscan_params(x, y, *, area_m2: float | None = None, eps_m: float | 
     (float, int)
         ``eps_m`` and ``min_samples``.
     """
-    x, y = _coords(x, y)
+    x, y = check_xy(x, y, finite=True, metres=True)
     w = _weights(weights, x.size)
     if eps_m is not None:
-        _positive("eps_m", eps_m)
+        check_positive("eps_m", eps_m)
     if area_m2 is not None:
-        _positive("area_m2", area_m2)
-    _positive("density_factor", density_factor)
+        check_positive("area_m2", area_m2)
+    check_positive("density_factor", density_factor)
     eps = float(DEFAULT_EPS_M if eps_m is None else eps_m)
     total = float(x.size if w is None else w.sum())
     hull = area_m2 is None
@@ -158,7 +133,7 @@ def suggest_hdbscan_params(x, y) -> int:
     int
         Smallest number of incidents that make a place.
     """
-    x, _ = _coords(x, y)
+    x, _ = check_xy(x, y, finite=True, metres=True)
     size = max(HDBSCAN_FLOOR, int(round(HDBSCAN_SHARE * x.size)))
     log.info("HDBSCAN min_cluster_size set to %d (%.1f%% of %d incidents, at least %d).",
              size, 100 * HDBSCAN_SHARE, x.size, HDBSCAN_FLOOR)
@@ -221,16 +196,14 @@ def cluster_points(x, y, *, method: str = "dbscan", eps_m: float | None = None,
     numpy.ndarray
         int64 labels, one per point.
     """
-    x, y = _coords(x, y)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; "
-                         f"got {method!r}.")
+    x, y = check_xy(x, y, finite=True, metres=True)
+    check_option("method", method, METHODS)
     if eps_m is not None:
-        _positive("eps_m", eps_m, allow_zero=method == "hdbscan")
+        check_positive("eps_m", eps_m, allow_zero=method == "hdbscan")
     if min_samples is not None:
-        _positive("min_samples", min_samples, integer=True)
-    _positive("bin_m", bin_m, allow_zero=True)
-    _positive("max_sample", max_sample, integer=True)
+        check_positive("min_samples", min_samples, integer=True)
+    check_positive("bin_m", bin_m, allow_zero=True)
+    check_positive("max_sample", max_sample, integer=True)
     w = _weights(weights, x.size)
     if method == "hdbscan":
         if w is not None:

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from .ingest import POLICE_UK_SOURCE
+from .schema import POLICE_UK_SOURCE
+from .validate import check_option
 
 #: Columns of :func:`repeat_summary` (index: the unit).
 REPEAT_COLUMNS: tuple[str, ...] = (
@@ -152,9 +153,7 @@ def community_trigger(incidents: pd.DataFrame, *, threshold: int = 3, window_day
                            ``"; "``; empty when ``unit`` is None or none is given
         ============ ===== ========================================================
     """
-    if key not in _TRIGGER_KEYS:
-        raise ValueError(f"key must be one of {', '.join(map(repr, _TRIGGER_KEYS))}; "
-                         f"got {key!r}")
+    check_option("key", key, _TRIGGER_KEYS)
     if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) \
             or threshold < 2:
         raise ValueError(f"threshold must be a whole number of reports >= 2 (default 3); "

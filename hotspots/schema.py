@@ -38,6 +38,10 @@ REJECTION_COLUMNS: tuple[str, ...] = ("file", "row", "field", "value", "reason",
 #: Columns of an area layer after :func:`hotspots.geography.read_layer`.
 AREA_COLUMNS: tuple[str, ...] = ("code", "name", "area_km2", "geometry")
 
+#: ``source`` of rows from police.uk street-level files and the police.uk API (dated by
+#: month only, no time of day).
+POLICE_UK_SOURCE = "policeuk"
+
 WORKING_CRS = "EPSG:27700"
 WEB_CRS = "EPSG:4326"
 

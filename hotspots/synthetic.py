@@ -17,29 +17,29 @@ import pandas as pd
 import shapely
 
 from .errors import CRSError
-from .synthetic_exports import _assemble, _dirty, write_synthetic  # noqa: F401
+from .synthetic_exports import assemble_exports, pick_dirty, write_synthetic  # noqa: F401
 from .synthetic_town import (  # noqa: F401
-    _ADDRESS_MIX,
-    _ADDRESS_SHARE,
-    _ADDRESSES,
-    _BASE_HOURS,
-    _BG_MIX,
-    _CALLER_MIX,
-    _EXPORT_OF_CAT,
-    _HOTSPOT_SHARE,
-    _HOTSPOTS,
-    _LOCATION_PREFIXES,
-    _MIN_INCIDENTS,
-    _N_BURST_CALLERS,
-    _N_CALLERS,
-    _PROFILES,
-    _RAW_TYPES,
-    _SEASON_AMPLITUDE,
-    _STEPS,
-    _STREETS,
+    ADDRESS_MIX,
+    ADDRESS_SHARE,
+    ADDRESSES,
+    BASE_HOURS,
+    BG_MIX,
+    CALLER_MIX,
     CATEGORIES,
     DIRTY_REASONS,
+    EXPORT_OF_CAT,
     EXPORTS,
+    HOTSPOT_SHARE,
+    LOCATION_PREFIXES,
+    MIN_INCIDENTS,
+    N_BURST_CALLERS,
+    N_CALLERS,
+    PLANTED_HOTSPOTS,
+    PROFILES,
+    RAW_TYPES,
+    SEASON_AMPLITUDE,
+    STEP_CHANGES,
+    STREETS,
     SyntheticData,
 )
 
@@ -56,8 +56,8 @@ def _check_args(lsoas, n_incidents, start, end, dirty_fraction):
         raise ValueError(f"lsoas needs rows and the columns 'code' and 'name' (missing: "
                          f"{missing}); rename them, e.g. rename(columns={{'LSOA21CD': 'code', "
                          "'LSOA21NM': 'name'}).")
-    if not isinstance(n_incidents, int | np.integer) or n_incidents < _MIN_INCIDENTS:
-        raise ValueError(f"n_incidents must be an integer >= {_MIN_INCIDENTS}, got "
+    if not isinstance(n_incidents, int | np.integer) or n_incidents < MIN_INCIDENTS:
+        raise ValueError(f"n_incidents must be an integer >= {MIN_INCIDENTS}, got "
                          f"{n_incidents!r}.")
     if not 0 <= dirty_fraction <= 0.05:
         raise ValueError(f"dirty_fraction must be between 0 and 0.05, got {dirty_fraction!r}.")
@@ -75,9 +75,9 @@ def _check_args(lsoas, n_incidents, start, end, dirty_fraction):
 
 def _profile(name: str) -> np.ndarray:
     """Weekday (Mon=0) x hour weights; windows past midnight run into the next day."""
-    base = np.tile(_BASE_HOURS, (7, 1))
+    base = np.tile(BASE_HOURS, (7, 1))
     prof = base * (1.0 if name == "background" else 0.3)
-    for days, h0, hours, weight in _PROFILES[name][1]:
+    for days, h0, hours, weight in PROFILES[name][1]:
         for d in days:
             for hh in range(h0, h0 + hours):
                 prof[(d + hh // 24) % 7, hh % 24] += weight
@@ -206,21 +206,21 @@ def make_synthetic(lsoas: geopandas.GeoDataFrame, *, n_incidents: int = 20_000,
     lsoa_w = lsoa_w / lsoa_w.sum()
     days = np.arange(d0, d1 + 1)
     steps = {k: (np.datetime64(d0 + int(f * (days.size - 1)) + 15, "M").astype("datetime64[D]"),
-                 fac) for k, (f, fac) in _STEPS.items()}
+                 fac) for k, (f, fac) in STEP_CHANGES.items()}
     r, plant = _plant(gen, n, inner, lsoa_geoms, lsoa_w, days, steps)
     n_dirty = round(n * dirty_fraction)
-    reason = _dirty(gen, r, n_dirty)
+    reason = pick_dirty(gen, r, n_dirty)
     params = {"generator": "hotspots.synthetic", "synthetic": True,
               "seed": int(rng) if isinstance(rng, int | np.integer) else None,
               "n_incidents": n, "start": str(d0), "end": str(d1),
               "dirty_fraction": float(dirty_fraction), "n_dirty": n_dirty,
-              "hotspot_share": _HOTSPOT_SHARE, "repeat_address_share": _ADDRESS_SHARE,
-              "seasonal_amplitude": _SEASON_AMPLITUDE, "seasonal_peak_day_of_year": 196,
+              "hotspot_share": HOTSPOT_SHARE, "repeat_address_share": ADDRESS_SHARE,
+              "seasonal_amplitude": SEASON_AMPLITUDE, "seasonal_peak_day_of_year": 196,
               "steps": {k: {"date": str(d), "factor": f} for k, (d, f) in steps.items()}}
     plant["lsoa_weights"] = pd.DataFrame({"code": lsoas["code"].to_numpy(),
                                           "name": lsoas["name"].to_numpy(), "weight": lsoa_w})
     plant["steps"] = steps
-    return _assemble(gen, r, reason, union, days, plant, params)
+    return assemble_exports(gen, r, reason, union, days, plant, params)
 
 
 def _plant(gen, n, inner, lsoa_geoms, lsoa_p, days, steps):
@@ -228,13 +228,13 @@ def _plant(gen, n, inner, lsoa_geoms, lsoa_p, days, steps):
     hotspots and streets are placed in the study area's own geometry."""
     weekday = (days.astype(np.int64) + 3) % 7
     doy = (days - days.astype("datetime64[Y]")).astype(np.int64)
-    season = 1 + _SEASON_AMPLITUDE * np.cos(2 * np.pi * (doy - 196) / 365.25)
+    season = 1 + SEASON_AMPLITUDE * np.cos(2 * np.pi * (doy - 196) / 365.25)
     # hotspot centres and streets (repeat addresses lie on these) apart from each other
-    px, py = _spread_points(gen, inner, len(_HOTSPOTS) + len(_STREETS))
-    hx, hy = px[:len(_HOTSPOTS)], py[:len(_HOTSPOTS)]
-    sx, sy = px[len(_HOTSPOTS):], py[len(_HOTSPOTS):]
-    hsd = np.array([h[2] for h in _HOTSPOTS], dtype=float)
-    hw = np.array([h[3] for h in _HOTSPOTS])
+    px, py = _spread_points(gen, inner, len(PLANTED_HOTSPOTS) + len(STREETS))
+    hx, hy = px[:len(PLANTED_HOTSPOTS)], py[:len(PLANTED_HOTSPOTS)]
+    sx, sy = px[len(PLANTED_HOTSPOTS):], py[len(PLANTED_HOTSPOTS):]
+    hsd = np.array([h[2] for h in PLANTED_HOTSPOTS], dtype=float)
+    hw = np.array([h[3] for h in PLANTED_HOTSPOTS])
     keys = ("x", "y", "cat", "day", "hour", "hot", "addr", "pc")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
 
@@ -242,68 +242,68 @@ def _plant(gen, n, inner, lsoa_geoms, lsoa_p, days, steps):
         for key, val in zip(keys, (x, y, cat, day, hour, hot, addr, pc), strict=True):
             parts[key].append(np.broadcast_to(val, x.shape))
 
-    hot_n = gen.multinomial(round(n * _HOTSPOT_SHARE), hw / hw.sum())
-    for i, h in enumerate(_HOTSPOTS):
+    hot_n = gen.multinomial(round(n * HOTSPOT_SHARE), hw / hw.sum())
+    for i, h in enumerate(PLANTED_HOTSPOTS):
         m, step = hot_n[i], h[6]
         day_w = season * (np.where(days >= steps[step][0], steps[step][1], 1.0) if step else 1)
         x, y = _gauss_inside(gen, inner, np.full(m, hx[i]), np.full(m, hy[i]), np.full(m, hsd[i]))
         add(x, y, gen.choice(6, m, p=h[5]), *_times(gen, m, day_w, _profile(h[4]), weekday),
             hot=i)
-    addr_n = np.maximum(5, np.rint(n * _ADDRESS_SHARE / len(_ADDRESSES)
-                                   * gen.uniform(0.5, 1.5, len(_ADDRESSES)))).astype(np.int64)
-    a_street = np.array([a[1] for a in _ADDRESSES])
+    addr_n = np.maximum(5, np.rint(n * ADDRESS_SHARE / len(ADDRESSES)
+                                   * gen.uniform(0.5, 1.5, len(ADDRESSES)))).astype(np.int64)
+    a_street = np.array([a[1] for a in ADDRESSES])
     ax, ay = _gauss_inside(gen, inner, sx[a_street], sy[a_street], np.full(a_street.size, 60.0))
     evening = _profile("evening")
     for i, m in enumerate(addr_n):
-        add(np.full(m, ax[i]), np.full(m, ay[i]), gen.choice(6, m, p=_ADDRESS_MIX),
+        add(np.full(m, ax[i]), np.full(m, ay[i]), gen.choice(6, m, p=ADDRESS_MIX),
             *_times(gen, m, season, evening, weekday), addr=i)
-    caller_n = gen.integers(6, 41, _N_CALLERS)
-    home_x, home_y = _lsoa_points(gen, lsoa_geoms, lsoa_p, _N_CALLERS)
+    caller_n = gen.integers(6, 41, N_CALLERS)
+    home_x, home_y = _lsoa_points(gen, lsoa_geoms, lsoa_p, N_CALLERS)
     for i, m in enumerate(caller_n):
         day_w = season.copy()
-        if i < _N_BURST_CALLERS:  # all reports within 120 days
+        if i < N_BURST_CALLERS:  # all reports within 120 days
             w0 = gen.integers(0, days.size - 120)
             day_w[:w0], day_w[w0 + 120:] = 0.0, 0.0
         day, hour = _times(gen, m, day_w, evening, weekday)
-        home, k = gen.random(m) < 0.75, gen.integers(0, len(_HOTSPOTS), m)
+        home, k = gen.random(m) < 0.75, gen.integers(0, len(PLANTED_HOTSPOTS), m)
         x, y = _gauss_inside(gen, inner, np.where(home, home_x[i], hx[k]),
                              np.where(home, home_y[i], hy[k]), np.where(home, 30.0, hsd[k]))
-        add(x, y, gen.choice(6, m, p=_CALLER_MIX), day, hour, pc=i)
+        add(x, y, gen.choice(6, m, p=CALLER_MIX), day, hour, pc=i)
     n_bg = n - hot_n.sum() - addr_n.sum() - caller_n.sum()
     x, y = _lsoa_points(gen, lsoa_geoms, lsoa_p, n_bg)
-    add(x, y, gen.choice(6, n_bg, p=_BG_MIX),
+    add(x, y, gen.choice(6, n_bg, p=BG_MIX),
         *_times(gen, n_bg, season, _profile("background"), weekday))
     r = {k: np.concatenate(v) for k, v in parts.items()}
 
     r["minute"], r["second"] = gen.integers(0, 60, n), gen.integers(0, 60, n)
-    # street: the hotspot's, the address's, else the nearest of _STREETS
+    # street: the hotspot's, the address's, else the nearest of STREETS
     free = np.flatnonzero((r["hot"] < 0) & (r["addr"] < 0))
     dist, near = np.full(free.size, np.inf), np.zeros(free.size, dtype=np.int64)
-    for j in range(len(_STREETS)):
+    for j in range(len(STREETS)):
         dj = (r["x"][free] - sx[j]) ** 2 + (r["y"][free] - sy[j]) ** 2
         near[dj < dist], dist = j, np.minimum(dist, dj)
-    r["street"] = np.where(r["hot"] >= 0, len(_STREETS) + r["hot"], a_street[r["addr"]])
+    r["street"] = np.where(r["hot"] >= 0, len(STREETS) + r["hot"], a_street[r["addr"]])
     r["street"][free] = near
-    r["prefix"] = gen.integers(0, len(_LOCATION_PREFIXES), n)
-    n_types = np.array([len(ts) for ts in _RAW_TYPES])
+    r["prefix"] = gen.integers(0, len(LOCATION_PREFIXES), n)
+    n_types = np.array([len(ts) for ts in RAW_TYPES])
     first_type = np.concatenate([[0], np.cumsum(n_types)[:-1]])
     r["raw"] = first_type[r["cat"]] + (gen.random(n) * n_types[r["cat"]]).astype(np.int64)
     r["det"] = r["cat"] * 3 + gen.integers(0, 3, n)
     r["canisters"] = np.clip(np.rint(np.exp(gen.normal(1.2, 1.0, n))), 1, 200).astype(np.int64)
 
     # caller numbers (0 = none): planted ones, ordinary ones once (7% of them twice)
-    export = _EXPORT_OF_CAT[r["cat"]]
+    export = EXPORT_OF_CAT[r["cat"]]
     u = gen.random(n)
     has = (r["pc"] < 0) & (((export == 0) & (u < 0.85)) | ((export == 2) & (u < 0.80)))
     k = int(has.sum())
     twice = round(0.07 * k)
     ordinary = gen.permutation(np.concatenate([np.arange(k - twice),
                                                gen.choice(k - twice, twice, replace=False)]))
-    ids = gen.permutation(k - twice + _N_CALLERS) + 1
+    ids = gen.permutation(k - twice + N_CALLERS) + 1
     r["caller"] = np.zeros(n, dtype=np.int64)
-    r["caller"][has] = ids[_N_CALLERS:][ordinary]
+    r["caller"][has] = ids[N_CALLERS:][ordinary]
     r["caller"][r["pc"] >= 0] = ids[r["pc"][r["pc"] >= 0]]
     plant = {"hx": hx, "hy": hy, "hot_n": hot_n, "addr_n": addr_n, "ax": ax, "ay": ay,
              "a_street": a_street, "caller_n": caller_n, "home_x": home_x, "home_y": home_y,
-             "caller_ids": ids[:_N_CALLERS]}
+             "caller_ids": ids[:N_CALLERS]}
     return r, plant

@@ -15,23 +15,23 @@ from openpyxl import Workbook
 from pyproj import Transformer
 
 from .synthetic_town import (
-    _ADDRESSES,
-    _BAD_DATES,
-    _COLUMNS,
-    _DATE_FORMATS,
-    _DETAILS,
-    _EXPORT_OF_CAT,
-    _FILES,
-    _HOTSPOTS,
-    _LATLON_ONLY,
-    _LOCATION_PREFIXES,
-    _PROFILES,
-    _RAW_TYPES,
-    _STREETS,
-    _UNKNOWN_TYPES,
+    ADDRESSES,
+    BAD_DATES,
     CATEGORIES,
+    DATE_FORMATS,
+    DETAILS,
     DIRTY_REASONS,
+    EXPORT_COLUMNS,
+    EXPORT_FILES,
+    EXPORT_OF_CAT,
     EXPORTS,
+    LATLON_ONLY,
+    LOCATION_PREFIXES,
+    PLANTED_HOTSPOTS,
+    PROFILES,
+    RAW_TYPES,
+    STREETS,
+    UNKNOWN_TYPES,
     SyntheticData,
 )
 
@@ -41,14 +41,14 @@ def _max_in_window(days: np.ndarray, window: int = 182) -> int:
     return int((np.searchsorted(d, d + window, side="left") - np.arange(d.size)).max())
 
 
-def _dirty(gen, r, n_dirty):
+def pick_dirty(gen, r, n_dirty):
     """Pick background rows to make dirty; duplicates copy an original. Returns reason codes."""
     n = r["x"].size
-    export = _EXPORT_OF_CAT[r["cat"]]
+    export = EXPORT_OF_CAT[r["cat"]]
     background = (r["hot"] < 0) & (r["addr"] < 0) & (r["pc"] < 0)
     kinds = gen.permutation(np.resize(np.arange(len(DIRTY_REASONS)), n_dirty))
     pools = [np.flatnonzero(background & (export == e)) for e in range(3)]
-    allowed = np.array([[True, k not in _LATLON_ONLY, True] for k in DIRTY_REASONS])
+    allowed = np.array([[True, k not in LATLON_ONLY, True] for k in DIRTY_REASONS])
     p = allowed * np.array([len(q) for q in pools])
     cum = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)[kinds]
     slot_export = np.minimum((gen.random(n_dirty)[:, None] > cum).sum(axis=1), 2)
@@ -71,10 +71,10 @@ def _dirty(gen, r, n_dirty):
     return reason
 
 
-def _assemble(gen, r, reason, union, days, plant, params) -> SyntheticData:
+def assemble_exports(gen, r, reason, union, days, plant, params) -> SyntheticData:
     """Corrupt the dirty rows, sort and number each export, and build the truth tables."""
     n = r["x"].size
-    export = _EXPORT_OF_CAT[r["cat"]]
+    export = EXPORT_OF_CAT[r["cat"]]
     code = {k: i for i, k in enumerate(DIRTY_REASONS)}
     dup = reason == code["duplicate_reference"]
     x, y = r["x"].copy(), r["y"].copy()
@@ -110,11 +110,11 @@ def _assemble(gen, r, reason, union, days, plant, params) -> SyntheticData:
     dates = np.asarray(cal.date, dtype=object)
     stamp = {"asb": lambda i: dmy[day[i]] + " " + hm[sec[i] // 60],
              "drugs": lambda i: iso[day[i]] + hms[sec[i]], "nox": lambda i: dates[day[i]]}
-    raw = np.array([t for ts in _RAW_TYPES for t in ts], dtype=object)[r["raw"]]
+    raw = np.array([t for ts in RAW_TYPES for t in ts], dtype=object)[r["raw"]]
     for e in ("asb", "drugs"):
         m = np.flatnonzero((reason == code["unknown_category"]) & (export == EXPORTS.index(e)))
-        raw[m] = np.array(_UNKNOWN_TYPES[e], dtype=object)[gen.integers(0, 9, m.size)
-                                                           % len(_UNKNOWN_TYPES[e])]
+        raw[m] = np.array(UNKNOWN_TYPES[e], dtype=object)[gen.integers(0, 9, m.size)
+                                                           % len(UNKNOWN_TYPES[e])]
 
     # order by true time, duplicates appended as if from a later, overlapping export
     order = np.argsort(((export * 2 + dup) * days.size + r["day"]) * 86400 + sec, kind="stable")
@@ -133,22 +133,22 @@ def _assemble(gen, r, reason, union, days, plant, params) -> SyntheticData:
                       + pad[np.arange(fresh.size) - first + 1])
         rows[name] = idx
     ref[dup] = ref[r["src"][dup]]  # a duplicate repeats its original's reference
-    names = np.array(list(_STREETS) + [h[1] for h in _HOTSPOTS], dtype=object)
-    places = np.array([p + s for p in _LOCATION_PREFIXES for s in names]
-                      + [a[0] for a in _ADDRESSES], dtype=object)
-    location = places[np.where(r["addr"] >= 0, len(_LOCATION_PREFIXES) * names.size + r["addr"],
+    names = np.array(list(STREETS) + [h[1] for h in PLANTED_HOTSPOTS], dtype=object)
+    places = np.array([p + s for p in LOCATION_PREFIXES for s in names]
+                      + [a[0] for a in ADDRESSES], dtype=object)
+    location = places[np.where(r["addr"] >= 0, len(LOCATION_PREFIXES) * names.size + r["addr"],
                                r["prefix"] * names.size + r["street"])]
     width = max(5, len(str(r["caller"].max())))
     callers = np.array([""] + [f"C{i:0{width}d}" for i in range(1, r["caller"].max() + 1)],
                        dtype=object)[r["caller"]]
-    details = np.array([f"SYNTHETIC - {d}" for d in _DETAILS], dtype=object)[r["det"]]
+    details = np.array([f"SYNTHETIC - {d}" for d in DETAILS], dtype=object)[r["det"]]
     frames = {}
-    for name, cols in _COLUMNS.items():
+    for name, cols in EXPORT_COLUMNS.items():
         i = rows[name]
         when = stamp[name](i)
         bad = np.flatnonzero(reason[i] == code["unparseable_date"])
-        when[bad] = np.array(_BAD_DATES[name], dtype=object)[gen.integers(0, 12, bad.size)
-                                                             % len(_BAD_DATES[name])]
+        when[bad] = np.array(BAD_DATES[name], dtype=object)[gen.integers(0, 12, bad.size)
+                                                             % len(BAD_DATES[name])]
         values = {"reference": ref[i], "datetime": when, "date": when, "time": hm[sec[i] // 60],
                   "category": raw[i], "latitude": lat[i], "longitude": lon[i],
                   "easting": _int_array(east[i]), "northing": _int_array(north[i]),
@@ -161,8 +161,8 @@ def _assemble(gen, r, reason, union, days, plant, params) -> SyntheticData:
     incidents = pd.DataFrame({
         "export": np.array(EXPORTS, dtype=object)[export[all_i]], "reference": ref[all_i],
         "row": row[all_i],
-        "hotspot": np.array([h[0] for h in _HOTSPOTS] + [""], dtype=object)[r["hot"][all_i]],
-        "repeat_address": np.array([a[0] for a in _ADDRESSES] + [""],
+        "hotspot": np.array([h[0] for h in PLANTED_HOTSPOTS] + [""], dtype=object)[r["hot"][all_i]],
+        "repeat_address": np.array([a[0] for a in ADDRESSES] + [""],
                                    dtype=object)[r["addr"][all_i]],
         "caller": callers[all_i],
         "dirty_reason": np.array(DIRTY_REASONS + ("",), dtype=object)[reason[all_i]],
@@ -184,16 +184,18 @@ def _truth_tables(r, days, plant, names) -> dict[str, pd.DataFrame]:
     hlon, hlat = Transformer.from_crs(27700, 4326, always_xy=True).transform(plant["hx"],
                                                                              plant["hy"])
     hotspots = pd.DataFrame({
-        "name": [h[0] for h in _HOTSPOTS], "street": [h[1] for h in _HOTSPOTS],
+        "name": [h[0] for h in PLANTED_HOTSPOTS],
+        "street": [h[1] for h in PLANTED_HOTSPOTS],
         "x": plant["hx"], "y": plant["hy"], "lat": np.round(hlat, 6), "lon": np.round(hlon, 6),
-        "sd_m": [float(h[2]) for h in _HOTSPOTS], "profile": [h[4] for h in _HOTSPOTS],
-        "peak_window": [_PROFILES[h[4]][0] for h in _HOTSPOTS],
-        "step_date": [str(steps[h[6]][0]) if h[6] else "" for h in _HOTSPOTS],
-        "step_factor": [steps[h[6]][1] if h[6] else 1.0 for h in _HOTSPOTS],
+        "sd_m": [float(h[2]) for h in PLANTED_HOTSPOTS],
+        "profile": [h[4] for h in PLANTED_HOTSPOTS],
+        "peak_window": [PROFILES[h[4]][0] for h in PLANTED_HOTSPOTS],
+        "step_date": [str(steps[h[6]][0]) if h[6] else "" for h in PLANTED_HOTSPOTS],
+        "step_factor": [steps[h[6]][1] if h[6] else 1.0 for h in PLANTED_HOTSPOTS],
         "n_planted": plant["hot_n"],
         "categories": [{CATEGORIES[c]: int(m) for c, m in enumerate(
             np.bincount(r["cat"][r["hot"] == i], minlength=6)) if m}
-            for i in range(len(_HOTSPOTS))]})
+            for i in range(len(PLANTED_HOTSPOTS))]})
     width = max(5, len(str(r["caller"].max())))
     callers = []
     for i, num in enumerate(plant["caller_ids"]):
@@ -202,7 +204,7 @@ def _truth_tables(r, days, plant, names) -> dict[str, pd.DataFrame]:
                         "home_x": float(plant["home_x"][i]), "home_y": float(plant["home_y"][i]),
                         "first_date": str(days[d.min()]), "last_date": str(days[d.max()]),
                         "max_in_182_days": _max_in_window(d)})
-    addresses = pd.DataFrame({"address": [a[0] for a in _ADDRESSES],
+    addresses = pd.DataFrame({"address": [a[0] for a in ADDRESSES],
                               "street": names[plant["a_street"]], "x": plant["ax"],
                               "y": plant["ay"], "n_reports": plant["addr_n"]})
     return {"hotspots": hotspots, "callers": pd.DataFrame(callers), "addresses": addresses}
@@ -210,16 +212,16 @@ def _truth_tables(r, days, plant, names) -> dict[str, pd.DataFrame]:
 
 def _mapping_toml(name: str) -> str:
     q = json.dumps
-    lines = [f"# SYNTHETIC data: mapping of {_FILES[name]} to hotspots fields.",
+    lines = [f"# SYNTHETIC data: mapping of {EXPORT_FILES[name]} to hotspots fields.",
              f"source = {q('synthetic-' + name)}"]
     if name == "nox":
         lines.append('sheet = "Sightings"')
     else:
-        lines.append(f"date_format = {q(_DATE_FORMATS[name])}")
-    lines += ["", "[columns]"] + [f"{k} = {q(c)}" for k, c in _COLUMNS[name].items()]
+        lines.append(f"date_format = {q(DATE_FORMATS[name])}")
+    lines += ["", "[columns]"] + [f"{k} = {q(c)}" for k, c in EXPORT_COLUMNS[name].items()]
     lines += ["", "[categories]"]
-    for cat, types in zip(CATEGORIES, _RAW_TYPES, strict=True):
-        if EXPORTS[_EXPORT_OF_CAT[CATEGORIES.index(cat)]] == name:
+    for cat, types in zip(CATEGORIES, RAW_TYPES, strict=True):
+        if EXPORTS[EXPORT_OF_CAT[CATEGORIES.index(cat)]] == name:
             lines += [f"{q(t)} = {q(cat)}" for t in types]
     return "\n".join(lines) + "\n"
 
@@ -255,7 +257,7 @@ def write_synthetic(data: SyntheticData, out_dir: str | Path) -> dict[str, Path]
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / f for name, f in _FILES.items()}
+    paths = {name: out / f for name, f in EXPORT_FILES.items()}
     for name in ("asb", "drugs"):
         getattr(data, name).to_csv(paths[name], index=False, float_format="%.6f")
     wb = Workbook(write_only=True)

@@ -17,18 +17,18 @@ EXPORTS = ("asb", "nox", "drugs")
 DIRTY_REASONS = ("missing_coordinates", "zero_coordinates", "swapped_latlon", "grid_in_latlon",
                  "outside_study_area", "unparseable_date", "future_date", "unknown_category",
                  "duplicate_reference")
-_EXPORT_OF_CAT = np.array([0, 0, 0, 1, 2, 2])
-_LATLON_ONLY = ("swapped_latlon", "grid_in_latlon", "unknown_category")  # not in the NOx sheet
-_RAW_TYPES = (("Neighbour dispute", "Harassment/Intimidation", "Threatening behaviour"),
+EXPORT_OF_CAT = np.array([0, 0, 0, 1, 2, 2])
+LATLON_ONLY = ("swapped_latlon", "grid_in_latlon", "unknown_category")  # not in the NOx sheet
+RAW_TYPES = (("Neighbour dispute", "Harassment/Intimidation", "Threatening behaviour"),
               ("Rowdy/Nuisance Behaviour", "Noise", "Street drinking", "Begging"),
               ("Fly-tipping", "Abandoned vehicle", "Graffiti", "Littering"),
               ("Nitrous oxide canisters",), ("Drug dealing",), ("Drug use",))
-_UNKNOWN_TYPES = {"asb": ("Other (see notes)", "TBC", "Misc enquiry"),
+UNKNOWN_TYPES = {"asb": ("Other (see notes)", "TBC", "Misc enquiry"),
                   "drugs": ("Suspicious activity", "Other")}
-_BAD_DATES = {"asb": ("31/02/2023 14:10", "TBC", "2023-13-45 10:00", "00/00/0000 00:00"),
+BAD_DATES = {"asb": ("31/02/2023 14:10", "TBC", "2023-13-45 10:00", "00/00/0000 00:00"),
               "nox": ("TBC", "31/02/2023", "n/k"),
               "drugs": ("2023-02-30 21:15:00", "unknown", "2023-13-01 00:00:00")}
-_DETAILS = (  # three per category, in CATEGORIES order
+DETAILS = (  # three per category, in CATEGORIES order
     "caller shouted at and threatened by a neighbour", "ongoing dispute, caller feels "
     "intimidated", "group followed the caller and made threats",
     "group gathering, shouting and playing loud music", "street drinking outside shops, "
@@ -44,7 +44,7 @@ _DETAILS = (  # three per category, in CATEGORIES order
 )
 # Invented names (no real place): each run places them in the study area's own geometry.
 # name, street, sd_m, weight, profile, mix (CATEGORIES order), step
-_HOTSPOTS = (
+PLANTED_HOTSPOTS = (
     ("Ambergate Market", "Ambergate Road", 60, 1.6, "night",
      (.10, .30, .05, .45, .05, .05), None),
     ("Quillfield Market", "Quillfield Street", 50, 1.4, "market",
@@ -76,7 +76,7 @@ _HOTSPOTS = (
     ("Brindlecombe Cross", "Brindlecombe Road", 40, 0.7, "dealing",
      (.15, .20, 0, 0, .40, .25), None),
 )
-_STREETS = (  # location text for points away from the hotspots: the nearest of these
+STREETS = (  # location text for points away from the hotspots: the nearest of these
     "Ivelford Road", "Quenmarsh Street", "Haddowgate Lane", "Sorrelby Road",
     "Pennicott Street", "Warrowfield Road", "Dunmerrow Lane", "Feltingham Street",
     "Gorsewick Road", "Calloway Rise", "Mardenholt Street", "Tinsley Ferrow Road",
@@ -84,7 +84,7 @@ _STREETS = (  # location text for points away from the hotspots: the nearest of 
     "Swallowmere Street", "Kettleby Road", "Lindenhurst Lane", "Copperfold Street",
     "Nettlecombe Road", "Heronsgate Walk",
 )
-_ADDRESSES = (  # invented blocks on the invented streets (index into _STREETS)
+ADDRESSES = (  # invented blocks on the invented streets (index into STREETS)
     ("Flat 12, Example House, Ivelford Road", 0),
     ("Flat 3, Tallowmere Court, Haddowgate Lane", 2),
     ("Flat 27, Quillfield House, Quenmarsh Street", 1),
@@ -97,9 +97,9 @@ _ADDRESSES = (  # invented blocks on the invented streets (index into _STREETS)
     ("Flat 14, Wexbury Court, Mardenholt Street", 10),
 )
 # location text has no house number (ingest keys those by address) except at the addresses
-_LOCATION_PREFIXES = ("", "near ", "outside shops, ", "by the bus stop, ")
+LOCATION_PREFIXES = ("", "near ", "outside shops, ", "by the bus stop, ")
 _ALL = (0, 1, 2, 3, 4, 5, 6)
-_PROFILES = {  # peak window text, (weekdays Mon=0, start hour, hours, weight) windows
+PROFILES = {  # peak window text, (weekdays Mon=0, start hour, hours, weight) windows
     "night": ("Fri-Sat 20:00-02:00", (((4, 5), 20, 6, 10.0), ((0, 1, 2, 3, 6), 20, 4, 1.5))),
     "market": ("Mon-Sat 10:00-17:00", (((0, 1, 2, 3, 4, 5), 10, 7, 4.0), (_ALL, 18, 4, 1.0))),
     "dealing": ("daily 14:00-23:00", ((_ALL, 14, 9, 4.0),)),
@@ -107,16 +107,16 @@ _PROFILES = {  # peak window text, (weekdays Mon=0, start hour, hours, weight) w
     "park": ("Sat-Sun 13:00-22:00", (((5, 6), 13, 9, 6.0), ((0, 1, 2, 3, 4), 17, 5, 1.5))),
     "background": ("", ()),
 }
-_BASE_HOURS = np.array([.3, .2, .15, .1, .1, .1, .15, .3, .5, .6, .7, .8, .8, .8, .8, .9, 1,
+BASE_HOURS = np.array([.3, .2, .15, .1, .1, .1, .15, .3, .5, .6, .7, .8, .8, .8, .8, .9, 1,
                         1, 1.1, 1.1, 1, .9, .7, .5])
-_STEPS = {"rise": (0.75, 2.5), "fall": (0.5, 0.3)}  # fraction of the period, rate factor
-_HOTSPOT_SHARE, _ADDRESS_SHARE, _SEASON_AMPLITUDE = 0.65, 0.025, 0.25
-_BG_MIX = (.12, .25, .18, .15, .15, .15)
-_ADDRESS_MIX = (.35, .35, 0, 0, .10, .20)
-_CALLER_MIX = (.35, .35, 0, 0, .20, .10)
-_N_CALLERS, _N_BURST_CALLERS = 8, 4
-_MIN_INCIDENTS = 2000
-_COLUMNS = {
+STEP_CHANGES = {"rise": (0.75, 2.5), "fall": (0.5, 0.3)}  # fraction of the period, rate factor
+HOTSPOT_SHARE, ADDRESS_SHARE, SEASON_AMPLITUDE = 0.65, 0.025, 0.25
+BG_MIX = (.12, .25, .18, .15, .15, .15)
+ADDRESS_MIX = (.35, .35, 0, 0, .10, .20)
+CALLER_MIX = (.35, .35, 0, 0, .20, .10)
+N_CALLERS, N_BURST_CALLERS = 8, 4
+MIN_INCIDENTS = 2000
+EXPORT_COLUMNS = {
     "asb": {"reference": "Case Ref", "datetime": "Reported", "category": "Type",
             "latitude": "Latitude", "longitude": "Longitude", "location": "Location",
             "caller": "Caller ID", "description": "Details"},
@@ -127,8 +127,9 @@ _COLUMNS = {
               "latitude": "Lat", "longitude": "Lon", "location": "Address", "caller": "Caller",
               "description": "Summary"},
 }
-_DATE_FORMATS = {"asb": "%d/%m/%Y %H:%M", "drugs": "%Y-%m-%d %H:%M:%S"}
-_FILES = {"asb": "synthetic-asb.csv", "nox": "synthetic-nox.xlsx", "drugs": "synthetic-drugs.csv"}
+DATE_FORMATS = {"asb": "%d/%m/%Y %H:%M", "drugs": "%Y-%m-%d %H:%M:%S"}
+EXPORT_FILES = {"asb": "synthetic-asb.csv", "nox": "synthetic-nox.xlsx",
+                "drugs": "synthetic-drugs.csv"}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from .ingest import POLICE_UK_SOURCE
+from .schema import POLICE_UK_SOURCE
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 NO_TIMES_NOTE = "no times of day (police.uk rows are dated by month)"
