@@ -19,10 +19,11 @@ import shapely
 import streamlit as st
 
 from hotspots import auth, geography, jobs, pack, store, trends
+from hotspots.analysis import GridSpec
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
-from hotspots.ingest import POLICE_UK_SOURCE
+from hotspots.schema import POLICE_UK_SOURCE
 from hotspots.summary import Period, month_period, parse_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
@@ -197,13 +198,16 @@ def area_table(version: tuple, month: str, level: str,
 
 
 @st.cache_data(show_spinner="Finding emerging hot spots...")
-def emerging(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame | None:
+def emerging(version: tuple, month: str, categories: tuple[str, ...]
+             ) -> tuple[gpd.GeoDataFrame | None, GridSpec | None]:
     """:func:`hotspots.trends.emerging_grid` over the 12 months to ``month``: the cells
-    and classes the tasking pack counts. None with fewer than 10 months of data."""
+    and classes the tasking pack counts (None with fewer than 10 months of data), and the
+    grid they are on."""
     first = (pd.Period(month, "M") - 11).start_time.date().isoformat()
     inc = incidents(version, first, month_period(month).end.isoformat(), categories or None)
-    return trends.emerging_grid(inc, geography.land_area(layers(), config()),
-                                period=month_period(month))
+    area, period = geography.land_area(layers(), config()), month_period(month)
+    grid = trends.emerging_grid_spec(inc, area, period=period)
+    return trends.emerging_grid(inc, area, period=period, grid=grid), grid
 
 
 def decisions() -> pd.DataFrame:

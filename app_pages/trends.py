@@ -145,18 +145,18 @@ if cfg.population is not None:
 # --- emerging hot spots ------------------------------------------------------------------
 st.subheader("Emerging hot spots")
 try:
-    cells = common.emerging(version, f["month"], f["categories"])
+    cells, grid = common.emerging(version, f["month"], f["categories"])
 except HotspotsError as exc:
-    cells = None
+    cells, grid = None, None
     st.warning(str(exc))
 if cells is None:
     st.write("Emerging hot spot classes need 10 or more months of data.")
 else:
     months = f"{(pd.Period(f['month'], 'M') - 11)} to {f['month']}"
     st.iframe(map_html(emerging_map(cells, area=lay[cfg.boundary_layer], config=cfg, meta={
-        "period": months, "cell_size_m": cells.attrs["cell_size_m"]})), height=420)
+        "period": months, "cell_size_m": grid.cell_size_m})), height=420)
     counts = cells["pattern"].value_counts().drop("no pattern", errors="ignore")
-    st.caption(f"{months}, grid cells of {cells.attrs['cell_size_m']:g} m: "
+    st.caption(f"{months}, grid cells of {grid.cell_size_m:g} m: "
                + (", ".join(f"{v} {k}" for k, v in counts.items()) or "no cell has a class")
                + ". A hot spot is a cell busier than its neighbours by more than chance in "
                "a month; new: only in the last month; persistent: in 90% of the months; "

@@ -4,6 +4,8 @@ and ArcGIS Pro's emerging hot spot patterns (new, consecutive, intensifying, ...
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
+from .analysis import GridSpec
 from .gistar import gistar, grid_neighbours
 from .grid import cell_index, make_grid, suggest_cell_size
 from .summary import Period, in_period
@@ -307,18 +310,25 @@ def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_mont
     return cells.join(out.set_axis(cells.index))
 
 
-def emerging_grid(incidents: pd.DataFrame, area, *, period: Period
-                  ) -> gpd.GeoDataFrame | None:
-    """:func:`emerging_cells` over the 12 months to ``period`` on the grid the tasking
-    pack uses for it: square cells over ``area`` (the land area, EPSG:27700) sized by
-    :func:`hotspots.grid.suggest_cell_size` from the period's incidents. The grid's cell
-    size is in ``attrs["cell_size_m"]``. None as :func:`emerging_cells`, or when the
-    period has fewer than 3 incidents."""
+def emerging_grid_spec(incidents: pd.DataFrame, area: Any, *, period: Period
+                       ) -> GridSpec | None:
+    """The grid the tasking pack counts emerging classes on: square cells over ``area``
+    (the land area, EPSG:27700) sized by :func:`hotspots.grid.suggest_cell_size` from the
+    period's incidents; None when the period has fewer than 3 incidents."""
     cur = incidents.loc[in_period(incidents, period)]
     if len(cur) < 3:
         return None
-    cell = suggest_cell_size(cur["x"].to_numpy(), cur["y"].to_numpy(), area)
-    out = emerging_cells(incidents, make_grid(area, cell_size_m=cell), end_month=period.label)
-    if out is not None:
-        out.attrs["cell_size_m"] = float(cell)
-    return out
+    return GridSpec(suggest_cell_size(cur["x"].to_numpy(), cur["y"].to_numpy(), area))
+
+
+def emerging_grid(incidents: pd.DataFrame, area: Any, *, period: Period,
+                  grid: GridSpec | None = None) -> gpd.GeoDataFrame | None:
+    """:func:`emerging_cells` over the 12 months to ``period`` on square cells of
+    ``grid`` (default: :func:`emerging_grid_spec`, the grid the tasking pack uses) over
+    ``area``. None as :func:`emerging_cells`, or when the period has fewer than 3
+    incidents."""
+    grid = grid or emerging_grid_spec(incidents, area, period=period)
+    if grid is None:
+        return None
+    return emerging_cells(incidents, make_grid(area, cell_size_m=grid.cell_size_m),
+                          end_month=period.label)

@@ -272,7 +272,7 @@ def evaluate_scores(scores: ArrayLike, train_counts: ArrayLike, test_counts: Arr
         ``covered_share`` (a / A, equal to the coverage), ``n_test`` (n, expected over
         tie orders), ``total_test`` (N), ``hit_rate``, ``pai``, ``pei``, ``pai_input``
         (PAI of the same map on the training counts) and ``rri`` (NaN when ``pai_input``
-        is 0 or NaN). ``attrs["definitions"]`` holds :func:`metric_definitions`.
+        is 0 or NaN). :func:`metric_definitions` says what each means.
     """
     s, test, area = _prepare(scores, test_counts, cell_area)
     train = _counts("train_counts", train_counts, len(s))
@@ -284,7 +284,6 @@ def evaluate_scores(scores: ArrayLike, train_counts: ArrayLike, test_counts: Arr
     out = pd.DataFrame({"coverage": covs, "covered_share": covs, "n_test": n,
                         "total_test": int(test.sum()), "hit_rate": hit, "pai": p, "pei": e,
                         "pai_input": p_in, "rri": r}, columns=list(SCORE_COLUMNS))
-    out.attrs["definitions"] = metric_definitions()
     return out
 
 

@@ -24,11 +24,12 @@ from .emerging import (  # noqa: F401
     classify_series,
     emerging_cells,
     emerging_grid,
+    emerging_grid_spec,
     emerging_hotspots,
     mann_kendall,
 )
 from .gistar import benjamini_hochberg
-from .ingest import POLICE_UK_SOURCE
+from .schema import POLICE_UK_SOURCE
 from .summary import Period, in_period, month_period
 from .timeprofile import NO_TIMES_NOTE, WEEKDAYS, patrol_windows, time_profile  # noqa: F401
 
@@ -255,6 +256,27 @@ def like_with_like(incidents: pd.DataFrame, periods: list[Period]
     return np.asarray(streams.isin(list(every))), sorted(set.union(*present) - every)
 
 
+def left_out(incidents: pd.DataFrame, period: Period) -> dict[str, list[tuple[str, str]]]:
+    """The streams (``(source, category)``, sorted) that :func:`period_trends` leaves out of
+    each comparison, having records in only one of its two periods (:func:`like_with_like`):
+    ``{"previous": [...], "year": [...]}``.
+
+    Examples
+    --------
+    >>> from hotspots.summary import month_period
+    >>> rows = pd.DataFrame({"source": ["policeuk", "asb", "asb"],
+    ...                      "category": ["burglary", "asb_nuisance", "asb_nuisance"],
+    ...                      "date": ["2024-05-01", "2024-05-03", "2024-04-09"]})
+    >>> gaps = left_out(rows, month_period("2024-05"))
+    >>> gaps["previous"]
+    [('policeuk', 'burglary')]
+    >>> gaps["year"]
+    [('asb', 'asb_nuisance'), ('policeuk', 'burglary')]
+    """
+    return {"previous": like_with_like(incidents, [period, period.previous()])[1],
+            "year": like_with_like(incidents, [period, year_before(period)])[1]}
+
+
 def year_before(period: Period) -> Period:
     """The same dates a year earlier (the same month for a month; 29 February becomes 28
     February)."""
@@ -282,8 +304,8 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     rows, dated by month, count in a period only when their whole month lies inside it
     (:func:`hotspots.summary.in_period`). Each comparison is like with like
     (:func:`like_with_like`): a stream (source and category) with records in only one of
-    the two periods is left out of both sides of it, and named in
-    ``attrs["left_out"]`` (``{"previous": [...], "year": [...]}``); ``n`` counts every row.
+    the two periods is left out of both sides of it (:func:`left_out` names them);
+    ``n`` counts every row.
 
     The plain comparisons (``p_previous``, ``p_year``) use :func:`poisson_change_test`
     with the periods' lengths in days as exposures: they say whether the count changed,
@@ -369,8 +391,8 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     keep = (units.notna() & (units.astype(str).str.strip() != "")).to_numpy()
     periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
     inside = {name: np.asarray(in_period(incidents, p)) for name, p in periods.items()}
-    like_prev, left_prev = like_with_like(incidents, [period, periods["n_previous"]])
-    like_year, left_year = like_with_like(incidents, [period, periods["n_last_year"]])
+    like_prev, _ = like_with_like(incidents, [period, periods["n_previous"]])
+    like_year, _ = like_with_like(incidents, [period, periods["n_last_year"]])
     masks = {"n": inside["n"], "n_previous": inside["n_previous"] & like_prev,
              "n_last_year": inside["n_last_year"] & like_year,
              "n_vs_previous": inside["n"] & like_prev, "n_vs_year": inside["n"] & like_year}
@@ -413,5 +435,4 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
                               significant & (now_p < out["expected"]) & rate_down],
                              ["rising", "falling"], "no clear change")
     out = out[list(TREND_COLUMNS)]
-    out.attrs["left_out"] = {"previous": left_prev, "year": left_year}
     return out

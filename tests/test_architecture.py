@@ -5,7 +5,8 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
-ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "pointclusters",
+ANALYSIS = {"analysis", "assign", "summary", "grid", "density", "gistar", "cluster",
+            "pointclusters",
             "synthetic", "synthetic_town", "synthetic_exports", "rank", "evaluate", "forecast",
             "repeats", "trends", "emerging", "timeprofile", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report"}
