@@ -16,11 +16,15 @@ import geopandas as gpd
 import pandas as pd
 
 from .config import Config
+from .errors import HotspotsError
 from .validate import check_metres, check_option
 
 Shape = Literal["square", "hex"]
 Kernel = Literal["quartic", "gaussian"]
 Method = Literal["dbscan", "hdbscan"]
+
+#: Fewest incidents in a period to look for hotspots in.
+MIN_INCIDENTS = 3
 
 CELL_RULE = ("the larger of the bounding box's shorter side / 50 and sqrt(area / "
              "incidents), rounded down")
@@ -137,6 +141,21 @@ def resolve_spec(x: Any, y: Any, area: Any, *, cell_size_m: float | None = None,
     raster_cell = suggest_cell_size(x, y, area, bandwidth_m=bw)
     return AnalysisSpec(grid=GridSpec(cell, shape), kde=KdeSpec(bw, raster_cell, kernel),
                         method=method, fdr=fdr, chosen=tuple(chosen))
+
+
+def check_enough_incidents(n: int, label: str) -> None:
+    """Raise HotspotsError when a period has too few incidents (fewer than
+    :data:`MIN_INCIDENTS`) to look for hotspots in.
+
+    Examples
+    --------
+    >>> check_enough_incidents(2, "2024-08")
+    Traceback (most recent call last):
+    hotspots.errors.HotspotsError: 2 incident(s) in 2024-08: too few to look for hotspots; ...
+    """
+    if n < MIN_INCIDENTS:
+        raise HotspotsError(f"{n} incident(s) in {label}: too few to look for hotspots; "
+                            "widen the period or the categories.")
 
 
 def place_names(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, str]:

@@ -8,13 +8,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
 from . import geography, store
-from .analysis import analyse, place_names, resolve_spec
+from .analysis import analyse, check_enough_incidents, place_names, resolve_spec
 from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
@@ -69,7 +70,8 @@ def kept_newer_note(kept: list[dict], exported_at: str) -> str:
             "--force-older to replace them")
 
 
-def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
+def ingest_files(paths: Sequence[str | Path], *, config: Config,
+                 store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
                  user: str | None = None, progress=None) -> dict:
@@ -315,9 +317,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         conn.close()
     left_out = month_only_left_out(inc, period)
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
-    if len(inc) < 3:
-        raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
-                            "hotspots; widen the period or the categories.")
+    check_enough_incidents(len(inc), period.label)
     layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
     spec = resolve_spec(inc["x"].to_numpy(), inc["y"].to_numpy(), area,

@@ -141,6 +141,50 @@ def _check_exposures(**exposures: object) -> None:
             raise ValueError(f"{name} must be a finite length > 0 (e.g. days); got {value!r}")
 
 
+def area_monthly(incidents: pd.DataFrame, unit: str, first: str, last: str) -> pd.DataFrame:
+    """Incidents a month in each unit, over every month from ``first`` to ``last``
+    (``YYYY-MM``, inclusive; months without incidents count 0). Rows outside the months
+    or with no unit (empty) are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``month`` (``YYYY-MM``, every month of the span), one int column per unit.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"date": ["2024-01-05", "2024-03-02", "2024-03-09", "2024-04-01"],
+    ...                      "ward": ["A", "A", "B", "A"]})
+    >>> area_monthly(rows, "ward", "2024-01", "2024-03")
+    ward     A  B
+    month
+    2024-01  1  0
+    2024-02  0  0
+    2024-03  1  1
+    """
+    window = pd.period_range(first, last, freq="M").strftime("%Y-%m")
+    month = incidents["date"].astype(str).str[:7]
+    keep = (month >= first) & (month <= last) & (incidents[unit].astype(str) != "")
+    counts = pd.crosstab(month[keep].rename("month"), incidents.loc[keep, unit])
+    return counts.reindex(window, fill_value=0).rename_axis("month")
+
+
+def streams_covering(coverage_table: pd.DataFrame, first: str, last: str) -> pd.DataFrame:
+    """The rows of :func:`coverage` whose streams have records from ``first`` or before to
+    ``last`` or after (months ``YYYY-MM``): the streams a comparison over those months can
+    count on both sides.
+
+    Examples
+    --------
+    >>> cov = pd.DataFrame({"first": ["2023-01", "2024-02"], "last": ["2024-08", "2024-08"]},
+    ...                    index=["council", "one-off"])
+    >>> streams_covering(cov, "2024-01", "2024-06").index.tolist()
+    ['council']
+    """
+    return coverage_table.loc[(coverage_table["first"] <= first)
+                              & (coverage_table["last"] >= last)]
+
+
 def poisson_change_test(count: int, previous: int, *, exposure: float = 1.0,
                         previous_exposure: float = 1.0) -> float:
     """Two-sided exact p-value for a change between two Poisson counts.
