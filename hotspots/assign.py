@@ -219,7 +219,7 @@ def _lookup(areas: gpd.GeoDataFrame, cell_size_m: float | None) -> _Lookup:
         t = inner[a0:a1 + 1, b0:b1 + 1]
         cells.append(-2 - t[t <= -2].astype(np.int64))
     counts = np.array([len(c) for c in cells], dtype=np.int64)
-    cells = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
+    cells = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)  # type: ignore[assignment]
     polys = np.repeat(ok, counts)
     start = np.zeros(n_near + 1, dtype=np.int64)
     np.cumsum(np.bincount(cells, minlength=n_near), out=start[1:])

@@ -226,7 +226,7 @@ def place_table(incidents: pd.DataFrame, lab: np.ndarray, *, config: Config,
     fixed = polygons is not None
     if fixed:
         polys = np.asarray(polygons, dtype=object)[:k]
-        ids = list(ids)[:k]
+        ids = list(ids or [])[:k]
     else:
         hulls = [shapely.convex_hull(shapely.multipoints(np.column_stack(
             [x[order[bounds[i]:bounds[i + 1]]], y[order[bounds[i]:bounds[i + 1]]]])))

@@ -466,7 +466,7 @@ def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: i
     pending: list[Path] = []
     for month in months:
         name = file_name(config, month, slugs)
-        entry = {"month": month, "status": None, "file": str(folder / name)}
+        entry: dict = {"month": month, "status": None, "file": str(folder / name)}
         report["months"].append(entry)
         if name in loaded and not refresh:
             entry["status"] = "already_loaded"

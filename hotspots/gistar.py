@@ -283,17 +283,17 @@ def benjamini_hochberg(p: ArrayLike) -> np.ndarray:
     return out.reshape(arr.shape)
 
 
-def _check_alpha_levels(alpha_levels: Sequence[float]) -> np.ndarray:
+def _check_alpha_levels(alpha_levels: ArrayLike) -> np.ndarray:
     levels = np.asarray(alpha_levels, dtype=float).ravel()
     if (levels.size != 3 or len(np.unique(levels)) != 3
             or not np.all((levels > 0) & (levels < 1))):
         raise ValueError("alpha_levels must be three different significance levels in (0, 1), "
-                         f"such as (0.10, 0.05, 0.01); got {tuple(alpha_levels)!r}")
+                         f"such as (0.10, 0.05, 0.01); got {tuple(levels.tolist())!r}")
     return np.sort(levels)[::-1]
 
 
 def gi_classes(
-    z: ArrayLike, p: ArrayLike, *, alpha_levels: Sequence[float] = (0.10, 0.05, 0.01)
+    z: ArrayLike, p: ArrayLike, *, alpha_levels: ArrayLike = (0.10, 0.05, 0.01)
 ) -> np.ndarray:
     """Hot/cold classes -3..+3 as ArcGIS's Gi_Bin.
 

@@ -226,7 +226,7 @@ def fetch_area(la_code: str, out_dir: str | Path, *, client: Client | None = Non
              "ward": (f"{stem}_wards_2022.geojson", _geojson(wards), len(wards)),
              "population": (f"{stem}_population_lsoa21.csv", pop.getvalue().encode(),
                             len(lsoa_codes))}
-    report = {"la_code": la_code, "la_name": la_name, "crs": WORKING_CRS, "files": {},
+    report: dict = {"la_code": la_code, "la_name": la_name, "crs": WORKING_CRS, "files": {},
               "checks": {"lsoas": len(lsoas), "wards": len(wards),
                          "usual_residents": sum(people.values()),
                          "lsoa_km2": round(sum(g.area for _, g in lsoas) / 1e6, 3),

@@ -109,7 +109,7 @@ def suggest_dbscan_params(x, y, *, area_m2: float | None = None, eps_m: float | 
     eps = float(DEFAULT_EPS_M if eps_m is None else eps_m)
     total = float(x.size if w is None else w.sum())
     hull = area_m2 is None
-    area = float(_hull_area_m2(x, y) if hull else area_m2)
+    area = _hull_area_m2(x, y) if area_m2 is None else float(area_m2)
     disc = np.pi * eps**2
     min_samples = max(MIN_SAMPLES_FLOOR,
                       int(np.ceil(density_factor * total / max(area, disc) * disc - 1e-9)))

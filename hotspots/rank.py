@@ -201,12 +201,12 @@ def rank_units(table: pd.DataFrame, *, weights: dict[str, float] | None = None,
     out = table.drop(columns=drop)
     total = sum(w.values())
     scaled, points = {}, {}
-    for name, col in columns.items():
-        if col is None:
+    for name, found_col in columns.items():
+        if found_col is None:
             scaled[name] = pd.Series(np.nan, index=table.index)
             points[name] = pd.Series(0.0, index=table.index)
             continue
-        comp = _percentile(_numeric(table, col, ids, id_col))
+        comp = _percentile(_numeric(table, found_col, ids, id_col))
         scaled[name] = comp
         points[name] = comp * (w[name] / total) if w[name] > 0 else comp * 0.0
     score = sum(points.values(), pd.Series(0.0, index=table.index)).round(12)

@@ -111,10 +111,10 @@ def assemble_exports(gen, r, reason, union, days, plant, params) -> SyntheticDat
     stamp = {"asb": lambda i: dmy[day[i]] + " " + hm[sec[i] // 60],
              "drugs": lambda i: iso[day[i]] + hms[sec[i]], "nox": lambda i: dates[day[i]]}
     raw = np.array([t for ts in RAW_TYPES for t in ts], dtype=object)[r["raw"]]
-    for e in ("asb", "drugs"):
-        m = np.flatnonzero((reason == code["unknown_category"]) & (export == EXPORTS.index(e)))
-        raw[m] = np.array(UNKNOWN_TYPES[e], dtype=object)[gen.integers(0, 9, m.size)
-                                                           % len(UNKNOWN_TYPES[e])]
+    for ex in ("asb", "drugs"):
+        m = np.flatnonzero((reason == code["unknown_category"]) & (export == EXPORTS.index(ex)))
+        raw[m] = np.array(UNKNOWN_TYPES[ex], dtype=object)[gen.integers(0, 9, m.size)
+                                                            % len(UNKNOWN_TYPES[ex])]
 
     # order by true time, duplicates appended as if from a later, overlapping export
     order = np.argsort(((export * 2 + dup) * days.size + r["day"]) * 86400 + sec, kind="stable")
@@ -122,7 +122,7 @@ def assemble_exports(gen, r, reason, union, days, plant, params) -> SyntheticDat
     year = days[r["day"]].astype("datetime64[Y]").astype(np.int64) + 1970
     pad = np.array([f"{i:06d}" for i in range(np.bincount(year - year.min()).max() + 1)],
                    dtype=object)
-    rows = {}
+    rows: dict[str, np.ndarray] = {}
     for e, (name, prefix) in enumerate(zip(EXPORTS, ("ASB", "NOX", "CAD"), strict=True)):
         idx = order[export[order] == e]
         row[idx] = np.arange(idx.size) + 2
