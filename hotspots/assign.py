@@ -328,8 +328,10 @@ POLICE_UK_EDGE_M = 0.15
 def prefer_own(x: np.ndarray, y: np.ndarray, assigned: np.ndarray, own: np.ndarray,
                areas: gpd.GeoDataFrame, *, edge_m: float = 0.0,
                nearest_max_m: float = 0.0) -> np.ndarray:
-    """The police.uk rules for rows that carry their own area (``own``: index in ``areas``,
-    -1 when the row has none or it is not in the layer):
+    """Apply the police.uk rules to rows that carry their own area.
+
+    ``own`` is the row's index in ``areas``, -1 when the row has none or it is not in the
+    layer:
 
     * a point on a shared edge (within ``edge_m``, the source's coordinate precision) goes
       to its own area when that area is one of those it touches; the smallest-code rule

@@ -88,6 +88,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class Category:
+    """One incident category of the taxonomy: its key, label, harm weight and the rest."""
+
     key: str
     label: str
     group: str

@@ -115,7 +115,7 @@ class Raster:
                 self.y0 + ny * self.cell_size_m)
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
-        """x of the column centres and y of the row centres (1-D arrays, metres)."""
+        """X of the column centres and y of the row centres (1-D arrays, metres)."""
         ny, nx = self.values.shape
         return (self.x0 + (np.arange(nx) + 0.5) * self.cell_size_m,
                 self.y0 + (np.arange(ny) + 0.5) * self.cell_size_m)

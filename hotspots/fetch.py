@@ -285,6 +285,8 @@ def _quarters(poly: shapely.Polygon) -> list[shapely.Polygon]:
 
 @dataclass
 class MonthStats:
+    """What fetching one month took: requests, tiles, duplicates and crimes outside."""
+
     requests: int = 0
     tiles: int = 0
     splits: int = 0  # 503 answers: each split its tile into quarters
@@ -514,6 +516,7 @@ def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: i
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
     try:

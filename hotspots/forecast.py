@@ -107,6 +107,7 @@ def month_number(text: str) -> int:
 
 
 def month_text(m: int) -> str:
+    """``YYYY-MM`` of a month number (:func:`month_number`)."""
     return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 

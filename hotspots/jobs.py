@@ -175,8 +175,7 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
               measure: str = "density_per_km2", categories: list[str] | None = None,
               store_file: str | Path | None = None, out_dir: str | Path = "out",
               cache: str | Path | None = None) -> dict:
-    """Ranked area table (CSV) and map (HTML) for a period (default: latest complete month).
-    """
+    """Ranked area table (CSV) and map (HTML) for a period (default: latest complete month)."""
     if categories:
         unknown = sorted(set(categories) - set(config.categories))
         if unknown:

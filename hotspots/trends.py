@@ -223,7 +223,7 @@ def poisson_change_test(count: int, previous: int, *, exposure: float = 1.0,
 def relative_change_test(count: int, previous: int, reference: int,
                          reference_previous: int, *, exposure: float = 1.0,
                          previous_exposure: float = 1.0) -> tuple[float, float]:
-    """Did a place change more than a reference area (the rest of the borough) did?
+    """Test whether a place changed more than a reference area (the rest of the borough).
 
     Exact two-sided conditional test with the expected ratio taken from the reference.
     Derivation: if the place's counts are Poisson with means ``theta * m`` now and

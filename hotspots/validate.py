@@ -210,7 +210,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def visible(text: str) -> str:
-    """``text`` with each control character written as ``\\x00`` (NUL and the like are
+    r"""``text`` with each control character written as ``\x00`` (NUL and the like are
     invisible, and must not reach a message, a page or a spreadsheet as themselves)."""
     return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
@@ -318,7 +318,10 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
 
 
 def file_message(file: str, problem: str, **fill) -> str:
-    """The message for a file that cannot be used at all, e.g. ``asb.csv: the file is
-    empty (no header row). Fix: export the records again with their header row.``"""
+    """The message for a file that cannot be used at all.
+
+    For example ``asb.csv: the file is empty (no header row). Fix: export the records
+    again with their header row.``
+    """
     what, fix = FILE_PROBLEMS[problem]
     return f"{file}: {what.format(**fill)}. Fix: {fix.format(**fill)}."
