@@ -45,7 +45,15 @@ _POSTCODE = re.compile(r"^(?:london\s*)?[a-z]{1,2}\d[a-z\d]?(?:\s*\d[a-z]{2})?$|
 
 def street_name(text: str) -> str:
     """'On or near Candy Street' -> 'Candy Street'; 'by the bus stop, Brick Lane' ->
-    'Brick Lane'; 'Flat 12, Example House, Cable Street' -> 'Cable Street'."""
+    'Brick Lane'; 'Flat 12, Example House, Cable Street' -> 'Cable Street'.
+
+    Examples
+    --------
+    >>> street_name("On or near Candy Street")
+    'Candy Street'
+    >>> street_name("Flat 12, Example House, Cable Street")
+    'Cable Street'
+    """
     parts = [p.strip() for p in str(text).split(",")]
     parts = [p for p in parts if p and not _POSTCODE.match(p)]
     if not parts:
@@ -130,6 +138,19 @@ def find_places(incidents: pd.DataFrame, *, config: Config, method: str = "dbsca
         are dated by month; "" when none), ``first_seen``, ``last_seen`` (YYYY-MM-DD),
         ``ward_code``, ``lsoa_code`` (the most common) and ``geometry``. Empty (same
         columns) when there is no cluster.
+
+    Examples
+    --------
+    >>> from hotspots.config import load_config
+    >>> gen = np.random.default_rng(0)
+    >>> xy = np.r_[gen.normal(0, 15, (60, 2)), gen.uniform(-900, 900, (40, 2))] + 531_000
+    >>> inc = pd.DataFrame({"source": "synthetic-asb", "category": "asb_nuisance",
+    ...     "date": "2024-05-01", "hour": 20, "x": xy[:, 0], "y": xy[:, 1],
+    ...     "location": "Example Street", "location_key": "example street", "caller_key": "",
+    ...     "ward_code": "", "lsoa_code": ""})
+    >>> places = find_places(inc, config=load_config(), eps_m=50, min_samples=10)
+    >>> len(places), int(places["n"].iloc[0]), places["label"].iloc[0]
+    (1, 60, 'Example Street')
     """
     if isinstance(incidents, gpd.GeoDataFrame):
         check_projected(incidents, "incidents")
@@ -165,6 +186,17 @@ def place_table(incidents: pd.DataFrame, lab: np.ndarray, *, config: Config,
     ``lab`` gives each incident's group, 0..k-1 (-1: none). Clusters get a buffered hull
     and a street label; fixed units (LSOAs, grid cells) pass their ``polygons`` and ``ids``
     (k of each) and are labelled by area name and ward.
+
+    Examples
+    --------
+    >>> from hotspots.config import load_config
+    >>> inc = pd.DataFrame({"source": "synthetic-asb", "category": "asb_nuisance",
+    ...     "date": "2024-05-01", "hour": 20, "x": [0.0, 10, 20, 500], "y": [0.0, 5, 10, 500],
+    ...     "location": "Example Street", "location_key": "example street", "caller_key": "",
+    ...     "ward_code": "", "lsoa_code": ""})
+    >>> table = place_table(inc, np.array([0, 0, 0, -1]), config=load_config())
+    >>> table[["n", "label"]].values.tolist()
+    [[3, 'Example Street']]
     """
     cats = incidents["category"].astype(str).to_numpy(dtype=object)
     cat_codes, cat_uniq = pd.factorize(cats, sort=True)

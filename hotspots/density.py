@@ -130,6 +130,15 @@ def sample(raster: Raster, x, y) -> np.ndarray:
 
     Cells are half-open like the square grid's: a point on an edge takes the cell east or
     north of it. Cells outside the area are sampled too (check ``raster.mask``).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> area = shapely.box(0, 0, 1000, 1000)
+    >>> r = kde([500, 510, 490], [500, 505, 495], area=area, bandwidth_m=100, cell_size_m=50)
+    >>> near, far = sample(r, [500, 50], [500, 50])
+    >>> bool(near > far), float(far)
+    (True, 0.0)
     """
     x, y = check_xy(x, y)
     ny, nx = raster.values.shape
@@ -169,6 +178,12 @@ def suggest_bandwidth(x, y) -> float:
     ------
     ValueError
         With fewer than 2 distinct points.
+
+    Examples
+    --------
+    >>> x, y = [0, 100, 200, 300, 400], [0, 50, 100, 150, 200]
+    >>> round(suggest_bandwidth(x, y), 1)
+    88.0
     """
     x, y = check_xy(x, y)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -409,6 +424,16 @@ def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | No
         When the CRS is not projected (degrees).
     ValueError
         On a bad parameter, or more than :data:`MAX_FINE_NODES` cells.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> area = shapely.box(0, 0, 1000, 1000)
+    >>> r = kde([500, 510, 490], [500, 505, 495], area=area, bandwidth_m=100, cell_size_m=50)
+    >>> r.values.shape, r.cell_size_m, r.bandwidth_m
+    ((21, 21), 50.0, 100.0)
+    >>> bool(r.values.max() > r.values[0, 0])
+    True
     """
     check_option("kernel", kernel, KERNELS)
     if bandwidth_m is not None:

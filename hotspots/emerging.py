@@ -72,6 +72,14 @@ def mann_kendall(series: ArrayLike) -> tuple[int, float, float]:
     (s, z, p) : (int, float, float)
         The statistic S (> 0: increasing), its z-score and the two-sided p-value. When
         every value is tied, z = 0 and p = 1.
+
+    Examples
+    --------
+    >>> mann_kendall([1, 2, 3, 4, 5])[0]
+    10
+    >>> s, z, p = mann_kendall([5, 4, 4, 2, 1, 0])
+    >>> s, round(z, 3), round(p, 4)
+    (-14, -2.487, 0.0129)
     """
     x = np.asarray(series, dtype=float)
     if x.ndim != 1 or x.size < 3:
@@ -162,6 +170,14 @@ def classify_series(hot: ArrayLike, cold: ArrayLike, mk_z: ArrayLike, mk_p: Arra
     -------
     str or numpy.ndarray of str
         One of :data:`PATTERNS`; an array (one per row) when ``hot`` is 2-D.
+
+    Examples
+    --------
+    >>> hot = [False] * 9 + [True]
+    >>> classify_series(hot, [False] * 10, 0.0, 1.0)
+    'new hot spot'
+    >>> classify_series([True] * 10, [False] * 10, 3.0, 0.001)
+    'intensifying hot spot'
     """
     h, c = _bool_rows("hot", hot), _bool_rows("cold", cold)
     if h.shape != c.shape:
@@ -241,6 +257,18 @@ def emerging_hotspots(counts: pd.DataFrame, weights: sp.spmatrix, *,
         :data:`PATTERNS`), ``mk_z`` and ``mk_p`` (Mann-Kendall z and two-sided p of the
         Gi* z series), ``n_periods_hot``, ``n_periods_cold`` (int) and ``final_z`` (the
         Gi* z of the final period).
+
+    Examples
+    --------
+    >>> from hotspots.gistar import grid_neighbours
+    >>> cells = pd.DataFrame({"row": np.repeat(range(5), 5), "col": np.tile(range(5), 5)})
+    >>> counts = pd.DataFrame(np.ones((25, 10), dtype=int))
+    >>> counts.iloc[[0, 1, 5, 6]] = np.arange(10) * 3
+    >>> out = emerging_hotspots(counts, grid_neighbours(cells, cell_shape="square"))
+    >>> out.loc[0, "pattern"], int(out.loc[0, "n_periods_hot"])
+    ('persistent hot spot', 9)
+    >>> out.loc[24, "pattern"]
+    'no pattern'
     """
     if not isinstance(counts, pd.DataFrame):
         raise ValueError(f"counts must be a pandas DataFrame (rows = cells, columns = "
@@ -296,6 +324,19 @@ def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_mont
     geopandas.GeoDataFrame or None
         ``cells`` with :data:`EMERGING_COLUMNS` added; None when fewer than
         :data:`MIN_PERIODS` of the months have an incident.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> from hotspots.grid import make_grid
+    >>> grid = make_grid(shapely.box(0, 0, 500, 500), cell_size_m=100)
+    >>> months = [f"2024-{m:02d}" for m in range(1, 13) for _ in range(m)]
+    >>> inc = pd.DataFrame({"period": months, "x": 50.0, "y": 50.0})
+    >>> out = emerging_cells(inc, grid, end_month="2024-12")
+    >>> len(out), "pattern" in out.columns
+    (25, True)
+    >>> emerging_cells(inc.iloc[:6], grid, end_month="2024-12") is None
+    True
     """
     span = pd.period_range(end=pd.Period(end_month, "M"), periods=months, freq="M")
     month = pd.PeriodIndex(incidents["period"], freq="M")
@@ -314,7 +355,17 @@ def emerging_grid_spec(incidents: pd.DataFrame, area: Any, *, period: Period
                        ) -> GridSpec | None:
     """The grid the tasking pack counts emerging classes on: square cells over ``area``
     (the land area, EPSG:27700) sized by :func:`hotspots.grid.suggest_cell_size` from the
-    period's incidents; None when the period has fewer than 3 incidents."""
+    period's incidents; None when the period has fewer than 3 incidents.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> from hotspots.summary import month_period
+    >>> inc = pd.DataFrame({"source": "asb", "date": "2024-12-05", "period": "2024-12",
+    ...     "x": [100.0, 400, 900, 950], "y": [100.0, 300, 400, 450]})
+    >>> emerging_grid_spec(inc, shapely.box(0, 0, 1000, 500), period=month_period("2024-12"))
+    GridSpec(cell_size_m=250.0, shape='square')
+    """
     cur = incidents.loc[in_period(incidents, period)]
     if len(cur) < 3:
         return None
@@ -326,7 +377,17 @@ def emerging_grid(incidents: pd.DataFrame, area: Any, *, period: Period,
     """:func:`emerging_cells` over the 12 months to ``period`` on square cells of
     ``grid`` (default: :func:`emerging_grid_spec`, the grid the tasking pack uses) over
     ``area``. None as :func:`emerging_cells`, or when the period has fewer than 3
-    incidents."""
+    incidents.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> from hotspots.summary import month_period
+    >>> inc = pd.DataFrame({"source": "asb", "date": "2024-12-05", "period": "2024-12",
+    ...     "x": [100.0, 400, 900], "y": [100.0, 300, 400]})
+    >>> emerging_grid(inc, shapely.box(0, 0, 1000, 500), period=month_period("2024-12")) is None
+    True
+    """
     grid = grid or emerging_grid_spec(incidents, area, period=period)
     if grid is None:
         return None

@@ -63,7 +63,13 @@ Undefined values (no incidents) are NaN."""
 
 
 def metric_definitions() -> str:
-    """The definitions of coverage, hit rate, PAI, PEI and RRI as printed beside tables."""
+    """The definitions of coverage, hit rate, PAI, PEI and RRI as printed beside tables.
+
+    Examples
+    --------
+    >>> metric_definitions().splitlines()[0]
+    "Coverage c: the top-scoring grid cells covering exactly c of the study area A (the grid's"
+    """
     return _DEFINITIONS
 
 
@@ -130,6 +136,12 @@ def captured(scores: np.ndarray, counts: np.ndarray, area: np.ndarray,
     by score; a group of equal scores spans one straight piece of the curve of captured
     incidents against covered area, so the capture at ``c * A`` is that curve's value
     there (linear interpolation across the group that the coverage ends in).
+
+    Examples
+    --------
+    >>> captured(np.array([3.0, 2, 1]), np.array([5.0, 1, 4]), np.array([1.0, 1, 1]),
+    ...     np.array([1 / 3, 2 / 3]))
+    array([5., 6.])
     """
     order = np.argsort(-scores, kind="stable")
     s = scores[order]
@@ -155,6 +167,11 @@ def select_cells(scores: ArrayLike, cell_area: ArrayLike, *, coverage: float) ->
         a cell is selected while the area selected before it is below ``coverage`` times
         the total, so the selected area is at least that and less than that plus one cell.
         (The metrics count ties fractionally instead: see the module's notes.)
+
+    Examples
+    --------
+    >>> select_cells([0.9, 0.5, 0.1, 0.7], [1, 1, 1, 1], coverage=0.5).tolist()
+    [True, False, False, True]
     """
     s = _vector("scores", scores)
     area = _areas(cell_area, len(s))
@@ -193,6 +210,11 @@ def hit_rate(scores: ArrayLike, test_counts: ArrayLike, cell_area: ArrayLike, *,
     Returns
     -------
     float in [0, 1]; NaN when there is no test incident.
+
+    Examples
+    --------
+    >>> hit_rate([0.9, 0.5, 0.1, 0.7], [6, 1, 1, 2], [1, 1, 1, 1], coverage=0.25)
+    0.6
     """
     s, counts, area = _prepare(scores, test_counts, cell_area)
     return float(_metrics(s, counts, area, np.array([_check_coverage(coverage)]))[1][0])
@@ -207,6 +229,11 @@ def pai(scores: ArrayLike, test_counts: ArrayLike, cell_area: ArrayLike, *,
     -------
     float >= 0; 1 is what a random map scores on average; NaN when there is no test
     incident.
+
+    Examples
+    --------
+    >>> pai([0.9, 0.5, 0.1, 0.7], [6, 1, 1, 2], [1, 1, 1, 1], coverage=0.25)
+    2.4
     """
     s, counts, area = _prepare(scores, test_counts, cell_area)
     return float(_metrics(s, counts, area, np.array([_check_coverage(coverage)]))[2][0])
@@ -223,6 +250,11 @@ def pei(scores: ArrayLike, test_counts: ArrayLike, cell_area: ArrayLike, *,
     -------
     float in [0, 1]; 1 for a perfect forecast (e.g. ``scores = test_counts / cell_area``),
     0 when no test incident falls in the map; NaN when there is no test incident.
+
+    Examples
+    --------
+    >>> pei([0.9, 0.5, 0.1, 0.7], [2, 1, 1, 6], [1, 1, 1, 1], coverage=0.25)
+    0.3333333333333333
     """
     s, counts, area = _prepare(scores, test_counts, cell_area)
     return float(_metrics(s, counts, area, np.array([_check_coverage(coverage)]))[3][0])
@@ -240,6 +272,11 @@ def rri(pai_test: float, pai_input: float) -> float:
     -------
     float; 1 = the hotspots captured the same concentration in both periods, < 1 = they
     decayed, > 1 = they intensified.
+
+    Examples
+    --------
+    >>> rri(3.0, 5.0)
+    0.6
     """
     for name, value in (("pai_test", pai_test), ("pai_input", pai_input)):
         if not isinstance(value, int | float | np.number) or not np.isfinite(value):
@@ -273,6 +310,14 @@ def evaluate_scores(scores: ArrayLike, train_counts: ArrayLike, test_counts: Arr
         tie orders), ``total_test`` (N), ``hit_rate``, ``pai``, ``pei``, ``pai_input``
         (PAI of the same map on the training counts) and ``rri`` (NaN when ``pai_input``
         is 0 or NaN). :func:`metric_definitions` says what each means.
+
+    Examples
+    --------
+    >>> table = evaluate_scores([0.9, 0.5, 0.1, 0.7], [5, 2, 1, 2], [6, 1, 1, 2], [1, 1, 1, 1],
+    ...     coverages=[0.25])
+    >>> table[["coverage", "hit_rate", "pai", "pai_input", "rri"]].round(3)
+       coverage  hit_rate  pai  pai_input  rri
+    0      0.25       0.6  2.4        2.0  1.2
     """
     s, test, area = _prepare(scores, test_counts, cell_area)
     train = _counts("train_counts", train_counts, len(s))
@@ -338,6 +383,12 @@ def wdq(target_before: float, target_after: float, buffer_before: float, buffer_
     dict
         ``success_measure``, ``buffer_measure``, ``wdq`` (NaN when SM = 0),
         ``total_net_effect`` (incidents), ``interpretation`` (text as above).
+
+    Examples
+    --------
+    >>> out = wdq(100, 60, 80, 70, 1000, 1000)
+    >>> round(out["wdq"], 3), out["interpretation"]
+    (0.25, 'diffusion of benefits: the buffer also fell relative to the control (0 < WDQ <= 1)')
     """
     vals = {"target_before": target_before, "target_after": target_after,
             "buffer_before": buffer_before, "buffer_after": buffer_after,
@@ -398,6 +449,17 @@ def intervention_effect(incidents: pd.DataFrame, *, target, date: str | dt.date,
         test with the control's counts as exposures: did the target change more than the
         control?), ``clear`` (``p_value_vs_control <= alpha``), and the keys of
         :func:`wdq` (``interpretation`` reads the WDQ only when ``clear``).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> dates = ["2024-02-10"] * 30 + ["2024-05-10"] * 10 + ["2024-02-10", "2024-05-10"] * 50
+    >>> x = y = [50.0] * 40 + [800.0] * 100
+    >>> inc = pd.DataFrame({"source": "asb", "date": dates, "x": x, "y": y})
+    >>> eff = intervention_effect(inc, target=shapely.box(0, 0, 100, 100), date="2024-04-01",
+    ...     control=shapely.box(0, 0, 1000, 1000), buffer_m=100, months=3)
+    >>> eff["target_before"], eff["target_after"], eff["clear"]
+    (30, 10, True)
     """
     for name, geom in (("target", target), ("control", control)):
         if not isinstance(geom, shapely.Geometry) or shapely.area(geom) <= 0:

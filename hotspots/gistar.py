@@ -122,6 +122,15 @@ def grid_neighbours(
     scipy.sparse.csr_matrix
         n x n float64 matrix in the grid's row order, 1.0 where cells are neighbours and
         on the whole diagonal (Gi* counts each cell in its own neighbourhood).
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": [0, 0, 1, 1], "col": [0, 1, 0, 1]})
+    >>> grid_neighbours(cells, cell_shape="square").toarray().astype(int)
+    array([[1, 1, 1, 1],
+           [1, 1, 1, 1],
+           [1, 1, 1, 1],
+           [1, 1, 1, 1]])
     """
     check_option("contiguity", contiguity, _CONTIGUITY)
     check_option("cell_shape", cell_shape, (*_CELL_SHAPES, None))
@@ -200,6 +209,13 @@ def distance_band_neighbours(x: ArrayLike, y: ArrayLike, *, distance_m: float) -
     -------
     scipy.sparse.csr_matrix
         n x n float64 binary matrix, symmetric, with 1.0 on the diagonal.
+
+    Examples
+    --------
+    >>> distance_band_neighbours([0, 50, 500], [0, 0, 0], distance_m=100).toarray()
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     xs, ys = check_xy(x, y, finite=True)
     if not (np.isfinite(distance_m) and distance_m > 0):
@@ -227,6 +243,16 @@ def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: str = "queen") -> s
     scipy.sparse.csr_matrix
         n x n float64 binary matrix in the frame's row order, symmetric, 1.0 on the
         diagonal.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> boxes = [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1), shapely.box(5, 5, 6, 6)]
+    >>> squares = gpd.GeoDataFrame(geometry=boxes, crs=27700)
+    >>> polygon_neighbours(squares).toarray()
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     check_option("contiguity", contiguity, _CONTIGUITY)
     geoms = np.asarray(gdf.geometry.array, dtype=object)
@@ -264,6 +290,11 @@ def benjamini_hochberg(p: ArrayLike) -> np.ndarray:
     -------
     numpy.ndarray
         Adjusted p-values, float64, same shape and order as ``p``.
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.01, 0.04, 0.03, 0.20]).round(3).tolist()
+    [0.04, 0.053, 0.053, 0.2]
     """
     arr = np.asarray(p, dtype=float)
     flat = arr.ravel()
@@ -313,6 +344,11 @@ def gi_classes(
     -------
     numpy.ndarray
         int64 classes, same shape as ``z``.
+
+    Examples
+    --------
+    >>> gi_classes([3.1, 2.0, -2.0, 0.5], [0.001, 0.04, 0.08, 0.6]).tolist()
+    [3, 2, -1, 0]
     """
     levels = _check_alpha_levels(alpha_levels)
     z = np.asarray(z, dtype=float)
@@ -433,6 +469,18 @@ def gistar(
     ``W_i = sum_j w_ij`` (binary, so ``sum_j w_ij^2 = W_i``), ``xbar`` the mean and ``S``
     the population standard deviation of all n values, islands included. Equal to
     ``esda.G_Local(values, w, transform="B", star=True).Zs`` for non-islands.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": np.repeat(range(5), 5), "col": np.tile(range(5), 5)})
+    >>> w = grid_neighbours(cells, cell_shape="square")
+    >>> counts = np.zeros(25)
+    >>> counts[[0, 1, 5, 6]] = [9, 8, 7, 9]
+    >>> out = gistar(counts, w, fdr=False)
+    >>> list(out.columns)
+    ['gistar_z', 'p_value', 'p_adjusted', 'gi_class', 'n_neighbours', 'island']
+    >>> int(out["gistar_z"].idxmax()), int(out["gi_class"].max())
+    (0, 3)
     """
     x = _check_values(values)
     n = len(x)

@@ -54,6 +54,13 @@ def area_geometry(area, crs=None) -> tuple[shapely.Geometry, pyproj.CRS]:
     ``area`` is a shapely geometry (in ``crs``, default EPSG:27700) or a GeoSeries /
     GeoDataFrame (its own CRS; its geometries are unioned). Raises CRSError on a CRS in
     degrees and ValueError when ``area`` has no area.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> geom, crs = area_geometry(shapely.box(0, 0, 1000, 500))
+    >>> geom.area, crs.to_epsg()
+    (500000.0, 27700)
     """
     if isinstance(area, (gpd.GeoSeries, gpd.GeoDataFrame)):
         if crs is not None and area.crs is not None and pyproj.CRS(crs) != area.crs:
@@ -208,6 +215,15 @@ def make_grid(area, *, cell_size_m: float, shape: str = "square",
     ValueError
         On a bad ``cell_size_m`` or ``shape``, an area without area, or more than
         :data:`MAX_CELLS` cells.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> len(grid), list(grid.columns)
+    (8, ['cell_id', 'row', 'col', 'x', 'y', 'area_km2', 'geometry'])
+    >>> grid["area_km2"].round(4).unique().tolist()
+    [0.0625]
     """
     s = check_metres("cell_size_m", cell_size_m)
     _check_shape(shape)
@@ -292,6 +308,13 @@ def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
 
     Lattice arithmetic finds each point's cell; only points in cells cut by the area's
     boundary are tested against the clipped geometry.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> cell_index(grid, [10, 260, 5000], [10, 10, 10]).tolist()
+    [0, 1, -1]
     """
     check_projected(grid, "grid")
     shape, s, ox, oy = _grid_attrs(grid)
@@ -353,6 +376,14 @@ def grid_counts(grid: gpd.GeoDataFrame, x, y, weights=None) -> gpd.GeoDataFrame:
     geopandas.GeoDataFrame
         :data:`hotspots.schema.GRID_COLUMNS` plus ``n`` (int64) and, with weights,
         ``weighted`` (float64); same row order and ``attrs``.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> out = grid_counts(grid, [10, 20, 260], [10, 20, 10])
+    >>> out["n"].tolist()
+    [2, 1, 0, 0, 0, 0, 0, 0]
     """
     x, y = check_xy(x, y)
     idx = cell_index(grid, x, y)
@@ -415,6 +446,13 @@ def suggest_cell_size(x, y, area, *, cells_across: int = 50, bandwidth_m: float 
     Returns
     -------
     float, metres. Logged as ``cell size set to N m (rule ...)``.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> x, y = [100, 400, 900, 950], [100, 300, 400, 450]
+    >>> suggest_cell_size(x, y, shapely.box(0, 0, 1000, 500))
+    250.0
     """
     if isinstance(cells_across, bool) or not isinstance(cells_across, (int, np.integer)) \
             or cells_across < 1:

@@ -98,6 +98,13 @@ def suggest_dbscan_params(x, y, *, area_m2: float | None = None, eps_m: float | 
     -------
     (float, int)
         ``eps_m`` and ``min_samples``.
+
+    Examples
+    --------
+    >>> gen = np.random.default_rng(0)
+    >>> x, y = gen.uniform(0, 2000, 5000), gen.uniform(0, 2000, 5000)
+    >>> suggest_dbscan_params(x, y, area_m2=4e6)
+    (75.0, 111)
     """
     x, y = check_xy(x, y, finite=True, metres=True)
     w = _weights(weights, x.size)
@@ -132,6 +139,12 @@ def suggest_hdbscan_params(x, y) -> int:
     -------
     int
         Smallest number of incidents that make a place.
+
+    Examples
+    --------
+    >>> gen = np.random.default_rng(0)
+    >>> suggest_hdbscan_params(gen.uniform(0, 2000, 5000), gen.uniform(0, 2000, 5000))
+    25
     """
     x, _ = check_xy(x, y, finite=True, metres=True)
     size = max(HDBSCAN_FLOOR, int(round(HDBSCAN_SHARE * x.size)))
@@ -195,6 +208,15 @@ def cluster_points(x, y, *, method: str = "dbscan", eps_m: float | None = None,
     -------
     numpy.ndarray
         int64 labels, one per point.
+
+    Examples
+    --------
+    >>> gen = np.random.default_rng(0)
+    >>> x = np.r_[gen.normal(500, 10, 50), gen.uniform(0, 5000, 50)]
+    >>> y = np.r_[gen.normal(500, 10, 50), gen.uniform(0, 5000, 50)]
+    >>> labels = cluster_points(x, y, eps_m=30, min_samples=10)
+    >>> int((labels[:50] == 0).sum()), sorted(set(labels.tolist()))
+    (50, [-1, 0])
     """
     x, y = check_xy(x, y, finite=True, metres=True)
     check_option("method", method, METHODS)

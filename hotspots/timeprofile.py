@@ -36,6 +36,14 @@ def time_profile(incidents: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         7 x 24 int64 counts: index ``weekday`` ``Mon`` .. ``Sun`` (:data:`WEEKDAYS`),
         columns ``hour`` 0 .. 23.
+
+    Examples
+    --------
+    >>> inc = pd.DataFrame({"source": ["asb", "asb", "policeuk"], "date": ["2024-05-03",
+    ...     "2024-05-03", "2024-05-01"], "hour": [20, 21, -1]})
+    >>> profile = time_profile(inc)
+    >>> profile.shape, int(profile.loc["Fri", 20]), int(profile.to_numpy().sum())
+    ((7, 24), 1, 2)
     """
     missing = [c for c in ("source", "date", "hour") if c not in incidents.columns]
     if missing:
@@ -116,6 +124,14 @@ def patrol_windows(profile: pd.DataFrame | ArrayLike, *, top: int = 2, max_hours
         "weekdays": ("Fri", "Sat"), "start_hour": 20, "hours": 5}``; ``share`` is ``n``
         over all timed incidents. Empty when the place has no timed incidents: say
         :data:`NO_TIMES_NOTE` then.
+
+    Examples
+    --------
+    >>> profile = np.zeros((7, 24))
+    >>> profile[4, 20:24] = 10
+    >>> profile[5, 0] = 5
+    >>> [w["label"] for w in patrol_windows(profile)]
+    ['Fri 20:00-01:00']
     """
     x = np.asarray(profile, dtype=float)
     if x.shape != (7, 24):

@@ -71,6 +71,17 @@ def coverage(incidents: pd.DataFrame) -> pd.DataFrame:
         and ``last`` month with a record (``YYYY-MM``), ``months`` with a record,
         ``months_spanned`` from first to last inclusive (``months < months_spanned``:
         gaps), ``n`` incidents.
+
+    Examples
+    --------
+    >>> inc = pd.DataFrame({"source": ["policeuk", "policeuk", "asb"], "category": ["burglary",
+    ...     "burglary", "asb_nuisance"], "period": ["2024-01", "2024-03", "2024-03"],
+    ...     "date": ["2024-01-01", "2024-03-01", "2024-03-09"]})
+    >>> coverage(inc)
+                             first     last  months  months_spanned  n
+    source   category
+    asb      asb_nuisance  2024-03  2024-03       1               1  1
+    policeuk burglary      2024-01  2024-03       2               3  2
     """
     missing = [c for c in ("source", "category", "date") if c not in incidents.columns]
     if missing:
@@ -110,6 +121,19 @@ def monthly_series(incidents: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame
         Index ``month`` (``YYYY-MM``, every month from the earliest first to the latest
         last), one float column per row of ``spans``, in its order (MultiIndex ``source``,
         ``category``).
+
+    Examples
+    --------
+    >>> inc = pd.DataFrame({"source": ["policeuk", "policeuk", "asb"], "category": ["burglary",
+    ...     "burglary", "asb_nuisance"], "period": ["2024-01", "2024-03", "2024-03"],
+    ...     "date": ["2024-01-01", "2024-03-01", "2024-03-09"]})
+    >>> monthly_series(inc, coverage(inc))
+    source            asb policeuk
+    category asb_nuisance burglary
+    month
+    2024-01           NaN      1.0
+    2024-02           NaN      0.0
+    2024-03           1.0      1.0
     """
     cols = pd.MultiIndex.from_tuples(list(spans.index), names=["source", "category"])
     if not len(cols):
@@ -210,6 +234,13 @@ def poisson_change_test(count: int, previous: int, *, exposure: float = 1.0,
     -------
     float
         Two-sided p-value in [0, 1]; 1.0 when both counts are 0.
+
+    Examples
+    --------
+    >>> round(poisson_change_test(40, 10), 6)
+    2.4e-05
+    >>> poisson_change_test(3, 3)
+    1.0
     """
     _check_counts(count=count, previous=previous)
     _check_exposures(exposure=exposure, previous_exposure=previous_exposure)
@@ -262,6 +293,12 @@ def relative_change_test(count: int, previous: int, reference: int,
     (expected, p) : (float, float)
         The count expected this period had the place moved as the reference did (given
         ``count + previous``), and the two-sided p-value (1.0 when both counts are 0).
+
+    Examples
+    --------
+    >>> expected, p = relative_change_test(40, 10, 200, 200)
+    >>> expected, round(p, 6)
+    (25.0, 2.4e-05)
     """
     _check_counts(count=count, previous=previous, reference=reference,
                   reference_previous=reference_previous)
@@ -278,7 +315,13 @@ def relative_change_test(count: int, previous: int, reference: int,
 
 def stream_label(source: str, category_label: str) -> str:
     """How a stream is named to users: "Burglary (police.uk)", "ASB - nuisance (lbth-asb)";
-    a label that already names its source is left as it is."""
+    a label that already names its source is left as it is.
+
+    Examples
+    --------
+    >>> stream_label("policeuk", "Burglary")
+    'Burglary (police.uk)'
+    """
     source = "police.uk" if source == POLICE_UK_SOURCE else source
     return category_label if source in category_label else f"{category_label} ({source})"
 
@@ -292,6 +335,15 @@ def like_with_like(incidents: pd.DataFrame, periods: list[Period]
     A comparison of two periods counts only these rows on both sides: a stream that starts
     or stops between them (a new export, a file for one month) is a change in the data,
     not in incidents.
+
+    Examples
+    --------
+    >>> from hotspots.summary import month_period
+    >>> inc = pd.DataFrame({"source": ["asb", "asb", "policeuk"], "category": ["asb_nuisance",
+    ...     "asb_nuisance", "burglary"], "date": ["2024-04-03", "2024-05-03", "2024-05-01"]})
+    >>> rows, left = like_with_like(inc, [month_period("2024-05"), month_period("2024-04")])
+    >>> rows.tolist(), left
+    ([True, True, False], [('policeuk', 'burglary')])
     """
     streams = pd.MultiIndex.from_arrays([incidents["source"].astype(str),
                                          incidents["category"].astype(str)])
@@ -323,7 +375,14 @@ def left_out(incidents: pd.DataFrame, period: Period) -> dict[str, list[tuple[st
 
 def year_before(period: Period) -> Period:
     """The same dates a year earlier (the same month for a month; 29 February becomes 28
-    February)."""
+    February).
+
+    Examples
+    --------
+    >>> from hotspots.summary import month_period
+    >>> year_before(month_period("2024-02")).label
+    '2023-02'
+    """
     if period.is_month:
         return month_period(f"{period.start.year - 1}-{period.start.month:02d}")
 
@@ -418,6 +477,22 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     a season when the whole borough rises by a third, a place that rose by 5% is below
     its expected count, but it is not called falling (and, in a season when the borough
     falls, a place that fell less than the rest is not called rising).
+
+    Examples
+    --------
+    >>> from hotspots.summary import month_period
+    >>> units = ["A"] * 30 + ["B"] * 100 + ["C"] * 100
+    >>> dates = (["2024-05-04"] * 25 + ["2024-04-04"] * 5
+    ...     + (["2024-05-04"] * 50 + ["2024-04-04"] * 50) * 2)
+    >>> inc = pd.DataFrame({"unit": units, "source": "asb", "category": "asb_nuisance",
+    ...     "date": dates})
+    >>> out = period_trends(inc, period=month_period("2024-05"))
+    >>> out[["n", "n_previous", "trend"]]
+           n  n_previous            trend
+    unit
+    A     25           5           rising
+    B     50          50  no clear change
+    C     50          50  no clear change
     """
     if not isinstance(period, Period):
         raise ValueError(f"period must be a hotspots.summary.Period (see month_period, "
