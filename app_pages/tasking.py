@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, meeting
 from hotspots import pack, store
 from hotspots.errors import HotspotsError, StoreError
 from hotspots.summary import month_period
@@ -80,16 +80,7 @@ with st.expander("Map of hotspots and places", expanded=True):
     # the package's own map, text escaped; numbered by the ranking above when there is one
     st.iframe(Path((pack_meta or meta)["files"]["map"]), height=520)
 
-st.subheader("Last meeting's tasked places")
-decisions = common.decisions()
-if decisions.empty:
-    st.write("No decisions recorded yet.")
-else:
-    last = decisions["meeting_date"].max()
-    st.caption(f"Meeting of {last}")
-    st.dataframe(decisions.loc[decisions["meeting_date"] == last,
-                               ["place_id", "label", "owner", "actions", "review_date"]]
-                 .assign(owner=lambda d: d["owner"].map(store.OWNERS)), hide_index=True)
+meeting.show(version, f)  # the previous meeting's review; edit and close decisions
 
 st.subheader("Record a decision")
 run = common.run_places(meta.get("run_id")).set_index("place_id")  # the places on screen

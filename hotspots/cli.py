@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import auth, geography, jobs, store
+from . import auth, geography, jobs, store, taskcli
 from .area import check_store_area
 from .config import load_config, resolve_settings
 from .errors import HotspotsError
@@ -211,28 +211,6 @@ def _cmd_backtest(args, config) -> int:
                             cache=args.geodata, categories=cats, sources=srcs,
                             test_months=args.test_months, cell_sizes_m=sizes)
     print(json.dumps(out)) if args.json else _print_backtest(out)
-    return 0
-
-
-def _cmd_task(args, config) -> int:
-    conn = store.connect(args.store)
-    try:
-        if args.task_command == "add":
-            decision = store.record_decision(
-                conn, place_id=args.place, owner=args.owner, actions=args.actions,
-                review_date=args.review, meeting_date=args.meeting)
-            out = {"decision_id": decision, "store": store.store_name(args.store)}
-            text = f"decision {decision} recorded for place {args.place}"
-        else:
-            table = store.read_decisions(conn, meeting_date=args.meeting)
-            out = {"decisions": table.drop(columns="geometry_wkt").to_dict("records")}
-            text = "\n".join(
-                f"{r.meeting_date} #{r.decision_id} {r.place_id} {r.label}: "
-                f"{store.OWNERS[r.owner]}; {r.actions}; review {r.review_date}"
-                for r in table.itertuples()) or "no decisions recorded"
-    finally:
-        conn.close()
-    print(json.dumps(out)) if args.json else print(text)
     return 0
 
 
@@ -546,19 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(bt)
     bt.set_defaults(func=_cmd_backtest)
 
-    k = sub.add_parser("task", help="the tasking log: decisions on places")
-    ksub = k.add_subparsers(dest="task_command", required=True)
-    ka = ksub.add_parser("add", help="record a decision on a place of the latest detect run")
-    ka.add_argument("--place", required=True, help="place id, e.g. P5339-1819")
-    ka.add_argument("--owner", required=True, choices=sorted(store.OWNERS))
-    ka.add_argument("--actions", required=True, help="what will be done")
-    ka.add_argument("--review", required=True, help="review date, YYYY-MM-DD")
-    ka.add_argument("--meeting", help="meeting date, YYYY-MM-DD (default today)")
-    common(ka)
-    kl = ksub.add_parser("list", help="decisions recorded")
-    kl.add_argument("--meeting", help="only this meeting, YYYY-MM-DD")
-    common(kl)
-    k.set_defaults(func=_cmd_task)
+    taskcli.add_parser(sub, common)
 
     e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet) "
                                       "or Power BI (CSV with longitude and latitude)")

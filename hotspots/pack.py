@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import geography, store
+from . import geography, meetings, store
 from .analysis import analyse, place_names
 from .assign import assign_codes
 from .cluster import place_table
@@ -22,6 +22,7 @@ from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
 from .grid import cell_index
 from .jobs import forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
+from .meetings import review_tasked as _review_tasked
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
 from .report import pack_html
@@ -31,8 +32,6 @@ from .trends import (
     left_out,
     patrol_windows,
     period_trends,
-    poisson_change_test,
-    relative_change_test,
     stream_label,
     time_profile,
     year_before,
@@ -56,7 +55,7 @@ TASKED_COLUMNS = {
     "n_before": ("Before", 0), "n_after": ("Since", 0), "days": ("Days each", 0),
     "p_value": ("p (exact)", 3), "expected": ("Expected from the borough's change", 0),
     "p_borough": ("p against the borough", 3), "verdict": ("What happened", None),
-    "rank_now": ("Rank now", None),
+    "rank_now": ("Rank now", None), "status": ("Status", None),
 }
 
 
@@ -108,60 +107,6 @@ _PARTNER_NOTE = (
 
 def _years_before(day: dt.date, years: int = 1) -> dt.date:
     return day.replace(year=day.year - years, day=min(day.day, 28))
-
-
-def _review_tasked(decisions: pd.DataFrame, inc: pd.DataFrame, ranked: pd.DataFrame,
-                   data_end: dt.date) -> pd.DataFrame:
-    """Counts inside each tasked place before and since its meeting (equal windows), with
-    the exact Poisson test (``p_value``), the same against the rest of the borough
-    (``expected``, ``p_borough``: :func:`hotspots.trends.relative_change_test`, so that the
-    season and borough-wide swings do not pass for the effect of the tasking), and the rank
-    of the place that covers it now. As everywhere, police.uk rows (dated by month) count in
-    a window only when their whole month lies inside it (:func:`hotspots.summary.in_period`):
-    dated the 1st, they would otherwise all fall before a mid-month meeting.
-
-    The verdict is judged against the borough. The few places tasked at one meeting were
-    chosen beforehand, each with its own question, so no multiple-testing adjustment."""
-    rows = []
-    for d in decisions.itertuples():
-        meeting = dt.date.fromisoformat(d.meeting_date)
-        days = (data_end - meeting).days + 1
-        geom = shapely.from_wkt(d.geometry_wkt)
-        inside = shapely.contains_xy(geom, inc["x"].to_numpy(), inc["y"].to_numpy())
-        inside |= shapely.intersects_xy(geom, inc["x"].to_numpy(), inc["y"].to_numpy())
-        if days <= 0:
-            after = before = 0
-            p, expected, p_borough = 1.0, 0.0, 1.0
-            verdict = brief = "no data since the meeting yet"
-        else:
-            since = in_period(inc, Period(meeting, data_end))
-            earlier = in_period(inc, Period(meeting - dt.timedelta(days=days),
-                                            meeting - dt.timedelta(days=1)))
-            after, before = int((inside & since).sum()), int((inside & earlier).sum())
-            p = poisson_change_test(after, before)
-            rest_after = int((~inside & since).sum())
-            rest_before = int((~inside & earlier).sum())
-            expected, p_borough = relative_change_test(after, before, rest_after, rest_before)
-            change = "fewer" if after < before else "more" if after > before else "the same"
-            if rest_after == 0 or rest_before == 0:
-                judged = ("more than chance" if p_borough < 0.05 else "within chance") + (
-                    " (the rest of the borough had no incidents in one window)")
-            elif p_borough >= 0.05:
-                judged = "in line with the change in the rest of the borough"
-            else:
-                judged = ("more than" if after > expected else "fewer than") + (
-                    " the change in the rest of the borough would give")
-            verdict = f"{change} incidents ({after} against {before}); {judged}"
-            if rest_after and rest_before and p_borough < 0.05:
-                verdict += f" ({expected:.0f})"
-            brief = f"{change} incidents; {judged}"  # no counts, for the partner version
-        hit = ranked.loc[ranked.geometry.intersects(geom)]
-        rows.append({**d._asdict(), "n_before": before, "n_after": after,
-                     "days": max(days, 0), "p_value": p, "expected": expected,
-                     "p_borough": p_borough, "verdict": verdict, "verdict_brief": brief,
-                     "rank_now": (", ".join(str(r) for r in hit["rank"].head(3))
-                                  if len(hit) else "not ranked")})
-    return pd.DataFrame(rows)
 
 
 UNIT_KINDS = ("places", "lsoa", "cells")
@@ -228,6 +173,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         inc = store.read_incidents(conn, start=first.isoformat(),
                                    end=period.end.isoformat(), categories=categories)
         decisions = store.read_decisions(conn)
+        meeting_list = meetings.list_meetings(conn)
     finally:
         conn.close()
     cur_mask = in_period(inc, period)
@@ -308,9 +254,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
             "trend": r.trend_label if isinstance(r.trend_label, str) else "no clear change",
             "windows": win, "profile": profile, "flags": flags})
     ranked = ranked.assign(patrol_windows=windows)
-    last_meeting = decisions["meeting_date"].max() if len(decisions) else None
-    tasked = (_review_tasked(decisions.loc[decisions["meeting_date"] == last_meeting], inc,
-                             ranked, period.end) if last_meeting else None)
+    # the previous meeting's decisions (and earlier ones still open), not the latest date
+    reviewed = meetings.review_decisions(
+        decisions, meeting_list, meetings.meeting_being_prepared(meeting_list, dt.date.today()))
+    tasked = _review_tasked(reviewed, inc, ranked, period.end) if len(reviewed) else None
     if tasked is not None:
         tasked["owner"] = tasked["owner"].map(store.OWNERS)
     gini = concentration(cells["n"].to_numpy())
