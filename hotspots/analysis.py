@@ -10,18 +10,18 @@ those frozen specs. Both are pure: no file, store or network I/O. The CLI
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
 from .config import Config
 from .errors import HotspotsError
+from .schema import CellShape, ClusterMethod, Kernel
 from .validate import check_metres, check_option
 
-Shape = Literal["square", "hex"]
-Kernel = Literal["quartic", "gaussian"]
-Method = Literal["dbscan", "hdbscan"]
+Shape = CellShape
+Method = ClusterMethod
 
 #: Fewest incidents in a period to look for hotspots in.
 MIN_INCIDENTS = 3

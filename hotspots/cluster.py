@@ -28,7 +28,7 @@ from .pointclusters import (  # noqa: F401
     suggest_dbscan_params,
     suggest_hdbscan_params,
 )
-from .schema import PLACE_COLUMNS, POLICE_UK_SOURCE, WORKING_CRS
+from .schema import PLACE_COLUMNS, POLICE_UK_SOURCE, WORKING_CRS, ClusterMethod
 from .validate import check_option, check_positive, check_projected
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _place_ids(cx: np.ndarray, cy: np.ndarray, n: np.ndarray) -> list[str]:
     return ids
 
 
-def find_places(incidents: pd.DataFrame, *, config: Config, method: str = "dbscan",
+def find_places(incidents: pd.DataFrame, *, config: Config, method: ClusterMethod = "dbscan",
                 buffer_m: float = 25.0, eps_m: float | None = None,
                 min_samples: int | None = None, area_km2: float | None = None,
                 names: dict[str, str] | None = None) -> gpd.GeoDataFrame:

@@ -49,6 +49,7 @@ from scipy import ndimage
 
 from .assign import label_lattice
 from .grid import area_geometry, suggest_cell_size
+from .schema import Kernel
 from .validate import check_metres, check_option, check_xy
 
 logger = logging.getLogger(__name__)
@@ -392,7 +393,7 @@ def _check_weights(weights, n: int) -> np.ndarray:
 
 
 def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | None = None,
-        kernel: str = "quartic", weights=None, crs=None) -> Raster:
+        kernel: Kernel = "quartic", weights=None, crs=None) -> Raster:
     """Kernel density of points in incidents per km² on a raster covering the area.
 
     Parameters

@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
+from .schema import CellShape, Contiguity
 from .validate import check_option, check_xy
 
 #: Columns of the table :func:`gistar` returns (one row per cell, in the input order).
@@ -98,7 +99,7 @@ def _infer_cell_shape(row: np.ndarray, col: np.ndarray, grid: pd.DataFrame) -> s
 
 
 def grid_neighbours(
-    grid: pd.DataFrame, *, contiguity: str = "queen", cell_shape: str | None = None
+    grid: pd.DataFrame, *, contiguity: Contiguity = "queen", cell_shape: CellShape | None = None
 ) -> sp.csr_matrix:
     """Binary contiguity of grid cells from their lattice indices, each cell included.
 
@@ -225,7 +226,8 @@ def distance_band_neighbours(x: ArrayLike, y: ArrayLike, *, distance_m: float) -
     return _from_pairs(np.concatenate([i, j]), np.concatenate([j, i]), len(xs))
 
 
-def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: str = "queen") -> sp.csr_matrix:
+def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: Contiguity = "queen"
+                       ) -> sp.csr_matrix:
     """Binary contiguity of polygons (LSOAs, wards, clipped cells), each polygon included.
 
     Parameters

@@ -30,7 +30,7 @@ import numpy as np
 import pyproj
 import shapely
 
-from .schema import GRID_COLUMNS, WORKING_CRS
+from .schema import GRID_COLUMNS, WORKING_CRS, CellShape
 from .validate import check_metres, check_option, check_projected, check_xy
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_grid(area, *, cell_size_m: float, shape: str = "square",
+def make_grid(area, *, cell_size_m: float, shape: CellShape = "square",
               crs=None) -> gpd.GeoDataFrame:
     """Square or hexagonal cells covering the study area, clipped to it.
 

@@ -37,6 +37,7 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from sklearn.cluster import DBSCAN, HDBSCAN
 
+from .schema import ClusterMethod
 from .validate import check_option, check_positive, check_xy
 
 log = logging.getLogger("hotspots.cluster")  # the name users configure, as before the split
@@ -171,7 +172,7 @@ def _relabel(labels: np.ndarray, sizes_from: np.ndarray) -> np.ndarray:
     return np.where(ok, new[np.maximum(labels, 0)], -1)
 
 
-def cluster_points(x, y, *, method: str = "dbscan", eps_m: float | None = None,
+def cluster_points(x, y, *, method: ClusterMethod = "dbscan", eps_m: float | None = None,
                    min_samples: int | None = None, bin_m: float = 10.0, weights=None,
                    area_m2: float | None = None, max_sample: int = HDBSCAN_MAX_SAMPLE,
                    rng: int | np.random.Generator | None = 0) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from .schema import POLICE_UK_SOURCE
+from .schema import POLICE_UK_SOURCE, RepeatKey
 from .validate import check_option
 
 #: Columns of :func:`repeat_summary` (index: the unit).
@@ -118,7 +118,8 @@ def repeat_summary(incidents: pd.DataFrame, *, unit: str = "unit") -> pd.DataFra
 
 
 def community_trigger(incidents: pd.DataFrame, *, threshold: int = 3, window_days: int = 182,
-                      key: str = "caller_key", unit: str | None = "unit") -> pd.DataFrame:
+                      key: RepeatKey = "caller_key", unit: str | None = "unit"
+                      ) -> pd.DataFrame:
     """Callers or locations that reach the ASB Case Review (Community Trigger) threshold.
 
     A key reaches it when ``threshold`` or more of its reports fall within ``window_days``

@@ -26,6 +26,15 @@ row             int    row in the export (header = row 1, as a spreadsheet shows
 
 from __future__ import annotations
 
+from typing import Literal
+
+#: The option values analysis functions accept (typed, so a checker catches a typo).
+CellShape = Literal["square", "hex"]
+Kernel = Literal["quartic", "gaussian"]
+ClusterMethod = Literal["dbscan", "hdbscan"]
+Contiguity = Literal["queen", "rook"]
+RepeatKey = Literal["caller_key", "location_key"]
+
 INCIDENT_COLUMNS: tuple[str, ...] = (
     "source", "ref", "category", "category_raw", "period", "date", "hour", "x", "y",
     "location", "location_key", "caller_key", "description", "quantity",
