@@ -8,7 +8,7 @@ PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"analysis", "assign", "summary", "grid", "density", "gistar", "cluster",
             "pointclusters",
             "synthetic", "synthetic_town", "synthetic_exports", "rank", "evaluate", "forecast",
-            "repeats", "trends", "emerging", "timeprofile", "patrol", "intervention"}
+            "repeats", "trends", "series", "emerging", "timeprofile", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report"}
 FRONT = {"cli", "jobs"}
 

@@ -11,7 +11,7 @@ import pytest
 
 #: The analysis modules whose public functions all carry a runnable Examples section.
 DOCUMENTED = ["density", "grid", "gistar", "cluster", "pointclusters", "repeats", "rank",
-              "trends", "emerging", "timeprofile", "evaluate"]
+              "trends", "series", "emerging", "timeprofile", "evaluate"]
 #: Modules with some examples (run too).
 ALSO_RUN = ["analysis", "validate", "patrol"]
 
