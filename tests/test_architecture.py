@@ -6,9 +6,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"analysis", "assign", "summary", "grid", "density", "gistar", "cluster",
-            "pointclusters",
-            "synthetic", "synthetic_town", "synthetic_exports", "rank", "evaluate", "forecast",
-            "repeats", "trends", "series", "emerging", "timeprofile", "patrol", "intervention"}
+            "pointclusters", "synthetic", "synthetic_town", "synthetic_exports", "rank",
+            "evaluate", "displacement", "forecast", "repeats", "trends", "series", "emerging",
+            "timeprofile", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report"}
 FRONT = {"cli", "jobs"}
 

@@ -11,7 +11,8 @@ import pytest
 
 #: The analysis modules whose public functions all carry a runnable Examples section.
 DOCUMENTED = ["density", "grid", "gistar", "cluster", "pointclusters", "repeats", "rank",
-              "trends", "series", "emerging", "timeprofile", "evaluate"]
+              "trends", "series", "emerging", "timeprofile", "evaluate",
+              "displacement"]
 #: Modules with some examples (run too).
 ALSO_RUN = ["analysis", "validate", "patrol"]
 
