@@ -437,6 +437,7 @@ def _quiet(fn, *a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hotspots`` command line: every subcommand and its flags."""
     p = argparse.ArgumentParser(prog="hotspots", description=__doc__)
     p.add_argument("--config", help="study-area configuration TOML (default: "
                                     "$HOTSPOTS_CONFIG or the packaged default)")
@@ -618,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status (0 on success)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -57,7 +57,13 @@ from pyproj import Transformer
 from .assign import POLICE_UK_EDGE_M, assign_points, nesting, prefer_own
 from .config import Config
 from .errors import ConfigError, InputError
-from .schema import INCIDENT_COLUMNS, MAPPING_FIELDS, POLICE_UK_HEADER, REJECTION_COLUMNS
+from .schema import (
+    INCIDENT_COLUMNS,
+    MAPPING_FIELDS,
+    POLICE_UK_HEADER,
+    POLICE_UK_SOURCE,
+    REJECTION_COLUMNS,
+)
 from .validate import (
     CONTROL_CHARACTERS,
     describe_character,
@@ -67,7 +73,6 @@ from .validate import (
     visible,
 )
 
-POLICE_UK_SOURCE = "policeuk"
 _TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
 _DAYFIRST_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y", "%d-%m-%Y %H:%M",
                      "%d-%m-%Y")

@@ -8,12 +8,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
 from . import geography, store
+from .analysis import analyse, check_enough_incidents, place_names, resolve_spec
 from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
@@ -69,7 +71,8 @@ def kept_newer_note(kept: list[dict], exported_at: str) -> str:
             "--force-older to replace them")
 
 
-def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
+def ingest_files(paths: Sequence[str | Path], *, config: Config,
+                 store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
                  user: str | None = None, progress=None) -> dict:
@@ -298,41 +301,6 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     return layer, result
 
 
-def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="square",
-             bandwidth_m=None, kernel="quartic", method="dbscan", fdr=True):
-    """Grid counts with Gi*, kernel density and places for a period's incidents; and the
-    sentences announcing the values chosen by rule."""
-    from .cluster import find_places
-    from .density import kde, suggest_bandwidth
-    from .gistar import gistar, grid_neighbours
-    from .grid import grid_counts, make_grid, suggest_cell_size
-
-    x, y = inc["x"].to_numpy(), inc["y"].to_numpy()
-    harm = inc["category"].map({k: c.weight for k, c in config.categories.items()}).fillna(1.0)
-    cell = cell_size_m or suggest_cell_size(x, y, area)
-    grid = make_grid(area, cell_size_m=cell, shape=shape)
-    cells = grid_counts(grid, x, y, weights=harm.to_numpy())
-    cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
-                              grid_neighbours(cells, cell_shape=shape), fdr=fdr))
-    cells.attrs.update(grid.attrs)  # joins drop attrs; cell lookups need the lattice
-    cells.attrs["cell_size_m"] = float(cell)
-    bw = bandwidth_m or suggest_bandwidth(x, y)
-    raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
-                 cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
-    names = {c: n for key in ("ward", "lsoa") if key in layers
-             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
-    places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
-                         names=names)
-    chosen = []
-    if cell_size_m is None:
-        chosen.append(f"cell size set to {cell:g} m (rule: the larger of the bounding box's "
-                      "shorter side / 50 and sqrt(area / incidents), rounded down)")
-    if bandwidth_m is None:
-        chosen.append(f"bandwidth set to {bw:g} m (rule: ArcGIS spatial Silverman, "
-                      "0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2)")
-    return cells, raster, places, chosen
-
-
 def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> dict:
     """What a legend and a summary say about a forecast layer: the month forecast, the
     method, the cell size, its mean PAI and hit rate at 5% on the test months, and any
@@ -376,15 +344,15 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         conn.close()
     left_out = month_only_left_out(inc, period)
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
-    if len(inc) < 3:
-        raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
-                            "hotspots; widen the period or the categories.")
+    check_enough_incidents(len(inc), period.label)
     layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
-    cells, raster, places, chosen = _analyse(
-        inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
-        bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
-    cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
+    spec = resolve_spec(inc["x"].to_numpy(), inc["y"].to_numpy(), area,
+                        cell_size_m=cell_size_m, shape=shape, bandwidth_m=bandwidth_m,
+                        kernel=kernel, method=method, fdr=fdr)
+    found = analyse(inc, area, config=config, spec=spec, names=place_names(layers))
+    cells, raster, places, chosen = found.cells, found.raster, found.places, list(spec.chosen)
+    cell, bw = spec.grid.cell_size_m, spec.kde.bandwidth_m
     forecast, backtest = forecast_for(config=config, period=period, area=area,
                                       store_file=store_file, categories=categories)
     meta = {

@@ -13,13 +13,14 @@ import pandas as pd
 import shapely
 
 from . import geography, meetings, store
+from .analysis import analyse, place_names
 from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .export import DERIVED_SUPPRESSED, partner_table, write_table
 from .grid import cell_index
-from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
+from .jobs import forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
 from .meetings import review_tasked as _review_tasked
 from .rank import explain_rank, rank_units, trend_z
@@ -28,6 +29,7 @@ from .report import pack_html
 from .summary import Period, in_period, month_period
 from .trends import (
     emerging_cells,
+    left_out,
     patrol_windows,
     period_trends,
     stream_label,
@@ -182,7 +184,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
-    cells, raster, places, _ = _analyse(cur, layers, area, config)
+    found = analyse(cur, area, config=config, names=place_names(layers))
+    cells, raster, places = found.cells, found.raster, found.places
     places = _units(units, cur, places, cells, layers, config)
     if units == "lsoa":  # rates need residents: areas, not clusters or cells
         residents, _ = geography.read_population(config, layers, "lsoa", cache=cache)
@@ -296,7 +299,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         emerging_note,
     ]
     for key, other in (("previous", period.previous()), ("year", year_before(period))):
-        gap = [stream_label(src, config.label(cat)) for src, cat in trends.attrs["left_out"][key]]
+        gap = [stream_label(src, config.label(cat)) for src, cat in left_out(inc, period)[key]]
         if gap:
             notes.append(f"Not compared with {other.label}: {', '.join(gap)} (records in "
                          f"only one of {other.label} and {period.label}).")
