@@ -293,8 +293,11 @@ def preview_load(conn, result: IngestResult, *, load_key: str | None = None,
         was = stored.get((row["source"], row["ref"]))
         if was is None:
             continue
+        fields = [f for f in _SHOWN if _shown(was[f]) != _shown(row[f])]
+        if "category" in fields:  # its export label changes with it: said once
+            fields = [f for f in fields if f != "category_raw"]
         changes += [{"ref": row["ref"], "field": f, "old": _shown(was[f]), "new": _shown(row[f])}
-                    for f in _SHOWN if _shown(was[f]) != _shown(row[f])]
+                    for f in fields]
     return {"inserted": c["inserted"], "replaced": c["replaced"], "unchanged": c["unchanged"],
             "kept_newer": c["kept"], "already_loaded": None,
             "changes": pd.DataFrame(changes, columns=none.columns) if changes else none}
