@@ -50,6 +50,8 @@ def _on_disk(uploads, mapping_up):
 def _reasons(entry: dict) -> None:
     """Rejected rows by reason, the fix first; the codes only as a detail."""
     if entry["explained"]:
+        st.write(f"{Path(entry['path']).name}: {entry['rejected']:,} rejected rows, and how to "
+                 "fix them")
         st.table(pd.DataFrame(entry["explained"]).rename(columns={
             "fix": "Fix", "rows": "Rows", "example": "First row with it", "reason": "Code"}))
 
@@ -158,7 +160,11 @@ if st.button("Check the files (nothing is written)", disabled=not ready, key="ch
     st.session_state.pop("confirm_replace", None)
 
 preview = st.session_state.get("preview")
-if preview and preview["report"] is not None and uploads:
+if st.session_state.pop("do_load", False) and preview and preview["token"] == token:
+    st.session_state.pop("preview")  # confirmed: load what was checked, then report
+    with _on_disk(uploads, mapping_up) as (paths, mapping), st.spinner("Checking and loading..."):
+        _ingest(paths, mapping or saved_path)
+elif preview and preview["report"] is not None and uploads:
     if preview["token"] != token:
         st.info("The files or the mapping changed since they were checked: check them again.")
     else:
@@ -169,12 +175,9 @@ if preview and preview["report"] is not None and uploads:
             confirmed = st.checkbox(f"Replace {n_replaced:,} records already in the store with "
                                     "this export's versions", key="confirm_replace")
         loadable = any(not e["error"] for e in preview["report"]["files"])
-        if st.button("Load into the store", key="load", type="primary",
-                     disabled=not (confirmed and loadable)):
-            st.session_state.pop("preview")
-            with _on_disk(uploads, mapping_up) as (paths, mapping), \
-                    st.spinner("Checking and loading..."):
-                _ingest(paths, mapping or saved_path)
+        st.button("Load into the store", key="load", type="primary",
+                  disabled=not (confirmed and loadable),
+                  on_click=lambda: st.session_state.update(do_load=True))
 
 
 # -- the mapping form ------------------------------------------------------------------

@@ -116,6 +116,7 @@ def test_the_check_counts_a_replacing_file_and_nothing_is_written_until_confirme
     assert inc["category"].to_dict() == {"A1": "drug_dealing", "A2": "asb_nuisance",
                                          "A3": "asb_nuisance", "A4": "asb_nuisance"}
     assert inc.loc["A3", "hour"] == 11
+    assert not any("What loading would do" in m.value for m in at.markdown)  # done: report
     report = next(d.value for d in at.dataframe if "accepted" in d.value.columns).iloc[0]
     assert (report["inserted"], report["replaced"], report["unchanged"]) == (1, 2, 1)
     # a file that only adds records needs no confirmation
