@@ -156,14 +156,20 @@ ready = bool(uploads) and not too_big and (choice != UPLOAD or mapping_up is not
 if st.button("Check the files (nothing is written)", disabled=not ready, key="check"):
     with _on_disk(uploads, mapping_up) as (paths, mapping), st.spinner("Checking..."):
         report = _run(jobs.preview_files, paths, mapping or saved_path)
-    st.session_state["preview"] = {"token": token, "report": report}
+    st.session_state["preview"] = {"token": token, "report": report,
+                                   "store": common.store_version()}
     st.session_state.pop("confirm_replace", None)
 
 preview = st.session_state.get("preview")
 if st.session_state.pop("do_load", False) and preview and preview["token"] == token:
     st.session_state.pop("preview")  # confirmed: load what was checked, then report
-    with _on_disk(uploads, mapping_up) as (paths, mapping), st.spinner("Checking and loading..."):
-        _ingest(paths, mapping or saved_path)
+    if preview["store"] != common.store_version():  # the confirmation was for another state
+        st.warning("The store has changed since the files were checked (another load): "
+                   "nothing was written; check them again.")
+    else:
+        with _on_disk(uploads, mapping_up) as (paths, mapping), \
+                st.spinner("Checking and loading..."):
+            _ingest(paths, mapping or saved_path)
 elif preview and preview["report"] is not None and uploads:
     if preview["token"] != token:
         st.info("The files or the mapping changed since they were checked: check them again.")

@@ -79,7 +79,8 @@ def _table(at, column):
     return next(t.value for t in at.table if column in t.value.columns)
 
 
-def test_the_check_counts_a_replacing_file_and_nothing_is_written_until_confirmed(page):
+def test_the_check_counts_a_replacing_file_and_nothing_is_written_until_confirmed(page,
+                                                                                   cache):
     at, db = page
     before = _state(db)
     assert at.selectbox(key="mapping_choice").options[1] == "Saved: lbth-asb"
@@ -126,6 +127,15 @@ def test_the_check_counts_a_replacing_file_and_nothing_is_written_until_confirme
     assert at.dataframe[0].value.iloc[0]["new"] == 1
     assert not at.button(key="load").disabled
     assert "confirm_replace" not in {c.key for c in at.checkbox}
+    # another load between the check and the click: the check no longer holds
+    other = db.parent.parent / "in" / "other.csv"
+    other.write_text(HEADER + f"B1,2024-08-09 10:00,Rowdy,{AT}\n")
+    jobs.ingest_files([other], config=load_config(), store_file=db, cache=cache,
+                      mapping=db.parent.parent / "in" / "asb.toml")
+    at.button(key="load").click().run()
+    assert any("The store has changed since the files were checked" in w.value
+               for w in at.warning)
+    assert "A9" not in _state(db)[1].index
 
 
 def test_messages_name_the_file_without_temporary_folders_or_codec_jargon(page):

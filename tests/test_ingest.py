@@ -174,8 +174,10 @@ def test_mapping_file_errors(tmp_path, config):
 
 
 def test_mapping_column_missing_from_export():
-    with pytest.raises(InputError, match=r"column\(s\) \['Qty'\] named in the mapping"):
-        run([{k: v for k, v in row().items() if k != "Qty"}])
+    """A required column missing refuses the file (an optional one only warns: below)."""
+    with pytest.raises(InputError, match=r"column\(s\) 'Lon' \(longitude\) named in the "
+                                         r"mapping are not in the export"):
+        run([{k: v for k, v in row().items() if k != "Lon"}])
 
 
 def test_xlsx_export_reads_dates_times_and_numbers(tmp_path):
