@@ -386,9 +386,9 @@ def test_uploads_are_removed_after_loading(tmp_path, cache, monkeypatch):
     real = common.jobs.ingest_files
     monkeypatch.setattr(common.jobs, "ingest_files",
                         lambda paths, **kw: seen.extend(paths) or real(paths, **kw))
-    check = common.jobs.preview_files
+    dry = common.jobs.preview_files
     monkeypatch.setattr(common.jobs, "preview_files",
-                        lambda paths, **kw: seen.extend(paths) or check(paths, **kw))
+                        lambda paths, **kw: seen.extend(paths) or dry(paths, **kw))
     month = SHARED / "policeuk" / "2024-08-metropolitan-street_tower-hamlets_burglary-only.csv"
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app_pages/data.py").run()
