@@ -72,11 +72,13 @@ def _messages(entry: dict) -> None:
 def _preview(report: dict) -> int:
     """Show what a load would do; return how many records it would replace."""
     files = report["files"]
-    st.dataframe(pd.DataFrame([{
-        "file": Path(e["path"]).name, "rows read": e["read"], "new": e["inserted"],
-        "replaced": e["replaced"], "unchanged": e["unchanged"],
-        "kept (newer in store)": e["kept_newer"], "rejected": e["rejected"]} for e in files]),
-        hide_index=True, key="preview_counts")
+    read = [e for e in files if not e["error"]]  # a file that cannot be read: its message
+    if read:
+        st.dataframe(pd.DataFrame([{
+            "file": Path(e["path"]).name, "rows read": e["read"], "new": e["inserted"],
+            "replaced": e["replaced"], "unchanged": e["unchanged"],
+            "kept (newer in store)": e["kept_newer"], "rejected": e["rejected"]}
+            for e in read]), hide_index=True, key="preview_counts")
     for e in files:
         _messages(e)
         _reasons(e)

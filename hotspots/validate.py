@@ -169,7 +169,8 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
         "not a police.uk street-level file (its header starts {start}) and no mapping was "
         "given",
         "write a mapping file naming its columns (see the README) and give it with the "
-        "export: --mapping on the command line, Mapping (TOML) in the app"),
+        "export: --mapping on the command line; in the app, choose a saved mapping, upload "
+        "one, or make one with the mapping form"),
     "export_columns_missing": (
         "column(s) {absent} named in {mapping} are not in the export, which cannot be loaded "
         "without them; its columns are {columns}",

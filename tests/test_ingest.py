@@ -715,7 +715,9 @@ def test_whole_file_messages_name_the_file_and_say_the_fix(tmp_path):
         run([row()], mapping=None)
     assert str(err.value).endswith("no mapping was given. Fix: write a mapping file naming its "
                                    "columns (see the README) and give it with the export: "
-                                   "--mapping on the command line, Mapping (TOML) in the app.")
+                                   "--mapping on the command line; in the app, choose a "
+                                   "saved mapping, upload one, or make one with the mapping "
+                                   "form.")
     wide = pd.DataFrame([{**row(), **{f"extra {i}": "" for i in range(30)}}])
     with pytest.raises(InputError) as err:
         run(wide.drop(columns=["Type", "Lat"]).to_dict("records"))
