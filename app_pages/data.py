@@ -234,8 +234,10 @@ def _mapping_form(uploads) -> None:
     skip = {"latitude", "longitude"} if grid.startswith("Easting") else {"easting", "northing"}
     skip |= {"date", "time"} if split == "One column" else {"datetime"}
     chosen = {}
-    cols = st.columns(2)
-    for i, field in enumerate(f for f in MAPPING_FIELDS if f not in skip):
+    fields = [f for f in MAPPING_FIELDS if f not in skip]
+    for i, field in enumerate(fields):
+        if i % 2 == 0:  # a row of two: on a phone they stack in reading order
+            cols = st.columns(2)
         options = ["(none)", *columns]
         chosen[field] = cols[i % 2].selectbox(
             _field_label(field), options, key=f"mf_{upload.file_id}_{field}",
@@ -249,8 +251,9 @@ def _mapping_form(uploads) -> None:
         values = mappingform.category_values(frame[chosen["category"]])
         st.write(f"Categories: what each of the {len(values)} commonest values of "
                  f"'{chosen['category']}' means")
-        vcols = st.columns(2)
         for i, value in enumerate(values):
+            if i % 2 == 0:
+                vcols = st.columns(2)
             known = mappingform.suggest_category(value, cfg)
             categories[value] = vcols[i % 2].selectbox(
                 _md(value), keys, index=keys.index(known) if known else 0,
