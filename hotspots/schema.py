@@ -65,6 +65,11 @@ MAPPING_FIELDS: tuple[str, ...] = (
     "reference", "datetime", "date", "time", "category", "latitude", "longitude",
     "easting", "northing", "location", "caller", "description", "count", "extract_date",
 )
+#: Mapping fields an export may lack: a file without one of these columns loads without
+#: it, with a warning (the others are required).
+OPTIONAL_MAPPING_FIELDS: tuple[str, ...] = (
+    "time", "location", "caller", "description", "count", "extract_date",
+)
 
 #: Columns of a grid from :func:`hotspots.grid.make_grid` (EPSG:27700). ``row``/``col``
 #: index the full lattice: for squares, row counts north and col east from the origin;

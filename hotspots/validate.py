@@ -275,11 +275,21 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
         "not a police.uk street-level file (its header starts {start}) and no mapping was "
         "given",
         "write a mapping file naming its columns (see the README) and give it with the "
-        "export: --mapping on the command line, Mapping (TOML) in the app"),
+        "export: --mapping on the command line; in the app, choose a saved mapping, upload "
+        "one, or make one with the mapping form"),
     "export_columns_missing": (
-        "column(s) {absent} named in {mapping} are not in the export; its columns are "
-        "{columns}",
-        "correct the mapping's [columns]"),
+        "column(s) {absent} named in {mapping} are not in the export, which cannot be loaded "
+        "without them; its columns are {columns}",
+        "choose the export's own columns for these fields in the mapping ([columns]), or "
+        "export the records again with them"),
+    "export_optional_columns_missing": (
+        "optional column(s) {absent} named in {mapping} are not in the export: it is loaded "
+        "without {without}",
+        "nothing, if the export never has them; to stop this warning, take the field(s) out "
+        "of the mapping's [columns]"),
+    "not_utf8": (
+        "the file is not UTF-8 text{why}",
+        "open it in Excel and save it as \"CSV UTF-8 (Comma delimited)\", then load it again"),
     "mapping_no_source": (
         "no 'source'",
         "name the source system, e.g. source = \"lbth-asb\" (references are unique within a "
@@ -325,3 +335,40 @@ def file_message(file: str, problem: str, **fill) -> str:
     """
     what, fix = FILE_PROBLEMS[problem]
     return f"{file}: {what.format(**fill)}. Fix: {fix.format(**fill)}."
+
+
+#: What a record lacks when an optional mapping column is missing from an export.
+WITHOUT_FIELD = {
+    "time": "the time of day (hours unknown)",
+    "location": "addresses (places are keyed by coordinates)",
+    "caller": "caller identifiers (repeat callers are not counted)",
+    "description": "descriptions",
+    "count": "item counts (each record counts once)",
+    "extract_date": "the export's own date (the file's date is used for the load order)",
+}
+
+
+def optional_columns_message(file: str, gone: dict[str, str], *, mapping: str) -> str:
+    """The warning for optional mapping columns (field -> column) missing from an export."""
+    absent = ", ".join(f"'{visible(c)}' ({f})" for f, c in gone.items())
+    return file_message(file, "export_optional_columns_missing", absent=absent,
+                        mapping=mapping, without="; ".join(WITHOUT_FIELD[f] for f in gone))
+
+
+def explain_reasons(problems) -> list[dict]:
+    """Rejected rows by reason in plain words, the fix first, the most rows first: per
+    reason ``fix``, ``rows`` (distinct rows), ``example`` (the first row's problem, without
+    the file name and the fix) and ``reason`` (the code, for the details). ``problems`` has
+    :data:`hotspots.schema.REJECTION_COLUMNS`."""
+    out = []
+    for reason, group in problems.groupby("reason", sort=False):
+        first = group.sort_values("row", kind="stable").iloc[0]
+        fix = REASONS[reason][1].format(value=visible(str(first["value"]))[:60],
+                                        formats=DATE_FORMATS_HELP)
+        example = str(first["message"]).rsplit(". Fix: ", 1)[0]
+        file = f"{first['file']} "
+        out.append({"fix": fix[:1].upper() + fix[1:] + ".",
+                    "rows": int(group["row"].nunique()),
+                    "example": (example[len(file):] if example.startswith(file) else example)
+                    + ".", "reason": reason})
+    return sorted(out, key=lambda r: (-r["rows"], r["reason"]))
