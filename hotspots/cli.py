@@ -215,8 +215,7 @@ def _cmd_backtest(args, config) -> int:
 
 
 def _cmd_task(args, config) -> int:
-    conn = store.connect(args.store)
-    try:
+    with store.connection(args.store) as conn:
         if args.task_command == "add":
             decision = store.record_decision(
                 conn, place_id=args.place, owner=args.owner, actions=args.actions,
@@ -230,8 +229,6 @@ def _cmd_task(args, config) -> int:
                 f"{r.meeting_date} #{r.decision_id} {r.place_id} {r.label}: "
                 f"{store.OWNERS[r.owner]}; {r.actions}; review {r.review_date}"
                 for r in table.itertuples()) or "no decisions recorded"
-    finally:
-        conn.close()
     print(json.dumps(out)) if args.json else print(text)
     return 0
 
@@ -654,12 +651,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "store"):
             args.store = settings.store
             if args.command not in ("ingest",) and store.exists(settings.store):
-                conn = store.connect(settings.store)
-                try:
+                with store.connection(settings.store) as conn:
                     check_store_area(conn, config, store_file=settings.store,
                                      cache=settings.geodata)
-                finally:
-                    conn.close()
         return args.func(args, config)
     except (HotspotsError, ValueError) as exc:
         print(f"hotspots: error: {exc}", file=sys.stderr)

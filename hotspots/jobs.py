@@ -87,9 +87,8 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     layers = geography.read_layers(config, cache=cache)
     area = geography.study_area(layers, config)
     mapping_obj = read_mapping(mapping, config) if mapping else None
-    conn = store.connect(db)
     files = []
-    try:
+    with store.connection(db) as conn:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
         paths = list(map(Path, paths))
         total = 3 * len(paths)
@@ -149,8 +148,6 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
                 write_csv(res.rejected, out)
                 entry["rejected_file"] = str(out)
         say(total, total, "done")
-    finally:
-        conn.close()
     return {"store": store.store_name(db), "files": files}
 
 
@@ -179,14 +176,11 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
         if unknown:
             raise HotspotsError(f"unknown categories {unknown}; use taxonomy keys such as "
                                 f"{sorted(config.categories)[:5]}...")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         prev = period.previous()
         inc = store.read_incidents(conn, start=prev.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
-    finally:
-        conn.close()
     if level not in config.layers:
         raise HotspotsError(f"--level {level} is not a layer of {config.name}'s configuration; "
                             f"use one of {', '.join(config.layers)}.")
@@ -254,8 +248,7 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     from .forecast import CELL_SIZES_M, TEST_MONTHS, bin_incidents, forecast_layer
 
     key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M)
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories)
         result = store.read_backtest(conn, key)
         if result is None:
@@ -263,8 +256,6 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
             result = _backtest(everything, area, config, test_months=TEST_MONTHS,
                                cell_sizes=CELL_SIZES_M)
             store.write_backtest(conn, key, result)
-    finally:
-        conn.close()
     winner = result["winner"]
     last = period.end.strftime("%Y-%m")
     inc = inc.loc[inc["period"] <= last]
@@ -340,13 +331,10 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     """
     from .maps import hotspot_map
 
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         inc = store.read_incidents(conn, start=period.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
-    finally:
-        conn.close()
     left_out = month_only_left_out(inc, period)
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
     if len(inc) < 3:
@@ -388,14 +376,11 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     forecast.to_file(gpkg_path, layer="forecast", driver="GPKG")
     if not places.empty:
         places.to_file(gpkg_path, layer="places", driver="GPKG")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         meta["run_id"] = store.write_places(
             conn, places, period=period.label, start=period.start.isoformat(),
             end=period.end.isoformat(), method=method,
             params={k: meta[k] for k in ("cell_size_m", "bandwidth_m", "kernel", "fdr")})
-    finally:
-        conn.close()
     meta["files"] = {"map": str(html_path), "places": str(csv_path), "gpkg": str(gpkg_path)}
     meta["top"] = [{"rank": i, "place_id": r.place_id, "label": r.label, "n": int(r.n)}
                    for i, r in enumerate(places.head(10).itertuples(), start=1)]
@@ -421,22 +406,16 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
 
     test_months = test_months or TEST_MONTHS
     sizes = tuple(cell_sizes_m or CELL_SIZES_M)
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, categories=categories)
-    finally:
-        conn.close()
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
     result = _backtest(inc, geography.land_area(layers, config), config,
                        test_months=test_months, cell_sizes=sizes)
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),
                              result)
-    finally:
-        conn.close()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")
@@ -460,11 +439,8 @@ def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Pa
 
     if fmt not in EXPORT_FORMATS:
         raise HotspotsError(f"format '{fmt}' is not one of {list(EXPORT_FORMATS)}.")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, start=start, end=end, categories=categories)
-    finally:
-        conn.close()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":

@@ -25,11 +25,12 @@ default file. Rules every backend keeps:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from ..errors import StoreError
 from ..ingest import IngestResult
 from ..schema import INCIDENT_COLUMNS
 
-__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
+__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect", "connection",
            "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
            "is_server", "last_date", "last_day", "lsoa_codes", "months", "read_backtest",
            "read_decisions", "read_incidents", "read_loads", "read_meta", "read_places",
@@ -104,6 +105,21 @@ def connect(target: str | Path | None = None, *, timeout_s: float = BUSY_TIMEOUT
         return PostgresStore(store_target(target), timeout_s=timeout_s)
     from .sqlite import SQLiteStore
     return SQLiteStore(store_path(target), timeout_s=timeout_s)
+
+
+@contextlib.contextmanager
+def connection(target: str | Path | None = None, *,
+               timeout_s: float = BUSY_TIMEOUT_S) -> Iterator:
+    """``connect(target)`` for a ``with`` block, closed at its end however it ends::
+
+        with store.connection(path) as conn:
+            incidents = store.read_incidents(conn)
+    """
+    conn = connect(target, timeout_s=timeout_s)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def engine(target: str | Path | None = None) -> str:
