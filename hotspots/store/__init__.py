@@ -144,7 +144,34 @@ def _now() -> str:
 
 
 def _row_hash(frame: pd.DataFrame) -> np.ndarray:
-    return pd.util.hash_pandas_object(frame[_CONTENT], index=False).to_numpy().view(np.int64)
+    """``pd.util.hash_pandas_object(frame[_CONTENT], index=False)`` as int64 (the hash the
+    store has always kept), with each distinct text of a column hashed once."""
+    # pandas' combination of the columns' hashes (CPython's tuple hash)
+    out = np.full(len(frame), 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    with np.errstate(over="ignore"):
+        for i, c in enumerate(_CONTENT):
+            out ^= _column_hash(frame[c], c)
+            out *= mult
+            mult += np.uint64(82520 + 2 * (len(_CONTENT) - i))
+        out += np.uint64(97531)
+    return out.view(np.int64)
+
+
+def _column_hash(column: pd.Series, name: str) -> np.ndarray:
+    """pandas' hash of each value of ``column``: Arrow text is dictionary-encoded (in C++)
+    and each distinct value hashed once; the reference, distinct nearly everywhere, is
+    hashed as it is."""
+    values = column.array
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        arr = pa.array(values)
+        if not arr.null_count:
+            enc = pc.dictionary_encode(arr)
+            uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
+                                      categorize=False)
+            return uniq[enc.indices.to_numpy(zero_copy_only=False)]
+    values = column.to_numpy()
+    return pd.util.hash_array(values, categorize=name != "ref")
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:
