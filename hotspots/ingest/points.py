@@ -251,7 +251,9 @@ def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.
         return None
     agree = has & (src == cols["lsoa_code"].to_numpy(dtype=object))
     if "lsoa11" in layers:
-        old = has & ~agree & np.isin(src, layers["lsoa11"]["code"].to_numpy(dtype=object))
+        maybe = np.flatnonzero(has & ~agree)  # a hash lookup of these only (np.isin sorts)
+        old = np.zeros(len(src), dtype=bool)
+        old[maybe] = pd.Index(src[maybe]).isin(layers["lsoa11"]["code"].to_numpy(dtype=object))
         if old.any():
             codes = np.append(layers["lsoa11"]["code"].to_numpy(dtype=object), "")
             got = codes[assign_points(x[old], y[old], layers["lsoa11"],
