@@ -368,3 +368,17 @@ def test_row_hash_is_pandas_hash_of_the_content_columns():
     want = pd.util.hash_pandas_object(inc[store._CONTENT], index=False).to_numpy()
     for frame in (inc, arrow):
         assert np.array_equal(store._row_hash(frame), want.view(np.int64))
+
+
+def test_row_hash_of_text_in_several_chunks():
+    """A frame put together from parts holds Arrow text in chunks: hashed the same."""
+    import numpy as np
+    import pyarrow as pa
+
+    inc = result([{"ref": f"R{i}", "category_raw": ["Rowdy", "Noise"][i % 2]}
+                  for i in range(6)]).incidents
+    parts = pa.chunked_array([inc["category_raw"].iloc[:2].tolist(),
+                              inc["category_raw"].iloc[2:].tolist()])
+    chunked = inc.assign(category_raw=pd.arrays.ArrowStringArray(parts))
+    want = pd.util.hash_pandas_object(inc[store._CONTENT], index=False).to_numpy()
+    assert np.array_equal(store._row_hash(chunked), want.view(np.int64))

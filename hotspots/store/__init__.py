@@ -165,6 +165,8 @@ def _column_hash(column: pd.Series, name: str) -> np.ndarray:
     values = column.array
     if isinstance(values, pd.arrays.ArrowStringArray):
         arr = pa.array(values)
+        if isinstance(arr, pa.ChunkedArray):  # a frame put together from parts
+            arr = arr.combine_chunks()
         if not arr.null_count:
             enc = pc.dictionary_encode(arr)
             uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
