@@ -14,6 +14,7 @@ from . import auth, geography, jobs, store
 from .area import check_store_area
 from .config import load_config, resolve_settings
 from .errors import HotspotsError
+from .progress import bar
 from .summary import MEASURES, month_period, parse_period
 
 
@@ -79,13 +80,7 @@ def _cmd_geodata(args, config) -> int:
 
 
 def _cmd_ingest(args, config) -> int:
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        def progress(done: int, total: int, step: str) -> None:
-            bar = "#" * round(30 * done / total)
-            end = "\n" if done == total else ""
-            print(f"\r[{bar:<30}] {done}/{total} {step[:60]:<60}", end=end, file=sys.stderr,
-                  flush=True)
+    progress = bar(args.json)
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
                                mapping=args.mapping, cache=args.geodata,
                                force_older=args.force_older, progress=progress)
@@ -209,7 +204,8 @@ def _cmd_backtest(args, config) -> int:
     sizes = ([float(c) for c in args.cell_sizes.split(",")] if args.cell_sizes else None)
     out = jobs.run_backtest(config=config, store_file=args.store, out_dir=args.out,
                             cache=args.geodata, categories=cats, sources=srcs,
-                            test_months=args.test_months, cell_sizes_m=sizes)
+                            test_months=args.test_months, cell_sizes_m=sizes,
+                            progress=bar(args.json))
     print(json.dumps(out)) if args.json else _print_backtest(out)
     return 0
 

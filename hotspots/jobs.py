@@ -76,21 +76,27 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
 
     Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
     before with the same mapping and configuration (:func:`load_key`) is skipped
-    (``already_loaded`` names that load). A record whose version in the store comes from
-    a later-dated export is kept (``kept_newer``, explained in ``note``) unless
-    ``force_older``. A file that cannot be read gets an ``error`` and the others still
-    load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
-    ``user`` is who loads (default: the operating system's user). ``progress(done,
-    total, step)`` is told of each step (three per file: read, checked, written).
+    (``already_loaded`` names that load) without reading it or the boundaries. A record
+    whose version in the store comes from a later-dated export is kept (``kept_newer``,
+    explained in ``note``) unless ``force_older``. A file that cannot be read gets an
+    ``error`` and the others still load. Rejected rows go to
+    ``<store folder>/rejected/<file>.load<N>.rejected.csv``. ``user`` is who loads
+    (default: the operating system's user). ``progress(done, total, step)`` is told of
+    each step (three per file: read, checked, written).
     """
     db = store.store_target(store_file)
-    layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
     mapping_obj = read_mapping(mapping, config) if mapping else None
+    paths = list(map(Path, paths))
+    shas = {p: geography.sha256_file(p) for p in paths if p.is_file()}
+    keys = {p: load_key(shas[p], mapping_obj, config) if p in shas else None for p in paths}
     files = []
     with store.connection(db) as conn:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
-        paths = list(map(Path, paths))
+        priors = {p: store.find_load(conn, k) if k else None for p, k in keys.items()}
+        geo: dict = {}
+        if any(priors[p] is None for p in paths):  # something to read: the boundaries too
+            geo["layers"] = geography.read_layers(config, cache=cache)
+            geo["area"] = geography.study_area(geo["layers"], config)
         total = 3 * len(paths)
         say = progress or (lambda done, total, step: None)
         for i, p in enumerate(paths):
@@ -99,56 +105,63 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
             entry.update(path=str(p), reasons={}, kept_newer=0)
             files.append(entry)
             try:
-                if not p.is_file():
+                if keys[p] is None:
                     raise HotspotsError(f"{p}: no such file.")
-                sha = geography.sha256_file(p)
-                key = load_key(sha, mapping_obj, config)
-                prior = store.find_load(conn, key)
-                if prior is not None:
-                    entry.update({k: prior[k] for k in ("format", "read", "accepted",
-                                                        "rejected", "unassigned",
-                                                        "lsoa_agreement", "reasons")})
-                    entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
-                                 unchanged=prior["accepted"])
+                if priors[p] is not None:
+                    _already_loaded(entry, priors[p])
                     continue
-                frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
-                say(3 * i + 1, total, f"{p.name}: checking {len(frame):,} rows")
-                res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
-                                   mapping=mapping_obj, today=today)
-                say(3 * i + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
-                exported = export_date(frame, path=p, mapping=mapping_obj)
-                written = store.write_load(conn, res, path=str(p), content_sha256=sha,
-                                           load_key=key, exported_at=exported,
-                                           force_older=force_older, user=user)
+                _load_one(conn, p, entry, sha=shas[p], key=keys[p], config=config, geo=geo,
+                          mapping=mapping_obj, today=today, force_older=force_older,
+                          user=user, db=db,
+                          say=lambda k, step, i=i: say(3 * i + k, total, step))
             except HotspotsError as exc:
                 entry["error"] = str(exc)
-                continue
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 log.exception("unexpected failure on %s", p)
                 entry["error"] = (f"{p}: could not be loaded ({type(exc).__name__}: {exc}); "
                                   "the store is unchanged for this file. Please report it with "
                                   "the file's first lines.")
-                continue
-            inc = res.incidents
-            kept = written["kept_newer"]
-            entry.update({
-                "format": res.format, "read": res.n_read, "accepted": len(inc),
-                "rejected": len(res.rejected), "inserted": written["inserted"],
-                "replaced": written["replaced"], "unchanged": written["unchanged"],
-                "unassigned": int((inc["lsoa_code"] == "").sum()),
-                "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
-                "load_id": written["load_id"], "already_loaded": written["already_loaded"],
-                "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
-                "note": kept_newer_note(kept, exported) if kept else None,
-            })
-            if len(res.rejected) and written["load_id"] is not None:
-                out = (store.rejected_dir(db)
-                       / f"{p.stem}.load{written['load_id']}.rejected.csv")
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write_csv(res.rejected, out)
-                entry["rejected_file"] = str(out)
         say(total, total, "done")
     return {"store": store.store_name(db), "files": files}
+
+
+def _already_loaded(entry: dict, prior: dict) -> None:
+    entry.update({k: prior[k] for k in ("format", "read", "accepted", "rejected", "unassigned",
+                                        "lsoa_agreement", "reasons")})
+    entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
+                 unchanged=prior["accepted"])
+
+
+def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config, geo: dict,
+              mapping: Mapping | None, today, force_older: bool, user, db, say) -> None:
+    """Read, check and write one export; fill in its report ``entry``."""
+    frame = read_export(p, sheet=mapping.sheet if mapping else None)
+    say(1, f"{p.name}: checking {len(frame):,} rows")
+    res = to_incidents(frame, file=p.name, config=config, layers=geo["layers"],
+                       area=geo["area"], mapping=mapping, today=today)
+    say(2, f"{p.name}: writing {len(res.incidents):,} rows")
+    exported = export_date(frame, path=p, mapping=mapping)
+    del frame
+    written = store.write_load(conn, res, path=str(p), content_sha256=sha,
+                               load_key=key, exported_at=exported, force_older=force_older,
+                               user=user)
+    inc = res.incidents
+    kept = written["kept_newer"]
+    entry.update({
+        "format": res.format, "read": res.n_read, "accepted": len(inc),
+        "rejected": len(res.rejected), "inserted": written["inserted"],
+        "replaced": written["replaced"], "unchanged": written["unchanged"],
+        "unassigned": int((inc["lsoa_code"] == "").sum()),
+        "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
+        "load_id": written["load_id"], "already_loaded": written["already_loaded"],
+        "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
+        "note": kept_newer_note(kept, exported) if kept else None,
+    })
+    if len(res.rejected) and written["load_id"] is not None:
+        out = store.rejected_dir(db) / f"{p.stem}.load{written['load_id']}.rejected.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(res.rejected, out)
+        entry["rejected_file"] = str(out)
 
 
 def latest_complete_month(conn) -> str:
@@ -223,13 +236,14 @@ def _selection(config: Config, categories, sources, test_months: int, cell_sizes
 
 
 def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
-              cell_sizes) -> dict:
+              cell_sizes, progress=None) -> dict:
     from .forecast import backtest_result, concentration_backtest
 
     if inc.empty:
         raise HotspotsError("no incidents in the store for this selection: nothing to "
                             "backtest; load exports with `hotspots ingest FILE...` first.")
-    result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes)
+    result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes,
+                                progress=progress)
     result["concentrated_now"] = concentration_backtest(inc, area,
                                                         periods=result["test_months"],
                                                         config=config)
@@ -391,13 +405,14 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
                  out_dir: str | Path = "out", cache: str | Path | None = None,
                  categories: list[str] | None = None, sources: list[str] | None = None,
                  test_months: int | None = None,
-                 cell_sizes_m: list[float] | None = None) -> dict:
+                 cell_sizes_m: list[float] | None = None, progress=None) -> dict:
     """Search method x cell size on the store's data (rolling origin over the latest
     ``test_months`` months, default 12, that have 3 months of history before them), say
     which wins at 5% coverage, and keep the result in the store for ``detect``, ``pack``
     and the app (for the default test months and cell sizes).
 
     Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
+    ``progress(done, total, step)`` is told of each method and cell size scored.
     Returns the result (see :func:`hotspots.forecast.backtest_result`) with
     ``definitions`` and ``files``.
     """
@@ -412,7 +427,7 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
     result = _backtest(inc, geography.land_area(layers, config), config,
-                       test_months=test_months, cell_sizes=sizes)
+                       test_months=test_months, cell_sizes=sizes, progress=progress)
     with store.connection(store_file) as conn:
         store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),
                              result)
