@@ -15,8 +15,9 @@ Ratios are against read_csv: ``*_ratio`` of wall time, ``*_cpu_ratio`` of proces
 engine is the store's (``--store`` takes a postgresql:// URL of an empty database, one
 size only; default: a new SQLite file in a temporary folder per size). Each command runs
 in a forked child (the modules already imported, as in one process), so its peak memory
-is its own: ``*_peak_rss_mb`` is the child's maximum resident set (including the
-``parent_rss_mb`` it starts from). One JSON line of figures at the end.
+is its own: ``*_peak_rss_mb`` is the child's maximum resident set as the kernel counts
+it (``parent_rss_mb``, the bench's own peak before the commands, is mostly the synthetic
+data, which the child does not touch). One JSON line of figures at the end.
 """
 
 from __future__ import annotations
