@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -271,11 +272,11 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
         # export dated between the two cannot revert it
         bump = np.zeros(len(inc), dtype=bool)
         bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
-        if bump.any():
+        if bump.any():  # the keys as lists first: iterating Arrow text row by row is slow
             conn.executemany(
                 "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
-                [(exported_at, load_id, s, r) for s, r in
-                 inc.loc[bump, ["source", "ref"]].itertuples(index=False, name=None)])
+                zip(itertools.repeat(exported_at), itertools.repeat(load_id),
+                    *(inc[c].to_numpy(dtype=object)[bump].tolist() for c in ("source", "ref"))))
         conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
                          [(load_id, *r) for r in result.problems.itertuples(index=False,
                                                                             name=None)])
