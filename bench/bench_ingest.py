@@ -33,10 +33,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyproj import Transformer
 
-from hotspots import assign, geography, ingest
+from hotspots import assign, geography
 from hotspots.assign import assign_points
 from hotspots.config import load_config
 from hotspots.ingest import Mapping, read_export, to_incidents
+from hotspots.ingest import points as ingest_points
 from hotspots.synthetic import make_synthetic
 
 MAPPING = Mapping(source="bench", columns={
@@ -79,9 +80,9 @@ def baseline(path: Path, layers) -> tuple[pd.DataFrame, float]:
 
 def ours(path: Path, config, layers, area, *, threads: bool = True, cold: bool = False
          ) -> tuple[pd.DataFrame, float]:
-    keep = ingest.BACKGROUND_MIN_ROWS
+    keep = ingest_points.BACKGROUND_MIN_ROWS
     if not threads:
-        ingest.BACKGROUND_MIN_ROWS = sys.maxsize
+        ingest_points.BACKGROUND_MIN_ROWS = sys.maxsize
     if cold:
         assign._CACHE.clear()
     try:
@@ -91,7 +92,7 @@ def ours(path: Path, config, layers, area, *, threads: bool = True, cold: bool =
                            mapping=MAPPING)
         return res.incidents, time.perf_counter() - t0
     finally:
-        ingest.BACKGROUND_MIN_ROWS = keep
+        ingest_points.BACKGROUND_MIN_ROWS = keep
 
 
 def core(path: Path, layers) -> float:

@@ -14,6 +14,7 @@ from . import auth, geography, jobs, store, taskcli
 from .area import check_store_area
 from .config import load_config, resolve_settings
 from .errors import HotspotsError
+from .progress import bar
 from .summary import MEASURES, month_period, parse_period
 
 
@@ -103,13 +104,7 @@ def _cmd_geodata(args, config) -> int:
 
 
 def _cmd_ingest(args, config) -> int:
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        def progress(done: int, total: int, step: str) -> None:
-            bar = "#" * round(30 * done / total)
-            end = "\n" if done == total else ""
-            print(f"\r[{bar:<30}] {done}/{total} {step[:60]:<60}", end=end, file=sys.stderr,
-                  flush=True)
+    progress = bar(args.json)
     if args.dry_run:
         report = jobs.preview_files(args.files, config=config, store_file=args.store,
                                     mapping=args.mapping, cache=args.geodata,
@@ -240,7 +235,8 @@ def _cmd_backtest(args, config) -> int:
     sizes = ([float(c) for c in args.cell_sizes.split(",")] if args.cell_sizes else None)
     out = jobs.run_backtest(config=config, store_file=args.store, out_dir=args.out,
                             cache=args.geodata, categories=cats, sources=srcs,
-                            test_months=args.test_months, cell_sizes_m=sizes)
+                            test_months=args.test_months, cell_sizes_m=sizes,
+                            progress=bar(args.json))
     print(json.dumps(out)) if args.json else _print_backtest(out)
     return 0
 
@@ -663,12 +659,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "store"):
             args.store = settings.store
             if args.command not in ("ingest",) and store.exists(settings.store):
-                conn = store.connect(settings.store)
-                try:
+                with store.connection(settings.store) as conn:
                     check_store_area(conn, config, store_file=settings.store,
                                      cache=settings.geodata)
-                finally:
-                    conn.close()
         return args.func(args, config)
     except (HotspotsError, ValueError) as exc:
         print(f"hotspots: error: {exc}", file=sys.stderr)

@@ -458,11 +458,8 @@ def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: i
     polygons = query_polygons(area)
     db = store.store_path(store_file)
     folder = db.parent / f"{db.stem}.policeuk-api"
-    conn = store.connect(db)
-    try:
+    with store.connection(db) as conn:
         loaded = set(store.read_loads(conn)["file"])
-    finally:
-        conn.close()
     say = progress or (lambda _line: None)
     report: dict = {"store": str(db), "api": base, "months": [], "error": None}
     pending: list[Path] = []

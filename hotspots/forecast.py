@@ -306,7 +306,7 @@ def scored_months(binned: Binned, *, n: int = TEST_MONTHS,
 
 def search(binned: Binned, *, tests: Sequence[int] | None = None,
            methods: Mapping[str, Mapping[str, Any]] = METHODS,
-           coverages: Sequence[float] = COVERAGES) -> pd.DataFrame:
+           coverages: Sequence[float] = COVERAGES, progress=None) -> pd.DataFrame:
     """Score every method at every cell size on each test month (rolling origin).
 
     Parameters
@@ -316,6 +316,7 @@ def search(binned: Binned, *, tests: Sequence[int] | None = None,
         rows before it only.
     methods : label -> spec, default :data:`METHODS`.
     coverages : shares of the area, default 1, 2, 5 and 10%.
+    progress : ``progress(done, total, step)`` after each method and cell size, if given.
 
     Returns
     -------
@@ -326,10 +327,11 @@ def search(binned: Binned, *, tests: Sequence[int] | None = None,
         the same map's PAI on the 12 months before).
     """
     with threadpool_limits(1):  # small products: BLAS threads cost more than they save
-        return _search(binned, tests=tests, methods=methods, coverages=coverages)
+        return _search(binned, tests=tests, methods=methods, coverages=coverages,
+                       progress=progress or (lambda done, total, step: None))
 
 
-def _search(binned, *, tests, methods, coverages) -> pd.DataFrame:
+def _search(binned, *, tests, methods, coverages, progress) -> pd.DataFrame:
     tests = list(scored_months(binned) if tests is None else tests)
     if not tests:
         return pd.DataFrame(columns=["method", "cell_size_m", "period", "coverage", "n_test",
@@ -365,6 +367,7 @@ def _search(binned, *, tests, methods, coverages) -> pd.DataFrame:
                     "pei": (got / best).ravel(),
                     "rri": ((hit / covs) / pai_in).ravel()})
             frames.append(frame)
+            progress(len(frames), len(binned.grids) * len(methods), f"{label}, {s:g} m cells")
     out = pd.concat(frames, ignore_index=True)
     out.loc[out["total_test"] == 0, ["hit_rate", "pai", "pei", "rri"]] = np.nan
     out["rri"] = out["rri"].where(np.isfinite(out["rri"]))
@@ -456,7 +459,8 @@ def forecast_layer(binned: Binned, choice: Mapping[str, Any], *,
 
 def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS,
                     cell_sizes: Sequence[float] = CELL_SIZES_M,
-                    min_test_months: int = MIN_TEST_MONTHS) -> tuple[dict, pd.DataFrame]:
+                    min_test_months: int = MIN_TEST_MONTHS,
+                    progress=None) -> tuple[dict, pd.DataFrame]:
     """Search and choose on ``incidents``: the JSON-able result kept in the store, and the
     per-month table.
 
@@ -467,11 +471,12 @@ def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS
     ``min_test_months``, ``enough`` (at least that many months tested), ``summary``
     (mean figures at 5% per method and cell size, best first), ``winner``
     (:func:`choose`), ``chosen_before_scored`` (mean PAI of the map chosen on the months
-    before each one scored, and how many months) and ``last_month``.
+    before each one scored, and how many months) and ``last_month``. ``progress(done,
+    total, step)``, if given, is told of each method and cell size scored.
     """
     binned = bin_incidents(incidents, area, cell_sizes=cell_sizes)
     tests = scored_months(binned, n=n_tests)
-    table = search(binned, tests=tests)
+    table = search(binned, tests=tests, progress=progress)
     summary = summarise(table) if len(table) else pd.DataFrame(
         columns=["method", "cell_size_m", "months", "pai", "hit_rate", "pei", "rri"])
     honest = chosen_before_scored(table) if len(table) else pd.DataFrame(columns=["pai"])

@@ -130,24 +130,29 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
 
     Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
     before with the same mapping and configuration (:func:`load_key`) is skipped
-    (``already_loaded`` names that load). A record whose version in the store comes from
-    a later-dated export is kept (``kept_newer``, explained in ``note``) unless
-    ``force_older``. A file that cannot be read gets an ``error`` and the others still
-    load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
-    ``warnings`` say what a file lacks (optional mapping columns missing); ``explained``
-    the rejected rows by reason, fix first (:func:`hotspots.validate.explain_reasons`).
-    ``user`` is who loads (default: the operating system's user). ``progress(done,
-    total, step)`` is told of each step (three per file: read, checked, written).
+    (``already_loaded`` names that load) without reading it or the boundaries. A record
+    whose version in the store comes from a later-dated export is kept (``kept_newer``,
+    explained in ``note``) unless ``force_older``. A file that cannot be read gets an
+    ``error`` and the others still load. Rejected rows go to ``<store
+    folder>/rejected/<file>.load<N>.rejected.csv``. ``warnings`` say what a file lacks
+    (optional mapping columns missing); ``explained`` the rejected rows by reason, fix first
+    (:func:`hotspots.validate.explain_reasons`). ``user`` is who loads (default: the
+    operating system's user). ``progress(done, total, step)`` is told of each step (three
+    per file: read, checked, written).
     """
     db = store.store_target(store_file)
-    layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
     mapping_obj = read_mapping(mapping, config) if mapping else None
-    conn = store.connect(db)
+    paths = list(map(Path, paths))
+    shas = {p: geography.sha256_file(p) for p in paths if p.is_file()}
+    keys = {p: load_key(shas[p], mapping_obj, config) if p in shas else None for p in paths}
     files = []
-    try:
+    with store.connection(db) as conn:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
-        paths = list(map(Path, paths))
+        priors = {p: store.find_load(conn, k) if k else None for p, k in keys.items()}
+        geo: dict = {}
+        if any(priors[p] is None for p in paths):  # something to read: the boundaries too
+            geo["layers"] = geography.read_layers(config, cache=cache)
+            geo["area"] = geography.study_area(geo["layers"], config)
         total = 3 * len(paths)
         say = progress or (lambda done, total, step: None)
         for i, p in enumerate(paths):
@@ -155,36 +160,40 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
             entry = _entry(INGEST_KEYS, p)
             files.append(entry)
             try:
-                _ingest_one(conn, db, p, entry, mapping_obj, config, layers, area, today=today,
-                            force_older=force_older, user=user, say=say, step=3 * i,
-                            total=total)
+                if keys[p] is None:
+                    raise HotspotsError(file_message(p.name, "no_file"))
+                if priors[p] is not None:
+                    _already_loaded(conn, entry, priors[p])
+                    continue
+                _load_one(conn, p, entry, sha=shas[p], key=keys[p], config=config, geo=geo,
+                          mapping=mapping_obj, today=today, force_older=force_older,
+                          user=user, db=db,
+                          say=lambda k, step, i=i: say(3 * i + k, total, step))
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 if not isinstance(exc, HotspotsError):
                     log.exception("unexpected failure on %s", p)
                 entry["error"] = plain_error(exc, p.name)
         say(total, total, "done")
-    finally:
-        conn.close()
     return {"store": store.store_name(db), "files": files}
 
 
-def _ingest_one(conn, db: str, p: Path, entry: dict, mapping_obj, config, layers, area, *,
-                today, force_older, user, say, step: int, total: int) -> None:
-    """Load one export into the store and fill its report ``entry``."""
-    sha = geography.sha256_file(p) if p.is_file() else ""
-    key = load_key(sha, mapping_obj, config)
-    prior = store.find_load(conn, key) if sha else None
-    if prior is not None:
-        entry.update({k: prior[k] for k in ("format", "read", "accepted", "rejected",
-                                            "unassigned", "lsoa_agreement", "reasons")})
-        entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
-                     unchanged=prior["accepted"],
-                     explained=explain_reasons(store.read_problems(conn, prior["load_id"])))
-        return
-    res, exported = _check_file(p, mapping_obj, config, layers, area, today, say, step, total)
-    say(step + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
-    written = store.write_load(conn, res, path=str(p), content_sha256=sha, load_key=key,
-                               exported_at=exported, force_older=force_older, user=user)
+def _already_loaded(conn, entry: dict, prior: dict) -> None:
+    entry.update({k: prior[k] for k in ("format", "read", "accepted", "rejected", "unassigned",
+                                        "lsoa_agreement", "reasons")})
+    entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
+                 unchanged=prior["accepted"],
+                 explained=explain_reasons(store.read_problems(conn, prior["load_id"])))
+
+
+def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config, geo: dict,
+              mapping: Mapping | None, today, force_older: bool, user, db, say) -> None:
+    """Read, check and write one export; fill in its report ``entry``."""
+    res, exported = _check_file(p, mapping, config, geo["layers"], geo["area"], today,
+                                lambda done, total, step: say(1, step), 0, 3)
+    say(2, f"{p.name}: writing {len(res.incidents):,} rows")
+    written = store.write_load(conn, res, path=str(p), content_sha256=sha,
+                               load_key=key, exported_at=exported, force_older=force_older,
+                               user=user)
     inc = res.incidents
     kept = written["kept_newer"]
     entry.update(_counts(res))
@@ -293,14 +302,11 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
         if unknown:
             raise HotspotsError(f"unknown categories {unknown}; use taxonomy keys such as "
                                 f"{sorted(config.categories)[:5]}...")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         prev = period.previous()
         inc = store.read_incidents(conn, start=prev.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
-    finally:
-        conn.close()
     if level not in config.layers:
         raise HotspotsError(f"--level {level} is not a layer of {config.name}'s configuration; "
                             f"use one of {', '.join(config.layers)}.")
@@ -356,13 +362,14 @@ def _selection(config: Config, categories, sources, test_months: int, cell_sizes
 
 
 def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
-              cell_sizes) -> dict:
+              cell_sizes, progress=None) -> dict:
     from .forecast import backtest_result, concentration_backtest
 
     if inc.empty:
         raise HotspotsError("no incidents in the store for this selection: nothing to "
                             "backtest; load exports with `hotspots ingest FILE...` first.")
-    result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes)
+    result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes,
+                                progress=progress)
     result["concentrated_now"] = concentration_backtest(inc, area,
                                                         periods=result["test_months"],
                                                         config=config)
@@ -381,8 +388,7 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     from .forecast import CELL_SIZES_M, TEST_MONTHS, bin_incidents, forecast_layer
 
     key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M)
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories)
         result = store.read_backtest(conn, key)
         if result is None:
@@ -390,8 +396,6 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
             result = _backtest(everything, area, config, test_months=TEST_MONTHS,
                                cell_sizes=CELL_SIZES_M)
             store.write_backtest(conn, key, result)
-    finally:
-        conn.close()
     winner = result["winner"]
     last = period.end.strftime("%Y-%m")
     inc = inc.loc[inc["period"] <= last]
@@ -434,13 +438,10 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     """
     from .maps import hotspot_map
 
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         inc = store.read_incidents(conn, start=period.start.replace(day=1).isoformat(),
                                    end=period.end.isoformat(), categories=categories)
-    finally:
-        conn.close()
     left_out = month_only_left_out(inc, period)
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
     check_enough_incidents(len(inc), period.label)
@@ -479,14 +480,11 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     write_table(places.round(4), csv_path)  # with latitude and longitude
     write_table({"cells": cells, "forecast": forecast, "places": places}, gpkg_path)
     geojson_path = write_table(places, out / f"places_{stem}.geojson")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         meta["run_id"] = store.write_places(
             conn, places, period=period.label, start=period.start.isoformat(),
             end=period.end.isoformat(), method=method,
             params={k: meta[k] for k in ("cell_size_m", "bandwidth_m", "kernel", "fdr")})
-    finally:
-        conn.close()
     meta["files"] = {"map": str(html_path), "places": str(csv_path), "gpkg": str(gpkg_path),
                      "geojson": str(geojson_path)}
     meta["top"] = [{"rank": i, "place_id": r.place_id, "label": r.label, "n": int(r.n)}
@@ -498,13 +496,14 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
                  out_dir: str | Path = "out", cache: str | Path | None = None,
                  categories: list[str] | None = None, sources: list[str] | None = None,
                  test_months: int | None = None,
-                 cell_sizes_m: list[float] | None = None) -> dict:
+                 cell_sizes_m: list[float] | None = None, progress=None) -> dict:
     """Search method x cell size on the store's data (rolling origin over the latest
     ``test_months`` months, default 12, that have 3 months of history before them), say
     which wins at 5% coverage, and keep the result in the store for ``detect``, ``pack``
     and the app (for the default test months and cell sizes).
 
     Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
+    ``progress(done, total, step)`` is told of each method and cell size scored.
     Returns the result (see :func:`hotspots.forecast.backtest_result`) with
     ``definitions`` and ``files``.
     """
@@ -513,22 +512,16 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
 
     test_months = test_months or TEST_MONTHS
     sizes = tuple(cell_sizes_m or CELL_SIZES_M)
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, categories=categories)
-    finally:
-        conn.close()
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
     result = _backtest(inc, geography.land_area(layers, config), config,
-                       test_months=test_months, cell_sizes=sizes)
-    conn = store.connect(store_file)
-    try:
+                       test_months=test_months, cell_sizes=sizes, progress=progress)
+    with store.connection(store_file) as conn:
         store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),
                              result)
-    finally:
-        conn.close()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")
@@ -553,11 +546,8 @@ def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Pa
     """
     if fmt not in EXPORT_FORMATS:
         raise HotspotsError(f"format '{fmt}' is not one of {list(EXPORT_FORMATS)}.")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, start=start, end=end, categories=categories)
-    finally:
-        conn.close()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     points = gpd.GeoDataFrame(inc, geometry=gpd.points_from_xy(inc["x"], inc["y"]),

@@ -168,16 +168,13 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
             "a partner pack covers every category: partner packs for two sets of categories "
             "would give away, by subtraction, counts under the threshold; leave out "
             "--categories (the full pack can be filtered).")
-    conn = store.connect(store_file)
-    try:
+    with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         first = min(period.previous().start, _years_before(period.start)).replace(day=1)
         inc = store.read_incidents(conn, start=first.isoformat(),
                                    end=period.end.isoformat(), categories=categories)
         decisions = store.read_decisions(conn)
         meeting_list = meetings.list_meetings(conn)
-    finally:
-        conn.close()
     cur_mask = in_period(inc, period)
     cur = inc.loc[cur_mask].reset_index(drop=True)
     if len(cur) < 3:

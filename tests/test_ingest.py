@@ -377,7 +377,7 @@ def same_result(a, b):
 
 
 def test_repeated_positions_are_placed_once_with_the_same_result(layers, monkeypatch):
-    from hotspots import ingest
+    from hotspots.ingest import points as ingest
 
     rows = repeated_positions(layers)
     seen = []
@@ -412,7 +412,7 @@ def test_repeated_positions_are_placed_once_with_the_same_result(layers, monkeyp
 
 
 def test_projection_shared_with_a_worker_thread_gives_the_same_numbers(layers, monkeypatch):
-    from hotspots import ingest
+    from hotspots.ingest import points as ingest
 
     rows = repeated_positions(layers, seed=1)
     for i, r in enumerate(rows):  # every position its own
@@ -451,7 +451,7 @@ def test_padded_cells_are_trimmed_and_clean_ones_kept():
 
 
 def test_location_keys_without_the_cell_table(monkeypatch):
-    from hotspots import ingest
+    from hotspots.ingest import keys as ingest
 
     rows = [row(Ref=f"R{i}", Where="Brick Lane", Lat=f"{LAT + i * 1e-4:.6f}")
             for i in range(30)]

@@ -25,11 +25,13 @@ default file. Rules every backend keeps:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
+import itertools
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,7 @@ from .tasking import (
     write_meeting,
 )
 
-__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
+__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect", "connection",
            "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
            "is_server", "last_date", "last_day", "lsoa_codes", "months", "preview_load",
            "read_backtest", "read_decisions", "read_incidents", "read_loads", "read_meta",
@@ -117,6 +119,22 @@ def connect(target: str | Path | None = None, *, timeout_s: float = BUSY_TIMEOUT
     return SQLiteStore(store_path(target), timeout_s=timeout_s)
 
 
+@contextlib.contextmanager
+def connection(target: str | Path | None = None, *,
+               timeout_s: float = BUSY_TIMEOUT_S) -> Iterator:
+    """Open ``connect(target)`` for a ``with`` block, closed at its end however it ends.
+
+    Examples
+    --------
+    ``with store.connection(path) as conn: incidents = store.read_incidents(conn)``
+    """
+    conn = connect(target, timeout_s=timeout_s)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def engine(target: str | Path | None = None) -> str:
     """The engine a store target uses, e.g. ``sqlite 3.40.1`` (without connecting to a
     server: ``postgresql``)."""
@@ -139,7 +157,38 @@ def _now() -> str:
 
 
 def _row_hash(frame: pd.DataFrame) -> np.ndarray:
-    return pd.util.hash_pandas_object(frame[_CONTENT], index=False).to_numpy().view(np.int64)
+    """``pd.util.hash_pandas_object(frame[_CONTENT], index=False)`` as int64 (the hash the
+    store has always kept), with each distinct text of a column hashed once."""
+    # pandas' combination of the columns' hashes (CPython's tuple hash)
+    out = np.full(len(frame), 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    with np.errstate(over="ignore"):
+        for i, c in enumerate(_CONTENT):
+            out ^= _column_hash(frame[c], c)
+            out *= mult
+            mult += np.uint64(82520 + 2 * (len(_CONTENT) - i))
+        out += np.uint64(97531)
+    return out.view(np.int64)
+
+
+def _column_hash(column: pd.Series, name: str) -> np.ndarray:
+    """Hash each value of ``column`` with pandas' hash.
+
+    Arrow text is dictionary-encoded (in C++) and each distinct value hashed once; the
+    reference, distinct nearly everywhere, is hashed as it is.
+    """
+    values = column.array
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        arr = pa.array(values)
+        if isinstance(arr, pa.ChunkedArray):  # a frame put together from parts
+            arr = arr.combine_chunks()
+        if not arr.null_count:
+            enc = pc.dictionary_encode(arr)
+            uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
+                                      categorize=False)
+            return uniq[enc.indices.to_numpy(zero_copy_only=False)]
+    values = column.to_numpy()
+    return pd.util.hash_array(values, categorize=name != "ref")
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:
@@ -250,11 +299,11 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
         # export dated between the two cannot revert it
         bump = np.zeros(len(inc), dtype=bool)
         bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
-        if bump.any():
+        if bump.any():  # the keys as lists first: iterating Arrow text row by row is slow
             conn.executemany(
                 "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
-                [(exported_at, load_id, s, r) for s, r in
-                 inc.loc[bump, ["source", "ref"]].itertuples(index=False, name=None)])
+                zip(itertools.repeat(exported_at), itertools.repeat(load_id),
+                    *(inc[c].to_numpy(dtype=object)[bump].tolist() for c in ("source", "ref"))))
         conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
                          [(load_id, *r) for r in result.problems.itertuples(index=False,
                                                                             name=None)])

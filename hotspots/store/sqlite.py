@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import StoreError
 
@@ -112,6 +114,9 @@ class SQLiteStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
+            # a new store's pages: 16 KB (rows of ~300 bytes; a 200k-row load measured
+            # 15% faster than with 4 KB); an existing file keeps its own
+            self.conn.execute("PRAGMA page_size=16384")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, in WAL
             self.conn.execute("PRAGMA cache_size=-262144")  # 256 MB of pages, not 2 MB
@@ -201,8 +206,46 @@ class SQLiteStore:
             columns=["source", "ref", "row_hash", "exported_at", "load_id"])
 
     def upsert_incidents(self, rows: pd.DataFrame, *, replace: bool = True) -> None:
-        """Insert or (with ``replace``) replace whole incidents (columns in table order)."""
-        self.conn.executemany(
-            f"INSERT {'OR REPLACE ' if replace else ''}INTO incidents "
-            f"({', '.join(rows.columns)}) VALUES ({', '.join('?' * rows.shape[1])})",
-            zip(*(rows[c].to_numpy().tolist() for c in rows.columns), strict=True))
+        """Insert or (with ``replace``) replace whole incidents (columns in table order).
+
+        The stored versions of replaced incidents are deleted first; then every row goes
+        in as new, in batches of :data:`INSERT_BATCH` rows, with the values every row
+        shares (source, file, load, export date, ...) written once into the statement,
+        not bound row by row. (Sorting the rows by key first was measured: no faster.)"""
+        if replace:
+            self.conn.executemany("DELETE FROM incidents WHERE source = ? AND ref = ?",
+                                  zip(rows["source"].tolist(), rows["ref"].tolist(),
+                                      strict=True))
+        shared = {c: v for c in rows.columns if (v := _shared_value(rows[c])) is not None}
+        bound = [c for c in rows.columns if c not in shared]
+        sql = (f"INSERT INTO incidents ({', '.join(bound + list(shared))}) VALUES "
+               f"({', '.join(['?'] * len(bound) + list(shared.values()))})")
+        for start in range(0, len(rows), INSERT_BATCH):
+            part = rows.iloc[start:start + INSERT_BATCH]
+            self.conn.executemany(sql, zip(*(part[c].to_numpy().tolist() for c in bound),
+                                           strict=True))
+
+
+#: Rows bound per executemany: the rows' Python values exist for one batch at a time.
+INSERT_BATCH = 100_000
+
+
+def _shared_value(column: pd.Series) -> str | None:
+    """The SQL literal of the value every row of ``column`` has, if they all have one
+    that is text (without NUL) or an integer; else None (the values are then bound)."""
+    if not len(column):
+        return None
+    first = column.iloc[0]
+    if isinstance(first, str):
+        if "\x00" in first:
+            return None
+        values = column.array
+        if isinstance(values, pd.arrays.ArrowStringArray):
+            arr = pa.array(values)
+            same = not arr.null_count and pc.all(pc.equal(arr, pa.scalar(first))).as_py()
+        else:
+            same = bool((column.to_numpy(dtype=object) == first).all())
+        return "'" + first.replace("'", "''") + "'" if same else None
+    if isinstance(first, int | np.integer) and not isinstance(first, bool | np.bool_):
+        return str(int(first)) if bool((column.to_numpy() == first).all()) else None
+    return None
