@@ -1,11 +1,15 @@
-"""The tasking pack job (I/O at the edge): rank the latest complete month's places, build
-their evidence cards, review last meeting's tasked places, write HTML, XLSX and CSV.
+"""The tasking pack job (I/O at the edge), in named steps: read the store, rank the
+period's places, build their cards (:mod:`hotspots.placecard`), review last meeting's
+tasked places, write the method notes, minimise for partners, write the brief, draw the
+maps, and write HTML (:mod:`hotspots.report`), XLSX and CSV.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
@@ -21,18 +25,18 @@ from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
+from .placecard import PlaceEvidence, brief_row, partner_evidence, place_evidence
+from .printmap import print_map
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
-from .report import pack_html
+from .report import brief_html, map_section, pack_html
 from .summary import Period, in_period, month_period
 from .trends import (
     emerging_cells,
-    patrol_windows,
     period_trends,
     poisson_change_test,
     relative_change_test,
     stream_label,
-    time_profile,
     year_before,
 )
 
@@ -81,17 +85,6 @@ def _against_borough(r, n_tested: int) -> str:
     return (f"{r.expected:.1f} incidents expected had it moved as the rest of the borough "
             f"did since the previous month (p = {r.p_borough:.3f}; {r.p_adjusted:.3f} allowing "
             f"for the {n_tested} places tested)")
-
-
-def _partner_card(r) -> dict:
-    """A card of the partner version, from a row of its minimised table only."""
-    def shown(v, fmt):
-        return v if isinstance(v, str) else format(v, fmt)
-    return {"rank": r.rank, "label": r.ward, "place_id": r.place_id,
-            "explanation": "", "partner": True, "trend": None,
-            "facts": [("Incidents", shown(r.n, ",")),
-                      ("Per km²", shown(r.density_per_km2, ",.0f"))],
-            "windows": [], "profile": None, "flags": []}
 
 
 #: The partner version's first note: no figure from counts (the month's total less the
@@ -193,32 +186,25 @@ def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
     return {k: int(v) for k, v in out["pattern"].value_counts().items() if k != "no pattern"}
 
 
-def build_pack(*, config: Config, store_file: str | Path | None = None,
-               out_dir: str | Path = "out", cache: str | Path | None = None,
-               partner: bool = False, top: int = 20, units: str = "places",
-               period: Period | None = None, categories: list[str] | None = None,
-               layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
-    """Write the tasking pack for ``period`` (default: the latest complete month in the
-    store), for some ``categories`` or all. ``layers`` (from
-    :func:`hotspots.geography.read_layers`) saves reading them again.
+@dataclass(frozen=True)
+class _Ranked:
+    """What the ranking step found, for the steps after it."""
 
-    ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
-    ``cells``.
+    cur: pd.DataFrame  # the period's incidents
+    inc: pd.DataFrame  # every incident read, with the ``unit`` (place) it falls in
+    cells: gpd.GeoDataFrame
+    raster: object
+    places: gpd.GeoDataFrame
+    trends: pd.DataFrame
+    n_tested: int
+    ranked: gpd.GeoDataFrame  # the top places, rank_units' columns and geometry
+    density: float  # the borough's incidents per km²
+    area: object
 
-    Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``), and the ranked
-    table as ``ranked_<period>[_partner].xlsx`` and ``.csv``.
 
-    The ``partner`` version is made from :func:`hotspots.export.partner_table` alone (its
-    tables, cards and files), covers every category (packs for two sets of categories
-    would give the small counts of the others away by subtraction) and states no total.
-    """
-    if units not in UNIT_KINDS:
-        raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
-    if partner and categories:
-        raise HotspotsError(
-            "a partner pack covers every category: partner packs for two sets of categories "
-            "would give away, by subtraction, counts under the threshold; leave out "
-            "--categories (the full pack can be filtered).")
+def _read_store(store_file, period: Period | None, categories):
+    """Step 1: the period (default the latest complete month), its incidents and those of
+    the previous month and the same month a year before, and every decision."""
     conn = store.connect(store_file)
     try:
         period = period or month_period(latest_complete_month(conn))
@@ -228,20 +214,32 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         decisions = store.read_decisions(conn)
     finally:
         conn.close()
-    cur_mask = in_period(inc, period)
-    cur = inc.loc[cur_mask].reset_index(drop=True)
+    return period, inc, decisions
+
+
+def _with_rates(places, units: str, config: Config, layers, cache):
+    """Rates per 1,000 residents for LSOAs (clusters and cells have no residents)."""
+    if units != "lsoa":
+        return places
+    residents, _ = geography.read_population(config, layers, "lsoa", cache=cache)
+    if residents is None:
+        return places
+    res = places["place_id"].map(residents).to_numpy(dtype=float)  # none counted: n/a
+    return places.assign(per_1000_residents=np.where(
+        res > 0, 1000 * places["n"].to_numpy() / np.where(res > 0, res, 1), np.nan))
+
+
+def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: str,
+          cache, top: int) -> _Ranked:
+    """Step 2: find the units of the period, compare each with the previous month and the
+    year before (against the rest of the borough), count repeats, and rank them."""
+    cur = inc.loc[in_period(inc, period)].reset_index(drop=True)
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
-    layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
     cells, raster, places, _ = _analyse(cur, layers, area, config)
-    places = _units(units, cur, places, cells, layers, config)
-    if units == "lsoa":  # rates need residents: areas, not clusters or cells
-        residents, _ = geography.read_population(config, layers, "lsoa", cache=cache)
-        if residents is not None:  # no residents counted: n/a, never 0 or infinite
-            res = places["place_id"].map(residents).to_numpy(dtype=float)
-            places = places.assign(per_1000_residents=np.where(
-                res > 0, 1000 * places["n"].to_numpy() / np.where(res > 0, res, 1), np.nan))
+    places = _with_rates(_units(units, cur, places, cells, layers, config), units, config,
+                         layers, cache)
     if places.empty:
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
                             "anywhere; see the area tables from `hotspots summarise`.")
@@ -262,134 +260,188 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     previous = table["n_previous"].fillna(0).to_numpy()
     table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
-    density = len(cur) / (area.area / 1e6)
+    return _Ranked(cur=cur, inc=inc, cells=cells, raster=raster, places=places,
+                   trends=trends, n_tested=n_tested, ranked=ranked,
+                   density=len(cur) / (area.area / 1e6), area=area)
+
+
+def _trigger_flags(rk: _Ranked, period: Period, config: Config) -> dict[str, list[str]]:
+    """Callers at the ASB Case Review threshold, by place (the full pack only)."""
+    placed = rk.inc.loc[rk.inc["unit"] != ""]
     # the Community Trigger looks back one window from the end of the period
     recent = placed.loc[pd.to_datetime(placed["date"]).dt.date
                         > period.end - dt.timedelta(days=config.trigger_window_days)]
     triggers = community_trigger(recent, threshold=config.trigger_reports,
                                  window_days=config.trigger_window_days, key="caller_key")
-    cards, windows = [], []
-    main = config.main_layer if config.main_layer in ("ward", "lsoa") else "lsoa"
-    area_names = dict(zip(layers[main]["code"], layers[main]["name"], strict=True))
-    cur_units = inc.loc[cur_mask, "unit"].to_numpy()
-    for r in ranked.itertuples(index=False):
-        profile = time_profile(cur.loc[cur_units == r.place_id])
-        win = [w["label"] for w in patrol_windows(profile)]
-        windows.append(", ".join(win) or "no times of day")
-        in_area = getattr(r, f"{main}_code")
-        label = (f"{area_names.get(in_area, in_area)} ({r.place_id})" if partner
-                 else r.label)
-        facts = [("Incidents", f"{r.n:,} ({r.main_categories})"),
-                 ("Per km²", f"{r.density_per_km2:,.0f} ({r.density_per_km2 / density:.1f}x "
+    flags: dict[str, list[str]] = {}
+    for t in triggers.itertuples():
+        for unit in str(t.units).split("; "):
+            flags.setdefault(unit.strip(), []).append(
+                f"Caller {t.key}: {t.n_in_window} reports within {config.trigger_window_days} "
+                f"days ({t.window_start} to {t.window_end}): ASB Case Review threshold reached")
+    return flags
+
+
+def _evidence(rk: _Ranked, period: Period, *, config: Config, decisions: pd.DataFrame
+              ) -> list[PlaceEvidence]:
+    """Step 3: each ranked place's card (:func:`hotspots.placecard.place_evidence`)."""
+    flags = _trigger_flags(rk, period, config)
+    cards = []
+    for _, row in rk.ranked.iterrows():
+        r = SimpleNamespace(**row.to_dict())
+        facts = [("Per km²", f"{r.density_per_km2:,.0f} ({r.density_per_km2 / rk.density:.1f}x "
                              "the borough)"),
                  ("Previous month / same month last year", _previous(r)),
-                 ("Against the borough", _against_borough(r, n_tested)),
-                 ("Repeat locations", f"{r.repeat_location_share:.0%} of incidents"),
-                 ("Repeat callers", f"{r.repeat_callers} callers, {r.repeat_caller_share:.0%} "
-                                    "of incidents"),
+                 ("Against the borough", _against_borough(r, rk.n_tested)),
                  ("Seen", f"{r.first_seen} to {r.last_seen}")]
-        flags = []
-        if not partner and len(triggers):
-            mine_t = triggers.loc[triggers["units"].astype(str).str.contains(r.place_id,
-                                                                             regex=False)]
-            flags = [f"Caller {t.key}: {t.n_in_window} reports within "
-                     f"{config.trigger_window_days} days ({t.window_start} to "
-                     f"{t.window_end}): ASB Case Review threshold reached"
-                     for t in mine_t.itertuples()]
-        explanation = explain_rank(pd.Series(r._asdict()), borough_density_per_km2=density,
-                                   previous="previous month")
-        cards.append({
-            "rank": r.rank, "label": label, "place_id": r.place_id,
-            "explanation": explanation, "partner": partner,
-            "facts": facts,
-            "trend": r.trend_label if isinstance(r.trend_label, str) else "no clear change",
-            "windows": win, "profile": profile, "flags": flags})
-    ranked = ranked.assign(patrol_windows=windows)
-    last_meeting = decisions["meeting_date"].max() if len(decisions) else None
-    tasked = (_review_tasked(decisions.loc[decisions["meeting_date"] == last_meeting], inc,
-                             ranked, period.end) if last_meeting else None)
-    if tasked is not None:
-        tasked["owner"] = tasked["owner"].map(store.OWNERS)
-    gini = concentration(cells["n"].to_numpy())
-    emerging = _emerging(inc, cells, period)
-    tasked_note = (
-        "Last meeting's tasked places: incidents since the meeting against the same number "
-        "of days before it, judged against the change in the rest of the borough (exact "
-        "test, p < 0.05); police.uk rows count only when their whole month is in a window.")
-    emerging_note = (
-        "Emerging hot spots over the last 12 months (Gi* per month on the grid, "
-        "Mann-Kendall trend; Esri's classes): "
-        + (", ".join(f"{v} {k}" for k, v in sorted(emerging.items())) or "none")
-        if emerging is not None else
-        "Emerging hot spot classes need 10 or more months of data; the store has fewer.")
-    synthetic_note = ("Council records in this store are SYNTHETIC demonstration data."
-                      if cur["source"].str.startswith("synthetic").any() else None)
+        cards.append(place_evidence(
+            row, rk.inc.loc[rk.inc["unit"] == r.place_id], period=period,
+            decisions=decisions, geometry=r.geometry, label_of=config.label,
+            owner_names=store.OWNERS, facts=facts, flags=flags.get(r.place_id, ()),
+            explanation=explain_rank(row, borough_density_per_km2=rk.density,
+                                     previous="previous month")))
+    return cards
+
+
+def _last_meeting(decisions: pd.DataFrame, rk: _Ranked, period: Period
+                  ) -> pd.DataFrame | None:
+    """Step 4: the review of the places tasked at the last meeting on record."""
+    if not len(decisions):
+        return None
+    last = decisions["meeting_date"].max()
+    tasked = _review_tasked(decisions.loc[decisions["meeting_date"] == last], rk.inc,
+                            rk.ranked, period.end)
+    tasked["owner"] = tasked["owner"].map(store.OWNERS)
+    return tasked
+
+
+TASKED_NOTE = (
+    "Last meeting's tasked places: incidents since the meeting against the same number "
+    "of days before it, judged against the change in the rest of the borough (exact "
+    "test, p < 0.05); police.uk rows count only when their whole month is in a window.")
+
+
+def _emerging_note(emerging: dict[str, int] | None) -> str:
+    if emerging is None:
+        return "Emerging hot spot classes need 10 or more months of data; the store has fewer."
+    return ("Emerging hot spots over the last 12 months (Gi* per month on the grid, "
+            "Mann-Kendall trend; Esri's classes): "
+            + (", ".join(f"{v} {k}" for k, v in sorted(emerging.items())) or "none"))
+
+
+def _method_notes(rk: _Ranked, period: Period, config: Config, emerging) -> list[str]:
+    """Step 5: the appendix: how places are found, ranked and compared."""
+    gini = concentration(rk.cells["n"].to_numpy())
     notes = [
-        f"{len(cur):,} incidents in {period.label}; {len(places)} places found; ranked by "
-        "volume, density, harm, repeat locations, repeat callers and trend (each scaled to "
-        "its rank among the places; weights "
+        f"{len(rk.cur):,} incidents in {period.label}; {len(rk.places)} places found; ranked "
+        "by volume, density, harm, repeat locations, repeat callers and trend (each scaled "
+        "to its rank among the places; weights "
         + ", ".join(f"{k} {v:g}" for k, v in config.ranking.items()) + ").",
-        f"Concentration across {len(cells):,} grid cells of {cells.attrs['cell_size_m']:g} m: "
-        f"Gini {gini['gini']:.2f}; the top 5% of cells hold {gini['top5_share']:.0%} of "
-        "incidents.",
+        f"Concentration across {len(rk.cells):,} grid cells of "
+        f"{rk.cells.attrs['cell_size_m']:g} m: Gini {gini['gini']:.2f}; the top 5% of cells "
+        f"hold {gini['top5_share']:.0%} of incidents.",
         "Trends: a place is called rising or falling only when it changed more than the "
         "rest of the borough did (incidents of the same categories), which takes out the "
         "season and borough-wide swings: an exact conditional test of this month against "
         "the previous one with the expected split taken from the rest of the borough, "
-        f"p at most 0.05 after a Benjamini-Hochberg adjustment for the {n_tested} places "
+        f"p at most 0.05 after a Benjamini-Hochberg adjustment for the {rk.n_tested} places "
         "tested, and the count moved the same way. The previous-month and same-month-last-"
         "year counts and p-values on the cards are the plain comparisons, season included. "
         "Every comparison is like with like: a source's category with records in only one "
         "of the two months is left out of both.",
-        tasked_note,
-        "police.uk rows are dated by month and have no time of day: patrol windows use "
-        "timed council records only.",
-        emerging_note,
+        TASKED_NOTE,
+        "police.uk rows are dated by month and have no time of day: patrol windows and the "
+        "hour-by-weekday grids use timed council records only.",
+        _emerging_note(emerging),
     ]
     for key, other in (("previous", period.previous()), ("year", year_before(period))):
-        gap = [stream_label(src, config.label(cat)) for src, cat in trends.attrs["left_out"][key]]
+        gap = [stream_label(src, config.label(cat))
+               for src, cat in rk.trends.attrs["left_out"][key]]
         if gap:
             notes.append(f"Not compared with {other.label}: {', '.join(gap)} (records in "
                          f"only one of {other.label} and {period.label}).")
-    if synthetic_note:
-        notes.append(synthetic_note)
-    if partner:  # everything partners see comes out of the one minimisation rule
-        ranked_out = partner_table(ranked.assign(ward=ranked[f"{main}_code"].map(area_names)),
-                                   min_count=config.partner_min_count)
-        tasked_out = None
-        if tasked is not None:
-            at = shapely.from_wkt(tasked["geometry_wkt"]).tolist()
-            at = shapely.point_on_surface(at)
-            wards = assign_codes(shapely.get_x(at), shapely.get_y(at), layers[main])
-            tasked_out = partner_table(
-                tasked.drop(columns="verdict").rename(columns={"verdict_brief": "verdict"})
-                .assign(ward=pd.Series(wards).map(area_names).to_numpy()),
-                min_count=config.partner_min_count)
-        cards = [_partner_card(r) for r in ranked_out.itertuples(index=False)
-                 if r.rank != DERIVED_SUPPRESSED]  # a card of "<5" and "[c]" says nothing
-        notes = [_PARTNER_NOTE.format(n=len(places)), tasked_note, emerging_note,
-                 *([synthetic_note] if synthetic_note else [])]
+    if rk.cur["source"].str.startswith("synthetic").any():
+        notes.append(SYNTHETIC_NOTE)
+    return notes
+
+
+SYNTHETIC_NOTE = "Council records in this store are SYNTHETIC demonstration data."
+
+
+def _partner_view(rk: _Ranked, tasked, *, config: Config, layers, main: str,
+                  area_names: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Step 6 (partner version): everything partners see comes out of the one
+    minimisation rule, :func:`hotspots.export.partner_table`."""
+    ranked = rk.ranked
+    ranked_out = partner_table(ranked.assign(ward=ranked[f"{main}_code"].map(area_names)),
+                               min_count=config.partner_min_count)
+    tasked_out = None
+    if tasked is not None:
+        at = shapely.point_on_surface(shapely.from_wkt(tasked["geometry_wkt"]).tolist())
+        wards = assign_codes(shapely.get_x(at), shapely.get_y(at), layers[main])
+        tasked_out = partner_table(
+            tasked.drop(columns="verdict").rename(columns={"verdict_brief": "verdict"})
+            .assign(ward=pd.Series(wards).map(area_names).to_numpy()),
+            min_count=config.partner_min_count)
+    return ranked_out, tasked_out
+
+
+def _partner_cards(ranked_out: pd.DataFrame) -> list[PlaceEvidence]:
+    """A card of "<5" and "[c]" says nothing: ranked rows only, from the partner table."""
+    def shown(v, fmt):
+        return v if isinstance(v, str) else format(v, fmt)
+    return [partner_evidence(r, label=f"{r.ward} ({r.place_id})",
+                             facts=[("Incidents", shown(r.n, ",")),
+                                    ("Per km²", shown(r.density_per_km2, ",.0f"))])
+            for r in ranked_out.itertuples(index=False) if r.rank != DERIVED_SUPPRESSED]
+
+
+def _brief(cards: list[PlaceEvidence], rk: _Ranked, period: Period, *, where: dict,
+           tasked, n: int, partner: bool) -> str:
+    """Step 7: page 1, the brief in plain English."""
+    if partner:  # from the partner table alone (the partner cards' facts)
+        rows = [{"rank": c.rank, "where": c.label,
+                 "what": f"{dict(c.facts)['Incidents']} incidents"} for c in cards[:n]]
+        intro = (f"The {len(rows)} places with the highest tasking score in {period.label}, "
+                 "by area; counts under the threshold are not shown.")
     else:
-        ranked_out = ranked.drop(columns="geometry")
-        tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
-                      if tasked is not None else None)
-    # the partner map states no total (with the listed counts it gives a small one away)
-    meta = {"period": period.label, "incidents": None if partner else len(cur),
-            "categories": []}
+        rows = [brief_row(c, where=where.get(c.place_id, c.label)) for c in cards[:n]]
+        intro = (f"{len(rk.cur):,} incidents in {period.label}. The {len(rows)} places "
+                 "with the highest tasking score, with what happens there, when, how it "
+                 "moved and why each ranks (method in the appendix).")
+    after = []
+    if tasked is not None and len(tasked):
+        fewer = int(tasked["verdict"].astype(str).str.startswith("fewer").sum())
+        after.append(f"Last meeting ({tasked['meeting_date'].iloc[0]}): {len(tasked)} "
+                     f"place(s) tasked; {fewer} with fewer incidents since (reviewed after the map).")
+    return brief_html(rows, intro=intro, after=after)
+
+
+def _maps(rk: _Ranked, *, config: Config, layers, period: Period, partner: bool,
+          store_file, categories, map_name: str) -> tuple[str, str]:
+    """Step 8: the printed map (static, with insets) and the interactive map page."""
+    meta = {"period": period.label, "incidents": None if partner else len(rk.cur),
+            "categories": []}  # the partner map states no total
     forecast = None
     if not partner:  # the same forecast cells as `hotspots detect` draws and the app shows
-        forecast, backtest = forecast_for(config=config, period=period, area=area,
+        forecast, backtest = forecast_for(config=config, period=period, area=rk.area,
                                           store_file=store_file, categories=categories)
         meta.update(forecast=forecast_meta(forecast, backtest, period),
                     concentrated_now=backtest.get("concentrated_now", {}))
-    page_map = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,
-                                    config=config, raster=raster,
-                                    cells=None if partner else cells,
-                                    places=None if partner else ranked,
-                                    forecast=forecast))
-    suffix = ("" if units == "places" else f"_{units}") + ("_partner" if partner else "")
-    title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"
-                                                              if partner else "")
+    places = None if partner else rk.ranked
+    interactive = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,
+                                       config=config, raster=rk.raster,
+                                       cells=None if partner else rk.cells,
+                                       places=places, forecast=forecast))
+    pm = print_map(area=layers[config.boundary_layer], wards=layers.get("ward"),
+                   raster=rk.raster, places=places)
+    heading = (f"Where: {config.name}, {period.label}"
+               + ("" if partner else f" ({len(rk.cur):,} incidents)"))
+    return map_section(pm, heading=heading, interactive=map_name), interactive
+
+
+def _table_view(ranked_out: pd.DataFrame) -> pd.DataFrame:
+    """Shares as percentages, n/a for rates of areas without residents."""
     shares = [c for c in ("repeat_location_share", "repeat_caller_share")
               if c in ranked_out.columns]
     shown = ranked_out.assign(**{c: pd.to_numeric(ranked_out[c], errors="coerce") * 100
@@ -398,28 +450,97 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if "per_1000_residents" in shown.columns:  # an area with no residents counted
         shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
                              .where(shown["per_1000_residents"].notna(), "n/a"))
-    page = pack_html(
-        title=title, subtitle=f"Prepared {dt.date.today().isoformat()} for the tasking "
-                              f"meeting; data to {period.end.isoformat()}.",
-        notes=notes, ranked=shown,
-        ranked_columns={k: v for k, v in RANKED_COLUMNS.items() if k in ranked_out.columns},
-        cards=cards, tasked=tasked_out,
-        tasked_columns={k: v for k, v in TASKED_COLUMNS.items()
-                        if tasked_out is not None and k in tasked_out.columns},
-        map_page=page_map, partner=partner)
+    return shown
+
+
+def _write(out_dir, stem: str, page: str, page_map: str, ranked_out, tasked_out) -> dict:
+    """Step 9: the pack, its map on its own, and the ranked table as XLSX and CSV."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    html_path = out / f"pack_{period.label}{suffix}.html"
+    html_path = out / f"pack_{stem}.html"
     html_path.write_text(page, encoding="utf-8")
-    map_path = out / f"pack_{period.label}{suffix}_map.html"  # the pack's map on its own
+    map_path = out / f"pack_{stem}_map.html"
     map_path.write_text(page_map, encoding="utf-8")
     sheets = {"Ranked places": ranked_out}
     if tasked_out is not None:
         sheets["Tasked last meeting"] = tasked_out
-    xlsx_path = write_xlsx(sheets, out / f"ranked_{period.label}{suffix}.xlsx")
-    csv_path = write_csv(ranked_out, out / f"ranked_{period.label}{suffix}.csv")
+    xlsx_path = write_xlsx(sheets, out / f"ranked_{stem}.xlsx")
+    csv_path = write_csv(ranked_out, out / f"ranked_{stem}.csv")
+    return {"html": str(html_path), "map": str(map_path), "xlsx": str(xlsx_path),
+            "csv": str(csv_path)}
+
+
+def build_pack(*, config: Config, store_file: str | Path | None = None,
+               out_dir: str | Path = "out", cache: str | Path | None = None,
+               partner: bool = False, top: int = 20, units: str = "places",
+               period: Period | None = None, categories: list[str] | None = None,
+               layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
+    """Write the tasking pack for ``period`` (default: the latest complete month in the
+    store), for some ``categories`` or all. ``layers`` (from
+    :func:`hotspots.geography.read_layers`) saves reading them again.
+
+    ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
+    ``cells``.
+
+    Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``: see
+    :mod:`hotspots.report` for its pages), its interactive map ``..._map.html``, and the
+    ranked table as ``ranked_<period>[_partner].xlsx`` and ``.csv``.
+
+    The ``partner`` version is made from :func:`hotspots.export.partner_table` alone (its
+    tables, brief, cards and files), covers every category (packs for two sets of
+    categories would give the small counts of the others away by subtraction) and states
+    no total.
+    """
+    if units not in UNIT_KINDS:
+        raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
+    if partner and categories:
+        raise HotspotsError(
+            "a partner pack covers every category: partner packs for two sets of categories "
+            "would give away, by subtraction, counts under the threshold; leave out "
+            "--categories (the full pack can be filtered).")
+    period, inc, decisions = _read_store(store_file, period, categories)
+    layers = layers or geography.read_layers(config, cache=cache)
+    rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top)
+    main = config.main_layer if config.main_layer in ("ward", "lsoa") else "lsoa"
+    area_names = dict(zip(layers[main]["code"], layers[main]["name"], strict=True))
+    cards = _evidence(rk, period, config=config, decisions=decisions)
+    ranked = rk.ranked.assign(patrol_windows=[", ".join(c.windows) or "no times of day"
+                                              for c in cards])
+    rk = replace(rk, ranked=ranked)
+    tasked = _last_meeting(decisions, rk, period)
+    emerging = _emerging(rk.inc, rk.cells, period)
+    notes = _method_notes(rk, period, config, emerging)
+    where = {r.place_id: f"{r.label} ({area_names.get(getattr(r, f'{main}_code'), '')})"
+             for r in ranked.itertuples()}
+    if partner:
+        ranked_out, tasked_out = _partner_view(rk, tasked, config=config, layers=layers,
+                                               main=main, area_names=area_names)
+        cards = _partner_cards(ranked_out)
+        notes = [_PARTNER_NOTE.format(n=len(rk.places)), TASKED_NOTE, _emerging_note(emerging),
+                 *([SYNTHETIC_NOTE] if SYNTHETIC_NOTE in notes else [])]
+    else:
+        ranked_out = ranked.drop(columns="geometry")
+        tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
+                      if tasked is not None else None)
+    brief = _brief(cards, rk, period, where=where, tasked=tasked_out, n=config.brief_places,
+                   partner=partner)
+    stem = period.label + ("" if units == "places" else f"_{units}") + (
+        "_partner" if partner else "")
+    map_part, page_map = _maps(rk, config=config, layers=layers, period=period,
+                               partner=partner, store_file=store_file, categories=categories,
+                               map_name=f"pack_{stem}_map.html")
+    title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"
+                                                              if partner else "")
+    page = pack_html(
+        title=title, marking=config.pack_marking, period=period.label,
+        produced=dt.date.today().isoformat(), brief=brief, notes=notes,
+        ranked=_table_view(ranked_out),
+        ranked_columns={k: v for k, v in RANKED_COLUMNS.items() if k in ranked_out.columns},
+        cards=cards, tasked=tasked_out,
+        tasked_columns={k: v for k, v in TASKED_COLUMNS.items()
+                        if tasked_out is not None and k in tasked_out.columns},
+        map_html=map_part, partner=partner)
+    files = _write(out_dir, stem, page, page_map, ranked_out, tasked_out)
     return {"period": period.label, "partner": partner, "units": units,
             "places": len(ranked), "emerging": emerging,
-            "tasked_reviewed": 0 if tasked is None else len(tasked),
-            "files": {"html": str(html_path), "map": str(map_path), "xlsx": str(xlsx_path),
-                      "csv": str(csv_path)}}
+            "tasked_reviewed": 0 if tasked is None else len(tasked), "files": files}

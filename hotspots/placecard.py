@@ -118,7 +118,10 @@ class PlaceEvidence:
 
 
 def _get(row, key, default=None):
-    value = row.get(key, default) if isinstance(row, Mapping) else getattr(row, key, default)
+    if isinstance(row, Mapping | pd.Series):
+        value = row.get(key, default)
+    else:  # a namedtuple from itertuples
+        value = getattr(row, key, default)
     if isinstance(value, float) and np.isnan(value):
         return default
     return value
@@ -249,6 +252,47 @@ def partner_evidence(row, *, label: str, facts=()) -> PlaceEvidence:
         n_timed=0, windows=(), months=(), trend_words="", repeat_locations=None,
         n_at_repeat_locations=None, repeat_callers=None, n_from_repeat_callers=None,
         tasking=(), facts=tuple(facts), partner=True)
+
+
+#: How a component reads in the brief's "why it ranks".
+_WHY = {"volume": "incidents", "density": "density", "harm": "harm",
+        "repeat_locations": "repeat locations", "repeat_callers": "repeat callers",
+        "trend": "rise"}
+
+
+def why_it_ranks(ev: PlaceEvidence, *, top: int = 3) -> str:
+    """The components that earn most of the score, in words: "most incidents of all;
+    harm in the top 20%; repeat locations in the top 40%"."""
+    parts = []
+    for c in sorted(ev.components, key=lambda c: -c.points)[:top]:
+        if c.points <= 0:
+            continue
+        share = max(1 - c.scaled, 0.0)
+        parts.append(f"most {_WHY[c.name]} of all" if share == 0 else
+                     f"{_WHY[c.name]} in the top {max(round(share * 100), 1)}%")
+    score = f"score {ev.score:.2f}: " if ev.score is not None else ""
+    return score + ("; ".join(parts) or "no component stands out")
+
+
+def brief_row(ev: PlaceEvidence, *, where: str) -> dict[str, str]:
+    """One line of the pack's brief (keys of :data:`hotspots.report.BRIEF_COLUMNS`):
+    where, what, when, the trend, why it ranks, whether tasked before. Plain text."""
+    total = sum(n for _, n in ev.categories)
+    what = ", ".join(f"{label} {n}" for label, n in ev.categories[:2])
+    if len(ev.categories) > 2:
+        what += f", {total - sum(n for _, n in ev.categories[:2])} other"
+    months = [n for _, n in ev.months]
+    trend = (f"{months[-2]} → {months[-1]} on the month before" if len(months) > 1 else "")
+    if ev.trend_label:
+        trend += f"; {ev.trend_label} against the borough"
+    last = ev.tasking[-1] if ev.tasking else None
+    return {
+        "rank": str(ev.rank), "where": where, "what": what or "–",
+        "when": ", ".join(ev.windows) or "no times of day (police.uk only)",
+        "trend": trend or "–", "why": why_it_ranks(ev),
+        "tasked": (f"yes, {last.meeting_date} ({last.owner}, {last.status})"
+                   + (f", {len(ev.tasking)} times" if len(ev.tasking) > 1 else "")
+                   if last else "no")}
 
 
 def _int(v) -> int | None:
