@@ -21,15 +21,22 @@ from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
-from .export import DERIVED_SUPPRESSED, partner_table, write_csv, write_xlsx
+from .export import partner_table, write_csv, write_xlsx
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
-from .placecard import PlaceEvidence, brief_row, partner_evidence, place_evidence
+from .placecard import PlaceEvidence, partner_cards, place_evidence
 from .printmap import print_map
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
-from .report import brief_html, map_section, pack_html
+from .report import (
+    RANKED_COLUMNS,
+    TASKED_COLUMNS,
+    brief_section,
+    map_section,
+    pack_html,
+    table_view,
+)
 from .summary import Period, in_period, month_period
 from .trends import (
     emerging_cells,
@@ -39,28 +46,6 @@ from .trends import (
     stream_label,
     year_before,
 )
-
-RANKED_COLUMNS = {
-    "rank": ("Rank", 0), "place_id": ("Place", None), "label": ("Where", None),
-    "ward": ("Ward", None),
-    "score": ("Score", 2), "n": ("Incidents", 0), "density_per_km2": ("Per km²", 0),
-    "per_1000_residents": ("Per 1,000 residents", 1),
-    "harm": ("Harm", 1), "repeat_location_share": ("% at repeat locations", 0),
-    "repeat_caller_share": ("% from repeat callers", 0), "n_previous": ("Previous month", 0),
-    "n_last_year": ("Same month last year", 0),
-    "expected": ("Expected from the borough's change", 0), "trend_label": ("Trend", None),
-    "patrol_windows": ("Patrol windows", None),
-}
-TASKED_COLUMNS = {
-    "meeting_date": ("Meeting", None), "place_id": ("Place", None), "label": ("Where", None),
-    "ward": ("Ward", None),
-    "owner": ("Owner", None), "actions": ("Actions", None), "review_date": ("Review", None),
-    "n_before": ("Before", 0), "n_after": ("Since", 0), "days": ("Days each", 0),
-    "p_value": ("p (exact)", 3), "expected": ("Expected from the borough's change", 0),
-    "p_borough": ("p against the borough", 3), "verdict": ("What happened", None),
-    "rank_now": ("Rank now", None),
-}
-
 
 #: Card text for a place with no counts of its own: a small place overlapping a bigger one
 #: whose incidents were all assigned to the bigger one (each incident counts in one place).
@@ -386,37 +371,6 @@ def _partner_view(rk: _Ranked, tasked, *, config: Config, layers, main: str,
     return ranked_out, tasked_out
 
 
-def _partner_cards(ranked_out: pd.DataFrame) -> list[PlaceEvidence]:
-    """A card of "<5" and "[c]" says nothing: ranked rows only, from the partner table."""
-    def shown(v, fmt):
-        return v if isinstance(v, str) else format(v, fmt)
-    return [partner_evidence(r, label=f"{r.ward} ({r.place_id})",
-                             facts=[("Incidents", shown(r.n, ",")),
-                                    ("Per km²", shown(r.density_per_km2, ",.0f"))])
-            for r in ranked_out.itertuples(index=False) if r.rank != DERIVED_SUPPRESSED]
-
-
-def _brief(cards: list[PlaceEvidence], rk: _Ranked, period: Period, *, where: dict,
-           tasked, n: int, partner: bool) -> str:
-    """Step 7: page 1, the brief in plain English."""
-    if partner:  # from the partner table alone (the partner cards' facts)
-        rows = [{"rank": c.rank, "where": c.label,
-                 "what": f"{dict(c.facts)['Incidents']} incidents"} for c in cards[:n]]
-        intro = (f"The {len(rows)} places with the highest tasking score in {period.label}, "
-                 "by area; counts under the threshold are not shown.")
-    else:
-        rows = [brief_row(c, where=where.get(c.place_id, c.label)) for c in cards[:n]]
-        intro = (f"{len(rk.cur):,} incidents in {period.label}. The {len(rows)} places "
-                 "with the highest tasking score, with what happens there, when, how it "
-                 "moved and why each ranks (method in the appendix).")
-    after = []
-    if tasked is not None and len(tasked):
-        fewer = int(tasked["verdict"].astype(str).str.startswith("fewer").sum())
-        after.append(f"Last meeting ({tasked['meeting_date'].iloc[0]}): {len(tasked)} "
-                     f"place(s) tasked; {fewer} with fewer incidents since (reviewed after the map).")
-    return brief_html(rows, intro=intro, after=after)
-
-
 def _maps(rk: _Ranked, *, config: Config, layers, period: Period, partner: bool,
           store_file, categories, map_name: str) -> tuple[str, str]:
     """Step 8: the printed map (static, with insets) and the interactive map page."""
@@ -433,24 +387,13 @@ def _maps(rk: _Ranked, *, config: Config, layers, period: Period, partner: bool,
                                        config=config, raster=rk.raster,
                                        cells=None if partner else rk.cells,
                                        places=places, forecast=forecast))
-    pm = print_map(area=layers[config.boundary_layer], wards=layers.get("ward"),
+    outline = gpd.GeoDataFrame(geometry=[geography.study_area(layers, config)],
+                               crs=layers[config.boundary_layer].crs)
+    pm = print_map(area=outline, wards=layers.get("ward"),
                    raster=rk.raster, places=places)
     heading = (f"Where: {config.name}, {period.label}"
                + ("" if partner else f" ({len(rk.cur):,} incidents)"))
     return map_section(pm, heading=heading, interactive=map_name), interactive
-
-
-def _table_view(ranked_out: pd.DataFrame) -> pd.DataFrame:
-    """Shares as percentages, n/a for rates of areas without residents."""
-    shares = [c for c in ("repeat_location_share", "repeat_caller_share")
-              if c in ranked_out.columns]
-    shown = ranked_out.assign(**{c: pd.to_numeric(ranked_out[c], errors="coerce") * 100
-                                 if ranked_out[c].map(lambda v: not isinstance(v, str)).all()
-                                 else ranked_out[c] for c in shares})
-    if "per_1000_residents" in shown.columns:  # an area with no residents counted
-        shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
-                             .where(shown["per_1000_residents"].notna(), "n/a"))
-    return shown
 
 
 def _write(out_dir, stem: str, page: str, page_map: str, ranked_out, tasked_out) -> dict:
@@ -515,15 +458,15 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if partner:
         ranked_out, tasked_out = _partner_view(rk, tasked, config=config, layers=layers,
                                                main=main, area_names=area_names)
-        cards = _partner_cards(ranked_out)
+        cards = partner_cards(ranked_out)
         notes = [_PARTNER_NOTE.format(n=len(rk.places)), TASKED_NOTE, _emerging_note(emerging),
                  *([SYNTHETIC_NOTE] if SYNTHETIC_NOTE in notes else [])]
     else:
         ranked_out = ranked.drop(columns="geometry")
         tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
                       if tasked is not None else None)
-    brief = _brief(cards, rk, period, where=where, tasked=tasked_out, n=config.brief_places,
-                   partner=partner)
+    brief = brief_section(cards, n_incidents=len(rk.cur), period=period.label, where=where,
+                          tasked=tasked_out, n=config.brief_places, partner=partner)
     stem = period.label + ("" if units == "places" else f"_{units}") + (
         "_partner" if partner else "")
     map_part, page_map = _maps(rk, config=config, layers=layers, period=period,
@@ -534,9 +477,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     page = pack_html(
         title=title, marking=config.pack_marking, period=period.label,
         produced=dt.date.today().isoformat(), brief=brief, notes=notes,
-        ranked=_table_view(ranked_out),
+        ranked=table_view(ranked_out),
         ranked_columns={k: v for k, v in RANKED_COLUMNS.items() if k in ranked_out.columns},
-        cards=cards, tasked=tasked_out,
+        cards=[] if partner else cards,  # a partner card would repeat its table row
+        tasked=tasked_out,
         tasked_columns={k: v for k, v in TASKED_COLUMNS.items()
                         if tasked_out is not None and k in tasked_out.columns},
         map_html=map_part, partner=partner)

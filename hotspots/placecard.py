@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .export import DERIVED_SUPPRESSED
 from .rank import COMPONENTS
 from .summary import Period, in_period
 from .trends import WEEKDAYS, patrol_windows, time_profile
@@ -254,10 +255,12 @@ def partner_evidence(row, *, label: str, facts=()) -> PlaceEvidence:
         tasking=(), facts=tuple(facts), partner=True)
 
 
-#: How a component reads in the brief's "why it ranks".
-_WHY = {"volume": "incidents", "density": "density", "harm": "harm",
-        "repeat_locations": "repeat locations", "repeat_callers": "repeat callers",
-        "trend": "rise"}
+#: How a component reads in the brief's "why it ranks": (the highest, in the top x%).
+_WHY = {"volume": ("most incidents", "incidents"), "density": ("densest", "density"),
+        "harm": ("most harm", "harm"),
+        "repeat_locations": ("most at repeat locations", "repeat locations"),
+        "repeat_callers": ("most from repeat callers", "repeat callers"),
+        "trend": ("biggest rise", "rise")}
 
 
 def why_it_ranks(ev: PlaceEvidence, *, top: int = 3) -> str:
@@ -268,8 +271,9 @@ def why_it_ranks(ev: PlaceEvidence, *, top: int = 3) -> str:
         if c.points <= 0:
             continue
         share = max(1 - c.scaled, 0.0)
-        parts.append(f"most {_WHY[c.name]} of all" if share == 0 else
-                     f"{_WHY[c.name]} in the top {max(round(share * 100), 1)}%")
+        top_text, name = _WHY[c.name]
+        parts.append(f"{top_text} of all" if share == 0 else
+                     f"{name} in the top {max(round(share * 100), 1)}%")
     score = f"score {ev.score:.2f}: " if ev.score is not None else ""
     return score + ("; ".join(parts) or "no component stands out")
 
@@ -282,7 +286,8 @@ def brief_row(ev: PlaceEvidence, *, where: str) -> dict[str, str]:
     if len(ev.categories) > 2:
         what += f", {total - sum(n for _, n in ev.categories[:2])} other"
     months = [n for _, n in ev.months]
-    trend = (f"{months[-2]} → {months[-1]} on the month before" if len(months) > 1 else "")
+    trend = (f"{months[-1]}, against {months[-2]} the month before" if len(months) > 1
+             else "")
     if ev.trend_label:
         trend += f"; {ev.trend_label} against the borough"
     last = ev.tasking[-1] if ev.tasking else None
@@ -293,6 +298,17 @@ def brief_row(ev: PlaceEvidence, *, where: str) -> dict[str, str]:
         "tasked": (f"yes, {last.meeting_date} ({last.owner}, {last.status})"
                    + (f", {len(ev.tasking)} times" if len(ev.tasking) > 1 else "")
                    if last else "no")}
+
+
+def partner_cards(ranked_out: pd.DataFrame) -> list[PlaceEvidence]:
+    """The partner version's cards, from :func:`hotspots.export.partner_table`'s ranked
+    rows only (a card of "<5" and "[c]" says nothing)."""
+    def shown(v, fmt):
+        return v if isinstance(v, str) else format(v, fmt)
+    return [partner_evidence(r, label=str(r.ward),
+                             facts=[("Incidents", shown(r.n, ",")),
+                                    ("Per km²", shown(r.density_per_km2, ",.0f"))])
+            for r in ranked_out.itertuples(index=False) if r.rank != DERIVED_SUPPRESSED]
 
 
 def _int(v) -> int | None:
@@ -306,9 +322,9 @@ CARD_CSS = """
 page-break-inside:avoid;font:9.5pt/1.3 system-ui,'Segoe UI',Arial,sans-serif;background:#fff;
 color:#111}.hs-card p{margin:2px 0}
 .hs-card h3{font-size:12pt;margin:0 0 4px}.hs-card .hs-meta{color:#444;font-size:8.5pt}
-.hs-card h4{font-size:9.5pt;margin:6px 0 2px;color:#3f007d}
+.hs-card h4{font-size:9.5pt;margin:4px 0 1px;color:#3f007d}
 .hs-card .hs-cols{display:grid;grid-template-columns:1fr 1fr;gap:4px 14px}
-.hs-bar{display:grid;grid-template-columns:8.5em 1fr 2.6em;align-items:center;gap:4px;
+.hs-bar{display:grid;grid-template-columns:10.5em 1fr 2.6em;align-items:center;gap:4px;
 font-size:8.5pt}.hs-bar .hs-track{background:#eee;height:9px;border-radius:2px}
 .hs-bar .hs-fill{background:#3f007d;height:9px;border-radius:2px}
 .hs-bar .hs-fill.hs-cat{background:#e08214}.hs-bar span:last-child{text-align:right;
@@ -351,7 +367,7 @@ def heat_grid_svg(profile: np.ndarray) -> str:
     """A 7 x 24 hour-by-weekday grid, darker = busier, hours labelled every 3."""
     values = np.asarray(profile, dtype=float)
     peak = values.max() or 1.0
-    cw, ch, left, top = 11, 10, 26, 10
+    cw, ch, left, top = 12, 11, 26, 10
     parts = [f"<svg class='hs-heat' viewBox='0 0 {left + 24 * cw} {top + 7 * ch}' "
              f"width='{left + 24 * cw}' height='{top + 7 * ch}' role='img' "
              "aria-label='Incidents by hour and weekday' font-size='7' "

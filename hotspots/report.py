@@ -24,11 +24,34 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .placecard import CARD_CSS, PlaceEvidence, card_html
+from .placecard import CARD_CSS, PlaceEvidence, brief_row, card_html
 from .printmap import PrintMap
 
+#: Columns of the ranked table: name -> (heading, digits or None for text).
+RANKED_COLUMNS = {
+    "rank": ("Rank", 0), "place_id": ("Place", None), "label": ("Where", None),
+    "ward": ("Ward", None),
+    "score": ("Score", 2), "n": ("Incidents", 0), "density_per_km2": ("Per km²", 0),
+    "per_1000_residents": ("Per 1,000 residents", 1),
+    "harm": ("Harm", 1), "repeat_location_share": ("% at repeat locations", 0),
+    "repeat_caller_share": ("% from repeat callers", 0), "n_previous": ("Previous month", 0),
+    "n_last_year": ("Same month last year", 0),
+    "expected": ("Expected from the borough's change", 0), "trend_label": ("Trend", None),
+    "patrol_windows": ("Patrol windows", None),
+}
+TASKED_COLUMNS = {
+    "meeting_date": ("Meeting", None), "place_id": ("Place", None), "label": ("Where", None),
+    "ward": ("Ward", None),
+    "owner": ("Owner", None), "actions": ("Actions", None), "review_date": ("Review", None),
+    "n_before": ("Before", 0), "n_after": ("Since", 0), "days": ("Days each", 0),
+    "p_value": ("p (exact)", 3), "expected": ("Expected from the borough's change", 0),
+    "p_borough": ("p against the borough", 3), "verdict": ("What happened", None),
+    "rank_now": ("Rank now", None),
+}
+
 #: Columns of the brief, in order: key -> heading.
-BRIEF_COLUMNS = {"rank": "#", "where": "Where", "what": "What", "when": "When",
+BRIEF_COLUMNS = {"rank": "#", "where": "Where", "incidents": "Incidents", "what": "What",
+                 "when": "When",
                  "trend": "Trend", "why": "Why it ranks", "tasked": "Tasked before"}
 
 _CSS = """
@@ -43,8 +66,9 @@ th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.frame,table.frame>*>tr>td{border:0;padding:0;font-size:inherit}
 table.brief{font-size:9pt}table.brief td{padding:3px 4px}
 table.brief td:first-child{font-weight:bold;text-align:center}
-.hs-mark{font-size:8.5pt;color:#222;display:flex;justify-content:space-between;gap:8px;
-padding:3px 0;background:#fff}
+.hs-mark{font-size:8pt;color:#222;display:flex;justify-content:space-between;gap:8px;
+padding:3px 0;background:#fff;white-space:nowrap}.hs-mark .hs-t{flex:1 1 auto;
+overflow:hidden;text-overflow:ellipsis;min-width:0;text-align:center}
 .hs-mark b{color:#a00;letter-spacing:.04em}
 .hs-mark-head{border-bottom:1px solid #999}.hs-mark-foot{border-top:1px solid #999}
 .frame-space{display:none}
@@ -61,7 +85,8 @@ line-height:12px;height:12px!important;width:12px!important}
 .hs-k-num{background:#3f007d;border-radius:6px}.hs-k-inset{background:#e08214}
 .hs-insets{display:flex;flex-wrap:wrap;gap:8px}.hs-inset{break-inside:avoid;
 font-size:8.5pt}.hs-inset svg{border:1px solid #e08214;display:block}
-.cardpage{display:flex;flex-direction:column;gap:10px;margin-bottom:10px}
+.cardpage{display:flex;flex-direction:column;gap:8px;margin-bottom:8px}
+.cardpage h2{margin:0}table.ranked td:last-child{min-width:9em}
 .partner{background:#fff3cd;border:1px solid #e0c060;padding:4px 8px}
 @page{size:A4;margin:9mm 11mm}
 @media print{body{max-width:none;padding:0}
@@ -86,7 +111,8 @@ def _num(value, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _table(frame: pd.DataFrame, columns: dict[str, tuple[str, int | None]]) -> str:
+def _table(frame: pd.DataFrame, columns: dict[str, tuple[str, int | None]],
+           cls: str = "") -> str:
     """columns: name -> (header, digits or None for text)."""
     head = "".join(f"<th>{_e(h)}</th>" for h, _ in columns.values())
     rows = []
@@ -97,12 +123,13 @@ def _table(frame: pd.DataFrame, columns: dict[str, tuple[str, int | None]]) -> s
             cells.append(f"<td>{_e(v)}</td>" if digits is None
                          else f"<td class='num'>{_num(v, digits)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+            "</tbody></table>")
 
 
 def _marking(marking: str, title: str, period: str, produced: str, where: str) -> str:
     return (f"<div class='hs-mark hs-mark-{where}'><b>{_e(marking)}</b>"
-            f"<span>{_e(title)}</span><span>Period {_e(period)} · produced "
+            f"<span class='hs-t'>{_e(title)}</span><span>Period {_e(period)} · produced "
             f"{_e(produced)}</span><b>{_e(marking)}</b></div>")
 
 
@@ -118,6 +145,45 @@ def brief_html(rows: Sequence[dict], *, intro: str, after: Sequence[str] = ()) -
             f"{head}</tr></thead><tbody>{body}</tbody></table>{extra}</section>")
 
 
+def brief_section(cards: Sequence[PlaceEvidence], *, n_incidents: int, period: str,
+                  where: dict[str, str], tasked: pd.DataFrame | None, n: int,
+                  partner: bool) -> str:
+    """Page 1 from the first ``n`` cards (:func:`hotspots.placecard.brief_row`); the
+    partner version from its cards' facts alone (the partner table), with no total."""
+    if partner:
+        rows = [{"rank": c.rank, "where": f"{c.label} ({c.place_id})",
+                 "incidents": "{Incidents} ({Per km²} per km²)".format_map(dict(c.facts))}
+                for c in cards[:n]]
+        intro = (f"The {len(rows)} places with the highest tasking score in {period}, by "
+                 "area; counts under the threshold are not shown.")
+    else:
+        rows = [brief_row(c, where=where.get(c.place_id, c.label)) for c in cards[:n]]
+        intro = (f"{n_incidents:,} incidents in {period}. The {len(rows)} places with the "
+                 "highest tasking score: what happens there, when, how it moved and why "
+                 "each ranks (the method is in the appendix).")
+    after = []
+    if tasked is not None and len(tasked):
+        fewer = int(tasked["verdict"].astype(str).str.startswith("fewer").sum())
+        after.append(f"Last meeting ({tasked['meeting_date'].iloc[0]}): {len(tasked)} "
+                     f"place(s) tasked; {fewer} with fewer incidents since (reviewed after "
+                     "the map).")
+    return brief_html(rows, intro=intro, after=after)
+
+
+def table_view(ranked_out: pd.DataFrame) -> pd.DataFrame:
+    """The ranked table as shown: shares as percentages, n/a for rates of areas without
+    residents."""
+    shares = [c for c in ("repeat_location_share", "repeat_caller_share")
+              if c in ranked_out.columns]
+    shown = ranked_out.assign(**{c: pd.to_numeric(ranked_out[c], errors="coerce") * 100
+                                 if ranked_out[c].map(lambda v: not isinstance(v, str)).all()
+                                 else ranked_out[c] for c in shares})
+    if "per_1000_residents" in shown.columns:  # an area with no residents counted
+        shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
+                             .where(shown["per_1000_residents"].notna(), "n/a"))
+    return shown
+
+
 def map_section(pm: PrintMap, *, heading: str, interactive: str | None) -> str:
     """The map page: the map, its legend, then the insets of crowded places."""
     insets = "".join(f"<div class='hs-inset'><b>Inset {_e(letter)}</b>{svg}</div>"
@@ -130,11 +196,12 @@ def map_section(pm: PrintMap, *, heading: str, interactive: str | None) -> str:
 
 
 def cards_section(cards: Sequence[PlaceEvidence]) -> str:
-    """The cards, two to a printed page."""
-    pages = ["<div class='cardpage'>" + "".join(card_html(c) for c in cards[i:i + 2])
-             + "</div>" for i in range(0, len(cards), 2)]
-    return ("<section class='section'><h2>Places in detail</h2>" + "".join(pages)
-            + "</section>")
+    """The cards, two to a printed page (the heading inside the first page's block, so
+    that it never pushes the second card over)."""
+    pages = ["<div class='cardpage'>" + ("<h2>Places in detail</h2>" if i == 0 else "")
+             + "".join(card_html(c) for c in cards[i:i + 2]) + "</div>"
+             for i in range(0, len(cards), 2)]
+    return "<section class='section'>" + "".join(pages) + "</section>"
 
 
 def pack_html(*, title: str, marking: str, period: str, produced: str, brief: str,
@@ -163,7 +230,8 @@ def pack_html(*, title: str, marking: str, period: str, produced: str, brief: st
         parts.append(_table(tasked, tasked_columns))
     else:
         parts.append("<p class='meta'>No decisions recorded at an earlier meeting.</p>")
-    parts.append("<h2>Ranked places</h2>" + _table(ranked, ranked_columns) + "</section>")
+    parts.append("<h2>Ranked places</h2>" + _table(ranked, ranked_columns, "ranked")
+                 + "</section>")
     if cards:
         parts.append(cards_section(cards))
     parts.append("<section class='section'><h2>Appendix: method and statistics</h2>"
