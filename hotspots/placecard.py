@@ -24,8 +24,14 @@ Stable API
     the hour-by-weekday grid and the sparkline are inline SVG/CSS: no JavaScript, so it
     prints and works in ``st.html``/``st.markdown(unsafe_allow_html=True)``.
 
-``component_bars_html(row, *, weights=None) -> str``
+``component_bars_html(row) -> str``
     The score's components of one ranked row as small bars (for a ranked table).
+
+``brief_row(evidence, *, where) -> dict``, ``why_it_ranks(evidence) -> str``
+    The pack's one-line summary of a place (where, what, when, trend, why it ranks,
+    tasked before), plain text. ``partner_evidence`` / ``partner_cards`` build cards
+    from :func:`hotspots.export.partner_table` rows only. ``heat_grid_svg``,
+    ``sparkline_svg`` and ``trend_words`` are the card's parts on their own.
 
 :class:`PlaceEvidence` is a frozen dataclass; every field is plain data (str, int,
 float, tuples, a 7 x 24 numpy array), so the app may also draw it with its own charts.

@@ -190,26 +190,8 @@ def print_map(*, area: gpd.GeoDataFrame, wards: gpd.GeoDataFrame | None = None, 
     parts = _base(frame, area, wards, bands, places, ward_names=True)
     insets: list[tuple[str, str]] = []
     if places is not None and len(places):
-        centres = shapely.point_on_surface(places.geometry.to_numpy())
-        px = np.column_stack(frame.xy(shapely.get_x(centres), shapely.get_y(centres)))
-        ranks = places["rank"].astype(int).to_numpy()
-        groups = _groups(px, CROWDED_PX)
-        grouped = {i for g in groups for i in g}
-        for i in range(len(px)):
-            if i not in grouped:
-                parts.append(_marker(*px[i], ranks[i]))
-        for letter, g in zip(LETTERS, groups, strict=False):
-            sub = places.iloc[g]
-            x0, y0, x1, y1 = sub.total_bounds
-            pad_m = max(x1 - x0, y1 - y0) * 0.15 + 60
-            box = (x0 - pad_m, y0 - pad_m, x1 + pad_m, y1 + pad_m)
-            (bx0, bx1), (by1, by0) = frame.xy([box[0], box[2]], [box[1], box[3]])
-            parts.append(f"<rect x='{bx0:.1f}' y='{by0:.1f}' width='{bx1 - bx0:.1f}' "
-                         f"height='{by1 - by0:.1f}' fill='none' stroke='#e08214' "
-                         "stroke-width='1.5'/>")
-            parts.append(_marker(bx1, by0, letter, colour="#e08214", square=True))
-            insets.append((letter, _inset(box, area, wards, bands, places, centres,
-                                          ranks)))
+        markers, insets = _markers_and_insets(frame, area, wards, bands, places)
+        parts += markers
     parts.append(_scale_bar(frame.scale, frame.w, frame.h))
     svg = "".join(parts) + "</svg>"
     legend = _legend(raster, bands, places=places is not None, insets=len(insets),
@@ -217,13 +199,38 @@ def print_map(*, area: gpd.GeoDataFrame, wards: gpd.GeoDataFrame | None = None, 
     return PrintMap(svg=svg, insets=tuple(insets), legend=legend)
 
 
-def _inset(box, area, wards, bands, places, centres, ranks) -> str:
+def _markers_and_insets(frame: _Frame, area, wards, bands, places
+                        ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Numbered markers on the main map; crowded groups as lettered frames there and
+    enlarged panels (three to a row, or four smaller ones when there are more)."""
+    centres = shapely.point_on_surface(places.geometry.to_numpy())
+    px = np.column_stack(frame.xy(shapely.get_x(centres), shapely.get_y(centres)))
+    ranks = places["rank"].astype(int).to_numpy()
+    groups = _groups(px, CROWDED_PX)
+    grouped = {i for g in groups for i in g}
+    parts = [_marker(*px[i], ranks[i]) for i in range(len(px)) if i not in grouped]
+    size = INSET_PX if len(groups) <= 3 else INSET_PX * 3 // 4
+    insets = []
+    for letter, g in zip(LETTERS, groups, strict=False):
+        x0, y0, x1, y1 = places.iloc[g].total_bounds
+        side = max(x1 - x0, y1 - y0) * 1.3 + 120  # a margin round the group
+        side = max(side, MIN_M_PER_PX * size)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        (bx0, bx1), (by1, by0) = frame.xy([box[0], box[2]], [box[1], box[3]])
+        parts.append(f"<rect x='{bx0:.1f}' y='{by0:.1f}' width='{bx1 - bx0:.1f}' "
+                     f"height='{by1 - by0:.1f}' fill='none' stroke='#e08214' "
+                     "stroke-width='1.5'/>")
+        parts.append(_marker(bx1, by0, letter, colour="#e08214", square=True))
+        insets.append((letter, _inset(box, size, area, wards, bands, places, centres,
+                                      ranks)))
+    return parts, insets
+
+
+def _inset(bounds, size: int, area, wards, bands, places, centres, ranks) -> str:
     """One enlarged panel of a crowded group (and every other place whose marker falls
     in it), markers pushed apart where they touch."""
-    side = max(box[2] - box[0], box[3] - box[1], MIN_M_PER_PX * INSET_PX)
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    bounds = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-    frame = _Frame(bounds, INSET_PX, INSET_PX, pad=0)
+    frame = _Frame(bounds, size, size, pad=0)
     clip = shapely.box(*bounds)
     def cut(frame_):
         if frame_ is None:

@@ -73,7 +73,8 @@ overflow:hidden;text-overflow:ellipsis;min-width:0;text-align:center}
 .hs-mark-head{border-bottom:1px solid #999}.hs-mark-foot{border-top:1px solid #999}
 .frame-space{display:none}
 .section{break-before:page}
-.hs-map svg{width:100%;height:auto;max-height:165mm;border:1px solid #999}
+.hs-map>svg{display:block;margin:auto;height:205mm;width:auto;max-width:100%;
+border:1px solid #999}.hs-map.hs-crowded>svg{height:165mm}
 .hs-legend{font-size:8.5pt;margin:4px 0}.hs-legend-row{display:flex;flex-wrap:wrap;
 gap:4px 12px;align-items:center}.hs-legend i{display:inline-block;width:14px;height:10px;
 margin-right:3px;vertical-align:middle;font-style:normal}
@@ -190,7 +191,9 @@ def map_section(pm: PrintMap, *, heading: str, interactive: str | None) -> str:
                      for letter, svg in pm.insets)
     link = (f"<p class='meta'>The interactive map ({_e(interactive)}) has the same places "
             "with Gi* hot spots and next month's forecast.</p>" if interactive else "")
-    return (f"<section class='section hs-map'><h2>{_e(heading)}</h2>{pm.svg}{pm.legend}"
+    crowded = " hs-crowded" if pm.insets else ""  # a smaller map leaves room for insets
+    return (f"<section class='section hs-map{crowded}'><h2>{_e(heading)}</h2>{pm.svg}"
+            f"{pm.legend}"
             + (f"<div class='hs-insets'>{insets}</div>" if insets else "") + link
             + "</section>")
 
