@@ -507,3 +507,26 @@ def test_suppressed_counts_cannot_be_worked_back_from_partner_outputs(planted, c
     refused, err = _pack(root, store, cache, capsys, "2024-08", "--partner", "--categories",
                          "drug_dealing")
     assert refused is None and "a partner pack covers every category" in err
+
+
+@pytest.mark.parametrize(("section", "want"), [
+    ('marking = "OFFICIAL"\nbrief_places = 5', ("OFFICIAL", 5)),
+    ('marking = ""', r"pack\.marking = ''; give the protective marking"),
+    ("brief_places = 40", r"pack\.brief_places = 40; give a whole number from 1 to 12"),
+])
+def test_pack_marking_and_brief_length_come_from_the_configuration(tmp_path, section, want):
+    from importlib import resources
+
+    from hotspots.config import ConfigError, load_config
+
+    text = resources.files("hotspots").joinpath("data", "tower_hamlets.toml").read_text()
+    head, rest = text.split("\n[pack]\n")
+    path = tmp_path / "area.toml"
+    path.write_text(head + "\n[pack]\n" + section + "\n" + rest[rest.index("\n["):],
+                    encoding="utf-8")
+    if isinstance(want, tuple):
+        cfg = load_config(path)
+        assert (cfg.pack_marking, cfg.brief_places) == want
+    else:
+        with pytest.raises(ConfigError, match=want):
+            load_config(path)
