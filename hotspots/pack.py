@@ -466,7 +466,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
                       if tasked is not None else None)
     brief = brief_section(cards, n_incidents=len(rk.cur), period=period.label, where=where,
-                          tasked=tasked_out, n=config.brief_places, partner=partner)
+                          tasked=tasked_out, n=config.brief_places, partner=partner,
+                          caveats=[SYNTHETIC_NOTE] if SYNTHETIC_NOTE in notes else [])
     stem = period.label + ("" if units == "places" else f"_{units}") + (
         "_partner" if partner else "")
     map_part, page_map = _maps(rk, config=config, layers=layers, period=period,

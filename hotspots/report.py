@@ -89,6 +89,12 @@ font-size:8.5pt}.hs-inset svg{border:1px solid #e08214;display:block}
 .cardpage{display:flex;flex-direction:column;gap:8px;margin-bottom:8px}
 .cardpage h2{margin:0}table.ranked td:last-child{min-width:9em}
 .partner{background:#fff3cd;border:1px solid #e0c060;padding:4px 8px}
+@media screen{table.frame,table.frame>tbody,table.frame>tbody>tr,table.frame>tbody>tr>td{
+display:block}table.frame>thead,table.frame>tfoot{display:none}}
+@media screen and (max-width:700px){h1{font-size:14pt}
+table.brief,table.ranked,section>table{display:block;overflow-x:auto}
+.hs-map>svg,.hs-map.hs-crowded>svg{width:100%;height:auto}
+.hs-card .hs-cols{grid-template-columns:1fr}.hs-mark .hs-t,.hs-mark b+span+span+b{display:none}}
 @page{size:A4;margin:9mm 11mm}
 @media print{body{max-width:none;padding:0}
 .hs-mark{position:fixed;left:0;right:0}.hs-mark-head{top:0}.hs-mark-foot{bottom:0}
@@ -148,7 +154,7 @@ def brief_html(rows: Sequence[dict], *, intro: str, after: Sequence[str] = ()) -
 
 def brief_section(cards: Sequence[PlaceEvidence], *, n_incidents: int, period: str,
                   where: dict[str, str], tasked: pd.DataFrame | None, n: int,
-                  partner: bool) -> str:
+                  partner: bool, caveats: Sequence[str] = ()) -> str:
     """Page 1 from the first ``n`` cards (:func:`hotspots.placecard.brief_row`); the
     partner version from its cards' facts alone (the partner table), with no total."""
     if partner:
@@ -162,7 +168,7 @@ def brief_section(cards: Sequence[PlaceEvidence], *, n_incidents: int, period: s
         intro = (f"{n_incidents:,} incidents in {period}. The {len(rows)} places with the "
                  "highest tasking score: what happens there, when, how it moved and why "
                  "each ranks (the method is in the appendix).")
-    after = []
+    after = list(caveats)  # such as "SYNTHETIC demonstration data": never only at the back
     if tasked is not None and len(tasked):
         fewer = int(tasked["verdict"].astype(str).str.startswith("fewer").sum())
         after.append(f"Last meeting ({tasked['meeting_date'].iloc[0]}): {len(tasked)} "

@@ -172,6 +172,7 @@ def test_pack_prints_as_a_brief_with_the_marking_on_every_page(demo, cache, caps
     top = ranked.sort_values("rank").iloc[0]
     assert "Why it ranks" in first and "Tasked before" in first and top["label"] in first
     assert "Benjamini" not in first and "Where:" not in first  # map and method come later
+    assert "SYNTHETIC" in first  # the demo's caveat is not left to the appendix
     assert "Where:" in pages[1] and "Incidents per km²" in pages[1] and "m cells)" in pages[1]
     assert "Benjamini-Hochberg" in pages[-1] or "Benjamini-Hochberg" in pages[-2]
     assert "yes, 2024-08-20" in "".join(pages)  # the decision, in the brief or on a card
