@@ -12,8 +12,8 @@ whose empty ``thead``/``tfoot`` keep room for them on each page.
 
 Every value is escaped here; record text can never become markup. The partner version
 is built from the minimised tables of :func:`hotspots.export.partner_table` only (its
-brief and cards too): no caller keys, no record text, no value that gives a small count
-away.
+brief too) and has no cards (a partner card would only repeat its table row): no caller
+keys, no record text, no value that gives a small count away.
 """
 
 from __future__ import annotations
