@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import common
+from hotspots import export
 from hotspots.errors import HotspotsError
 
 common.require("partner", *common.FULL_ROLES)
@@ -30,4 +31,5 @@ html = Path(meta["files"]["html"])
 st.download_button("Partner pack (HTML)", html.read_bytes(), html.name, "text/html",
                    key="dl_partner")
 xlsx = Path(meta["files"]["xlsx"])
-st.download_button("Partner table (XLSX)", xlsx.read_bytes(), xlsx.name, key="dl_partner_xlsx")
+st.download_button("Partner table (XLSX)", xlsx.read_bytes(), xlsx.name, export.MIME["xlsx"],
+                   key="dl_partner_xlsx")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import common
-from hotspots import pack, store
+from app_pages import common, meeting
+from hotspots import export, pack, store
 from hotspots.errors import HotspotsError, StoreError
 from hotspots.summary import month_period
 
@@ -80,16 +80,7 @@ with st.expander("Map of hotspots and places", expanded=True):
     # the package's own map, text escaped; numbered by the ranking above when there is one
     st.iframe(Path((pack_meta or meta)["files"]["map"]), height=520)
 
-st.subheader("Last meeting's tasked places")
-decisions = common.decisions()
-if decisions.empty:
-    st.write("No decisions recorded yet.")
-else:
-    last = decisions["meeting_date"].max()
-    st.caption(f"Meeting of {last}")
-    st.dataframe(decisions.loc[decisions["meeting_date"] == last,
-                               ["place_id", "label", "owner", "actions", "review_date"]]
-                 .assign(owner=lambda d: d["owner"].map(store.OWNERS)), hide_index=True)
+meeting.show(version, f)  # the previous meeting's review; edit and close decisions
 
 st.subheader("Record a decision")
 run = common.run_places(meta.get("run_id")).set_index("place_id")  # the places on screen
@@ -140,7 +131,10 @@ if pack_meta is not None:
     c1.download_button("Full pack (HTML)", Path(files["html"]).read_bytes(),
                        Path(files["html"]).name, "text/html", key="dl_pack_html")
     c2.download_button("Ranked table (XLSX)", Path(files["xlsx"]).read_bytes(),
-                       Path(files["xlsx"]).name, key="dl_pack_xlsx")
+                       Path(files["xlsx"]).name, export.MIME["xlsx"], key="dl_pack_xlsx")
+    c2.download_button("Ranked places (GeoJSON, for ArcGIS)",
+                       Path(files["geojson"]).read_bytes(), Path(files["geojson"]).name,
+                       export.MIME["geojson"], key="dl_pack_geojson")
     partner = functools.partial(_partner_pack, common.config(), common.layers(),
                                 common.geodata_cache(),
                                 common.work_folder("partner", version, f["month"],
@@ -149,4 +143,4 @@ if pack_meta is not None:
                        Path(files["html"]).name.replace(".html", "_partner.html"),
                        "text/html", key="dl_partner")
 c4.download_button("Places (GeoPackage)", Path(meta["files"]["gpkg"]).read_bytes(),
-                   Path(meta["files"]["gpkg"]).name, key="dl_gpkg")
+                   Path(meta["files"]["gpkg"]).name, export.MIME["gpkg"], key="dl_gpkg")

@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import auth, geography, jobs, store
+from . import auth, geography, jobs, store, taskcli
 from .area import check_store_area
 from .config import load_config, resolve_settings
 from .errors import HotspotsError
@@ -55,7 +55,8 @@ def _print_summary(meta: dict) -> None:
         value = t[meta["rank_by"]]
         print(f"  {t['rank']:>3}. {t['name']} ({t['code']}): {t['n']:,} incidents, "
               f"{meta['rank_by']} {'n/a' if value is None else f'{value:.1f}'}")
-    print(f"  table: {meta['files']['table']}\n  map:   {meta['files']['map']}")
+    for k, v in meta["files"].items():
+        print(f"  {k + ':':<8} {v}")
 
 
 def _cmd_geodata(args, config) -> int:
@@ -109,7 +110,8 @@ def _cmd_summarise(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
     meta = jobs.summarise(config=config, period=_period(args), level=args.level,
                           measure=args.measure, categories=cats, store_file=args.store,
-                          out_dir=args.out, cache=args.geodata)
+                          out_dir=args.out, cache=args.geodata,
+                          formats=tuple(f.strip() for f in args.formats.split(",")))
     print(json.dumps(meta)) if args.json else _print_summary(meta)
     return 0
 
@@ -214,31 +216,10 @@ def _cmd_backtest(args, config) -> int:
     return 0
 
 
-def _cmd_task(args, config) -> int:
-    conn = store.connect(args.store)
-    try:
-        if args.task_command == "add":
-            decision = store.record_decision(
-                conn, place_id=args.place, owner=args.owner, actions=args.actions,
-                review_date=args.review, meeting_date=args.meeting)
-            out = {"decision_id": decision, "store": store.store_name(args.store)}
-            text = f"decision {decision} recorded for place {args.place}"
-        else:
-            table = store.read_decisions(conn, meeting_date=args.meeting)
-            out = {"decisions": table.drop(columns="geometry_wkt").to_dict("records")}
-            text = "\n".join(
-                f"{r.meeting_date} #{r.decision_id} {r.place_id} {r.label}: "
-                f"{store.OWNERS[r.owner]}; {r.actions}; review {r.review_date}"
-                for r in table.itertuples()) or "no decisions recorded"
-    finally:
-        conn.close()
-    print(json.dumps(out)) if args.json else print(text)
-    return 0
-
-
 def _cmd_export(args, config) -> int:
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
-    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv"}
+    default = {"gpkg": "incidents.gpkg", "geoparquet": "incidents.parquet", "csv": "incidents.csv",
+               "geojson": "incidents.geojson"}
     out = jobs.export_incidents(out=args.out or Path("out") / default[args.format],
                                 fmt=args.format, store_file=args.store, start=args.start,
                                 end=args.end, categories=cats)
@@ -491,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_cmd_ingest)
 
     s = sub.add_parser("summarise", aliases=["summarize"],
-                       help="ranked area table (CSV) and map (HTML) for a period")
+                       help="ranked area table (CSV, XLSX, GeoJSON, GeoPackage) and map "
+                            "(HTML) for a period")
     s.add_argument("--month", help="YYYY-MM (default: latest complete month in the store)")
     s.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
     s.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
@@ -500,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--measure", choices=MEASURES, default="density_per_km2",
                    help="shade and rank by (default density_per_km2)")
     s.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
+    s.add_argument("--formats", default="csv,xlsx,geojson,gpkg",
+                   help="table files to write, comma-separated (default csv,xlsx,geojson,gpkg; "
+                        "the CSV is always written)")
     s.add_argument("--out", default="out", help="output folder (default out/)")
     common(s)
     s.set_defaults(func=_cmd_summarise)
@@ -519,8 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(t)
     t.set_defaults(func=_cmd_detect)
 
-    pk = sub.add_parser("pack", help="tasking pack (HTML, XLSX, CSV) for the latest "
-                                     "complete month")
+    pk = sub.add_parser("pack", help="tasking pack (HTML; ranked table as XLSX, CSV, GeoJSON, "
+                                     "GeoPackage) for the latest complete month")
     pk.add_argument("--out", default="out", help="output folder (default out/)")
     pk.add_argument("--partner", action="store_true",
                     help="partner version: aggregates only, small counts suppressed")
@@ -545,24 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(bt)
     bt.set_defaults(func=_cmd_backtest)
 
-    k = sub.add_parser("task", help="the tasking log: decisions on places")
-    ksub = k.add_subparsers(dest="task_command", required=True)
-    ka = ksub.add_parser("add", help="record a decision on a place of the latest detect run")
-    ka.add_argument("--place", required=True, help="place id, e.g. P5339-1819")
-    ka.add_argument("--owner", required=True, choices=sorted(store.OWNERS))
-    ka.add_argument("--actions", required=True, help="what will be done")
-    ka.add_argument("--review", required=True, help="review date, YYYY-MM-DD")
-    ka.add_argument("--meeting", help="meeting date, YYYY-MM-DD (default today)")
-    common(ka)
-    kl = ksub.add_parser("list", help="decisions recorded")
-    kl.add_argument("--meeting", help="only this meeting, YYYY-MM-DD")
-    common(kl)
-    k.set_defaults(func=_cmd_task)
+    taskcli.add_parser(sub, common)
 
-    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet) "
-                                      "or Power BI (CSV with longitude and latitude)")
+    e = sub.add_parser("export", help="the store's incidents for QGIS (GeoPackage, GeoParquet), "
+                                      "Power BI (CSV with latitude and longitude) or ArcGIS "
+                                      "(GeoJSON)")
     e.add_argument("--format", choices=jobs.EXPORT_FORMATS, default="gpkg")
-    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet or .csv)")
+    e.add_argument("--out", help="file to write (default out/incidents.gpkg, .parquet, .csv "
+                                 "or .geojson)")
     e.add_argument("--start", help="first day, YYYY-MM-DD (default: all)")
     e.add_argument("--end", help="last day, YYYY-MM-DD, inclusive")
     e.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")

@@ -17,7 +17,8 @@ from . import geography, store
 from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
-from .export import write_csv
+from .export import FORMATS as EXPORT_TABLE_FORMATS
+from .export import write_csv, write_table
 from .ingest import Mapping, export_date, read_export, read_mapping, to_incidents
 from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
@@ -171,9 +172,20 @@ def latest_complete_month(conn) -> str:
 def summarise(*, config: Config, period: Period | None = None, level: str = "lsoa",
               measure: str = "density_per_km2", categories: list[str] | None = None,
               store_file: str | Path | None = None, out_dir: str | Path = "out",
-              cache: str | Path | None = None) -> dict:
-    """Ranked area table (CSV) and map (HTML) for a period (default: latest complete month).
+              cache: str | Path | None = None, formats: tuple[str, ...] = ("csv",)) -> dict:
+    """Ranked area table and map (HTML) for a period (default: latest complete month).
+
+    The table is written by :func:`hotspots.export.write_table` as
+    ``areas_<level>_<period>.csv`` (always; with latitude and longitude) and in the other
+    ``formats`` asked for: ``xlsx`` (readable headings), ``geojson`` (WGS84), ``gpkg``
+    (EPSG:27700). The default is the CSV alone: the app reads it, and for all of London's
+    LSOAs the GeoJSON and XLSX take seconds (``bench/bench_export.py``); the CLI asks for
+    all four.
     """
+    unknown = sorted(set(formats) - set(EXPORT_TABLE_FORMATS))
+    if unknown:
+        raise HotspotsError(f"formats: {', '.join(unknown)} is not a table format; use "
+                            f"some of {', '.join(EXPORT_TABLE_FORMATS)}.")
     if categories:
         unknown = sorted(set(categories) - set(config.categories))
         if unknown:
@@ -206,18 +218,31 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{level}_{period.label.replace(' ', '_')}"
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
-    write_csv(table.drop(columns="geometry").round(4), csv_path)
+    files = _write_areas(table, out / f"areas_{stem}", config, formats)
     save_map(area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
                       measure=measure), html_path)
     top = table.head(5)
     meta.update({
-        "files": {"table": str(csv_path), "map": str(html_path)},
+        "files": {"table": str(csv_path), **files, "map": str(html_path)},
         "total_in_areas": int(table["n"].sum()),
         "top": [{"rank": int(r["rank"]), "code": r["code"], "name": r["name"], "n": int(r["n"]),
                  measure: None if pd.isna(r[measure]) else float(r[measure])}
                 for _, r in top.iterrows()],
     })
     return meta
+
+
+def _write_areas(table: gpd.GeoDataFrame, stem: Path, config: Config,
+                 formats: tuple[str, ...]) -> dict:
+    """The area table as CSV (with latitude and longitude) and in the other ``formats``,
+    by :func:`hotspots.export.write_table`; returns the files other than the CSV."""
+    labels = {key: config.label(key) for key in config.categories}
+    write_table(table.round(4), f"{stem}.csv")
+    files = {}
+    for fmt in (f for f in EXPORT_TABLE_FORMATS if f in formats and f != "csv"):
+        files[fmt] = str(write_table({"Areas": table} if fmt == "xlsx" else table,
+                                     f"{stem}.{fmt}", labels=labels, name="areas"))
+    return files
 
 
 def _selection(config: Config, categories, sources, test_months: int, cell_sizes) -> str:
@@ -331,10 +356,12 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
            layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
     """Hotspots in metres for a period: grid counts, kernel density, Gi* and places.
 
-    Writes ``hotspots_<period>.html`` (map), ``places_<period>.csv`` and
-    ``hotspots_<period>.gpkg`` (layers ``cells``, ``forecast`` and ``places``) to
-    ``out_dir``. The ``forecast`` layer (:func:`forecast_for`) is the next month's
-    forecast chosen by the backtest kept in the store (run once if missing).
+    Writes ``hotspots_<period>.html`` (map), ``places_<period>.csv`` (with latitude and
+    longitude), ``places_<period>.geojson`` (WGS84) and ``hotspots_<period>.gpkg``
+    (layers ``cells``, ``forecast`` and ``places``) to ``out_dir``, each by
+    :func:`hotspots.export.write_table`. The ``forecast`` layer (:func:`forecast_for`) is
+    the next month's forecast chosen by the backtest kept in the store (run once if
+    missing).
     Parameters left as None are chosen by the stated rules and reported in the result;
     ``layers`` (from :func:`hotspots.geography.read_layers`) saves reading them again.
     """
@@ -382,12 +409,9 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
                          raster=raster, cells=cells, places=places, forecast=forecast),
              html_path)
-    write_csv(places.drop(columns="geometry").round(4), csv_path)
-    gpkg_path.unlink(missing_ok=True)
-    cells.to_file(gpkg_path, layer="cells", driver="GPKG")
-    forecast.to_file(gpkg_path, layer="forecast", driver="GPKG")
-    if not places.empty:
-        places.to_file(gpkg_path, layer="places", driver="GPKG")
+    write_table(places.round(4), csv_path)  # with latitude and longitude
+    write_table({"cells": cells, "forecast": forecast, "places": places}, gpkg_path)
+    geojson_path = write_table(places, out / f"places_{stem}.geojson")
     conn = store.connect(store_file)
     try:
         meta["run_id"] = store.write_places(
@@ -396,7 +420,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
             params={k: meta[k] for k in ("cell_size_m", "bandwidth_m", "kernel", "fdr")})
     finally:
         conn.close()
-    meta["files"] = {"map": str(html_path), "places": str(csv_path), "gpkg": str(gpkg_path)}
+    meta["files"] = {"map": str(html_path), "places": str(csv_path), "gpkg": str(gpkg_path),
+                     "geojson": str(geojson_path)}
     meta["top"] = [{"rank": i, "place_id": r.place_id, "label": r.label, "n": int(r.n)}
                    for i, r in enumerate(places.head(10).itertuples(), start=1)]
     return meta
@@ -443,21 +468,22 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     return {**result, "definitions": metric_definitions(), "files": {"table": str(path)}}
 
 
-#: Formats of ``hotspots export``: QGIS opens the first two, Power BI maps the CSV.
-EXPORT_FORMATS = ("gpkg", "geoparquet", "csv")
+#: Formats of ``hotspots export``: QGIS opens the first two, Power BI maps the CSV,
+#: ArcGIS and web maps read the GeoJSON.
+EXPORT_FORMATS = ("gpkg", "geoparquet", "csv", "geojson")
 
 
 def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Path | None = None,
                      start: str | None = None, end: str | None = None,
                      categories: list[str] | None = None) -> dict:
     """Write the store's incidents (optionally of a period and some categories) as a
-    GeoPackage (layer ``incidents``, points in EPSG:27700), a GeoParquet file, or a CSV
-    with ``longitude`` and ``latitude`` (WGS84) added to the stored columns.
+    GeoPackage (layer ``incidents``, points in EPSG:27700), a GeoParquet file, a CSV
+    with ``latitude`` and ``longitude`` (WGS84) added to the stored columns, or GeoJSON
+    (WGS84). The GeoPackage, CSV and GeoJSON are written by
+    :func:`hotspots.export.write_table` (text that would start a formula neutralised).
 
     Returns ``{"file", "format", "incidents"}``.
     """
-    from .maps import lonlat
-
     if fmt not in EXPORT_FORMATS:
         raise HotspotsError(f"format '{fmt}' is not one of {list(EXPORT_FORMATS)}.")
     conn = store.connect(store_file)
@@ -467,15 +493,11 @@ def export_incidents(*, out: str | Path, fmt: str = "gpkg", store_file: str | Pa
         conn.close()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        lon, lat = lonlat(inc["x"], inc["y"])
-        write_csv(inc.assign(longitude=lon.round(6), latitude=lat.round(6)), path)
+    points = gpd.GeoDataFrame(inc, geometry=gpd.points_from_xy(inc["x"], inc["y"]),
+                              crs="EPSG:27700")
+    path.unlink(missing_ok=True)
+    if fmt == "geoparquet":
+        points.to_parquet(path)
     else:
-        points = gpd.GeoDataFrame(inc, geometry=gpd.points_from_xy(inc["x"], inc["y"]),
-                                  crs="EPSG:27700")
-        path.unlink(missing_ok=True)
-        if fmt == "gpkg":
-            points.to_file(path, layer="incidents", driver="GPKG")
-        else:
-            points.to_parquet(path)
+        write_table(points, path, fmt, name="incidents")
     return {"file": str(path), "format": fmt, "incidents": int(len(inc))}

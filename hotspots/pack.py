@@ -16,15 +16,16 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import geography, store
+from . import geography, meetings, store
 from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
-from .export import partner_table, write_csv, write_xlsx
+from .export import partner_table, write_table
 from .grid import cell_index
 from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
+from .meetings import review_tasked as _review_tasked
 from .placecard import PlaceEvidence, partner_cards, place_evidence
 from .printmap import print_map
 from .rank import explain_rank, rank_units, trend_z
@@ -41,8 +42,6 @@ from .summary import Period, in_period, month_period
 from .trends import (
     emerging_cells,
     period_trends,
-    poisson_change_test,
-    relative_change_test,
     stream_label,
     year_before,
 )
@@ -84,60 +83,6 @@ _PARTNER_NOTE = (
 
 def _years_before(day: dt.date, years: int = 1) -> dt.date:
     return day.replace(year=day.year - years, day=min(day.day, 28))
-
-
-def _review_tasked(decisions: pd.DataFrame, inc: pd.DataFrame, ranked: pd.DataFrame,
-                   data_end: dt.date) -> pd.DataFrame:
-    """Counts inside each tasked place before and since its meeting (equal windows), with
-    the exact Poisson test (``p_value``), the same against the rest of the borough
-    (``expected``, ``p_borough``: :func:`hotspots.trends.relative_change_test`, so that the
-    season and borough-wide swings do not pass for the effect of the tasking), and the rank
-    of the place that covers it now. As everywhere, police.uk rows (dated by month) count in
-    a window only when their whole month lies inside it (:func:`hotspots.summary.in_period`):
-    dated the 1st, they would otherwise all fall before a mid-month meeting.
-
-    The verdict is judged against the borough. The few places tasked at one meeting were
-    chosen beforehand, each with its own question, so no multiple-testing adjustment."""
-    rows = []
-    for d in decisions.itertuples():
-        meeting = dt.date.fromisoformat(d.meeting_date)
-        days = (data_end - meeting).days + 1
-        geom = shapely.from_wkt(d.geometry_wkt)
-        inside = shapely.contains_xy(geom, inc["x"].to_numpy(), inc["y"].to_numpy())
-        inside |= shapely.intersects_xy(geom, inc["x"].to_numpy(), inc["y"].to_numpy())
-        if days <= 0:
-            after = before = 0
-            p, expected, p_borough = 1.0, 0.0, 1.0
-            verdict = brief = "no data since the meeting yet"
-        else:
-            since = in_period(inc, Period(meeting, data_end))
-            earlier = in_period(inc, Period(meeting - dt.timedelta(days=days),
-                                            meeting - dt.timedelta(days=1)))
-            after, before = int((inside & since).sum()), int((inside & earlier).sum())
-            p = poisson_change_test(after, before)
-            rest_after = int((~inside & since).sum())
-            rest_before = int((~inside & earlier).sum())
-            expected, p_borough = relative_change_test(after, before, rest_after, rest_before)
-            change = "fewer" if after < before else "more" if after > before else "the same"
-            if rest_after == 0 or rest_before == 0:
-                judged = ("more than chance" if p_borough < 0.05 else "within chance") + (
-                    " (the rest of the borough had no incidents in one window)")
-            elif p_borough >= 0.05:
-                judged = "in line with the change in the rest of the borough"
-            else:
-                judged = ("more than" if after > expected else "fewer than") + (
-                    " the change in the rest of the borough would give")
-            verdict = f"{change} incidents ({after} against {before}); {judged}"
-            if rest_after and rest_before and p_borough < 0.05:
-                verdict += f" ({expected:.0f})"
-            brief = f"{change} incidents; {judged}"  # no counts, for the partner version
-        hit = ranked.loc[ranked.geometry.intersects(geom)]
-        rows.append({**d._asdict(), "n_before": before, "n_after": after,
-                     "days": max(days, 0), "p_value": p, "expected": expected,
-                     "p_borough": p_borough, "verdict": verdict, "verdict_brief": brief,
-                     "rank_now": (", ".join(str(r) for r in hit["rank"].head(3))
-                                  if len(hit) else "not ranked")})
-    return pd.DataFrame(rows)
 
 
 UNIT_KINDS = ("places", "lsoa", "cells")
@@ -189,7 +134,8 @@ class _Ranked:
 
 def _read_store(store_file, period: Period | None, categories):
     """Step 1: the period (default the latest complete month), its incidents and those of
-    the previous month and the same month a year before, and every decision."""
+    the previous month and the same month a year before, every decision and the
+    meetings."""
     conn = store.connect(store_file)
     try:
         period = period or month_period(latest_complete_month(conn))
@@ -197,9 +143,10 @@ def _read_store(store_file, period: Period | None, categories):
         inc = store.read_incidents(conn, start=first.isoformat(),
                                    end=period.end.isoformat(), categories=categories)
         decisions = store.read_decisions(conn)
+        meeting_list = meetings.list_meetings(conn)
     finally:
         conn.close()
-    return period, inc, decisions
+    return period, inc, decisions, meeting_list
 
 
 def _with_rates(places, units: str, config: Config, layers, cache):
@@ -282,20 +229,23 @@ def _evidence(rk: _Ranked, period: Period, *, config: Config, decisions: pd.Data
         cards.append(place_evidence(
             row, rk.inc.loc[rk.inc["unit"] == r.place_id], period=period,
             decisions=decisions, geometry=r.geometry, label_of=config.label,
-            owner_names=store.OWNERS, facts=facts, flags=flags.get(r.place_id, ()),
+            owner_names=store.OWNERS, outcome_names=store.OUTCOMES, facts=facts,
+            flags=flags.get(r.place_id, ()),
             explanation=explain_rank(row, borough_density_per_km2=rk.density,
                                      previous="previous month")))
     return cards
 
 
-def _last_meeting(decisions: pd.DataFrame, rk: _Ranked, period: Period
+def _last_meeting(decisions: pd.DataFrame, meeting_list, rk: _Ranked, period: Period
                   ) -> pd.DataFrame | None:
-    """Step 4: the review of the places tasked at the last meeting on record."""
-    if not len(decisions):
+    """Step 4: the review of the places tasked at the previous meeting (the last one
+    before the meeting being prepared, and earlier decisions still open), not the latest
+    date on record (:mod:`hotspots.meetings`)."""
+    reviewed = meetings.review_decisions(
+        decisions, meeting_list, meetings.meeting_being_prepared(meeting_list, dt.date.today()))
+    if not len(reviewed):
         return None
-    last = decisions["meeting_date"].max()
-    tasked = _review_tasked(decisions.loc[decisions["meeting_date"] == last], rk.inc,
-                            rk.ranked, period.end)
+    tasked = _review_tasked(reviewed, rk.inc, rk.ranked, period.end)
     tasked["owner"] = tasked["owner"].map(store.OWNERS)
     return tasked
 
@@ -396,21 +346,27 @@ def _maps(rk: _Ranked, *, config: Config, layers, period: Period, partner: bool,
     return map_section(pm, heading=heading, interactive=map_name), interactive
 
 
-def _write(out_dir, stem: str, page: str, page_map: str, ranked_out, tasked_out) -> dict:
-    """Step 9: the pack, its map on its own, and the ranked table as XLSX and CSV."""
+def _write(out_dir, stem: str, page: str, page_map: str, table, tasked_out, *,
+           config: Config, partner: bool) -> dict:
+    """Step 9: the pack, its map on its own, and the ranked table by
+    :func:`hotspots.export.write_table` as XLSX and CSV (the full pack also as GeoJSON and
+    GeoPackage: ``table`` keeps its shapes; a partner table has none)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    html_path = out / f"pack_{stem}.html"
-    html_path.write_text(page, encoding="utf-8")
-    map_path = out / f"pack_{stem}_map.html"
-    map_path.write_text(page_map, encoding="utf-8")
-    sheets = {"Ranked places": ranked_out}
+    files = {"html": out / f"pack_{stem}.html", "map": out / f"pack_{stem}_map.html"}
+    files["html"].write_text(page, encoding="utf-8")
+    files["map"].write_text(page_map, encoding="utf-8")
+    sheets = {"Ranked places": table}
     if tasked_out is not None:
         sheets["Tasked last meeting"] = tasked_out
-    xlsx_path = write_xlsx(sheets, out / f"ranked_{stem}.xlsx")
-    csv_path = write_csv(ranked_out, out / f"ranked_{stem}.csv")
-    return {"html": str(html_path), "map": str(map_path), "xlsx": str(xlsx_path),
-            "csv": str(csv_path)}
+    base = out / f"ranked_{stem}"
+    labels = {key: config.label(key) for key in config.categories}
+    files["xlsx"] = write_table(sheets, f"{base}.xlsx", labels=labels)
+    files["csv"] = write_table(table, f"{base}.csv")
+    if not partner:
+        files["geojson"] = write_table(table, f"{base}.geojson")
+        files["gpkg"] = write_table(table, f"{base}.gpkg", name="ranked")
+    return {k: str(v) for k, v in files.items()}
 
 
 def build_pack(*, config: Config, store_file: str | Path | None = None,
@@ -427,7 +383,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
 
     Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``: see
     :mod:`hotspots.report` for its pages), its interactive map ``..._map.html``, and the
-    ranked table as ``ranked_<period>[_partner].xlsx`` and ``.csv``.
+    ranked table by :func:`hotspots.export.write_table` as
+    ``ranked_<period>[_partner].xlsx`` (readable headings) and ``.csv``; the full pack
+    also as ``.geojson`` (WGS84) and ``.gpkg`` (EPSG:27700), and its CSV has each place's
+    latitude and longitude.
 
     The ``partner`` version is made from :func:`hotspots.export.partner_table` alone (its
     tables, brief, cards and files), covers every category (packs for two sets of
@@ -441,7 +400,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
             "a partner pack covers every category: partner packs for two sets of categories "
             "would give away, by subtraction, counts under the threshold; leave out "
             "--categories (the full pack can be filtered).")
-    period, inc, decisions = _read_store(store_file, period, categories)
+    period, inc, decisions, meeting_list = _read_store(store_file, period, categories)
     layers = layers or geography.read_layers(config, cache=cache)
     rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top)
     main = config.main_layer if config.main_layer in ("ward", "lsoa") else "lsoa"
@@ -450,7 +409,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     ranked = rk.ranked.assign(patrol_windows=[", ".join(c.windows) or "no times of day"
                                               for c in cards])
     rk = replace(rk, ranked=ranked)
-    tasked = _last_meeting(decisions, rk, period)
+    tasked = _last_meeting(decisions, meeting_list, rk, period)
     emerging = _emerging(rk.inc, rk.cells, period)
     notes = _method_notes(rk, period, config, emerging)
     where = {r.place_id: f"{r.label} ({area_names.get(getattr(r, f'{main}_code'), '')})"
@@ -485,7 +444,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         tasked_columns={k: v for k, v in TASKED_COLUMNS.items()
                         if tasked_out is not None and k in tasked_out.columns},
         map_html=map_part, partner=partner)
-    files = _write(out_dir, stem, page, page_map, ranked_out, tasked_out)
+    files = _write(out_dir, stem, page, page_map, ranked_out if partner else ranked,
+                   tasked_out, config=config, partner=partner)
     return {"period": period.label, "partner": partner, "units": units,
             "places": len(ranked), "emerging": emerging,
             "tasked_reviewed": 0 if tasked is None else len(tasked), "files": files}

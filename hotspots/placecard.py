@@ -189,8 +189,17 @@ Against the rest of the borough: rising.'
     return text
 
 
+def _outcome(d, names: Mapping) -> str:
+    """A closed decision's outcome (its label from ``names``) and note ('' while open)."""
+    outcome = str(getattr(d, "outcome", "") or "")
+    outcome = str(names.get(outcome, outcome))
+    note = str(getattr(d, "outcome_note", "") or "")
+    return outcome + (f" ({note})" if note and outcome else note)
+
+
 def _tasking(decisions: pd.DataFrame | None, incidents: pd.DataFrame, place_id: str,
-             geometry, data_end: dt.date) -> tuple[Tasking, ...]:
+             geometry, data_end: dt.date, outcome_names: Mapping | None = None
+             ) -> tuple[Tasking, ...]:
     """Earlier decisions on the place, counts before and since each meeting in equal
     windows (whole police.uk months only, as in the pack's review)."""
     if decisions is None or not len(decisions):
@@ -213,8 +222,8 @@ def _tasking(decisions: pd.DataFrame | None, incidents: pd.DataFrame, place_id: 
             meeting_date=str(d.meeting_date), owner=str(getattr(d, "owner", "")),
             actions=str(getattr(d, "actions", "") or ""),
             review_date=str(getattr(d, "review_date", "") or ""),
-            status=str(getattr(d, "status", None) or "open"),
-            outcome=str(getattr(d, "outcome", None) or ""),
+            status=(f"closed {d.closed_on}" if getattr(d, "closed_on", "") else "open"),
+            outcome=_outcome(d, outcome_names or {}),
             n_before=before, n_since=since, days=max(days, 0)))
     return tuple(out)
 
@@ -222,7 +231,7 @@ def _tasking(decisions: pd.DataFrame | None, incidents: pd.DataFrame, place_id: 
 def place_evidence(row, incidents: pd.DataFrame, *, period, decisions: pd.DataFrame | None
                    = None, geometry=None, label_of: Callable[[str], str] | None = None,
                    explanation: str = "", facts=(), flags=(), owner_names: Mapping | None
-                   = None) -> PlaceEvidence:
+                   = None, outcome_names: Mapping | None = None) -> PlaceEvidence:
     """The evidence of one ranked place (see the module docstring). ``period`` is the
     ranked period (a :class:`hotspots.summary.Period`); the category mix, hour grid and
     repeats count its incidents only, the series the 12 months ending with it."""
@@ -232,7 +241,8 @@ def place_evidence(row, incidents: pd.DataFrame, *, period, decisions: pd.DataFr
     profile = time_profile(now).to_numpy()
     windows = tuple(w["label"] for w in patrol_windows(profile)) if profile.sum() else ()
     months = month_series(incidents, period.end)
-    tasks = _tasking(decisions, incidents, str(_get(row, "place_id")), geometry, period.end)
+    tasks = _tasking(decisions, incidents, str(_get(row, "place_id")), geometry, period.end,
+                     outcome_names)
     if owner_names:
         tasks = tuple(Tasking(**{**t.__dict__, "owner": owner_names.get(t.owner, t.owner)})
                       for t in tasks)

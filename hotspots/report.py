@@ -46,7 +46,7 @@ TASKED_COLUMNS = {
     "n_before": ("Before", 0), "n_after": ("Since", 0), "days": ("Days each", 0),
     "p_value": ("p (exact)", 3), "expected": ("Expected from the borough's change", 0),
     "p_borough": ("p against the borough", 3), "verdict": ("What happened", None),
-    "rank_now": ("Rank now", None),
+    "rank_now": ("Rank now", None), "status": ("Status", None),
 }
 
 #: Columns of the brief, in order: key -> heading.

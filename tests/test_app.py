@@ -82,6 +82,7 @@ def test_every_page_runs_with_its_widgets(role):
     assert at.sidebar.selectbox(key="f_month").value == "2024-08"
     expect = {
         "app_pages/tasking.py": ("Tasking", lambda a: {"dl_pack_html", "dl_pack_xlsx",
+                                                       "dl_pack_geojson",
                                                        "dl_partner", "dl_gpkg"}
                                  <= _keys(a, "download_button")
                                  and _df(a, "main_categories").shape[0] > 0

@@ -8,14 +8,16 @@ PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
             "evaluate", "forecast",
             "repeats", "trends", "patrol", "intervention"}
-OUTPUTS = {"maps", "export", "report", "placecard"}
+OUTPUTS = {"maps", "export", "report", "placecard", "printmap"}
 FRONT = {"cli", "jobs"}
 
 
 def imports(module: str) -> set[str]:
-    tree = ast.parse((PKG / f"{module}.py").read_text())
+    files = ([PKG / f"{module}.py"] if (PKG / f"{module}.py").exists()
+             else sorted((PKG / module).glob("*.py")))  # a module split into a package
+    assert files, module
     found = set()
-    for node in ast.walk(tree):
+    for node in (n for f in files for n in ast.walk(ast.parse(f.read_text()))):
         if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
             found.add(node.module.split(".")[0])
         elif isinstance(node, ast.ImportFrom) and node.module:

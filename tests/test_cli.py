@@ -5,7 +5,10 @@ import shutil
 from pathlib import Path
 
 import geopandas as gpd
+import openpyxl
+import pandas as pd
 import pytest
+from pyproj import Transformer
 
 from hotspots.cli import main
 
@@ -71,6 +74,21 @@ def test_summarise_writes_ranked_table_and_map(tmp_path, capsys, cache):
     assert len(table) == 21
     assert meta["total_in_areas"] == meta["incidents"] == 185
     assert (tmp_path / "out" / "map_ward_2024-08.html").stat().st_size < 2_000_000
+    # the same table for people (XLSX), Power BI (CSV lat/lon), ArcGIS (GeoJSON), QGIS (GPKG)
+    files = meta["files"]
+    ws = openpyxl.load_workbook(files["xlsx"])["Areas"]
+    head = [c.value for c in ws[1]]
+    assert head[:5] == ["Rank", "Code", "Name", "Area (km²)", "Incidents"]
+    assert "Incidents: Burglary" in head and ws["E2"].number_format == "#,##0"
+    areas = gpd.read_file(files["gpkg"])
+    web = gpd.read_file(files["geojson"])
+    assert areas.crs.to_epsg() == 27700 and web.crs.to_epsg() == 4326
+    assert areas["code"].tolist() == web["code"].tolist() and len(areas) == 20
+    got = pd.read_csv(files["table"])
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform(got["longitude"],
+                                                                      got["latitude"])
+    inside = gpd.points_from_xy(x, y, crs=27700).within(areas.geometry.buffer(1).values)
+    assert inside.all()  # each ward's latitude/longitude is a point inside that ward
 
 
 def test_usage_errors_are_named(tmp_path, capsys, cache):
@@ -82,6 +100,10 @@ def test_usage_errors_are_named(tmp_path, capsys, cache):
     assert code == 1 and "give either --month or --start/--end, not both" in err
     code, _, err = run(capsys, "--config", str(tmp_path / "none.toml"), "summarise")
     assert code == 1 and "cannot read configuration file" in err
+    code, _, err = run(capsys, "--geodata", str(cache), "summarise", "--store",
+                       str(tmp_path / "empty.sqlite"), "--formats", "csv,shp")
+    assert code == 1 and ("formats: shp is not a table format; use some of xlsx, csv, "
+                          "geojson, gpkg") in err
 
 
 def test_another_study_area_works_from_its_own_files(tmp_path, capsys):

@@ -23,7 +23,7 @@ def hostile() -> pd.DataFrame:
     return pd.DataFrame({
         "location": texts,
         "n": np.arange(k) - 3,  # real negative numbers included
-        "change": np.linspace(-2.5, 2.5, k),
+        "ratio": np.linspace(-2.5, 2.5, k),
         "=cmd|' /C calc'!A0": ["x"] * k,
     })
 
@@ -46,7 +46,7 @@ def test_csv_round_trip_is_text_and_keeps_numbers(tmp_path):
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
-    assert header == ["location", "n", "change", "'=cmd|' /C calc'!A0"]
+    assert header == ["location", "n", "ratio", "'=cmd|' /C calc'!A0"]
     assert [r[0] for r in body] == ["'" + t for t in DANGEROUS] + HARMLESS
     assert [r[1] for r in body] == [str(i - 3) for i in range(len(body))]  # "-3", no "'"
     assert body[0][2] == "-2.5"
@@ -70,7 +70,7 @@ def test_xlsx_round_trip_has_strings_numbers_and_no_formulas(tmp_path):
     assert wb.sheetnames == ["Places", "Second"]
     ws = wb["Places"]
     assert ws.freeze_panes == "A2"
-    assert [c.value for c in ws[1]] == ["location", "n", "change", "'=cmd|' /C calc'!A0"]
+    assert [c.value for c in ws[1]] == ["Location", "Incidents", "Ratio", "'=cmd|' /C calc'!A0"]
     texts = [ws.cell(row=r, column=1) for r in range(2, ws.max_row + 1)]
     assert all(c.data_type == "s" for c in texts if c.value is not None)
     assert texts[len(DANGEROUS) + 2].value is None  # empty text: an empty cell
@@ -91,7 +91,7 @@ def test_xlsx_round_trip_has_strings_numbers_and_no_formulas(tmp_path):
 
 def test_xlsx_stores_text_as_text_even_without_neutralise(tmp_path, monkeypatch):
     # openpyxl alone would store "=..." as a formula: the writer forces strings
-    monkeypatch.setattr(export, "neutralise", lambda value: value)
+    monkeypatch.setattr(export.safe, "neutralise", lambda value: value)
     path = write_xlsx({"S": pd.DataFrame({"a": ["=1+1", "#N/A"]})}, tmp_path / "raw.xlsx")
     ws = openpyxl.load_workbook(path)["S"]
     assert [(c.value, c.data_type) for c in ws["A"][1:]] == [("=1+1", "s"), ("#N/A", "s")]
@@ -188,8 +188,8 @@ def test_partner_table_written_safely(tmp_path):
     out = partner_table(places())
     ws = openpyxl.load_workbook(write_xlsx({"Partners": out}, tmp_path / "p.xlsx"))["Partners"]
     header = [c.value for c in ws[1]]
-    assert header == ["rank", "place_id", "ward", "n", "density_per_km2", "area_km2"]
-    n = header.index("n") + 1
+    assert header == ["Rank", "Place", "Ward", "Incidents", "Incidents per km²", "Area (km²)"]
+    n = header.index("Incidents") + 1
     assert [ws.cell(row=r, column=n).value for r in range(2, 7)] == [5, 40, 12, "<5", "<5"]
     assert ws.cell(row=2, column=n).data_type == "n"
     assert ws["C2"].value == "'=cmd" and ws["C2"].data_type == "s"
@@ -237,3 +237,163 @@ def test_rejected_rows_file_round_trips_through_ingest(tmp_path, cache, capsys):
     again = ingest(fixed)
     assert (again["read"], again["accepted"], again["rejected"]) == (1, 1, 0), again
     assert "unparseable_coordinates" not in again["reasons"]
+
+
+# --- one module for every table file: write_table ------------------------------------------
+
+def c_shape(x0: float, y0: float):
+    """A C-shaped place 300 m across, open to the east: its centroid is in the gap."""
+    from shapely.geometry import Polygon
+    return Polygon([(x0, y0), (x0 + 300, y0), (x0 + 300, y0 + 50), (x0 + 50, y0 + 50),
+                    (x0 + 50, y0 + 250), (x0 + 300, y0 + 250), (x0 + 300, y0 + 300),
+                    (x0, y0 + 300)])
+
+
+@pytest.fixture
+def ranked(layers):
+    """places() with shapes in EPSG:27700: four LSOAs of the borough and one C-shaped place
+    whose centroid lies outside it."""
+    import geopandas as gpd
+
+    lsoa = layers["lsoa"].iloc[[3, 40, 80, 120]]
+    shapes = [c_shape(535000, 181000), *lsoa.geometry]
+    return gpd.GeoDataFrame(places(), geometry=shapes, crs=27700)
+
+
+def test_xlsx_is_for_people(ranked, tmp_path):
+    tasked = pd.DataFrame({"meeting_date": ["2024-08-01"], "place_id": ["p1"],
+                           "actions": ["@SUM(A1)"], "n_before": [2], "n_after": [7],
+                           "p_value": [0.0312], "geometry_wkt": ["POINT (1 2)"],
+                           "verdict_brief": ["more"]})
+    before = ranked.copy()
+    path = export.write_table({"Ranked places": ranked, "Tasked": tasked},
+                              tmp_path / "r.xlsx", labels={"drugs": "Drug dealing"})
+    pd.testing.assert_frame_equal(ranked, before)
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Ranked places"]
+    head = [c.value for c in ws[1]]
+    col = {h: i + 1 for i, h in enumerate(head)}
+    # readable headings; internal columns (scaled components, the geometry) left out;
+    # the score's points named; n_<category> labelled; a point of each shape appended
+    assert head[:4] == ["Rank", "Place", "Where", "Ward"]
+    assert {"Incidents per km²", "Incidents: Drug dealing", "Score from volume",
+            "Share at repeat locations", "Latitude", "Longitude"} <= set(head)
+    assert not [h for h in head if "_" in h or h.lower().startswith(("component", "geometry"))]
+    assert len(head) == len(ranked.columns) - 1 - 1 + 2  # - component_trend - geometry + lat/lon
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(head))}6"
+    assert all(c.font.bold and c.alignment.wrap_text for c in ws[1])
+    widths = [ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width
+              for i in range(1, len(head) + 1)]
+    assert all(8 <= w <= 60 for w in widths)
+    assert widths[col["Where"] - 1] >= len("Mile End Rd") + 2
+
+    def cell(heading, row=2):
+        return ws.cell(row=row, column=col[heading])
+
+    # numbers stay numbers, with formats: counts, one-decimal rates, percentages, degrees
+    for heading, value, fmt in [("Incidents", 4, "#,##0"), ("Incidents per km²", 40.0, "#,##0.0"),
+                                ("Share at repeat locations", 0.5, "0%"),
+                                ("Score", 0.9, "0.00"), ("Area (km²)", 0.1, "0.000")]:
+        assert (cell(heading).value, cell(heading).data_type) == (value, "n"), heading
+        assert cell(heading).number_format == fmt, heading
+    assert cell("Latitude").number_format == "0.000000"
+    assert 51.48 < cell("Latitude").value < 51.55 and -0.09 < cell("Longitude").value < 0.01
+    assert cell("Change on previous period").value == -2  # a negative number, not text
+    assert cell("Where").value == "'=HYPERLINK(\"http://x\")" and cell("Where").data_type == "s"
+    assert cell("Ward", 3).value == "'=cmd"
+    t = wb["Tasked"]
+    assert [c.value for c in t[1]] == ["Meeting", "Place", "Actions", "Incidents before",
+                                       "Incidents since", "p (exact)"]
+    assert t["C2"].value == "'@SUM(A1)" and t["F2"].number_format == "0.000"
+    for sheet in wb.worksheets:
+        for row in sheet.iter_rows():
+            assert all(c.data_type != "f" for c in row)
+
+
+def test_csv_has_the_latitude_and_longitude_of_a_point_in_each_shape(ranked, tmp_path):
+    from pyproj import Transformer
+    from shapely import Point
+
+    path = export.write_table(ranked, tmp_path / "r.csv")
+    got = pd.read_csv(path, encoding="utf-8-sig")
+    assert list(got.columns) == [*places().columns, "latitude", "longitude"]
+    assert got["label"][0] == "'=HYPERLINK(\"http://x\")"
+    x, y = Transformer.from_crs(4326, 27700, always_xy=True).transform(
+        got["longitude"].to_numpy(), got["latitude"].to_numpy())
+    for shape, px, py in zip(ranked.geometry, x, y, strict=True):
+        assert shape.buffer(0.5).contains(Point(px, py))  # 6 decimals: about 0.1 m
+    assert not ranked.geometry[0].contains(ranked.geometry[0].centroid)  # not the centroid
+    assert got["latitude"].between(51.48, 51.55).all()
+    assert got["longitude"].between(-0.09, 0.01).all()
+
+
+def test_geojson_is_wgs84_and_gpkg_british_national_grid(ranked, tmp_path):
+    import geopandas as gpd
+
+    web = gpd.read_file(export.write_table(ranked, tmp_path / "r.geojson"))
+    assert web.crs.to_epsg() == 4326
+    assert '"crs"' not in (tmp_path / "r.geojson").read_text()  # RFC 7946: WGS84 only
+    back = web.to_crs(27700)
+    for a, b in zip(back.geometry, ranked.geometry, strict=True):
+        assert a.hausdorff_distance(b) < 0.05
+    gpkg = export.write_table({"ranked": ranked, "top": ranked.head(2)}, tmp_path / "r.gpkg")
+    grid = gpd.read_file(gpkg, layer="ranked")
+    assert grid.crs.to_epsg() == 27700 and len(gpd.read_file(gpkg, layer="top")) == 2
+    assert grid.geometry.geom_equals_exact(ranked.geometry, tolerance=1e-6).all()
+    for got in (web, grid):
+        # the fields keep their names (GIS field names), numbers stay numbers
+        assert list(got.columns) == [*places().columns, "geometry"]
+        assert got["n"].tolist() == [4, 5, 40, 12, 1] and got["n"].dtype.kind == "i"
+        assert got["change_previous"].tolist() == [-2, 3, 40, 0, -8]
+        assert got["density_per_km2"].dtype.kind == "f"
+        assert got["label"][0] == "'=HYPERLINK(\"http://x\")" and got["ward"][1] == "'=cmd"
+        assert got["label"][1] == "Brick Lane"
+
+
+def test_write_table_bytes_and_mistakes(ranked, tmp_path):
+    for fmt in export.FORMATS:
+        data = export.table_bytes(ranked, fmt, name="places")
+        (tmp_path / f"b.{fmt}").write_bytes(data)
+        assert len(data) > 100 and fmt in export.MIME
+    assert export.table_bytes(ranked, "csv") == export.write_table(
+        ranked, tmp_path / "f.csv").read_bytes()
+    ws = openpyxl.load_workbook(tmp_path / "b.xlsx")["places"]
+    assert ws["A1"].value == "Rank" and ws.max_row == 6
+    import geopandas as gpd
+    assert len(gpd.read_file(tmp_path / "b.gpkg", layer="places")) == 5
+    assert gpd.read_file(tmp_path / "b.geojson").crs.to_epsg() == 4326
+
+    with pytest.raises(ValueError, match=r"cannot tell the format from the file name 'r.txt'"):
+        export.write_table(ranked, tmp_path / "r.txt")
+    with pytest.raises(ValueError, match=r"fmt = 'shp' is not a table format"):
+        export.table_bytes(ranked, "shp")
+    with pytest.raises(ValueError, match=r"a csv file holds one table; got 2"):
+        export.write_table({"a": ranked, "b": ranked}, tmp_path / "r.csv")
+    with pytest.raises(ValueError, match=r"fmt is needed when writing to a buffer"):
+        export.write_table(ranked, __import__("io").BytesIO())
+    with pytest.raises(ValueError, match=r"are in EPSG:4326; tables are written from "
+                                         r"EPSG:27700 .* convert with .to_crs\(27700\)"):
+        export.write_table(ranked.to_crs(4326), tmp_path / "r.csv")
+    partner = partner_table(ranked)  # the minimisation rule leaves the shapes out
+    assert "geometry" not in partner.columns and "latitude" not in partner.columns
+    with pytest.raises(ValueError, match=r"has no shapes, so it cannot be written as GeoJSON"):
+        export.write_table(partner, tmp_path / "p.geojson")
+    text = export.table_bytes(partner, "csv").decode("utf-8-sig")
+    assert text.splitlines()[0] == "rank,place_id,ward,n,density_per_km2,area_km2"
+
+
+def test_missing_shapes_give_empty_coordinates_and_null_geometry(tmp_path):
+    import json
+
+    import geopandas as gpd
+    from shapely import Point, box
+
+    table = gpd.GeoDataFrame({"code": ["a", "b", "c"], "n": [1, 2, 3]},
+                             geometry=[box(533000, 181000, 533100, 181100), None, Point()],
+                             crs=27700)
+    got = pd.read_csv(export.write_table(table, tmp_path / "t.csv"), encoding="utf-8-sig")
+    assert got["latitude"].notna().tolist() == [True, False, False]
+    features = json.loads(export.table_bytes(table, "geojson"))["features"]
+    assert [f["properties"]["n"] for f in features] == [1, 2, 3]
+    assert features[0]["geometry"]["type"] == "Polygon" and features[1]["geometry"] is None

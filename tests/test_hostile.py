@@ -17,10 +17,12 @@ from pathlib import Path
 
 import geopandas as gpd
 import openpyxl
+import pyogrio
 import pytest
 
 from hotspots.cli import main
-from hotspots.export import DANGEROUS_STARTS
+from hotspots.config import load_config
+from hotspots.export import DANGEROUS_STARTS, heading, is_internal, neutralise
 
 from .conftest import (
     CHROMIUM_ARGS,
@@ -106,6 +108,8 @@ def hostile(tmp_path_factory, cache, config):
 
 
 def test_spreadsheets_hold_values_only(hostile):
+    config = load_config(hostile["config"])
+    labels = {key: config.label(key) for key in config.categories}
     files = sorted(hostile["out"].glob("*.csv")) + sorted(
         (hostile["root"] / "d" / "rejected").glob("*.csv"))
     assert len(files) >= 5  # areas (2), places, ranked (2), rejected rows
@@ -126,19 +130,40 @@ def test_spreadsheets_hold_values_only(hostile):
                 for c in row:
                     assert c.data_type != "f", (path.name, c.coordinate, c.value)
                     assert not (isinstance(c.value, str) and c.value.startswith("=")), c.value
-        # numbers unchanged: the ranked sheet's numbers are the CSV's
+        # numbers unchanged: the first sheet's numbers are the CSV's (the sheet shows
+        # readable headings and leaves internal columns out)
         csv_path = path.with_suffix(".csv")
         with open(csv_path, encoding="utf-8-sig", newline="") as fh:
             rows = list(csv.reader(fh))
         ws = wb.worksheets[0]
+        column = {c.value: c.column for c in ws[1]}
+        found = 0
+        for name in rows[0]:
+            found += neutralise(heading(name, labels)[0]) in column
+            assert neutralise(heading(name, labels)[0]) in column or is_internal(name, rows[0])
+        assert found >= 5, path.name
         for r, row in enumerate(rows[1:], start=2):
-            for c, text in enumerate(row, start=1):
+            for name, text in zip(rows[0], row, strict=True):
                 try:
                     number = float(text)
                 except ValueError:
                     continue
-                assert ws.cell(row=r, column=c).data_type == "n", (path.name, r, c, text)
-                assert ws.cell(row=r, column=c).value == pytest.approx(number), (r, c)
+                if not is_internal(name, rows[0]):
+                    c = column[neutralise(heading(name, labels)[0])]
+                    assert ws.cell(row=r, column=c).data_type == "n", (path.name, r, c, text)
+                    assert ws.cell(row=r, column=c).value == pytest.approx(number, abs=1e-4)
+    gis = sorted(hostile["out"].glob("*.geojson")) + sorted(hostile["out"].glob("*.gpkg"))
+    assert len(gis) >= 6  # areas (2 x 2), places, ranked (2)
+    guarded = 0
+    for path in gis:
+        for layer in pyogrio.list_layers(path)[:, 0]:
+            frame = gpd.read_file(path, layer=layer)
+            for name in frame.columns.drop("geometry"):
+                for v in frame[name]:
+                    assert not (isinstance(v, str) and v.lstrip(" \n").startswith(
+                        DANGEROUS_STARTS)) or v.startswith("'"), (path.name, name, v)
+                    guarded += isinstance(v, str) and v[1:] in PAYLOADS
+    assert guarded
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian chromium")

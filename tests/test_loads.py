@@ -225,7 +225,7 @@ def test_audit_trail_records_who_and_when(tmp_path, cache, config):
 
 
 @pytest.mark.parametrize("fmt, name", [("gpkg", "i.gpkg"), ("geoparquet", "i.parquet"),
-                                       ("csv", "i.csv")])
+                                       ("csv", "i.csv"), ("geojson", "i.geojson")])
 def test_export_for_qgis_and_power_bi(tmp_path, cache, config, capsys, fmt, name):
     import geopandas as gpd
 
@@ -244,6 +244,11 @@ def test_export_for_qgis_and_power_bi(tmp_path, cache, config, capsys, fmt, name
         # the rows' own coordinates come back (6 decimals, as given)
         assert got["latitude"].round(4).tolist() == [51.5206, 51.5207, 51.5208]
         assert (got["longitude"].round(4) == -0.0716).all()
+    elif fmt == "geojson":  # for ArcGIS: WGS84, the rows' own coordinates
+        got = gpd.read_file(out)
+        assert got.crs.to_epsg() == 4326 and got["ref"].tolist() == ["R1", "R2", "R3"]
+        assert got.geometry.y.round(4).tolist() == [51.5206, 51.5207, 51.5208]
+        assert (got.geometry.x.round(4) == -0.0716).all()
     else:
         got = gpd.read_file(out) if fmt == "gpkg" else gpd.read_parquet(out)
         assert got.crs.to_epsg() == 27700 and len(got) == 3

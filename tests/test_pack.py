@@ -20,7 +20,7 @@ from scipy.stats import binomtest
 from hotspots import store as hotspots_store
 from hotspots.assign import assign_codes
 from hotspots.cli import main
-from hotspots.export import PARTNER_COUNTS, PARTNER_DERIVED, PARTNER_KEYS
+from hotspots.export import PARTNER_COUNTS, PARTNER_DERIVED, PARTNER_KEYS, heading
 from hotspots.pack import _review_tasked
 from hotspots.summary import in_period, month_period
 from hotspots.trends import TRENDS, poisson_change_test
@@ -85,6 +85,22 @@ def test_full_pack_is_written_and_record_text_stays_text(demo, cache, capsys):
     with zipfile.ZipFile(out["files"]["xlsx"]) as z:
         assert not any("<f>" in z.read(n).decode("utf-8", "ignore") for n in z.namelist()
                        if n.startswith("xl/worksheets/"))
+    # the same ranked table for people (XLSX), Power BI (CSV) and GIS (GeoJSON, GeoPackage)
+    ws = wb["Ranked places"]
+    head = [c.value for c in ws[1]]
+    assert head[:3] == ["Rank", "Place", "Where"] and "Incidents per km²" in head
+    assert not [h for h in head if "_" in h] and ws.freeze_panes == "A2" and ws.auto_filter.ref
+    ranked = pd.read_csv(out["files"]["csv"], dtype={"place_id": str})
+    assert ranked["latitude"].between(51.48, 51.55).all()
+    assert ranked["longitude"].between(-0.09, 0.01).all()
+    web = gpd.read_file(out["files"]["geojson"])
+    grid = gpd.read_file(out["files"]["gpkg"])
+    assert web.crs.to_epsg() == 4326 and grid.crs.to_epsg() == 27700
+    assert web["place_id"].tolist() == grid["place_id"].tolist() == ranked["place_id"].tolist()
+    for a, b in zip(web.to_crs(27700).geometry, grid.geometry, strict=True):
+        assert a.hausdorff_distance(b) < 0.05  # the same shapes, 7 decimals of a degree
+    labels = grid["label"].tolist()
+    assert any(str(t).startswith("'=HYPERLINK") for t in labels)  # guarded, as in the XLSX
 
 
 def test_partner_pack_minimises(demo, cache, capsys):
@@ -423,8 +439,12 @@ def _seen(out) -> dict:
                       Path(out["files"]["map"]).read_text(encoding="utf-8"), re.S).group(1)
     text += " " + html.unescape(re.sub(r"<[^>]+>", " ", title))
     wb = openpyxl.load_workbook(out["files"]["xlsx"])
-    sheets = {ws.title: [dict(zip([c.value for c in ws[1]], [c.value for c in row],
-                                  strict=True)) for row in ws.iter_rows(min_row=2)]
+    # the sheets show readable headings: back to column names (an unknown one stays)
+    named = {heading(c)[0]: c for c in ("rank", *PARTNER_KEYS, *PARTNER_COUNTS,
+                                        *PARTNER_DERIVED)}
+    sheets = {ws.title: [dict(zip([named.get(c.value, c.value) for c in ws[1]],
+                                  [c.value for c in row], strict=True))
+                         for row in ws.iter_rows(min_row=2)]
               for ws in wb.worksheets}
     with open(out["files"]["csv"], encoding="utf-8-sig", newline="") as fh:
         ranked = list(csv.DictReader(fh))

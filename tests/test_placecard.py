@@ -43,9 +43,12 @@ def test_evidence_counts_what_the_records_say():
     decisions = pd.DataFrame({
         "meeting_date": ["2024-08-16", "2024-08-20"], "place_id": ["X", "Y"],
         "geometry_wkt": [square.wkt, shapely.box(50, 50, 60, 60).wkt],
-        "owner": ["ptf", "housing"], "actions": [EVIL, "x"], "review_date": ["2024-09-01"] * 2})
+        "owner": ["ptf", "housing"], "actions": [EVIL, "x"], "review_date": ["2024-09-01"] * 2,
+        "closed_on": ["2024-08-25", ""], "outcome": ["resolved", ""],
+        "outcome_note": ["gate fixed", ""]})
     ev = place_evidence(_row(), inc, period=period, decisions=decisions, geometry=square,
-                        label_of=lambda c: c.upper(), owner_names={"ptf": "Task Force"})
+                        label_of=lambda c: c.upper(), owner_names={"ptf": "Task Force"},
+                        outcome_names={"resolved": "Resolved"})
     now = inc.loc[inc["date"].str.startswith("2024-08")]
     assert sum(n for _, n in ev.categories) == len(now)  # police.uk's whole month is in
     assert dict(ev.categories)["ASB"] == (now["category"] == "asb").sum()
@@ -60,6 +63,7 @@ def test_evidence_counts_what_the_records_say():
     assert [t.meeting_date for t in ev.tasking] == ["2024-08-16"]  # by geometry, not id
     t = ev.tasking[0]
     assert t.owner == "Task Force" and t.days == 16
+    assert (t.status, t.outcome) == ("closed 2024-08-25", "Resolved (gate fixed)")
     assert t.n_since == ((now["source"] == "council")
                          & (now["date"] >= "2024-08-16")).sum()
     assert [c.name for c in ev.components] == ["volume", "trend"]

@@ -206,6 +206,95 @@ def test_decision_on_the_run_on_screen_not_only_the_latest(conn):
     assert store.read_decisions(conn)["run_id"].tolist() == [first]
 
 
+def test_meetings_are_records_with_the_period_they_reviewed(conn):
+    store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                       end="2024-08-31", method="dbscan", params={})
+    first = store.write_meeting(conn, meeting_date="2024-08-08", period_start="2024-07-01",
+                                period_end="2024-07-31", notes="July", user="ana")
+    # a decision on a date with no meeting records the meeting (its period unknown)
+    store.record_decision(conn, place_id="P1", owner="ptf", actions="a",
+                          review_date="2024-10-01", meeting_date="2024-09-05")
+    got = store.read_meetings(conn)
+    assert got[["meeting_date", "period_start", "period_end", "n_decisions"]].values.tolist() \
+        == [["2024-08-08", "2024-07-01", "2024-07-31", 0], ["2024-09-05", "", "", 1]]
+    assert got["created_by"].iloc[0] == "ana"
+    # recording the meeting again sets its period; it stays one meeting with its id
+    again = store.write_meeting(conn, meeting_date="2024-08-08", period_start="2024-07-01",
+                                period_end="2024-07-28")
+    assert again == first and len(store.read_meetings(conn)) == 2
+    assert store.read_meetings(conn)["period_end"].iloc[0] == "2024-07-28"
+    for kw, message in (({"period_start": "2024-07-31", "period_end": "2024-07-01"},
+                         r"period end 2024-07-01 is before its start 2024-07-31"),
+                        ({"period_start": "2024-07-01"}, r"give both ends of the period"),
+                        ({"meeting_date": "5/9/2024"}, r"meeting date '5/9/2024' is not a "
+                                                       r"date; write YYYY-MM-DD")):
+        with pytest.raises(store.StoreError, match=message):
+            store.write_meeting(conn, **{"meeting_date": "2024-08-08", **kw})
+
+
+def test_decisions_are_edited_and_closed_and_it_persists(store_target):
+    conn = store.connect(store_target)
+    store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                       end="2024-08-31", method="dbscan", params={})
+    d = store.record_decision(conn, place_id="P2", owner="ptf", actions="patrols",
+                              review_date="2024-10-01", meeting_date="2024-09-05")
+    before = store.version(conn)
+    store.update_decision(conn, d, owner="housing", actions="CCTV =1+1", user="ben")
+    edited = store.version(conn)
+    store.close_decision(conn, d, outcome="resolved", note="Dealing moved on",
+                         closed_on="2024-10-02", user="cat")
+    closed = store.version(conn)
+    assert before[2] < edited[2] < closed[2]  # cached results see every change
+    for kw, message in (({"outcome": "gone"}, r"outcome 'gone' is not one of \['escalated', "),
+                        ({"closed_on": "2024-09-01"}, r"closing date 2024-09-01 is before the "
+                                                      r"meeting 2024-09-05"),
+                        ({"closed_on": "2.10.24"}, r"closing date '2.10.24' is not a date")):
+        with pytest.raises(store.StoreError, match=message):
+            store.close_decision(conn, d, **{"outcome": "resolved", **kw})
+    with pytest.raises(store.StoreError, match=r"there is no decision 99; `hotspots task "
+                                               r"list`"):
+        store.update_decision(conn, 99, actions="x")
+    with pytest.raises(store.StoreError, match=r"review date 2024-09-01 is before the meeting"):
+        store.update_decision(conn, d, review_date="2024-09-01")
+    with pytest.raises(store.StoreError, match=r"nothing to change in decision"):
+        store.update_decision(conn, d)
+    conn.close()
+    conn = store.connect(store_target)  # another connection sees what was written
+    got = store.read_decisions(conn).iloc[0]
+    conn.close()
+    assert (got["owner"], got["actions"], got["review_date"]) == ("housing", "CCTV =1+1",
+                                                                  "2024-10-01")
+    assert (got["outcome"], got["outcome_note"], got["closed_on"]) == (
+        "resolved", "Dealing moved on", "2024-10-02")
+    assert (got["edited_by"], int(got["revision"]), got["recorded_by"]) == ("cat", 2,
+                                                                           store.current_user())
+    assert got["edited_at"] >= got["recorded_at"]
+
+
+def test_an_older_store_gets_its_meetings_from_its_decision_dates(store_target):
+    conn = store.connect(store_target)
+    store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                       end="2024-08-31", method="dbscan", params={})
+    for day in ("2024-08-08", "2024-09-05", "2024-09-05"):
+        store.record_decision(conn, place_id="P1", owner="ptf", actions="a",
+                              review_date="2024-10-01", meeting_date=day)
+    # as a store written before meetings were records
+    conn.conn.execute("DROP TABLE meetings")
+    for column in ("outcome", "outcome_note", "closed_on", "edited_at", "edited_by",
+                   "revision"):
+        conn.conn.execute(f"ALTER TABLE tasking DROP COLUMN {column}")
+    conn.close()
+    conn = store.connect(store_target)
+    got = store.read_meetings(conn)
+    assert got[["meeting_date", "period_start", "n_decisions"]].values.tolist() == [
+        ["2024-08-08", "", 1], ["2024-09-05", "", 2]]
+    store.close_decision(conn, 1, outcome="escalated")
+    decisions = store.read_decisions(conn)
+    conn.close()
+    assert decisions["outcome"].tolist() == ["escalated", "", ""]
+    assert decisions["closed_on"].iloc[1] == ""
+
+
 # -- several processes on one store -----------------------------------------------------
 
 WRITER = textwrap.dedent("""

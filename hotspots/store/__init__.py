@@ -40,6 +40,15 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..ingest import IngestResult
 from ..schema import INCIDENT_COLUMNS
+from .tasking import (
+    OUTCOMES,
+    close_decision,
+    ensure_meeting,
+    read_meetings,
+    reopen_decision,
+    update_decision,
+    write_meeting,
+)
 
 __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
            "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
@@ -48,6 +57,8 @@ __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
            "read_problems", "read_rejected", "record_decision", "rejected_dir", "store_name",
            "store_path", "store_target", "version", "write_backtest", "write_load",
            "write_meta", "write_places"]
+__all__ += ["OUTCOMES", "close_decision", "read_meetings", "reopen_decision",
+            "update_decision", "write_meeting"]
 
 DEFAULT_STORE = Path("data/hotspots.sqlite")
 #: How long a writer waits for another one to finish before giving up, in seconds.
@@ -340,9 +351,11 @@ def lsoa_codes(conn, *, limit: int = 1000) -> list[str]:
 
 def version(conn) -> tuple[int, int, int]:
     """What results computed from the store depend on: the number of loads, the latest
-    load and the number of decisions."""
+    load and the tasking log (decisions, their edits and closings, meetings)."""
     n, last = conn.query("SELECT count(*), coalesce(max(load_id), 0) FROM loads")[0]
-    n_dec = conn.query("SELECT count(*) FROM tasking")[0][0]
+    # decisions, their edits and closings, and meetings: each change moves this on
+    n_dec = conn.query("SELECT (SELECT count(*) + coalesce(sum(revision), 0) FROM tasking) "
+                       "+ (SELECT count(*) FROM meetings)")[0][0]
     return int(n), int(last), int(n_dec)
 
 
@@ -412,6 +425,7 @@ def record_decision(conn, *, place_id: str, owner: str, actions: str, review_dat
                          + "; run `hotspots detect` and use one of its place ids.")
     r = match.iloc[0]
     with conn.transaction():
+        ensure_meeting(conn, meeting_date, user=user)  # a decision belongs to a meeting
         return int(conn.insert(
             "INSERT INTO tasking (meeting_date, run_id, place_id, label, geometry_wkt, owner, "
             "actions, review_date, recorded_at, recorded_by) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -421,7 +435,9 @@ def record_decision(conn, *, place_id: str, owner: str, actions: str, review_dat
 
 def read_decisions(conn, *, meeting_date: str | None = None) -> pd.DataFrame:
     """Tasking decisions, all or of one meeting, oldest first, with when and by whom each
-    was recorded (``recorded_at``, ``recorded_by``)."""
+    was recorded (``recorded_at``, ``recorded_by``), its outcome once closed (``outcome``,
+    ``outcome_note``, ``closed_on``; '' while open) and its last edit (``edited_at``,
+    ``edited_by``, ``revision``: :mod:`hotspots.store.tasking`)."""
     sql, args = "SELECT * FROM tasking", []
     if meeting_date:
         sql, args = sql + " WHERE meeting_date = ?", [meeting_date]

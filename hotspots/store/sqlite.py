@@ -59,7 +59,16 @@ CREATE TABLE IF NOT EXISTS tasking (
     decision_id INTEGER PRIMARY KEY, meeting_date TEXT NOT NULL, run_id INTEGER NOT NULL,
     place_id TEXT NOT NULL, label TEXT NOT NULL, geometry_wkt TEXT NOT NULL,
     owner TEXT NOT NULL, actions TEXT NOT NULL, review_date TEXT NOT NULL,
-    recorded_at TEXT NOT NULL, recorded_by TEXT NOT NULL DEFAULT ''
+    recorded_at TEXT NOT NULL, recorded_by TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT '', outcome_note TEXT NOT NULL DEFAULT '',
+    closed_on TEXT NOT NULL DEFAULT '', edited_at TEXT NOT NULL DEFAULT '',
+    edited_by TEXT NOT NULL DEFAULT '', revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meetings (
+    meeting_id INTEGER PRIMARY KEY, meeting_date TEXT NOT NULL UNIQUE,
+    period_start TEXT NOT NULL DEFAULT '', period_end TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS rejected_rows (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), row INTEGER NOT NULL,
@@ -78,7 +87,17 @@ _ADDED = [("loads", "load_key", "TEXT NOT NULL DEFAULT ''"),
           ("loads", "loaded_by", "TEXT NOT NULL DEFAULT ''"),
           ("loads", "n_kept_newer", "INTEGER NOT NULL DEFAULT 0"),
           ("incidents", "exported_at", "TEXT NOT NULL DEFAULT ''"),
-          ("tasking", "recorded_by", "TEXT NOT NULL DEFAULT ''")]
+          ("tasking", "recorded_by", "TEXT NOT NULL DEFAULT ''"),
+          *[("tasking", c, "TEXT NOT NULL DEFAULT ''") for c in
+            ("outcome", "outcome_note", "closed_on", "edited_at", "edited_by")],
+          ("tasking", "revision", "INTEGER NOT NULL DEFAULT 0")]
+
+#: Stores written before meetings were records: one meeting for each date decisions were
+#: recorded at (its period unknown).
+BACKFILL_MEETINGS = (
+    "INSERT OR IGNORE INTO meetings (meeting_date, created_at, created_by) SELECT "
+    "meeting_date, min(recorded_at), '' FROM tasking WHERE meeting_date NOT IN "
+    "(SELECT meeting_date FROM meetings) GROUP BY meeting_date")
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -97,11 +116,15 @@ class SQLiteStore:
             self.conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, in WAL
             self.conn.execute("PRAGMA cache_size=-262144")  # 256 MB of pages, not 2 MB
             self.conn.execute("PRAGMA temp_store=MEMORY")
+            had_meetings = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'meetings'").fetchone()
             self.conn.executescript(SCHEMA)
             for table, column, decl in _ADDED:
                 have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            if not had_meetings:
+                self.conn.execute(BACKFILL_MEETINGS)
         except sqlite3.OperationalError as exc:
             if _locked(exc):
                 raise self._busy(exc) from exc
