@@ -171,9 +171,9 @@ def brief_section(cards: Sequence[PlaceEvidence], *, n_incidents: int, period: s
     after = list(caveats)  # such as "SYNTHETIC demonstration data": never only at the back
     if tasked is not None and len(tasked):
         fewer = int(tasked["verdict"].astype(str).str.startswith("fewer").sum())
-        after.append(f"Last meeting ({tasked['meeting_date'].iloc[0]}): {len(tasked)} "
-                     f"place(s) tasked; {fewer} with fewer incidents since (reviewed after "
-                     "the map).")
+        after.append(f"Under review: {len(tasked)} decision(s) of the previous meeting "
+                     f"({tasked['meeting_date'].max()}) and earlier ones still open; {fewer} "
+                     "with fewer incidents since (the review follows the map).")
     return brief_html(rows, intro=intro, after=after)
 
 
