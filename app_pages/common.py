@@ -19,11 +19,12 @@ import shapely
 import streamlit as st
 
 from hotspots import auth, geography, jobs, pack, store, trends
+from hotspots.analysis import GridSpec, analyse, check_enough_incidents, place_names
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
-from hotspots.ingest import POLICE_UK_SOURCE
-from hotspots.summary import Period, month_period, parse_period
+from hotspots.schema import POLICE_UK_SOURCE
+from hotspots.summary import Period, in_period, month_period, parse_period
 
 #: Roles and the pages they may open (see streamlit_app.py).
 FULL_ROLES = ("analyst", "chair")
@@ -162,14 +163,19 @@ def detect(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
                        out_dir=out, cache=geodata_cache(), layers=layers())
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner="Finding hotspots...")
 def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """The places of :func:`detect` (EPSG:27700), biggest first, as written to its GeoPackage."""
-    meta = detect(version, month, categories)
-    gpkg = meta["files"]["gpkg"]
-    if not meta["places"]:
-        return gpd.GeoDataFrame({"place_id": []}, geometry=gpd.GeoSeries([], crs=27700))
-    return gpd.read_file(gpkg, layer="places")
+    """The places (EPSG:27700, biggest first) of :func:`hotspots.analysis.analyse` for a
+    period (:func:`period_of` ``month``) and categories: the analysis ``detect`` runs, with
+    nothing written. Raises HotspotsError (too few incidents) like the CLI."""
+    period = period_of(month)
+    inc = incidents(version, period.start.replace(day=1).isoformat(), period.end.isoformat(),
+                    categories or None)
+    inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
+    check_enough_incidents(len(inc), period.label)
+    lay = layers()
+    return analyse(inc, geography.land_area(lay, config()), config=config(),
+                   names=place_names(lay)).places
 
 
 @st.cache_data(show_spinner="Building the tasking pack...")
@@ -197,13 +203,16 @@ def area_table(version: tuple, month: str, level: str,
 
 
 @st.cache_data(show_spinner="Finding emerging hot spots...")
-def emerging(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame | None:
+def emerging(version: tuple, month: str, categories: tuple[str, ...]
+             ) -> tuple[gpd.GeoDataFrame | None, GridSpec | None]:
     """:func:`hotspots.trends.emerging_grid` over the 12 months to ``month``: the cells
-    and classes the tasking pack counts. None with fewer than 10 months of data."""
+    and classes the tasking pack counts (None with fewer than 10 months of data), and the
+    grid they are on."""
     first = (pd.Period(month, "M") - 11).start_time.date().isoformat()
     inc = incidents(version, first, month_period(month).end.isoformat(), categories or None)
-    return trends.emerging_grid(inc, geography.land_area(layers(), config()),
-                                period=month_period(month))
+    area, period = geography.land_area(layers(), config()), month_period(month)
+    grid = trends.emerging_grid_spec(inc, area, period=period)
+    return trends.emerging_grid(inc, area, period=period, grid=grid), grid
 
 
 def decisions() -> pd.DataFrame:

@@ -9,7 +9,6 @@ import datetime as dt
 import html
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 import shapely
 import streamlit as st
@@ -20,6 +19,7 @@ from hotspots.errors import HotspotsError
 from hotspots.maps import hotspot_map, map_html
 from hotspots.patrol import (
     current_shift,
+    in_patrol_area,
     month_only_note,
     on_shift,
     patrol_places,
@@ -134,15 +134,9 @@ st.caption(f"{where}, {period.label}, {shift.label}: {len(table)} hotspot "
 if note:
     st.caption(note)
 
-xy = inc["x"].to_numpy(), inc["y"].to_numpy()
-shifted = on_shift(inc["hour"].to_numpy(), shift)
-if how == WARD:
-    inside = inc_area == ward
-elif drawn is not None:
-    inside = shapely.contains_xy(drawn, *xy)
-else:
-    inside = np.isin(inc_area, wards)
-n_here = int((inside & shifted).sum())
+inside = in_patrol_area(inc_area, inc["x"].to_numpy(), inc["y"].to_numpy(), ward=ward,
+                        drawn=drawn, wards=wards)
+n_here = int((inside & on_shift(inc["hour"].to_numpy(), shift)).sum())
 there = "the ward" if how == WARD else "the drawn area" if drawn is not None else "the wards"
 st.caption(f"{n_here:,} incidents in {there} on this shift in the period (police.uk rows "
            "have no time of day, so none is on a shift).")

@@ -19,7 +19,7 @@ from hotspots.errors import HotspotsError
 from hotspots.evaluate import intervention_effect
 from hotspots.intervention import before_after_series, plain_verdict
 from hotspots.maps import emerging_map, hotspot_map, map_html
-from hotspots.trends import monthly_series, stream_label
+from hotspots.trends import area_monthly, monthly_series, stream_label, streams_covering
 
 TASKED, DRAWN = "A tasked place", "An area I draw"
 
@@ -114,18 +114,14 @@ else:
         st.warning("The series chosen share no month: one line per area adds them up, so "
                    "choose series that overlap, or one line per series.")
         st.stop()
-    window = pd.period_range(lo, hi, freq="M").strftime("%Y-%m")
-    month = here["date"].str[:7]
-    shown = here.loc[(month >= lo) & (month <= hi) & (here[col] != "")]
-    monthly = (shown.assign(month=shown["date"].str[:7])
-               .pivot_table(index="month", columns=col, values="ref", aggfunc="count",
-                            fill_value=0).reindex(window, fill_value=0))
+    monthly = area_monthly(here, col, lo, hi)
     top = chosen or monthly.sum().nlargest(5).index.tolist()
     st.line_chart(monthly.reindex(columns=top, fill_value=0).rename(columns=names),
                   x_label="month", y_label="incidents")
-    st.caption(f"{len(shown):,} incidents, {lo} to {hi}: the months every series chosen "
-               "covers (added up, a series that starts or stops makes a jump that is not a "
-               "change in incidents)." + ("" if chosen else " The five busiest areas."))
+    st.caption(f"{int(monthly.to_numpy().sum()):,} incidents, {lo} to {hi}: the months "
+               "every series chosen covers (added up, a series that starts or stops makes a "
+               "jump that is not a change in incidents)."
+               + ("" if chosen else " The five busiest areas."))
 st.caption("police.uk rows are dated by month; council rows by day.")
 
 if cfg.population is not None:
@@ -145,18 +141,18 @@ if cfg.population is not None:
 # --- emerging hot spots ------------------------------------------------------------------
 st.subheader("Emerging hot spots")
 try:
-    cells = common.emerging(version, f["month"], f["categories"])
+    cells, grid = common.emerging(version, f["month"], f["categories"])
 except HotspotsError as exc:
-    cells = None
+    cells, grid = None, None
     st.warning(str(exc))
 if cells is None:
     st.write("Emerging hot spot classes need 10 or more months of data.")
 else:
     months = f"{(pd.Period(f['month'], 'M') - 11)} to {f['month']}"
     st.iframe(map_html(emerging_map(cells, area=lay[cfg.boundary_layer], config=cfg, meta={
-        "period": months, "cell_size_m": cells.attrs["cell_size_m"]})), height=420)
+        "period": months, "cell_size_m": grid.cell_size_m})), height=420)
     counts = cells["pattern"].value_counts().drop("no pattern", errors="ignore")
-    st.caption(f"{months}, grid cells of {cells.attrs['cell_size_m']:g} m: "
+    st.caption(f"{months}, grid cells of {grid.cell_size_m:g} m: "
                + (", ".join(f"{v} {k}" for k, v in counts.items()) or "no cell has a class")
                + ". A hot spot is a cell busier than its neighbours by more than chance in "
                "a month; new: only in the last month; persistent: in 90% of the months; "
@@ -210,7 +206,7 @@ if target is None:
 b0 = (pd.Timestamp(when) - pd.DateOffset(months=months_each)).strftime("%Y-%m")
 a1 = (pd.Timestamp(when) + pd.DateOffset(months=months_each) - pd.Timedelta(days=1)
       ).strftime("%Y-%m")
-covering = picked.loc[(picked["first"] <= b0) & (picked["last"] >= a1)]
+covering = streams_covering(picked, b0, a1)
 missed = [k for k in chosen_streams if label[k] not in covering.index]
 if covering.empty:
     st.warning(f"No series chosen covers both windows ({b0} to {a1}): choose fewer months "

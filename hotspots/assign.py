@@ -31,19 +31,12 @@ import pandas as pd
 import shapely
 from scipy import ndimage
 
-from .errors import CRSError
+from .validate import check_projected  # noqa: F401  (re-exported: its old home)
 
 #: Upper bound on lookup-grid cells (memory ~ 4 bytes each).
 MAX_GRID_CELLS = 4_000_000
 #: Lookups (grid + per-cell candidate lists) kept for layers used again.
 LOOKUP_CACHE_SIZE = 8
-
-
-def check_projected(gdf: gpd.GeoDataFrame, what: str) -> None:
-    """Raise CRSError unless ``gdf`` is in a projected CRS in metres (EPSG:27700 here)."""
-    if gdf.crs is None or not gdf.crs.is_projected:
-        raise CRSError(f"{what} is in {gdf.crs or 'no CRS'}, not a projected CRS in metres. "
-                       "Convert it with .to_crs(27700) first.")
 
 
 def label_lattice(geoms: np.ndarray, rank: np.ndarray, cell: float, bounds
@@ -226,7 +219,7 @@ def _lookup(areas: gpd.GeoDataFrame, cell_size_m: float | None) -> _Lookup:
         t = inner[a0:a1 + 1, b0:b1 + 1]
         cells.append(-2 - t[t <= -2].astype(np.int64))
     counts = np.array([len(c) for c in cells], dtype=np.int64)
-    cells = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
+    cells = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)  # type: ignore[assignment]
     polys = np.repeat(ok, counts)
     start = np.zeros(n_near + 1, dtype=np.int64)
     np.cumsum(np.bincount(cells, minlength=n_near), out=start[1:])
@@ -335,8 +328,10 @@ POLICE_UK_EDGE_M = 0.15
 def prefer_own(x: np.ndarray, y: np.ndarray, assigned: np.ndarray, own: np.ndarray,
                areas: gpd.GeoDataFrame, *, edge_m: float = 0.0,
                nearest_max_m: float = 0.0) -> np.ndarray:
-    """The police.uk rules for rows that carry their own area (``own``: index in ``areas``,
-    -1 when the row has none or it is not in the layer):
+    """Apply the police.uk rules to rows that carry their own area.
+
+    ``own`` is the row's index in ``areas``, -1 when the row has none or it is not in the
+    layer:
 
     * a point on a shared edge (within ``edge_m``, the source's coordinate precision) goes
       to its own area when that area is one of those it touches; the smallest-code rule

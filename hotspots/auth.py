@@ -34,6 +34,7 @@ import secrets
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -163,7 +164,7 @@ class Throttle:
     concurrent attempts cannot slip past the count; :meth:`succeeded` then takes it back.
     """
 
-    clock: object = time.time
+    clock: Callable[[], float] = time.time
     _failures: dict = field(default_factory=dict)  # key -> (count, time of last failure)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -37,9 +37,32 @@ def _print_ingest(report: dict) -> None:
             reasons = ", ".join(f"{k} {v:,}" for k, v in f["reasons"].items())
             where = f"; rows kept in {f['rejected_file']}" if f.get("rejected_file") else ""
             print(f"  rejected rows by reason: {reasons}{where}")
+        for w in f.get("warnings") or []:
+            print(f"  warning: {w}")
         if f.get("note"):
             print(f"  {f['note']}")
     print(f"store: {report['store']}")
+
+
+def _print_preview(report: dict) -> None:
+    for f in report["files"]:
+        name = Path(f["path"]).name
+        if f.get("error"):
+            print(f"{name}: CANNOT BE LOADED: {f['error']}")
+            continue
+        if f["already_loaded"]:
+            print(f"{name}: already loaded as load {f['already_loaded']}: nothing would change")
+            continue
+        print(f"{name} ({f['format']}): would add {f['inserted']:,} new, replace "
+              f"{f['replaced']:,}, leave {f['unchanged']:,} unchanged, keep {f['kept_newer']:,}"
+              f" newer; reject {f['rejected']:,} of {f['read']:,} rows")
+        for w in f["warnings"]:
+            print(f"  warning: {w}")
+        for r in f["explained"]:
+            print(f"  {r['rows']:,} row(s): {r['fix']} ({r['example']})")
+        for c in f["changes"]:
+            print(f"  {c['ref']}: {c['field']} {c['old']!r} -> {c['new']!r}")
+    print(f"store: {report['store']} (nothing written: --dry-run)")
 
 
 def _print_summary(meta: dict) -> None:
@@ -87,6 +110,12 @@ def _cmd_ingest(args, config) -> int:
             end = "\n" if done == total else ""
             print(f"\r[{bar:<30}] {done}/{total} {step[:60]:<60}", end=end, file=sys.stderr,
                   flush=True)
+    if args.dry_run:
+        report = jobs.preview_files(args.files, config=config, store_file=args.store,
+                                    mapping=args.mapping, cache=args.geodata,
+                                    force_older=args.force_older)
+        print(json.dumps(report)) if args.json else _print_preview(report)
+        return 1 if any(f.get("error") for f in report["files"]) else 0
     report = jobs.ingest_files(args.files, config=config, store_file=args.store,
                                mapping=args.mapping, cache=args.geodata,
                                force_older=args.force_older, progress=progress)
@@ -437,6 +466,7 @@ def _quiet(fn, *a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hotspots`` command line: every subcommand and its flags."""
     p = argparse.ArgumentParser(prog="hotspots", description=__doc__)
     p.add_argument("--config", help="study-area configuration TOML (default: "
                                     "$HOTSPOTS_CONFIG or the packaged default)")
@@ -468,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mapping", help="mapping TOML for council exports")
     i.add_argument("--force-older", action="store_true",
                    help="let an export replace records that came from a later-dated export")
+    i.add_argument("--dry-run", action="store_true",
+                   help="say what would be new, replaced, unchanged and rejected, with the "
+                   "replaced records' changes; write nothing")
     common(i)
     i.set_defaults(func=_cmd_ingest)
 
@@ -618,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status (0 on success)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -47,7 +47,8 @@ def resolve_settings(*, config: str | Path | None = None, store: str | Path | No
     (:data:`SETTINGS`). Empty values count as not given."""
     env = os.environ if environ is None else environ
     given = {"config": config, "store": store, "geodata": geodata}
-    values, chosen = {}, {}
+    values: dict[str, str | None] = {}
+    chosen: dict[str, str] = {}
     for key, (var, default) in SETTINGS.items():
         if given[key]:
             values[key], chosen[key] = str(given[key]), "flag"
@@ -55,8 +56,8 @@ def resolve_settings(*, config: str | Path | None = None, store: str | Path | No
             values[key], chosen[key] = env[var], var
         else:
             values[key], chosen[key] = (None if key == "config" else default), "default"
-    return Settings(config=values["config"], store=values["store"],
-                    geodata=Path(values["geodata"]), chosen_by=chosen)
+    return Settings(config=values["config"], store=str(values["store"]),
+                    geodata=Path(str(values["geodata"])), chosen_by=chosen)
 
 
 #: Labels of the usual layers; any other key is labelled from the key, or by ``label``.
@@ -87,6 +88,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class Category:
+    """One incident category of the taxonomy: its key, label, harm weight and the rest."""
+
     key: str
     label: str
     group: str

@@ -48,7 +48,9 @@ import shapely
 from scipy import ndimage
 
 from .assign import label_lattice
-from .grid import _xy, area_geometry, check_metres, suggest_cell_size
+from .grid import area_geometry, suggest_cell_size
+from .schema import Kernel
+from .validate import check_metres, check_option, check_xy
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ class Raster:
                 self.y0 + ny * self.cell_size_m)
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
-        """x of the column centres and y of the row centres (1-D arrays, metres)."""
+        """X of the column centres and y of the row centres (1-D arrays, metres)."""
         ny, nx = self.values.shape
         return (self.x0 + (np.arange(nx) + 0.5) * self.cell_size_m,
                 self.y0 + (np.arange(ny) + 0.5) * self.cell_size_m)
@@ -129,8 +131,17 @@ def sample(raster: Raster, x, y) -> np.ndarray:
 
     Cells are half-open like the square grid's: a point on an edge takes the cell east or
     north of it. Cells outside the area are sampled too (check ``raster.mask``).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> area = shapely.box(0, 0, 1000, 1000)
+    >>> r = kde([500, 510, 490], [500, 505, 495], area=area, bandwidth_m=100, cell_size_m=50)
+    >>> near, far = sample(r, [500, 50], [500, 50])
+    >>> bool(near > far), float(far)
+    (True, 0.0)
     """
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     ny, nx = raster.values.shape
     with np.errstate(invalid="ignore"):
         col = np.floor((x - raster.x0) / raster.cell_size_m)
@@ -168,8 +179,14 @@ def suggest_bandwidth(x, y) -> float:
     ------
     ValueError
         With fewer than 2 distinct points.
+
+    Examples
+    --------
+    >>> x, y = [0, 100, 200, 300, 400], [0, 50, 100, 150, 200]
+    >>> round(suggest_bandwidth(x, y), 1)
+    88.0
     """
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = len(x)
@@ -376,7 +393,7 @@ def _check_weights(weights, n: int) -> np.ndarray:
 
 
 def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | None = None,
-        kernel: str = "quartic", weights=None, crs=None) -> Raster:
+        kernel: Kernel = "quartic", weights=None, crs=None) -> Raster:
     """Kernel density of points in incidents per km² on a raster covering the area.
 
     Parameters
@@ -408,15 +425,24 @@ def kde(x, y, *, area, bandwidth_m: float | None = None, cell_size_m: float | No
         When the CRS is not projected (degrees).
     ValueError
         On a bad parameter, or more than :data:`MAX_FINE_NODES` cells.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> area = shapely.box(0, 0, 1000, 1000)
+    >>> r = kde([500, 510, 490], [500, 505, 495], area=area, bandwidth_m=100, cell_size_m=50)
+    >>> r.values.shape, r.cell_size_m, r.bandwidth_m
+    ((21, 21), 50.0, 100.0)
+    >>> bool(r.values.max() > r.values[0, 0])
+    True
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+    check_option("kernel", kernel, KERNELS)
     if bandwidth_m is not None:
         bandwidth_m = check_metres("bandwidth_m", bandwidth_m)
     if cell_size_m is not None:
         cell_size_m = check_metres("cell_size_m", cell_size_m)
     geom, crs = area_geometry(area, crs)
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     w = None if weights is None else _check_weights(weights, len(x))
     shapely.prepare(geom)
     minx, miny, maxx, maxy = shapely.bounds(geom)

@@ -7,6 +7,11 @@ class HotspotsError(Exception):
     """Base class of every error hotspots raises on purpose."""
 
 
+class ValidationError(HotspotsError, ValueError):
+    """An argument of a public function is wrong (shape, units, range, choice); raised by
+    the ``check_*`` helpers of :mod:`hotspots.validate`, the message names the argument."""
+
+
 class ConfigError(HotspotsError, ValueError):
     """A configuration or mapping file is wrong; the message names the file and key."""
 
@@ -19,7 +24,7 @@ class GeodataError(HotspotsError):
     """Boundary files are missing, corrupt or cannot be fetched."""
 
 
-class CRSError(HotspotsError, ValueError):
+class CRSError(ValidationError):
     """Data in the wrong coordinate reference system (analysis works in EPSG:27700)."""
 
 

@@ -85,7 +85,7 @@ API_CRIME_TYPES: dict[str, str] = {
     "violent-crime": "Violence and sexual offences",
 }
 _TO_LONLAT = Transformer.from_crs(WORKING_CRS, "EPSG:4326", always_xy=True)
-_FROM_LONLAT = Transformer.from_crs("EPSG:4326", WORKING_CRS, always_xy=True)
+FROM_LONLAT = Transformer.from_crs("EPSG:4326", WORKING_CRS, always_xy=True)
 #: Crime ID of an API record without a persistent id: this prefix and the API's id.
 API_ID_PREFIX = "api-"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -285,6 +285,8 @@ def _quarters(poly: shapely.Polygon) -> list[shapely.Polygon]:
 
 @dataclass
 class MonthStats:
+    """What fetching one month took: requests, tiles, duplicates and crimes outside."""
+
     requests: int = 0
     tiles: int = 0
     splits: int = 0  # 503 answers: each split its tile into quarters
@@ -387,7 +389,7 @@ def fetch_month(client: Client, base: str, month: str, slugs: list[str],
     if crimes:
         lon = np.array([float(c["location"]["longitude"]) for c in crimes])
         lat = np.array([float(c["location"]["latitude"]) for c in crimes])
-        x, y = _FROM_LONLAT.transform(lon, lat)
+        x, y = FROM_LONLAT.transform(lon, lat)
         inside = shapely.intersects_xy(area, x, y)
         stats.outside = int((~inside).sum())
         crimes = [c for c, keep in zip(crimes, inside, strict=True) if keep]
@@ -466,7 +468,7 @@ def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: i
     pending: list[Path] = []
     for month in months:
         name = file_name(config, month, slugs)
-        entry = {"month": month, "status": None, "file": str(folder / name)}
+        entry: dict = {"month": month, "status": None, "file": str(folder / name)}
         report["months"].append(entry)
         if name in loaded and not refresh:
             entry["status"] = "already_loaded"
@@ -494,7 +496,7 @@ def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: i
             say(f"{month}: FAILED: {exc}")
             continue
         entry.update(status="fetched", crimes=len(rows), **vars(stats))
-        _write_atomic(folder / name, _csv_bytes(rows))
+        write_atomic(folder / name, _csv_bytes(rows))
         pending.append(folder / name)
         say(f"{month}: {len(rows):,} crimes ({stats.requests} requests, {stats.tiles} "
             f"tile(s), {stats.duplicates} on tile edges kept once, {stats.outside} outside "
@@ -513,7 +515,8 @@ def fetch_policeuk(*, config: Config, months: list[str] | None = None, latest: i
     return report
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
     try:

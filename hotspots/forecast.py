@@ -107,6 +107,7 @@ def month_number(text: str) -> int:
 
 
 def month_text(m: int) -> str:
+    """``YYYY-MM`` of a month number (:func:`month_number`)."""
     return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 
@@ -335,7 +336,8 @@ def _search(binned, *, tests, methods, coverages) -> pd.DataFrame:
                                      "total_test", "hit_rate", "pai", "pei", "rri"])
     covs = np.asarray(coverages, dtype=float)
     rows = binned.monthly.shape[0]
-    frames, shared = [], {}
+    frames: list[pd.DataFrame] = []
+    shared: dict = {}
     for s in binned.grids:
         scorer = _Scorer(binned, s, shared)
         area = binned.grids[s]["area_km2"].to_numpy(float)
@@ -403,7 +405,7 @@ def choose(table: pd.DataFrame, *, min_test_months: int = MIN_TEST_MONTHS) -> di
     summary = summarise(table) if len(table) else pd.DataFrame()
     months = int(table["period"].nunique()) if len(table) else 0
     if months < min_test_months or summary.empty:
-        fb = dict(FALLBACK)
+        fb: dict = dict(FALLBACK)
         row = (summary.loc[(summary["method"] == fb["method"])
                            & (summary["cell_size_m"] == fb["cell_size_m"])]
                if len(summary) else summary)

@@ -165,7 +165,7 @@ def install_geodata(manifest: str | Path, *, source_dir: str | Path | None = Non
                     raise GeodataError(f"{entry.name} is derived from {entry.derived_from}, "
                                        "which is not installed; list that file in the "
                                        "manifest too.")
-                derive_rows(src, tmp, entry.lsoa_name_prefix)
+                derive_rows(src, tmp, entry.lsoa_name_prefix or "")
                 origin = f"{entry.derived_from} (rows of LSOAs named {entry.lsoa_name_prefix}*)"
             else:
                 url = f"{base_url.rstrip('/')}/{entry.name}" if base_url else entry.url

@@ -26,6 +26,9 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
+from .schema import CellShape, Contiguity
+from .validate import check_option, check_xy
+
 #: Columns of the table :func:`gistar` returns (one row per cell, in the input order).
 GISTAR_COLUMNS: tuple[str, ...] = (
     "gistar_z", "p_value", "p_adjusted", "gi_class", "n_neighbours", "island",
@@ -47,11 +50,6 @@ _OFFSETS = {
     ("hex", "rook"): ((0, 1), (0, -1), (1, 0), (-1, 0), (-1, 1), (1, -1)),
     ("hex", "queen"): ((0, 1), (0, -1), (1, 0), (-1, 0), (-1, 1), (1, -1)),
 }
-
-
-def _check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
 def _from_pairs(i: np.ndarray, j: np.ndarray, n: int) -> sp.csr_matrix:
@@ -101,7 +99,7 @@ def _infer_cell_shape(row: np.ndarray, col: np.ndarray, grid: pd.DataFrame) -> s
 
 
 def grid_neighbours(
-    grid: pd.DataFrame, *, contiguity: str = "queen", cell_shape: str | None = None
+    grid: pd.DataFrame, *, contiguity: Contiguity = "queen", cell_shape: CellShape | None = None
 ) -> sp.csr_matrix:
     """Binary contiguity of grid cells from their lattice indices, each cell included.
 
@@ -125,9 +123,18 @@ def grid_neighbours(
     scipy.sparse.csr_matrix
         n x n float64 matrix in the grid's row order, 1.0 where cells are neighbours and
         on the whole diagonal (Gi* counts each cell in its own neighbourhood).
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": [0, 0, 1, 1], "col": [0, 1, 0, 1]})
+    >>> grid_neighbours(cells, cell_shape="square").toarray().astype(int)
+    array([[1, 1, 1, 1],
+           [1, 1, 1, 1],
+           [1, 1, 1, 1],
+           [1, 1, 1, 1]])
     """
-    _check_choice("contiguity", contiguity, _CONTIGUITY)
-    _check_choice("cell_shape", cell_shape, (*_CELL_SHAPES, None))
+    check_option("contiguity", contiguity, _CONTIGUITY)
+    check_option("cell_shape", cell_shape, (*_CELL_SHAPES, None))
     missing = [c for c in ("row", "col") if c not in grid.columns]
     if missing:
         raise ValueError(f"grid has no column {missing[0]!r}; expected the columns of "
@@ -203,16 +210,15 @@ def distance_band_neighbours(x: ArrayLike, y: ArrayLike, *, distance_m: float) -
     -------
     scipy.sparse.csr_matrix
         n x n float64 binary matrix, symmetric, with 1.0 on the diagonal.
+
+    Examples
+    --------
+    >>> distance_band_neighbours([0, 50, 500], [0, 0, 0], distance_m=100).toarray()
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
-    xs = np.asarray(x, dtype=float).ravel()
-    ys = np.asarray(y, dtype=float).ravel()
-    if xs.shape != ys.shape:
-        raise ValueError(f"x and y must have the same length; got {len(xs)} and {len(ys)}")
-    bad = ~(np.isfinite(xs) & np.isfinite(ys))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"x and y must be finite; {int(bad.sum())} points are not, the first "
-                         f"at position {first} ({float(xs[first])!r}, {float(ys[first])!r})")
+    xs, ys = check_xy(x, y, finite=True)
     if not (np.isfinite(distance_m) and distance_m > 0):
         raise ValueError(f"distance_m must be a finite distance in metres > 0; got {distance_m!r}")
     pairs = cKDTree(np.column_stack([xs, ys])).query_pairs(distance_m, output_type="ndarray")
@@ -220,7 +226,8 @@ def distance_band_neighbours(x: ArrayLike, y: ArrayLike, *, distance_m: float) -
     return _from_pairs(np.concatenate([i, j]), np.concatenate([j, i]), len(xs))
 
 
-def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: str = "queen") -> sp.csr_matrix:
+def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: Contiguity = "queen"
+                       ) -> sp.csr_matrix:
     """Binary contiguity of polygons (LSOAs, wards, clipped cells), each polygon included.
 
     Parameters
@@ -238,8 +245,18 @@ def polygon_neighbours(gdf: gpd.GeoDataFrame, *, contiguity: str = "queen") -> s
     scipy.sparse.csr_matrix
         n x n float64 binary matrix in the frame's row order, symmetric, 1.0 on the
         diagonal.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> boxes = [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1), shapely.box(5, 5, 6, 6)]
+    >>> squares = gpd.GeoDataFrame(geometry=boxes, crs=27700)
+    >>> polygon_neighbours(squares).toarray()
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
-    _check_choice("contiguity", contiguity, _CONTIGUITY)
+    check_option("contiguity", contiguity, _CONTIGUITY)
     geoms = np.asarray(gdf.geometry.array, dtype=object)
     bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if bad.any():
@@ -275,6 +292,11 @@ def benjamini_hochberg(p: ArrayLike) -> np.ndarray:
     -------
     numpy.ndarray
         Adjusted p-values, float64, same shape and order as ``p``.
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.01, 0.04, 0.03, 0.20]).round(3).tolist()
+    [0.04, 0.053, 0.053, 0.2]
     """
     arr = np.asarray(p, dtype=float)
     flat = arr.ravel()
@@ -294,17 +316,17 @@ def benjamini_hochberg(p: ArrayLike) -> np.ndarray:
     return out.reshape(arr.shape)
 
 
-def _check_alpha_levels(alpha_levels: Sequence[float]) -> np.ndarray:
+def _check_alpha_levels(alpha_levels: ArrayLike) -> np.ndarray:
     levels = np.asarray(alpha_levels, dtype=float).ravel()
     if (levels.size != 3 or len(np.unique(levels)) != 3
             or not np.all((levels > 0) & (levels < 1))):
         raise ValueError("alpha_levels must be three different significance levels in (0, 1), "
-                         f"such as (0.10, 0.05, 0.01); got {tuple(alpha_levels)!r}")
+                         f"such as (0.10, 0.05, 0.01); got {tuple(levels.tolist())!r}")
     return np.sort(levels)[::-1]
 
 
 def gi_classes(
-    z: ArrayLike, p: ArrayLike, *, alpha_levels: Sequence[float] = (0.10, 0.05, 0.01)
+    z: ArrayLike, p: ArrayLike, *, alpha_levels: ArrayLike = (0.10, 0.05, 0.01)
 ) -> np.ndarray:
     """Hot/cold classes -3..+3 as ArcGIS's Gi_Bin.
 
@@ -324,6 +346,11 @@ def gi_classes(
     -------
     numpy.ndarray
         int64 classes, same shape as ``z``.
+
+    Examples
+    --------
+    >>> gi_classes([3.1, 2.0, -2.0, 0.5], [0.001, 0.04, 0.08, 0.6]).tolist()
+    [3, 2, -1, 0]
     """
     levels = _check_alpha_levels(alpha_levels)
     z = np.asarray(z, dtype=float)
@@ -444,6 +471,18 @@ def gistar(
     ``W_i = sum_j w_ij`` (binary, so ``sum_j w_ij^2 = W_i``), ``xbar`` the mean and ``S``
     the population standard deviation of all n values, islands included. Equal to
     ``esda.G_Local(values, w, transform="B", star=True).Zs`` for non-islands.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": np.repeat(range(5), 5), "col": np.tile(range(5), 5)})
+    >>> w = grid_neighbours(cells, cell_shape="square")
+    >>> counts = np.zeros(25)
+    >>> counts[[0, 1, 5, 6]] = [9, 8, 7, 9]
+    >>> out = gistar(counts, w, fdr=False)
+    >>> list(out.columns)
+    ['gistar_z', 'p_value', 'p_adjusted', 'gi_class', 'n_neighbours', 'island']
+    >>> int(out["gistar_z"].idxmax()), int(out["gi_class"].max())
+    (0, 3)
     """
     x = _check_values(values)
     n = len(x)

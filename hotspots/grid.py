@@ -30,8 +30,8 @@ import numpy as np
 import pyproj
 import shapely
 
-from .assign import check_projected
-from .schema import GRID_COLUMNS, WORKING_CRS
+from .schema import GRID_COLUMNS, WORKING_CRS, CellShape
+from .validate import check_metres, check_option, check_projected, check_xy
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +43,8 @@ NICE = (1.0, 2.0, 2.5, 5.0)
 SQRT3 = math.sqrt(3.0)
 
 
-def check_metres(name: str, value) -> float:
-    """``value`` as a positive finite number of metres, or ValueError naming ``name``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive number of metres, got {value!r}.")
-    return v
-
-
 def _check_shape(shape: str) -> str:
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}.")
+    check_option("shape", shape, SHAPES)
     return shape
 
 
@@ -66,6 +54,13 @@ def area_geometry(area, crs=None) -> tuple[shapely.Geometry, pyproj.CRS]:
     ``area`` is a shapely geometry (in ``crs``, default EPSG:27700) or a GeoSeries /
     GeoDataFrame (its own CRS; its geometries are unioned). Raises CRSError on a CRS in
     degrees and ValueError when ``area`` has no area.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> geom, crs = area_geometry(shapely.box(0, 0, 1000, 500))
+    >>> geom.area, crs.to_epsg()
+    (500000.0, 27700)
     """
     if isinstance(area, (gpd.GeoSeries, gpd.GeoDataFrame)):
         if crs is not None and area.crs is not None and pyproj.CRS(crs) != area.crs:
@@ -183,7 +178,7 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_grid(area, *, cell_size_m: float, shape: str = "square",
+def make_grid(area, *, cell_size_m: float, shape: CellShape = "square",
               crs=None) -> gpd.GeoDataFrame:
     """Square or hexagonal cells covering the study area, clipped to it.
 
@@ -220,6 +215,15 @@ def make_grid(area, *, cell_size_m: float, shape: str = "square",
     ValueError
         On a bad ``cell_size_m`` or ``shape``, an area without area, or more than
         :data:`MAX_CELLS` cells.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> len(grid), list(grid.columns)
+    (8, ['cell_id', 'row', 'col', 'x', 'y', 'area_km2', 'geometry'])
+    >>> grid["area_km2"].round(4).unique().tolist()
+    [0.0625]
     """
     s = check_metres("cell_size_m", cell_size_m)
     _check_shape(shape)
@@ -290,14 +294,6 @@ def _grid_attrs(grid: gpd.GeoDataFrame) -> tuple[str, float, float, float]:
     return _check_shape(shape), check_metres("cell_size_m", s), float(ox), float(oy)
 
 
-def _xy(x, y) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=float).ravel()
-    y = np.asarray(y, dtype=float).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
-    return x, y
-
-
 def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
     """``cell_id`` of the cell holding each point, -1 when in none (see the module's rule).
 
@@ -312,10 +308,17 @@ def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
 
     Lattice arithmetic finds each point's cell; only points in cells cut by the area's
     boundary are tested against the clipped geometry.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> cell_index(grid, [10, 260, 5000], [10, 10, 10]).tolist()
+    [0, 1, -1]
     """
     check_projected(grid, "grid")
     shape, s, ox, oy = _grid_attrs(grid)
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     out = np.full(len(x), -1, dtype=np.int64)
     if len(grid) == 0 or len(x) == 0:
         return out
@@ -373,8 +376,16 @@ def grid_counts(grid: gpd.GeoDataFrame, x, y, weights=None) -> gpd.GeoDataFrame:
     geopandas.GeoDataFrame
         :data:`hotspots.schema.GRID_COLUMNS` plus ``n`` (int64) and, with weights,
         ``weighted`` (float64); same row order and ``attrs``.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> out = grid_counts(grid, [10, 20, 260], [10, 20, 10])
+    >>> out["n"].tolist()
+    [2, 1, 0, 0, 0, 0, 0, 0]
     """
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     idx = cell_index(grid, x, y)
     pos = np.full(len(idx), -1, dtype=np.int64)
     cell_ids = grid["cell_id"].to_numpy(dtype=np.int64)
@@ -435,6 +446,13 @@ def suggest_cell_size(x, y, area, *, cells_across: int = 50, bandwidth_m: float 
     Returns
     -------
     float, metres. Logged as ``cell size set to N m (rule ...)``.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> x, y = [100, 400, 900, 950], [100, 300, 400, 450]
+    >>> suggest_cell_size(x, y, shapely.box(0, 0, 1000, 500))
+    250.0
     """
     if isinstance(cells_across, bool) or not isinstance(cells_across, (int, np.integer)) \
             or cells_across < 1:
@@ -443,7 +461,7 @@ def suggest_cell_size(x, y, area, *, cells_across: int = 50, bandwidth_m: float 
                                         and math.isfinite(bandwidth_m) and bandwidth_m > 0):
         raise ValueError(f"bandwidth_m must be a positive number of metres, got {bandwidth_m!r}.")
     geom, _ = area_geometry(area, crs)
-    x, y = _xy(x, y)
+    x, y = check_xy(x, y)
     minx, miny, maxx, maxy = shapely.bounds(geom)
     n = int(np.count_nonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)))
     short = min(maxx - minx, maxy - miny)

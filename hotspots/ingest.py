@@ -57,17 +57,24 @@ from pyproj import Transformer
 from .assign import POLICE_UK_EDGE_M, assign_points, nesting, prefer_own
 from .config import Config
 from .errors import ConfigError, InputError
-from .schema import INCIDENT_COLUMNS, MAPPING_FIELDS, POLICE_UK_HEADER, REJECTION_COLUMNS
+from .schema import (
+    INCIDENT_COLUMNS,
+    MAPPING_FIELDS,
+    OPTIONAL_MAPPING_FIELDS,
+    POLICE_UK_HEADER,
+    POLICE_UK_SOURCE,
+    REJECTION_COLUMNS,
+)
 from .validate import (
     CONTROL_CHARACTERS,
     describe_character,
     file_message,
     format_distance,
+    optional_columns_message,
     problem_message,
     visible,
 )
 
-POLICE_UK_SOURCE = "policeuk"
 _TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
 _DAYFIRST_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y", "%d-%m-%Y %H:%M",
                      "%d-%m-%Y")
@@ -96,6 +103,7 @@ class IngestResult:
     problems: pd.DataFrame  # schema.REJECTION_COLUMNS, one row per problem
     rejected: pd.DataFrame  # raw columns + row + reasons, one row per rejected row
     lsoa_agreement: float | None
+    warnings: tuple[str, ...] = ()  # about the whole file (optional columns missing)
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -661,11 +669,11 @@ def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str
         }
     assert mapping is not None
     cols = mapping.columns
-    absent = [c for c in cols.values() if c not in frame.columns]
+    absent = [f"'{visible(c)}' ({f})" for f, c in cols.items() if c not in frame.columns]
     if absent:
         names = [visible(str(c)) for c in frame.columns[:20]]
         raise InputError(file_message(
-            file, "export_columns_missing", absent=[visible(c) for c in absent],
+            file, "export_columns_missing", absent=", ".join(absent),
             mapping=f"mapping {mapping.path}" if mapping.path else "the mapping",
             columns=names if len(frame.columns) <= 20 else f"{names[:-1]} and "
             f"{len(frame.columns) - 19:,} more"))
@@ -712,8 +720,10 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     if fmt == "council" and mapping is None:
         raise InputError(file_message(file, "no_mapping", start=[visible(str(c))[:40] for c in
                                                                   frame.columns[:4]]))
+    warnings = ()
     if fmt == "council":
         check_mapping(mapping, config)
+        mapping, warnings = _optional_columns(mapping, frame, file)
     malformed = frame.attrs.get("malformed", [])
     row_no = np.asarray(frame.attrs.get("row_numbers", np.arange(2, len(frame) + 2)))
     frame = _as_text(frame)
@@ -866,7 +876,20 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     return IngestResult(file=file, format=fmt, n_read=n + len(malformed),
                         incidents=out,
                         problems=problems, rejected=rejected.reset_index(drop=True),
-                        lsoa_agreement=agreement)
+                        lsoa_agreement=agreement, warnings=warnings)
+
+
+def _optional_columns(mapping: Mapping, frame: pd.DataFrame, file: str
+                      ) -> tuple[Mapping, tuple[str, ...]]:
+    """The mapping without the optional columns the export lacks, and a warning naming
+    them (a missing required column is refused later, by :func:`_std_frame`)."""
+    gone = {f: c for f, c in mapping.columns.items()
+            if f in OPTIONAL_MAPPING_FIELDS and c not in frame.columns}
+    if not gone:
+        return mapping, ()
+    kept = {f: c for f, c in mapping.columns.items() if f not in gone}
+    return dataclasses.replace(mapping, columns=kept), (optional_columns_message(
+        file, gone, mapping=f"mapping {mapping.path}" if mapping.path else "the mapping"),)
 
 
 @dataclasses.dataclass(frozen=True)

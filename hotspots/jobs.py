@@ -8,20 +8,30 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
 from . import geography, store
+from .analysis import analyse, check_enough_incidents, place_names, resolve_spec
 from .area import check_store_area
 from .config import Config
 from .errors import HotspotsError
 from .export import FORMATS as EXPORT_TABLE_FORMATS
 from .export import write_csv, write_table
-from .ingest import Mapping, export_date, read_export, read_mapping, to_incidents
+from .ingest import (
+    IngestResult,
+    Mapping,
+    export_date,
+    read_export,
+    read_mapping,
+    to_incidents,
+)
 from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
+from .validate import explain_reasons, file_message
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +39,12 @@ log = logging.getLogger(__name__)
 #: Every entry of ``ingest_files``'s report has exactly these keys (null when not known).
 INGEST_KEYS = ("path", "format", "read", "accepted", "rejected", "inserted", "replaced",
                "unchanged", "unassigned", "lsoa_agreement", "reasons", "load_id",
-               "already_loaded", "rejected_file", "exported_at", "kept_newer", "note", "error")
+               "already_loaded", "rejected_file", "exported_at", "kept_newer", "note", "error",
+               "warnings", "explained")
+#: Every entry of ``preview_files``'s report has exactly these keys (null when not known).
+PREVIEW_KEYS = ("path", "format", "read", "accepted", "rejected", "inserted", "replaced",
+                "unchanged", "kept_newer", "already_loaded", "exported_at", "changes",
+                "reasons", "explained", "warnings", "note", "error")
 
 #: Configuration fields that decide whether a row is accepted and where it is assigned.
 _ACCEPTANCE_FIELDS = ("code", "boundary_layer", "layers", "land_layer", "categories",
@@ -69,7 +84,45 @@ def kept_newer_note(kept: list[dict], exported_at: str) -> str:
             "--force-older to replace them")
 
 
-def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | Path | None = None,
+def _check_file(p: Path, mapping: Mapping | None, config: Config, layers, area,
+                today: dt.date | None, say, step: int, total: int):
+    """Read and check one export: ``(result, exported_at)``."""
+    if not p.is_file():
+        raise HotspotsError(file_message(p.name, "no_file"))
+    frame = read_export(p, sheet=mapping.sheet if mapping else None)
+    say(step + 1, total, f"{p.name}: checking {len(frame):,} rows")
+    res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
+                       mapping=mapping, today=today)
+    return res, export_date(frame, path=p, mapping=mapping)
+
+
+def plain_error(exc: Exception, name: str) -> str:
+    """A message for a file that could not be used, in the user's words: the file by its
+    own name (never an upload's temporary folder), no codec or Python jargon."""
+    if isinstance(exc, HotspotsError):
+        return str(exc)
+    if isinstance(exc, UnicodeError):
+        at = f" (byte {exc.start + 1:,})" if isinstance(exc, UnicodeDecodeError) else ""
+        return file_message(name, "not_utf8", why=at)
+    return (f"{name}: could not be loaded: an unexpected problem ({type(exc).__name__}); the "
+            "store is unchanged for this file. Fix: please report it with the file's first "
+            "lines.")
+
+
+def _entry(keys, p: Path) -> dict:
+    entry = dict.fromkeys(keys)
+    entry.update(path=str(p), reasons={}, kept_newer=0, warnings=[], explained=[])
+    return entry
+
+
+def _counts(res: IngestResult) -> dict:
+    return {"format": res.format, "read": res.n_read, "accepted": len(res.incidents),
+            "rejected": len(res.rejected), "reasons": res.reasons,
+            "explained": explain_reasons(res.problems), "warnings": list(res.warnings)}
+
+
+def ingest_files(paths: Sequence[str | Path], *, config: Config,
+                 store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
                  user: str | None = None, progress=None) -> dict:
@@ -81,6 +134,8 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     a later-dated export is kept (``kept_newer``, explained in ``note``) unless
     ``force_older``. A file that cannot be read gets an ``error`` and the others still
     load. Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
+    ``warnings`` say what a file lacks (optional mapping columns missing); ``explained``
+    the rejected rows by reason, fix first (:func:`hotspots.validate.explain_reasons`).
     ``user`` is who loads (default: the operating system's user). ``progress(done,
     total, step)`` is told of each step (three per file: read, checked, written).
     """
@@ -97,62 +152,109 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
         say = progress or (lambda done, total, step: None)
         for i, p in enumerate(paths):
             say(3 * i, total, f"{p.name}: reading")
-            entry = dict.fromkeys(INGEST_KEYS)
-            entry.update(path=str(p), reasons={}, kept_newer=0)
+            entry = _entry(INGEST_KEYS, p)
             files.append(entry)
             try:
-                if not p.is_file():
-                    raise HotspotsError(f"{p}: no such file.")
-                sha = geography.sha256_file(p)
-                key = load_key(sha, mapping_obj, config)
-                prior = store.find_load(conn, key)
-                if prior is not None:
-                    entry.update({k: prior[k] for k in ("format", "read", "accepted",
-                                                        "rejected", "unassigned",
-                                                        "lsoa_agreement", "reasons")})
-                    entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
-                                 unchanged=prior["accepted"])
-                    continue
-                frame = read_export(p, sheet=mapping_obj.sheet if mapping_obj else None)
-                say(3 * i + 1, total, f"{p.name}: checking {len(frame):,} rows")
-                res = to_incidents(frame, file=p.name, config=config, layers=layers, area=area,
-                                   mapping=mapping_obj, today=today)
-                say(3 * i + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
-                exported = export_date(frame, path=p, mapping=mapping_obj)
-                written = store.write_load(conn, res, path=str(p), content_sha256=sha,
-                                           load_key=key, exported_at=exported,
-                                           force_older=force_older, user=user)
-            except HotspotsError as exc:
-                entry["error"] = str(exc)
-                continue
+                _ingest_one(conn, db, p, entry, mapping_obj, config, layers, area, today=today,
+                            force_older=force_older, user=user, say=say, step=3 * i,
+                            total=total)
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-                log.exception("unexpected failure on %s", p)
-                entry["error"] = (f"{p}: could not be loaded ({type(exc).__name__}: {exc}); "
-                                  "the store is unchanged for this file. Please report it with "
-                                  "the file's first lines.")
-                continue
-            inc = res.incidents
-            kept = written["kept_newer"]
-            entry.update({
-                "format": res.format, "read": res.n_read, "accepted": len(inc),
-                "rejected": len(res.rejected), "inserted": written["inserted"],
-                "replaced": written["replaced"], "unchanged": written["unchanged"],
-                "unassigned": int((inc["lsoa_code"] == "").sum()),
-                "lsoa_agreement": res.lsoa_agreement, "reasons": res.reasons,
-                "load_id": written["load_id"], "already_loaded": written["already_loaded"],
-                "exported_at": exported, "kept_newer": sum(k["n"] for k in kept),
-                "note": kept_newer_note(kept, exported) if kept else None,
-            })
-            if len(res.rejected) and written["load_id"] is not None:
-                out = (store.rejected_dir(db)
-                       / f"{p.stem}.load{written['load_id']}.rejected.csv")
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write_csv(res.rejected, out)
-                entry["rejected_file"] = str(out)
+                if not isinstance(exc, HotspotsError):
+                    log.exception("unexpected failure on %s", p)
+                entry["error"] = plain_error(exc, p.name)
         say(total, total, "done")
     finally:
         conn.close()
     return {"store": store.store_name(db), "files": files}
+
+
+def _ingest_one(conn, db: str, p: Path, entry: dict, mapping_obj, config, layers, area, *,
+                today, force_older, user, say, step: int, total: int) -> None:
+    """Load one export into the store and fill its report ``entry``."""
+    sha = geography.sha256_file(p) if p.is_file() else ""
+    key = load_key(sha, mapping_obj, config)
+    prior = store.find_load(conn, key) if sha else None
+    if prior is not None:
+        entry.update({k: prior[k] for k in ("format", "read", "accepted", "rejected",
+                                            "unassigned", "lsoa_agreement", "reasons")})
+        entry.update(already_loaded=prior["load_id"], inserted=0, replaced=0,
+                     unchanged=prior["accepted"],
+                     explained=explain_reasons(store.read_problems(conn, prior["load_id"])))
+        return
+    res, exported = _check_file(p, mapping_obj, config, layers, area, today, say, step, total)
+    say(step + 2, total, f"{p.name}: writing {len(res.incidents):,} rows")
+    written = store.write_load(conn, res, path=str(p), content_sha256=sha, load_key=key,
+                               exported_at=exported, force_older=force_older, user=user)
+    inc = res.incidents
+    kept = written["kept_newer"]
+    entry.update(_counts(res))
+    entry.update({
+        "inserted": written["inserted"], "replaced": written["replaced"],
+        "unchanged": written["unchanged"], "unassigned": int((inc["lsoa_code"] == "").sum()),
+        "lsoa_agreement": res.lsoa_agreement, "load_id": written["load_id"],
+        "already_loaded": written["already_loaded"], "exported_at": exported,
+        "kept_newer": sum(k["n"] for k in kept),
+        "note": kept_newer_note(kept, exported) if kept else None,
+    })
+    if len(res.rejected) and written["load_id"] is not None:
+        out = store.rejected_dir(db) / f"{p.stem}.load{written['load_id']}.rejected.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(res.rejected, out)
+        entry["rejected_file"] = str(out)
+
+
+def preview_files(paths: list[str | Path], *, config: Config,
+                  store_file: str | Path | None = None, mapping: str | Path | None = None,
+                  cache: str | Path | None = None, today: dt.date | None = None,
+                  force_older: bool = False, sample: int = 20) -> dict:
+    """What :func:`ingest_files` would do with these exports, without writing anything
+    (the store is not even created): per file, :data:`PREVIEW_KEYS` with the counts of
+    new (``inserted``), ``replaced``, ``unchanged``, ``kept_newer`` and ``rejected``
+    records, and ``changes``: ``{"ref", "field", "old", "new"}`` of the changed fields of
+    up to ``sample`` of the records that would be replaced.
+    """
+    db = store.store_target(store_file)
+    layers = geography.read_layers(config, cache=cache)
+    area = geography.study_area(layers, config)
+    mapping_obj = read_mapping(mapping, config) if mapping else None
+    conn = store.connect(db) if store.exists(db) else None
+    files = []
+    try:
+        if conn is not None:
+            check_store_area(conn, config, store_file=db, cache=cache)
+        for p in map(Path, paths):
+            entry = _entry(PREVIEW_KEYS, p)
+            files.append(entry)
+            try:
+                res, exported = _check_file(p, mapping_obj, config, layers, area, today,
+                                            lambda *a: None, 0, 3)
+                key = load_key(geography.sha256_file(p), mapping_obj, config)
+                got = (store.preview_load(conn, res, load_key=key, exported_at=exported,
+                                          force_older=force_older, sample=sample)
+                       if conn is not None else _all_new(res))
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+                if not isinstance(exc, HotspotsError):
+                    log.exception("unexpected failure on %s", p)
+                entry["error"] = plain_error(exc, p.name)
+                continue
+            entry.update(_counts(res))
+            entry.update({k: got[k] for k in ("inserted", "replaced", "unchanged",
+                                              "already_loaded")},
+                         exported_at=exported, changes=got["changes"].to_dict("records"),
+                         kept_newer=sum(k["n"] for k in got["kept_newer"]),
+                         note=kept_newer_note(got["kept_newer"], exported)
+                         if got["kept_newer"] else None)
+    finally:
+        if conn is not None:
+            conn.close()
+    return {"store": store.store_name(db), "files": files}
+
+
+def _all_new(res: IngestResult) -> dict:
+    """A preview against a store that does not exist yet: every record is new."""
+    return {"inserted": len(res.incidents), "replaced": 0, "unchanged": 0, "kept_newer": [],
+            "already_loaded": None, "changes": pd.DataFrame(columns=["ref", "field", "old",
+                                                                      "new"])}
 
 
 def latest_complete_month(conn) -> str:
@@ -298,41 +400,6 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     return layer, result
 
 
-def _analyse(inc, layers, area, config: Config, *, cell_size_m=None, shape="square",
-             bandwidth_m=None, kernel="quartic", method="dbscan", fdr=True):
-    """Grid counts with Gi*, kernel density and places for a period's incidents; and the
-    sentences announcing the values chosen by rule."""
-    from .cluster import find_places
-    from .density import kde, suggest_bandwidth
-    from .gistar import gistar, grid_neighbours
-    from .grid import grid_counts, make_grid, suggest_cell_size
-
-    x, y = inc["x"].to_numpy(), inc["y"].to_numpy()
-    harm = inc["category"].map({k: c.weight for k, c in config.categories.items()}).fillna(1.0)
-    cell = cell_size_m or suggest_cell_size(x, y, area)
-    grid = make_grid(area, cell_size_m=cell, shape=shape)
-    cells = grid_counts(grid, x, y, weights=harm.to_numpy())
-    cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
-                              grid_neighbours(cells, cell_shape=shape), fdr=fdr))
-    cells.attrs.update(grid.attrs)  # joins drop attrs; cell lookups need the lattice
-    cells.attrs["cell_size_m"] = float(cell)
-    bw = bandwidth_m or suggest_bandwidth(x, y)
-    raster = kde(x, y, area=area, bandwidth_m=bw, kernel=kernel,
-                 cell_size_m=suggest_cell_size(x, y, area, bandwidth_m=bw))
-    names = {c: n for key in ("ward", "lsoa") if key in layers
-             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
-    places = find_places(inc, config=config, method=method, area_km2=area.area / 1e6,
-                         names=names)
-    chosen = []
-    if cell_size_m is None:
-        chosen.append(f"cell size set to {cell:g} m (rule: the larger of the bounding box's "
-                      "shorter side / 50 and sqrt(area / incidents), rounded down)")
-    if bandwidth_m is None:
-        chosen.append(f"bandwidth set to {bw:g} m (rule: ArcGIS spatial Silverman, "
-                      "0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2)")
-    return cells, raster, places, chosen
-
-
 def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> dict:
     """What a legend and a summary say about a forecast layer: the month forecast, the
     method, the cell size, its mean PAI and hit rate at 5% on the test months, and any
@@ -376,15 +443,15 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         conn.close()
     left_out = month_only_left_out(inc, period)
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
-    if len(inc) < 3:
-        raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
-                            "hotspots; widen the period or the categories.")
+    check_enough_incidents(len(inc), period.label)
     layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config)
-    cells, raster, places, chosen = _analyse(
-        inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
-        bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
-    cell, bw = cells.attrs["cell_size_m"], raster.bandwidth_m
+    spec = resolve_spec(inc["x"].to_numpy(), inc["y"].to_numpy(), area,
+                        cell_size_m=cell_size_m, shape=shape, bandwidth_m=bandwidth_m,
+                        kernel=kernel, method=method, fdr=fdr)
+    found = analyse(inc, area, config=config, spec=spec, names=place_names(layers))
+    cells, raster, places, chosen = found.cells, found.raster, found.places, list(spec.chosen)
+    cell, bw = spec.grid.cell_size_m, spec.kde.bandwidth_m
     forecast, backtest = forecast_for(config=config, period=period, area=area,
                                       store_file=store_file, categories=categories)
     meta = {

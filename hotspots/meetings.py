@@ -47,7 +47,7 @@ class Meeting:
     @property
     def label(self) -> str:
         """'2024-09-05 (reviewed 2024-08-01 to 2024-08-31)'."""
-        if self.period_start is None:
+        if self.period_start is None or self.period_end is None:
             return f"{self.date.isoformat()} (period not recorded)"
         return (f"{self.date.isoformat()} (reviewed {self.period_start.isoformat()} to "
                 f"{self.period_end.isoformat()})")

@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 
 from .errors import FetchError
-from .fetch import _FROM_LONLAT, Client, _write_atomic, read_json
+from .fetch import FROM_LONLAT, Client, read_json, write_atomic
 from .geography import sha256_file
 from .schema import WORKING_CRS
 
@@ -93,7 +93,7 @@ def _to_bng(geom: shapely.Geometry) -> shapely.Geometry:
     minx, miny, maxx, maxy = geom.bounds
     if -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90:
         return shapely.transform(geom, lambda xy: np.column_stack(
-            _FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
+            FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
     return geom
 
 
@@ -226,13 +226,13 @@ def fetch_area(la_code: str, out_dir: str | Path, *, client: Client | None = Non
              "ward": (f"{stem}_wards_2022.geojson", _geojson(wards), len(wards)),
              "population": (f"{stem}_population_lsoa21.csv", pop.getvalue().encode(),
                             len(lsoa_codes))}
-    report = {"la_code": la_code, "la_name": la_name, "crs": WORKING_CRS, "files": {},
+    report: dict = {"la_code": la_code, "la_name": la_name, "crs": WORKING_CRS, "files": {},
               "checks": {"lsoas": len(lsoas), "wards": len(wards),
                          "usual_residents": sum(people.values()),
                          "lsoa_km2": round(sum(g.area for _, g in lsoas) / 1e6, 3),
                          "ward_km2": round(wards_union.area / 1e6, 3)}}
     for kind, (name, data, n) in files.items():
-        _write_atomic(out / name, data)
+        write_atomic(out / name, data)
         report["files"][kind] = {"name": name, "path": str(out / name),
                                  "sha256": sha256_file(out / name), "rows": n}
     return report

@@ -17,13 +17,14 @@ import pandas as pd
 import shapely
 
 from . import geography, meetings, store
+from .analysis import analyse, place_names
 from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .export import partner_table, write_table
 from .grid import cell_index
-from .jobs import _analyse, forecast_for, forecast_meta, latest_complete_month
+from .jobs import forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
 from .meetings import review_tasked as _review_tasked
 from .placecard import PlaceEvidence, partner_cards, place_evidence
@@ -41,6 +42,7 @@ from .report import (
 from .summary import Period, in_period, month_period
 from .trends import (
     emerging_cells,
+    left_out,
     period_trends,
     stream_label,
     year_before,
@@ -169,7 +171,8 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     area = geography.land_area(layers, config)
-    cells, raster, places, _ = _analyse(cur, layers, area, config)
+    found = analyse(cur, area, config=config, names=place_names(layers))
+    cells, raster, places = found.cells, found.raster, found.places
     places = _with_rates(_units(units, cur, places, cells, layers, config), units, config,
                          layers, cache)
     if places.empty:
@@ -291,7 +294,7 @@ def _method_notes(rk: _Ranked, period: Period, config: Config, emerging) -> list
     ]
     for key, other in (("previous", period.previous()), ("year", year_before(period))):
         gap = [stream_label(src, config.label(cat))
-               for src, cat in rk.trends.attrs["left_out"][key]]
+               for src, cat in left_out(rk.inc, period)[key]]
         if gap:
             notes.append(f"Not compared with {other.label}: {', '.join(gap)} (records in "
                          f"only one of {other.label} and {period.label}).")

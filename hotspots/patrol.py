@@ -15,6 +15,7 @@ import datetime as dt
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from numpy.typing import ArrayLike
 
 from .assign import assign_codes
@@ -78,6 +79,31 @@ def on_shift(hours: ArrayLike, shift: Shift) -> np.ndarray:
     that crosses midnight (18:00-02:00) takes hours 18 to 23 and 0 to 1."""
     h = np.asarray(hours)
     return np.isin(h, np.asarray(shift.hours))
+
+
+def in_patrol_area(codes: ArrayLike, x: ArrayLike, y: ArrayLike, *, ward: str | None = None,
+                   drawn: shapely.Geometry | None = None,
+                   wards: ArrayLike = ()) -> np.ndarray:
+    """Whether each incident is in the area patrolled: the ward ``ward`` (by its area
+    code in ``codes``), else inside the ``drawn`` polygon (EPSG:27700), else in any of
+    ``wards``.
+
+    Examples
+    --------
+    >>> in_patrol_area(["W1", "W2", ""], [0, 5, 9], [0, 5, 9], ward="W2").tolist()
+    [False, True, False]
+    >>> in_patrol_area(["W1", "W2", ""], [0, 5, 9], [0, 5, 9],
+    ...                drawn=shapely.box(4, 4, 10, 10)).tolist()
+    [False, True, True]
+    >>> in_patrol_area(["W1", "W2", ""], [0, 5, 9], [0, 5, 9], wards=["W1"]).tolist()
+    [True, False, False]
+    """
+    c = np.asarray(codes, dtype=object)
+    if ward is not None:
+        return c == ward
+    if drawn is not None:
+        return shapely.contains_xy(drawn, np.asarray(x, float), np.asarray(y, float))
+    return np.isin(c, np.asarray(wards, dtype=object))
 
 
 def current_shift(shifts: dict[str, Shift], hour: int) -> str:

@@ -82,6 +82,11 @@ def trend_z(n, n_prev) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float.
+
+    Examples
+    --------
+    >>> trend_z([20, 5, 10], [10, 5, 0]).round(2).tolist()
+    [1.83, 0.0, 3.16]
     """
     cur = np.asarray(n, dtype=float)
     prev = np.asarray(n_prev, dtype=float)
@@ -171,6 +176,17 @@ def rank_units(table: pd.DataFrame, *, weights: dict[str, float] | None = None,
     ValueError
         for unknown, negative or all-zero weights, a missing ``id_col`` or component column,
         duplicate ids or non-numeric component values; the message names what to fix.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"unit_id": ["A", "B", "C"], "n": [30, 10, 20], "harm": [10, 40,
+    ...     20]})
+    >>> weights = {k: 0.0 for k in COMPONENTS} | {"volume": 1.0, "harm": 1.0}
+    >>> rank_units(table, weights=weights)[["unit_id", "rank", "score"]]
+      unit_id  rank  score
+    0       A     1    0.5
+    1       C     2    0.5
+    2       B     3    0.5
     """
     w = _check_weights(weights)
     if id_col not in table.columns:
@@ -201,12 +217,12 @@ def rank_units(table: pd.DataFrame, *, weights: dict[str, float] | None = None,
     out = table.drop(columns=drop)
     total = sum(w.values())
     scaled, points = {}, {}
-    for name, col in columns.items():
-        if col is None:
+    for name, found_col in columns.items():
+        if found_col is None:
             scaled[name] = pd.Series(np.nan, index=table.index)
             points[name] = pd.Series(0.0, index=table.index)
             continue
-        comp = _percentile(_numeric(table, col, ids, id_col))
+        comp = _percentile(_numeric(table, found_col, ids, id_col))
         scaled[name] = comp
         points[name] = comp * (w[name] / total) if w[name] > 0 else comp * 0.0
     score = sum(points.values(), pd.Series(0.0, index=table.index)).round(12)
@@ -253,6 +269,14 @@ def explain_rank(row: pd.Series, *, borough_density_per_km2: float | None = None
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"unit_id": ["A", "B", "C"], "n": [30, 10, 20], "harm": [10, 40,
+    ...     20]})
+    >>> weights = {k: 0.0 for k in COMPONENTS} | {"volume": 1.0, "harm": 1.0}
+    >>> explain_rank(rank_units(table, weights=weights).iloc[0])
+    '1st (score 0.50): 30 incidents (volume 1.00); harm 10 (0.00)'
     """
     parts = []
     if _shown(row, "volume"):

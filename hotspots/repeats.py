@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from .ingest import POLICE_UK_SOURCE
+from .schema import POLICE_UK_SOURCE, RepeatKey
+from .validate import check_option
 
 #: Columns of :func:`repeat_summary` (index: the unit).
 REPEAT_COLUMNS: tuple[str, ...] = (
@@ -75,6 +76,16 @@ def repeat_summary(incidents: pd.DataFrame, *, unit: str = "unit") -> pd.DataFra
         n_from_repeat_callers  int   the unit's incidents from those callers
         repeat_caller_share    float n_from_repeat_callers / n
         ====================== ===== ================================================
+
+    Examples
+    --------
+    >>> inc = pd.DataFrame({"unit": ["P1"] * 4 + ["P2"], "source": "asb", "location_key": ["a",
+    ...     "a", "a", "b", "c"], "caller_key": ["k1", "k1", "", "", "k2"]})
+    >>> repeat_summary(inc, unit="unit")[["n", "repeat_locations", "repeat_caller_share"]]
+          n  repeat_locations  repeat_caller_share
+    unit
+    P1    4                 1                  0.5
+    P2    1                 0                  0.0
     """
     _require_columns(incidents, ("location_key", "caller_key", unit))
     loc = incidents["location_key"]
@@ -107,7 +118,8 @@ def repeat_summary(incidents: pd.DataFrame, *, unit: str = "unit") -> pd.DataFra
 
 
 def community_trigger(incidents: pd.DataFrame, *, threshold: int = 3, window_days: int = 182,
-                      key: str = "caller_key", unit: str | None = "unit") -> pd.DataFrame:
+                      key: RepeatKey = "caller_key", unit: str | None = "unit"
+                      ) -> pd.DataFrame:
     """Callers or locations that reach the ASB Case Review (Community Trigger) threshold.
 
     A key reaches it when ``threshold`` or more of its reports fall within ``window_days``
@@ -151,10 +163,17 @@ def community_trigger(incidents: pd.DataFrame, *, threshold: int = 3, window_day
         units        str   the units of the window's reports, sorted, joined by
                            ``"; "``; empty when ``unit`` is None or none is given
         ============ ===== ========================================================
+
+    Examples
+    --------
+    >>> inc = pd.DataFrame({"source": "asb", "caller_key": ["k1"] * 3 + ["k2"],
+    ...     "date": ["2024-01-05", "2024-02-01", "2024-05-20", "2024-01-09"], "unit": ["P1",
+    ...     "P1", "P2", "P1"]})
+    >>> community_trigger(inc, threshold=3)
+      key  n_in_window window_start  window_end  total   units
+    0  k1            3   2024-01-05  2024-05-20      3  P1; P2
     """
-    if key not in _TRIGGER_KEYS:
-        raise ValueError(f"key must be one of {', '.join(map(repr, _TRIGGER_KEYS))}; "
-                         f"got {key!r}")
+    check_option("key", key, _TRIGGER_KEYS)
     if isinstance(threshold, bool) or not isinstance(threshold, int | np.integer) \
             or threshold < 2:
         raise ValueError(f"threshold must be a whole number of reports >= 2 (default 3); "
@@ -247,6 +266,12 @@ def concentration(counts: ArrayLike) -> dict[str, float | int]:
         ``top_units`` busiest units. ``top_units`` (int): ``ceil(0.05 n)``, at least 1,
         so the top group is never less than 5% of the units. ``n_units`` (int) and
         ``total`` (float).
+
+    Examples
+    --------
+    >>> out = concentration([10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5])
+    >>> {k: round(v, 3) for k, v in out.items()}
+    {'gini': 0.917, 'top5_share': 0.667, 'top_units': 1, 'n_units': 20, 'total': 15.0}
     """
     x = np.sort(_check_counts(counts))
     n, total = x.size, float(x.sum())
@@ -271,6 +296,16 @@ def lorenz(counts: ArrayLike) -> pd.DataFrame:
         n + 1 rows, from (0, 0) to (1, 1): ``share_units`` (cumulative share of units,
         quietest first) and ``share_incidents`` (cumulative share of incidents in them).
         The area between the curve and the diagonal is half the Gini coefficient.
+
+    Examples
+    --------
+    >>> lorenz([3, 1, 0, 0])
+       share_units  share_incidents
+    0         0.00             0.00
+    1         0.25             0.00
+    2         0.50             0.00
+    3         0.75             0.25
+    4         1.00             1.00
     """
     x = np.sort(_check_counts(counts))
     return pd.DataFrame({

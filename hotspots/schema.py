@@ -26,6 +26,15 @@ row             int    row in the export (header = row 1, as a spreadsheet shows
 
 from __future__ import annotations
 
+from typing import Literal
+
+#: The option values analysis functions accept (typed, so a checker catches a typo).
+CellShape = Literal["square", "hex"]
+Kernel = Literal["quartic", "gaussian"]
+ClusterMethod = Literal["dbscan", "hdbscan"]
+Contiguity = Literal["queen", "rook"]
+RepeatKey = Literal["caller_key", "location_key"]
+
 INCIDENT_COLUMNS: tuple[str, ...] = (
     "source", "ref", "category", "category_raw", "period", "date", "hour", "x", "y",
     "location", "location_key", "caller_key", "description", "quantity",
@@ -37,6 +46,10 @@ REJECTION_COLUMNS: tuple[str, ...] = ("file", "row", "field", "value", "reason",
 
 #: Columns of an area layer after :func:`hotspots.geography.read_layer`.
 AREA_COLUMNS: tuple[str, ...] = ("code", "name", "area_km2", "geometry")
+
+#: ``source`` of rows from police.uk street-level files and the police.uk API (dated by
+#: month only, no time of day).
+POLICE_UK_SOURCE = "policeuk"
 
 WORKING_CRS = "EPSG:27700"
 WEB_CRS = "EPSG:4326"
@@ -51,6 +64,11 @@ POLICE_UK_HEADER: tuple[str, ...] = (
 MAPPING_FIELDS: tuple[str, ...] = (
     "reference", "datetime", "date", "time", "category", "latitude", "longitude",
     "easting", "northing", "location", "caller", "description", "count", "extract_date",
+)
+#: Mapping fields an export may lack: a file without one of these columns loads without
+#: it, with a warning (the others are required).
+OPTIONAL_MAPPING_FIELDS: tuple[str, ...] = (
+    "time", "location", "caller", "description", "count", "extract_date",
 )
 
 #: Columns of a grid from :func:`hotspots.grid.make_grid` (EPSG:27700). ``row``/``col``

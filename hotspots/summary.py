@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .ingest import POLICE_UK_SOURCE
+from .schema import POLICE_UK_SOURCE
 
 MEASURES = ("n", "harm", "density_per_km2", "harm_per_km2", "repeat_share", "change",
             "per_1000_residents")

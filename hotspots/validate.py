@@ -1,11 +1,117 @@
-"""Row checks' wording: the one place that says what is wrong with an input row and how
-to fix it. Every message names the file, the row (as a spreadsheet numbers it, header =
-row 1), the field and the value.
+"""The one place that says what is wrong with an input and how to fix it.
+
+Row checks' wording: every message names the file, the row (as a spreadsheet numbers it,
+header = row 1), the field and the value. Argument checks (``check_*``): x/y coordinates,
+projected CRS, metres, positive numbers and options; each raises
+:class:`hotspots.errors.ValidationError` (a ``ValueError``) naming the argument, or
+:class:`hotspots.errors.CRSError` for degrees.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import CRSError, ValidationError
+
+# --- argument checks ---------------------------------------------------------------------
+
+
+def check_xy(x: Any, y: Any, *, finite: bool = False, metres: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as flat float arrays of the same length.
+
+    ``finite=True`` also rejects NaN and infinite values (naming the first);
+    ``metres=True`` raises CRSError when every point looks like degrees (|x| <= 180,
+    |y| <= 90): analysis works in EPSG:27700 metres.
+
+    Examples
+    --------
+    >>> check_xy([530000, 531000], [180000, 181000])[0]
+    array([530000., 531000.])
+    >>> check_xy([1, 2], [3])
+    Traceback (most recent call last):
+    hotspots.errors.ValidationError: x and y must have the same length; got 2 and 1.
+    """
+    xs = np.asarray(x, dtype=float).ravel()
+    ys = np.asarray(y, dtype=float).ravel()
+    if xs.shape != ys.shape:
+        raise ValidationError(f"x and y must have the same length; got {xs.size} and "
+                              f"{ys.size}.")
+    if finite:
+        bad = ~(np.isfinite(xs) & np.isfinite(ys))
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValidationError(
+                f"x and y must be finite EPSG:27700 metres; {int(bad.sum())} points are not, "
+                f"the first at position {first} ({float(xs[first])!r}, {float(ys[first])!r}). "
+                "Drop them.")
+    if metres and xs.size and np.abs(xs).max() <= 180 and np.abs(ys).max() <= 90:
+        raise CRSError("x and y look like degrees (longitude, latitude); analysis needs "
+                       "EPSG:27700 metres. Project them first (ingest does this).")
+    return xs, ys
+
+
+def check_projected(gdf: Any, what: str) -> None:
+    """Raise CRSError unless ``gdf`` (anything with ``.crs``) is in a projected CRS in
+    metres (EPSG:27700 here)."""
+    if gdf.crs is None or not gdf.crs.is_projected:
+        raise CRSError(f"{what} is in {gdf.crs or 'no CRS'}, not a projected CRS in metres. "
+                       "Convert it with .to_crs(27700) first.")
+
+
+def check_metres(name: str, value: Any) -> float:
+    """``value`` as a positive finite number of metres, or ValidationError naming ``name``.
+
+    Examples
+    --------
+    >>> check_metres("cell_size_m", 150)
+    150.0
+    >>> check_metres("cell_size_m", 0)
+    Traceback (most recent call last):
+    hotspots.errors.ValidationError: cell_size_m must be a positive number of metres, got 0.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise ValidationError(f"{name} must be a positive number of metres, got {value!r}.")
+    return v
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False,
+                   integer: bool = False) -> None:
+    """Raise ValidationError unless ``value`` is a finite number above 0 (0 or more with
+    ``allow_zero``; a whole number, not bool, with ``integer``)."""
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int | np.integer) if integer else isinstance(
+        value, int | float | np.integer | np.floating)
+    ok = ok and not isinstance(value, bool) and bool(np.isfinite(value))
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = "0 or more" if allow_zero else ("1 or more" if integer else "above 0")
+        raise ValidationError(f"{name} must be {kind} {bound}; got {value!r}.")
+
+
+def check_option(name: str, value: object, allowed: Sequence[object]) -> None:
+    """Raise ValidationError unless ``value`` is one of ``allowed``.
+
+    Examples
+    --------
+    >>> check_option("kernel", "box", ("quartic", "gaussian"))
+    Traceback (most recent call last):
+    hotspots.errors.ValidationError: kernel must be one of 'quartic', 'gaussian'; got 'box'.
+    """
+    if value not in allowed:
+        raise ValidationError(f"{name} must be one of {', '.join(map(repr, allowed))}; "
+                              f"got {value!r}.")
+
+
+# --- row checks' wording -----------------------------------------------------------------
 
 #: reason key -> (what is wrong, how to fix it). ``{value}``, ``{detail}`` are filled in.
 REASONS: dict[str, tuple[str, str]] = {
@@ -104,7 +210,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def visible(text: str) -> str:
-    """``text`` with each control character written as ``\\x00`` (NUL and the like are
+    r"""``text`` with each control character written as ``\x00`` (NUL and the like are
     invisible, and must not reach a message, a page or a spreadsheet as themselves)."""
     return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
@@ -169,11 +275,21 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
         "not a police.uk street-level file (its header starts {start}) and no mapping was "
         "given",
         "write a mapping file naming its columns (see the README) and give it with the "
-        "export: --mapping on the command line, Mapping (TOML) in the app"),
+        "export: --mapping on the command line; in the app, choose a saved mapping, upload "
+        "one, or make one with the mapping form"),
     "export_columns_missing": (
-        "column(s) {absent} named in {mapping} are not in the export; its columns are "
-        "{columns}",
-        "correct the mapping's [columns]"),
+        "column(s) {absent} named in {mapping} are not in the export, which cannot be loaded "
+        "without them; its columns are {columns}",
+        "choose the export's own columns for these fields in the mapping ([columns]), or "
+        "export the records again with them"),
+    "export_optional_columns_missing": (
+        "optional column(s) {absent} named in {mapping} are not in the export: it is loaded "
+        "without {without}",
+        "nothing, if the export never has them; to stop this warning, take the field(s) out "
+        "of the mapping's [columns]"),
+    "not_utf8": (
+        "the file is not UTF-8 text{why}",
+        "open it in Excel and save it as \"CSV UTF-8 (Comma delimited)\", then load it again"),
     "mapping_no_source": (
         "no 'source'",
         "name the source system, e.g. source = \"lbth-asb\" (references are unique within a "
@@ -212,7 +328,47 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
 
 
 def file_message(file: str, problem: str, **fill) -> str:
-    """The message for a file that cannot be used at all, e.g. ``asb.csv: the file is
-    empty (no header row). Fix: export the records again with their header row.``"""
+    """The message for a file that cannot be used at all.
+
+    For example ``asb.csv: the file is empty (no header row). Fix: export the records
+    again with their header row.``
+    """
     what, fix = FILE_PROBLEMS[problem]
     return f"{file}: {what.format(**fill)}. Fix: {fix.format(**fill)}."
+
+
+#: What a record lacks when an optional mapping column is missing from an export.
+WITHOUT_FIELD = {
+    "time": "the time of day (hours unknown)",
+    "location": "addresses (places are keyed by coordinates)",
+    "caller": "caller identifiers (repeat callers are not counted)",
+    "description": "descriptions",
+    "count": "item counts (each record counts once)",
+    "extract_date": "the export's own date (the file's date is used for the load order)",
+}
+
+
+def optional_columns_message(file: str, gone: dict[str, str], *, mapping: str) -> str:
+    """The warning for optional mapping columns (field -> column) missing from an export."""
+    absent = ", ".join(f"'{visible(c)}' ({f})" for f, c in gone.items())
+    return file_message(file, "export_optional_columns_missing", absent=absent,
+                        mapping=mapping, without="; ".join(WITHOUT_FIELD[f] for f in gone))
+
+
+def explain_reasons(problems) -> list[dict]:
+    """Rejected rows by reason in plain words, the fix first, the most rows first: per
+    reason ``fix``, ``rows`` (distinct rows), ``example`` (the first row's problem, without
+    the file name and the fix) and ``reason`` (the code, for the details). ``problems`` has
+    :data:`hotspots.schema.REJECTION_COLUMNS`."""
+    out = []
+    for reason, group in problems.groupby("reason", sort=False):
+        first = group.sort_values("row", kind="stable").iloc[0]
+        fix = REASONS[reason][1].format(value=visible(str(first["value"]))[:60],
+                                        formats=DATE_FORMATS_HELP)
+        example = str(first["message"]).rsplit(". Fix: ", 1)[0]
+        file = f"{first['file']} "
+        out.append({"fix": fix[:1].upper() + fix[1:] + ".",
+                    "rows": int(group["row"].nunique()),
+                    "example": (example[len(file):] if example.startswith(file) else example)
+                    + ".", "reason": reason})
+    return sorted(out, key=lambda r: (-r["rows"], r["reason"]))

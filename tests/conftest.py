@@ -21,10 +21,65 @@ SHARED = Path(os.environ.get("HOTSPOTS_GEODATA_FROM", ROOT.parent / "shared" / "
 MANIFEST = ROOT / "geodata" / "manifest.toml"
 
 
+#: Fixtures that read the open data folder (directly or through another fixture).
+REALDATA_FIXTURES = {"cache"}
+
+
+def _shared_names(module) -> set[str]:
+    """Module-level names of a test module whose value comes from the data folder."""
+    import ast
+    import inspect
+
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError):
+        return set()
+    names = {"SHARED"}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and any(
+                isinstance(n, ast.Name) and n.id in names for n in ast.walk(node.value or node)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for tg in targets for n in ast.walk(tg) if isinstance(n, ast.Name)}
+    return names
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``realdata`` every test that needs the open data folder: through a fixture
+    (``cache`` and those built on it: ``layers``, ``area``, the demo stores) or by naming
+    a file in it (``SHARED`` and module names made from it). ``-m "not realdata"`` runs
+    the core, which builds what it needs in code."""
+    import inspect
+
+    shared: dict[str, set[str]] = {}
+
+    def reads_data(func) -> bool:
+        module = inspect.getmodule(func)
+        if module is None:
+            return False
+        names = shared.setdefault(module.__name__, _shared_names(module))
+        try:
+            source = inspect.getsource(func)
+        except (OSError, TypeError):
+            return False
+        return any(n in source for n in names)
+
+    fixtures: dict[object, bool] = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for ds in (info.name2fixturedefs.values() if info else ()) for d in ds]
+        needs = REALDATA_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
+            fixtures.setdefault(d.func, reads_data(d.func)) for d in defs)
+        func = getattr(item, "function", None)
+        params = str(getattr(getattr(item, "callspec", None), "params", ""))
+        if needs or (func is not None and reads_data(func)) or str(SHARED) in params:
+            item.add_marker(pytest.mark.realdata)
+
+
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory) -> Path:
     if not SHARED.is_dir():
-        pytest.fail(f"the open data folder {SHARED} is missing; set HOTSPOTS_GEODATA_FROM")
+        pytest.skip(f"the open data folder {SHARED} is missing (set HOTSPOTS_GEODATA_FROM); "
+                    "tests marked realdata need it")
     dest = tmp_path_factory.mktemp("geodata")
     geography.install_geodata(MANIFEST, source_dir=SHARED, cache=dest)
     return dest

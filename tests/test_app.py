@@ -94,7 +94,7 @@ def test_every_page_runs_with_its_widgets(role):
         "app_pages/trends.py": ("Trends", lambda a: a.radio(key="trend_level") is not None
                                 and a.radio(key="ba_kind").value == "A ward"
                                 and _ba(a).shape[0] == 3),
-        "app_pages/data.py": ("Data", lambda a: {"load", "synth"} <= {b.key for b in a.button}
+        "app_pages/data.py": ("Data", lambda a: {"check", "synth"} <= {b.key for b in a.button}
                               and _df(a, "n_read").shape[0] >= 4
                               and set(_df(a, "who")["who"]) == {getpass.getuser()}),
     }

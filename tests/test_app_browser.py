@@ -112,7 +112,7 @@ def test_pages_in_chromium(server):
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').first \
                 .set_input_files(str(bad))
             page.get_by_text("not-an-export.csv").first.wait_for(timeout=30_000)
-            page.get_by_role("button", name="Load into the store").click()
+            page.get_by_role("button", name="Check the files (nothing is written)").click()
             page.locator('[data-testid="stAlertContentError"]').first.wait_for(timeout=60_000)
             check_page(page, "Store status")
             page.screenshot(path=shots / "data_bad_upload.png", full_page=True)
@@ -202,3 +202,75 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
         text = " ".join(page_.extract_text().split())
         assert text.count("OFFICIAL-SENSITIVE") >= 2  # header and footer
         assert "· 2024-08 ·" in text and ":00-" in text and "produced 20" in text
+
+
+def test_data_page_checks_an_upload_before_loading_it(server):
+    """Week 2 of the demo's ASB export corrects five records: at both sizes the Data page
+    shows the check (counts, the changes, the fix first) and the load waits for the tick;
+    on the desktop the tick and the load then replace exactly those five records."""
+    import pandas as pd
+    from playwright.sync_api import expect, sync_playwright
+
+    from hotspots import store
+
+    url, root = server
+    synth = root / "d" / "synthetic"
+    week2, mapping = root / "asb-week2.csv", root / "asb.toml"  # short: shown whole
+    shutil.copy(synth / "synthetic-asb.mapping.toml", mapping)
+    frame = pd.read_csv(synth / "synthetic-asb.csv", dtype=str, keep_default_na=False)
+    frame.loc[:4, "Details"] = "SYNTHETIC - corrected in week 2"
+    frame.to_csv(week2, index=False)
+    db = root / "d" / "hotspots.sqlite"
+    conn = store.connect(db)
+    loads = len(store.read_loads(conn))
+    conn.close()
+    shots = root / "data_shots"
+    shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for size in ("phone", "desktop"):  # the phone only checks; the desktop loads
+                w, h = SIZES[size]
+                page = browser.new_page(viewport={"width": w, "height": h})
+                page.set_default_timeout(120_000)
+                page.goto(f"{url}/data")
+                check_page(page, "Store status")
+                drop = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+                drop.first.set_input_files(str(week2))
+                page.get_by_text(week2.name).first.wait_for(timeout=30_000)
+                page.get_by_test_id("stSelectbox").filter(has_text="Mapping").first.click()
+                page.get_by_role("option", name="Upload a mapping file (TOML)").click()
+                expect(drop).to_have_count(2)
+                drop.nth(1).set_input_files(str(mapping))
+                page.get_by_text(mapping.name).first.wait_for(timeout=30_000)
+                page.get_by_role("button", name="Check the files (nothing is written)").click()
+                check_page(page, "What loading would do")
+                box = page.get_by_text("Replace 5 records already in the store")
+                box.wait_for()
+                load = page.get_by_role("button", name="Load into the store")
+                expect(load).to_be_disabled()
+                page.get_by_text("what changes in 5 of the 5 records").first.wait_for()
+                box.scroll_into_view_if_needed()
+                page.screenshot(path=shots / f"data_check_{size}.png", full_page=True)
+                if size == "desktop":
+                    box.click()
+                    expect(load).to_be_enabled()
+                    load.click()
+                    page.locator('[data-testid="stDataFrame"]').nth(1).wait_for()
+                    check_page(page, "Loads: when, who, file, counts")
+                    page.screenshot(path=shots / "data_loaded_desktop.png", full_page=True)
+                page.close()
+        finally:
+            browser.close()
+            SHOTS.mkdir(exist_ok=True)
+            for f in shots.glob("*.png"):
+                shutil.copy(f, SHOTS / f.name)
+    conn = store.connect(db)
+    try:
+        after = store.read_loads(conn)
+        inc = store.read_incidents(conn)
+    finally:
+        conn.close()
+    assert len(after) == loads + 1  # the phone's check wrote nothing; the desktop loaded once
+    assert after.iloc[-1][["file", "n_replaced", "n_inserted"]].tolist() == [week2.name, 5, 0]
+    assert (inc["description"] == "SYNTHETIC - corrected in week 2").sum() == 5

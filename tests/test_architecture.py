@@ -5,9 +5,10 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
-ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
-            "evaluate", "forecast",
-            "repeats", "trends", "patrol", "intervention"}
+ANALYSIS = {"analysis", "assign", "summary", "grid", "density", "gistar", "cluster",
+            "pointclusters", "synthetic", "synthetic_town", "synthetic_exports", "rank",
+            "evaluate", "displacement", "forecast", "repeats", "trends", "series", "emerging",
+            "timeprofile", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report", "placecard", "printmap"}
 FRONT = {"cli", "jobs"}
 
@@ -44,3 +45,32 @@ def test_only_maps_converts_to_web_coordinates():
     for path in PKG.glob("*.py"):
         if path.stem not in ("maps", "schema"):
             assert "WEB_CRS" not in path.read_text(), path.name
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from X import _name`` and ``module._name`` for a hotspots module: another
+    module's private name, used across the module boundary."""
+    modules = {p.stem for p in PKG.rglob("*.py")} | {"hotspots", "common"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"{node.module}.{a.name} (line {node.lineno})" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+              and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+              and node.value.id in modules):
+            found.append(f"{node.value.id}.{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_no_module_uses_another_modules_private_names():
+    root = PKG.parent
+    paths = [*PKG.rglob("*.py"), *(root / "app_pages").glob("*.py"), root / "streamlit_app.py"]
+    bad = {str(p.relative_to(root)): found for p in paths if (found := _private_imports(p))}
+    assert not bad, f"private names used across modules (make them public or move them): {bad}"
+
+
+def test_analysis_modules_take_constants_from_schema_not_ingest():
+    for module in ANALYSIS:
+        if (PKG / f"{module}.py").exists():
+            assert "ingest" not in imports(module), f"{module} imports ingest"

@@ -211,6 +211,44 @@ def test_ingest_skips_content_already_loaded_so_old_exports_cannot_undo_new(tmp_
     conn.close()
 
 
+def test_ingest_dry_run_says_what_would_change_and_writes_nothing(tmp_path, capsys, cache):
+    from hotspots import store as st
+    from hotspots.jobs import PREVIEW_KEYS
+
+    week1, week2 = tmp_path / "week1.csv", tmp_path / "week2.csv"
+    header = "Ref,When,Type,Lat,Lon\n"
+    week1.write_text(header + "A1,2024-08-05 10:00,asb_nuisance,51.5205,-0.0716\n")
+    week2.write_text(header + "A1,2024-08-05 10:00,drug_dealing,51.5205,-0.0716\n"
+                     "A2,2024-08-06 11:00,asb_nuisance,51.5205,-0.0716\n"
+                     "A3,2024-08-06 11:00,asb_nuisance,,\n")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('source = "s"\n[columns]\nreference = "Ref"\ndatetime = "When"\n'
+                       'category = "Type"\nlatitude = "Lat"\nlongitude = "Lon"\n'
+                       'caller = "Caller ID"\n')
+    store = tmp_path / "s.sqlite"
+    args = ["--geodata", str(cache), "ingest", "--mapping", str(mapping), "--store", str(store)]
+    code, out, _ = run(capsys, *args, "--dry-run", str(week1))
+    assert code == 0 and not store.exists()  # not even created
+    assert "week1.csv (council): would add 1 new, replace 0" in out
+    run(capsys, *args, str(week1))
+    conn = st.connect(store)
+    loads = len(st.read_loads(conn))
+    code, out, _ = run(capsys, *args, "--dry-run", "--json", str(week2))
+    entry = json.loads(out)["files"][0]
+    assert code == 0 and set(entry) == set(PREVIEW_KEYS)
+    assert (entry["inserted"], entry["replaced"], entry["unchanged"], entry["rejected"]) == (
+        1, 1, 0, 1)
+    assert entry["changes"] == [{"ref": "A1", "field": "category", "old": "asb_nuisance",
+                                 "new": "drug_dealing"}]
+    assert entry["warnings"][0].startswith("week2.csv: optional column(s) 'Caller ID' (caller)")
+    assert entry["explained"][0]["fix"].startswith("Fill in latitude/longitude")
+    assert len(st.read_loads(conn)) == loads  # nothing written
+    assert st.read_incidents(conn)["category"].tolist() == ["asb_nuisance"]
+    conn.close()
+    code, out, _ = run(capsys, *args, "--dry-run", str(week2))
+    assert "A1: category 'asb_nuisance' -> 'drug_dealing'" in out and "nothing written" in out
+
+
 def test_every_ingest_entry_has_the_same_keys(tmp_path, capsys, cache):
     from hotspots.jobs import INGEST_KEYS
     code, out, _ = run(capsys, "--geodata", str(cache), "ingest", str(BURGLARY[0]),

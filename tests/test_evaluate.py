@@ -105,7 +105,8 @@ def test_rri_and_evaluate_scores_table():
     # input period: cell 0 held 5 of 10 training incidents -> PAI 5; RRI = 3 / 5
     assert first["pai_input"] == pytest.approx(5.0) and first["rri"] == pytest.approx(0.6)
     assert table.iloc[1]["rri"] == pytest.approx(2.0 / 2.5)
-    assert "PAI" in table.attrs["definitions"] and "Levine" in ev.metric_definitions()
+    assert not table.attrs  # definitions are metric_definitions(), not carried in attrs
+    assert "PAI" in ev.metric_definitions() and "Levine" in ev.metric_definitions()
 
 
 def test_metric_errors_name_the_parameter_and_the_value():

@@ -175,7 +175,7 @@ def test_long_polygon_goes_by_post_and_long_get_is_refused(api, area):
 def test_query_polygon_covers_the_area_and_fits_a_get(area):
     (poly,) = fetch.query_polygons(area)
     back = fetch.shapely.transform(poly, lambda xy: fetch.np.column_stack(
-        fetch._FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
+        fetch.FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
     assert back.buffer(1).covers(area)
     assert back.area < area.area * 1.05  # a margin, not a box
     assert len("https://x/api/crimes-street/all-crime?date=2024-01&poly="

@@ -455,6 +455,7 @@ def test_bad_distance_band(distance):
 def test_bad_points():
     with pytest.raises(ValueError, match="x and y must have the same length; got 3 and 2"):
         distance_band_neighbours([0.0, 1.0, 2.0], [0.0, 1.0], distance_m=10)
-    with pytest.raises(ValueError, match="x and y must be finite; 1 points are not, the first at "
+    with pytest.raises(ValueError, match="x and y must be finite EPSG:27700 metres; 1 points are "
+                                         "not, the first at "
                                          "position 1 \\(nan, 1.0\\)"):
         distance_band_neighbours([0.0, np.nan], [0.0, 1.0], distance_m=10)

@@ -161,7 +161,7 @@ def test_parameter_errors_name_the_parameter(area, grids):
     with pytest.raises(ValueError, match=r"cell_size_m must be a positive number of metres, "
                                          r"got 'abc'"):
         make_grid(area, cell_size_m="abc")
-    with pytest.raises(ValueError, match=r"shape must be one of \('square', 'hex'\), "
+    with pytest.raises(ValueError, match=r"shape must be one of 'square', 'hex'; "
                                          r"got 'hexagon'"):
         make_grid(area, cell_size_m=100, shape="hexagon")
     with pytest.raises(ValueError, match=r"cell_size_m=1 gives about 4[\d,]+ cells .* the limit "

@@ -174,8 +174,10 @@ def test_mapping_file_errors(tmp_path, config):
 
 
 def test_mapping_column_missing_from_export():
-    with pytest.raises(InputError, match=r"column\(s\) \['Qty'\] named in the mapping"):
-        run([{k: v for k, v in row().items() if k != "Qty"}])
+    """A required column missing refuses the file (an optional one only warns: below)."""
+    with pytest.raises(InputError, match=r"column\(s\) 'Lon' \(longitude\) named in the "
+                                         r"mapping are not in the export"):
+        run([{k: v for k, v in row().items() if k != "Lon"}])
 
 
 def test_xlsx_export_reads_dates_times_and_numbers(tmp_path):
@@ -713,13 +715,18 @@ def test_whole_file_messages_name_the_file_and_say_the_fix(tmp_path):
         run([row()], mapping=None)
     assert str(err.value).endswith("no mapping was given. Fix: write a mapping file naming its "
                                    "columns (see the README) and give it with the export: "
-                                   "--mapping on the command line, Mapping (TOML) in the app.")
+                                   "--mapping on the command line; in the app, choose a "
+                                   "saved mapping, upload one, or make one with the mapping "
+                                   "form.")
     wide = pd.DataFrame([{**row(), **{f"extra {i}": "" for i in range(30)}}])
     with pytest.raises(InputError) as err:
-        run(wide.drop(columns="Qty").to_dict("records"))
-    assert str(err.value).startswith("export.csv: column(s) ['Qty'] named in the mapping "
-                                     "are not in the export; its columns are ['Ref', 'When',")
-    assert "and 19 more. Fix: correct the mapping's [columns]." in str(err.value)  # of 38
+        run(wide.drop(columns=["Type", "Lat"]).to_dict("records"))
+    assert str(err.value).startswith(
+        "export.csv: column(s) 'Type' (category), 'Lat' (latitude) named in the mapping are "
+        "not in the export, which cannot be loaded without them; its columns are ['Ref', "
+        "'When', 'Lon',")
+    assert ("and 18 more. Fix: choose the export's own columns for these fields in the "
+            "mapping ([columns])") in str(err.value)  # of 37
     path = tmp_path / "asb.xlsx"
     pd.DataFrame({"Ref": ["A1"]}).to_excel(path, index=False, sheet_name="Cases")
     with pytest.raises(InputError, match=r"^asb.xlsx: cannot be read as an Excel workbook: it has "
@@ -736,3 +743,36 @@ def test_whole_file_messages_name_the_file_and_say_the_fix(tmp_path):
     with pytest.raises(InputError, match=r"^dup.csv: the header repeats column\(s\) \['Ref'\]. "
                                          r"Fix: give each column its own name"):
         read_export(dup)
+
+
+def test_optional_columns_missing_from_the_export_warn_and_the_rows_load():
+    rows = [row(Ref="A1"), row(Ref="A2", Qty="3")]
+    slim = pd.DataFrame(rows).drop(columns=["Caller", "Text"]).to_dict("records")
+    res = run(slim)
+    assert res.incidents["ref"].tolist() == ["A1", "A2"] and res.rejected.empty
+    assert res.incidents["quantity"].tolist() == [1, 3]  # the columns there still count
+    assert (res.incidents[["caller_key", "description"]] == "").all().all()
+    assert res.warnings == (
+        "export.csv: optional column(s) 'Caller' (caller), 'Text' (description) named in the "
+        "mapping are not in the export: it is loaded without caller identifiers (repeat "
+        "callers are not counted); descriptions. Fix: nothing, if the export never has them; "
+        "to stop this warning, take the field(s) out of the mapping's [columns].",)
+    assert run(rows).warnings == ()  # all there: no warning
+
+
+def test_reasons_are_explained_fix_first_in_plain_words():
+    from hotspots.validate import explain_reasons
+
+    res = run([row(Ref="A1", Lat="181000", Lon="534000"), row(Ref="A2", Type="Fly tipping"),
+               row(Ref="A3", Type="Fly tipping"), row(Ref="A4")])
+    got = explain_reasons(res.problems)
+    assert [r["reason"] for r in got] == ["unknown_category", "grid_in_latlon"]  # most first
+    assert got[0] == {
+        "fix": "Add it under [categories] in the mapping file, for example \"Fly tipping\" = "
+               "\"asb_nuisance\", or add it to the taxonomy in the configuration.",
+        "rows": 2, "example": "row 3, field 'Type' = 'Fly tipping': 'Fly tipping' is not a "
+                              "known category.", "reason": "unknown_category"}
+    assert got[1]["fix"] == ("Map these columns as `easting` and `northing` in the mapping "
+                             "file.")
+    assert got[1]["example"].startswith("row 2, field 'Lat/Lon' = '181000, 534000': ")
+    assert not any(r["reason"] in r["fix"] + r["example"] for r in got)  # no codes in text

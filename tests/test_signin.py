@@ -386,14 +386,22 @@ def test_uploads_are_removed_after_loading(tmp_path, cache, monkeypatch):
     real = common.jobs.ingest_files
     monkeypatch.setattr(common.jobs, "ingest_files",
                         lambda paths, **kw: seen.extend(paths) or real(paths, **kw))
+    dry = common.jobs.preview_files
+    monkeypatch.setattr(common.jobs, "preview_files",
+                        lambda paths, **kw: seen.extend(paths) or dry(paths, **kw))
     month = SHARED / "policeuk" / "2024-08-metropolitan-street_tower-hamlets_burglary-only.csv"
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app_pages/data.py").run()
     for name, content, check in (
-            (month.name, month.read_bytes(), lambda a: a.dataframe[0].value["accepted"][0] > 0),
+            (month.name, month.read_bytes(),
+             lambda a: next(d.value for d in a.dataframe if "accepted" in d.value.columns)
+             ["accepted"][0] > 0),
             ("not-an-export.csv", b"\x00\x01garbage;;;\n\xff\xfe", lambda a: a.error)):
         at.file_uploader(key="uploads").set_value((name, content, "text/csv")).run()
-        at.button(key="load").click().run()
+        at.button(key="check").click().run()
+        assert seen[-1].name == name and not seen[-1].exists()  # checked, then removed
+        if not at.error:
+            at.button(key="load").click().run()
         assert not at.exception, [e.value for e in at.exception]
         assert check(at), name
         assert seen[-1].name == name and not seen[-1].exists()

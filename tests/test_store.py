@@ -101,6 +101,32 @@ def test_later_export_replaces_same_reference_and_counts(conn):
         ["asb.csv", 2, 0, 0], ["w2.csv", 1, 1, 0]]
 
 
+def test_preview_counts_what_a_load_would_do_and_writes_nothing(conn):
+    store.write_load(conn, result([{"ref": "A"}, {"ref": "B"}, {"ref": "C", "hour": 3}]),
+                     path="w1.csv", content_sha256="h1", exported_at="2024-08-10T00:00:00")
+    before = snapshot(conn)
+    newer = result([{"ref": "A"}, {"ref": "B", "category": "asb_personal", "x": 534010.5},
+                    {"ref": "C", "hour": 4}, {"ref": "D"}], file="w2.csv")
+    got = store.preview_load(conn, newer, load_key="h2", exported_at="2024-08-17T00:00:00")
+    assert snapshot(conn) == before  # nothing written
+    assert (got["inserted"], got["replaced"], got["unchanged"]) == (1, 2, 1)
+    assert got["already_loaded"] is None and got["kept_newer"] == []
+    assert got["changes"].values.tolist() == [
+        ["B", "category", "asb_nuisance", "asb_personal"], ["B", "x", "534000", "534010.5"],
+        ["C", "hour", "3", "4"]]
+    # the load then does what the preview said
+    done = store.write_load(conn, newer, path="w2.csv", content_sha256="h2",
+                            exported_at="2024-08-17T00:00:00")
+    assert (done["inserted"], done["replaced"], done["unchanged"]) == (1, 2, 1)
+    # an older export: the newer versions are kept, as the load would keep them
+    older = result([{"ref": "B", "category": "asb_environmental"}], file="w0.csv")
+    got = store.preview_load(conn, older, load_key="h0", exported_at="2024-08-01T00:00:00")
+    assert (got["replaced"], got["kept_newer"]) == (0, [
+        {"load_id": done["load_id"], "exported_at": "2024-08-17T00:00:00", "n": 1}])
+    assert got["changes"].empty
+    assert store.preview_load(conn, newer, load_key="h2")["already_loaded"] == done["load_id"]
+
+
 def test_row_moving_within_an_export_is_not_a_change(conn):
     store.write_load(conn, result([{"ref": "A"}, {"ref": "B"}]), path="w1", content_sha256="1")
     moved = result([{"ref": "B"}, {"ref": "A"}, {"ref": "C"}])

@@ -23,6 +23,7 @@ from hotspots.trends import (
     TREND_COLUMNS,
     classify_series,
     emerging_hotspots,
+    left_out,
     mann_kendall,
     patrol_windows,
     period_trends,
@@ -87,8 +88,8 @@ def test_period_trends_compares_previous_period_and_year_before():
     # D's police.uk stream has records in August only: no comparison counts it
     assert out["change_previous"].tolist() == [30, 2, -30, 0]
     assert out["change_year"].tolist() == [2, 4, -5, 0]
-    assert out.attrs["left_out"] == {"previous": [("policeuk", "asb_nuisance")],
-                                     "year": [("policeuk", "asb_nuisance")]}
+    assert left_out(inc, month_period("2024-08")) == {
+        "previous": [("policeuk", "asb_nuisance")], "year": [("policeuk", "asb_nuisance")]}
     # July and August both have 31 days: the equal-exposure test
     assert out.loc["B", "p_previous"] == 0.6875
     assert out.loc["A", "p_previous"] == pytest.approx(poisson_change_test(40, 10))
@@ -107,17 +108,19 @@ def test_a_stream_that_starts_between_the_periods_is_no_rise():
                 for d in ["2024-08-05"] * 10 + ["2024-07-05"] * 10 + ["2023-08-05"] * 10])
     burglary = [{"unit": "A", "date": "2024-08-01", "source": "policeuk",
                  "category": "burglary"}] * 40
-    out = period_trends(incidents(council + burglary), period=month_period("2024-08"))
+    aug = month_period("2024-08")
+    out = period_trends(incidents(council + burglary), period=aug)
     assert out.loc["A", "n"] == 50 and out.loc["A", "n_previous"] == 10
     assert out.loc["A", "change_previous"] == 0 and out.loc["A", "change_year"] == 0
     assert out.loc["A", "p_previous"] == 1.0 and out.loc["A", "trend"] == "no clear change"
-    assert out.attrs["left_out"]["previous"] == [("policeuk", "burglary")]
+    assert left_out(incidents(council + burglary), aug)["previous"] == [("policeuk", "burglary")]
     # had burglary been recorded in July too (a few), A's rise would be real
     july = [{"unit": "A", "date": "2024-07-01", "source": "policeuk",
              "category": "burglary"}] * 2
     out = period_trends(incidents(council + burglary + july), period=month_period("2024-08"))
-    assert out.loc["A", "trend"] == "rising" and out.attrs["left_out"]["previous"] == []
-    assert out.attrs["left_out"]["year"] == [("policeuk", "burglary")]
+    assert out.loc["A", "trend"] == "rising"
+    assert left_out(incidents(council + burglary + july), aug) == {
+        "previous": [], "year": [("policeuk", "burglary")]}
     assert out.loc["A", "n_last_year"] == 10 and out.loc["A", "change_year"] == 0
 
 
@@ -689,9 +692,10 @@ def test_monthly_series_runs_each_stream_over_its_own_months():
 
 def test_emerging_cells_are_the_pack_classes_on_the_grid(synthetic, layers, config):
     """emerging_grid: the cells, their class and the grid the tasking pack counts them on."""
+    from hotspots.analysis import GridSpec
     from hotspots.geography import land_area
     from hotspots.grid import cell_index, make_grid, suggest_cell_size
-    from hotspots.trends import emerging_cells, emerging_grid
+    from hotspots.trends import emerging_cells, emerging_grid, emerging_grid_spec
 
     area = land_area(layers, config)
     syn = synthetic[1]
@@ -700,7 +704,8 @@ def test_emerging_cells_are_the_pack_classes_on_the_grid(synthetic, layers, conf
     out = emerging_grid(syn, area, period=period)
     cur = syn.loc[syn["period"] == last]
     cell = suggest_cell_size(cur["x"].to_numpy(), cur["y"].to_numpy(), area)
-    assert out.attrs["cell_size_m"] == cell
+    assert emerging_grid_spec(syn, area, period=period) == GridSpec(cell)
+    assert "cell_size_m" not in out.attrs or out.attrs["cell_size_m"] == cell
     grid = make_grid(area, cell_size_m=cell)
     assert out["cell_id"].tolist() == grid["cell_id"].tolist()
     assert set(EMERGING_COLUMNS) <= set(out.columns) and out.crs == grid.crs

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 import pandas as pd
 
@@ -48,7 +48,7 @@ MIME: dict[str, str] = {
     "csv": "text/csv", "geojson": "application/geo+json",
     "gpkg": "application/geopackage+sqlite3"}
 
-Tables = pd.DataFrame | Mapping[str, pd.DataFrame]
+Tables: TypeAlias = pd.DataFrame | Mapping[str, pd.DataFrame]
 
 
 def _format(out, fmt: str | None) -> str:
@@ -115,7 +115,7 @@ def write_table(table: Tables, out: str | Path | BinaryIO, fmt: str | None = Non
         return write_xlsx(tables, out, labels=labels)
     if fmt == "csv":
         return write_csv(next(iter(tables.values())), out)
-    if hasattr(out, "write"):
+    if not isinstance(out, str | Path):
         out.write(table_bytes(table, fmt, name=name))
         return out
     if fmt == "geojson":

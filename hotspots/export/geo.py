@@ -72,9 +72,10 @@ def with_lonlat(df: pd.DataFrame, name: str = "table") -> pd.DataFrame:
     if clash:
         raise ValueError(f"{name} already has column(s) {clash}; drop them: the coordinates "
                          "are taken from the shapes.")
-    shapes = np.asarray(df[geom].values, dtype=object)
+    shapes = np.array(df[geom].values, dtype=object)  # a copy: emptied shapes become None
     empty = shapely.is_missing(shapes) | shapely.is_empty(shapes)
-    points = shapely.point_on_surface(np.where(empty, None, shapes))
+    shapes[empty] = None
+    points = shapely.point_on_surface(shapes)
     x, y = shapely.get_x(points), shapely.get_y(points)
     lon, lat = lonlat(x, y)
     rest = [c for c in df.columns if getattr(df[c].dtype, "name", "") != "geometry"]
@@ -124,7 +125,7 @@ def to_gis(df: pd.DataFrame, *, web: bool, name: str = "table"):
     _check_crs(df, geom, name)
     fields = {str(c): _gis_values(df[c]) for c in df.columns
               if getattr(df[c].dtype, "name", "") != "geometry"}
-    shapes = np.asarray(df[geom].values, dtype=object)
+    shapes = np.array(df[geom].values, dtype=object)  # a copy: emptied shapes become None
     if web:
         shapes = shapely.transform(shapes, _to_lonlat)
     crs = "EPSG:4326" if web else WORKING_CRS

@@ -71,7 +71,7 @@ def write_csv(df: pd.DataFrame, out: str | Path | BinaryIO) -> Path | BinaryIO:
         writer.writerow("" if v is None else repr(v) if isinstance(v, float) else v
                         for v in row)
     data = text.getvalue().encode("utf-8-sig")
-    if hasattr(out, "write"):
+    if not isinstance(out, str | Path):
         out.write(data)
         return out
     path = Path(out)
@@ -171,7 +171,7 @@ def _fill_sheet(ws, frame: pd.DataFrame, labels: Mapping[str, str] | None) -> No
 
 def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
                labels: Mapping[str, str] | None = None) -> Path | BinaryIO:
-    """Write tables to an XLSX workbook for people to read, one sheet each, with no
+    r"""Write tables to an XLSX workbook for people to read, one sheet each, with no
     formulas anywhere.
 
     * Headings are readable (:data:`~hotspots.export.headings.COLUMNS`:
@@ -192,7 +192,7 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
 
     Parameters
     ----------
-    sheets : sheet name (1-31 characters, none of ``[]:*?/\\``) -> table, in sheet order;
+    sheets : sheet name (1-31 characters, none of ``[]:*?/\``) -> table, in sheet order;
         tables are not modified.
     out : the file to write (replaced if it exists), or a binary buffer to write to.
     labels : taxonomy key -> label, for the headings of ``n_<category>`` columns.
@@ -208,7 +208,7 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
     wb.remove(wb.active)
     for name, frame in sheets.items():
         _fill_sheet(wb.create_sheet(title=name), _frame(frame, f"sheets['{name}']"), labels)
-    if hasattr(out, "write"):
+    if not isinstance(out, str | Path):
         wb.save(out)
         return out
     path = Path(out)

@@ -52,10 +52,10 @@ from .tasking import (
 
 __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect",
            "counts_by_source", "current_user", "date_range", "engine", "exists", "find_load",
-           "is_server", "last_date", "last_day", "lsoa_codes", "months", "read_backtest",
-           "read_decisions", "read_incidents", "read_loads", "read_meta", "read_places",
-           "read_problems", "read_rejected", "record_decision", "rejected_dir", "store_name",
-           "store_path", "store_target", "version", "write_backtest", "write_load",
+           "is_server", "last_date", "last_day", "lsoa_codes", "months", "preview_load",
+           "read_backtest", "read_decisions", "read_incidents", "read_loads", "read_meta",
+           "read_places", "read_problems", "read_rejected", "record_decision", "rejected_dir",
+           "store_name", "store_path", "store_target", "version", "write_backtest", "write_load",
            "write_meta", "write_places"]
 __all__ += ["OUTCOMES", "close_decision", "read_meetings", "reopen_decision",
             "update_decision", "write_meeting"]
@@ -170,6 +170,33 @@ def find_load(conn, load_key: str) -> dict | None:
     return out
 
 
+def _compare(old: pd.DataFrame, inc: pd.DataFrame, new_hash: np.ndarray, exported_at: str,
+             force_older: bool) -> dict:
+    """How each incident of an export stands against its stored version (``old``, from
+    ``conn.existing``): the masks ``found``, ``same``, ``write``, ``kept_mask`` (kept by
+    the load-order rule), ``at`` (the positions of ``old``'s rows in ``inc``), the counts
+    and ``kept`` (per load whose newer versions are kept)."""
+    at = _keys(inc).get_indexer(_keys(old)) if len(old) else np.zeros(0, np.intp)
+    found = np.zeros(len(inc), dtype=bool)
+    found[at] = True
+    same = np.zeros(len(inc), dtype=bool)
+    same[at] = old["row_hash"].to_numpy(dtype=np.int64) == new_hash[at]
+    newer = np.zeros(len(inc), dtype=bool)
+    if not force_older:
+        newer[at] = old["exported_at"].to_numpy(dtype=object) > exported_at
+    kept_mask = found & ~same & newer
+    write = ~found | (found & ~same & ~newer)
+    kept = []
+    if kept_mask.any():
+        held = old.set_index(at).loc[np.flatnonzero(kept_mask)]
+        kept = [{"load_id": int(k[0]), "exported_at": k[1], "n": int(v)} for k, v in
+                held.groupby(["load_id", "exported_at"]).size().sort_index().items()]
+    unchanged, n_kept, inserted = int(same.sum()), int(kept_mask.sum()), int((~found).sum())
+    return {"at": at, "found": found, "same": same, "write": write, "kept_mask": kept_mask,
+            "kept": kept, "unchanged": unchanged, "n_kept": n_kept, "inserted": inserted,
+            "replaced": len(inc) - unchanged - n_kept - inserted}
+
+
 def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
                load_key: str | None = None, exported_at: str = "", force_older: bool = False,
                user: str | None = None) -> dict:
@@ -201,24 +228,10 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
                     "unchanged": prior["accepted"], "kept_newer": [],
                     "already_loaded": prior["load_id"]}
         old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at,
-        at = _keys(inc).get_indexer(_keys(old)) if len(old) else np.zeros(0, np.intp)
-        found = np.zeros(len(inc), dtype=bool)
-        found[at] = True
-        same = np.zeros(len(inc), dtype=bool)
-        same[at] = old["row_hash"].to_numpy(dtype=np.int64) == new_hash[at]
-        newer = np.zeros(len(inc), dtype=bool)
-        if not force_older:
-            newer[at] = old["exported_at"].to_numpy(dtype=object) > exported_at
-        kept_mask = found & ~same & newer
-        write = ~found | (found & ~same & ~newer)
-        kept = []
-        if kept_mask.any():
-            held = old.set_index(at).loc[np.flatnonzero(kept_mask)]
-            kept = [{"load_id": int(k[0]), "exported_at": k[1], "n": int(v)} for k, v in
-                    held.groupby(["load_id", "exported_at"]).size().sort_index().items()]
-        unchanged, n_kept = int(same.sum()), int(kept_mask.sum())
-        inserted = int((~found).sum())
-        replaced = len(inc) - unchanged - n_kept - inserted
+        c = _compare(old, inc, new_hash, exported_at, force_older)
+        at, found, same, write, kept = c["at"], c["found"], c["same"], c["write"], c["kept"]
+        unchanged, n_kept = c["unchanged"], c["n_kept"]
+        inserted, replaced = c["inserted"], c["replaced"]
         unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
         load_id = conn.insert(
             "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
@@ -253,6 +266,71 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
              for r in result.rejected.to_dict("records")])
     return {"load_id": int(load_id), "inserted": inserted, "replaced": replaced,
             "unchanged": unchanged, "kept_newer": kept, "already_loaded": None}
+
+
+#: Fields shown in a preview's changes: what a person reads in a record (the keys and
+#: positions derived from them follow).
+_SHOWN = ("category", "category_raw", "date", "hour", "x", "y", "location", "caller_key",
+          "description", "quantity", "ward_code", "lsoa_code")
+
+
+def preview_load(conn, result: IngestResult, *, load_key: str | None = None,
+                 exported_at: str = "", force_older: bool = False,
+                 sample: int = 20) -> dict:
+    """What :func:`write_load` would do with this export, without writing anything.
+
+    Returns
+    -------
+    dict with ``inserted`` (new records), ``replaced``, ``unchanged``, ``kept_newer`` (as
+    :func:`write_load`), ``already_loaded`` (the earlier load of the same key, or None;
+    then nothing would change) and ``changes``: a DataFrame (``ref``, ``field``, ``old``,
+    ``new``) of the changed fields of up to ``sample`` of the records that would be
+    replaced, in the export's order.
+    """
+    inc = result.incidents
+    none = pd.DataFrame(columns=["ref", "field", "old", "new"])
+    with conn.transaction():  # one consistent reading of the store (nothing is written)
+        prior = find_load(conn, load_key) if load_key else None
+        if prior is not None:
+            return {"inserted": 0, "replaced": 0, "unchanged": prior["accepted"],
+                    "kept_newer": [], "already_loaded": prior["load_id"], "changes": none}
+        old = conn.existing(inc[["source", "ref"]])
+        c = _compare(old, inc, _row_hash(inc), exported_at, force_older)
+        replace = np.flatnonzero(c["found"] & c["write"])[:sample]
+        stored = _stored(conn, inc.iloc[replace][["source", "ref"]])
+    changes = []
+    new = inc.iloc[replace]
+    for _, row in new.iterrows():
+        was = stored.get((row["source"], row["ref"]))
+        if was is None:
+            continue
+        fields = [f for f in _SHOWN if _shown(was[f]) != _shown(row[f])]
+        if "category" in fields:  # its export label changes with it: said once
+            fields = [f for f in fields if f != "category_raw"]
+        changes += [{"ref": row["ref"], "field": f, "old": _shown(was[f]), "new": _shown(row[f])}
+                    for f in fields]
+    return {"inserted": c["inserted"], "replaced": c["replaced"], "unchanged": c["unchanged"],
+            "kept_newer": c["kept"], "already_loaded": None,
+            "changes": pd.DataFrame(changes, columns=none.columns) if changes else none}
+
+
+def _shown(value) -> str:
+    """A stored or new value as text, the same for both (5.0 and 5 read alike)."""
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _stored(conn, keys: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """The stored incidents of a few (source, ref) keys, by key."""
+    out = {}
+    for source, refs in keys.groupby("source", sort=False)["ref"]:
+        refs = refs.tolist()
+        frame = conn.frame(f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents WHERE "
+                           f"source = ? AND ref IN ({', '.join('?' * len(refs))})",
+                           [source, *refs])
+        out.update({(source, r["ref"]): r for r in frame.to_dict("records")})
+    return out
 
 
 # -- reading ----------------------------------------------------------------------------
