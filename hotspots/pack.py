@@ -327,8 +327,9 @@ def _partner_view(rk: _Ranked, tasked, *, config: Config, layers, main: str,
 def _maps(rk: _Ranked, *, config: Config, layers, period: Period, partner: bool,
           store_file, categories, map_name: str) -> tuple[str, str]:
     """Step 8: the printed map (static, with insets) and the interactive map page."""
-    meta = {"period": period.label, "incidents": None if partner else len(rk.cur),
-            "categories": []}  # the partner map states no total
+    meta: dict[str, object] = {"period": period.label,
+                               "incidents": None if partner else len(rk.cur),
+                               "categories": []}  # the partner map states no total
     forecast = None
     if not partner:  # the same forecast cells as `hotspots detect` draws and the app shows
         forecast, backtest = forecast_for(config=config, period=period, area=rk.area,
@@ -356,9 +357,10 @@ def _write(out_dir, stem: str, page: str, page_map: str, table, tasked_out, *,
     GeoPackage: ``table`` keeps its shapes; a partner table has none)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"html": out / f"pack_{stem}.html", "map": out / f"pack_{stem}_map.html"}
-    files["html"].write_text(page, encoding="utf-8")
-    files["map"].write_text(page_map, encoding="utf-8")
+    html_path, map_path = out / f"pack_{stem}.html", out / f"pack_{stem}_map.html"
+    html_path.write_text(page, encoding="utf-8")
+    map_path.write_text(page_map, encoding="utf-8")
+    files: dict[str, object] = {"html": html_path, "map": map_path}
     sheets = {"Ranked places": table}
     if tasked_out is not None:
         sheets["Tasked last meeting"] = tasked_out

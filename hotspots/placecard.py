@@ -480,8 +480,9 @@ def card_html(ev: PlaceEvidence) -> str:
         return "".join(parts)
     when = (heat_grid_svg(ev.profile) + f"<p class='hs-meta'>Busiest: "
             f"{_e(', '.join(ev.windows))} ({ev.n_timed} timed records)</p>"
-            if ev.n_timed else "<p class='hs-meta'>No times of day (police.uk rows are "
-            "dated by month; nothing is invented).</p>")
+            if ev.n_timed and ev.profile is not None else
+            "<p class='hs-meta'>No times of day (police.uk rows are dated by month; nothing "
+            "is invented).</p>")
     parts += [
         "<div class='hs-cols'><div><h4>Why it ranks</h4>",
         component_bars_html(None, components=ev.components),

@@ -208,7 +208,8 @@ def _markers_and_insets(frame: _Frame, area, wards, bands, places
     ranks = places["rank"].astype(int).to_numpy()
     groups = _groups(px, CROWDED_PX)
     grouped = {i for g in groups for i in g}
-    parts = [_marker(*px[i], ranks[i]) for i in range(len(px)) if i not in grouped]
+    parts = [_marker(px[i, 0], px[i, 1], ranks[i]) for i in range(len(px))
+             if i not in grouped]
     size = INSET_PX if len(groups) <= 3 else INSET_PX * 3 // 4
     insets = []
     for letter, g in zip(LETTERS, groups, strict=False):

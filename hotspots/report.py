@@ -157,6 +157,7 @@ def brief_section(cards: Sequence[PlaceEvidence], *, n_incidents: int, period: s
                   partner: bool, caveats: Sequence[str] = ()) -> str:
     """Page 1 from the first ``n`` cards (:func:`hotspots.placecard.brief_row`); the
     partner version from its cards' facts alone (the partner table), with no total."""
+    rows: list[dict]
     if partner:
         rows = [{"rank": c.rank, "where": f"{c.label} ({c.place_id})",
                  "incidents": "{Incidents} ({Per km²} per km²)".format_map(dict(c.facts))}
