@@ -114,6 +114,10 @@ class Config:
     land_layer: str = ""
     ranking: dict[str, float] = field(default_factory=dict)
     partner_min_count: int = 5
+    #: Protective marking on every page of the tasking pack (``[pack] marking``).
+    pack_marking: str = "OFFICIAL-SENSITIVE"
+    #: Places in the pack's one-page brief (``[pack] brief_places``).
+    brief_places: int = 8
     trigger_reports: int = 3
     trigger_window_days: int = 182
     source: str = field(default="", compare=False)
@@ -254,6 +258,20 @@ def patrol_settings(raw: dict, where: str) -> PatrolSettings:
                           tile_attribution=attribution)
 
 
+def _pack_settings(pack: dict, where: str) -> dict:
+    """``[pack]``: the protective marking on every page and the places in the brief."""
+    marking = pack.get("marking", DEFAULT_MARKING)
+    if not isinstance(marking, str) or not marking.strip():
+        raise ConfigError(f"{where}: pack.marking = {marking!r}; give the protective marking "
+                          f'printed on every page of the tasking pack, such as '
+                          f'"{DEFAULT_MARKING}".')
+    places = pack.get("brief_places", 8)
+    if not isinstance(places, int) or isinstance(places, bool) or not 1 <= places <= 12:
+        raise ConfigError(f"{where}: pack.brief_places = {places!r}; give a whole number "
+                          "from 1 to 12 (the brief must fit on one page).")
+    return {"pack_marking": marking.strip(), "brief_places": places}
+
+
 def _require(table: dict, key: str, where: str, path: str):
     if key not in table:
         raise ConfigError(f"{path}: [{where}] has no '{key}'. Add it (see the default "
@@ -350,6 +368,7 @@ def load_config(path: str | Path | None = None) -> Config:
         land_layer=land,
         ranking={k: float(v) for k, v in raw.get("ranking", {}).items()},
         partner_min_count=int(raw.get("partner", {}).get("min_count", 5)),
+        **_pack_settings(raw.get("pack", {}), where),
         trigger_reports=int(raw.get("repeats", {}).get("trigger_reports", 3)),
         trigger_window_days=int(raw.get("repeats", {}).get("trigger_window_days", 182)),
         source=where,

@@ -419,7 +419,8 @@ def _density_layer(m: folium.Map, raster) -> None:
     web["label"] = [f"{lo:,.0f}–{hi:,.0f} incidents per km²" for lo, hi in
                     zip(web["lower"], web["upper"], strict=True)]
     fg = folium.FeatureGroup(name=_esc(f"Kernel density ({raster.kernel}, bandwidth "
-                                       f"{raster.bandwidth_m:.0f} m)"), show=True)
+                                       f"{raster.bandwidth_m:.0f} m, "
+                                       f"{raster.cell_size_m:g} m cells)"), show=True)
     folium.GeoJson(
         web[["band", "label", "geometry"]].to_json(drop_id=True),
         style_function=lambda f: {"fillColor": DENSITY_COLOURS[f["properties"]["band"]],
@@ -431,8 +432,9 @@ def _density_layer(m: folium.Map, raster) -> None:
     edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
     scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
                             vmax=edges[-1])
-    scale.caption = (f"Incidents per km² · {raster.kernel} KDE · bandwidth "
-                     f"{raster.bandwidth_m:.0f} m · {raster.cell_size_m:g} m cells")
+    # the scale's SVG is a fixed width: a long caption was cut off ("... 100 m c"); the
+    # kernel, bandwidth and cell size are in the layer's name in the layer control
+    scale.caption = "Incidents per km² (kernel density)"
     scale.add_to(m)
 
 

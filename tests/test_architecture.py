@@ -9,7 +9,7 @@ ANALYSIS = {"analysis", "assign", "summary", "grid", "density", "gistar", "clust
             "pointclusters", "synthetic", "synthetic_town", "synthetic_exports", "rank",
             "evaluate", "displacement", "forecast", "repeats", "trends", "series", "emerging",
             "timeprofile", "patrol", "intervention"}
-OUTPUTS = {"maps", "export", "report"}
+OUTPUTS = {"maps", "export", "report", "placecard", "printmap"}
 FRONT = {"cli", "jobs"}
 
 

@@ -182,7 +182,9 @@ def test_html_outputs_run_no_script(hostile):
                 dialogs = guard_page(page)
                 page.goto((out / name).as_uri())
                 page.wait_for_load_state("load")
-                found = xss_findings(page)
+                # the packs print a static SVG map; their Leaflet maps are the _map pages
+                static = name.startswith("pack_") and not name.endswith("_map.html")
+                found = xss_findings(page, open_maps=not static)
                 text = " ".join(f.evaluate("document.body.innerText") for f in page.frames)
                 assert found == [] and dialogs == [], (name, found[:5], dialogs)
                 if "partner" not in name:  # record or boundary text is shown, as text

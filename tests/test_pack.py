@@ -117,26 +117,82 @@ def test_partner_pack_minimises(demo, cache, capsys):
     assert ranked and all(r["n"] == "<5" or int(r["n"]) >= 5 for r in ranked)
 
 
+#: In the browser: every legend row and inset fits inside the map section (nothing is
+#: clipped or runs off the page), and the interactive map's colour scale caption fits its
+#: own SVG (it was cut off as "100 m c").
+_FITS_JS = """() => {
+  const out = [];
+  const box = document.querySelector('.hs-map').getBoundingClientRect();
+  for (const el of document.querySelectorAll('.hs-legend, .hs-legend-row > *, .hs-inset')) {
+    const r = el.getBoundingClientRect();
+    if (r.left < box.left - 0.5 || r.right > box.right + 0.5 || el.scrollWidth > el.clientWidth + 1)
+      out.push(el.textContent);
+  }
+  return out;
+}"""
+_SCALE_JS = """() => [...document.querySelectorAll('.legend svg')].flatMap(svg => {
+  const s = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll('text')].filter(t => {
+    const b = t.getBoundingClientRect();
+    return b.left < s.left - 0.5 || b.right > s.right + 0.5; }).map(t => t.textContent);
+})"""
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian chromium")
-def test_pack_opens_and_prints_on_a4(demo, cache, capsys, tmp_path):
+def test_pack_prints_as_a_brief_with_the_marking_on_every_page(demo, cache, capsys,
+                                                                tmp_path):
+    """Printed to PDF in Chromium: the brief on page 1, the marking, period and date on
+    every page, at most two cards a page, legends whole, record text inert."""
+    import pypdf
     from playwright.sync_api import sync_playwright
 
-    root, store = demo
+    from hotspots.config import load_config
+
+    root, store_file = demo
+    store = str(tmp_path / "hotspots.sqlite")  # a copy: the decision stays in this test
+    shutil.copy(store_file, store)
+    with contextlib.closing(hotspots_store.connect(store)) as conn:  # tasked before
+        place = hotspots_store.read_places(conn).iloc[0]
+        hotspots_store.record_decision(conn, place_id=place["place_id"], owner="ptf",
+                                       actions="<b>patrol</b>", review_date="2024-09-30",
+                                       meeting_date="2024-08-20")
     out = build(root, store, cache, capsys)
+    config = load_config()
+    ranked = pd.read_csv(out["files"]["csv"])
     with sync_playwright() as pw:
         browser, page, errors = open_page(pw, width=1200, height=900)
         page.goto(f"file://{out['files']['html']}")
-        page.wait_for_timeout(800)
-        assert page.locator(".card").count() >= 5
-        assert page.evaluate("window.__pwned === undefined")
+        page.wait_for_timeout(500)
+        n_cards = page.locator(".hs-card").count()
+        page.emulate_media(media="print")
+        clipped = page.evaluate(_FITS_JS)
         pdf = tmp_path / "pack.pdf"
         page.pdf(path=str(pdf), format="A4", print_background=True)
+        page.goto(f"file://{out['files']['map']}")
+        page.wait_for_timeout(800)
+        scale_cut = page.evaluate(_SCALE_JS)
+        assert page.evaluate("window.__pwned === undefined")
         browser.close()
-    assert errors == []
-    data = pdf.read_bytes()
-    assert data.startswith(b"%PDF")
-    pages = len(__import__("re").findall(rb"/Type\s*/Page[^s]", data))
-    assert pages >= 2, pages
+    assert errors == [] and clipped == [] and scale_cut == []
+    assert n_cards == len(ranked) >= 5
+    pages = [p.extract_text() for p in pypdf.PdfReader(pdf).pages]
+    # brief (1) + map + tables (2-3) + cards two a page + appendix (1-2)
+    assert 4 <= len(pages) <= 3 + (n_cards + 1) // 2 + 3, len(pages)
+    produced = dt.date.today().isoformat()
+    for i, text in enumerate(pages, start=1):
+        assert config.pack_marking in text and produced in text and "2024-08" in text, i
+        assert text.count("Tasking history") <= 2, i  # one per card
+    assert sum(t.count("Tasking history") for t in pages) == n_cards
+    first = pages[0]
+    top = ranked.sort_values("rank").iloc[0]
+    assert "Why it ranks" in first and "Tasked before" in first and top["label"] in first
+    assert "Benjamini" not in first and "Where:" not in first  # map and method come later
+    assert "SYNTHETIC" in first  # the demo's caveat is not left to the appendix
+    assert "Where:" in pages[1] and "Incidents per km²" in pages[1] and "m cells)" in pages[1]
+    assert "Benjamini-Hochberg" in pages[-1] or "Benjamini-Hochberg" in pages[-2]
+    assert "yes, 2024-08-20" in "".join(pages)  # the decision, in the brief or on a card
+    assert "<b>patrol</b>" in "".join(pages)  # the actions as text on the card
 
 
 @pytest.mark.parametrize("units, prefix", [("lsoa", "E01"), ("cells", "C")])
@@ -472,3 +528,26 @@ def test_suppressed_counts_cannot_be_worked_back_from_partner_outputs(planted, c
     refused, err = _pack(root, store, cache, capsys, "2024-08", "--partner", "--categories",
                          "drug_dealing")
     assert refused is None and "a partner pack covers every category" in err
+
+
+@pytest.mark.parametrize(("section", "want"), [
+    ('marking = "OFFICIAL"\nbrief_places = 5', ("OFFICIAL", 5)),
+    ('marking = ""', r"pack\.marking = ''; give the protective marking"),
+    ("brief_places = 40", r"pack\.brief_places = 40; give a whole number from 1 to 12"),
+])
+def test_pack_marking_and_brief_length_come_from_the_configuration(tmp_path, section, want):
+    from importlib import resources
+
+    from hotspots.config import ConfigError, load_config
+
+    text = resources.files("hotspots").joinpath("data", "tower_hamlets.toml").read_text()
+    head, rest = text.split("\n[pack]\n")
+    path = tmp_path / "area.toml"
+    path.write_text(head + "\n[pack]\n" + section + "\n" + rest[rest.index("\n["):],
+                    encoding="utf-8")
+    if isinstance(want, tuple):
+        cfg = load_config(path)
+        assert (cfg.pack_marking, cfg.brief_places) == want
+    else:
+        with pytest.raises(ConfigError, match=want):
+            load_config(path)
