@@ -392,9 +392,10 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                                                               if partner else "")
     shares = [c for c in ("repeat_location_share", "repeat_caller_share")
               if c in ranked_out.columns]
-    shown = ranked_out.assign(**{c: pd.to_numeric(ranked_out[c], errors="coerce") * 100
-                                 if ranked_out[c].map(lambda v: not isinstance(v, str)).all()
-                                 else ranked_out[c] for c in shares})
+    # each cell on its own: a column holding one "[c]" kept its other shares as 0-1
+    # fractions, which the 0-digit format printed as 0 (the partner pack's "0%")
+    shown = ranked_out.assign(**{c: ranked_out[c].map(
+        lambda v: v if isinstance(v, str) else 100 * v) for c in shares})
     if "per_1000_residents" in shown.columns:  # an area with no residents counted
         shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
                              .where(shown["per_1000_residents"].notna(), "n/a"))

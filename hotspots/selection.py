@@ -1,0 +1,84 @@
+"""What one filtered view shows: the places, incidents and decisions in chosen areas, the
+category mix and the monthly series, and a table's readable headings.
+
+The app's sidebar filters (period, categories, areas of the main layer) drive every part
+of a page through these functions, so the table, the counts, the charts, the decision list
+and the downloads always agree. Plain functions on DataFrames: no I/O, nothing modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from .assign import assign_codes
+
+
+def in_areas(frame: pd.DataFrame, codes: Iterable[str], area: Iterable) -> pd.DataFrame:
+    """The rows of ``frame`` whose area (``area``, one code per row, in row order) is one
+    of ``codes``; every row when ``codes`` is empty."""
+    codes = list(codes)
+    if not codes:
+        return frame
+    return frame.loc[np.isin(np.asarray(list(area), dtype=object), codes)]
+
+
+def decision_areas(decisions: pd.DataFrame, layer) -> np.ndarray:
+    """The area (code in ``layer``, a GeoDataFrame of ``code`` polygons in EPSG:27700) of
+    each decision's place, by a point on the surface of its ``geometry_wkt``; "" when the
+    place has no shape or lies outside every area."""
+    if decisions.empty:
+        return np.array([], dtype=object)
+    shapes = shapely.from_wkt(decisions["geometry_wkt"].fillna("").replace("", None)
+                              .to_numpy(dtype=object))
+    missing = shapely.is_missing(shapes)
+    pts = shapely.point_on_surface(np.where(missing, shapely.Point(0, 0), shapes))
+    codes = assign_codes(shapely.get_x(pts), shapely.get_y(pts), layer)
+    return np.where(missing, "", np.asarray(codes, dtype=object))
+
+
+def category_mix(incidents: pd.DataFrame, label_of: Callable[[str], str]) -> pd.DataFrame:
+    """Incidents by category, biggest first: columns ``category`` (the label) and ``n``."""
+    counts = incidents["category"].value_counts()
+    return pd.DataFrame({"category": [label_of(c) for c in counts.index],
+                         "n": counts.to_numpy(dtype=int)})
+
+
+def monthly_series(incidents: pd.DataFrame, end_month: str, months: int = 12) -> pd.DataFrame:
+    """Incidents per month for the ``months`` months to ``end_month`` (``YYYY-MM``), months
+    without incidents as 0, oldest first: columns ``month`` (``YYYY-MM``) and ``n``. Counts
+    by each record's ``period`` (police.uk rows are dated by month)."""
+    end = pd.Period(end_month, "M")
+    index = [str(end - k) for k in range(months - 1, -1, -1)]
+    counts = incidents["period"].astype(str).value_counts()
+    return pd.DataFrame({"month": index,
+                         "n": counts.reindex(index).fillna(0).to_numpy(dtype=int)})
+
+
+def readable(frame: pd.DataFrame, columns: Mapping[str, tuple[str, int | None]]) -> pd.DataFrame:
+    """``frame``'s ``columns`` (name -> (heading, digits or None for text)) under their
+    headings, numbers rounded to their digits; text cells (a suppressed ``"<5"`` or
+    ``"[c]"``) stay as they are. A column of numbers only stays numeric."""
+    out = {}
+    for col, (heading, digits) in columns.items():
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if digits is not None:
+            text = values.map(lambda v: isinstance(v, str))
+            rounded = values.map(lambda v: v if isinstance(v, str) or pd.isna(v)
+                                 else round(float(v), digits) if digits else int(round(v)))
+            values = rounded if text.any() else pd.to_numeric(rounded)
+        out[heading] = values.to_numpy()
+    return pd.DataFrame(out, index=frame.index)
+
+
+def percent_cells(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Shares (0-1) of ``columns`` as percentages, cell by cell: a text cell (``"[c]"``)
+    stays text and the numbers beside it are still scaled."""
+    return frame.assign(**{c: frame[c].map(lambda v: v if isinstance(v, str) or pd.isna(v)
+                                           else 100 * v)
+                           for c in columns if c in frame.columns})
