@@ -8,7 +8,7 @@ PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"assign", "summary", "grid", "density", "gistar", "cluster", "synthetic", "rank",
             "evaluate", "forecast",
             "repeats", "trends", "patrol", "intervention"}
-OUTPUTS = {"maps", "export", "report"}
+OUTPUTS = {"maps", "export", "report", "placecard"}
 FRONT = {"cli", "jobs"}
 
 
