@@ -24,6 +24,7 @@ from .maps import hotspot_map, map_html
 from .rank import explain_rank, rank_units, trend_z
 from .repeats import community_trigger, concentration, repeat_summary
 from .report import pack_html
+from .selection import percent_cells
 from .summary import Period, in_period, month_period
 from .trends import (
     emerging_cells,
@@ -394,8 +395,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
               if c in ranked_out.columns]
     # each cell on its own: a column holding one "[c]" kept its other shares as 0-1
     # fractions, which the 0-digit format printed as 0 (the partner pack's "0%")
-    shown = ranked_out.assign(**{c: ranked_out[c].map(
-        lambda v: v if isinstance(v, str) else 100 * v) for c in shares})
+    shown = percent_cells(ranked_out, shares)
     if "per_1000_residents" in shown.columns:  # an area with no residents counted
         shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
                              .where(shown["per_1000_residents"].notna(), "n/a"))

@@ -8,6 +8,7 @@ and the downloads always agree. Plain functions on DataFrames: no I/O, nothing m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -15,6 +16,9 @@ import pandas as pd
 import shapely
 
 from .assign import assign_codes
+from .cluster import find_places
+from .config import Config
+from .summary import Period, in_period
 
 
 def in_areas(frame: pd.DataFrame, codes: Iterable[str], area: Iterable) -> pd.DataFrame:
@@ -58,6 +62,12 @@ def monthly_series(incidents: pd.DataFrame, end_month: str, months: int = 12) ->
                          "n": counts.reindex(index).fillna(0).to_numpy(dtype=int)})
 
 
+def _rounded(v, *, digits: int):
+    if isinstance(v, str) or pd.isna(v):
+        return v
+    return round(float(v), digits) if digits else int(round(v))
+
+
 def readable(frame: pd.DataFrame, columns: Mapping[str, tuple[str, int | None]]) -> pd.DataFrame:
     """``frame``'s ``columns`` (name -> (heading, digits or None for text)) under their
     headings, numbers rounded to their digits; text cells (a suppressed ``"<5"`` or
@@ -69,8 +79,7 @@ def readable(frame: pd.DataFrame, columns: Mapping[str, tuple[str, int | None]])
         values = frame[col]
         if digits is not None:
             text = values.map(lambda v: isinstance(v, str))
-            rounded = values.map(lambda v: v if isinstance(v, str) or pd.isna(v)
-                                 else round(float(v), digits) if digits else int(round(v)))
+            rounded = values.map(functools.partial(_rounded, digits=digits))
             values = rounded if text.any() else pd.to_numeric(rounded)
         out[heading] = values.to_numpy()
     return pd.DataFrame(out, index=frame.index)
@@ -82,3 +91,27 @@ def percent_cells(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].map(lambda v: v if isinstance(v, str) or pd.isna(v)
                                            else 100 * v)
                            for c in columns if c in frame.columns})
+
+
+def period_places(incidents: pd.DataFrame, *, period: Period, layers: Mapping, area,
+                  config: Config):
+    """The places of ``period``: :func:`hotspots.cluster.find_places` called as
+    :func:`hotspots.pack.build_pack` and :func:`hotspots.jobs.detect` call it (the period's
+    incidents, DBSCAN, the land area, ward and LSOA names), so the place ids and shapes are
+    the ones the pack ranks. ``incidents`` may run over a longer window; ``area`` is the
+    land area (a shapely geometry in EPSG:27700). A GeoDataFrame in EPSG:27700."""
+    cur = incidents.loc[in_period(incidents, period)].reset_index(drop=True)
+    names = {c: n for key in ("ward", "lsoa") if key in layers
+             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
+    return find_places(cur, config=config, method="dbscan", area_km2=area.area / 1e6,
+                       names=names)
+
+
+def place_of_incidents(incidents: pd.DataFrame, places) -> np.ndarray:
+    """The place (``place_id``) each incident lies in, "" for none: the pack's rule (one
+    place each where places overlap, :func:`hotspots.assign.assign_codes`)."""
+    if len(places) == 0 or len(incidents) == 0:
+        return np.full(len(incidents), "", dtype=object)
+    shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
+    return np.asarray(assign_codes(incidents["x"].to_numpy(), incidents["y"].to_numpy(),
+                                   shapes), dtype=object)
