@@ -235,7 +235,8 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
       0 stays 0 and counts of ``min_count`` or more stay as they are.
     * A count that is part of another (:data:`PARTNER_PARTS`) shows
       :data:`DERIVED_SUPPRESSED` when the rest of the whole is from 1 to ``min_count - 1``.
-    * A value of :data:`PARTNER_DERIVED` shows :data:`DERIVED_SUPPRESSED` (``"[c]"``)
+    * A value of :data:`PARTNER_DERIVED` is dropped when a count it comes from is not in
+      the table (it cannot be checked), and shows :data:`DERIVED_SUPPRESSED` (``"[c]"``)
       when a count it comes from is suppressed.
     * A row whose ``n`` is suppressed has no rank (``"[c]"``) and comes after the ranked
       rows, in order of ``place_id`` (or ``code``); the other rows keep their order by
@@ -289,7 +290,9 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
                                       index=out.index, dtype=object)
                 small[part] = small.get(part, none) | gives
     for col, sources in PARTNER_DERIVED.items():
-        if col in out.columns:
+        if col in out.columns and not set(sources) <= set(table.columns):
+            out = out.drop(columns=col)  # a count it comes from cannot be checked
+        elif col in out.columns:
             hide = none.copy()
             for src in sources:
                 hide |= small.get(src, none)

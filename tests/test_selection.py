@@ -64,3 +64,11 @@ def test_decisions_go_to_the_area_their_place_lies_in():
     assert areas.tolist() == ["W1", "W2", ""]
     assert selection.in_areas(decisions, ["W2"], areas)["place_id"].tolist() == ["b"]
     assert len(selection.in_areas(decisions, [], areas)) == 3
+
+
+def test_a_share_whose_count_is_missing_never_reaches_partners():
+    # 10% of 40 is 4 incidents at repeat locations: without that count in the table the
+    # rule cannot check it, so the share goes
+    table = pd.DataFrame({"rank": [1], "place_id": ["A"], "n": [40],
+                          "repeat_location_share": [0.1]})
+    assert "repeat_location_share" not in partner_table(table).columns
