@@ -34,8 +34,9 @@ PARTNER_KEYS: tuple[str, ...] = ("place_id", "code", "name", "ward", "ward_code"
                                  "review_date", "days")
 #: Counts: 0 or ``min_count`` and more are shown, 1 to ``min_count - 1`` show ``"<5"``.
 PARTNER_COUNTS: tuple[str, ...] = ("n", "n_before", "n_after", "n_at_repeat_locations")
-#: Counts that are part of another (part -> whole): the part shows ``"[c]"`` when the rest
-#: (whole - part) is from 1 to ``min_count - 1``, since the rest would be worked out.
+#: Counts that are part of another (part -> whole): the part shows ``"[c]"`` when the whole
+#: is suppressed or the rest (whole - part) is from 1 to ``min_count - 1``, since the rest
+#: would be worked out.
 PARTNER_PARTS: dict[str, str] = {"n_at_repeat_locations": "n"}
 #: Values computed from counts: shown only when every count they come from is shown.
 PARTNER_DERIVED: dict[str, tuple[str, ...]] = {
@@ -234,7 +235,8 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
     * Counts from 1 to ``min_count - 1`` become the text ``"<5"`` (``f"<{min_count}"``);
       0 stays 0 and counts of ``min_count`` or more stay as they are.
     * A count that is part of another (:data:`PARTNER_PARTS`) shows
-      :data:`DERIVED_SUPPRESSED` when the rest of the whole is from 1 to ``min_count - 1``.
+      :data:`DERIVED_SUPPRESSED` when the whole is suppressed or the rest of the whole is
+      from 1 to ``min_count - 1``.
     * A value of :data:`PARTNER_DERIVED` is dropped when a count it comes from is not in
       the table (it cannot be checked), and shows :data:`DERIVED_SUPPRESSED` (``"[c]"``)
       when a count it comes from is suppressed.
@@ -282,8 +284,8 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
         if part in out.columns and whole in table.columns:
             rest = pd.to_numeric(table[whole], errors="coerce") - pd.to_numeric(
                 table[part], errors="coerce")
-            gives = (rest > 0) & (rest < min_count) & ~small.get(part, none) \
-                & ~small.get(whole, none)
+            gives = (((rest > 0) & (rest < min_count)) | small.get(whole, none)) \
+                & ~small.get(part, none)
             if gives.any():
                 out[part] = pd.Series(np.where(gives, DERIVED_SUPPRESSED,
                                                out[part].astype(object)),

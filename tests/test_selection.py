@@ -23,6 +23,11 @@ def test_share_at_repeat_locations_reaches_partners_only_when_nothing_gives_a_co
     assert out.loc["C", "n_at_repeat_locations"] == "<5"  # a small count itself
     assert out.loc["C", "repeat_location_share"] == DERIVED_SUPPRESSED
     assert out.loc["D", "repeat_location_share"] == DERIVED_SUPPRESSED  # n itself small
+    assert out.loc["D", "n_at_repeat_locations"] == "<5"
+    zero = partner_table(table.assign(n_at_repeat_locations=0, repeat_location_share=0.0))
+    # 0 of a suppressed n: the part goes with the whole
+    assert zero.set_index("place_id").loc["D", "n_at_repeat_locations"] == DERIVED_SUPPRESSED
+    assert zero.set_index("place_id").loc["A", "repeat_location_share"] == 0
 
 
 def test_percent_cells_scales_each_number_beside_a_suppressed_cell():
