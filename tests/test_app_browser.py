@@ -202,3 +202,68 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
         text = " ".join(page_.extract_text().split())
         assert text.count("OFFICIAL-SENSITIVE") >= 2  # header and footer
         assert "· 2024-08 ·" in text and ":00-" in text and "produced 20" in text
+
+
+#: The ranked table's sideways overflow (px): glide-data-grid scrolls in .dvn-scroller.
+_TABLE_OVERFLOW_JS = """e => { const s = e.querySelector('.dvn-scroller');
+  return s ? s.scrollWidth - s.clientWidth : -1; }"""
+
+
+def test_tasking_table_fits_and_a_row_or_a_marker_opens_the_card(server):
+    """At 1280 x 900 the ranked table needs no sideways scrolling; selecting a row opens
+    that place's card, and clicking a numbered place on the map opens its card. At 375 x 812
+    the page still runs. Screenshots go to /tmp/app_shots/ for a person to look at."""
+    from playwright.sync_api import sync_playwright
+
+    url, root = server
+    shots = root / "tasking_shots"
+    shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/tasking")
+            check_page(page, "Ranked places")
+            table = page.locator('[data-testid="stDataFrame"]').first
+            table.locator(".dvn-scroller").wait_for()
+            assert table.evaluate(_TABLE_OVERFLOW_JS) == 0  # -1: no grid found
+            page.screenshot(path=shots / "tasking_desktop.png", full_page=True)
+            # select the second row by its selection box (the grid is a canvas)
+            box = table.bounding_box()
+            page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 + 17)
+            card = page.locator(".hs-card").first
+            card.wait_for(timeout=60_000)
+            check_page(page, "Why it ranks")
+            place = card.get_attribute("data-place")
+            assert place and page.get_by_text(f"({place})").count() >= 1 or \
+                page.locator('[data-testid="stSelectbox"]').filter(
+                    has_text="2. ").count() == 1
+            assert page.locator('[data-testid="stSelectbox"]').filter(
+                has_text="Place card").first.inner_text().split("\n")[-1].startswith("2. ")
+            page.screenshot(path=shots / "tasking_card_desktop.png", full_page=True)
+            # click the place numbered 1 on the map: its card opens
+            inner = page.frame_locator('iframe[title$="hotspots_placemap"]').frame_locator(
+                "#map")
+            marker = inner.locator(".leaflet-marker-icon", has_text="1").first
+            marker.wait_for()
+            number = marker.inner_text().strip().split()[0]
+            marker.click()
+            page.wait_for_function(
+                "n => [...document.querySelectorAll('[data-testid=\"stSelectbox\"]')].some("
+                "e => e.innerText.includes('Place card') && e.innerText.split('\\n')"
+                ".pop().startsWith(n + '. '))", arg=number, timeout=60_000)
+            check_page(page, "Why it ranks")
+            assert page.locator(".hs-card").first.get_attribute("data-place") != place or \
+                number == "2"
+            page.close()
+            page = browser.new_page(viewport={"width": 375, "height": 812})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/tasking")
+            check_page(page, "Ranked places")
+            page.screenshot(path=shots / "tasking_phone.png", full_page=True)
+        finally:
+            browser.close()
+            SHOTS.mkdir(exist_ok=True)
+            for f in shots.glob("*.png"):
+                shutil.copy(f, SHOTS / f.name)
