@@ -281,7 +281,9 @@ def place_card(version: tuple, month: str, categories: tuple[str, ...], place_id
         geometry=shapes.get(place_id), label_of=config().label, owner_names=store.OWNERS,
         explanation=rank.explain_rank(pd.Series(row), borough_density_per_km2=density,
                                       previous="previous month"))
-    return placecard.card_css() + placecard.card_html(ev)
+    return ("<!doctype html><html><head><meta charset='utf-8'>" + placecard.card_css()
+            + "<style>body{margin:0}</style></head><body>" + placecard.card_html(ev)
+            + "</body></html>")
 
 
 def record_run(version: tuple, month: str, categories: tuple[str, ...]) -> int:

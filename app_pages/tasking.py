@@ -89,7 +89,7 @@ if ranked is not None:
                       "trend_label"],
         column_config={
             "rank": st.column_config.NumberColumn("Rank", width=45),
-            "where": st.column_config.TextColumn("Where", width=200),
+            "where": st.column_config.TextColumn("Where", width=170),
             "n": st.column_config.NumberColumn("Incidents", width=70),
             "score": st.column_config.ProgressColumn("Score", min_value=0, max_value=1,
                                                      format="%.2f", width=90),
@@ -97,8 +97,8 @@ if ranked is not None:
                 "Components", y_min=0, y_max=1, width=110,
                 help="Each component 0-1: " + ", ".join(
                     c.removeprefix("component_").replace("_", " ") for c in components)),
-            "main_categories": st.column_config.TextColumn("What happens", width=200),
-            "trend_label": st.column_config.TextColumn("Trend", width=110),
+            "main_categories": st.column_config.TextColumn("What happens", width=170),
+            "trend_label": st.column_config.TextColumn("Trend", width=100),
         })
     if ranked.empty:
         st.info(f"No ranked places in the chosen {common.area_label(plural=True).lower()} "
@@ -110,8 +110,9 @@ if ranked is not None:
                                                                 "place on the map)"))
     if detail:
         row = ranked.loc[ranked["place_id"] == detail].iloc[0]
-        st.html(common.place_card(version, month, cats, detail,
-                                  row.drop(labels="area").to_dict()))
+        # in a frame of its own: st.html's sanitiser drops the card's SVG (grid, sparkline)
+        st.iframe(common.place_card(version, month, cats, detail,
+                                    row.drop(labels="area").to_dict()), height="content")
 
 with st.expander("Map of hotspots and places", expanded=True):
     # the package's own map, text escaped; numbered by the ranking; only the places in the
@@ -134,7 +135,7 @@ if len(now):
     c1, c2 = st.columns(2)
     c1.markdown(f"**What: incidents by category, {period.label}**")
     c1.bar_chart(selection.category_mix(now, common.config().label), x="category", y="n",
-                 horizontal=True, x_label="incidents", y_label="", height=280)
+                 horizontal=True, sort="-n", x_label="", y_label="incidents", height=280)
     c2.markdown(f"**When: incidents by month, the 12 months to {period.label}**")
     c2.bar_chart(selection.monthly_series(inc, month), x="month", y="n", x_label="",
                  y_label="incidents", height=280)
