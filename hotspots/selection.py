@@ -63,34 +63,47 @@ def monthly_series(incidents: pd.DataFrame, end_month: str, months: int = 12) ->
 
 
 def _rounded(v, *, digits: int):
-    if isinstance(v, str) or pd.isna(v):
+    if isinstance(v, str):  # a number read back from a CSV as text beside a "[c]"
+        try:
+            v = float(v)
+        except ValueError:
+            return v
+    if pd.isna(v):
         return v
     return round(float(v), digits) if digits else int(round(v))
 
 
 def readable(frame: pd.DataFrame, columns: Mapping[str, tuple[str, int | None]]) -> pd.DataFrame:
     """``frame``'s ``columns`` (name -> (heading, digits or None for text)) under their
-    headings, numbers rounded to their digits; text cells (a suppressed ``"<5"`` or
-    ``"[c]"``) stay as they are. A column of numbers only stays numeric."""
+    headings, numbers (also numbers written as text) rounded to their digits; other text
+    (a suppressed ``"<5"`` or ``"[c]"``) stays as it is. A column of numbers only stays
+    numeric."""
     out = {}
     for col, (heading, digits) in columns.items():
         if col not in frame.columns:
             continue
         values = frame[col]
         if digits is not None:
-            text = values.map(lambda v: isinstance(v, str))
             rounded = values.map(functools.partial(_rounded, digits=digits))
+            text = rounded.map(lambda v: isinstance(v, str))
             values = rounded if text.any() else pd.to_numeric(rounded)
         out[heading] = values.to_numpy()
     return pd.DataFrame(out, index=frame.index)
 
 
+def _percent(v):
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return v
+    return v if pd.isna(v) else 100 * v
+
+
 def percent_cells(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """Shares (0-1) of ``columns`` as percentages, cell by cell: a text cell (``"[c]"``)
-    stays text and the numbers beside it are still scaled."""
-    return frame.assign(**{c: frame[c].map(lambda v: v if isinstance(v, str) or pd.isna(v)
-                                           else 100 * v)
-                           for c in columns if c in frame.columns})
+    stays text and the numbers beside it (also numbers read back as text) are scaled."""
+    return frame.assign(**{c: frame[c].map(_percent) for c in columns if c in frame.columns})
 
 
 def period_places(incidents: pd.DataFrame, *, period: Period, layers: Mapping, area,
