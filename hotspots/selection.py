@@ -76,8 +76,8 @@ def _rounded(v, *, digits: int):
 def readable(frame: pd.DataFrame, columns: Mapping[str, tuple[str, int | None]]) -> pd.DataFrame:
     """``frame``'s ``columns`` (name -> (heading, digits or None for text)) under their
     headings, numbers (also numbers written as text) rounded to their digits; other text
-    (a suppressed ``"<5"`` or ``"[c]"``) stays as it is. A column of numbers only stays
-    numeric."""
+    (a suppressed ``"<5"`` or ``"[c]"``) stays as it is, and makes its column text (the
+    rounded numbers written out). A column of numbers only stays numeric."""
     out = {}
     for col, (heading, digits) in columns.items():
         if col not in frame.columns:
@@ -85,8 +85,10 @@ def readable(frame: pd.DataFrame, columns: Mapping[str, tuple[str, int | None]])
         values = frame[col]
         if digits is not None:
             rounded = values.map(functools.partial(_rounded, digits=digits))
-            text = rounded.map(lambda v: isinstance(v, str))
-            values = rounded if text.any() else pd.to_numeric(rounded)
+            # a column with "<5" or "[c]" is text throughout (as a table shows it)
+            values = (rounded.map(lambda v: "" if pd.isna(v) else str(v))
+                      if rounded.map(lambda v: isinstance(v, str)).any()
+                      else pd.to_numeric(rounded))
         out[heading] = values.to_numpy()
     return pd.DataFrame(out, index=frame.index)
 

@@ -36,11 +36,11 @@ def test_percent_cells_scales_each_number_beside_a_suppressed_cell():
     assert out["s"].tolist() == [45.0, DERIVED_SUPPRESSED, 18.0]
     assert frame["s"].iloc[0] == 0.45  # not modified
     shown = selection.readable(out, {"s": ("%", 0), "t": ("T", None)})
-    assert shown["%"].tolist() == [45, DERIVED_SUPPRESSED, 18]
+    assert shown["%"].tolist() == ["45", DERIVED_SUPPRESSED, "18"]
     # as read back from a partner CSV: the numbers beside "[c]" are text
     read = pd.DataFrame({"s": ["0.45", DERIVED_SUPPRESSED, "0.0"]})
     shown = selection.readable(selection.percent_cells(read, ["s"]), {"s": ("%", 0)})
-    assert shown["%"].tolist() == [45, DERIVED_SUPPRESSED, 0]
+    assert shown["%"].tolist() == ["45", DERIVED_SUPPRESSED, "0"]
 
 
 def test_readable_rounds_numbers_and_keeps_them_numeric():
