@@ -5,6 +5,8 @@ cannot do itself, as it cannot set an HTTP header."""
 
 import streamlit as st
 
-from app_pages import signin
+# common imports the package and its libraries (geopandas, scipy, scikit-learn: seconds)
+# when the server starts, not when the first user opens a page
+from app_pages import common, signin  # noqa: F401
 
 app = st.App("streamlit_app.py", routes=signin.routes())

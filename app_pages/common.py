@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 import shapely
 import streamlit as st
 
-from hotspots import auth, geography, jobs, pack, store, trends
+from hotspots import auth, export, geography, jobs, pack, placecard, rank, selection, store, trends
 from hotspots.analysis import GridSpec, analyse, check_enough_incidents, place_names
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
@@ -85,9 +86,36 @@ def store_version() -> tuple:
         return (path, 0, 0, 0)
     conn = store.connect(path)
     try:
-        return (path, *store.version(conn))
+        loads = store.read_loads(conn)
+        # the latest load's time tells a store rebuilt at the same path from the old one
+        return (path, *store.version(conn),
+                str(loads["loaded_at"].iloc[-1]) if len(loads) else "")
     finally:
         conn.close()
+
+
+@st.cache_resource
+def _code_stamp() -> str:
+    """The package's and the configuration's latest change: results kept on disk by an
+    older version of either are not reused."""
+    files = [*Path(pack.__file__).parent.rglob("*.py"), Path(resolve_settings().config or
+                                                             pack.__file__)]
+    return str(max(f.stat().st_mtime_ns for f in files if f.is_file()))
+
+
+def _kept(out: Path, compute) -> dict:
+    """``compute()``'s meta, kept as ``meta.json`` in its own folder ``out`` (keyed by the
+    store's version): a new server process, or a session whose in-memory cache was
+    dropped, reads it back instead of building the same files again. Kept only while
+    every file it names is there."""
+    kept = out / "meta.json"
+    if kept.is_file():
+        meta = json.loads(kept.read_text("utf-8"))
+        if all(Path(f).is_file() for f in meta.get("files", {}).values()):
+            return meta
+    meta = compute()
+    kept.write_text(json.dumps(meta, default=str), encoding="utf-8")
+    return meta
 
 
 def work_folder(*key) -> Path:
@@ -183,11 +211,11 @@ def build_pack(version: tuple, partner: bool, month: str | None = None,
                categories: tuple[str, ...] = ()) -> dict:
     """``hotspots.pack.build_pack`` for a month (default: the latest complete one) and
     some categories (default: all)."""
-    out = work_folder("pack", version, partner, month, categories)
-    return pack.build_pack(config=config(), store_file=version[0], out_dir=out,
-                           cache=geodata_cache(), partner=partner,
-                           period=month_period(month) if month else None,
-                           categories=list(categories) or None, layers=layers())
+    out = work_folder("pack", version, _code_stamp(), partner, month, categories)
+    return _kept(out, lambda: pack.build_pack(
+        config=config(), store_file=version[0], out_dir=out, cache=geodata_cache(),
+        partner=partner, period=month_period(month) if month else None,
+        categories=list(categories) or None, layers=layers()))
 
 
 @st.cache_data(show_spinner=False)
@@ -213,6 +241,105 @@ def emerging(version: tuple, month: str, categories: tuple[str, ...]
     area, period = geography.land_area(layers(), config()), month_period(month)
     grid = trends.emerging_grid_spec(inc, area, period=period)
     return trends.emerging_grid(inc, area, period=period, grid=grid), grid
+
+
+def window_start(month: str, months: int = 12) -> str:
+    """The first day of the ``months`` months to ``month``: what the charts and the place
+    cards read."""
+    return (pd.Period(month, "M") - (months - 1)).start_time.date().isoformat()
+
+
+@st.cache_data(show_spinner=False)
+def land_area(config_path: str | None, cache: str):
+    return geography.land_area(layers(), config())
+
+
+@st.cache_data(show_spinner="Finding the places...")
+def period_places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """:func:`hotspots.selection.period_places`: the pack's places with their shapes
+    (EPSG:27700), without writing a detection run to the store."""
+    inc = incidents(version, window_start(month), month_period(month).end.isoformat(),
+                    categories or None)
+    return selection.period_places(inc, period=month_period(month), layers=layers(),
+                                   area=land_area(resolve_settings().config, geodata_cache()),
+                                   config=config())
+
+
+@st.cache_data(show_spinner=False)
+def place_of_incidents(version: tuple, month: str, categories: tuple[str, ...]) -> np.ndarray:
+    """The place of each incident of the 12 months to ``month`` (:func:`incidents` with
+    :func:`window_start`), "" for none."""
+    inc = incidents(version, window_start(month), month_period(month).end.isoformat(),
+                    categories or None)
+    return selection.place_of_incidents(inc, period_places(version, month, categories))
+
+
+@st.cache_data(show_spinner=False)
+def place_card(version: tuple, month: str, categories: tuple[str, ...], place_id: str,
+               row: dict) -> str:
+    """The place's card (:func:`hotspots.placecard.card_html`, the pack's renderer) for a
+    row of the ranked table, as HTML with its stylesheet."""
+    period = month_period(month)
+    inc = incidents(version, window_start(month), period.end.isoformat(), categories or None)
+    mine = inc.loc[place_of_incidents(version, month, categories) == place_id]
+    shapes = period_places(version, month, categories).set_index("place_id").geometry
+    cur = in_period(inc, period)
+    density = cur.sum() / (land_area(resolve_settings().config, geodata_cache()).area / 1e6)
+    ev = placecard.place_evidence(
+        row, mine, period=period, decisions=decisions(),
+        geometry=shapes.get(place_id), label_of=config().label, owner_names=store.OWNERS,
+        explanation=rank.explain_rank(pd.Series(row), borough_density_per_km2=density,
+                                      previous="previous month"))
+    return ("<!doctype html><html><head><meta charset='utf-8'>" + placecard.card_css()
+            + "<style>body{margin:0}</style></head><body>" + placecard.card_html(ev)
+            + "</body></html>")
+
+
+def record_run(version: tuple, month: str, categories: tuple[str, ...]) -> int:
+    """Keep the places on screen as a detection run in the store (when a decision is
+    recorded on one of them): the id the decision refers to."""
+    period = month_period(month)
+    conn = store.connect(version[0])
+    try:
+        return store.write_places(conn, period_places(version, month, categories),
+                                  period=period.label, start=period.start.isoformat(),
+                                  end=period.end.isoformat(), method="dbscan",
+                                  params={"categories": list(categories), "from": "app"})
+    finally:
+        conn.close()
+
+
+def xlsx_bytes(table: pd.DataFrame, sheet: str = "Ranked places") -> bytes:
+    """A table as the bytes of a readable, safe XLSX workbook (the shared exports)."""
+    return export.table_bytes({sheet: table}, "xlsx")
+
+
+def geojson_bytes(path: str, place_ids: tuple[str, ...]) -> bytes:
+    """The pack's ranked places (GeoJSON) narrowed to ``place_ids`` (the filtered table)."""
+    import geopandas as gpd
+
+    places = gpd.read_file(path)
+    return export.table_bytes(places.loc[places["place_id"].isin(place_ids)], "geojson")
+
+
+def place_inputs(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
+    """What :func:`hotspots.selection.period_places` needs, read now (on the page's thread)
+    so that the places can be found later on a download thread."""
+    return {"incidents": incidents(version, window_start(month),
+                                   month_period(month).end.isoformat(), categories or None),
+            "period": month_period(month), "layers": layers(), "config": config(),
+            "area": land_area(resolve_settings().config, geodata_cache())}
+
+
+def places_gpkg(inputs: dict, keep: tuple[str, ...]) -> bytes:
+    """The places ``keep`` (in their order) as the bytes of a GeoPackage, layer ``places``.
+    No st.* call: it runs on the download thread when the button is pressed."""
+    places = selection.period_places(**inputs)
+    chosen = places.set_index("place_id").loc[list(keep)].reset_index()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "places.gpkg"
+        chosen.to_file(path, layer="places", driver="GPKG")
+        return path.read_bytes()
 
 
 def decisions() -> pd.DataFrame:

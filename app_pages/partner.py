@@ -1,6 +1,8 @@
 """Partner pack: the minimised version only, as :func:`hotspots.export.partner_table` made
 it for the pack's files (areas named by ward, small counts suppressed, no caller or record
-text, nothing a small count can be worked out from)."""
+text, nothing a small count can be worked out from), under readable headings, with the
+pack's aggregated map. The period and area filters apply as on every page; categories do
+not (a partner pack covers every category)."""
 
 from __future__ import annotations
 
@@ -9,24 +11,53 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import common
-from hotspots import export
+from hotspots import export, maps, report, selection
 from hotspots.errors import HotspotsError
+from hotspots.pack import RANKED_COLUMNS
+from hotspots.summary import month_period
+
+#: What the partner table shows, in order, under the pack's own headings.
+HEADINGS = {k: RANKED_COLUMNS[k] for k in ("rank", "place_id", "ward", "n", "density_per_km2")}
+HEADINGS |= {"n_at_repeat_locations": ("At repeat locations", 0),
+             "repeat_location_share": RANKED_COLUMNS["repeat_location_share"]}
 
 common.require("partner", *common.FULL_ROLES)
 st.title("Partner pack")
 version = common.store_version()
+flt = common.filters()
 try:
-    flt = common.filters()
     # every category: partner packs for two sets of categories would give small counts
     # away by subtraction (hotspots.pack.build_pack refuses a category filter)
     meta = common.build_pack(version, True, flt["month"])
 except HotspotsError as exc:
     st.warning(str(exc))
     st.stop()
-st.caption(f"Period {meta['period']}, every category (the category filter does not apply "
-           f"here). Counts below {common.config().partner_min_count} are suppressed.")
+period = month_period(meta["period"])
+names = common.area_names()
+where = ", ".join(names.get(w, w) for w in flt["wards"]) or "the whole area"
 table = common.read_csv(meta["files"]["csv"])
-st.dataframe(table, hide_index=True)
+table = selection.in_areas(table, flt["wards"], common.area_codes(table))
+st.caption(
+    f"{period.start:%-d %B %Y} to {period.end:%-d %B %Y} ({meta['period']}), places in "
+    f"{where}, every category" + (" (the category filter does not apply here: partner "
+                                   "figures always cover every category)"
+                                   if flt["categories"] else "")
+    + f". Counts from 1 to {common.config().partner_min_count - 1} show as "
+    f"<{common.config().partner_min_count}, and what could give them away as [c].")
+st.dataframe(selection.readable(report.percent_cells(table, ["repeat_location_share"]),
+                                HEADINGS), hide_index=True)
+if table.empty:
+    st.info(f"No places in {where} for {meta['period']}.")
+st.caption("Rank: order of the tasking score among the places shown. Per km²: incidents per "
+           "square kilometre of the place. % at repeat locations: share of the place's "
+           "incidents at a location with two or more.")
+with st.expander("Map (aggregated: where incidents are dense, no places or records)",
+                 expanded=True):
+    wards = common.layers()[common.main_layer()].set_index("code").geometry
+    st.iframe(maps.focus_map_html(Path(meta["files"]["map"]).read_text("utf-8"),
+                                  bounds=maps.focus_bounds(
+                                      wards.reindex(list(flt["wards"])).dropna().tolist())),
+              height=480)
 html = Path(meta["files"]["html"])
 st.download_button("Partner pack (HTML)", html.read_bytes(), html.name, "text/html",
                    key="dl_partner")

@@ -663,3 +663,92 @@ def lonlat(x, y) -> tuple[np.ndarray, np.ndarray]:
     lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(
         np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     return lon, lat
+
+
+#: ``type`` of the message a focused map (:func:`focus_map_html`) posts when a place is
+#: clicked: ``{"type": PLACE_MESSAGE, "place_id": "..."}``.
+PLACE_MESSAGE = "hotspots:place"
+
+_FOCUS_JS = """<script>
+(function (cfg) {
+  function findMap() {
+    for (var k in window) {
+      try { if (/^map_/.test(k) && window[k] instanceof L.Map) { return window[k]; } }
+      catch (e) { /* a window property that cannot be read */ }
+    }
+    return null;
+  }
+  function run() {
+    var map = findMap(), groups = [], polys = [];
+    if (!map) { return; }
+    map.eachLayer(function (l) {
+      var p = l.feature && l.feature.properties;
+      if (p && p.place_id !== undefined && l.getBounds) { polys.push(l); }
+      if (l instanceof L.LayerGroup) { groups.push(l); }
+    });
+    function placeOf(layer) {
+      var p = layer.feature && layer.feature.properties;
+      if (p && p.place_id !== undefined) { return p.place_id; }
+      if (!(layer instanceof L.Marker)) { return null; }
+      var at = layer.getLatLng(), best = null, size = Infinity;
+      polys.forEach(function (q) {
+        var b = q.getBounds();
+        if (b.contains(at)) {
+          var s = (b.getNorth() - b.getSouth()) * (b.getEast() - b.getWest());
+          if (s < size) { size = s; best = q.feature.properties.place_id; }
+        }
+      });
+      return best;
+    }
+    var drop = [];
+    groups.forEach(function (g) {
+      g.eachLayer(function (l) {
+        var id = placeOf(l);
+        if (id === null) { return; }
+        if (cfg.keep && cfg.keep.indexOf(id) < 0) { drop.push([g, l]); return; }
+        if (id === cfg.selected && l.setStyle) {
+          l.setStyle({color: "#d7301f", weight: 4, fillOpacity: 0.3});
+        }
+        l.on("click", function () {
+          window.parent.postMessage({type: cfg.message, place_id: id}, "*");
+        });
+      });
+    });
+    drop.forEach(function (d) { d[0].removeLayer(d[1]); });
+    if (cfg.bounds) {
+      var fit = function () { map.invalidateSize(); map.fitBounds(cfg.bounds, {maxZoom: 17}); };
+      fit();
+      map.once("resize", fit);
+      setTimeout(fit, 300);
+    }
+  }
+  if (document.readyState === "complete") { run(); } else { window.addEventListener("load", run); }
+})(__CFG__);
+</script>"""
+
+
+def focus_bounds(geoms, *, margin_m: float = 60.0) -> list[list[float]] | None:
+    """``[[south, west], [north, east]]`` (degrees) round shapely geometries in EPSG:27700,
+    with a margin: what :func:`focus_map_html` zooms to. None for no geometry."""
+    geoms = [g for g in geoms if g is not None and not shapely.is_empty(g)]
+    if not geoms:
+        return None
+    x0, y0, x1, y1 = shapely.total_bounds(np.asarray(geoms, dtype=object))
+    lon, lat = lonlat([x0 - margin_m, x1 + margin_m], [y0 - margin_m, y1 + margin_m])
+    return [[float(lat[0]), float(lon[0])], [float(lat[1]), float(lon[1])]]
+
+
+def focus_map_html(page: str, *, keep: list[str] | None = None, selected: str | None = None,
+                   bounds: list[list[float]] | None = None) -> str:
+    """A map page of :func:`map_html` (with numbered places) focused on a selection: only
+    the places ``keep`` (place ids; None keeps all) stay drawn, ``selected`` is outlined
+    in red, the map zooms to ``bounds`` (:func:`focus_bounds`), and clicking a place's
+    polygon or numbered marker posts ``{"type": PLACE_MESSAGE, "place_id": id}`` to
+    ``window.parent``. The ids travel as JSON with ``<`` escaped, never as markup."""
+    import json
+
+    cfg = json.dumps({"keep": keep, "selected": selected, "bounds": bounds,
+                      "message": PLACE_MESSAGE}).replace("<", "\\u003c")
+    script = _FOCUS_JS.replace("__CFG__", cfg)
+    at = page.rfind("</html>")
+    return page[:at] + script + page[at:] if at >= 0 else page + script

@@ -19,7 +19,7 @@ keys, no record text, no value that gives a small count away.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -178,14 +178,29 @@ def brief_section(cards: Sequence[PlaceEvidence], *, n_incidents: int, period: s
     return brief_html(rows, intro=intro, after=after)
 
 
+def _percent(v):
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return v
+    return v if pd.isna(v) else 100 * v
+
+
+def percent_cells(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Shares (0-1) of ``columns`` as percentages, cell by cell: a text cell (``"[c]"``)
+    stays text and the numbers beside it (also numbers read back as text) are scaled."""
+    return frame.assign(**{c: frame[c].map(_percent) for c in columns if c in frame.columns})
+
+
 def table_view(ranked_out: pd.DataFrame) -> pd.DataFrame:
     """The ranked table as shown: shares as percentages, n/a for rates of areas without
     residents."""
     shares = [c for c in ("repeat_location_share", "repeat_caller_share")
               if c in ranked_out.columns]
-    shown = ranked_out.assign(**{c: pd.to_numeric(ranked_out[c], errors="coerce") * 100
-                                 if ranked_out[c].map(lambda v: not isinstance(v, str)).all()
-                                 else ranked_out[c] for c in shares})
+    # cell by cell: a column holding one "[c]" kept its other shares as 0-1 fractions,
+    # which the 0-digit format printed as 0 (the partner pack's "0%")
+    shown = percent_cells(ranked_out, shares)
     if "per_1000_residents" in shown.columns:  # an area with no residents counted
         shown = shown.assign(per_1000_residents=shown["per_1000_residents"].astype(object)
                              .where(shown["per_1000_residents"].notna(), "n/a"))

@@ -455,3 +455,183 @@ def test_recording_a_decision(role, cache, tmp_path):
     conn.close()
     assert last["recorded_by"] == "local analyst"  # the signed-in user, not the server's
     assert last["actions"] == "Joint patrol Fri and Sat nights"
+
+
+def _map_focus(at: AppTest) -> dict:
+    """What the Tasking map was drawn with: the places kept, the place selected, the
+    bounds zoomed to (the configuration :func:`hotspots.maps.focus_map_html` embeds)."""
+    m = next(e for e in at.main if getattr(e, "type", "") == "component_instance"
+             and e.proto.id.endswith("tasking_map"))
+    page = json.loads(m.proto.json_args)["html"]
+    return json.loads(re.findall(r'\((\{"keep": .*?"message": "hotspots:place"\})\);', page)[-1])
+
+
+def _card(at: AppTest) -> str:
+    """The place card's HTML (shown in a frame of its own), or "" when none is open."""
+    return next((e.proto.srcdoc for e in at.main if getattr(e, "type", "") == "iframe"
+                 and "hs-card" in e.proto.srcdoc), "")
+
+
+def _inside(bounds: list, lon: float, lat: float) -> bool:
+    (south, west), (north, east) = bounds
+    return south <= lat <= north and west <= lon <= east
+
+
+def test_a_place_card_opens_and_the_map_zooms_to_it(role, demo):
+    import geopandas as gpd
+
+    at = role()
+    assert not _card(at)  # no card before a place is chosen
+    table = _df(at, "main_categories")
+    pid = table["place_id"].iloc[1]
+    at.selectbox(key="detail_place").set_value(pid).run()
+    assert not at.exception, [e.value for e in at.exception]
+    card = _card(at)
+    assert f"data-place='{pid}'" in card
+    for part in ("Why it ranks", "What", "When (hour by weekday)", "12 months",
+                 "Repeats", "Tasking history"):
+        assert f"<h4>{part}</h4>" in card, part
+    label = html.escape(table["label"].iloc[1], quote=True)
+    assert label in card
+    # the map outlines that place and zooms to it: its shape, from `hotspots detect`'s
+    # GeoPackage (the same place ids), lies within the bounds
+    focus = _map_focus(at)
+    assert focus["selected"] == pid and focus["keep"] is None
+    places = gpd.read_file(demo / "o" / "hotspots_2024-08.gpkg", layer="places")
+    shape = places.set_index("place_id").loc[[pid]].to_crs(4326).geometry.iloc[0]
+    x0, y0, x1, y1 = shape.bounds
+    assert _inside(focus["bounds"], x0, y0) and _inside(focus["bounds"], x1, y1)
+    others = places.loc[places["place_id"] != pid].to_crs(4326).representative_point()
+    assert not all(_inside(focus["bounds"], p.x, p.y) for p in others)
+    # filters that leave the place out close its card
+    at.sidebar.multiselect(key="f_categories").set_value(["burglary"]).run()
+    assert not at.exception and not _card(at)
+
+
+def test_the_wards_filter_drives_table_map_counts_and_decisions(role, demo, layers):
+    from hotspots import store
+    from hotspots.summary import in_period, month_period
+
+    at = role()
+    full = _df(at, "main_categories")
+    first, other = full.iloc[0], full.loc[full["area"] != full["area"].iloc[0]].iloc[0]
+    for row in (first, other):  # a decision on a place in each of two wards
+        form_place = next(s for s in at.selectbox if s.label.startswith("Place ("))
+        form_place.set_value(row["place_id"])
+        at.text_area[0].input(f"Visit {row['label']}")
+        at.button[0].click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    wards = layers["ward"]
+    code = wards.loc[wards["name"] == first["area"], "code"].iloc[0]
+    at.sidebar.multiselect(key="f_wards").set_value([code]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = _df(at, "main_categories")
+    assert set(table["area"]) == {first["area"]}
+    assert table["place_id"].tolist() == full.loc[full["area"] == first["area"],
+                                                  "place_id"].tolist()
+    # the count is the ward's incidents in the period, from the store
+    conn = store.connect(os.environ["HOTSPOTS_STORE"])
+    inc = store.read_incidents(conn, start="2024-08-01", end="2024-08-31")
+    conn.close()
+    n = int((in_period(inc, month_period("2024-08")) & (inc["ward_code"] == code)).sum())
+    assert at.caption[0].value.startswith(f"{n:,} incidents in 2024-08 in {first['area']}")
+    # the map draws the ward's places only, zoomed to the ward
+    focus = _map_focus(at)
+    assert focus["keep"] == table["place_id"].tolist() and focus["selected"] is None
+    x0, y0, x1, y1 = wards.loc[wards["code"] == code].to_crs(4326).total_bounds
+    assert _inside(focus["bounds"], x0, y0) and _inside(focus["bounds"], x1, y1)
+    assert not _inside(focus["bounds"], *wards.loc[wards["code"] != code].to_crs(4326)
+                       .representative_point().iloc[0].coords[0]) or len(wards) == 1
+    # the decision list keeps the ward's places only
+    decided = _df(at, "review_date")
+    assert first["place_id"] in set(decided["place_id"])
+    assert other["place_id"] not in set(decided["place_id"])
+    assert set(decided["place_id"]) <= set(full.loc[full["area"] == first["area"], "place_id"])
+    at.sidebar.multiselect(key="f_wards").set_value([]).run()
+    assert {first["place_id"], other["place_id"]} <= set(_df(at, "review_date")["place_id"])
+
+
+def _html_column(page: str, heading: str) -> dict[str, str]:
+    """Place id -> the text of column ``heading`` in the first table of a pack page that
+    has both it and a "Place" column."""
+    from html.parser import HTMLParser
+
+    tables: list[list[list[str]]] = []
+
+    class Cells(HTMLParser):
+        in_cell = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                tables.append([])
+            elif tag == "tr" and tables:
+                tables[-1].append([])
+            elif tag in ("td", "th") and tables and tables[-1]:
+                tables[-1][-1].append("")
+                self.in_cell = True
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th", "tr", "table"):
+                self.in_cell = False
+
+        def handle_data(self, data):
+            if self.in_cell:
+                tables[-1][-1][-1] += data
+
+    Cells().feed(page)
+    for rows in tables:
+        head = [c.strip() for c in rows[0]] if rows else []
+        if heading in head and "Place" in head:
+            i, p = head.index(heading), head.index("Place")
+            return {r[p].strip(): r[i].strip() for r in rows[1:] if len(r) == len(head)}
+    raise AssertionError(f"no table with {heading!r}")
+
+
+def test_partner_figures_agree_with_the_full_pack(role, demo, layers, cache, tmp_path):
+    import pandas as pd
+
+    at = role("partner")
+    shown = at.dataframe[0].value
+    assert list(shown.columns) == ["Rank", "Place", "Ward", "Incidents", "Per km²",
+                                   "At repeat locations", "% at repeat locations"]
+    assert "August 2024" in at.caption[0].value and "2024-08" in at.caption[0].value
+    full = pd.read_csv(demo / "o" / "ranked_2024-08.csv", dtype={"place_id": str})
+    full = full.set_index("place_id")
+    def number(v):  # a column holding "<5" or "[c]" reaches the page as text
+        try:
+            return float(v)
+        except ValueError:
+            return None
+
+    compared = shares = 0
+    for r in shown.itertuples(index=False):
+        f = full.loc[r.Place]
+        if number(r.Incidents) is not None:
+            assert number(r.Incidents) == f["n"]
+            assert number(r[4]) == round(f["density_per_km2"])
+            compared += 1
+        if number(r[6]) is not None:
+            assert number(r[6]) == round(100 * f["repeat_location_share"])
+            assert number(r[5]) == f["n_at_repeat_locations"]
+            shares += 1
+        else:
+            assert r[6] == "[c]"
+    assert compared >= 3 and shares >= 3
+    # the packs' own pages: "% at repeat locations" agrees wherever it is shown (it read
+    # 0 in the partner pack beside a "[c]")
+    assert main(["--geodata", str(cache), "pack", "--store", os.environ["HOTSPOTS_STORE"],
+                 "--partner", "--month", "2024-08", "--out", str(tmp_path), "--json"]) == 0
+    pages = [(demo / "o" / "pack_2024-08.html"), (tmp_path / "pack_2024-08_partner.html")]
+    full_col, partner_col = (_html_column(p.read_text("utf-8"), "% at repeat locations")
+                             for p in pages)
+    agree = [k for k, v in partner_col.items() if v != "[c]"]
+    assert agree and all(partner_col[k] == full_col[k] for k in agree)
+    assert set(partner_col.values()) - {"[c]"} <= set(full_col.values())
+    # the ward filter applies here too
+    wards = layers["ward"]
+    name = shown["Ward"].iloc[0]
+    at.sidebar.multiselect(key="f_wards").set_value(
+        [wards.loc[wards["name"] == name, "code"].iloc[0]]).run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["Ward"]) == {name}
+    assert name in at.caption[0].value

@@ -274,3 +274,72 @@ def test_data_page_checks_an_upload_before_loading_it(server):
     assert len(after) == loads + 1  # the phone's check wrote nothing; the desktop loaded once
     assert after.iloc[-1][["file", "n_replaced", "n_inserted"]].tolist() == [week2.name, 5, 0]
     assert (inc["description"] == "SYNTHETIC - corrected in week 2").sum() == 5
+
+
+#: The ranked table's sideways overflow (px): glide-data-grid scrolls in .dvn-scroller.
+_TABLE_OVERFLOW_JS = """e => { const s = e.querySelector('.dvn-scroller');
+  return s ? s.scrollWidth - s.clientWidth : -1; }"""
+
+
+def test_tasking_table_fits_and_a_row_or_a_marker_opens_the_card(server):
+    """At 1280 x 900 the ranked table needs no sideways scrolling; selecting a row opens
+    that place's card, and clicking a numbered place on the map opens its card. At 375 x 812
+    the page still runs. Screenshots go to /tmp/app_shots/ for a person to look at."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = server
+    shots = root / "tasking_shots"
+    shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/tasking")
+            check_page(page, "Ranked places")
+            table = page.locator('[data-testid="stDataFrame"]').first
+            table.locator(".dvn-scroller").wait_for()
+            page.screenshot(path=shots / "tasking_desktop.png", full_page=True)
+            assert table.evaluate(_TABLE_OVERFLOW_JS) == 0  # -1: no grid found
+            # select the second row by its selection box (the grid is a canvas)
+            box = table.bounding_box()
+            page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 + 17)
+            frame = page.locator('iframe[srcdoc*="hs-card"]')
+            card = page.frame_locator('iframe[srcdoc*="hs-card"]').locator(".hs-card")
+            card.wait_for(timeout=60_000)
+            check_page(page, "Place card")
+            assert "<svg" in frame.get_attribute("srcdoc")  # the hour grid, the sparkline
+            assert card.locator("h3").inner_text().startswith("2. ")
+            second = card.get_attribute("data-place")
+            frame.scroll_into_view_if_needed()
+            frame.screenshot(path=shots / "tasking_card_desktop.png")
+            # click the place numbered 1 on the map: its card opens instead
+            inner = page.frame_locator('iframe[title$="hotspots_placemap"]').frame_locator(
+                "#map")
+            marker = inner.locator(".leaflet-marker-icon").filter(has_text=re.compile(r"^1(?!\d)"))
+            marker.wait_for(state="attached")
+            marker.dispatch_event("click")  # the map is zoomed to place 2: 1 is off screen
+            expect(card.locator("h3")).to_contain_text(re.compile(r"^1\. "), timeout=60_000)
+            check_page(page, "Place card")
+            assert card.get_attribute("data-place") != second
+            themap = page.locator('iframe[title$="hotspots_placemap"]')
+            themap.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)
+            themap.screenshot(path=shots / "tasking_map_desktop.png")
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            expect(charts).to_have_count(2)
+            charts.first.scroll_into_view_if_needed()
+            page.screenshot(path=shots / "tasking_charts_desktop.png")
+            page.close()
+            page = browser.new_page(viewport={"width": 375, "height": 812})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/tasking")
+            check_page(page, "Ranked places")
+            page.screenshot(path=shots / "tasking_phone.png", full_page=True)
+        finally:
+            browser.close()
+            SHOTS.mkdir(exist_ok=True)
+            for f in shots.glob("*.png"):
+                shutil.copy(f, SHOTS / f.name)

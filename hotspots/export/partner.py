@@ -14,10 +14,15 @@ PARTNER_KEYS: tuple[str, ...] = ("place_id", "code", "name", "ward", "ward_code"
                                  "lsoa_code", "area_km2", "meeting_date", "owner",
                                  "review_date", "days")
 #: Counts: 0 or ``min_count`` and more are shown, 1 to ``min_count - 1`` show ``"<5"``.
-PARTNER_COUNTS: tuple[str, ...] = ("n", "n_before", "n_after")
+PARTNER_COUNTS: tuple[str, ...] = ("n", "n_before", "n_after", "n_at_repeat_locations")
+#: Counts that are part of another (part -> whole): the part shows ``"[c]"`` when the whole
+#: is suppressed or the rest (whole - part) is from 1 to ``min_count - 1``, since the rest
+#: would be worked out.
+PARTNER_PARTS: dict[str, str] = {"n_at_repeat_locations": "n"}
 #: Values computed from counts: shown only when every count they come from is shown.
 PARTNER_DERIVED: dict[str, tuple[str, ...]] = {
-    "density_per_km2": ("n",), "per_1000_residents": ("n",), "verdict": ("n_before", "n_after")}
+    "density_per_km2": ("n",), "per_1000_residents": ("n",), "verdict": ("n_before", "n_after"),
+    "repeat_location_share": ("n", "n_at_repeat_locations")}
 
 #: What a cell suppressed because it is derived from a suppressed count shows (the GSS
 #: symbol for confidential).
@@ -36,11 +41,16 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
       records (street labels, locations, callers, descriptions), ranking components,
       points and scores (percentiles among all units: a tie or a gap pins a neighbour's
       count), harm (weights are published, so harm and ``n`` give the category mix),
-      shares, previous counts, changes, trends, p-values, expected counts, category
+      shares (but the share at repeat locations, a derived value), previous counts,
+      changes, trends, p-values, expected counts, category
       counts (they subtract from ``n``), busiest times and dates seen.
     * Counts from 1 to ``min_count - 1`` become the text ``"<5"`` (``f"<{min_count}"``);
       0 stays 0 and counts of ``min_count`` or more stay as they are.
-    * A value of :data:`PARTNER_DERIVED` shows :data:`DERIVED_SUPPRESSED` (``"[c]"``)
+    * A count that is part of another (:data:`PARTNER_PARTS`) shows
+      :data:`DERIVED_SUPPRESSED` when the whole is suppressed or the rest of the whole is
+      from 1 to ``min_count - 1``.
+    * A value of :data:`PARTNER_DERIVED` is dropped when a count it comes from is not in
+      the table (it cannot be checked), and shows :data:`DERIVED_SUPPRESSED` (``"[c]"``)
       when a count it comes from is suppressed.
     * A row whose ``n`` is suppressed has no rank (``"[c]"``) and comes after the ranked
       rows, in order of ``place_id`` (or ``code``); the other rows keep their order by
@@ -82,8 +92,21 @@ def partner_table(table: pd.DataFrame, *, min_count: int = 5) -> pd.DataFrame:
             if small[col].any():
                 out[col] = pd.Series(np.where(small[col], marker, out[col].astype(object)),
                                      index=out.index, dtype=object)
+    for part, whole in PARTNER_PARTS.items():
+        if part in out.columns and whole in table.columns:
+            rest = pd.to_numeric(table[whole], errors="coerce") - pd.to_numeric(
+                table[part], errors="coerce")
+            gives = (((rest > 0) & (rest < min_count)) | small.get(whole, none)) \
+                & ~small.get(part, none)
+            if gives.any():
+                out[part] = pd.Series(np.where(gives, DERIVED_SUPPRESSED,
+                                               out[part].astype(object)),
+                                      index=out.index, dtype=object)
+                small[part] = small.get(part, none) | gives
     for col, sources in PARTNER_DERIVED.items():
-        if col in out.columns:
+        if col in out.columns and not set(sources) <= set(table.columns):
+            out = out.drop(columns=col)  # a count it comes from cannot be checked
+        elif col in out.columns:
             hide = none.copy()
             for src in sources:
                 hide |= small.get(src, none)
