@@ -85,7 +85,7 @@ def ingest_files(paths: list[str | Path], *, config: Config, store_file: str | P
     """
     db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
+    area = geography.study_area(layers, config, cache=cache)
     mapping_obj = read_mapping(mapping, config) if mapping else None
     conn = store.connect(db)
     files = []
@@ -353,7 +353,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         raise HotspotsError(f"{len(inc)} incident(s) in {period.label}: too few to look for "
                             "hotspots; widen the period or the categories.")
     layers = layers or geography.read_layers(config, cache=cache)
-    area = geography.land_area(layers, config)
+    area = geography.land_area(layers, config, cache=cache)
     cells, raster, places, chosen = _analyse(
         inc, layers, area, config, cell_size_m=cell_size_m, shape=shape,
         bandwidth_m=bandwidth_m, kernel=kernel, method=method, fdr=fdr)
@@ -429,7 +429,7 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
-    result = _backtest(inc, geography.land_area(layers, config), config,
+    result = _backtest(inc, geography.land_area(layers, config, cache=cache), config,
                        test_months=test_months, cell_sizes=sizes)
     conn = store.connect(store_file)
     try:

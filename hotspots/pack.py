@@ -233,7 +233,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     layers = layers or geography.read_layers(config, cache=cache)
-    area = geography.land_area(layers, config)
+    area = geography.land_area(layers, config, cache=cache)
     cells, raster, places, _ = _analyse(cur, layers, area, config)
     places = _units(units, cur, places, cells, layers, config)
     if units == "lsoa":  # rates need residents: areas, not clusters or cells
