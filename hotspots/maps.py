@@ -188,12 +188,20 @@ def _area_popup(row: dict, meta: dict, config: Config, top: list[tuple[str, int]
     return "<br>".join(lines)
 
 
+def _street_names(locations: pd.Series) -> pd.Series:
+    """:func:`hotspots.cluster.street_name` of each location text, worked out once per
+    distinct text (a London month repeats a few thousand streets 90,000 times)."""
+    codes, uniq = pd.factorize(locations.astype(str))
+    names = np.array([street_name(t) for t in uniq] + [""], dtype=object)
+    return pd.Series(names[codes], index=locations.index)
+
+
 def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, list]:
     """Each area's busiest streets with 2 or more incidents: street names only, never an
     address or a single incident (these maps are circulated)."""
     if incidents.empty:
         return {}
-    streets = incidents["location"].astype(str).map(street_name)
+    streets = _street_names(incidents["location"])
     g = (incidents.assign(street=streets).loc[streets != ""]
          .groupby([col, "street"]).size().rename("n").reset_index())
     g = g.loc[g["n"] >= 2].sort_values([col, "n", "street"], ascending=[True, False, True])
@@ -289,7 +297,7 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
         incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
         crs="EPSG:27700").to_crs(WEB_CRS)
     pts["lon"], pts["lat"] = pts.geometry.x, pts.geometry.y
-    streets = pts["location"].astype(str).map(street_name)
+    streets = _street_names(pts["location"])
     pts["text"] = streets.where(streets != "", "(no street recorded)")
     for cat, grp in pts.groupby("category", sort=True):
         loc = (grp.groupby("location_key")
