@@ -534,7 +534,9 @@ def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> No
                   f"{info['hit_rate_5pct']:.0%} on {info['test_months']} test months"
                   + fallback), show=True)
     if not web.empty:
-        folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
+        # tens of thousands of cells at London scale: compact coordinates (~1 m)
+        folium.GeoJson(webgeom.packed_features(web, ["label"]),
+                       coordsToLatLng=JsCode(webgeom.unpack_js()),
                        style_function=lambda f: {"fill": False, "color": "#006d2c",
                                                  "weight": 2},
                        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
