@@ -11,7 +11,7 @@ per process for the same polygons and tolerance (:data:`CACHE_SIZE` layers kept)
 
 The tolerance grows with the layer's extent (:func:`web_tolerance_m`): 3 to 5 m for a
 borough (invisible at street zoom), 37 m for London (under a pixel when the whole city
-is on screen), so that London's 4,994 LSOAs make a page under 5 MB.
+is on screen): London's 4,994 LSOAs take about 2 MB of a page.
 
 :func:`packed_features` writes the coordinates of a GeoJSON layer as whole numbers of
 1e-5 degrees (about 1 m), each vertex after a ring's first as the step from the one
