@@ -311,7 +311,16 @@ def nesting(finer: gpd.GeoDataFrame, coarser: gpd.GeoDataFrame) -> pd.Series:
         return _NEST_CACHE[key]
     fg, cg = np.asarray(finer.geometry.values), np.asarray(coarser.geometry.values)
     fi, ci = shapely.STRtree(cg).query(fg, predicate="intersects")
-    overlap = shapely.area(shapely.intersection(fg[fi], cg[ci]))
+    # a finer area wholly inside a coarser one overlaps it by its own area, the most any
+    # area can: its other pairs (neighbours along an edge) need no intersection; only
+    # finer areas split between coarser ones are intersected
+    shapely.prepare(cg)
+    inside = shapely.covers(cg[ci], fg[fi])
+    overlap = np.where(inside, shapely.area(fg[fi]), 0.0)
+    held = np.zeros(len(fg), dtype=bool)
+    held[fi[inside]] = True
+    part = np.flatnonzero(~inside & ~held[fi])
+    overlap[part] = shapely.area(shapely.intersection(fg[fi[part]], cg[ci[part]]))
     best = pd.DataFrame({"f": fi, "c": ci, "a": overlap}).sort_values(
         ["f", "a"], ascending=[True, False]).drop_duplicates("f")
     out = pd.Series(coarser["code"].to_numpy()[best["c"]],

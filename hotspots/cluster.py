@@ -239,8 +239,11 @@ def place_table(incidents: pd.DataFrame, lab: np.ndarray, *, config: Config,
     # police.uk rows are dated by month: they count as "YYYY-MM", not as the 1st
     months = np.array([d[:7] for d in date], dtype=object)
     seen = np.where(real_day, date, months)
-    first = pd.Series(seen[in_cl]).groupby(lab[in_cl]).min().reindex(range(k))
-    last = pd.Series(seen[in_cl]).groupby(lab[in_cl]).max().reindex(range(k))
+    # earliest and latest by their rank among the sorted values (integers group fast)
+    s_codes, s_uniq = pd.factorize(seen, sort=True)
+    span = pd.Series(s_codes[in_cl]).groupby(lab[in_cl]).agg(["min", "max"]).reindex(range(k))
+    first, last = ([np.nan if pd.isna(c) else s_uniq[int(c)] for c in span[end]]
+                   for end in ("min", "max"))
     wards = _modes(lab, incidents["ward_code"].astype(str).to_numpy(dtype=object), k)
     lsoas = _modes(lab, incidents["lsoa_code"].astype(str).to_numpy(dtype=object), k)
     # labels: the most common street named in the location text, in its commonest spelling

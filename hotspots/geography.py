@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import tomllib
 import urllib.error
 import urllib.request
@@ -224,20 +226,126 @@ def read_layers(config: Config, *, cache: str | Path | None = None) -> dict[str,
     With a ``land_layer`` configured (LSOAs stop at mean high water), every other layer's
     ``area_km2`` is its land area, so densities are not diluted by river (wards run into
     the Thames); geometries are kept whole for assignment.
+
+    The layers are read once per process for the same files (each call gets its own
+    copies), and layers dissolved from a finer one are kept in the cache's ``derived/``
+    folder, keyed by the source file's sha256, so the next process reads them back.
     """
+    key = _layers_key(config, cache)
+    with _MEMO_LOCK:
+        hit = _LAYERS_MEMO.get(key)
+    if hit is None:
+        hit = _read_layers(config, cache=cache)
+        with _MEMO_LOCK:
+            _LAYERS_MEMO[key] = hit
+            while len(_LAYERS_MEMO) > _MEMO_SIZE:
+                _LAYERS_MEMO.pop(next(iter(_LAYERS_MEMO)))
+    return {k: gdf.copy() for k, gdf in hit.items()}
+
+
+def _read_layers(config: Config, *, cache: str | Path | None) -> dict[str, gpd.GeoDataFrame]:
     layers = {key: read_layer(layer, cache=cache) for key, layer in config.layers.items()
               if not _dissolved(config, key)}
     for key, layer in config.layers.items():
         if _dissolved(config, key):
-            layers[key] = _dissolve(config, key, layers[layer.built_from], cache=cache)
+            layers[key] = _derived(("dissolve", key, layer, config.layers[layer.built_from]),
+                                   cache, lambda key=key, layer=layer: _dissolve(
+                                       config, key, layers[layer.built_from], cache=cache))
     layers = {key: layers[key] for key in config.layers}
     if config.land_layer:
-        land = shapely.union_all(layers[config.land_layer].geometry.values)
+        land = _union(layers[config.land_layer].geometry.values, cache=cache)
         for key, gdf in layers.items():
             if key != config.land_layer:
                 gdf["area_km2"] = shapely.area(shapely.intersection(gdf.geometry.values,
                                                                     land)) / 1e6
     return layers
+
+
+#: Layers and unions kept in memory per process (the app and tests read them many times).
+_MEMO_SIZE = 8
+_LAYERS_MEMO: dict = {}
+_UNION_MEMO: dict = {}
+_MEMO_LOCK = threading.Lock()
+_SHA_MEMO: dict = {}
+#: Bump when what the derived files hold changes.
+_DERIVED_VERSION = 1
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per process for the same size and time stamp."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = sha256_file(path)
+    return _SHA_MEMO[key]
+
+
+def _layers_key(config: Config, cache) -> tuple:
+    root = cache_dir(cache)
+    files = sorted({layer.file for layer in config.layers.values()})
+    return (str(root.resolve()), tuple(sorted(config.layers.items())), config.land_layer,
+            tuple((f, _file_sha256(root / f)) for f in files))
+
+
+def _derived(what: tuple, cache, build) -> gpd.GeoDataFrame:
+    """A layer derived from cached files, from ``<cache>/derived/`` when it was built
+    before from the same files (by sha256), else built and kept there (a read-only cache
+    is left as it is)."""
+    root = cache_dir(cache)
+    files = sorted({v.file for v in what if isinstance(v, Layer)})
+    ident = json.dumps([_DERIVED_VERSION, repr(what),
+                        [(f, _file_sha256(root / f)) for f in files]])
+    path = root / "derived" / f"{what[0]}-{hashlib.sha256(ident.encode()).hexdigest()[:24]}.parquet"
+    if path.is_file():
+        try:
+            return gpd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            log.warning("derived layer %s unreadable (%s); building it again", path, exc)
+    out = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".part-{os.getpid()}")
+        out.to_parquet(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("derived layer not kept in %s: %s", path.parent, exc)
+    return out
+
+
+def _union(geoms, *, cache=None) -> shapely.Geometry:
+    """``shapely.union_all`` of polygons, once per process for the same polygons and kept
+    in ``<cache>/derived/`` (by the polygons' WKB) for the next process."""
+    geoms = np.asarray(geoms)
+    ids = tuple(map(id, geoms))  # the entry holds the geometries: ids are not reused
+    with _MEMO_LOCK:
+        hit = _UNION_MEMO.get(ids)
+    if hit is not None:
+        return hit[1]
+    digest = hashlib.sha256(b"".join(shapely.to_wkb(geoms))).hexdigest()[:24]
+    path = cache_dir(cache) / "derived" / f"union-{digest}.wkb"
+    out = None
+    if path.is_file():
+        try:
+            out = shapely.from_wkb(path.read_bytes())
+        except (OSError, shapely.errors.GEOSException) as exc:
+            log.warning("derived union %s unreadable (%s); building it again", path, exc)
+    if out is None:
+        out = shapely.union_all(geoms)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".part-{os.getpid()}")
+            tmp.write_bytes(shapely.to_wkb(out))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.info("derived union not kept in %s: %s", path.parent, exc)
+    with _MEMO_LOCK:
+        _UNION_MEMO[ids] = (geoms, out)
+        while len(_UNION_MEMO) > _MEMO_SIZE:
+            _UNION_MEMO.pop(next(iter(_UNION_MEMO)))
+    return out
 
 
 def _dissolved(config: Config, key: str) -> bool:
@@ -335,16 +443,18 @@ def read_population(config: Config, layers: dict[str, gpd.GeoDataFrame], key: st
     return out.groupby(level=0).sum(min_count=1).dropna(), "by area"
 
 
-def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:
+def study_area(layers: dict[str, gpd.GeoDataFrame], config: Config, *,
+               cache: str | Path | None = None) -> shapely.Geometry:
     """The study area: union of the boundary layer's polygons (EPSG:27700). Records
-    outside it are rejected."""
-    return shapely.union_all(layers[config.boundary_layer].geometry.values)
+    outside it are rejected. Computed once per process for the same polygons, and kept in
+    the geodata cache (``cache``, see :func:`cache_dir`) for the next."""
+    return _union(layers[config.boundary_layer].geometry.values, cache=cache)
 
 
-def land_area(layers: dict[str, gpd.GeoDataFrame], config: Config) -> shapely.Geometry:
+def land_area(layers: dict[str, gpd.GeoDataFrame], config: Config, *,
+              cache: str | Path | None = None) -> shapely.Geometry:
     """Where grids and kernel density are computed: the land layer's union when one is
     configured (no cells on the river), else the study area."""
     if not config.land_layer:
-        return study_area(layers, config)
-    return shapely.union_all(layers[config.land_layer].geometry.values)
-
+        return study_area(layers, config, cache=cache)
+    return _union(layers[config.land_layer].geometry.values, cache=cache)

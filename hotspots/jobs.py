@@ -152,7 +152,7 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
         geo: dict = {}
         if any(priors[p] is None for p in paths):  # something to read: the boundaries too
             geo["layers"] = geography.read_layers(config, cache=cache)
-            geo["area"] = geography.study_area(geo["layers"], config)
+            geo["area"] = geography.study_area(geo["layers"], config, cache=cache)
         total = 3 * len(paths)
         say = progress or (lambda done, total, step: None)
         for i, p in enumerate(paths):
@@ -224,7 +224,7 @@ def preview_files(paths: list[str | Path], *, config: Config,
     """
     db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
-    area = geography.study_area(layers, config)
+    area = geography.study_area(layers, config, cache=cache)
     mapping_obj = read_mapping(mapping, config) if mapping else None
     conn = store.connect(db) if store.exists(db) else None
     files = []
@@ -446,7 +446,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
     check_enough_incidents(len(inc), period.label)
     layers = layers or geography.read_layers(config, cache=cache)
-    area = geography.land_area(layers, config)
+    area = geography.land_area(layers, config, cache=cache)
     spec = resolve_spec(inc["x"].to_numpy(), inc["y"].to_numpy(), area,
                         cell_size_m=cell_size_m, shape=shape, bandwidth_m=bandwidth_m,
                         kernel=kernel, method=method, fdr=fdr)
@@ -517,7 +517,7 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
-    result = _backtest(inc, geography.land_area(layers, config), config,
+    result = _backtest(inc, geography.land_area(layers, config, cache=cache), config,
                        test_months=test_months, cell_sizes=sizes, progress=progress)
     with store.connection(store_file) as conn:
         store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),

@@ -22,7 +22,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from folium.utilities import JsCode
 
+from . import webgeom
 from .cluster import street_name
 from .config import Config
 from .errors import HotspotsError
@@ -37,7 +39,6 @@ MEASURE_LABELS = {
     "change": "Change against the previous period (incidents)",
     "per_1000_residents": "Incidents per 1,000 residents",
 }
-WEB_SIMPLIFY_M = 3.0
 #: At most this many location markers per category layer (the HTML stays bounded).
 MAX_MARKERS_PER_CATEGORY = 300
 
@@ -161,8 +162,8 @@ def _fmt(v, digits=1) -> str:
     return f"{v:,}"
 
 
-def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str, int]]) -> str:
-    cats = [(c[2:], int(row[c])) for c in row.index if c.startswith("n_") and c not in
+def _area_popup(row: dict, meta: dict, config: Config, top: list[tuple[str, int]]) -> str:
+    cats = [(c[2:], int(row[c])) for c in row if c.startswith("n_") and c not in
             ("n_prev", "n_at_repeat") and row[c] > 0]
     cats.sort(key=lambda kv: (-kv[1], kv[0]))
     lines = [
@@ -173,7 +174,7 @@ def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str,
         f"{_fmt(row['density_per_km2'])} per km²",
         f"Harm-weighted: {_fmt(row['harm'])}",
         *([f"Per 1,000 residents: {_rate(row['per_1000_residents'])} ("
-           f"{_fmt(row['residents'], 0)} residents)"] if "residents" in row.index
+           f"{_fmt(row['residents'], 0)} residents)"] if "residents" in row
           and (pd.notna(row["residents"]) or meta.get("population")) else []),
         f"Repeat locations: {_fmt(int(row['repeat_locations']))}, holding "
         f"{_fmt(100 * row['repeat_share'], 0)}% of incidents",
@@ -187,12 +188,20 @@ def _area_popup(row: pd.Series, meta: dict, config: Config, top: list[tuple[str,
     return "<br>".join(lines)
 
 
+def _street_names(locations: pd.Series) -> pd.Series:
+    """:func:`hotspots.cluster.street_name` of each location text, worked out once per
+    distinct text (a London month repeats a few thousand streets 90,000 times)."""
+    codes, uniq = pd.factorize(locations.astype(str))
+    names = np.array([street_name(t) for t in uniq] + [""], dtype=object)
+    return pd.Series(names[codes], index=locations.index)
+
+
 def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, list]:
     """Each area's busiest streets with 2 or more incidents: street names only, never an
     address or a single incident (these maps are circulated)."""
     if incidents.empty:
         return {}
-    streets = incidents["location"].astype(str).map(street_name)
+    streets = _street_names(incidents["location"])
     g = (incidents.assign(street=streets).loc[streets != ""]
          .groupby([col, "street"]).size().rename("n").reset_index())
     g = g.loc[g["n"] >= 2].sort_values([col, "n", "street"], ascending=[True, False, True])
@@ -201,16 +210,17 @@ def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, l
 
 
 def _framed_map(web: gpd.GeoDataFrame, config: Config, *,
-                outline: bool = False) -> folium.Map:
-    """A map framed on ``web`` (EPSG:4326) with the configured tiles; with ``outline``,
-    the study area's outline as a fixed, unlisted layer."""
+                outline: gpd.GeoDataFrame | None = None) -> folium.Map:
+    """A map framed on ``web`` (EPSG:4326) with the configured tiles; with ``outline``
+    (the study area's polygons, EPSG:27700), its outline (:func:`hotspots.webgeom.outline`)
+    as a fixed, unlisted layer."""
     minx, miny, maxx, maxy = web.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
                    **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-    if outline:
-        shape = shapely.set_precision(shapely.union_all(web.geometry.values), 1e-6)
-        folium.GeoJson(gpd.GeoSeries([shape], crs=WEB_CRS).to_json(), name="Study area",
+    if outline is not None:
+        shape = gpd.GeoSeries([webgeom.outline(outline)], crs=outline.crs).to_crs(WEB_CRS)
+        folium.GeoJson(shape.set_precision(1e-6).to_json(), name="Study area",
                        style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
                        control=False).add_to(m)
     return m
@@ -228,10 +238,8 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     """
     if measure not in MEASURE_LABELS:
         raise ValueError(f"measure = '{measure}'; use one of {list(MEASURE_LABELS)}.")
-    # shared edges stay shared; 3 m is far below what a screen shows at street zoom
-    web = table.set_geometry(shapely.coverage_simplify(table.geometry.values, WEB_SIMPLIFY_M)
-                             ).to_crs(WEB_CRS)
-    web = web.set_geometry(shapely.set_precision(web.geometry.values, 1e-6))  # ~0.1 m
+    tolerance = webgeom.web_tolerance_m(table)
+    web = webgeom.simplified(table, tolerance_m=tolerance).to_crs(WEB_CRS)  # edges shared
     col = f"{meta['level']}_code"
     top = _top_locations(incidents, col) if incidents is not None else {}
     values = web[measure].astype(float)
@@ -253,12 +261,14 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     web = web.assign(
         value=values,
         popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
-                    for _, r in table.iterrows()],
+                    for r in table.drop(columns="geometry").to_dict("records")],
         label=[_esc(f"{n} ({c}): {_rate(v) if measure == 'per_1000_residents' else _fmt(v)}")
                for n, c, v in zip(web["name"], web["code"], values, strict=True)])
     layer = folium.GeoJson(
-        web[["code", "label", "popup_html", "value", "geometry"]].to_json(to_wgs84=False,
-                                                                          drop_id=True),
+        webgeom.packed_features(web.assign(value=values.round(4)),
+                                ["code", "label", "popup_html", "value"],
+                                scale=webgeom.pack_scale(tolerance)),
+        coordsToLatLng=JsCode(webgeom.unpack_js(webgeom.pack_scale(tolerance))),
         name=_esc(f"{MEASURE_LABELS[measure]} by {level_name}"),
         style_function=lambda f: {"fillColor": "#cccccc" if f["properties"]["value"] is None
                                   else cmap(f["properties"]["value"]),
@@ -287,7 +297,7 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> 
         incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
         crs="EPSG:27700").to_crs(WEB_CRS)
     pts["lon"], pts["lat"] = pts.geometry.x, pts.geometry.y
-    streets = pts["location"].astype(str).map(street_name)
+    streets = _street_names(pts["location"])
     pts["text"] = streets.where(streets != "", "(no street recorded)")
     for cat, grp in pts.groupby("category", sort=True):
         loc = (grp.groupby("location_key")
@@ -385,7 +395,7 @@ def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Con
     meta : ``period`` (the months, e.g. "2023-09 to 2024-08") and ``cell_size_m``.
     """
     web_area = area.to_crs(WEB_CRS)
-    m = _framed_map(web_area, config, outline=True)
+    m = _framed_map(web_area, config, outline=area)
     shown = cells.loc[cells["pattern"].isin(list(EMERGING_COLOURS)), ["pattern", "geometry"]]
     counts = shown["pattern"].value_counts()
     if not shown.empty:  # one feature per class: the HTML does not grow with the cells
@@ -526,7 +536,9 @@ def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> No
                   f"{info['hit_rate_5pct']:.0%} on {info['test_months']} test months"
                   + fallback), show=True)
     if not web.empty:
-        folium.GeoJson(web[["label", "geometry"]].to_json(drop_id=True),
+        # tens of thousands of cells at London scale: compact coordinates (~1 m)
+        folium.GeoJson(webgeom.packed_features(web, ["label"]),
+                       coordsToLatLng=JsCode(webgeom.unpack_js()),
                        style_function=lambda f: {"fill": False, "color": "#006d2c",
                                                  "weight": 2},
                        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
@@ -545,7 +557,7 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     aggregate (contours, significant cells, place polygons).
     """
     web = area.to_crs(WEB_CRS)
-    m = _framed_map(web, config, outline=True)
+    m = _framed_map(web, config, outline=area)
     if raster is not None:
         _density_layer(m, raster)
     if cells is not None:

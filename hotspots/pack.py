@@ -167,7 +167,7 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
     cur = inc.loc[in_period(inc, period)].reset_index(drop=True)
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
-    area = geography.land_area(layers, config)
+    area = geography.land_area(layers, config, cache=cache)
     found = analyse(cur, area, config=config, names=place_names(layers))
     cells, raster, places = found.cells, found.raster, found.places
     places = _with_rates(_units(units, cur, places, cells, layers, config), units, config,

@@ -1,0 +1,77 @@
+"""A team on one server store: two real app instances (two `streamlit run serve.py`
+processes) pointed at one PostgreSQL database (HOTSPOTS_STORE) each see the decisions
+recorded in the other, in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hotspots.cli import _synthetic_exports, main
+
+from .conftest import SHARED, check_page, open_page, run_app
+
+pytestmark = pytest.mark.slow
+POLICE = sorted((SHARED / "policeuk").glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
+
+
+def _record(page, url: str, actions: str) -> None:
+    """Open the Tasking page of the instance at ``url`` and record a decision."""
+    page.goto(f"{url}/tasking")
+    check_page(page, "Record a decision")
+    page.get_by_label("Actions").fill(actions)
+    page.get_by_role("button", name="Record decision").click()
+    done = page.get_by_text("recorded.", exact=False).or_(
+        page.locator('[data-testid="stAlertContentError"]'))
+    done.first.wait_for(timeout=120_000)
+    body = page.inner_text("body")
+    assert "recorded." in body, body[-3000:]
+
+
+def _decisions_seen(page, url: str) -> str:
+    """The text of the tables on the Tasking page of the instance at ``url`` (a data
+    grid draws on a canvas; its cells are also in the page for screen readers)."""
+    page.goto(f"{url}/tasking")
+    check_page(page, "Record a decision")
+    page.get_by_text("Meeting of ", exact=False).first.wait_for()
+    return " ".join(t.text_content() or "" for t in
+                    page.locator('[data-testid="stDataFrame"]').all())
+
+
+def test_two_app_instances_on_one_server_see_each_others_decisions(pg_url, cache,
+                                                                   tmp_path):
+    if shutil.which("chromium") is None:
+        pytest.skip("needs Debian chromium (installed by .ci/setup)")
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    # police.uk burglary and the synthetic council exports (their hotspots make places)
+    assert main(["--geodata", str(cache), "synth", "--out", str(tmp_path / "synth"), "--n",
+                 "6000", "--json"]) == 0
+    assert main(["--geodata", str(cache), "ingest", *map(str, POLICE[-4:]), "--store",
+                 pg_url, "--json"]) == 0
+    for export, mapping in _synthetic_exports(tmp_path / "synth"):
+        assert main(["--geodata", str(cache), "ingest", str(export), "--mapping",
+                     str(mapping), "--store", pg_url, "--json"]) == 0
+    env = dict(os.environ, HOTSPOTS_STORE=pg_url, HOTSPOTS_GEODATA=str(cache),
+               HOTSPOTS_LOCAL="1")
+    env.pop("HOTSPOTS_TEST_ROLE", None)
+    with run_app(env, tmp_path / "a.log") as url_a, run_app(env, tmp_path / "b.log") as url_b, \
+            sync_playwright() as pw:
+        assert url_a != url_b
+        browser, page, errors = open_page(pw, width=1280, height=900)
+        try:
+            page.set_default_timeout(180_000)
+            _record(page, url_a, "Instance A: patrol the estate")
+            assert "Instance A: patrol the estate" in _decisions_seen(page, url_b)
+            _record(page, url_b, "Instance B: letters to residents")
+            seen = _decisions_seen(page, url_a)
+            assert "Instance A: patrol the estate" in seen
+            assert "Instance B: letters to residents" in seen
+            assert not errors, errors
+        finally:
+            browser.close()
+    assert Path(tmp_path / "a.log").exists()

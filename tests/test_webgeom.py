@@ -1,0 +1,74 @@
+"""Web geometry: a layer simplified once as a coverage keeps its neighbours' shared edges
+(no gap, no overlap), the outline runs along the same edges, and packed coordinates read
+back to the simplified vertices."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from hotspots import webgeom
+
+
+def _unpack(ring, scale):
+    x = y = 0
+    out = []
+    for c in ring:
+        if len(c) > 2:
+            x, y = c[0], c[1]
+        else:
+            x, y = x + c[0], y + c[1]
+        out.append((x / scale, y / scale))
+    return out
+
+
+def test_simplified_layer_keeps_neighbours_without_gaps(layers):
+    lsoa = layers["lsoa"]
+    tol = webgeom.web_tolerance_m(lsoa)
+    assert webgeom.MIN_TOLERANCE_M <= tol <= 5  # a borough: a few metres
+    simple = webgeom.simplified(lsoa)
+    geoms = np.asarray(simple.geometry.values)
+    before = shapely.get_num_coordinates(np.asarray(lsoa.geometry.values)).sum()
+    assert shapely.get_num_coordinates(geoms).sum() < before
+    assert list(simple["code"]) == list(lsoa["code"]) and simple.crs == lsoa.crs
+    # no gap and no overlap between neighbours: the areas still tile the same whole
+    assert shapely.coverage_is_valid(geoms)
+    whole = shapely.union_all(geoms)
+    assert abs(whole.area - shapely.area(geoms).sum()) < 1.0  # m², over the borough
+    assert shapely.get_num_interior_rings(whole) == shapely.get_num_interior_rings(
+        shapely.union_all(np.asarray(lsoa.geometry.values)))
+    # each area moved by about the tolerance at most (Visvalingam-Whyatt: an area rule)
+    assert (shapely.hausdorff_distance(geoms, np.asarray(lsoa.geometry.values))
+            <= 2 * tol).all()
+    # the outline is the union of the same simplified polygons, computed once
+    assert webgeom.outline(lsoa).equals(whole)
+    assert webgeom.simplified(lsoa).geometry.values[0] is geoms[0]
+
+
+def test_tolerance_grows_with_the_extent():
+    box = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 56_000, 46_000)], crs=27700)
+    assert webgeom.web_tolerance_m(box) == 37.0
+    small = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 4_000, 3_000)], crs=27700)
+    assert webgeom.web_tolerance_m(small) == webgeom.MIN_TOLERANCE_M
+
+
+def test_packed_coordinates_read_back_to_the_vertices():
+    hole = shapely.Polygon([(-0.05, 51.5), (-0.01, 51.5), (-0.01, 51.53), (-0.05, 51.53)],
+                           [[(-0.04, 51.51), (-0.02, 51.51), (-0.02, 51.52)]])
+    shapes = [hole, shapely.MultiPolygon([shapely.box(0.1, 51.4, 0.12, 51.41), hole]),
+              shapely.Polygon()]
+    frame = gpd.GeoDataFrame({"v": [1.5, np.nan, 2.0]}, geometry=shapes, crs=4326)
+    for scale in (webgeom.PACK_SCALE, webgeom.COARSE_PACK_SCALE):
+        fc = webgeom.packed_features(frame, ["v"], scale=scale)
+        assert [f["properties"]["v"] for f in fc["features"]] == [1.5, None, 2.0]
+        assert fc["features"][2]["geometry"] is None  # an empty shape is not drawn
+        for f, shape in zip(fc["features"][:2], shapes[:2], strict=True):
+            g = f["geometry"]
+            polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+            got = shapely.MultiPolygon([shapely.Polygon(_unpack(p[0], scale),
+                                                        [_unpack(r, scale) for r in p[1:]])
+                                        for p in polys])
+            want = shapely.set_precision(shape, 1 / scale)
+            assert got.equals(shapely.MultiPolygon(list(getattr(want, "geoms", [want]))))
+        assert f"/ {scale:g}" in webgeom.unpack_js(scale)
