@@ -31,14 +31,23 @@ def _record(page, url: str, actions: str) -> None:
     assert "recorded." in body, body[-3000:]
 
 
-def _decisions_seen(page, url: str) -> str:
+def _decisions_seen(page, url: str, *expected: str) -> str:
     """The text of the tables on the Tasking page of the instance at ``url`` (a data
-    grid draws on a canvas; its cells are also in the page for screen readers)."""
+    grid draws on a canvas; its cells are also in the page for screen readers), once the
+    ``expected`` texts are there or 30 s have passed."""
+    import re
+
     page.goto(f"{url}/tasking")
     check_page(page, "Record a decision")
-    page.get_by_text("Meeting of ", exact=False).first.wait_for()
-    return " ".join(t.text_content() or "" for t in
-                    page.locator('[data-testid="stDataFrame"]').all())
+    # the meeting's decisions: the caption comes before its table is drawn
+    page.get_by_text(re.compile(r"Meeting of .*: [1-9]\d* decision")).first.wait_for()
+    tables = page.locator('[data-testid="stDataFrame"]')
+    for _ in range(60):
+        text = " ".join(t.text_content() or "" for t in tables.all())
+        if all(e in text for e in expected):
+            break
+        page.wait_for_timeout(500)
+    return text
 
 
 def test_two_app_instances_on_one_server_see_each_others_decisions(pg_url, cache,
@@ -66,9 +75,11 @@ def test_two_app_instances_on_one_server_see_each_others_decisions(pg_url, cache
         try:
             page.set_default_timeout(180_000)
             _record(page, url_a, "Instance A: patrol the estate")
-            assert "Instance A: patrol the estate" in _decisions_seen(page, url_b)
+            assert "Instance A: patrol the estate" in _decisions_seen(
+                page, url_b, "Instance A: patrol the estate")
             _record(page, url_b, "Instance B: letters to residents")
-            seen = _decisions_seen(page, url_a)
+            seen = _decisions_seen(page, url_a, "Instance A: patrol the estate",
+                                   "Instance B: letters to residents")
             assert "Instance A: patrol the estate" in seen
             assert "Instance B: letters to residents" in seen
             assert not errors, errors
