@@ -1,0 +1,7 @@
+"""``python -m hotspots.cli``: the ``hotspots`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

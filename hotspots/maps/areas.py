@@ -1,0 +1,174 @@
+"""Area maps: the choropleth of a measure per area (:func:`area_map`), its popups
+(busiest streets, never an address) and one layer of repeat locations per category."""
+
+from __future__ import annotations
+
+import branca.colormap as cm
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from folium.utilities import JsCode
+
+from .. import webgeom
+from ..cluster import street_name
+from ..config import Config
+from ..schema import WEB_CRS
+from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls
+
+MEASURE_LABELS = {
+    "n": "Incidents",
+    "harm": "Harm-weighted incidents",
+    "density_per_km2": "Incidents per km²",
+    "harm_per_km2": "Harm-weighted incidents per km²",
+    "repeat_share": "Share of incidents at repeat locations",
+    "change": "Change against the previous period (incidents)",
+    "per_1000_residents": "Incidents per 1,000 residents",
+}
+#: At most this many location markers per category layer (the HTML stays bounded).
+MAX_MARKERS_PER_CATEGORY = 300
+
+
+def _area_popup(row: dict, meta: dict, config: Config, top: list[tuple[str, int]]) -> str:
+    cats = [(c[2:], int(row[c])) for c in row if c.startswith("n_") and c not in
+            ("n_prev", "n_at_repeat") and row[c] > 0]
+    cats.sort(key=lambda kv: (-kv[1], kv[0]))
+    lines = [
+        f"<b>{_esc(row['name'])}</b> ({_esc(row['code'])})",
+        f"Rank {_esc(row['rank'])} by {_esc(MEASURE_LABELS.get(meta['rank_by'], meta['rank_by']))}"
+        f", {_esc(meta['period'])}",
+        f"Incidents: {_fmt(int(row['n']))} in {_fmt(row['area_km2'], 2)} km² = "
+        f"{_fmt(row['density_per_km2'])} per km²",
+        f"Harm-weighted: {_fmt(row['harm'])}",
+        *([f"Per 1,000 residents: {_rate(row['per_1000_residents'])} ("
+           f"{_fmt(row['residents'], 0)} residents)"] if "residents" in row
+          and (pd.notna(row["residents"]) or meta.get("population")) else []),
+        f"Repeat locations: {_fmt(int(row['repeat_locations']))}, holding "
+        f"{_fmt(100 * row['repeat_share'], 0)}% of incidents",
+        f"Previous period ({_esc(meta['previous'])}): {_fmt(int(row['n_prev']))}; change "
+        f"{int(row['change']):+d}",
+    ]
+    if cats:
+        lines.append("By type: " + "; ".join(f"{_esc(config.label(k))} {v}" for k, v in cats))
+    if top:
+        lines.append("Busiest streets: " + "; ".join(f"{_esc(t)} ({c})" for t, c in top))
+    return "<br>".join(lines)
+
+
+def _street_names(locations: pd.Series) -> pd.Series:
+    """:func:`hotspots.cluster.street_name` of each location text, worked out once per
+    distinct text (a London month repeats a few thousand streets 90,000 times)."""
+    codes, uniq = pd.factorize(locations.astype(str))
+    names = np.array([street_name(t) for t in uniq] + [""], dtype=object)
+    return pd.Series(names[codes], index=locations.index)
+
+
+def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, list]:
+    """Each area's busiest streets with 2 or more incidents: street names only, never an
+    address or a single incident (these maps are circulated)."""
+    if incidents.empty:
+        return {}
+    streets = _street_names(incidents["location"])
+    g = (incidents.assign(street=streets).loc[streets != ""]
+         .groupby([col, "street"]).size().rename("n").reset_index())
+    g = g.loc[g["n"] >= 2].sort_values([col, "n", "street"], ascending=[True, False, True])
+    return {code: list(zip(grp["street"].head(k), grp["n"].head(k), strict=True))
+            for code, grp in g.groupby(col)}
+
+
+def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
+             incidents: pd.DataFrame | None = None, measure: str = "density_per_km2",
+             title: str | None = None) -> folium.Map:
+    """Choropleth of ``measure`` per area, with one layer of busiest locations per category.
+
+    Parameters
+    ----------
+    table, meta : from :func:`hotspots.summary.area_summary`.
+    incidents : the period's incidents (EPSG:27700) for location layers and popups.
+    """
+    if measure not in MEASURE_LABELS:
+        raise ValueError(f"measure = '{measure}'; use one of {list(MEASURE_LABELS)}.")
+    tolerance = webgeom.web_tolerance_m(table)
+    web = webgeom.simplified(table, tolerance_m=tolerance).to_crs(WEB_CRS)  # edges shared
+    col = f"{meta['level']}_code"
+    top = _top_locations(incidents, col) if incidents is not None else {}
+    values = web[measure].astype(float)
+    if measure != "per_1000_residents":  # a rate with no residents stays n/a
+        values = values.fillna(0)
+    vmin, vmax = float(values.min(skipna=True)), float(values.max(skipna=True))
+    if np.isnan(vmin):
+        vmin = vmax = 0.0
+    if measure == "change":
+        bound = max(abs(vmin), abs(vmax), 1.0)
+        cmap = cm.LinearColormap(["#2166ac", "#f7f7f7", "#b2182b"], vmin=-bound, vmax=bound)
+    else:
+        cmap = cm.LinearColormap(["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"],
+                                 vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1)
+    level_name = meta.get("level_label") or config.layer_label(meta["level"])
+    cmap.caption = (f"{MEASURE_LABELS[measure]} by {level_name}, {meta['period']} "
+                    f"(previous: {meta['previous']})")
+    m = _framed_map(web, config)
+    web = web.assign(
+        value=values,
+        popup_html=[_area_popup(r, meta, config, top.get(r["code"], []))
+                    for r in table.drop(columns="geometry").to_dict("records")],
+        label=[_esc(f"{n} ({c}): {_rate(v) if measure == 'per_1000_residents' else _fmt(v)}")
+               for n, c, v in zip(web["name"], web["code"], values, strict=True)])
+    layer = folium.GeoJson(
+        webgeom.packed_features(web.assign(value=values.round(4)),
+                                ["code", "label", "popup_html", "value"],
+                                scale=webgeom.pack_scale(tolerance)),
+        coordsToLatLng=JsCode(webgeom.unpack_js(webgeom.pack_scale(tolerance))),
+        name=_esc(f"{MEASURE_LABELS[measure]} by {level_name}"),
+        style_function=lambda f: {"fillColor": "#cccccc" if f["properties"]["value"] is None
+                                  else cmap(f["properties"]["value"]),
+                                  "color": "#555", "weight": 0.8, "fillOpacity": 0.65},
+        highlight_function=lambda f: {"weight": 3, "color": "#000"},
+        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=360),
+    )
+    layer.add_to(m)
+    cmap.add_to(m)
+    if incidents is not None and not incidents.empty:
+        _category_layers(m, incidents, config)
+    heading = title or f"{config.name}: {MEASURE_LABELS[measure].lower()}, {meta['period']}"
+    note = (f"{meta['incidents']:,} incidents, categories: "
+            + ", ".join(config.label(c) for c in meta["categories"]))
+    _title_and_controls(m, heading, note)
+    return m
+
+
+def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> None:
+    """One layer per category: its repeat locations (2 or more incidents) as circles sized
+    by count, labelled by street.
+
+    Record text travels as escaped GeoJSON properties (never inside a JS template)."""
+    pts = gpd.GeoDataFrame(
+        incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
+        crs="EPSG:27700").to_crs(WEB_CRS)
+    pts["lon"], pts["lat"] = pts.geometry.x, pts.geometry.y
+    streets = _street_names(pts["location"])
+    pts["text"] = streets.where(streets != "", "(no street recorded)")
+    for cat, grp in pts.groupby("category", sort=True):
+        loc = (grp.groupby("location_key")
+               .agg(lat=("lat", "mean"), lon=("lon", "mean"), n=("ref", "size"),
+                    text=("text", "first"))
+               .reset_index().sort_values(["n", "location_key"], ascending=[False, True]))
+        # repeat locations only: a single incident's point is not circulated
+        loc = loc.loc[loc["n"] >= 2].head(MAX_MARKERS_PER_CATEGORY)
+        if loc.empty:
+            continue
+        label = config.label(cat)
+        feats = gpd.GeoDataFrame(
+            {"n": loc["n"].to_numpy(),
+             "popup_html": [f"<b>{_esc(label)}</b><br>{_esc(t)}<br>{n} incident(s) in the period"
+                            for t, n in zip(loc["text"], loc["n"], strict=True)]},
+            geometry=gpd.points_from_xy(loc["lon"].round(6), loc["lat"].round(6)), crs=WEB_CRS)
+        folium.GeoJson(
+            feats.to_json(drop_id=True, to_wgs84=False),
+            name=_esc(f"{label}: busiest locations ({len(grp):,} incidents)"), show=False,
+            marker=folium.CircleMarker(radius=5, weight=1, color="#333", fill=True,
+                                       fill_color="#6a3d9a", fill_opacity=0.6),
+            style_function=lambda f: {"radius": 3 + 2 * float(f["properties"]["n"]) ** 0.5},
+            popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=300),
+        ).add_to(m)

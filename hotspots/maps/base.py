@@ -1,0 +1,166 @@
+"""What every map shares: the page (Leaflet and d3 inlined, :func:`map_html`,
+:func:`save_map`), the configured tiles and the notice when they fail, the title box and
+layer control, the frame round the study area, escaping and number formats, and
+:func:`lonlat` (British National Grid to longitude and latitude)."""
+
+from __future__ import annotations
+
+import html
+import re
+from importlib import resources
+from pathlib import Path
+
+import folium
+import folium.template
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .. import webgeom
+from ..config import Config
+from ..schema import WEB_CRS, WORKING_CRS
+
+#: CDN assets folium and branca link, replaced by the packaged copies (see assets/README.md).
+_INLINE = {name: name for name in ("leaflet.js", "leaflet.css", "d3.min.js", "leaflet.draw.js",
+                                   "leaflet.draw.css")}
+_LINK = re.compile(r'<(script) src="(https?://[^"]+)"></script>|'
+                   r'<(link) rel="stylesheet" href="(https?://[^"]+)"/?>')
+
+
+def _asset(name: str) -> str:
+    return resources.files("hotspots").joinpath("assets", name).read_text("utf-8")
+
+
+def map_html(m: folium.Map) -> str:
+    """The map as one HTML page that needs no network apart from map tiles: Leaflet and
+    d3 are inlined, folium's unused defaults (jQuery, Bootstrap, icon fonts) dropped."""
+    page = m.get_root().render()
+
+    def inline(match: re.Match) -> str:
+        url = match.group(2) or match.group(4)
+        name = url.rsplit("/", 1)[-1]
+        if name not in _INLINE:
+            return ""
+        body = _asset(_INLINE[name])
+        return f"<script>{body}</script>" if match.group(1) else f"<style>{body}</style>"
+
+    return _LINK.sub(inline, page)
+
+
+def save_map(m: folium.Map, path: str | Path) -> Path:
+    """Write :func:`map_html` to ``path``."""
+    path = Path(path)
+    path.write_text(map_html(m), encoding="utf-8")
+    return path
+
+
+#: Title box; in a narrow frame (a phone, a map inside a page) it moves to the bottom, clear
+#: of the colour legend, and the legend shrinks.
+_PAGE_CSS = """<style>
+.hs-title{position:fixed;top:10px;left:60px;z-index:1000;background:white;padding:6px 10px;
+ border:1px solid #999;font:14px sans-serif;max-width:45%}
+.hs-title span{font-size:12px}
+@media (max-width:900px){.hs-title{top:auto;bottom:52px;left:8px;right:8px;max-width:none;
+ font-size:12px}.hs-title span{font-size:11px}
+ .legend{transform:scale(.72);transform-origin:top right}}
+@media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
+.hs-notiles-box{display:none;position:fixed;bottom:30px;left:50%;transform:translateX(-50%);
+ z-index:1001;max-width:40%;background:#fff3cd;border:1px solid #b58900;padding:6px 10px;
+ font:13px sans-serif}
+.hs-notiles .hs-notiles-box{display:block}
+body:not(:has(.hs-street)) .hs-notiles-streets{display:none}
+.hs-street{display:none}
+.hs-notiles .hs-street{display:block;position:absolute;left:22px;top:1px;white-space:nowrap;
+ background:white;color:#3f007d;border:1px solid #3f007d;padding:0 4px;line-height:16px;
+ font:bold 12px sans-serif}
+@media (max-width:900px){.hs-notiles-box{top:8px;bottom:auto;left:56px;right:8px;
+ transform:none;max-width:none;font-size:12px}
+ .hs-notiles .leaflet-top.leaflet-right,.hs-notiles .hs-legend{margin-top:64px}}
+.hs-legend{max-width:45%}
+@media (max-width:900px){.hs-legend{transform:scale(.8);transform-origin:top right}}
+</style>"""
+
+
+def _tiles(config: Config) -> dict:
+    """folium.Map's tile arguments: the configured tile server ([patrol] tile_url)."""
+    return {"tiles": config.patrol.tile_url, "attr": _esc(config.patrol.tile_attribution)}
+
+
+#: Shown when no tile loads: the map says so, and the place labels name the streets.
+NO_TILES_NOTE = "No map tiles: the tile server cannot be reached, so streets are not drawn."
+#: Added to the note on a map with numbered places.
+NO_TILES_STREETS = "The numbered labels name the streets."
+
+
+class _TileNotice(folium.MacroElement):
+    """Marks the page ``hs-notiles`` when the map's tiles fail (an error before any tile
+    has loaded, or nothing loaded within 8 s): the notice and the street labels show."""
+
+    _template = folium.template.Template("""
+    {% macro script(this, kwargs) %}
+    (function (map) {
+      var loaded = false;
+      function fail() { if (!loaded) { document.body.classList.add("hs-notiles"); } }
+      map.eachLayer(function (layer) {
+        if (layer instanceof L.TileLayer) {
+          layer.on("tileload", function () {
+            loaded = true; document.body.classList.remove("hs-notiles");
+          });
+          layer.on("tileerror", fail);
+        }
+      });
+      setTimeout(fail, 8000);
+    })({{ this._parent.get_name() }});
+    {% endmacro %}""")
+
+
+def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
+    m.get_root().header.add_child(folium.Element(_PAGE_CSS))
+    m.get_root().html.add_child(folium.Element(
+        f"<div class='hs-title'><b>{_esc(heading)}</b><br><span>{_esc(note)}</span></div>"))
+    m.get_root().html.add_child(folium.Element(
+        f"<div class='hs-notiles-box' role='status'>{_esc(NO_TILES_NOTE)}"
+        f"<span class='hs-notiles-streets'> {_esc(NO_TILES_STREETS)}</span></div>"))
+    _TileNotice().add_to(m)
+    folium.LayerControl(collapsed=True, position="topleft").add_to(m)
+
+
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _rate(v) -> str:
+    return "n/a" if pd.isna(v) else f"{v:,.1f}"
+
+
+def _fmt(v, digits=1) -> str:
+    if isinstance(v, float | np.floating):
+        return "–" if np.isnan(v) else f"{v:,.{digits}f}"
+    return f"{v:,}"
+
+
+def _framed_map(web: gpd.GeoDataFrame, config: Config, *,
+                outline: gpd.GeoDataFrame | None = None) -> folium.Map:
+    """A map framed on ``web`` (EPSG:4326) with the configured tiles; with ``outline``
+    (the study area's polygons, EPSG:27700), its outline (:func:`hotspots.webgeom.outline`)
+    as a fixed, unlisted layer."""
+    minx, miny, maxx, maxy = web.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
+                   **_tiles(config), control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    if outline is not None:
+        shape = gpd.GeoSeries([webgeom.outline(outline)], crs=outline.crs).to_crs(WEB_CRS)
+        folium.GeoJson(shape.set_precision(1e-6).to_json(), name="Study area",
+                       style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
+                       control=False).add_to(m)
+    return m
+
+
+def lonlat(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """British National Grid metres as longitude and latitude (WGS84 degrees), for tables
+    that a web map or Power BI plots (CSV exports)."""
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(
+        np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    return lon, lat

@@ -1,0 +1,267 @@
+"""Detection maps: density contours, Gi* hot and cold cells, numbered places and the
+forecast layer (:func:`hotspot_map`), and the emerging hot spot classes
+(:func:`emerging_map`)."""
+
+from __future__ import annotations
+
+import branca.colormap as cm
+import folium
+import geopandas as gpd
+import numpy as np
+import shapely
+from folium.utilities import JsCode
+
+from .. import webgeom
+from ..config import Config
+from ..schema import WEB_CRS
+from .base import _esc, _framed_map, _title_and_controls
+
+# --- detection layers: density contours, Gi* cells, places ---------------------------
+
+GI_CLASSES = {
+    3: ("Hot spot, 99% confidence", "#b2182b"), 2: ("Hot spot, 95% confidence", "#ef8a62"),
+    1: ("Hot spot, 90% confidence", "#fddbc7"), -1: ("Cold spot, 90% confidence", "#d1e5f0"),
+    -2: ("Cold spot, 95% confidence", "#67a9cf"), -3: ("Cold spot, 99% confidence", "#2166ac"),
+}
+#: Density bands as fractions of the peak (the lowest band starts at 5% of the peak).
+DENSITY_BANDS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
+DENSITY_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
+#: Above this many significant cells, Gi* cells are merged per class (HTML stays small).
+MAX_GI_CELLS = 3000
+
+
+def density_contours(raster) -> gpd.GeoDataFrame:
+    """Filled contour polygons of a kernel-density raster, computed in metres (EPSG:27700).
+
+    Bands start at :data:`DENSITY_BANDS` times the peak; columns ``lower``, ``upper``
+    (incidents per km²), ``band`` and geometry.
+    """
+    import contourpy
+
+    values = np.where(raster.mask, raster.values, 0.0)
+    peak = float(np.nanmax(values)) if values.size else 0.0
+    ny, nx = values.shape
+    xs = raster.x0 + (np.arange(nx) + 0.5) * raster.cell_size_m
+    ys = raster.y0 + (np.arange(ny) + 0.5) * raster.cell_size_m
+    rows = []
+    if peak > 0:
+        gen = contourpy.contour_generator(xs, ys, values, fill_type="OuterOffset")
+        edges = [f * peak for f in DENSITY_BANDS] + [peak * 1.0001]
+        for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+            points, offsets = gen.filled(lo, hi)
+            polys = []
+            for pts, offs in zip(points, offsets, strict=True):
+                rings = [pts[a:b] for a, b in zip(offs[:-1], offs[1:], strict=True)]
+                polys.append(shapely.Polygon(rings[0], rings[1:]))
+            if polys:
+                rows.append({"band": band, "lower": lo, "upper": hi,
+                             "geometry": shapely.make_valid(shapely.union_all(polys))})
+    return gpd.GeoDataFrame(rows, columns=["band", "lower", "upper", "geometry"],
+                            geometry="geometry", crs=raster.crs)
+
+
+#: Colours of the emerging hot spot classes (reds: hot, blues: cold; darker: stronger).
+EMERGING_COLOURS = {
+    "intensifying hot spot": "#99000d", "persistent hot spot": "#cb181d",
+    "new hot spot": "#ef3b2c", "consecutive hot spot": "#fb6a4a",
+    "sporadic hot spot": "#fc9272", "oscillating hot spot": "#fcbba1",
+    "diminishing hot spot": "#e7a1b0", "historical hot spot": "#bdbdbd",
+    "intensifying cold spot": "#08306b", "persistent cold spot": "#2171b5",
+    "new cold spot": "#4292c6", "consecutive cold spot": "#6baed6",
+    "sporadic cold spot": "#9ecae1", "oscillating cold spot": "#c6dbef",
+    "diminishing cold spot": "#a6bddb", "historical cold spot": "#d9d9d9",
+}
+
+
+def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Config,
+                 meta: dict) -> folium.Map:
+    """The emerging hot spot class of each grid cell on a map, with a legend of the
+    classes present and their cell counts.
+
+    Parameters
+    ----------
+    cells : geopandas.GeoDataFrame
+        Grid cells (EPSG:27700) with a ``pattern`` column
+        (:func:`hotspots.trends.emerging_cells`); cells with "no pattern" are not drawn.
+    area : the study area's polygons, for the outline and the initial view.
+    meta : ``period`` (the months, e.g. "2023-09 to 2024-08") and ``cell_size_m``.
+    """
+    web_area = area.to_crs(WEB_CRS)
+    m = _framed_map(web_area, config, outline=area)
+    shown = cells.loc[cells["pattern"].isin(list(EMERGING_COLOURS)), ["pattern", "geometry"]]
+    counts = shown["pattern"].value_counts()
+    if not shown.empty:  # one feature per class: the HTML does not grow with the cells
+        merged = shown.dissolve("pattern").reset_index()
+        merged["label"] = [f"{p} ({counts[p]} cells)" for p in merged["pattern"]]
+        folium.GeoJson(
+            merged[["pattern", "label", "geometry"]].to_crs(WEB_CRS).to_json(drop_id=True),
+            name="Emerging hot spot classes",
+            style_function=lambda f: {"fillColor": EMERGING_COLOURS[f["properties"]["pattern"]],
+                                      "color": "#555", "weight": 0.3, "fillOpacity": 0.75},
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(m)
+    rows = "".join(
+        f"<div><span style='display:inline-block;width:12px;height:12px;margin-right:4px;"
+        f"background:{EMERGING_COLOURS[p]}'></span>{_esc(p)}: {int(counts[p])}</div>"
+        for p in EMERGING_COLOURS if p in counts.index) or "<div>No cell has a class.</div>"
+    m.get_root().html.add_child(folium.Element(
+        "<div class='hs-legend' style='position:fixed;top:10px;right:10px;z-index:1000;"
+        "background:white;border:1px solid #999;padding:4px 8px;font:12px sans-serif'>"
+        f"<b>Cells of {meta.get('cell_size_m', 0):g} m</b>{rows}</div>"))
+    _title_and_controls(m, f"{config.name}: emerging hot spots, {meta['period']}",
+                        "Gi* per month on the grid, Mann-Kendall trend; Esri's classes")
+    return m
+
+
+def _density_layer(m: folium.Map, raster) -> None:
+    bands = density_contours(raster)
+    if bands.empty:
+        return
+    web = bands.to_crs(WEB_CRS)
+    web["label"] = [f"{lo:,.0f}–{hi:,.0f} incidents per km²" for lo, hi in
+                    zip(web["lower"], web["upper"], strict=True)]
+    fg = folium.FeatureGroup(name=_esc(f"Kernel density ({raster.kernel}, bandwidth "
+                                       f"{raster.bandwidth_m:.0f} m, "
+                                       f"{raster.cell_size_m:g} m cells)"), show=True)
+    folium.GeoJson(
+        web[["band", "label", "geometry"]].to_json(drop_id=True),
+        style_function=lambda f: {"fillColor": DENSITY_COLOURS[f["properties"]["band"]],
+                                  "color": DENSITY_COLOURS[f["properties"]["band"]],
+                                  "weight": 0.5, "fillOpacity": 0.55},
+        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+    ).add_to(fg)
+    fg.add_to(m)
+    edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
+    scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
+                            vmax=edges[-1])
+    # the scale's SVG is a fixed width: a long caption was cut off ("... 100 m c"); the
+    # kernel, bandwidth and cell size are in the layer's name in the layer control
+    scale.caption = "Incidents per km² (kernel density)"
+    scale.add_to(m)
+
+
+def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
+    sig = cells.loc[cells["gi_class"] != 0]
+    name = (f"Where it is concentrated now (not a forecast): Getis-Ord Gi* hot and cold "
+            f"spots ({meta.get('gi_neighbours', 'queen')} neighbours, "
+            f"{meta.get('cell_size_m', 0):.0f} m cells, "
+            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})"
+            + _now_note(meta, "gistar"))
+    fg = folium.FeatureGroup(name=_esc(name), show=False)
+    if len(sig) > MAX_GI_CELLS:
+        sig = sig.dissolve("gi_class", aggfunc={"n": "sum"}).reset_index()
+        sig["popup_html"] = [f"<b>{_esc(GI_CLASSES[c][0])}</b><br>{n:,} incidents in these "
+                             "cells" for c, n in zip(sig["gi_class"], sig["n"], strict=True)]
+    else:
+        adjusted = "FDR-adjusted" if meta.get("fdr", True) else "raw"
+        sig = sig.assign(popup_html=[
+            f"<b>{_esc(GI_CLASSES[int(c)][0])}</b><br>{int(n)} incident(s) in the cell"
+            f"<br>Gi* z = {z:.2f}, p = {p:.4f} ({adjusted})"
+            for c, n, z, p in zip(sig["gi_class"], sig["n"], sig["gistar_z"],
+                                  sig["p_adjusted"], strict=True)])
+    if not sig.empty:
+        web = sig[["gi_class", "popup_html", "geometry"]].to_crs(WEB_CRS)
+        web["gi_class"] = web["gi_class"].astype(int)
+        folium.GeoJson(
+            web.to_json(drop_id=True),
+            style_function=lambda f: {"fillColor": GI_CLASSES[f["properties"]["gi_class"]][1],
+                                      "color": "#666", "weight": 0.3, "fillOpacity": 0.7},
+            popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=300),
+        ).add_to(fg)
+    fg.add_to(m)
+
+
+def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20,
+                  note: str = "") -> None:
+    if places.empty:
+        return
+    web = places.to_crs(WEB_CRS)
+    # a ranked table's own numbers (the pack), else the order given (biggest first)
+    by, numbers = (("rank", web["rank"].astype(int).tolist()) if "rank" in web.columns
+                   else ("incidents", list(range(1, len(web) + 1))))
+    web["popup_html"] = [
+        f"<b>{i}. {_esc(r.label)}</b> ({_esc(r.place_id)})<br>{r.n:,} incidents in "
+        f"{r.area_km2:.3f} km² = {r.density_per_km2:,.0f} per km²<br>Harm-weighted "
+        f"{r.harm:,.1f}; repeat locations {r.repeat_locations} holding "
+        f"{100 * r.repeat_share:.0f}%<br>{_esc(r.main_categories)}<br>Busiest: "
+        + (_esc(f"{r.busiest_weekday} " if r.busiest_weekday else "")
+           + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"))
+        + f"<br>Seen {_esc(r.first_seen)} to {_esc(r.last_seen)}"
+        for i, r in zip(numbers, web.itertuples(index=False), strict=True)]
+    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}; "
+                                  f"where it is concentrated now, not a forecast{note}",
+                             show=True)
+    folium.GeoJson(
+        web[["place_id", "popup_html", "geometry"]].to_json(drop_id=True),
+        style_function=lambda f: {"fillColor": "#6a3d9a", "color": "#3f007d", "weight": 2,
+                                  "fillOpacity": 0.15},
+        popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=320),
+    ).add_to(fg)
+    centres = web.geometry.representative_point()
+    for i, p, street in zip(numbers[:numbered], centres.iloc[:numbered],
+                            web["label"].iloc[:numbered], strict=True):
+        folium.Marker([p.y, p.x], icon=folium.DivIcon(
+            html=f"<div style='font:bold 12px sans-serif;background:#3f007d;color:white;"
+                 f"border-radius:10px;width:20px;height:20px;line-height:20px;"
+                 f"text-align:center'>{i}<span class='hs-street'>{_esc(street)}</span></div>",
+            icon_size=(20, 20), icon_anchor=(10, 10))).add_to(fg)
+    fg.add_to(m)
+
+
+def _now_note(meta: dict, key: str) -> str:
+    """", next-month PAI x at y% of the area" for a "where it is concentrated now" layer."""
+    v = (meta.get("concentrated_now") or {}).get(key) or {}
+    if not v.get("months"):
+        return ""
+    return (f"; next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.2%} of "
+            f"the area: PAI {v['pai']:.2f} over {v['months']} months")
+
+
+def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> None:
+    web = forecast.to_crs(WEB_CRS)
+    web["label"] = [f"Rank {r} of {len(web)}; score {s:.2f}" for r, s in
+                    zip(web["rank"], web["score"], strict=True)]
+    fallback = " (fallback: too little history to choose)" if info["fallback"] else ""
+    fg = folium.FeatureGroup(
+        name=_esc(f"Forecast for {info['month']}: top 5% of the area, {info['description']}, "
+                  f"{info['cell_size_m']:.0f} m cells; PAI {info['pai_5pct']:.2f}, hit rate "
+                  f"{info['hit_rate_5pct']:.0%} on {info['test_months']} test months"
+                  + fallback), show=True)
+    if not web.empty:
+        # tens of thousands of cells at London scale: compact coordinates (~1 m)
+        folium.GeoJson(webgeom.packed_features(web, ["label"]),
+                       coordsToLatLng=JsCode(webgeom.unpack_js()),
+                       style_function=lambda f: {"fill": False, "color": "#006d2c",
+                                                 "weight": 2},
+                       tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+    fg.add_to(m)
+
+
+def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=None,
+                cells: gpd.GeoDataFrame | None = None,
+                places: gpd.GeoDataFrame | None = None,
+                forecast: gpd.GeoDataFrame | None = None) -> folium.Map:
+    """Detection map: density contours, Gi* hot and cold cells, numbered places (these
+    three say where incidents are concentrated now), and the forecast layer (cells from
+    :func:`hotspots.forecast.forecast_layer`, described by ``meta["forecast"]``).
+
+    The HTML size does not grow with the number of incidents: every layer is an
+    aggregate (contours, significant cells, place polygons).
+    """
+    web = area.to_crs(WEB_CRS)
+    m = _framed_map(web, config, outline=area)
+    if raster is not None:
+        _density_layer(m, raster)
+    if cells is not None:
+        _gistar_layer(m, cells, meta)
+    if forecast is not None:
+        _forecast_layer(m, forecast, meta["forecast"])
+    if places is not None:
+        _places_layer(m, places, note=_now_note(meta, "places"))
+    heading = f"{config.name}: hotspots, {meta['period']}"
+    # no total when meta["incidents"] is None (the partner pack's map)
+    note = ("" if meta.get("incidents") is None else f"{meta['incidents']:,} incidents") + (
+        ", categories: " + ", ".join(config.label(c) for c in meta["categories"])
+        if meta.get("categories") else "")
+    _title_and_controls(m, heading, note)
+    return m
