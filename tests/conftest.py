@@ -353,6 +353,19 @@ def xss_findings(page, *, open_maps: bool = True) -> list[str]:
     """What ran or was injected in any frame of ``page``: hooked dialogs, recorded
     elements, and (after opening every map tooltip and popup) any element with an inline
     event handler or a javascript: URL still in the document."""
+    from playwright.sync_api import Error
+
+    for attempt in range(3):  # a component that redraws replaces its frames: scan again
+        try:
+            return _scan_frames(page, open_maps=open_maps)
+        except Error as exc:
+            if "detached" not in str(exc) or attempt == 2:
+                raise
+            page.wait_for_timeout(1000)
+    raise AssertionError("unreachable")
+
+
+def _scan_frames(page, *, open_maps: bool) -> list[str]:
     found = []
     opened = sum(frame.evaluate(OPEN_ALL_JS) for frame in page.frames) if open_maps else 0
     if open_maps and not opened:

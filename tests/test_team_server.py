@@ -5,6 +5,7 @@ recorded in the other, in a real browser."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,19 +25,19 @@ def _record(page, url: str, actions: str) -> None:
     check_page(page, "Record a decision")
     page.get_by_label("Actions").fill(actions)
     page.get_by_role("button", name="Record decision").click()
-    done = page.get_by_text("recorded.", exact=False).or_(
-        page.locator('[data-testid="stAlertContentError"]'))
+    # the success message itself ("Decision 3 recorded."), not the meeting's caption
+    # ("... 1 decision(s) recorded."), which is there before the click has been handled
+    said = re.compile(r"^Decision \d+ recorded\.$")
+    done = page.get_by_text(said).or_(page.locator('[data-testid="stAlertContentError"]'))
     done.first.wait_for(timeout=120_000)
     body = page.inner_text("body")
-    assert "recorded." in body, body[-3000:]
+    assert re.search(r"^Decision \d+ recorded\.$", body, re.M), body[-3000:]
 
 
 def _decisions_seen(page, url: str, *expected: str) -> str:
     """The text of the tables on the Tasking page of the instance at ``url`` (a data
     grid draws on a canvas; its cells are also in the page for screen readers), once the
     ``expected`` texts are there or 30 s have passed."""
-    import re
-
     page.goto(f"{url}/tasking")
     check_page(page, "Record a decision")
     # the meeting's decisions: the caption comes before its table is drawn
