@@ -19,6 +19,13 @@ from . import meetings, store
 from .summary import month_period, parse_period
 
 
+def _day(flag: str, value: str) -> dt.date:
+    """A required date option (argparse has made sure it is given)."""
+    day = _date(flag, value)
+    assert day is not None
+    return day
+
+
 def _date(flag: str, value: str | None) -> dt.date | None:
     if value is None:
         return None
@@ -58,7 +65,7 @@ def _decision_text(r) -> str:
 
 def _meeting_cmd(conn, args) -> tuple[dict, str]:
     if args.meeting_command == "new":
-        m = meetings.create_meeting(conn, _date("--date", args.date), period=_period(args),
+        m = meetings.create_meeting(conn, _day("--date", args.date), period=_period(args),
                                     notes=args.notes or "")
         return ({"meeting_id": m.meeting_id, "meeting_date": m.date.isoformat()},
                 f"recorded {_meeting_text(m)}")
@@ -80,7 +87,7 @@ def run(args) -> int:
         elif cmd in ("add", "decide"):
             decision = meetings.decide(
                 conn, place_id=args.place, owner=args.owner, actions=args.actions,
-                review_date=_date("--review", args.review),
+                review_date=_day("--review", args.review),
                 meeting=_date("--meeting", args.meeting) or dt.date.today())
             out = {"decision_id": decision, "store": store.store_name(args.store)}
             text = f"decision {decision} recorded for place {args.place}"
@@ -95,7 +102,8 @@ def run(args) -> int:
             text = f"decision {args.decision} closed: {store.OUTCOMES[args.outcome]}"
         else:
             meeting = _date("--meeting", args.meeting)
-            table = store.read_decisions(conn, meeting_date=meeting and meeting.isoformat())
+            table = store.read_decisions(conn,
+                                         meeting_date=meeting.isoformat() if meeting else None)
             out = {"decisions": table.drop(columns="geometry_wkt").to_dict("records")}
             text = "\n".join(_decision_text(r) for r in table.to_dict("records")) or \
                 "no decisions recorded"

@@ -61,7 +61,7 @@ def _check_text(text: pd.Series, col: str, flag) -> None:
             values = text[bad].to_numpy(dtype=object)
             flag(bad, col, lambda idx: text.iloc[idx].to_numpy(dtype=object),
                  "control_characters",
-                 [describe_character(CONTROL_CHARACTERS.search(v).group()) for v in values])
+                 [describe_character(_first_control(v)) for v in values])
 
 
 @dataclass
@@ -201,3 +201,9 @@ def _joined_messages(problems: pd.DataFrame) -> pd.Series:
     if several.any():
         msgs = pd.concat([msgs, problems.loc[several].groupby("row")["message"].agg(" | ".join)])
     return msgs
+
+
+def _first_control(value: str) -> str:
+    """The first control character of ``value`` (one is known to be there)."""
+    found = CONTROL_CHARACTERS.search(value)
+    return found.group() if found else ""

@@ -15,6 +15,7 @@ import folium.template
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from branca.element import Figure
 
 from .. import webgeom
 from ..config import Config
@@ -114,11 +115,20 @@ class _TileNotice(folium.MacroElement):
     {% endmacro %}""")
 
 
+def page_of(m: folium.Map) -> Figure:
+    """The HTML page (a branca ``Figure``) a map is drawn in."""
+    root = m.get_root()
+    if not isinstance(root, Figure):
+        raise TypeError("a map drawn outside an HTML page (branca Figure)")
+    return root
+
+
 def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
-    m.get_root().header.add_child(folium.Element(_PAGE_CSS))
-    m.get_root().html.add_child(folium.Element(
+    page = page_of(m)
+    page.header.add_child(folium.Element(_PAGE_CSS))
+    page.html.add_child(folium.Element(
         f"<div class='hs-title'><b>{_esc(heading)}</b><br><span>{_esc(note)}</span></div>"))
-    m.get_root().html.add_child(folium.Element(
+    page.html.add_child(folium.Element(
         f"<div class='hs-notiles-box' role='status'>{_esc(NO_TILES_NOTE)}"
         f"<span class='hs-notiles-streets'> {_esc(NO_TILES_STREETS)}</span></div>"))
     _TileNotice().add_to(m)

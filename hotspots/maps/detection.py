@@ -4,6 +4,8 @@ forecast layer (:func:`hotspot_map`), and the emerging hot spot classes
 
 from __future__ import annotations
 
+from typing import cast
+
 import branca.colormap as cm
 import folium
 import geopandas as gpd
@@ -14,7 +16,7 @@ from folium.utilities import JsCode
 from .. import webgeom
 from ..config import Config
 from ..schema import WEB_CRS
-from .base import _esc, _framed_map, _title_and_controls
+from .base import _esc, _framed_map, _title_and_controls, page_of
 
 # --- detection layers: density contours, Gi* cells, places ---------------------------
 
@@ -48,7 +50,9 @@ def density_contours(raster) -> gpd.GeoDataFrame:
         gen = contourpy.contour_generator(xs, ys, values, fill_type="OuterOffset")
         edges = [f * peak for f in DENSITY_BANDS] + [peak * 1.0001]
         for band, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-            points, offsets = gen.filled(lo, hi)
+            # OuterOffset: a list of point arrays and a list of ring offsets
+            points, offsets = cast(tuple[list[np.ndarray], list[np.ndarray]],
+                                   gen.filled(lo, hi))
             polys = []
             for pts, offs in zip(points, offsets, strict=True):
                 rings = [pts[a:b] for a, b in zip(offs[:-1], offs[1:], strict=True)]
@@ -104,7 +108,7 @@ def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Con
         f"<div><span style='display:inline-block;width:12px;height:12px;margin-right:4px;"
         f"background:{EMERGING_COLOURS[p]}'></span>{_esc(p)}: {int(counts[p])}</div>"
         for p in EMERGING_COLOURS if p in counts.index) or "<div>No cell has a class.</div>"
-    m.get_root().html.add_child(folium.Element(
+    page_of(m).html.add_child(folium.Element(
         "<div class='hs-legend' style='position:fixed;top:10px;right:10px;z-index:1000;"
         "background:white;border:1px solid #999;padding:4px 8px;font:12px sans-serif'>"
         f"<b>Cells of {meta.get('cell_size_m', 0):g} m</b>{rows}</div>"))

@@ -161,7 +161,10 @@ class SQLiteStore:
         return pd.read_sql_query(sql, self.conn, params=list(args))
 
     def insert(self, sql: str, args: Iterable, id_column: str) -> int:
-        return int(self.conn.execute(sql, tuple(args)).lastrowid)
+        rowid = self.conn.execute(sql, tuple(args)).lastrowid
+        if rowid is None:
+            raise RuntimeError(f"no row was inserted by: {sql}")
+        return int(rowid)
 
     def executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         self.conn.executemany(sql, rows)
