@@ -309,11 +309,6 @@ def record_run(version: tuple, month: str, categories: tuple[str, ...]) -> int:
         conn.close()
 
 
-def xlsx_bytes(table: pd.DataFrame, sheet: str = "Ranked places") -> bytes:
-    """A table as the bytes of a readable, safe XLSX workbook (the shared exports)."""
-    return export.table_bytes({sheet: table}, "xlsx")
-
-
 def geojson_bytes(path: str, place_ids: tuple[str, ...]) -> bytes:
     """The pack's ranked places (GeoJSON) narrowed to ``place_ids`` (the filtered table)."""
     import geopandas as gpd

@@ -188,7 +188,9 @@ if pack_meta is not None:
     files = pack_meta["files"]
     c1.download_button("Full pack (HTML)", Path(files["html"]).read_bytes(),
                        Path(files["html"]).name, "text/html", key="dl_pack_html")
-    c2.download_button("Ranked table (XLSX)", common.xlsx_bytes(ranked.drop(columns="area")),
+    c2.download_button("Ranked table (XLSX)",  # written when asked for, not on every rerun
+                       functools.partial(export.table_bytes,
+                                         {"Ranked places": ranked.drop(columns="area")}, "xlsx"),
                        Path(files["xlsx"]).name, export.MIME["xlsx"], key="dl_pack_xlsx")
     c2.download_button("Ranked places (GeoJSON, for ArcGIS)",
                        functools.partial(common.geojson_bytes, files["geojson"], tuple(ids)),
