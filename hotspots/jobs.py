@@ -29,6 +29,7 @@ from .ingest import (
     read_mapping,
     to_incidents,
 )
+from .ingest.stream import CHUNK_ROWS, ChunkedIngest, StreamFailed
 from .maps import area_map, save_map
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 from .validate import explain_reasons, file_message
@@ -115,8 +116,9 @@ def _entry(keys, p: Path) -> dict:
     return entry
 
 
-def _counts(res: IngestResult) -> dict:
-    return {"format": res.format, "read": res.n_read, "accepted": len(res.incidents),
+def _counts(res: IngestResult, accepted: int | None = None) -> dict:
+    return {"format": res.format, "read": res.n_read,
+            "accepted": len(res.incidents) if accepted is None else accepted,
             "rejected": len(res.rejected), "reasons": res.reasons,
             "explained": explain_reasons(res.problems), "warnings": list(res.warnings)}
 
@@ -125,7 +127,8 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
                  store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
-                 user: str | None = None, progress=None) -> dict:
+                 user: str | None = None, progress=None, chunk_rows: int = CHUNK_ROWS
+                 ) -> dict:
     """Load exports into the store, one transaction per file.
 
     Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
@@ -138,7 +141,8 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
     (optional mapping columns missing); ``explained`` the rejected rows by reason, fix first
     (:func:`hotspots.validate.explain_reasons`). ``user`` is who loads (default: the
     operating system's user). ``progress(done, total, step)`` is told of each step (three
-    per file: read, checked, written).
+    per file: read, checked, written). A CSV is read, checked and written ``chunk_rows``
+    rows at a time (:mod:`hotspots.ingest.stream`), still in one transaction.
     """
     db = store.store_target(store_file)
     mapping_obj = read_mapping(mapping, config) if mapping else None
@@ -167,7 +171,7 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
                     continue
                 _load_one(conn, p, entry, sha=shas[p], key=keys[p], config=config, geo=geo,
                           mapping=mapping_obj, today=today, force_older=force_older,
-                          user=user, db=db,
+                          user=user, db=db, chunk_rows=chunk_rows,
                           say=lambda k, step, i=i: say(3 * i + k, total, step))
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 if not isinstance(exc, HotspotsError):
@@ -186,20 +190,39 @@ def _already_loaded(conn, entry: dict, prior: dict) -> None:
 
 
 def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config, geo: dict,
-              mapping: Mapping | None, today, force_older: bool, user, db, say) -> None:
-    """Read, check and write one export; fill in its report ``entry``."""
-    res, exported = _check_file(p, mapping, config, geo["layers"], geo["area"], today,
-                                lambda done, total, step: say(1, step), 0, 3)
-    say(2, f"{p.name}: writing {len(res.incidents):,} rows")
-    written = store.write_load(conn, res, path=str(p), content_sha256=sha,
-                               load_key=key, exported_at=exported, force_older=force_older,
-                               user=user)
-    inc = res.incidents
+              mapping: Mapping | None, today, force_older: bool, user, db, say,
+              chunk_rows: int = CHUNK_ROWS) -> None:
+    """Read, check and write one export; fill in its report ``entry``. A CSV is streamed
+    (:class:`ChunkedIngest`: bounded memory, one transaction), unless it cannot be read
+    a block at a time; then, like an XLSX, it is read whole."""
+    opts = {"path": str(p), "content_sha256": sha, "load_key": key,
+            "force_older": force_older, "user": user}
+    written = None
+    if p.suffix.lower() in (".csv", ".txt", ".tsv"):
+        chunks = ChunkedIngest(p, config=config, layers=geo["layers"], area=geo["area"],
+                               mapping=mapping, today=today, chunk_rows=chunk_rows,
+                               progress=say)
+        try:
+            exported = chunks.export_date()
+            written = store.write_load(conn, chunks, exported_at=exported, **opts)
+        except StreamFailed:  # rolled back: nothing was written
+            written = None
+        if written is not None and written["load_id"] is None:  # loaded meanwhile
+            _already_loaded(conn, entry, store.find_load(conn, key))
+            return
+    if written is not None:
+        res = chunks.summary()
+    else:
+        res, exported = _check_file(p, mapping, config, geo["layers"], geo["area"], today,
+                                    lambda done, total, step: say(1, step), 0, 3)
+        say(2, f"{p.name}: writing {len(res.incidents):,} rows")
+        written = store.write_load(conn, res, exported_at=exported, **opts)
     kept = written["kept_newer"]
-    entry.update(_counts(res))
+    entry.update(_counts(res, written.get("accepted")))
     entry.update({
         "inserted": written["inserted"], "replaced": written["replaced"],
-        "unchanged": written["unchanged"], "unassigned": int((inc["lsoa_code"] == "").sum()),
+        "unchanged": written["unchanged"],
+        "unassigned": written.get("unassigned", int((res.incidents["lsoa_code"] == "").sum())),
         "lsoa_agreement": res.lsoa_agreement, "load_id": written["load_id"],
         "already_loaded": written["already_loaded"], "exported_at": exported,
         "kept_newer": sum(k["n"] for k in kept),

@@ -47,6 +47,7 @@ from ..config import Config
 from ..errors import InputError
 from ..schema import INCIDENT_COLUMNS, OPTIONAL_MAPPING_FIELDS, POLICE_UK_SOURCE
 from ..validate import file_message, optional_columns_message, problem_message, visible
+from .carry import Carry
 from .checks import (
     MAX_COUNT,
     MAX_FIELD_CHARS,
@@ -100,6 +101,9 @@ class IngestResult:
     rejected: pd.DataFrame  # raw columns + row + reasons, one row per rejected row
     lsoa_agreement: float | None
     warnings: tuple[str, ...] = ()  # about the whole file (optional columns missing)
+    #: (rows agreeing with their own LSOA code, rows with one): parts of a streamed file
+    #: add up to the whole file's agreement
+    lsoa_checked: tuple[int, int] | None = None
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -110,7 +114,8 @@ class IngestResult:
 
 def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
                  layers: dict[str, gpd.GeoDataFrame], area: shapely.Geometry,
-                 mapping: Mapping | None = None, today: dt.date | None = None) -> IngestResult:
+                 mapping: Mapping | None = None, today: dt.date | None = None,
+                 carry: Carry | None = None) -> IngestResult:
     """Check and convert one export's rows into incidents assigned to wards and LSOAs.
 
     Parameters
@@ -121,6 +126,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
         study-area polygon (the union of the boundary layer).
     mapping : required unless the export is a police.uk street-level file.
     today : the date future dates are judged against (default: today).
+    carry : a chunk of a streamed file (:mod:`.stream`): what the chunks before it left
+        (references seen, derived keys made), updated here.
 
     Returns
     -------
@@ -139,7 +146,7 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     frame = _as_text(frame)
     today = today or dt.date.today()
     n = len(frame)
-    std = _std_frame(frame, fmt, mapping, file)
+    std = _std_frame(frame, fmt, mapping, file, carry)
     probs = _Problems(file, row_no, np.zeros(n, dtype=bool))
     flag = probs.flag
     for col in (POLICE_UK_READ if fmt == "policeuk" else dict.fromkeys(mapping.columns.values())):
@@ -155,11 +162,17 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     flag(ref_empty, ref_col, ref, "missing_reference")
     refs = pd.Series(ref)
     dup = _duplicated(std["ref_text"], ref) & ~ref_empty
-    if dup.any():
-        rows = refs.isin(refs[dup]).to_numpy()  # the rows holding a repeated reference
+    earlier = (carry.earlier_rows(ref, ~ref_empty, ~dup, row_no) if carry is not None
+               else np.full(n, -1))
+    repeat = dup | (earlier >= 0)  # a repeat here, or of a reference in an earlier chunk
+    if repeat.any():
+        here = dup & (earlier < 0)
+        rows = refs.isin(refs[here]).to_numpy()  # the rows holding a repeated reference
         first_row = pd.Series(row_no[rows], index=refs[rows]).groupby(level=0).first()
-        flag(dup, ref_col, ref, "duplicate_crime_id" if fmt == "policeuk"
-             else "duplicate_reference", first_row[refs[dup]].to_numpy())
+        firsts = earlier.copy()
+        firsts[here] = first_row[refs[here]].to_numpy()
+        flag(repeat, ref_col, ref, "duplicate_crime_id" if fmt == "policeuk"
+             else "duplicate_reference", firsts[repeat])
 
     # date and time: each distinct text parsed once
     when, when_col = std["when"]
@@ -260,8 +273,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     else:
         src = keep(src)
         src, has_src = src.to_numpy(dtype=object), (src != "").to_numpy(dtype=bool)
-    agreement = _assign(cols, src, has_src, layers, config,
-                        {config.boundary_layer: boundary_idx[ok]}, points)
+    checked = _assign(cols, src, has_src, layers, config,
+                      {config.boundary_layer: boundary_idx[ok]}, points)
     cols.update({"file": _constant(file, n_ok), "row": row_no[ok]})
     # every column is a new array (Arrow text: a new wrapper of immutable data), so the
     # frame need not copy them again
@@ -286,7 +299,8 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     return IngestResult(file=file, format=fmt, n_read=n + len(malformed),
                         incidents=out,
                         problems=problems, rejected=rejected.reset_index(drop=True),
-                        lsoa_agreement=agreement, warnings=warnings)
+                        lsoa_agreement=checked and float(checked[0] / checked[1]),
+                        warnings=warnings, lsoa_checked=checked)
 
 
 def _optional_columns(mapping: Mapping, frame: pd.DataFrame, file: str

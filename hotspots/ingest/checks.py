@@ -91,14 +91,16 @@ class _Problems:
         return pd.DataFrame(self.rows, columns=list(REJECTION_COLUMNS))
 
 
-def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str) -> dict:
-    """Pull the fields out of the export's own columns (Arrow text, stripped)."""
+def _std_frame(frame: pd.DataFrame, fmt: str, mapping: Mapping | None, file: str,
+               carry=None) -> dict:
+    """Pull the fields out of the export's own columns (Arrow text, stripped); ``carry``:
+    what earlier chunks of a streamed file left (:class:`.carry.Carry`)."""
     empty = pd.Series("", index=frame.index, dtype="string[pyarrow]")
     if fmt == "policeuk":
         ids = _strip(frame["Crime ID"]).to_numpy(dtype=object)
         missing = ids == ""
         if missing.any():
-            ids[missing] = _derived_refs(frame.loc[missing])
+            ids[missing] = _derived_refs(frame.loc[missing], carry)
         return {
             "ref": (ids, "Crime ID"), "ref_empty": ids == "", "ref_text": None,
             "when": (_strip(frame["Month"]), "Month"),

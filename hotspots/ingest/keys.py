@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from .text import _factorize_text, _numbers, _utf8_buffers
 
 if TYPE_CHECKING:
+    from .carry import Carry
     from .points import _Points
 
 
@@ -76,11 +77,12 @@ def _int_pairs(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return codes, ux[uk // len(uy)], uy[uk % len(uy)]
 
 
-def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
+def _derived_refs(frame: pd.DataFrame, carry: Carry | None = None) -> np.ndarray:
     """Stable keys for police.uk rows without a Crime ID (ASB): a hash of the row's parsed
     values (month, force, coordinates to 6 decimals, location text normalised, LSOA, type)
-    plus its occurrence number among identical rows of the file. Parsed, not raw, so a
-    file re-saved by a spreadsheet (trailing zeros dropped, spaces trimmed) keeps its keys.
+    plus its occurrence number among identical rows of the file (counted on from the
+    earlier chunks of a streamed file by ``carry``). Parsed, not raw, so a file re-saved
+    by a spreadsheet (trailing zeros dropped, spaces trimmed) keeps its keys.
     """
     def text(col: str) -> pd.Series:
         return (frame[col].astype(object).fillna("").astype(str).str.strip().str.casefold()
@@ -91,7 +93,10 @@ def _derived_refs(frame: pd.DataFrame) -> np.ndarray:
               for c in ("Longitude", "Latitude")]
     joined = (text("Month") + "|" + text("Falls within") + "|" + coords[0] + "|" + coords[1]
               + "|" + text("Location") + "|" + text("LSOA code") + "|" + text("Crime type"))
-    nth = joined.groupby(joined, sort=False).cumcount().astype(str)
+    nth = joined.groupby(joined, sort=False).cumcount()
+    if carry is not None:
+        nth = nth + carry.derived_before(joined.to_numpy(dtype=object))
+    nth = nth.astype(str)
     return np.array([hashlib.sha1(f"{j}|{k}".encode()).hexdigest()[:20]
                      for j, k in zip(joined, nth, strict=True)], dtype=object)
 

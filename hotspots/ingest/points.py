@@ -214,10 +214,11 @@ def _distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.GeoDataFrame],
-            config: Config, known: dict[str, np.ndarray], points: _Points) -> float | None:
+            config: Config, known: dict[str, np.ndarray], points: _Points
+            ) -> tuple[int, int] | None:
     """Add lsoa_code, ward_code ('' without a ward layer) and source_lsoa to ``cols``;
-    return the agreement rate with the source's own LSOA codes (2011 codes checked against
-    the 2011 layer), or None.
+    return how many rows agree with the source's own LSOA codes (2011 codes checked
+    against the 2011 layer) and how many have one, or None.
     ``has`` marks the rows with a source LSOA code."""
     x, y = cols["x"], cols["y"]
     src = np.asarray(src, dtype=object)
@@ -259,4 +260,4 @@ def _assign(cols: dict, src: np.ndarray, has: np.ndarray, layers: dict[str, gpd.
             got = codes[assign_points(x[old], y[old], layers["lsoa11"],
                                       nearest_max_m=config.nearest_max_m)]
             agree[np.nonzero(old)[0][got == src[old]]] = True
-    return float(agree.sum() / has.sum())
+    return int(agree.sum()), int(has.sum())

@@ -214,11 +214,17 @@ def _utf8(raw: bytes | mmap.mmap, name: str) -> bytes | mmap.mmap:
             raise InputError(file_message(name, "bad_utf16", at=exc.start + 1)) from exc
     if not len(raw) or np.frombuffer(raw, dtype=np.uint8).max() < 0x80:
         return raw  # ASCII (checked fast, without a copy) is UTF-8
-    try:
-        str(raw, "utf-8")
+    try:  # checked a window at a time: never the whole file as Python text
+        check = codecs.getincrementaldecoder("utf-8")()
+        for start in range(0, len(raw), _WINDOW):
+            check.decode(raw[start:start + _WINDOW], final=start + _WINDOW >= len(raw))
         return raw
     except UnicodeDecodeError:
         return str(raw, "cp1252", "hotspots-c1").encode("utf-8")
+
+
+#: Bytes of a file scanned at a time (UTF-8 check, quotes across lines).
+_WINDOW = 16 * 2**20
 
 
 #: A header row must end within this many bytes of the file's start.
@@ -263,10 +269,15 @@ def _quoted_line_breaks(text: bytes | mmap.mmap) -> bool:
     inside such a cell and read the rest of the cell as a row of its own, silently."""
     if text.find(b'"') < 0:  # most files quote nothing (memchr: fast, no copy)
         return False
-    data = np.frombuffer(text, dtype=np.uint8)
-    quotes = np.flatnonzero(data == ord('"'))
-    breaks = np.flatnonzero((data == ord("\n")) | (data == ord("\r")))
-    return bool((np.searchsorted(quotes, breaks) & 1).any())
+    before = 0  # quote marks before the window
+    for start in range(0, len(text), _WINDOW):  # a window at a time: bounded memory
+        data = np.frombuffer(text[start:start + _WINDOW], dtype=np.uint8)
+        quotes = np.flatnonzero(data == ord('"'))
+        breaks = np.flatnonzero((data == ord("\n")) | (data == ord("\r")))
+        if ((np.searchsorted(quotes, breaks) + before) & 1).any():
+            return True
+        before += len(quotes)
+    return False
 
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
@@ -346,13 +357,26 @@ def export_date(frame: pd.DataFrame, *, path: str | Path, mapping: Mapping | Non
     """
     column = mapping.columns.get("extract_date") if mapping else None
     if column and column in frame.columns:
-        text = _strip(_as_text(frame[[column]])[column])
-        when = _parse_dates(text, None).max()
-        if pd.isna(when):
-            raise InputError(f"{Path(path).name}: the extract-date column '{column}' named in "
-                             f"mapping {mapping.path} has no date in any row (first value "
-                             f"{text.iloc[0] if len(text) else ''!r}); give dates such as "
-                             "2024-08-30, or remove extract_date from the mapping.")
-        return when.strftime("%Y-%m-%dT%H:%M:%S")
+        return latest_export_date([frame[[column]]], path=path, mapping=mapping)
     mtime = dt.datetime.fromtimestamp(Path(path).stat().st_mtime)
     return mtime.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def latest_export_date(parts, *, path: str | Path, mapping: Mapping) -> str:
+    """:func:`export_date` from the extract-date column, given in ``parts`` (one-column
+    frames: the whole column, or a streamed file's chunks of it, in order)."""
+    column = mapping.columns["extract_date"]
+    when, first = pd.NaT, None
+    for part in parts:
+        text = _strip(_as_text(part)[column])
+        if first is None and len(text):
+            first = text.iloc[0]
+        latest = _parse_dates(text, None).max()
+        if not pd.isna(latest) and (pd.isna(when) or latest > when):
+            when = latest
+    if pd.isna(when):
+        raise InputError(f"{Path(path).name}: the extract-date column '{column}' named in "
+                         f"mapping {mapping.path} has no date in any row (first value "
+                         f"{first or ''!r}); give dates such as "
+                         "2024-08-30, or remove extract_date from the mapping.")
+    return when.strftime("%Y-%m-%dT%H:%M:%S")

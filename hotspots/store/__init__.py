@@ -246,13 +246,16 @@ def _compare(old: pd.DataFrame, inc: pd.DataFrame, new_hash: np.ndarray, exporte
             "replaced": len(inc) - unchanged - n_kept - inserted}
 
 
-def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
-               load_key: str | None = None, exported_at: str = "", force_older: bool = False,
-               user: str | None = None) -> dict:
+def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str,
+               content_sha256: str, load_key: str | None = None, exported_at: str = "",
+               force_older: bool = False, user: str | None = None) -> dict:
     """Write one ingested export in a single transaction.
 
     Parameters
     ----------
+    result : the export's result, or its chunks' results in order (a streamed file,
+        :class:`hotspots.ingest.stream.ChunkedIngest`: read as they are written, inside
+        the transaction, so a file of millions of rows never sits in memory whole).
     content_sha256 : the file's SHA-256.
     load_key : what makes two loads the same (the file with its mapping and the
         configuration; default ``content_sha256``). A key loaded before is not loaded again.
@@ -264,57 +267,105 @@ def write_load(conn, result: IngestResult, *, path: str, content_sha256: str,
     -------
     dict with ``load_id`` (None when this key was loaded before), ``inserted``,
     ``replaced``, ``unchanged``, ``kept_newer`` (list of ``{"load_id", "exported_at",
-    "n"}``: versions kept because their export is dated after this one) and
-    ``already_loaded`` (the earlier load of the same key, if any).
+    "n"}``: versions kept because their export is dated after this one),
+    ``already_loaded`` (the earlier load of the same key, if any) and, when written, the
+    file's ``read``, ``accepted``, ``rejected`` and ``unassigned`` rows.
     """
-    inc = result.incidents
+    chunks = [result] if isinstance(result, IngestResult) else result
     load_key = load_key or content_sha256
-    new_hash = _row_hash(inc)
     with conn.transaction(load=True):
         prior = find_load(conn, load_key)  # inside: two loads of one file at once load once
         if prior is not None:
             return {"load_id": None, "inserted": 0, "replaced": 0,
                     "unchanged": prior["accepted"], "kept_newer": [],
                     "already_loaded": prior["load_id"]}
-        old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at,
-        c = _compare(old, inc, new_hash, exported_at, force_older)
-        at, found, same, write, kept = c["at"], c["found"], c["same"], c["write"], c["kept"]
-        unchanged, n_kept = c["unchanged"], c["n_kept"]
-        inserted, replaced = c["inserted"], c["replaced"]
-        unassigned = int((inc["lsoa_code"] == "").sum())  # no area of the finest layer
-        load_id = conn.insert(
-            "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
-            "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, n_unassigned, "
-            "lsoa_agreement, load_key, exported_at, loaded_by, n_kept_newer) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (result.file, path, content_sha256, result.format, _now(), result.n_read,
-             len(inc), len(result.rejected), inserted, replaced, unchanged, unassigned,
-             result.lsoa_agreement, load_key, exported_at, user or current_user(), n_kept),
-            "load_id")
-        if write.any():
-            rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
-                                         exported_at=exported_at)
-            conn.upsert_incidents(rows[STORED_COLUMNS], replace=bool((found & write).any()))
-        # an unchanged version seen in a later export carries that export's date, so an
-        # export dated between the two cannot revert it
-        bump = np.zeros(len(inc), dtype=bool)
-        bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
-        if bump.any():  # the keys as lists first: iterating Arrow text row by row is slow
-            conn.executemany(
-                "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
-                zip(itertools.repeat(exported_at), itertools.repeat(load_id),
-                    *(inc[c].to_numpy(dtype=object)[bump].tolist() for c in ("source", "ref"))))
-        conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
-                         [(load_id, *r) for r in result.problems.itertuples(index=False,
-                                                                            name=None)])
-        raw_cols = [c for c in result.rejected.columns if c not in ("row", "reasons")]
+        load_id, tally = None, _Tally()
+        for res in chunks:
+            if load_id is None:  # counted once every chunk is written
+                load_id = conn.insert(
+                    "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
+                    "n_accepted, n_rejected, n_inserted, n_replaced, n_unchanged, "
+                    "n_unassigned, lsoa_agreement, load_key, exported_at, loaded_by, "
+                    "n_kept_newer) VALUES (?,?,?,?,?,0,0,0,0,0,0,0,NULL,?,?,?,0)",
+                    (res.file, path, content_sha256, res.format, _now(), load_key,
+                     exported_at, user or current_user()), "load_id")
+            _write_chunk(conn, res, load_id, exported_at, force_older, tally)
+        t = tally.totals()
         conn.executemany(
-            "INSERT INTO rejected_rows VALUES (?,?,?,?)",
-            [(load_id, int(r["row"]), r["reasons"],
-              json.dumps({c: r[c] for c in raw_cols}, ensure_ascii=False))
-             for r in result.rejected.to_dict("records")])
-    return {"load_id": int(load_id), "inserted": inserted, "replaced": replaced,
-            "unchanged": unchanged, "kept_newer": kept, "already_loaded": None}
+            "UPDATE loads SET n_read = ?, n_accepted = ?, n_rejected = ?, n_inserted = ?, "
+            "n_replaced = ?, n_unchanged = ?, n_unassigned = ?, lsoa_agreement = ?, "
+            "n_kept_newer = ? WHERE load_id = ?",
+            [(t["read"], t["accepted"], t["rejected"], t["inserted"], t["replaced"],
+              t["unchanged"], t["unassigned"], t["lsoa_agreement"],
+              sum(k["n"] for k in t["kept_newer"]), load_id)])
+    return {"load_id": int(load_id), "already_loaded": None, **t}
+
+
+class _Tally:
+    """A load's counts, added up over its chunks."""
+
+    def __init__(self):
+        self.n = dict.fromkeys(("read", "accepted", "rejected", "inserted", "replaced",
+                                "unchanged", "unassigned", "agree", "has"), 0)
+        self.kept: dict[tuple[int, str], int] = {}
+        self.agreement: list[float | None] = []
+
+    def add(self, res: IngestResult, c: dict, unassigned: int) -> None:
+        for key, value in (("read", res.n_read), ("accepted", len(res.incidents)),
+                           ("rejected", len(res.rejected)), ("inserted", c["inserted"]),
+                           ("replaced", c["replaced"]), ("unchanged", c["unchanged"]),
+                           ("unassigned", unassigned)):
+            self.n[key] += value
+        if res.lsoa_checked:
+            self.n["agree"] += res.lsoa_checked[0]
+            self.n["has"] += res.lsoa_checked[1]
+        self.agreement.append(res.lsoa_agreement)
+        for k in c["kept"]:
+            key = (k["load_id"], k["exported_at"])
+            self.kept[key] = self.kept.get(key, 0) + k["n"]
+
+    def totals(self) -> dict:
+        n = self.n
+        agreement = (float(n["agree"] / n["has"]) if n["has"] else
+                     next((a for a in self.agreement if a is not None), None))
+        return {**{k: v for k, v in n.items() if k not in ("agree", "has")},
+                "lsoa_agreement": agreement,
+                "kept_newer": [{"load_id": int(k[0]), "exported_at": k[1], "n": int(v)}
+                               for k, v in sorted(self.kept.items())]}
+
+
+def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_older: bool,
+                 tally: _Tally) -> None:
+    """Write one export's (or one chunk's) incidents, problems and rejected rows."""
+    inc = res.incidents
+    new_hash = _row_hash(inc)
+    old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at, load_id
+    c = _compare(old, inc, new_hash, exported_at, force_older)
+    at, found, same, write = c["at"], c["found"], c["same"], c["write"]
+    tally.add(res, c, int((inc["lsoa_code"] == "").sum()))  # no area of the finest layer
+    if write.any():
+        rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
+                                     exported_at=exported_at)
+        conn.upsert_incidents(rows[STORED_COLUMNS], replace=bool((found & write).any()))
+    # an unchanged version seen in a later export carries that export's date, so an
+    # export dated between the two cannot revert it
+    bump = np.zeros(len(inc), dtype=bool)
+    bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
+    if bump.any():  # the keys as lists first: iterating Arrow text row by row is slow
+        conn.executemany(
+            "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
+            zip(itertools.repeat(exported_at), itertools.repeat(load_id),
+                *(inc[c].to_numpy(dtype=object)[bump].tolist() for c in ("source", "ref"))))
+    conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
+                     [(load_id, *r) for r in res.problems.itertuples(index=False, name=None)])
+    raw_cols = [c for c in res.rejected.columns if c not in ("row", "reasons")]
+    # a malformed row's own text is kept with it (no other row has one)
+    conn.executemany(
+        "INSERT INTO rejected_rows VALUES (?,?,?,?)",
+        [(load_id, int(r["row"]), r["reasons"],
+          json.dumps({c: r[c] for c in raw_cols if c != "raw_text" or r[c]},
+                     ensure_ascii=False))
+         for r in res.rejected.to_dict("records")])
 
 
 #: Fields shown in a preview's changes: what a person reads in a record (the keys and

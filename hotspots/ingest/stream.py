@@ -1,0 +1,221 @@
+"""A CSV export read and checked a chunk of rows at a time (default 500,000), so memory
+does not grow with the file: five years of London (6M rows) load in the memory of one
+chunk. Every chunk is checked by :func:`to_incidents` with what the chunks before it
+left (:class:`.carry.Carry`: references seen, derived keys made), so the chunks give
+the same incidents, problems and rejected rows (with the same row numbers) as the whole
+file read at once; the store writes them in one transaction (:func:`hotspots.store.
+write_load`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import mmap
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+
+from ..config import Config
+from ..errors import InputError
+from ..validate import file_message
+from . import IngestResult, to_incidents
+from .carry import Carry
+from .read import (
+    Mapping,
+    _header,
+    _quoted_line_breaks,
+    _utf8,
+    export_date,
+    latest_export_date,
+)
+
+#: Rows checked and written at a time.
+CHUNK_ROWS = 500_000
+#: Bytes the CSV reader parses at a time (rows are gathered into chunks of CHUNK_ROWS).
+_BLOCK = 16 * 2**20
+
+
+class StreamFailed(Exception):
+    """The file cannot be read a block at a time (a row longer than a block, say): read
+    it whole instead, which knows those cases and words their messages."""
+
+
+def read_csv_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS
+                    ) -> Iterator[pd.DataFrame]:
+    """:func:`read_export` of a CSV, ``chunk_rows`` rows at a time: frames of Arrow text
+    with the attributes ``row_numbers`` (each row's number in the file, the header being
+    row 1), ``malformed`` (the rows with the wrong number of fields since the previous
+    chunk, as the whole file's reader notes them) and ``last``.
+
+    Raises
+    ------
+    InputError
+        as :func:`read_export` (missing file, no header, ...).
+    StreamFailed
+        the file needs reading whole (see :class:`StreamFailed`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(file_message(path.name, "no_file"))
+    with open(path, "rb") as fh:  # mapped, not copied
+        try:
+            raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # an empty file, or one that cannot be mapped
+            raw = fh.read()
+    text = _utf8(raw, path.name)
+    header, sep = _header(text, path.name)
+    malformed: list[tuple[int, str, str]] = []
+
+    def keep(row) -> str:
+        malformed.append((row.number, f"{row.actual_columns} fields where the header has "
+                                      f"{row.expected_columns}", row.text))
+        return "skip"
+
+    try:
+        reader = pacsv.open_csv(
+            pa.BufferReader(pa.py_buffer(text)),
+            # one thread: the reader numbers the rows it sets aside only then
+            read_options=pacsv.ReadOptions(block_size=_BLOCK, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=sep, ignore_empty_lines=False,
+                                             newlines_in_values=_quoted_line_breaks(text),
+                                             invalid_row_handler=keep),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as exc:
+        raise StreamFailed(str(exc)) from exc
+    numbers = _Numbering(malformed)
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:
+            raise StreamFailed(str(exc)) from exc
+        pending.append(batch)
+        held += batch.num_rows
+        while held > chunk_rows:  # more to come after this chunk: it is not the last
+            table = pa.Table.from_batches(pending)
+            yield numbers.frame(table.slice(0, chunk_rows), last=False)
+            rest = table.slice(chunk_rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    yield numbers.frame(pa.Table.from_batches(pending, schema=reader.schema), last=True)
+
+
+class _Numbering:
+    """Row numbers of the chunks: records counted from 2 (the header is row 1), the
+    malformed rows the reader set aside left out (they are numbered, and told, by the
+    time the rows after them are read)."""
+
+    def __init__(self, malformed: list[tuple[int, str, str]]):
+        self.malformed, self.used, self.next = malformed, 0, 2
+
+    def frame(self, table: pa.Table, *, last: bool) -> pd.DataFrame:
+        k = table.num_rows
+        pending = self.malformed[self.used:]
+        skip = np.array([m[0] for m in pending], dtype=np.int64)
+        rows = np.setdiff1d(np.arange(self.next, self.next + k + len(skip)), skip)[:k]
+        mine = len(pending) if last or not k else int(np.searchsorted(skip, rows[-1]))
+        frame = pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
+                              for h in table.column_names})
+        frame.attrs.update(row_numbers=rows, last=last)
+        if mine:
+            frame.attrs["malformed"] = pending[:mine]
+        self.used += mine
+        if k:
+            self.next = int(rows[-1]) + 1
+        return frame
+
+
+class ChunkedIngest:
+    """An export checked a chunk at a time: iterating gives each chunk's IngestResult
+    (made as it is asked for, so a chunk's rows are let go before the next is read);
+    :meth:`summary` then gives the whole file's result without its incidents (its
+    ``accepted`` counted)."""
+
+    def __init__(self, path: str | Path, *, config: Config,
+                 layers: dict[str, gpd.GeoDataFrame], area: shapely.Geometry,
+                 mapping: Mapping | None = None, today: dt.date | None = None,
+                 chunk_rows: int = CHUNK_ROWS, progress=None):
+        self.path, self.chunk_rows = Path(path), chunk_rows
+        #: told ``(step, text)`` of each chunk: step 1 while checking, 2 writing the last
+        self.progress = progress or (lambda step, text: None)
+        self.options = {"config": config, "layers": layers, "area": area,
+                        "mapping": mapping, "today": today}
+        self.parts: list[IngestResult] = []
+        self.accepted = self.unassigned = 0
+
+    def __iter__(self) -> Iterator[IngestResult]:
+        carry = Carry()
+        self.parts.clear()
+        self.accepted = self.unassigned = 0
+        name, done = self.path.name, 0
+        for frame in read_csv_chunks(self.path, chunk_rows=self.chunk_rows):
+            carry.last = frame.attrs["last"]
+            self.progress(1, f"{name}: checking {len(frame):,} rows" if carry.last and not done
+                          else f"{name}: checking rows {done + 1:,} to {done + len(frame):,}")
+            done += len(frame)
+            res = to_incidents(frame, file=name, carry=carry, **self.options)
+            del frame
+            self.accepted += len(res.incidents)
+            self.unassigned += int((res.incidents["lsoa_code"] == "").sum())
+            if carry.last:
+                self.progress(2, f"{name}: writing {self.accepted:,} rows")
+            yield res
+            # kept: what the report needs (problems, rejected rows), not the incidents
+            self.parts.append(IngestResult(
+                file=res.file, format=res.format, n_read=res.n_read,
+                incidents=res.incidents.iloc[:0], problems=res.problems,
+                rejected=res.rejected, lsoa_agreement=res.lsoa_agreement,
+                warnings=res.warnings, lsoa_checked=res.lsoa_checked))
+            del res
+
+    def summary(self) -> IngestResult:
+        """The whole file's result once every chunk has been read; ``incidents`` is
+        empty (``accepted`` counts them)."""
+        parts = self.parts
+        checked = [p.lsoa_checked for p in parts if p.lsoa_checked]
+        agree, has = (sum(c[0] for c in checked), sum(c[1] for c in checked))
+        problems = [p.problems for p in parts if len(p.problems)] or [parts[0].problems]
+        return IngestResult(
+            file=parts[0].file, format=parts[0].format, n_read=sum(p.n_read for p in parts),
+            incidents=parts[0].incidents, problems=pd.concat(problems, ignore_index=True),
+            rejected=combined_rejected([p.rejected for p in parts]),
+            lsoa_agreement=float(agree / has) if has else None, warnings=parts[0].warnings,
+            lsoa_checked=(agree, has) if has else None)
+
+    def export_date(self) -> str:
+        """The export's own date (:func:`export_date`), the extract-date column read a
+        chunk at a time."""
+        mapping = self.options["mapping"]
+        column = mapping.columns.get("extract_date") if mapping else None
+        if column:
+            chunks = read_csv_chunks(self.path, chunk_rows=self.chunk_rows)
+            first = next(chunks)
+            if column in first.columns:
+                return latest_export_date(
+                    (f[[column]] for f in itertools.chain([first], chunks)), path=self.path,
+                    mapping=mapping)
+        return export_date(pd.DataFrame(), path=self.path)
+
+
+def combined_rejected(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rejected rows of a file's chunks as one table, as the whole file gives it: the
+    raw text of malformed rows ('' for the others) before the reasons."""
+    kept = [p for p in parts if len(p)]
+    if len(kept) < 2:
+        return kept[0] if kept else parts[0]
+    out = pd.concat(kept, ignore_index=True)
+    if "raw_text" in out.columns:
+        out["raw_text"] = out["raw_text"].fillna("")
+        out = out[[c for c in out.columns if c != "reasons"] + ["reasons"]]
+    return out
