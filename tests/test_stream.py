@@ -37,7 +37,8 @@ def police_file(tmp_path: Path) -> Path:
     """Real police.uk rows (ASB without Crime IDs: derived keys) with, spread over the
     file: identical ASB rows far apart (occurrence numbers go on across chunks), a Crime
     ID repeated far from its first row, rows with too many or too few fields (before,
-    between and after others, and last), no coordinates, an unknown crime type."""
+    between and after others, and last), no coordinates, an unknown crime type, a quoted
+    cell over two lines."""
     lines = ASB.read_text(encoding="utf-8-sig").splitlines()
     header, body = lines[0], lines[1:41]
     with_id = [ln for ln in ASB.read_text().splitlines()[1:] if not ln.startswith(",")][:3]
@@ -51,6 +52,9 @@ def police_file(tmp_path: Path) -> Path:
     cols = body[31].split(",")
     cols[9] = "Dragon theft"
     body[31] = ",".join(cols)
+    cols = body[33].split(",")
+    cols[6] = '"On or near\nTwo Lines"'  # a quoted cell over two lines
+    body[33] = ",".join(cols)
     body += ["a,b", body[2]]
     out = tmp_path / "police.csv"
     out.write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
@@ -58,14 +62,17 @@ def police_file(tmp_path: Path) -> Path:
 
 
 def council_file(tmp_path: Path) -> Path:
+    """Rows with repeated references, no coordinates, an unknown type, one row with a
+    field too many; in Windows-1252 (read as UTF-8 in memory, then streamed)."""
     rows = [{"Ref": f"R{i % 23}", "When": f"2024-08-{1 + i % 28:02d} 21:15",
              "Type": "Rowdy" if i % 11 else "Bogus", "Lat": f"{51.5205 + i * 1e-4:.6f}",
-             "Lon": "" if i % 13 == 5 else "-0.0716", "Exported": f"2024-09-{1 + i % 9:02d}"}
+             "Lon": "" if i % 13 == 5 else "-0.0716", "Exported": f"2024-09-{1 + i % 9:02d}",
+             "Note": "café £5" if i % 7 == 3 else ""}
             for i in range(40)]
     text = pd.DataFrame(rows).to_csv(index=False).splitlines()
-    text[12:12] = ['"R99","2024-08-02 10:00","Rowdy","51.52","-0.07","2024-09-01","extra"']
+    text[12:12] = ['"R99","2024-08-02 10:00","Rowdy","51.52","-0.07","2024-09-01","extra","more"']
     out = tmp_path / "council.csv"
-    out.write_text("\n".join(text) + "\n", encoding="utf-8")
+    out.write_text("\n".join(text) + "\n", encoding="cp1252")  # Excel's plain CSV
     return out
 
 

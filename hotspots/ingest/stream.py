@@ -9,6 +9,7 @@ write_load`).
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import itertools
 import mmap
@@ -28,6 +29,7 @@ from ..validate import file_message
 from . import IngestResult, to_incidents
 from .carry import Carry
 from .read import (
+    _WINDOW,
     Mapping,
     _header,
     _quoted_line_breaks,
@@ -69,8 +71,15 @@ def read_csv_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS
             raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # an empty file, or one that cannot be mapped
             raw = fh.read()
-    text = _utf8(raw, path.name)
-    header, sep = _header(text, path.name)
+    utf8, newlines = _scan(path)
+    if utf8:  # read from the file as it is parsed: its pages are not held as ours
+        header, sep = _header(raw, path.name)
+        source = pa.OSFile(str(path))
+    else:  # other encodings: the file as UTF-8 in memory
+        raw = _utf8(raw, path.name)
+        header, sep = _header(raw, path.name)
+        source, newlines = pa.BufferReader(pa.py_buffer(raw)), _quoted_line_breaks(raw)
+    del raw
     malformed: list[tuple[int, str, str]] = []
 
     def keep(row) -> str:
@@ -80,11 +89,11 @@ def read_csv_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS
 
     try:
         reader = pacsv.open_csv(
-            pa.BufferReader(pa.py_buffer(text)),
+            source,
             # one thread: the reader numbers the rows it sets aside only then
             read_options=pacsv.ReadOptions(block_size=_BLOCK, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=sep, ignore_empty_lines=False,
-                                             newlines_in_values=_quoted_line_breaks(text),
+                                             newlines_in_values=newlines,
                                              invalid_row_handler=keep),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=False,
@@ -109,6 +118,43 @@ def read_csv_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS
             rest = table.slice(chunk_rows)
             pending, held = rest.to_batches(), rest.num_rows
     yield numbers.frame(pa.Table.from_batches(pending, schema=reader.schema), last=True)
+
+
+def _scan(path: Path) -> tuple[bool, bool]:
+    """Whether the file is UTF-8 as it is (not UTF-16, no byte invalid in UTF-8), and
+    whether a quoted cell spans lines (see :func:`.read._quoted_line_breaks`): read once,
+    a window at a time, not mapped (the pages read are not held as the process's)."""
+    check = codecs.getincrementaldecoder("utf-8")()
+    utf8, before, breaks = True, 0, False
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) == 4 and (
+                (head[1] == head[3] == 0 and head[0] and head[2])
+                or (head[0] == head[2] == 0 and head[1] and head[3]))):
+            return False, False  # UTF-16 (as :func:`.read._utf8` tells it)
+        fh.seek(0)
+        while window := fh.read(_WINDOW):
+            if utf8:
+                try:
+                    check.decode(window)
+                except UnicodeDecodeError:
+                    utf8 = False
+            if breaks:
+                continue
+            if b'"' in window:
+                data = np.frombuffer(window, dtype=np.uint8)
+                quotes = np.flatnonzero(data == ord('"'))
+                ends = np.flatnonzero((data == ord("\n")) | (data == ord("\r")))
+                breaks = bool(((np.searchsorted(quotes, ends) + before) & 1).any())
+                before += len(quotes)
+            elif before & 1:  # inside a quoted cell the whole window
+                breaks = b"\n" in window or b"\r" in window
+    if utf8:
+        try:
+            check.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return utf8, breaks
 
 
 class _Numbering:
