@@ -31,10 +31,25 @@ _XLSX_MAX_TEXT = 32767
 _MIN_WIDTH, _MAX_WIDTH, _HEADING_WIDTH = 8, 60, 22
 
 
-def _rows(df: pd.DataFrame, columns: list[str]) -> list[list]:
+def _rows(df: pd.DataFrame, columns: list[str]) -> list[tuple]:
     """The cells of ``columns`` as None, bool, int, float or neutralised text."""
-    return [[safe.to_cell(v) for v in rec]
-            for rec in df[columns].itertuples(index=False, name=None)]
+    return list(zip(*(_cells(df[c]) for c in columns), strict=True)) if columns else \
+        [() for _ in range(len(df))]
+
+
+def _cells(values: pd.Series) -> list:
+    """One column's cells as :func:`~hotspots.export.safe.to_cell` gives them: a column
+    of NumPy booleans, integers or floats converted at once (non-finite floats None),
+    any other value by value."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return values.to_numpy().tolist()
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        arr = values.to_numpy()
+        out = arr.astype(object)
+        out[~np.isfinite(arr)] = None
+        return out.tolist()
+    return [safe.to_cell(v) for v in values.to_numpy(dtype=object)]
 
 
 def _frame(df: pd.DataFrame, name: str) -> pd.DataFrame:
