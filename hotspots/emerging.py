@@ -339,7 +339,8 @@ def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_mont
     True
     """
     span = pd.period_range(end=pd.Period(end_month, "M"), periods=months, freq="M")
-    month = pd.PeriodIndex(incidents["period"], freq="M")
+    codes, months_seen = pd.factorize(incidents["period"], use_na_sentinel=False)
+    month = pd.PeriodIndex(months_seen, freq="M")[codes]  # each distinct month parsed once
     idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy())
     keep = (idx >= 0) & month.isin(span)
     if month[keep].nunique() < MIN_PERIODS:

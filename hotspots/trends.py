@@ -12,6 +12,7 @@ or empty belong to no unit and are left out.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,14 @@ def poisson_change_test(count: int, previous: int, *, exposure: float = 1.0,
     if total == 0:
         return 1.0
     share = float(exposure) / (float(exposure) + float(previous_exposure))
-    return float(binomtest(int(count), total, share).pvalue)
+    return _binom_p(int(count), total, share)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _binom_p(count: int, total: int, share: float) -> float:
+    """``binomtest(count, total, share).pvalue``, once per distinct test: London's 4,994
+    LSOAs have far fewer distinct pairs of counts."""
+    return float(binomtest(count, total, share).pvalue)
 
 
 def relative_change_test(count: int, previous: int, reference: int,
@@ -168,7 +176,7 @@ def relative_change_test(count: int, previous: int, reference: int,
         return total * share, poisson_change_test(count, previous, exposure=exposure,
                                                   previous_exposure=previous_exposure)
     share = int(reference) / (int(reference) + int(reference_previous))  # r / (1 + r)
-    p = 1.0 if total == 0 else float(binomtest(int(count), total, share).pvalue)
+    p = 1.0 if total == 0 else _binom_p(int(count), total, share)
     return total * share, p
 
 
