@@ -92,6 +92,16 @@ def _to_lonlat(coords: np.ndarray) -> np.ndarray:
     return np.round(np.column_stack([lon, lat]), 7)
 
 
+def _each_distinct(values: pd.Series, func) -> list:
+    """``[func(v) for v in values]``, calling ``func`` once per distinct value of a text
+    column (labels, codes and classes repeat over tens of thousands of cells)."""
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return [func(v) for v in values.to_numpy(dtype=object)]
+    codes, seen = pd.factorize(values, use_na_sentinel=False)
+    done = np.array([func(v) for v in np.asarray(seen, dtype=object)] + [None], dtype=object)
+    return done[codes].tolist()
+
+
 def _gis_values(values: pd.Series) -> pd.Series:
     """One column as a GIS field: numbers and booleans stay as they are (infinities become
     empty), dates become ISO text, text is neutralised; a column of numbers and text (a
@@ -102,7 +112,7 @@ def _gis_values(values: pd.Series) -> pd.Series:
         return values.where(np.isfinite(values.to_numpy(dtype=float)))
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.map(lambda v: None if pd.isna(v) else v.isoformat()).astype(object)
-    cells = values.map(to_cell).astype(object)
+    cells = pd.Series(_each_distinct(values, to_cell), index=values.index, dtype=object)
     kinds = {type(v) for v in cells if v is not None}
     if kinds and kinds <= {int, float}:
         return pd.to_numeric(cells)
