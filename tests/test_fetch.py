@@ -296,22 +296,33 @@ def test_bad_answer_keeps_months_before_and_nothing_of_its_month(api, config, ca
 
 
 @pytest.mark.slow
-def test_interrupted_before_loading_resumes_without_asking_again(api, config, cache, tmp_path,
-                                                                 monkeypatch):
+@pytest.mark.parametrize("stop", ["loading", "fetching the third month"])
+def test_interrupted_run_resumes_without_asking_again(api, config, cache, tmp_path,
+                                                      monkeypatch, stop):
+    """Stopped (Ctrl-C) while loading the months fetched, or in the middle of fetching:
+    the months fetched are loaded by the next run without asking for them again."""
     fake, base = api
     db = tmp_path / "s.sqlite"
+    fetch_month = fetch.fetch_month
 
     def killed(*a, **k):
-        raise KeyboardInterrupt
+        if stop == "loading" or a[2] == MONTHS[2]:
+            raise KeyboardInterrupt
+        return fetch_month(*a, **k)
 
-    monkeypatch.setattr(jobs, "ingest_files", killed)
+    if stop == "loading":
+        monkeypatch.setattr(jobs, "ingest_files", killed)
+    else:
+        monkeypatch.setattr(fetch, "fetch_month", killed)
     with pytest.raises(KeyboardInterrupt):
         run(config, cache, db, base, months=MONTHS[:3])
     monkeypatch.undo()
+    assert incidents(db)[0].empty
     n_before = len(fake.log)
     report = run(config, cache, db, base, months=MONTHS[:4])
     assert [m["status"] for m in report["months"]] == ["loaded"] * 4
-    assert len([p for p in fake.log[n_before:] if "crimes-street/" in p[1]]) == 1
+    asked = 1 if stop == "loading" else 2  # the fourth month (and the third, not fetched)
+    assert len([p for p in fake.log[n_before:] if "crimes-street/" in p[1]]) == asked
     got, loads = incidents(db)
     assert sorted(got["period"].unique()) == MONTHS[:4] and len(loads) == 4
     # and once more: nothing asked, nothing loaded
