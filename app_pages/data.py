@@ -311,6 +311,7 @@ try:
     loads = store.read_loads(conn)
     first, last = store.date_range(conn)
     by_source = store.counts_by_source(conn)
+    decisions = store.read_decisions(conn)
 finally:
     conn.close()
 c1, c2, c3 = st.columns(3)
@@ -324,3 +325,13 @@ st.dataframe(loads[["load_id", "loaded_at", "loaded_by", "file", "format", "expo
                     "n_kept_newer", "n_unassigned"]]
              .rename(columns={"loaded_at": "when (UTC)", "loaded_by": "who"}),
              hide_index=True, key="loads")
+if len(decisions):
+    st.write("Tasking decisions: who recorded each and when, and its last change")
+    st.dataframe(decisions[["decision_id", "meeting_date", "place_id", "owner", "recorded_at",
+                            "recorded_by", "edited_at", "edited_by", "revision", "outcome"]]
+                 .rename(columns={"decision_id": "decision", "meeting_date": "meeting",
+                                  "place_id": "place", "recorded_at": "recorded (UTC)",
+                                  "recorded_by": "recorded by",
+                                  "edited_at": "last changed (UTC)", "edited_by": "changed by",
+                                  "revision": "changes"}),
+                 hide_index=True, key="decisions")
