@@ -23,6 +23,8 @@ from hotspots.synthetic import make_synthetic, write_synthetic
 common.require(*common.FULL_ROLES)
 st.title("Data")
 
+FORCE = "Replace newer records"
+FORCE_HINT = f"tick '{FORCE}' above and check the files again to replace them"
 NONE, UPLOAD = "(none: police.uk street-level files)", "Upload a mapping file (TOML)"
 SAVED = mappingform.mapping_dir(common.store_file())
 if "pending_mapping" in st.session_state:  # a mapping just saved by the form: chosen
@@ -122,9 +124,10 @@ def _run(job, paths: list[Path], mapping: Path | None, **kw) -> dict | None:
         return None
 
 
-def _ingest(paths: list[Path], mapping: Path | None) -> None:
+def _ingest(paths: list[Path], mapping: Path | None, force: bool = False) -> None:
     bar = st.progress(0.0, text="Reading...")
-    result = _run(jobs.ingest_files, paths, mapping, user=common.user(),
+    result = _run(jobs.ingest_files, paths, mapping, user=common.user(), force_older=force,
+                  force_hint=FORCE_HINT,
                   progress=lambda done, total, step: bar.progress(done / total, text=step))
     bar.empty()
     if result is not None:
@@ -149,15 +152,19 @@ too_big = [u.name for u in uploads or [] if u.size > common.MAX_UPLOAD_MB * 1024
 if too_big:
     st.error(f"{', '.join(too_big)}: larger than {common.MAX_UPLOAD_MB} MB; split the "
              "export by date and load the parts.")
+force = st.checkbox(f"{FORCE}: an export dated before the records' versions in the store "
+                    "replaces them (without this, the newer versions are kept)",
+                    key="force_older")
 saved_path = saved.get(choice)
 token = (tuple((u.file_id, u.name, u.size) for u in uploads or []), choice,
          mapping_up.file_id if mapping_up else None,
-         saved_path.stat().st_mtime_ns if saved_path else None)
+         saved_path.stat().st_mtime_ns if saved_path else None, force)
 ready = bool(uploads) and not too_big and (choice != UPLOAD or mapping_up is not None)
 
 if st.button("Check the files (nothing is written)", disabled=not ready, key="check"):
     with _on_disk(uploads, mapping_up) as (paths, mapping), st.spinner("Checking..."):
-        report = _run(jobs.preview_files, paths, mapping or saved_path)
+        report = _run(jobs.preview_files, paths, mapping or saved_path, force_older=force,
+                      force_hint=FORCE_HINT)
     st.session_state["preview"] = {"token": token, "report": report,
                                    "store": common.store_version()}
     st.session_state.pop("confirm_replace", None)
@@ -171,7 +178,7 @@ if st.session_state.pop("do_load", False) and preview and preview["token"] == to
     else:
         with _on_disk(uploads, mapping_up) as (paths, mapping), \
                 st.spinner("Checking and loading..."):
-            _ingest(paths, mapping or saved_path)
+            _ingest(paths, mapping or saved_path, force)
 elif preview and preview["report"] is not None and uploads:
     if preview["token"] != token:
         st.info("The files or the mapping changed since they were checked: check them again.")

@@ -265,3 +265,35 @@ def test_the_data_page_shows_who_loaded_and_decided_what_and_when(page, cache):
     assert ((now - recorded) < pd.Timedelta(minutes=10)).all()
     changed = pd.to_datetime(decisions["last changed (UTC)"].iloc[0], utc=True)
     assert recorded.iloc[0] <= changed <= now
+
+
+def test_an_older_export_keeps_newer_records_unless_the_page_is_told_to_replace_them(page):
+    """The load-order rule on the Data page: the check says what would be kept and why,
+    and how to replace them here (not a command-line flag); ticking the box and checking
+    again replaces them, once the replacement is confirmed."""
+    at, db = page
+    mapping = MAPPING.replace('caller = "Caller ID"\n',
+                              'caller = "Caller ID"\nextract_date = "Exported"\n')
+    # A1 as it was in an export of 2 August; week 1 (in the store) is today's file
+    old = "Ref,When,Type,Lat,Lon,Exported\n" f"A1,2024-08-01 10:00,Dealing,{AT},02/08/2024\n"
+    at.file_uploader(key="uploads").set_value(("old.csv", old.encode(), "text/csv"))
+    at.selectbox(key="mapping_choice").set_value(at.selectbox(key="mapping_choice")
+                                                 .options[-1]).run()
+    at.file_uploader(key="mapping").set_value(("asb.toml", mapping.encode(), "text/plain"))
+    at.run()
+    at.button(key="check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    counts = at.dataframe[0].value.iloc[0]
+    assert (counts["kept (newer in store)"], counts["replaced"]) == (1, 0)
+    note = next(w.value for w in at.warning if w.value.startswith("old.csv: kept"))
+    assert "kept 1 newer version from load 1" in note and "dated 2024-08-02" in note
+    assert "--force-older" not in note and "Replace newer records" in note
+    at.checkbox(key="force_older").check().run()
+    assert any("check them again" in i.value for i in at.info)  # the check was without it
+    at.button(key="check").click().run()
+    counts = at.dataframe[0].value.iloc[0]
+    assert (counts["kept (newer in store)"], counts["replaced"]) == (0, 1)
+    at.checkbox(key="confirm_replace").check().run()
+    at.button(key="load").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _state(db)[1].loc["A1", "category"] == "drug_dealing"
