@@ -75,9 +75,12 @@ def _plain(value):
     return value
 
 
-def _day(iso: str) -> str:
-    """An export date as people say it: the day, and the time when there is one."""
-    return iso[:10] if iso.endswith("T00:00:00") or len(iso) <= 10 else iso[:16].replace("T", " ")
+def _day(iso: str, seconds: bool = False) -> str:
+    """An export date as people say it: the day, and the time when there is one (to the
+    second with ``seconds``)."""
+    if iso.endswith("T00:00:00") or len(iso) <= 10:
+        return iso[:10]
+    return iso[:19 if seconds else 16].replace("T", " ")
 
 
 #: How to replace newer records with an older export, as the command line says it.
@@ -87,9 +90,12 @@ FORCE_HINT = "use --force-older to replace them"
 def kept_newer_note(kept: list[dict], exported_at: str, force_hint: str = FORCE_HINT) -> str:
     """What the load-order rule kept, why, and how to replace them (``force_hint``: the
     front-end's own way)."""
+    # two exports of the same minute (files saved one after the other) told apart
+    sec = any(_day(k["exported_at"]) == _day(exported_at) for k in kept)
     parts = [f"{k['n']:,} newer version{'s' if k['n'] != 1 else ''} from load {k['load_id']} "
-             f"(exported {_day(k['exported_at'])})" for k in kept]
-    return f"kept {'; '.join(parts)}; this export is dated {_day(exported_at)}; {force_hint}"
+             f"(exported {_day(k['exported_at'], sec)})" for k in kept]
+    return (f"kept {'; '.join(parts)}; this export is dated {_day(exported_at, sec)}; "
+            f"{force_hint}")
 
 
 def _check_file(p: Path, mapping: Mapping | None, config: Config, layers, area,

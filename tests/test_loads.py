@@ -201,6 +201,19 @@ def test_file_time_orders_exports_without_an_extract_date(tmp_path, cache, confi
     assert "this export is dated 2024-08-01 09:30" in got["note"]
 
 
+def test_the_note_tells_apart_exports_of_the_same_minute():
+    kept = [{"n": 3, "load_id": 1, "exported_at": "2024-08-30T09:15:40"}]
+    assert jobs.kept_newer_note(kept, "2024-08-30T09:15:05").startswith(
+        "kept 3 newer versions from load 1 (exported 2024-08-30 09:15:40); this export is "
+        "dated 2024-08-30 09:15:05; ")
+    # otherwise to the minute, or the day alone
+    assert "(exported 2024-08-30 09:15); this export is dated 2024-08-29 23:59;" in \
+        jobs.kept_newer_note(kept, "2024-08-29T23:59:59")
+    kept[0]["exported_at"] = "2024-08-30T00:00:00"
+    assert "(exported 2024-08-30); this export is dated 2024-08-01;" in \
+        jobs.kept_newer_note(kept, "2024-08-01")
+
+
 def test_extract_date_column_without_dates_is_named(tmp_path, cache, config):
     mapping = write_mapping(tmp_path, extra='extract_date = "Exported"')
     csv = tmp_path / "asb.csv"
