@@ -317,3 +317,24 @@ def test_police_uk_rows_keep_their_own_lsoa_on_edges_and_just_outside(tmp_path, 
                                shapely.points(bx, by))
         assert (far > config.nearest_max_m).all(), borough
     assert seen["edge"] > 10 and seen["outside"] > 0 and seen["other_on_edge"] > 5, seen
+
+
+def test_a_server_store_of_another_area_is_refused_by_the_cli_and_the_app(
+        pg_url, tmp_path, capsys, cache, monkeypatch):
+    """A PostgreSQL store records its area as a file does, and both the CLI and the app
+    refuse it under another area's configuration."""
+    from streamlit.testing.v1 import AppTest
+
+    base = ["--geodata", str(cache)]
+    assert run(capsys, *base, "ingest", str(BURGLARY[0]), "--store", pg_url)[0] == 0
+    cfg = other_area(tmp_path)
+    code, _, err = run(capsys, "--config", str(cfg), *base, "summarise", "--store", pg_url,
+                       "--out", str(tmp_path / "o"))
+    assert code == 1 and "was built for Tower Hamlets (E09000030)" in err
+    for k, v in {"HOTSPOTS_CONFIG": str(cfg), "HOTSPOTS_STORE": pg_url,
+                 "HOTSPOTS_GEODATA": str(cache), "HOTSPOTS_LOCAL": "1"}.items():
+        monkeypatch.setenv(k, v)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    assert not at.exception and any(
+        "was built for Tower Hamlets (E09000030)" in e.value and "Elsewhere (E09000999)"
+        in e.value for e in at.error)
