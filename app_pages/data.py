@@ -18,7 +18,7 @@ from hotspots import jobs, mappingform, store
 from hotspots.errors import HotspotsError
 from hotspots.ingest import read_export
 from hotspots.schema import MAPPING_FIELDS, OPTIONAL_MAPPING_FIELDS
-from hotspots.synthetic import make_synthetic, write_synthetic
+from hotspots.synthetic import MIN_INCIDENTS, make_synthetic, write_synthetic
 
 common.require(*common.FULL_ROLES)
 st.title("Data")
@@ -297,7 +297,8 @@ if saved:
 
 st.subheader("Synthetic data for demonstrations")
 c1, c2 = st.columns(2)
-n = int(c1.number_input("Incidents", 500, 50_000, 2_000, step=500, key="synth_n"))
+n = int(c1.number_input("Incidents", MIN_INCIDENTS, 50_000, max(MIN_INCIDENTS, 2_000),
+                        step=500, key="synth_n"))  # fewer are refused by make_synthetic
 seed = int(c2.number_input("Seed", 0, 10_000, 1, key="synth_seed"))
 if st.button("Generate and load SYNTHETIC data", key="synth"):
     with tempfile.TemporaryDirectory(prefix="synth-", dir=common.WORK.parent) as tmp:
