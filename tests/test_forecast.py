@@ -63,7 +63,7 @@ def test_tie_kernel_breaks_ties_only():
     assert (tied[i] > tied[j]).all()
     # among the single-incident cells, the one with a neighbouring incident comes first
     ones = np.flatnonzero(plain == 1)
-    lonely = cell_index(b.fine, [875], [875])[0]
+    lonely = cell_index(b.fine, [875], [875], cell_size_m=50.0)[0]
     pair = np.setdiff1d(ones, [lonely])
     assert len(ones) == 3 and (tied[lonely] < tied[pair]).all()
 
