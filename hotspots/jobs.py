@@ -30,6 +30,7 @@ from .ingest import (
     to_incidents,
 )
 from .maps import area_map, save_map
+from .schema import CellShape, ClusterMethod, Kernel
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 from .validate import explain_reasons, file_message
 
@@ -142,30 +143,31 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
     """
     db = store.store_target(store_file)
     mapping_obj = read_mapping(mapping, config) if mapping else None
-    paths = list(map(Path, paths))
-    shas = {p: geography.sha256_file(p) for p in paths if p.is_file()}
-    keys = {p: load_key(shas[p], mapping_obj, config) if p in shas else None for p in paths}
+    files_in = [Path(p) for p in paths]
+    shas = {p: geography.sha256_file(p) for p in files_in if p.is_file()}
+    keys = {p: load_key(shas[p], mapping_obj, config) if p in shas else None for p in files_in}
     files = []
     with store.connection(db) as conn:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
         priors = {p: store.find_load(conn, k) if k else None for p, k in keys.items()}
         geo: dict = {}
-        if any(priors[p] is None for p in paths):  # something to read: the boundaries too
+        if any(priors[p] is None for p in files_in):  # something to read: the boundaries too
             geo["layers"] = geography.read_layers(config, cache=cache)
             geo["area"] = geography.study_area(geo["layers"], config, cache=cache)
-        total = 3 * len(paths)
+        total = 3 * len(files_in)
         say = progress or (lambda done, total, step: None)
-        for i, p in enumerate(paths):
+        for i, p in enumerate(files_in):
             say(3 * i, total, f"{p.name}: reading")
             entry = _entry(INGEST_KEYS, p)
             files.append(entry)
+            key, prior = keys[p], priors[p]
             try:
-                if keys[p] is None:
+                if key is None:
                     raise HotspotsError(file_message(p.name, "no_file"))
-                if priors[p] is not None:
-                    _already_loaded(conn, entry, priors[p])
+                if prior is not None:
+                    _already_loaded(conn, entry, prior)
                     continue
-                _load_one(conn, p, entry, sha=shas[p], key=keys[p], config=config, geo=geo,
+                _load_one(conn, p, entry, sha=shas[p], key=key, config=config, geo=geo,
                           mapping=mapping_obj, today=today, force_older=force_older,
                           user=user, db=db,
                           say=lambda k, step, i=i: say(3 * i + k, total, step))
@@ -316,9 +318,10 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     table, meta = area_summary(inc, layers[level], level=level, period=period, config=config,
                                rank_by=measure, residents=residents)
     meta["level_label"] = config.layer_label(level)
+    pop = config.population
     meta["population"] = (
-        None if residents is None else
-        f"residents from {config.population.file}: "
+        None if residents is None or pop is None else
+        f"residents from {pop.file}: "
         + ("exact (sums of LSOAs)" if how == "exact" else
            "by area (each LSOA's residents shared by area: this layer is not built from "
            "LSOAs)"))
@@ -422,8 +425,8 @@ def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> di
 def detect(*, config: Config, period: Period | None = None, categories: list[str] | None = None,
            store_file: str | Path | None = None, out_dir: str | Path = "out",
            cache: str | Path | None = None, cell_size_m: float | None = None,
-           shape: str = "square", bandwidth_m: float | None = None, kernel: str = "quartic",
-           method: str = "dbscan", fdr: bool = True,
+           shape: CellShape = "square", bandwidth_m: float | None = None,
+           kernel: Kernel = "quartic", method: ClusterMethod = "dbscan", fdr: bool = True,
            layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
     """Hotspots in metres for a period: grid counts, kernel density, Gi* and places.
 
