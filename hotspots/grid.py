@@ -4,10 +4,9 @@ A grid is a lattice of cells anchored at the CRS origin (0, 0), so the same area
 size always give the same cells, and grids of the same size over different areas line up
 cell for cell. Cells are clipped to the area; cells that meet it in zero area are left out.
 
-The lattice is therefore fixed by the cell size and shape alone (a
-:class:`hotspots.analysis.GridSpec`): :func:`cell_index` and :func:`grid_counts` take them
-as arguments, as :func:`make_grid` does, and check that the grid's cells lie on that
-lattice. Nothing about the layout rides in ``DataFrame.attrs`` (joins drop it).
+So a lattice is fixed by the cell size and shape alone (a ``GridSpec``): :func:`cell_index`
+and :func:`grid_counts` take them, as :func:`make_grid` does, and check the cells lie on
+it. Nothing about the layout rides in ``DataFrame.attrs`` (joins drop it).
 
 The cell rule (one cell per point, deterministic):
 
@@ -37,7 +36,7 @@ import shapely
 
 from .errors import ValidationError
 from .schema import GRID_COLUMNS, WORKING_CRS, CellShape
-from .validate import check_metres, check_option, check_projected, check_xy
+from .validate import check_metres, check_option, check_positive, check_projected, check_xy
 
 logger = logging.getLogger(__name__)
 
@@ -283,17 +282,10 @@ def _on_lattice_edge(shape: str, s: float, x: np.ndarray, y: np.ndarray) -> np.n
 
 def check_layout(grid: gpd.GeoDataFrame, *, cell_size_m: float, shape: CellShape = "square"
                  ) -> float:
-    """Check that the grid's cells lie on the lattice of ``cell_size_m`` and ``shape`` (the
-    values :func:`make_grid` was given) and return the cell size as a float.
-
-    Each cell's ``x``, ``y`` (the full cell's centre) must be where its ``row`` and ``col``
-    put it on that lattice, to a millionth of the cell size.
-
-    Raises
-    ------
-    ValidationError
-        When the grid lacks the columns, or a cell is off the lattice (a grid made with
-        another size or shape): names the cell and the fix.
+    """The cell size as a float, once the grid's cells are checked to lie on the lattice of
+    ``cell_size_m`` and ``shape`` (what :func:`make_grid` was given): each cell's ``x``,
+    ``y`` where its ``row`` and ``col`` put it, to 1e-6 of the cell size. ValidationError
+    names the first cell off it (a grid of another size or shape) or the missing columns.
 
     Examples
     --------
@@ -329,22 +321,15 @@ def check_layout(grid: gpd.GeoDataFrame, *, cell_size_m: float, shape: CellShape
 
 def cell_index(grid: gpd.GeoDataFrame, x, y, *, cell_size_m: float,
                shape: CellShape = "square") -> np.ndarray:
-    """``cell_id`` of the cell holding each point, -1 when in none (see the module's rule).
+    """``cell_id`` of the cell holding each point (numpy int64, one per point), -1 when in
+    none (see the module's rule). Lattice arithmetic finds each point's cell; only points
+    in cells cut by the area's boundary are tested against the clipped geometry.
 
     Parameters
     ----------
-    grid : from :func:`make_grid`; may be a subset of its rows, or joined with other
-        columns.
+    grid : from :func:`make_grid`; may be a subset of its rows, or joined to other columns.
     x, y : eastings and northings in the grid's CRS, metres.
-    cell_size_m, shape : what :func:`make_grid` was given (checked by
-        :func:`check_layout`).
-
-    Returns
-    -------
-    numpy int64 array, one entry per point.
-
-    Lattice arithmetic finds each point's cell; only points in cells cut by the area's
-    boundary are tested against the clipped geometry.
+    cell_size_m, shape : what :func:`make_grid` was given (checked: :func:`check_layout`).
 
     Examples
     --------
@@ -493,12 +478,9 @@ def suggest_cell_size(x, y, area, *, cells_across: int = 50, bandwidth_m: float 
     >>> suggest_cell_size(x, y, shapely.box(0, 0, 1000, 500))
     250.0
     """
-    if isinstance(cells_across, bool) or not isinstance(cells_across, (int, np.integer)) \
-            or cells_across < 1:
-        raise ValueError(f"cells_across must be a positive integer, got {cells_across!r}.")
-    if bandwidth_m is not None and not (isinstance(bandwidth_m, (int, float, np.number))
-                                        and math.isfinite(bandwidth_m) and bandwidth_m > 0):
-        raise ValueError(f"bandwidth_m must be a positive number of metres, got {bandwidth_m!r}.")
+    check_positive("cells_across", cells_across, integer=True)
+    if bandwidth_m is not None:
+        bandwidth_m = check_metres("bandwidth_m", bandwidth_m)
     geom, _ = area_geometry(area, crs)
     x, y = check_xy(x, y)
     minx, miny, maxx, maxy = shapely.bounds(geom)

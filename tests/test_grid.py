@@ -239,5 +239,5 @@ def test_suggest_cell_size_rule_by_hand(caplog):
     assert messages[0].startswith("cell size set to 100 m (rule: max(shorter side 2500 m / 50")
     assert messages[1].startswith("cell size set to 50 m")
     assert "capped at bandwidth 120 m / 3" in messages[2]
-    with pytest.raises(ValueError, match=r"cells_across must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"cells_across must be an integer 1 or more; got 0"):
         suggest_cell_size(x, y, area, cells_across=0)
