@@ -18,6 +18,7 @@ from .errors import HotspotsError
 from .export import FORMATS as EXPORT_TABLE_FORMATS
 from .export import write_csv, write_table
 from .loads import (
+    FORCE_HINT,
     INGEST_KEYS,
     PREVIEW_KEYS,
     ingest_files,
@@ -30,10 +31,10 @@ from .maps import area_map, save_map
 from .schema import CellShape, ClusterMethod, Kernel
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 
-__all__ = ["EXPORT_FORMATS", "INGEST_KEYS", "PREVIEW_KEYS", "detect", "export_incidents",
-           "forecast_for", "forecast_meta", "ingest_files", "kept_newer_note",
-           "latest_complete_month", "load_key", "plain_error", "preview_files", "run_backtest",
-           "summarise"]
+__all__ = ["EXPORT_FORMATS", "FORCE_HINT", "INGEST_KEYS", "PREVIEW_KEYS", "detect",
+           "export_incidents", "forecast_for", "forecast_meta", "ingest_files",
+           "kept_newer_note", "latest_complete_month", "load_key", "plain_error",
+           "preview_files", "run_backtest", "summarise"]
 
 
 def latest_complete_month(conn) -> str:
@@ -124,11 +125,13 @@ def _write_areas(table: gpd.GeoDataFrame, stem: Path, config: Config,
     return files
 
 
-def _selection(config: Config, categories, sources, test_months: int, cell_sizes) -> str:
-    """The key a backtest result is kept under: area, sources, categories and options."""
+def _selection(config: Config, categories, sources, test_months: int, cell_sizes,
+               until: str) -> str:
+    """The key a backtest result is kept under: area, sources, categories, options and the
+    last month of the data it was run on (``until``, ``YYYY-MM``)."""
     return json.dumps({"area": config.code, "sources": sorted(sources) if sources else None,
                        "categories": sorted(categories) if categories else None,
-                       "test_months": int(test_months),
+                       "test_months": int(test_months), "until": until,
                        "cell_sizes_m": [float(c) for c in cell_sizes]}, sort_keys=True)
 
 
@@ -151,25 +154,26 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
                  categories: list[str] | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """The forecast layer for the month after ``period`` and the backtest that chose it.
 
-    The backtest result for these categories is read from the store, or run once and kept
-    there until the store's data change. The layer (:func:`hotspots.forecast.
-    forecast_layer`) is drawn from the incidents up to the end of ``period`` on the
-    winner's grid with the winner's method: the map that was scored.
+    The backtest is run on the incidents up to the end of ``period`` only, so the forecast
+    is chosen on months before the one it forecasts even when the store holds later
+    months; its result is read from the store, or run once and kept there until the
+    store's data change. The layer (:func:`hotspots.forecast.forecast_layer`) is drawn
+    from the same incidents on the winner's grid with the winner's method: the map that
+    was scored.
     """
     from .forecast import CELL_SIZES_M, TEST_MONTHS, bin_incidents, forecast_layer
 
-    key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M)
+    last = period.end.strftime("%Y-%m")
+    key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M, last)
     with store.connection(store_file) as conn:
         inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories)
+        inc = inc.loc[inc["period"] <= last]
         result = store.read_backtest(conn, key)
         if result is None:
-            everything = store.read_incidents(conn, categories=categories)
-            result = _backtest(everything, area, config, test_months=TEST_MONTHS,
+            result = _backtest(inc, area, config, test_months=TEST_MONTHS,
                                cell_sizes=CELL_SIZES_M)
             store.write_backtest(conn, key, result)
     winner = result["winner"]
-    last = period.end.strftime("%Y-%m")
-    inc = inc.loc[inc["period"] <= last]
     sizes = sorted({result["cell_sizes_m"][0], winner["cell_size_m"]})
     layer = forecast_layer(bin_incidents(inc, area, cell_sizes=sizes, last_month=last), winner)
     return layer, result
@@ -187,6 +191,7 @@ def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> di
             "cell_size_m": w["cell_size_m"], "pai_5pct": w["pai_5pct"],
             "hit_rate_5pct": w["hit_rate_5pct"], "test_months": w["test_months"],
             "fallback": w["fallback"], "note": w["note"], "cells": int(len(layer)),
+            "months_tested": list(backtest["test_months"]),
             "backtest_created": backtest["created"]}
 
 
@@ -268,10 +273,11 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
                  categories: list[str] | None = None, sources: list[str] | None = None,
                  test_months: int | None = None,
                  cell_sizes_m: list[float] | None = None, progress=None) -> dict:
-    """Search method x cell size on the store's data (rolling origin over the latest
-    ``test_months`` months, default 12, that have 3 months of history before them), say
-    which wins at 5% coverage, and keep the result in the store for ``detect``, ``pack``
-    and the app (for the default test months and cell sizes).
+    """Search method x cell size on the store's data up to its latest complete month (a
+    month still coming in is not tested; rolling origin over the latest ``test_months``
+    months, default 12, that have 3 months of history before them), say which wins at 5%
+    coverage, and keep the result in the store for ``detect``, ``pack`` and the app (for
+    the default test months and cell sizes, forecasting the month after that one).
 
     Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
     ``progress(done, total, step)`` is told of each method and cell size scored.
@@ -284,15 +290,18 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     test_months = test_months or TEST_MONTHS
     sizes = tuple(cell_sizes_m or CELL_SIZES_M)
     with store.connection(store_file) as conn:
-        inc = store.read_incidents(conn, categories=categories)
+        until = latest_complete_month(conn)
+        inc = store.read_incidents(conn, end=month_period(until).end.isoformat(),
+                                   categories=categories)
+    inc = inc.loc[inc["period"] <= until]
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
     result = _backtest(inc, geography.land_area(layers, config, cache=cache), config,
                        test_months=test_months, cell_sizes=sizes, progress=progress)
     with store.connection(store_file) as conn:
-        store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes),
-                             result)
+        store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes,
+                                              until), result)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -49,14 +50,19 @@ _ACCEPTANCE_FIELDS = ("code", "boundary_layer", "layers", "land_layer", "categor
                       "future_tolerance_days")
 
 
-def load_key(content_sha256: str, mapping: Mapping | None, config: Config) -> str:
+def load_key(content_sha256: str, mapping: Mapping | None, config: Config, *,
+             force_older: bool = False) -> str:
     """What makes two loads the same: the file's bytes, its mapping (not where the mapping
-    file lies) and the configuration that decides row acceptance. After a mapping or the
-    taxonomy is corrected, the same file loads again."""
-    what = {"file": content_sha256,
-            "mapping": None if mapping is None else
-            {k: v for k, v in dataclasses.asdict(mapping).items() if k != "path"},
-            "config": {f: _plain(getattr(config, f, None)) for f in _ACCEPTANCE_FIELDS}}
+    file lies), the configuration that decides row acceptance, and whether it was forced
+    over newer records. After a mapping or the taxonomy is corrected, the same file loads
+    again; so does a file whose newer records were kept, when it is forced."""
+    what: dict[str, Any] = {
+        "file": content_sha256,
+        "mapping": None if mapping is None else
+        {k: v for k, v in dataclasses.asdict(mapping).items() if k != "path"},
+        "config": {f: _plain(getattr(config, f, None)) for f in _ACCEPTANCE_FIELDS}}
+    if force_older:  # (unforced keys stay as stores already hold them)
+        what["force_older"] = True
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -68,17 +74,27 @@ def _plain(value):
     return value
 
 
-def _day(iso: str) -> str:
-    """An export date as people say it: the day, and the time when there is one."""
-    return iso[:10] if iso.endswith("T00:00:00") or len(iso) <= 10 else iso[:16].replace("T", " ")
+def _day(iso: str, seconds: bool = False) -> str:
+    """An export date as people say it: the day, and the time when there is one (to the
+    second with ``seconds``)."""
+    if iso.endswith("T00:00:00") or len(iso) <= 10:
+        return iso[:10]
+    return iso[:19 if seconds else 16].replace("T", " ")
 
 
-def kept_newer_note(kept: list[dict], exported_at: str) -> str:
-    """What the load-order rule kept, and why."""
+#: How to replace newer records with an older export, as the command line says it.
+FORCE_HINT = "use --force-older to replace them"
+
+
+def kept_newer_note(kept: list[dict], exported_at: str, force_hint: str = FORCE_HINT) -> str:
+    """What the load-order rule kept, why, and how to replace them (``force_hint``: the
+    front-end's own way)."""
+    # two exports of the same minute (files saved one after the other) told apart
+    sec = any(_day(k["exported_at"]) == _day(exported_at) for k in kept)
     parts = [f"{k['n']:,} newer version{'s' if k['n'] != 1 else ''} from load {k['load_id']} "
-             f"(exported {_day(k['exported_at'])})" for k in kept]
-    return (f"kept {'; '.join(parts)}; this export is dated {_day(exported_at)}; use "
-            "--force-older to replace them")
+             f"(exported {_day(k['exported_at'], sec)})" for k in kept]
+    return (f"kept {'; '.join(parts)}; this export is dated {_day(exported_at, sec)}; "
+            f"{force_hint}")
 
 
 def _check_file(p: Path, mapping: Mapping | None, config: Config, layers, area,
@@ -122,16 +138,16 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
                  store_file: str | Path | None = None,
                  mapping: str | Path | None = None, cache: str | Path | None = None,
                  today: dt.date | None = None, force_older: bool = False,
-                 user: str | None = None, progress=None) -> dict:
+                 user: str | None = None, progress=None, force_hint: str = FORCE_HINT) -> dict:
     """Load exports into the store, one transaction per file.
 
     Returns ``{"store", "files": [...]}`` with :data:`INGEST_KEYS` per file. A file loaded
     before with the same mapping and configuration (:func:`load_key`) is skipped
     (``already_loaded`` names that load) without reading it or the boundaries. A record
     whose version in the store comes from a later-dated export is kept (``kept_newer``,
-    explained in ``note``) unless ``force_older``. A file that cannot be read gets an
-    ``error`` and the others still load. Rejected rows go to ``<store
-    folder>/rejected/<file>.load<N>.rejected.csv``. ``warnings`` say what a file lacks
+    explained in ``note``, which ends with ``force_hint``) unless ``force_older``. A file
+    that cannot be read gets an ``error`` and the others still load. Rejected rows go to
+    ``<store folder>/rejected/<file>.load<N>.rejected.csv``. ``warnings`` say what a file lacks
     (optional mapping columns missing); ``explained`` the rejected rows by reason, fix first
     (:func:`hotspots.validate.explain_reasons`). ``user`` is who loads (default: the
     operating system's user). ``progress(done, total, step)`` is told of each step (three
@@ -141,7 +157,8 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
     mapping_obj = read_mapping(mapping, config) if mapping else None
     files_in = [Path(p) for p in paths]
     shas = {p: geography.sha256_file(p) for p in files_in if p.is_file()}
-    keys = {p: load_key(shas[p], mapping_obj, config) if p in shas else None for p in files_in}
+    keys = {p: load_key(shas[p], mapping_obj, config, force_older=force_older)
+            if p in shas else None for p in files_in}
     files = []
     with store.connection(db) as conn:
         check_store_area(conn, config, store_file=db, cache=cache, record=True)
@@ -165,7 +182,7 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
                     continue
                 _load_one(conn, p, entry, sha=shas[p], key=key, config=config, geo=geo,
                           mapping=mapping_obj, today=today, force_older=force_older,
-                          user=user, db=db,
+                          user=user, db=db, force_hint=force_hint,
                           say=lambda k, step, i=i: say(3 * i + k, total, step))
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 if not isinstance(exc, HotspotsError):
@@ -184,7 +201,8 @@ def _already_loaded(conn, entry: dict, prior: dict) -> None:
 
 
 def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config, geo: dict,
-              mapping: Mapping | None, today, force_older: bool, user, db, say) -> None:
+              mapping: Mapping | None, today, force_older: bool, user, db, say,
+              force_hint: str = FORCE_HINT) -> None:
     """Read, check and write one export; fill in its report ``entry``."""
     res, exported = _check_file(p, mapping, config, geo["layers"], geo["area"], today,
                                 lambda done, total, step: say(1, step), 0, 3)
@@ -201,7 +219,7 @@ def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config,
         "lsoa_agreement": res.lsoa_agreement, "load_id": written["load_id"],
         "already_loaded": written["already_loaded"], "exported_at": exported,
         "kept_newer": sum(k["n"] for k in kept),
-        "note": kept_newer_note(kept, exported) if kept else None,
+        "note": kept_newer_note(kept, exported, force_hint) if kept else None,
     })
     if len(res.rejected) and written["load_id"] is not None:
         out = store.rejected_dir(db) / f"{p.stem}.load{written['load_id']}.rejected.csv"
@@ -213,12 +231,14 @@ def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config,
 def preview_files(paths: list[str | Path], *, config: Config,
                   store_file: str | Path | None = None, mapping: str | Path | None = None,
                   cache: str | Path | None = None, today: dt.date | None = None,
-                  force_older: bool = False, sample: int = 20) -> dict:
+                  force_older: bool = False, sample: int = 20,
+                  force_hint: str = FORCE_HINT) -> dict:
     """What :func:`ingest_files` would do with these exports, without writing anything
     (the store is not even created): per file, :data:`PREVIEW_KEYS` with the counts of
     new (``inserted``), ``replaced``, ``unchanged``, ``kept_newer`` and ``rejected``
     records, and ``changes``: ``{"ref", "field", "old", "new"}`` of the changed fields of
-    up to ``sample`` of the records that would be replaced.
+    up to ``sample`` of the records that would be replaced; ``note`` as in
+    :func:`ingest_files`.
     """
     db = store.store_target(store_file)
     layers = geography.read_layers(config, cache=cache)
@@ -235,7 +255,8 @@ def preview_files(paths: list[str | Path], *, config: Config,
             try:
                 res, exported = _check_file(p, mapping_obj, config, layers, area, today,
                                             lambda *a: None, 0, 3)
-                key = load_key(geography.sha256_file(p), mapping_obj, config)
+                key = load_key(geography.sha256_file(p), mapping_obj, config,
+                               force_older=force_older)
                 got = (store.preview_load(conn, res, load_key=key, exported_at=exported,
                                           force_older=force_older, sample=sample)
                        if conn is not None else _all_new(res))
@@ -249,7 +270,7 @@ def preview_files(paths: list[str | Path], *, config: Config,
                                               "already_loaded")},
                          exported_at=exported, changes=got["changes"].to_dict("records"),
                          kept_newer=sum(k["n"] for k in got["kept_newer"]),
-                         note=kept_newer_note(got["kept_newer"], exported)
+                         note=kept_newer_note(got["kept_newer"], exported, force_hint)
                          if got["kept_newer"] else None)
     finally:
         if conn is not None:

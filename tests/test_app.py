@@ -522,6 +522,17 @@ def test_a_place_card_opens_and_the_map_zooms_to_it(role, demo):
     assert _inside(focus["bounds"], x0, y0) and _inside(focus["bounds"], x1, y1)
     others = places.loc[places["place_id"] != pid].to_crs(4326).representative_point()
     assert not all(_inside(focus["bounds"], p.x, p.y) for p in others)
+    # the map shows the forecast `hotspots detect` wrote (layer `forecast`): its legend,
+    # method, cell size, PAI and the same number of ranked cells
+    m = next(e for e in at.main if getattr(e, "type", "") == "component_instance"
+             and e.proto.id.endswith("tasking_map"))
+    shown = json.loads(m.proto.json_args)["html"]
+    legend = re.search(r"Forecast for 2024-09: [^\"<]*",
+                       (demo / "o" / "hotspots_2024-08.html").read_text("utf-8")).group(0)
+    forecast = gpd.read_file(demo / "o" / "hotspots_2024-08.gpkg", layer="forecast")
+    first = forecast.iloc[0]
+    assert f"{first['cell_size_m']:.0f} m cells; PAI {first['pai_5pct']:.2f}" in legend
+    assert legend in shown and f"Rank {len(forecast)} of {len(forecast)};" in shown
     # filters that leave the place out close its card
     at.sidebar.multiselect(key="f_categories").set_value(["burglary"]).run()
     assert not at.exception and not _card(at)
