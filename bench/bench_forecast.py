@@ -68,20 +68,22 @@ def _cli(*argv: str) -> dict:
     return json.loads(out.getvalue())
 
 
-def _score(layer, grid, x, y, coverage: float = 0.05) -> tuple[float, float]:
+def _score(layer, grid, cell_size_m: float, x, y, coverage: float = 0.05
+           ) -> tuple[float, float]:
     """PAI of a layer on points inside the area: at exactly ``coverage`` of the area (the
     layer's cells by rank, then, if it covers less, the rest of the area with no
     preference: the expected value, as the backtest counts ties), and of its whole cells
-    at the share they cover, (n / N) / (a / A). ``grid`` is the layer's grid."""
+    at the share they cover, (n / N) / (a / A). ``grid`` is the layer's grid, of cells of
+    ``cell_size_m``."""
     from hotspots.evaluate import captured
     from hotspots.grid import cell_index
 
     pts = layer.geometry.representative_point()
-    idx = cell_index(grid, pts.x.to_numpy(), pts.y.to_numpy())
+    idx = cell_index(grid, pts.x.to_numpy(), pts.y.to_numpy(), cell_size_m=cell_size_m)
     assert (idx >= 0).all() and len(set(idx)) == len(idx), "layer cells off its grid"
     scores = np.zeros(len(grid))
     scores[idx] = len(layer) + 1 - layer["rank"].to_numpy()
-    cells = cell_index(grid, x, y)
+    cells = cell_index(grid, x, y, cell_size_m=cell_size_m)
     counts = np.bincount(cells[cells >= 0], minlength=len(grid)).astype(float)
     area = grid["area_km2"].to_numpy(float)
     exact = captured(scores, counts, area, np.array([coverage]))[0] / counts.sum() / coverage
@@ -162,11 +164,11 @@ def main() -> dict:
             for m, s in fixed:
                 fixed[(m, s)].append(_score(fc.forecast_layer(binned, {
                     "method": m, "cell_size_m": s, "pai_5pct": 0.0, "test_months": 0}),
-                    binned.grids[s], x, y)[0])
+                    binned.grids[s], s, x, y)[0])
             f = meta["forecast"]
             grid = (binned.grids[f["cell_size_m"]] if f["cell_size_m"] in binned.grids
                     else make_grid(land, cell_size_m=f["cell_size_m"]))
-            pai, whole = _score(layer, grid, x, y)
+            pai, whole = _score(layer, grid, f["cell_size_m"], x, y)
             shown.append({"month": months[i], "pai": pai, "pai_whole_cells": whole,
                           "method": f["method"], "cell_size_m": f["cell_size_m"],
                           "fallback": f["fallback"], "test_months": f["test_months"],

@@ -247,7 +247,8 @@ def query_polygons(area: shapely.Geometry, *, margin_m: float = 25.0,
     larger part's polygon already covers (a sliver of a boundary file, metres from the
     rest) gets no polygon of its own: it would cost a request a month for nothing."""
     parts = sorted(getattr(area, "geoms", [area]), key=lambda p: -p.area)
-    out, covering = [], []
+    out: list[shapely.Polygon] = []
+    covering: list[shapely.Polygon] = []
     for part in parts:
         shell = shapely.Polygon(part.exterior)
         if any(c.covers(shell) for c in covering):

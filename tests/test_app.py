@@ -431,6 +431,25 @@ def test_partner_sees_the_minimised_pack_only(role):
         at.switch_page("app_pages/tasking.py")
 
 
+def test_the_analyst_sets_the_grid_cell_size(role):
+    """The Tasking page's sidebar setting goes through resolve_spec to the pack's grid,
+    like `hotspots pack --cell-size-m`; the chair keeps the size chosen by rule."""
+    def grid_caption(at: AppTest) -> str:
+        return next(c.value for c in at.caption if "ranked places there" in c.value)
+
+    at = role()  # local mode: analyst, on the Tasking page
+    cell = at.sidebar.number_input(key="cell_size_m")
+    assert cell.value is None and cell.label == "Grid cell size (m)"
+    auto = float(re.search(r"grid cells of ([\d.]+) m", grid_caption(at)).group(1))
+    size = 325.0 if auto != 325 else 350.0
+    cell.set_value(size).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"grid cells of {size:g} m" in grid_caption(at)
+    chair = role("chair")
+    assert "cell_size_m" not in {n.key for n in chair.sidebar.number_input}
+    assert f"grid cells of {auto:g} m" in grid_caption(chair)
+
+
 def test_no_sign_in_configured_refuses(demo, monkeypatch):
     monkeypatch.delenv("HOTSPOTS_LOCAL")
     at = AppTest.from_file(APP, default_timeout=30)

@@ -63,7 +63,7 @@ def test_tie_kernel_breaks_ties_only():
     assert (tied[i] > tied[j]).all()
     # among the single-incident cells, the one with a neighbouring incident comes first
     ones = np.flatnonzero(plain == 1)
-    lonely = cell_index(b.fine, [875], [875])[0]
+    lonely = cell_index(b.fine, [875], [875], cell_size_m=50.0)[0]
     pair = np.setdiff1d(ones, [lonely])
     assert len(ones) == 3 and (tied[lonely] < tied[pair]).all()
 
@@ -194,7 +194,7 @@ def test_the_map_names_the_forecast_and_the_layers_that_are_not_one():
     assert forecast_legend(tested).endswith(
         "50 m cells; PAI 9.88, hit rate 49% on 2 test months (2024-02 to 2024-03)")
     grid = make_grid(box, cell_size_m=100)
-    cells = grid_counts(grid, inc["x"].to_numpy(), inc["y"].to_numpy())
+    cells = grid_counts(grid, inc["x"].to_numpy(), inc["y"].to_numpy(), cell_size_m=100)
     cells = cells.join(gistar(cells["n"].to_numpy(float), grid_neighbours(grid)))
     assert (cells["gi_class"] > 0).any()
     meta = {"period": "2024-03", "incidents": len(inc), "categories": [], "cell_size_m": 100,
