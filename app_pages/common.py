@@ -20,7 +20,13 @@ import shapely
 import streamlit as st
 
 from hotspots import auth, export, geography, jobs, pack, placecard, rank, selection, store, trends
-from hotspots.analysis import GridSpec, analyse, check_enough_incidents, place_names
+from hotspots.analysis import (
+    CELL_RULE,
+    GridSpec,
+    analyse,
+    check_enough_incidents,
+    place_names,
+)
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
 from hotspots.errors import HotspotsError
@@ -66,7 +72,7 @@ def check_area() -> str | None:
     """Why the store cannot be used with the configuration (built for another area or
     with other boundary files), or None when it can."""
     path = store_file()
-    if not Path(path).is_file():
+    if not store.exists(path):  # a file, or a server (PostgreSQL) store
         return None
     conn = store.connect(path)
     try:
@@ -182,13 +188,16 @@ def last_dated_day(version: tuple) -> dt.date | None:
 
 
 @st.cache_data(show_spinner="Finding hotspots...")
-def detect(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
+def detect(version: tuple, month: str, categories: tuple[str, ...],
+           cell_size_m: float | None = None) -> dict:
     """``hotspots.jobs.detect`` for a period (:func:`period_of` ``month``) and categories,
-    written to a folder of its own. Raises HotspotsError (too few incidents) like the CLI."""
-    out = work_folder("detect", version[:3], month, categories)
+    on grid cells of ``cell_size_m`` (default chosen by rule), written to a folder of its
+    own. Raises HotspotsError (too few incidents) like the CLI."""
+    out = work_folder("detect", version[:3], month, categories, cell_size_m)
     return jobs.detect(config=config(), period=period_of(month),
                        categories=list(categories) or None, store_file=version[0],
-                       out_dir=out, cache=geodata_cache(), layers=layers())
+                       out_dir=out, cache=geodata_cache(), layers=layers(),
+                       cell_size_m=cell_size_m)
 
 
 @st.cache_data(show_spinner="Finding hotspots...")
@@ -208,14 +217,14 @@ def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDa
 
 @st.cache_data(show_spinner="Building the tasking pack...")
 def build_pack(version: tuple, partner: bool, month: str | None = None,
-               categories: tuple[str, ...] = ()) -> dict:
-    """``hotspots.pack.build_pack`` for a month (default: the latest complete one) and
-    some categories (default: all)."""
-    out = work_folder("pack", version, _code_stamp(), partner, month, categories)
+               categories: tuple[str, ...] = (), cell_size_m: float | None = None) -> dict:
+    """``hotspots.pack.build_pack`` for a month (default: the latest complete one), some
+    categories (default: all) and a grid cell size (default: chosen by rule)."""
+    out = work_folder("pack", version, _code_stamp(), partner, month, categories, cell_size_m)
     return _kept(out, lambda: pack.build_pack(
         config=config(), store_file=version[0], out_dir=out, cache=geodata_cache(),
         partner=partner, period=month_period(month) if month else None,
-        categories=list(categories) or None, layers=layers()))
+        categories=list(categories) or None, layers=layers(), cell_size_m=cell_size_m))
 
 
 @st.cache_data(show_spinner=False)
@@ -406,6 +415,21 @@ def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:
 
 def role() -> str:
     return st.session_state.get("role", "")
+
+
+def grid_cell_size() -> float | None:
+    """The grid cell size in metres the analyst sets in the sidebar (what ``hotspots pack
+    --cell-size-m`` and ``detect --cell-size-m`` set: the grid of Gi*, the emerging classes
+    and ranked cells); None, the default and for every other role, leaves it to the rule
+    of :func:`hotspots.analysis.resolve_spec`. The value goes through the same
+    ``resolve_spec`` as the CLI's, which checks it."""
+    if role() != "analyst":
+        return None
+    return st.sidebar.number_input(
+        "Grid cell size (m)", min_value=25.0, max_value=1000.0, value=None, step=25.0,
+        key="cell_size_m", placeholder="automatic",
+        help="Empty: chosen by rule (" + CELL_RULE + "). The size of the grid cells of "
+             "the Gi* hotspots and the emerging classes, as `--cell-size-m`.")
 
 
 def user() -> str:

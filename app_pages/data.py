@@ -18,11 +18,13 @@ from hotspots import jobs, mappingform, store
 from hotspots.errors import HotspotsError
 from hotspots.ingest import read_export
 from hotspots.schema import MAPPING_FIELDS, OPTIONAL_MAPPING_FIELDS
-from hotspots.synthetic import make_synthetic, write_synthetic
+from hotspots.synthetic import MIN_INCIDENTS, make_synthetic, write_synthetic
 
 common.require(*common.FULL_ROLES)
 st.title("Data")
 
+FORCE = "Replace newer records"
+FORCE_HINT = f"tick '{FORCE}' above and check the files again to replace them"
 NONE, UPLOAD = "(none: police.uk street-level files)", "Upload a mapping file (TOML)"
 SAVED = mappingform.mapping_dir(common.store_file())
 if "pending_mapping" in st.session_state:  # a mapping just saved by the form: chosen
@@ -122,9 +124,10 @@ def _run(job, paths: list[Path], mapping: Path | None, **kw) -> dict | None:
         return None
 
 
-def _ingest(paths: list[Path], mapping: Path | None) -> None:
+def _ingest(paths: list[Path], mapping: Path | None, force: bool = False) -> None:
     bar = st.progress(0.0, text="Reading...")
-    result = _run(jobs.ingest_files, paths, mapping, user=common.user(),
+    result = _run(jobs.ingest_files, paths, mapping, user=common.user(), force_older=force,
+                  force_hint=FORCE_HINT,
                   progress=lambda done, total, step: bar.progress(done / total, text=step))
     bar.empty()
     if result is not None:
@@ -149,15 +152,19 @@ too_big = [u.name for u in uploads or [] if u.size > common.MAX_UPLOAD_MB * 1024
 if too_big:
     st.error(f"{', '.join(too_big)}: larger than {common.MAX_UPLOAD_MB} MB; split the "
              "export by date and load the parts.")
+force = st.checkbox(f"{FORCE}: an export dated before the records' versions in the store "
+                    "replaces them (without this, the newer versions are kept)",
+                    key="force_older")
 saved_path = saved.get(choice)
 token = (tuple((u.file_id, u.name, u.size) for u in uploads or []), choice,
          mapping_up.file_id if mapping_up else None,
-         saved_path.stat().st_mtime_ns if saved_path else None)
+         saved_path.stat().st_mtime_ns if saved_path else None, force)
 ready = bool(uploads) and not too_big and (choice != UPLOAD or mapping_up is not None)
 
 if st.button("Check the files (nothing is written)", disabled=not ready, key="check"):
     with _on_disk(uploads, mapping_up) as (paths, mapping), st.spinner("Checking..."):
-        report = _run(jobs.preview_files, paths, mapping or saved_path)
+        report = _run(jobs.preview_files, paths, mapping or saved_path, force_older=force,
+                      force_hint=FORCE_HINT)
     st.session_state["preview"] = {"token": token, "report": report,
                                    "store": common.store_version()}
     st.session_state.pop("confirm_replace", None)
@@ -171,7 +178,7 @@ if st.session_state.pop("do_load", False) and preview and preview["token"] == to
     else:
         with _on_disk(uploads, mapping_up) as (paths, mapping), \
                 st.spinner("Checking and loading..."):
-            _ingest(paths, mapping or saved_path)
+            _ingest(paths, mapping or saved_path, force)
 elif preview and preview["report"] is not None and uploads:
     if preview["token"] != token:
         st.info("The files or the mapping changed since they were checked: check them again.")
@@ -290,7 +297,8 @@ if saved:
 
 st.subheader("Synthetic data for demonstrations")
 c1, c2 = st.columns(2)
-n = int(c1.number_input("Incidents", 500, 50_000, 2_000, step=500, key="synth_n"))
+n = int(c1.number_input("Incidents", MIN_INCIDENTS, 50_000, max(MIN_INCIDENTS, 2_000),
+                        step=500, key="synth_n"))  # fewer are refused by make_synthetic
 seed = int(c2.number_input("Seed", 0, 10_000, 1, key="synth_seed"))
 if st.button("Generate and load SYNTHETIC data", key="synth"):
     with tempfile.TemporaryDirectory(prefix="synth-", dir=common.WORK.parent) as tmp:
@@ -311,6 +319,7 @@ try:
     loads = store.read_loads(conn)
     first, last = store.date_range(conn)
     by_source = store.counts_by_source(conn)
+    decisions = store.read_decisions(conn)
 finally:
     conn.close()
 c1, c2, c3 = st.columns(3)
@@ -324,3 +333,13 @@ st.dataframe(loads[["load_id", "loaded_at", "loaded_by", "file", "format", "expo
                     "n_kept_newer", "n_unassigned"]]
              .rename(columns={"loaded_at": "when (UTC)", "loaded_by": "who"}),
              hide_index=True, key="loads")
+if len(decisions):
+    st.write("Tasking decisions: who recorded each and when, and its last change")
+    st.dataframe(decisions[["decision_id", "meeting_date", "place_id", "owner", "recorded_at",
+                            "recorded_by", "edited_at", "edited_by", "revision", "outcome"]]
+                 .rename(columns={"decision_id": "decision", "meeting_date": "meeting",
+                                  "place_id": "place", "recorded_at": "recorded (UTC)",
+                                  "recorded_by": "recorded by",
+                                  "edited_at": "last changed (UTC)", "edited_by": "changed by",
+                                  "revision": "changes"}),
+                 hide_index=True, key="decisions")

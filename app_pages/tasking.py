@@ -36,8 +36,9 @@ inc = common.incidents(version, common.window_start(month), period.end.isoformat
                        cats or None)
 inc = selection.in_areas(inc, wards, common.area_codes(inc))  # the 12 months, in the areas
 now = inc.loc[in_period(inc, period)]
+cell = common.grid_cell_size()  # the analyst's setting; None: chosen by rule
 try:
-    pack_meta = common.build_pack(version, False, month, cats)
+    pack_meta = common.build_pack(version, False, month, cats, cell)
 except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
     pack_meta = None
     st.info(f"No ranked places: {exc}")
@@ -47,7 +48,8 @@ if pack_meta is not None:
     ranked = ranked.assign(area=common.area_codes(ranked))
     ranked = selection.in_areas(ranked, wards, ranked["area"]).reset_index(drop=True)
 st.caption(f"{len(now):,} incidents in {period.label} in {where}"
-           + (f"; {len(ranked)} ranked places there" if ranked is not None else "") + ".")
+           + (f"; {len(ranked)} ranked places there; grid cells of "
+              f"{pack_meta['cell_size_m']:g} m" if ranked is not None else "") + ".")
 
 # the place whose card is open: chosen in the table, on the map or in the list
 ids = [] if ranked is None else ranked["place_id"].tolist()
@@ -128,7 +130,7 @@ with st.expander("Map of hotspots and places", expanded=True):
                                    bounds=maps.focus_bounds(focus))
         placemap.place_map(page, key="tasking_map", on_change=_map_picked)
     else:
-        meta = common.detect(version, month, cats)
+        meta = common.detect(version, month, cats, cell)
         st.iframe(Path(meta["files"]["map"]), height=520)
 
 if len(now):
@@ -179,7 +181,8 @@ def _partner_pack(cfg, lay, cache, out) -> bytes:
     in here: what it needs is bound when the page runs)."""
     meta = pack.build_pack(config=cfg, store_file=version[0], out_dir=out, cache=cache,
                            partner=True, period=month_period(f["month"]),
-                           categories=list(f["categories"]) or None, layers=lay)
+                           categories=list(f["categories"]) or None, layers=lay,
+                           cell_size_m=cell)
     return Path(meta["files"]["html"]).read_bytes()
 
 
@@ -199,7 +202,7 @@ if pack_meta is not None:
     partner = functools.partial(_partner_pack, common.config(), common.layers(),
                                 common.geodata_cache(),
                                 common.work_folder("partner", version, f["month"],
-                                                   f["categories"]))
+                                                   f["categories"], cell))
     c3.download_button("Partner pack (HTML)", partner,
                        Path(files["html"]).name.replace(".html", "_partner.html"),
                        "text/html", key="dl_partner")

@@ -83,9 +83,11 @@ class AnalysisSpec:
 
 @dataclass(frozen=True, eq=False)
 class Analysis:
-    """What :func:`analyse` finds: ``cells`` (grid counts with Gi*, EPSG:27700),
-    ``raster`` (a :class:`hotspots.density.Raster`), ``places`` (from
-    :func:`hotspots.cluster.find_places`) and the ``spec`` it ran with."""
+    """What :func:`analyse` finds: ``cells`` (grid counts with Gi*, EPSG:27700, on the
+    lattice of ``spec.grid``: look points up with
+    ``hotspots.grid.cell_index(cells, x, y, cell_size_m=spec.grid.cell_size_m,
+    shape=spec.grid.shape)``), ``raster`` (a :class:`hotspots.density.Raster`), ``places``
+    (from :func:`hotspots.cluster.find_places`) and the ``spec`` it ran with."""
 
     cells: gpd.GeoDataFrame
     raster: Any
@@ -200,10 +202,10 @@ def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
         {k: c.weight for k, c in config.categories.items()}).fillna(1.0)
     g = spec.grid
     grid = make_grid(area, cell_size_m=g.cell_size_m, shape=g.shape)
-    cells = grid_counts(grid, x, y, weights=harm.to_numpy())
+    cells = grid_counts(grid, x, y, weights=harm.to_numpy(), cell_size_m=g.cell_size_m,
+                        shape=g.shape)
     cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
                               grid_neighbours(cells, cell_shape=g.shape), fdr=spec.fdr))
-    cells.attrs.update(grid.attrs)  # the grid's own lattice, for cell lookups; joins drop it
     raster = kde(x, y, area=area, bandwidth_m=spec.kde.bandwidth_m, kernel=spec.kde.kernel,
                  cell_size_m=spec.kde.cell_size_m)
     places = find_places(incidents, config=config, method=spec.method,

@@ -305,8 +305,9 @@ def emerging_hotspots(counts: pd.DataFrame, weights: sp.spmatrix, *,
     }, index=counts.index)
 
 
-def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_month: str,
-                   months: int = 12, alpha: float = 0.10) -> gpd.GeoDataFrame | None:
+def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, cell_size_m: float,
+                   end_month: str, months: int = 12, alpha: float = 0.10
+                   ) -> gpd.GeoDataFrame | None:
     """Emerging hot spot class of every grid cell over the ``months`` months to
     ``end_month`` (:func:`emerging_hotspots` on the monthly cell counts, queen neighbours).
 
@@ -315,7 +316,9 @@ def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_mont
     incidents : pandas.DataFrame
         Incidents with ``period`` (``YYYY-MM``) and ``x, y`` (EPSG:27700). Not modified.
     cells : geopandas.GeoDataFrame
-        A square grid from :func:`hotspots.grid.make_grid` (its lattice attrs kept).
+        A square grid from :func:`hotspots.grid.make_grid`, or its rows with more columns.
+    cell_size_m : float
+        The grid's cell size, metres (what ``make_grid`` was given; checked).
     end_month : str
         The last month, ``YYYY-MM``.
 
@@ -332,16 +335,17 @@ def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, end_mont
     >>> grid = make_grid(shapely.box(0, 0, 500, 500), cell_size_m=100)
     >>> months = [f"2024-{m:02d}" for m in range(1, 13) for _ in range(m)]
     >>> inc = pd.DataFrame({"period": months, "x": 50.0, "y": 50.0})
-    >>> out = emerging_cells(inc, grid, end_month="2024-12")
+    >>> out = emerging_cells(inc, grid, cell_size_m=100, end_month="2024-12")
     >>> len(out), "pattern" in out.columns
     (25, True)
-    >>> emerging_cells(inc.iloc[:6], grid, end_month="2024-12") is None
+    >>> emerging_cells(inc.iloc[:6], grid, cell_size_m=100, end_month="2024-12") is None
     True
     """
     span = pd.period_range(end=pd.Period(end_month, "M"), periods=months, freq="M")
     codes, months_seen = pd.factorize(incidents["period"], use_na_sentinel=False)
     month = pd.PeriodIndex(months_seen, freq="M")[codes]  # each distinct month parsed once
-    idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy())
+    idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy(),
+                     cell_size_m=cell_size_m, shape="square")
     keep = (idx >= 0) & month.isin(span)
     if month[keep].nunique() < MIN_PERIODS:
         return None
@@ -393,4 +397,4 @@ def emerging_grid(incidents: pd.DataFrame, area: Any, *, period: Period,
     if grid is None:
         return None
     return emerging_cells(incidents, make_grid(area, cell_size_m=grid.cell_size_m),
-                          end_month=period.label)
+                          cell_size_m=grid.cell_size_m, end_month=period.label)

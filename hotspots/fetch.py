@@ -243,11 +243,16 @@ def query_polygons(area: shapely.Geometry, *, margin_m: float = 25.0,
     """The study area (EPSG:27700) as polygons in lon/lat for the API's ``poly``: each
     part without holes, widened by ``margin_m`` and simplified (at half the margin, so
     it still covers the part; the margin doubles until the polygon fits ``max_chars``
-    or reaches 800 m). Coordinates are rounded to 6 decimals (about 0.1 m)."""
-    parts = list(getattr(area, "geoms", [area]))
-    out = []
+    or reaches 800 m). Coordinates are rounded to 6 decimals (about 0.1 m). A part that a
+    larger part's polygon already covers (a sliver of a boundary file, metres from the
+    rest) gets no polygon of its own: it would cost a request a month for nothing."""
+    parts = sorted(getattr(area, "geoms", [area]), key=lambda p: -p.area)
+    out: list[shapely.Polygon] = []
+    covering: list[shapely.Polygon] = []
     for part in parts:
         shell = shapely.Polygon(part.exterior)
+        if any(c.covers(shell) for c in covering):
+            continue
         margin = margin_m
         while True:
             simple = shell.buffer(margin).simplify(margin / 2)
@@ -256,6 +261,7 @@ def query_polygons(area: shapely.Geometry, *, margin_m: float = 25.0,
                                          or margin >= 800):
                 break
             margin *= 2
+        covering.append(simple)
         out.append(_lonlat(simple))
     return out
 

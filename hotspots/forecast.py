@@ -160,19 +160,18 @@ def bin_incidents(incidents: pd.DataFrame, area, *, cell_sizes: Sequence[float] 
                                                        else first)
     keep = months <= last
     idx = cell_index(fine, incidents["x"].to_numpy(float)[keep],
-                     incidents["y"].to_numpy(float)[keep])
+                     incidents["y"].to_numpy(float)[keep], cell_size_m=sizes[0])
     ok = idx >= 0  # cell_id of a grid from make_grid is its position
     monthly = np.zeros((last - first + 1, len(fine)))
     np.add.at(monthly, (months[keep][ok] - first, idx[ok]), 1.0)
     parent = {}
     fx, fy = fine["x"].to_numpy(float), fine["y"].to_numpy(float)
-    for s, g in grids.items():
-        ox, oy = g.attrs["origin"]
+    for s, g in grids.items():  # square lattices anchored at (0, 0): see hotspots.grid
         rows, cols = g["row"].to_numpy(), g["col"].to_numpy()
         table = np.full((rows.max() - rows.min() + 1, cols.max() - cols.min() + 1), -1)
         table[rows - rows.min(), cols - cols.min()] = np.arange(len(g))
-        pr = np.floor((fy - oy) / s).astype(int) - rows.min()
-        pc = np.floor((fx - ox) / s).astype(int) - cols.min()
+        pr = np.floor(fy / s).astype(int) - rows.min()
+        pc = np.floor(fx / s).astype(int) - cols.min()
         parent[s] = table[pr, pc]
     return Binned(first=first, monthly=monthly, grids=MappingProxyType(grids),
                   parent=MappingProxyType(parent))
@@ -191,15 +190,15 @@ def _aggregate(binned: Binned, s: float, *, mean: bool = False) -> sp.csr_matrix
     return m.tocsr()
 
 
-def _convolve(grid: gpd.GeoDataFrame, values: np.ndarray, weight, reach_m: float
+def _convolve(grid: gpd.GeoDataFrame, s: float, values: np.ndarray, weight, reach_m: float
               ) -> np.ndarray:
     """Sum over the cells within ``reach_m`` (centre to centre) of ``weight(distance) *
-    value``, for each row of ``values`` (rows x cells of ``grid``): a direct convolution on
+    value``, for each row of ``values`` (rows x cells of ``grid``, of cell size ``s``
+    metres): a direct convolution on
     the grid's lattice, so equal neighbourhoods give bit-identical results (ties stay
     ties)."""
     from scipy import ndimage
 
-    s = float(grid.attrs["cell_size_m"])
     rows = grid["row"].to_numpy() - grid["row"].min()
     cols = grid["col"].to_numpy() - grid["col"].min()
     k = int(np.floor(reach_m / s + 1e-9))
@@ -257,8 +256,8 @@ class _Scorer:
         key = ("smooth", tuple(sorted((k, v) for k, v in spec.items()
                                       if k != "tie_kernel_m")), bandwidth_m, tuple(tests))
         if key not in self.shared:
-            self.shared[key] = _convolve(self.b.fine, fine, _quartic(bandwidth_m),
-                                         bandwidth_m)
+            self.shared[key] = _convolve(self.b.fine, min(self.b.grids), fine,
+                                         _quartic(bandwidth_m), bandwidth_m)
         return self.shared[key]
 
     def counts(self, rows: Sequence[int]) -> np.ndarray:
@@ -274,8 +273,8 @@ class _Scorer:
             return _times(self.smoothed(spec, spec["bandwidth_m"], tests, fine), self.mean)
         out = _times(fine, self.sum)
         if kind == "prospective":
-            return _convolve(self.b.grids[self.s], out, lambda d: 1.0 / (1.0 + d / self.s),
-                             spec["distance_m"])
+            return _convolve(self.b.grids[self.s], self.s, out,
+                             lambda d: 1.0 / (1.0 + d / self.s), spec["distance_m"])
         if spec.get("tie_kernel_m"):
             smooth = _times(self.smoothed(spec, spec["tie_kernel_m"], tests, fine), self.mean)
             out = out + _tie_scale(out, smooth)[:, None] * smooth
@@ -537,13 +536,14 @@ def concentration_backtest(incidents: pd.DataFrame, area, *, periods: Sequence[s
         if len(prev) < 3 or not inside.any():
             continue
         x, y = prev["x"].to_numpy(float), prev["y"].to_numpy(float)
-        grid = make_grid(geom, cell_size_m=suggest_cell_size(x, y, geom))
-        cells = grid_counts(grid, x, y)
+        size = suggest_cell_size(x, y, geom)
+        grid = make_grid(geom, cell_size_m=size)
+        cells = grid_counts(grid, x, y, cell_size_m=size)
         hot = gistar(cells["n"].to_numpy(float), grid_neighbours(grid))["gi_class"]
         hot = hot.to_numpy() > 0
         a = grid["area_km2"].to_numpy(float)
         if hot.any():
-            idx = cell_index(grid, tx, ty)
+            idx = cell_index(grid, tx, ty, cell_size_m=size)
             hit = np.isin(idx[idx >= 0], grid["cell_id"].to_numpy()[hot]).sum() / inside.sum()
             cov = a[hot].sum() / a.sum()
             figures["gistar"].append((hit / cov, hit, cov))

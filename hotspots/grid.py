@@ -1,8 +1,12 @@
 """Square and hexagonal grids over the study area, point-to-cell lookup and cell counts.
 
-A grid is a lattice of cells anchored at multiples of the cell size, so the same area and
-cell size always give the same cells, and grids of the same size over different areas
-line up. Cells are clipped to the area; cells that meet it in zero area are left out.
+A grid is a lattice of cells anchored at the CRS origin (0, 0), so the same area and cell
+size always give the same cells, and grids of the same size over different areas line up
+cell for cell. Cells are clipped to the area; cells that meet it in zero area are left out.
+
+So a lattice is fixed by the cell size and shape alone (a ``GridSpec``): :func:`cell_index`
+and :func:`grid_counts` take them, as :func:`make_grid` does, and check the cells lie on
+it. Nothing about the layout rides in ``DataFrame.attrs`` (joins drop it).
 
 The cell rule (one cell per point, deterministic):
 
@@ -30,8 +34,9 @@ import numpy as np
 import pyproj
 import shapely
 
+from .errors import ValidationError
 from .schema import GRID_COLUMNS, WORKING_CRS, CellShape
-from .validate import check_metres, check_option, check_projected, check_xy
+from .validate import check_metres, check_option, check_positive, check_projected, check_xy
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +82,6 @@ def area_geometry(area, crs=None) -> tuple[shapely.Geometry, pyproj.CRS]:
     return geom, crs
 
 
-def _lattice(shape: str, s: float, bounds) -> tuple[float, float]:
-    """Origin of the lattice: a multiple of the lattice period at or below the bounds."""
-    minx, miny = bounds[0], bounds[1]
-    period_x = s if shape == "square" else SQRT3 * s
-    return math.floor(minx / period_x) * period_x, math.floor(miny / s) * s
-
-
 def _rings(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Polygons from closed rings, one row of vertex coordinates per polygon."""
     n, k = x.shape
@@ -92,35 +90,35 @@ def _rings(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         (np.arange(0, n * k + 1, k), np.arange(n + 1)))
 
 
-def _square_cells(rows, cols, s, ox, oy):
+def _square_cells(rows, cols, s):
     # corners counter-clockwise from the south-west; neighbours share bit-identical corners
     dx, dy = np.array([0, 1, 1, 0, 0]), np.array([0, 0, 1, 1, 0])
-    return _rings(ox + (cols[:, None] + dx) * s, oy + (rows[:, None] + dy) * s)
+    return _rings((cols[:, None] + dx) * s, (rows[:, None] + dy) * s)
 
 
-def _hex_centres(rows, cols, s, ox, oy):
-    return ox + cols * (SQRT3 / 2 * s), oy + (rows + cols / 2) * s
+def _hex_centres(rows, cols, s):
+    return cols * (SQRT3 / 2 * s), (rows + cols / 2) * s
 
 
-def _hex_cells(rows, cols, s, ox, oy):
+def _hex_cells(rows, cols, s):
     # vertices on the lattice of half-steps, so neighbours share bit-identical vertices:
-    # x = ox + m * R/2 with m = 3q + (2, 1, -1, -2, -1, 1); y = oy + k * s/2 with k = 2r + q + ...
+    # x = m * R/2 with m = 3q + (2, 1, -1, -2, -1, 1); y = k * s/2 with k = 2r + q + ...
     half_r = s / SQRT3 / 2
     m = 3 * cols[:, None] + np.array([2, 1, -1, -2, -1, 1, 2])
     k = 2 * rows[:, None] + cols[:, None] + np.array([0, 1, 1, 0, -1, -1, 0])
-    return _rings(ox + m * half_r, oy + k * (s / 2))
+    return _rings(m * half_r, k * (s / 2))
 
 
-def _cells(shape, rows, cols, s, ox, oy):
+def _cells(shape, rows, cols, s):
     if shape == "square":
-        return _square_cells(rows, cols, s, ox, oy)
-    return _hex_cells(rows, cols, s, ox, oy)
+        return _square_cells(rows, cols, s)
+    return _hex_cells(rows, cols, s)
 
 
-def _centres(shape, rows, cols, s, ox, oy):
+def _centres(shape, rows, cols, s):
     if shape == "square":
-        return ox + (cols + 0.5) * s, oy + (rows + 0.5) * s
-    return _hex_centres(rows, cols, s, ox, oy)
+        return (cols + 0.5) * s, (rows + 0.5) * s
+    return _hex_centres(rows, cols, s)
 
 
 def _too_many(s: float, n: int, bounds) -> None:
@@ -130,28 +128,29 @@ def _too_many(s: float, n: int, bounds) -> None:
                      f"the limit is {MAX_CELLS:,}. Use a larger cell size.")
 
 
-def _candidates(shape: str, s: float, ox: float, oy: float, bounds) -> tuple[np.ndarray, ...]:
+def _candidates(shape: str, s: float, bounds) -> tuple[np.ndarray, ...]:
     """Lattice (row, col) of every cell whose bounding box meets the area's."""
     minx, miny, maxx, maxy = bounds
     if shape == "square":
-        ncol = max(1, math.ceil((maxx - ox) / s))
-        nrow = max(1, math.ceil((maxy - oy) / s))
+        col0, row0 = math.floor(minx / s), math.floor(miny / s)
+        ncol = max(1, math.ceil(maxx / s) - col0)
+        nrow = max(1, math.ceil(maxy / s) - row0)
         n = ncol * nrow
     else:
         step = SQRT3 / 2 * s  # centre-to-centre in x; the hexagon reaches s/sqrt(3) each side
-        q0 = math.floor((minx - ox - s / SQRT3) / step)
-        q1 = math.ceil((maxx - ox + s / SQRT3) / step)
-        r0 = math.floor((miny - oy) / s - q1 / 2 - 1)
-        r1 = math.ceil((maxy - oy) / s - q0 / 2 + 1)
+        q0 = math.floor((minx - s / SQRT3) / step)
+        q1 = math.ceil((maxx + s / SQRT3) / step)
+        r0 = math.floor(miny / s - q1 / 2 - 1)
+        r1 = math.ceil(maxy / s - q0 / 2 + 1)
         n = (q1 - q0 + 1) * (r1 - r0 + 1)
     if n > (1 if shape == "square" else 3) * MAX_CELLS:
         _too_many(s, n, bounds)
     if shape == "square":
         rows, cols = np.divmod(np.arange(n), ncol)
-        return rows, cols
+        return rows + row0, cols + col0
     cols, rows = np.meshgrid(np.arange(q0, q1 + 1), np.arange(r0, r1 + 1))
     rows, cols = rows.ravel(), cols.ravel()
-    cx, cy = _hex_centres(rows, cols, s, ox, oy)
+    cx, cy = _hex_centres(rows, cols, s)
     keep = ((cx + s / SQRT3 > minx) & (cx - s / SQRT3 < maxx)
             & (cy + s / 2 > miny) & (cy - s / 2 < maxy))
     if keep.sum() > MAX_CELLS:
@@ -202,11 +201,10 @@ def make_grid(area, *, cell_size_m: float, shape: CellShape = "square",
         for hexagons the axial coordinates r and q, which may be negative), ``x``, ``y``
         (centre of the full cell, metres), ``area_km2`` (clipped area) and ``geometry``
         (the cell clipped to the area). Only cells meeting the area in non-zero area.
-        ``attrs`` holds ``cell_size_m``, ``shape`` and ``origin``: the (x, y) of the lower
-        left corner of square (row 0, col 0), or of the centre of hexagon (q 0, r 0). The
-        origin is a multiple of the cell size (for hexagons, x is a multiple of
-        ``sqrt(3) * cell_size_m``, the lattice's period in x), at or below the area's
-        bounds, so the cells depend only on the area and the size.
+        The lattice is anchored at the CRS origin: square (row 0, col 0) has its lower
+        left corner at (0, 0), hexagon (q 0, r 0) its centre there; so the cells depend
+        only on the area, the size and the shape, which :func:`cell_index` and
+        :func:`grid_counts` take again (nothing rides in ``attrs``).
 
     Raises
     ------
@@ -229,16 +227,15 @@ def make_grid(area, *, cell_size_m: float, shape: CellShape = "square",
     _check_shape(shape)
     geom, crs = area_geometry(area, crs)
     bounds = shapely.bounds(geom)
-    ox, oy = _lattice(shape, s, bounds)
-    rows, cols = _candidates(shape, s, ox, oy, bounds)
-    cells = _cells(shape, rows, cols, s, ox, oy)
+    rows, cols = _candidates(shape, s, bounds)
+    cells = _cells(shape, rows, cols, s)
 
     # cells crossed by the boundary are clipped; the rest are wholly inside or outside
     tree = shapely.STRtree(cells)
     shapely.prepare(geom)
     edge = np.zeros(len(cells), dtype=bool)
     edge[tree.query(_boundary_segments(geom), predicate="intersects")[1]] = True
-    cx, cy = _centres(shape, rows, cols, s, ox, oy)
+    cx, cy = _centres(shape, rows, cols, s)
     keep = ~edge & shapely.contains_xy(geom, cx, cy)
     clipped = cells.copy()
     clipped[edge] = _polygonal(shapely.intersection(cells[edge], geom))
@@ -252,72 +249,97 @@ def make_grid(area, *, cell_size_m: float, shape: CellShape = "square",
         "row": rows[idx].astype(np.int64), "col": cols[idx].astype(np.int64),
         "x": cx[idx], "y": cy[idx], "area_km2": areas[idx] / 1e6,
     }, geometry=clipped[idx], crs=crs)
-    out.attrs.update(cell_size_m=s, shape=shape, origin=(ox, oy))
     return out[list(GRID_COLUMNS)]
 
 
-def _lattice_index(shape: str, s: float, ox: float, oy: float, x: np.ndarray, y: np.ndarray
+def _lattice_index(shape: str, s: float, x: np.ndarray, y: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Lattice (row, col) of each point under the half-open rule (floats; NaN stays NaN)."""
     if shape == "square":
-        return np.floor((y - oy) / s), np.floor((x - ox) / s)
+        return np.floor(y / s), np.floor(x / s)
     # cube coordinates; the floors of their pairwise differences cut the plane into
     # half-open triangles, six to a hexagon, so each point falls in exactly one hexagon
-    qf = (x - ox) / (SQRT3 / 2 * s)
-    rf = (y - oy) / s - qf / 2
+    qf = x / (SQRT3 / 2 * s)
+    rf = y / s - qf / 2
     sf = -qf - rf
     a, b, c = np.floor(qf - rf), np.floor(rf - sf), np.floor(sf - qf)
     return np.round((b - a) / 3), np.round((a - c) / 3)
 
 
-def _on_lattice_edge(shape: str, s: float, ox: float, oy: float, x: np.ndarray, y: np.ndarray
-                     ) -> np.ndarray:
+def _on_lattice_edge(shape: str, s: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Points on the boundary of their lattice cell (for hexagons: within rounding of it)."""
     with np.errstate(invalid="ignore"):
         if shape == "square":
-            fx, fy = (x - ox) / s, (y - oy) / s
+            fx, fy = x / s, y / s
             return (fx == np.floor(fx)) | (fy == np.floor(fy))
-        pr, pc = _lattice_index(shape, s, ox, oy, x, y)
-        qf = (x - ox) / (SQRT3 / 2 * s) - pc
-        rf = (y - oy) / s - (x - ox) / (SQRT3 * s) - pr
+        pr, pc = _lattice_index(shape, s, x, y)
+        qf = x / (SQRT3 / 2 * s) - pc
+        rf = y / s - x / (SQRT3 * s) - pr
         # the hexagon is |dq - dr| <= 1, |2 dr + dq| <= 1, |2 dq + dr| <= 1 in axial terms
         reach = np.maximum(np.abs(qf - rf), np.maximum(np.abs(2 * rf + qf), np.abs(2 * qf + rf)))
         return reach >= 1 - 1e-9
 
 
-def _grid_attrs(grid: gpd.GeoDataFrame) -> tuple[str, float, float, float]:
-    try:
-        shape, s, (ox, oy) = grid.attrs["shape"], grid.attrs["cell_size_m"], grid.attrs["origin"]
-    except (KeyError, TypeError, ValueError):
-        raise ValueError("grid has no 'shape', 'cell_size_m' and 'origin' in .attrs; make it "
-                         "with hotspots.grid.make_grid (attrs survive copy and slicing).") from None
-    return _check_shape(shape), check_metres("cell_size_m", s), float(ox), float(oy)
-
-
-def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
-    """``cell_id`` of the cell holding each point, -1 when in none (see the module's rule).
-
-    Parameters
-    ----------
-    grid : from :func:`make_grid` (uses its ``attrs``); may be a subset of its rows.
-    x, y : eastings and northings in the grid's CRS, metres.
-
-    Returns
-    -------
-    numpy int64 array, one entry per point.
-
-    Lattice arithmetic finds each point's cell; only points in cells cut by the area's
-    boundary are tested against the clipped geometry.
+def check_layout(grid: gpd.GeoDataFrame, *, cell_size_m: float, shape: CellShape = "square"
+                 ) -> float:
+    """The cell size as a float, once the grid's cells are checked to lie on the lattice of
+    ``cell_size_m`` and ``shape`` (what :func:`make_grid` was given): each cell's ``x``,
+    ``y`` where its ``row`` and ``col`` put it, to 1e-6 of the cell size. ValidationError
+    names the first cell off it (a grid of another size or shape) or the missing columns.
 
     Examples
     --------
     >>> import shapely
     >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
-    >>> cell_index(grid, [10, 260, 5000], [10, 10, 10]).tolist()
+    >>> check_layout(grid, cell_size_m=250)
+    250.0
+    >>> check_layout(grid, cell_size_m=100)
+    Traceback (most recent call last):
+    hotspots.errors.ValidationError: grid's cell 0 (row 0, col 0) has its centre at ...
+    """
+    s = check_metres("cell_size_m", cell_size_m)
+    _check_shape(shape)
+    missing = [c for c in ("cell_id", "row", "col", "x", "y") if c not in grid.columns]
+    if missing:
+        raise ValidationError(f"grid lacks the column(s) {', '.join(missing)}; make it with "
+                              "hotspots.grid.make_grid.")
+    if len(grid) == 0:
+        return s
+    rows, cols = grid["row"].to_numpy(dtype=np.int64), grid["col"].to_numpy(dtype=np.int64)
+    cx, cy = _centres(shape, rows, cols, s)
+    x, y = grid["x"].to_numpy(dtype=float), grid["y"].to_numpy(dtype=float)
+    off = (np.abs(cx - x) > 1e-6 * s) | (np.abs(cy - y) > 1e-6 * s)
+    if off.any():
+        i = int(np.argmax(off))
+        raise ValidationError(
+            f"grid's cell {grid['cell_id'].iloc[i]} (row {rows[i]}, col {cols[i]}) has its "
+            f"centre at ({x[i]:.1f}, {y[i]:.1f}), not at ({cx[i]:.1f}, {cy[i]:.1f}) where a "
+            f"{shape} lattice of {s:g} m puts it; pass the cell_size_m and shape the grid "
+            "was made with.")
+    return s
+
+
+def cell_index(grid: gpd.GeoDataFrame, x, y, *, cell_size_m: float,
+               shape: CellShape = "square") -> np.ndarray:
+    """``cell_id`` of the cell holding each point (numpy int64, one per point), -1 when in
+    none (see the module's rule). Lattice arithmetic finds each point's cell; only points
+    in cells cut by the area's boundary are tested against the clipped geometry.
+
+    Parameters
+    ----------
+    grid : from :func:`make_grid`; may be a subset of its rows, or joined to other columns.
+    x, y : eastings and northings in the grid's CRS, metres.
+    cell_size_m, shape : what :func:`make_grid` was given (checked: :func:`check_layout`).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
+    >>> cell_index(grid, [10, 260, 5000], [10, 10, 10], cell_size_m=250).tolist()
     [0, 1, -1]
     """
     check_projected(grid, "grid")
-    shape, s, ox, oy = _grid_attrs(grid)
+    s = check_layout(grid, cell_size_m=cell_size_m, shape=shape)
     x, y = check_xy(x, y)
     out = np.full(len(x), -1, dtype=np.int64)
     if len(grid) == 0 or len(x) == 0:
@@ -326,12 +348,12 @@ def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
     rows = grid["row"].to_numpy(dtype=np.int64)
     cols = grid["col"].to_numpy(dtype=np.int64)
     geoms = np.asarray(grid.geometry.values)
-    full = shapely.equals_exact(geoms, _cells(shape, rows, cols, s, ox, oy), tolerance=0.0)
+    full = shapely.equals_exact(geoms, _cells(shape, rows, cols, s), tolerance=0.0)
 
     r0, c0 = rows.min(), cols.min()
     table = np.full((rows.max() - r0 + 1, cols.max() - c0 + 1), -1, dtype=np.int64)
     table[rows - r0, cols - c0] = np.arange(len(grid))  # position in grid
-    pr, pc = _lattice_index(shape, s, ox, oy, x, y)
+    pr, pc = _lattice_index(shape, s, x, y)
     ok = np.isfinite(pr) & np.isfinite(pc)
     pr = np.clip(np.where(ok, pr - r0, -1), -1, table.shape[0]).astype(np.int64)
     pc = np.clip(np.where(ok, pc - c0, -1), -1, table.shape[1]).astype(np.int64)
@@ -349,7 +371,7 @@ def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
 
     # rule 2: a point that missed its lattice cell can only be in a neighbouring clipped
     # cell if it lies on its lattice cell's boundary
-    rest = np.nonzero((pos < 0) & _on_lattice_edge(shape, s, ox, oy, x, y))[0]
+    rest = np.nonzero((pos < 0) & _on_lattice_edge(shape, s, x, y))[0]
     if len(rest):
         hit_pt, hit_cell = shapely.STRtree(geoms).query(shapely.points(x[rest], y[rest]),
                                                         predicate="intersects")
@@ -360,7 +382,8 @@ def cell_index(grid: gpd.GeoDataFrame, x, y) -> np.ndarray:
     return out
 
 
-def grid_counts(grid: gpd.GeoDataFrame, x, y, weights=None) -> gpd.GeoDataFrame:
+def grid_counts(grid: gpd.GeoDataFrame, x, y, weights=None, *, cell_size_m: float,
+                shape: CellShape = "square") -> gpd.GeoDataFrame:
     """The grid with ``n``, the points in each cell, and ``weighted``, their summed weights.
 
     Parameters
@@ -370,23 +393,24 @@ def grid_counts(grid: gpd.GeoDataFrame, x, y, weights=None) -> gpd.GeoDataFrame:
         NaN coordinates) are not counted: ``n`` sums to the number of points in the closed
         area.
     weights : optional weight per point (e.g. harm weights), finite; adds ``weighted``.
+    cell_size_m, shape : what :func:`make_grid` was given.
 
     Returns
     -------
     geopandas.GeoDataFrame
         :data:`hotspots.schema.GRID_COLUMNS` plus ``n`` (int64) and, with weights,
-        ``weighted`` (float64); same row order and ``attrs``.
+        ``weighted`` (float64); same row order.
 
     Examples
     --------
     >>> import shapely
     >>> grid = make_grid(shapely.box(0, 0, 1000, 500), cell_size_m=250)
-    >>> out = grid_counts(grid, [10, 20, 260], [10, 20, 10])
+    >>> out = grid_counts(grid, [10, 20, 260], [10, 20, 10], cell_size_m=250)
     >>> out["n"].tolist()
     [2, 1, 0, 0, 0, 0, 0, 0]
     """
     x, y = check_xy(x, y)
-    idx = cell_index(grid, x, y)
+    idx = cell_index(grid, x, y, cell_size_m=cell_size_m, shape=shape)
     pos = np.full(len(idx), -1, dtype=np.int64)
     cell_ids = grid["cell_id"].to_numpy(dtype=np.int64)
     lookup = np.full(int(cell_ids.max()) + 1 if len(cell_ids) else 0, -1, dtype=np.int64)
@@ -454,12 +478,9 @@ def suggest_cell_size(x, y, area, *, cells_across: int = 50, bandwidth_m: float 
     >>> suggest_cell_size(x, y, shapely.box(0, 0, 1000, 500))
     250.0
     """
-    if isinstance(cells_across, bool) or not isinstance(cells_across, (int, np.integer)) \
-            or cells_across < 1:
-        raise ValueError(f"cells_across must be a positive integer, got {cells_across!r}.")
-    if bandwidth_m is not None and not (isinstance(bandwidth_m, (int, float, np.number))
-                                        and math.isfinite(bandwidth_m) and bandwidth_m > 0):
-        raise ValueError(f"bandwidth_m must be a positive number of metres, got {bandwidth_m!r}.")
+    check_positive("cells_across", cells_across, integer=True)
+    if bandwidth_m is not None:
+        bandwidth_m = check_metres("bandwidth_m", bandwidth_m)
     geom, _ = area_geometry(area, crs)
     x, y = check_xy(x, y)
     minx, miny, maxx, maxy = shapely.bounds(geom)

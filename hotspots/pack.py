@@ -17,7 +17,7 @@ import pandas as pd
 import shapely
 
 from . import geography, meetings, store
-from .analysis import analyse, place_names
+from .analysis import GridSpec, analyse, place_names, resolve_spec
 from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
@@ -90,8 +90,10 @@ def _years_before(day: dt.date, years: int = 1) -> dt.date:
 UNIT_KINDS = ("places", "lsoa", "cells")
 
 
-def _units(kind: str, cur: pd.DataFrame, places, cells, layers, config: Config):
-    """The units to rank, in the columns of :func:`hotspots.cluster.find_places`."""
+def _units(kind: str, cur: pd.DataFrame, places, cells, grid: GridSpec, layers,
+           config: Config):
+    """The units to rank, in the columns of :func:`hotspots.cluster.find_places`; ``cells``
+    are on the lattice of ``grid``."""
     if kind == "places":
         return places
     names = {c: n for key in ("ward", "lsoa") if key in layers
@@ -102,17 +104,18 @@ def _units(kind: str, cur: pd.DataFrame, places, cells, layers, config: Config):
         lab = cur["lsoa_code"].map(pos).fillna(-1).to_numpy(dtype=np.int64)
         return place_table(cur, lab, config=config, names=names,
                            polygons=lsoa.geometry.values, ids=list(lsoa["code"]))
-    lab = cell_index(cells, cur["x"].to_numpy(), cur["y"].to_numpy())
+    lab = cell_index(cells, cur["x"].to_numpy(), cur["y"].to_numpy(),
+                     cell_size_m=grid.cell_size_m, shape=grid.shape)
     pos = pd.Series(np.arange(len(cells)), index=cells["cell_id"])
     lab = np.where(lab >= 0, pos.reindex(lab).fillna(-1).to_numpy(), -1).astype(np.int64)
     return place_table(cur, lab, config=config, names=names, polygons=cells.geometry.values,
                        ids=[f"C{c}" for c in cells["cell_id"]])
 
 
-def _emerging(inc: pd.DataFrame, cells, period) -> dict[str, int] | None:
+def _emerging(inc: pd.DataFrame, cells, grid: GridSpec, period) -> dict[str, int] | None:
     """Emerging hot spot classes of the grid cells over the last 12 months (None when the
     store holds fewer than the 10 months the classes need)."""
-    out = emerging_cells(inc, cells, end_month=period.label)
+    out = emerging_cells(inc, cells, cell_size_m=grid.cell_size_m, end_month=period.label)
     if out is None:
         return None
     return {k: int(v) for k, v in out["pattern"].value_counts().items() if k != "no pattern"}
@@ -125,6 +128,7 @@ class _Ranked:
     cur: pd.DataFrame  # the period's incidents
     inc: pd.DataFrame  # every incident read, with the ``unit`` (place) it falls in
     cells: gpd.GeoDataFrame
+    grid: GridSpec  # the lattice of ``cells``
     raster: object
     places: gpd.GeoDataFrame
     trends: pd.DataFrame
@@ -161,17 +165,21 @@ def _with_rates(places, units: str, config: Config, layers, cache):
 
 
 def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: str,
-          cache, top: int) -> _Ranked:
-    """Step 2: find the units of the period, compare each with the previous month and the
-    year before (against the rest of the borough), count repeats, and rank them."""
+          cache, top: int, cell_size_m: float | None = None) -> _Ranked:
+    """Step 2: find the units of the period (on grid cells of ``cell_size_m``, default
+    chosen by :func:`hotspots.analysis.resolve_spec`'s rule), compare each with the
+    previous month and the year before (against the rest of the borough), count repeats,
+    and rank them."""
     cur = inc.loc[in_period(inc, period)].reset_index(drop=True)
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     area = geography.land_area(layers, config, cache=cache)
-    found = analyse(cur, area, config=config, names=place_names(layers))
+    spec = resolve_spec(cur["x"].to_numpy(), cur["y"].to_numpy(), area,
+                        cell_size_m=cell_size_m)
+    found = analyse(cur, area, config=config, spec=spec, names=place_names(layers))
     cells, raster, places = found.cells, found.raster, found.places
-    places = _with_rates(_units(units, cur, places, cells, layers, config), units, config,
-                         layers, cache)
+    places = _with_rates(_units(units, cur, places, cells, spec.grid, layers, config), units,
+                         config, layers, cache)
     if places.empty:
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
                             "anywhere; see the area tables from `hotspots summarise`.")
@@ -192,7 +200,8 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
     previous = table["n_previous"].fillna(0).to_numpy()
     table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
-    return _Ranked(cur=cur, inc=inc, cells=cells, raster=raster, places=places,
+    return _Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, raster=raster,
+                   places=places,
                    trends=trends, n_tested=n_tested, ranked=ranked,
                    density=len(cur) / (area.area / 1e6), area=area)
 
@@ -273,7 +282,7 @@ def _method_notes(rk: _Ranked, period: Period, config: Config, emerging) -> list
         "to its rank among the places; weights "
         + ", ".join(f"{k} {v:g}" for k, v in config.ranking.items()) + ").",
         f"Concentration across {len(rk.cells):,} grid cells of "
-        f"{rk.cells.attrs['cell_size_m']:g} m: Gini {gini['gini']:.2f}; the top 5% of cells "
+        f"{rk.grid.cell_size_m:g} m: Gini {gini['gini']:.2f}; the top 5% of cells "
         f"hold {gini['top5_share']:.0%} of incidents.",
         "Trends: a place is called rising or falling only when it changed more than the "
         "rest of the borough did (incidents of the same categories), which takes out the "
@@ -375,10 +384,13 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                out_dir: str | Path = "out", cache: str | Path | None = None,
                partner: bool = False, top: int = 20, units: str = "places",
                period: Period | None = None, categories: list[str] | None = None,
-               layers: dict[str, gpd.GeoDataFrame] | None = None) -> dict:
+               layers: dict[str, gpd.GeoDataFrame] | None = None,
+               cell_size_m: float | None = None) -> dict:
     """Write the tasking pack for ``period`` (default: the latest complete month in the
     store), for some ``categories`` or all. ``layers`` (from
-    :func:`hotspots.geography.read_layers`) saves reading them again.
+    :func:`hotspots.geography.read_layers`) saves reading them again. ``cell_size_m`` is
+    the grid's (Gi*, emerging classes, ``units="cells"``), as ``hotspots detect
+    --cell-size-m``: default chosen by :func:`hotspots.analysis.resolve_spec`'s rule.
 
     ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
     ``cells``.
@@ -404,7 +416,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
             "--categories (the full pack can be filtered).")
     period, inc, decisions, meeting_list = _read_store(store_file, period, categories)
     layers = layers or geography.read_layers(config, cache=cache)
-    rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top)
+    rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top,
+               cell_size_m=cell_size_m)
     main = config.main_layer if config.main_layer in ("ward", "lsoa") else "lsoa"
     area_names = dict(zip(layers[main]["code"], layers[main]["name"], strict=True))
     cards = _evidence(rk, period, config=config, decisions=decisions)
@@ -412,7 +425,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                                               for c in cards])
     rk = replace(rk, ranked=ranked)
     tasked = _last_meeting(decisions, meeting_list, rk, period)
-    emerging = _emerging(rk.inc, rk.cells, period)
+    emerging = _emerging(rk.inc, rk.cells, rk.grid, period)
     notes = _method_notes(rk, period, config, emerging)
     where = {r.place_id: f"{r.label} ({area_names.get(getattr(r, f'{main}_code'), '')})"
              for r in ranked.itertuples()}
@@ -449,5 +462,5 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     files = _write(out_dir, stem, page, page_map, ranked_out if partner else ranked,
                    tasked_out, config=config, partner=partner)
     return {"period": period.label, "partner": partner, "units": units,
-            "places": len(ranked), "emerging": emerging,
+            "places": len(ranked), "emerging": emerging, "cell_size_m": rk.grid.cell_size_m,
             "tasked_reviewed": 0 if tasked is None else len(tasked), "files": files}

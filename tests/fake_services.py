@@ -4,7 +4,8 @@ police.uk CSV rows with the polygon filter done point in polygon, the 503 of an 
 holding too many crimes (threshold settable, so a split can be forced with little
 data), the 4,094-character GET limit, 429s, months missing from crimes-street-dates,
 and bad answers on demand (``faults``, used one per crimes-street request: 429, 500,
-503, html, truncated, cut, wrong_month)."""
+503, html, truncated, cut, wrong_month); and published files at their own URL's host and
+path under ``/files/`` (``files``), for the hosts a download names."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import csv
 import http.server
 import json
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,9 @@ class Fake:
     max_get: int = 4094
     faults: list[str] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    retry_after: str = "0"  # the Retry-After of a 429
+    files: dict[str, Path] = field(default_factory=dict)  # "host/path" -> published copy
     features: dict[str, list[dict]] = field(default_factory=dict)  # ArcGIS service -> features
     page_size: int = 1000
     nomis: dict[str, int] = field(default_factory=dict)  # LSOA code -> usual residents
@@ -115,6 +120,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         with fake.lock:
             fake.log.append((method, path))
+            fake.times.append(time.monotonic())
+        if path.startswith("/files/"):
+            src = fake.files.get(path[len("/files/"):])
+            if src is None:
+                return self._send(404, b"<html><body>Not found</body></html>", "text/html")
+            return self._send(200, src.read_bytes(), "application/octet-stream")
         if path == "/police/crimes-street-dates":
             months = sorted(fake.crimes) if fake.dates is None else fake.dates
             self._send(200, json.dumps([{"date": m, "stop-and-search": []}
@@ -135,7 +146,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with fake.lock:
             fault = fake.faults.pop(0) if fake.faults else None
         if fault == "429":
-            return self._send(429, b"Too Many Requests", "text/plain", {"Retry-After": "0"})
+            return self._send(429, b"Too Many Requests", "text/plain",
+                              {"Retry-After": fake.retry_after})
         if fault in ("500", "503"):
             return self._send(int(fault), b"<html><body>Service error</body></html>",
                               "text/html")
@@ -239,6 +251,22 @@ def ons_services(shared: Path) -> tuple[dict[str, list[dict]], dict[str, int]]:
         ons.WARD_BOUNDARIES[0]: _features(wards, lambda r: {
             "WD22CD": r.wardcode, "WD22NM": r.name, "LAD22CD": th_code}),
     }, people
+
+
+def published_copies(shared: Path, manifest: Path, base: str) -> tuple[dict[str, Path], str]:
+    """The manifest's files that have a download ``url``, as the stand-in serves them
+    (``host/path`` -> the copy in ``shared``: the manifest's sha256 says they are the
+    published bytes), and the manifest's text with each ``https://`` address moved under
+    ``{base}/files/``; files without a ``url`` are not served, as on the internet."""
+    import tomllib
+
+    text = manifest.read_text("utf-8")
+    files = {}
+    for entry in tomllib.loads(text)["files"]:
+        if entry.get("url"):
+            parts = urllib.parse.urlsplit(entry["url"])
+            files[parts.netloc + parts.path] = shared / entry["name"]
+    return files, text.replace('url = "https://', f'url = "{base}/files/')
 
 
 @contextlib.contextmanager

@@ -431,6 +431,25 @@ def test_partner_sees_the_minimised_pack_only(role):
         at.switch_page("app_pages/tasking.py")
 
 
+def test_the_analyst_sets_the_grid_cell_size(role):
+    """The Tasking page's sidebar setting goes through resolve_spec to the pack's grid,
+    like `hotspots pack --cell-size-m`; the chair keeps the size chosen by rule."""
+    def grid_caption(at: AppTest) -> str:
+        return next(c.value for c in at.caption if "ranked places there" in c.value)
+
+    at = role()  # local mode: analyst, on the Tasking page
+    cell = at.sidebar.number_input(key="cell_size_m")
+    assert cell.value is None and cell.label == "Grid cell size (m)"
+    auto = float(re.search(r"grid cells of ([\d.]+) m", grid_caption(at)).group(1))
+    size = 325.0 if auto != 325 else 350.0
+    cell.set_value(size).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"grid cells of {size:g} m" in grid_caption(at)
+    chair = role("chair")
+    assert "cell_size_m" not in {n.key for n in chair.sidebar.number_input}
+    assert f"grid cells of {auto:g} m" in grid_caption(chair)
+
+
 def test_no_sign_in_configured_refuses(demo, monkeypatch):
     monkeypatch.delenv("HOTSPOTS_LOCAL")
     at = AppTest.from_file(APP, default_timeout=30)
@@ -503,6 +522,17 @@ def test_a_place_card_opens_and_the_map_zooms_to_it(role, demo):
     assert _inside(focus["bounds"], x0, y0) and _inside(focus["bounds"], x1, y1)
     others = places.loc[places["place_id"] != pid].to_crs(4326).representative_point()
     assert not all(_inside(focus["bounds"], p.x, p.y) for p in others)
+    # the map shows the forecast `hotspots detect` wrote (layer `forecast`): its legend,
+    # method, cell size, PAI and the same number of ranked cells
+    m = next(e for e in at.main if getattr(e, "type", "") == "component_instance"
+             and e.proto.id.endswith("tasking_map"))
+    shown = json.loads(m.proto.json_args)["html"]
+    legend = re.search(r"Forecast for 2024-09: [^\"<]*",
+                       (demo / "o" / "hotspots_2024-08.html").read_text("utf-8")).group(0)
+    forecast = gpd.read_file(demo / "o" / "hotspots_2024-08.gpkg", layer="forecast")
+    first = forecast.iloc[0]
+    assert f"{first['cell_size_m']:.0f} m cells; PAI {first['pai_5pct']:.2f}" in legend
+    assert legend in shown and f"Rank {len(forecast)} of {len(forecast)};" in shown
     # filters that leave the place out close its card
     at.sidebar.multiselect(key="f_categories").set_value(["burglary"]).run()
     assert not at.exception and not _card(at)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -211,3 +212,88 @@ def test_the_mapping_form_writes_saves_and_chooses_a_mapping(page, cache):
     assert (counts["new"], counts["rejected"]) == (3, 0)
     at.button(key="load").click().run()
     assert _state(db)[1].loc["N2", "category"] == "asb_nuisance"
+
+
+def _shown(at, column: str) -> pd.DataFrame:
+    """The table on the page with ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_the_data_page_shows_who_loaded_and_decided_what_and_when(page, cache):
+    """The audit trail: a load through the page records the signed-in user, a load and a
+    decision from the CLI record the user running it; each with when. The Data page
+    lists both."""
+    import getpass
+
+    from hotspots.cli import main
+    from tests.test_store import places_frame
+
+    at, db = page
+    week3 = HEADER + f"A9,2024-08-09 10:00,Rowdy,{AT}\n"
+    at.file_uploader(key="uploads").set_value(("week3.csv", week3.encode(), "text/csv"))
+    at.selectbox(key="mapping_choice").set_value("lbth-asb").run()
+    at.button(key="check").click().run()
+    at.button(key="load").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    conn = store.connect(db)
+    store.write_places(conn, places_frame(), period="2024-08", start="2024-08-01",
+                       end="2024-08-31", method="dbscan", params={})
+    conn.close()
+    base = ["--geodata", str(cache)]
+    assert main([*base, "task", "add", "--store", str(db), "--place", "P1", "--owner", "ptf",
+                 "--actions", "Joint patrol", "--review", "2024-09-20", "--meeting",
+                 "2024-09-05"]) == 0
+    assert main([*base, "task", "edit", "1", "--store", str(db), "--actions",
+                 "Joint patrol, Fri"]) == 0
+    conn = store.connect(db)
+    store.record_decision(conn, place_id="P2", owner="housing", actions="Letter",
+                          review_date="2024-09-20", meeting_date="2024-09-05",
+                          user="chair@example.org")
+    conn.close()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    now = pd.Timestamp.now(tz="UTC")
+    loads = _shown(at, "who")
+    assert loads["who"].tolist() == [getpass.getuser(), "local analyst"]
+    assert loads["file"].tolist() == ["week1.csv", "week3.csv"]
+    when = pd.to_datetime(loads["when (UTC)"], utc=True)
+    assert ((now - when) < pd.Timedelta(minutes=10)).all() and when.is_monotonic_increasing
+    decisions = _shown(at, "recorded by")
+    assert decisions[["decision", "place", "recorded by", "changed by"]].values.tolist() == [
+        [1, "P1", getpass.getuser(), getpass.getuser()], [2, "P2", "chair@example.org", ""]]
+    recorded = pd.to_datetime(decisions["recorded (UTC)"], utc=True)
+    assert ((now - recorded) < pd.Timedelta(minutes=10)).all()
+    changed = pd.to_datetime(decisions["last changed (UTC)"].iloc[0], utc=True)
+    assert recorded.iloc[0] <= changed <= now
+
+
+def test_an_older_export_keeps_newer_records_unless_the_page_is_told_to_replace_them(page):
+    """The load-order rule on the Data page: the check says what would be kept and why,
+    and how to replace them here (not a command-line flag); ticking the box and checking
+    again replaces them, once the replacement is confirmed."""
+    at, db = page
+    mapping = MAPPING.replace('caller = "Caller ID"\n',
+                              'caller = "Caller ID"\nextract_date = "Exported"\n')
+    # A1 as it was in an export of 2 August; week 1 (in the store) is today's file
+    old = "Ref,When,Type,Lat,Lon,Exported\n" f"A1,2024-08-01 10:00,Dealing,{AT},02/08/2024\n"
+    at.file_uploader(key="uploads").set_value(("old.csv", old.encode(), "text/csv"))
+    at.selectbox(key="mapping_choice").set_value(at.selectbox(key="mapping_choice")
+                                                 .options[-1]).run()
+    at.file_uploader(key="mapping").set_value(("asb.toml", mapping.encode(), "text/plain"))
+    at.run()
+    at.button(key="check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    counts = at.dataframe[0].value.iloc[0]
+    assert (counts["kept (newer in store)"], counts["replaced"]) == (1, 0)
+    note = next(w.value for w in at.warning if w.value.startswith("old.csv: kept"))
+    assert "kept 1 newer version from load 1" in note and "dated 2024-08-02" in note
+    assert "--force-older" not in note and "Replace newer records" in note
+    at.checkbox(key="force_older").check().run()
+    assert any("check them again" in i.value for i in at.info)  # the check was without it
+    at.button(key="check").click().run()
+    counts = at.dataframe[0].value.iloc[0]
+    assert (counts["kept (newer in store)"], counts["replaced"]) == (0, 1)
+    at.checkbox(key="confirm_replace").check().run()
+    at.button(key="load").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _state(db)[1].loc["A1", "category"] == "drug_dealing"

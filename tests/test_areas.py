@@ -1,9 +1,11 @@
 """Other areas, end to end, each set up by `hotspots area init`: the City of London (its 6
 LSOAs from city_of_london_lsoa21.geojson, LSOA only), Camden (from london_lsoa21.gpkg by
 name, with the London burglary year) and all of London (one month of London burglary, to
-keep the suite fast: London-scale speed is later work). Each goes through ingest,
-summarise (every layer, with rates where residents are known), detect, pack and every
-app page (AppTest); Camden also in a real browser. And nothing in the package names the
+keep the suite fast: London-scale speed is bench/bench_london.py's). Each goes through
+ingest, summarise (every layer, with rates where residents are known), detect, pack and
+every app page (AppTest; the City also loads the Data page's synthetic data); Camden
+also in a real browser. The default configuration refuses each area's store on every
+page and command. And nothing in the package names the
 default area outside its configuration."""
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def built(request, tmp_path_factory, local_cache):
     store = root / f"{key}.sqlite"
     base = ["--config", str(cfg), "--geodata", str(local_cache)]
     out.update(key=key, cfg=cfg, store=store, base=base, root=root, n_lsoa=n_lsoa,
-               layers=layer_keys, files=files)
+               layers=layer_keys, files=files, area=f"{done['name']} ({done['code']})")
     return out
 
 
@@ -132,6 +134,16 @@ def test_every_app_page_on_the_area(built, monkeypatch):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert "ward" not in " ".join(str(getattr(e, "label", "")) for e in at.radio).lower()
+        if page.endswith("data.py") and built["key"] == "city":  # synthetic data here too
+            def count():
+                return int(next(m for m in at.metric if m.label == "Incidents").value
+                           .replace(",", ""))
+            before = count()
+            low = at.number_input(key="synth_n")
+            low.set_value(low.min).run()  # the smallest the page offers is generated
+            at.button(key="synth").click().run()
+            assert not at.exception, [e.value for e in at.exception]
+            assert count() > before + low.min // 2
         if page.endswith("trends.py"):  # rates where residents are known, else n/a
             rates = [d.value for d in at.dataframe if "per_1000_residents" in d.value.columns]
             assert bool(rates) == (built["key"] != "city")
@@ -150,11 +162,17 @@ def test_the_app_refuses_a_store_of_another_area(built, monkeypatch, tmp_path):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception
-    assert any("was built for" in e.value and "Give the store's configuration" in e.value
+    refused = f"was built for {built['area']}"
+    assert any(refused in e.value and "Give the store's configuration" in e.value
                for e in at.error)
-    code = main(["--config", str(other), "--geodata", built["base"][3], "summarise",
-                 "--store", str(built["store"]), "--out", str(tmp_path)])
-    assert code == 1
+    for page in PAGES:  # every page, not only the first
+        at.switch_page(page).run()
+        assert not at.exception and any(refused in e.value for e in at.error), page
+    for cmd in (["summarise", "--out", str(tmp_path)], ["detect", "--out", str(tmp_path)],
+                ["export", "--out", str(tmp_path / "x.gpkg")], ["task", "list"]):
+        code = main(["--config", str(other), "--geodata", built["base"][3], *cmd,
+                     "--store", str(built["store"])])
+        assert code == 1, cmd
 
 
 def test_camden_in_a_real_browser(built, tmp_path):
@@ -196,11 +214,12 @@ def test_no_default_area_name_or_code_outside_its_configuration(cache):
                          re.IGNORECASE)
     allowed = {ROOT / "hotspots" / "data" / "tower_hamlets.toml"}
     found = []
-    for path in [*(ROOT / "hotspots").rglob("*.py"), *(ROOT / "app_pages").rglob("*.py"),
-                 ROOT / "streamlit_app.py"]:
-        if path in allowed:
-            continue
-        for i, line in enumerate(path.read_text().splitlines(), start=1):
+    files = [p for p in [*(ROOT / "hotspots").rglob("*"), *(ROOT / "app_pages").rglob("*"),
+                         ROOT / "streamlit_app.py", ROOT / "serve.py"]
+             if p.is_file() and "__pycache__" not in p.parts and p not in allowed]
+    assert len(files) > 60  # every file of the package: code, assets, anything left over
+    for path in files:
+        for i, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
             # the default configuration is named by its file: that is the one reference
             line = line.replace('"tower_hamlets.toml"', "")
             if pattern.search(line):

@@ -292,6 +292,15 @@ def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, ca
     assert (f"3 test month(s) (2024-06, 2024-07, 2024-08), {res['incidents_tested']:,} "
             "incidents in them inside the area") in text
     assert "fewer than" not in text
+    # the stated minimum: with fewer test months it says so, and the map is the fallback
+    code, out, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store,
+                       "--test-months", "2", "--out", str(tmp_path / "o"), "--json")
+    short = json.loads(out)
+    assert short["test_months"] == ["2024-07", "2024-08"] and not short["enough"]
+    assert short["winner"]["fallback"] and short["min_test_months"] == 3
+    code, text, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store,
+                        "--test-months", "2", "--out", str(tmp_path / "o"))
+    assert "only 2 test month(s): fewer than the 3 needed to choose a map" in text
 
 
 @pytest.mark.slow
@@ -319,6 +328,22 @@ def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
     assert (f"PAI {f['pai_5pct']:.2f}, hit rate {f['hit_rate_5pct']:.0%} on "
             f"{f['test_months']} test months") in page
     assert f["test_months"] == 8 and not f["fallback"]
+    assert f["months_tested"] == res["test_months"] and (f"on 8 test months ("
+                                                         f"{res['test_months'][0]} to 2024-07)"
+                                                         ) in page
+    # Gi* cells and places: "where it is concentrated now", each with its own next-month
+    # figure at its own share of the area, never called a forecast
+    now = res["concentrated_now"]
+    for key, layer_name in (("gistar", "Where it is concentrated now (not a forecast): "
+                                       "Getis-Ord Gi*"),
+                            ("places", "Places (clusters)")):
+        v = now[key]
+        assert v["months"] > 0 and v["coverage"] < 0.05
+        note = (f"next month it held {v['hit_rate']:.0%} of incidents in {v['coverage']:.2%} "
+                f"of the area: PAI {v['pai']:.2f} over {v['months']} months")
+        assert note in page and layer_name in page, key
+    assert "concentrated now, not a forecast; next month it held" in page  # places' name
+    assert page.count("Forecast for ") == 1
     # the pack's map draws the same cells with the same legend
     code, out, _ = run(capsys, "--geodata", str(cache), "pack", "--store", store, "--out",
                        str(tmp_path / "o"), "--json")
@@ -334,3 +359,14 @@ def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
                        str(tmp_path / "o2"), "--json")
     again = json.loads(out)["forecast"]
     assert again["test_months"] == 9
+    # an earlier month's forecast is chosen on the months before it only, though the store
+    # holds later ones: 2023-12 to 2024-05 tested, for 2024-06
+    code, out, _ = run(capsys, "--geodata", str(cache), "detect", "--store", store,
+                       "--month", "2024-05", "--out", str(tmp_path / "o3"), "--json")
+    past = json.loads(out)
+    f5 = past["forecast"]
+    assert f5["month"] == "2024-06" and f5["months_tested"] == [
+        "2023-12", "2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    assert f5["test_months"] == 6 and f5["backtest_created"] >= again["backtest_created"]
+    page5 = Path(past["files"]["map"]).read_text()
+    assert "on 6 test months (2023-12 to 2024-05)" in page5

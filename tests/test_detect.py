@@ -39,7 +39,7 @@ def detect(n, layers, config, area):
     data = make_synthetic(layers["lsoa"], n_incidents=n, rng=3, dirty_fraction=0.0)
     inc = incidents_from(data.incidents, layers)
     x, y = inc["x"].to_numpy(), inc["y"].to_numpy()
-    cells = grid_counts(make_grid(area, cell_size_m=100), x, y)
+    cells = grid_counts(make_grid(area, cell_size_m=100), x, y, cell_size_m=100)
     cells = cells.join(gistar(cells["n"].to_numpy(dtype=float), grid_neighbours(cells)))
     places = find_places(inc, config=config, area_km2=area.area / 1e6)
     return data, inc, cells, places

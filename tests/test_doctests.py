@@ -10,8 +10,8 @@ import inspect
 import pytest
 
 #: The analysis modules whose public functions all carry a runnable Examples section.
-DOCUMENTED = ["density", "grid", "gistar", "cluster", "pointclusters", "repeats", "rank",
-              "trends", "series", "emerging", "timeprofile", "evaluate",
+DOCUMENTED = ["density", "grid", "gistar", "neighbours", "cluster", "pointclusters", "repeats",
+              "rank", "trends", "series", "emerging", "timeprofile", "evaluate",
               "displacement"]
 #: Modules with some examples (run too).
 ALSO_RUN = ["analysis", "validate", "patrol"]

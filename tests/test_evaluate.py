@@ -84,6 +84,27 @@ def test_tied_cells_count_fractionally_so_cell_order_cannot_help():
     assert np.mean(sims) == pytest.approx(expected, abs=0.01)
 
 
+def test_no_metric_depends_on_the_order_of_tied_cells():
+    # hit rate, PAI, PEI and RRI alike, with unequal (clipped) cells: the coverage ends
+    # inside a group of tied cells, which are shuffled with their counts and areas
+    scores = np.array([5, 1, 1, 1, 1, 0, 0, 0, 0, 0], dtype=float)
+    area = np.array([1, 1, 0.5, 1, 0.25, 1, 1, 1, 1, 1])
+    base = ev.evaluate_scores(scores, TRAIN, TEST, area, coverages=(0.2, 0.3))
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        p = rng.permutation(10)
+        pd.testing.assert_frame_equal(
+            ev.evaluate_scores(scores[p], TRAIN[p], TEST[p], area[p], coverages=(0.2, 0.3)),
+            base)
+    # by hand, A = 8.75: 20% = 1.75 = cell 0 and 0.75 of the tied group's 2.75
+    share = 0.75 / 2.75
+    first = base.iloc[0]
+    assert first["n_test"] == pytest.approx(3 + share * 3)
+    assert first["pai_input"] == pytest.approx(5 / 10 / 0.2)
+    assert first["rri"] == pytest.approx(first["pai"] / first["pai_input"])
+    assert (base["pei"] <= 1).all()
+
+
 def test_whole_cells_for_a_map_are_deterministic():
     scores = np.array([0, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=float)
     sel = ev.select_cells(scores, 1.0, coverage=0.2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -205,12 +206,55 @@ def test_a_service_down_with_503s_is_not_split_forever(api, config, cache, tmp_p
     assert len(fake.log) == 8  # crimes-street-dates, then one tile at each depth: not 4**6
 
 
-def test_rate_is_at_most_the_limit():
-    client = fetch.Client(rate_per_s=50)
-    t0 = fetch.time.monotonic()
-    for _ in range(11):
-        client._turn()
-    assert fetch.time.monotonic() - t0 >= 10 / 50
+def test_at_most_15_requests_a_second_retries_included(api, config, cache, tmp_path):
+    """Measured where the service sees it: the stand-in's arrival times of every request
+    of a month fetched by the default client, through a forced split and three 429s."""
+    fake, base = api
+    fake.max_crimes = 40  # about 250 burglaries: split into tiles, a dozen requests
+    fake.faults = ["429"] * 3
+    report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-01"],
+                 client=fetch.Client(backoff_s=0.001))
+    assert report["error"] is None and report["months"][0]["splits"] >= 3
+    times = fake.times
+    assert len(times) == report["requests"] >= 16
+    # any 16 consecutive requests span at least a second (less a little network jitter)
+    spans = [b - a for a, b in zip(times[:-15], times[15:], strict=True)]
+    assert min(spans) > 0.95, spans
+
+
+def test_back_off_doubles_honours_retry_after_and_is_capped(api, config, cache, tmp_path,
+                                                            monkeypatch):
+    """The waits between tries, recorded instead of slept: ``backoff_s * 2**attempt``,
+    the 429's ``Retry-After`` when it gives one, never more than ``max_wait_s``."""
+    fake, base = api
+    waits: list[float] = []
+    monkeypatch.setattr(fetch, "time", type("Clock", (), {
+        "sleep": staticmethod(waits.append), "monotonic": staticmethod(time.monotonic)}))
+    client = fetch.Client(rate_per_s=1000, backoff_s=1, max_wait_s=5)
+    fake.faults, fake.retry_after = ["500", "500", "429", "500"], "3"
+    report = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-02"], client=client)
+    assert report["error"] is None
+    assert [w for w in waits if w >= 0.5] == [1, 2, 3, 5]  # 8 capped at 5
+    waits.clear()
+    fake.faults = ["500"] * 6
+    failed = run(config, cache, tmp_path / "s.sqlite", base, months=["2024-03"],
+                 client=fetch.Client(rate_per_s=1000, backoff_s=0.5, max_wait_s=60, retries=3))
+    assert [w for w in waits if w >= 0.25] == [0.5, 1, 2]
+    assert "answered HTTP 500 Internal Server Error (after 4 tries)" in failed["error"]
+
+
+def test_a_sliver_beside_the_area_costs_no_request_of_its_own():
+    """A boundary file's sliver metres from the rest lies in the main part's margin; a
+    part far away gets its own polygon. Every part is covered."""
+    main = shapely.box(530000, 180000, 534000, 183000)
+    sliver = shapely.box(534012, 181000, 534015, 181005)  # 15 m², 12 m away
+    island = shapely.box(540000, 180000, 541000, 181000)
+    area = shapely.MultiPolygon([sliver, main, island])
+    polys = fetch.query_polygons(area)
+    assert len(polys) == 2
+    back = shapely.union_all([fetch.shapely.transform(p, lambda xy: np.column_stack(
+        fetch.FROM_LONLAT.transform(xy[:, 0], xy[:, 1]))) for p in polys])
+    assert all(back.covers(part) for part in (main, sliver, island))
 
 
 def test_only_listed_months_are_asked_for(api, config, cache, tmp_path):
@@ -252,22 +296,33 @@ def test_bad_answer_keeps_months_before_and_nothing_of_its_month(api, config, ca
 
 
 @pytest.mark.slow
-def test_interrupted_before_loading_resumes_without_asking_again(api, config, cache, tmp_path,
-                                                                 monkeypatch):
+@pytest.mark.parametrize("stop", ["loading", "fetching the third month"])
+def test_interrupted_run_resumes_without_asking_again(api, config, cache, tmp_path,
+                                                      monkeypatch, stop):
+    """Stopped (Ctrl-C) while loading the months fetched, or in the middle of fetching:
+    the months fetched are loaded by the next run without asking for them again."""
     fake, base = api
     db = tmp_path / "s.sqlite"
+    fetch_month = fetch.fetch_month
 
     def killed(*a, **k):
-        raise KeyboardInterrupt
+        if stop == "loading" or a[2] == MONTHS[2]:
+            raise KeyboardInterrupt
+        return fetch_month(*a, **k)
 
-    monkeypatch.setattr(jobs, "ingest_files", killed)
+    if stop == "loading":
+        monkeypatch.setattr(jobs, "ingest_files", killed)
+    else:
+        monkeypatch.setattr(fetch, "fetch_month", killed)
     with pytest.raises(KeyboardInterrupt):
         run(config, cache, db, base, months=MONTHS[:3])
     monkeypatch.undo()
+    assert incidents(db)[0].empty
     n_before = len(fake.log)
     report = run(config, cache, db, base, months=MONTHS[:4])
     assert [m["status"] for m in report["months"]] == ["loaded"] * 4
-    assert len([p for p in fake.log[n_before:] if "crimes-street/" in p[1]]) == 1
+    asked = 1 if stop == "loading" else 2  # the fourth month (and the third, not fetched)
+    assert len([p for p in fake.log[n_before:] if "crimes-street/" in p[1]]) == asked
     got, loads = incidents(db)
     assert sorted(got["period"].unique()) == MONTHS[:4] and len(loads) == 4
     # and once more: nothing asked, nothing loaded

@@ -63,7 +63,7 @@ def test_tie_kernel_breaks_ties_only():
     assert (tied[i] > tied[j]).all()
     # among the single-incident cells, the one with a neighbouring incident comes first
     ones = np.flatnonzero(plain == 1)
-    lonely = cell_index(b.fine, [875], [875])[0]
+    lonely = cell_index(b.fine, [875], [875], cell_size_m=50.0)[0]
     pair = np.setdiff1d(ones, [lonely])
     assert len(ones) == 3 and (tied[lonely] < tied[pair]).all()
 
@@ -164,6 +164,49 @@ def test_pai_of_captured_matches_evaluate():
         rng.uniform(0.5, 1, 50)
     n = ev.captured(s, c, a, np.array([0.05]))[0]
     assert n / c.sum() / 0.05 == pytest.approx(ev.pai(s, c, a, coverage=0.05))
+
+
+def test_the_map_names_the_forecast_and_the_layers_that_are_not_one():
+    """The legend says the method, the cell size, its mean PAI and hit rate on which test
+    months, or that there was no month to test it on (was "PAI nan, hit rate nan%"), and
+    the fallback; Gi* cells are "where it is concentrated now" with their own next-month
+    figure, never a forecast."""
+    from hotspots.config import load_config
+    from hotspots.gistar import gistar, grid_neighbours
+    from hotspots.grid import grid_counts, make_grid
+    from hotspots.maps import forecast_legend, hotspot_map, map_html
+
+    box = shapely.box(533000, 180000, 535000, 182000)  # in Tower Hamlets, EPSG:27700
+    inc, _ = monthly_hotspots(months=3)
+    inc = inc.assign(x=inc["x"] + 533000, y=inc["y"] + 180000)
+    result, _ = fc.backtest_result(inc, box)  # 0 test months: the fallback, untested
+    layer = fc.forecast_layer(fc.bin_incidents(inc, box, cell_sizes=(50.0,)),
+                              result["winner"])
+    w = result["winner"]
+    info = {"month": "2024-04", "description": fc.DESCRIPTIONS[w["method"]],
+            "months_tested": result["test_months"], **w}
+    legend = forecast_legend(info)
+    assert legend == ("Forecast for 2024-04: top 5% of the area, counts over the last 12 "
+                      "months, 50 m cells; no month to test it on yet (fallback: too little "
+                      "history to choose)")
+    tested = {**info, "fallback": False, "pai_5pct": 9.876, "hit_rate_5pct": 0.494,
+              "test_months": 2, "months_tested": ["2024-02", "2024-03"]}
+    assert forecast_legend(tested).endswith(
+        "50 m cells; PAI 9.88, hit rate 49% on 2 test months (2024-02 to 2024-03)")
+    grid = make_grid(box, cell_size_m=100)
+    cells = grid_counts(grid, inc["x"].to_numpy(), inc["y"].to_numpy(), cell_size_m=100)
+    cells = cells.join(gistar(cells["n"].to_numpy(float), grid_neighbours(grid)))
+    assert (cells["gi_class"] > 0).any()
+    meta = {"period": "2024-03", "incidents": len(inc), "categories": [], "cell_size_m": 100,
+            "forecast": info, "concentrated_now": {"gistar": {
+                "pai": 1.65, "hit_rate": 0.06, "coverage": 0.036, "months": 8}}}
+    page = map_html(hotspot_map(area=gpd.GeoDataFrame(geometry=[box], crs=27700), meta=meta,
+                                config=load_config(), cells=cells, forecast=layer))
+    assert legend in page and "PAI nan" not in page and "nan%" not in page
+    assert ("Where it is concentrated now (not a forecast): Getis-Ord Gi* hot and cold spots "
+            "(queen neighbours, 100 m cells, FDR-corrected); next month it held 6% of "
+            "incidents in 3.60% of the area: PAI 1.65 over 8 months") in page
+    assert page.count("Forecast for ") == 1
 
 
 # ------------------------------------------------------------------ real police.uk months

@@ -2,10 +2,11 @@ import logging
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
-from hotspots.errors import CRSError
+from hotspots.errors import CRSError, ValidationError
 from hotspots.grid import cell_index, grid_counts, make_grid, suggest_cell_size
 from hotspots.schema import GRID_COLUMNS
 
@@ -31,25 +32,20 @@ def test_cells_cover_the_area_once(area, grids, shape):
     # ids 0..n-1 in row-major order, one cell per lattice position
     assert grid["cell_id"].tolist() == list(range(len(grid)))
     assert (np.diff(grid["row"] * 10**6 + grid["col"]) > 0).all()
-    assert grid.attrs["cell_size_m"] == 200 and grid.attrs["shape"] == shape
+    assert not grid.attrs  # the layout is the cell size and shape, passed, never carried
 
 
-def test_square_lattice_is_anchored_at_multiples_of_the_cell_size(area, grids):
+def test_square_lattice_is_anchored_at_the_crs_origin(area, grids):
     grid = grids["square"]
-    ox, oy = grid.attrs["origin"]
-    assert ox % 200 == 0 and oy % 200 == 0
-    assert np.allclose(grid["x"], ox + (grid["col"] + 0.5) * 200)
-    assert np.allclose(grid["y"], oy + (grid["row"] + 0.5) * 200)
-    # a grid over one part of the area lines up with the grid over all of it
+    assert np.array_equal(grid["x"], (grid["col"] + 0.5) * 200)
+    assert np.array_equal(grid["y"], (grid["row"] + 0.5) * 200)
+    # a grid over one part of the area lines up, cell for cell, with the grid over all of it
     part = make_grid(shapely.box(535000, 180000, 536500, 181300), cell_size_m=200)
-    whole = grid.set_index(["row", "col"])
-    shift = (part.attrs["origin"][0] - ox) / 200, (part.attrs["origin"][1] - oy) / 200
-    assert shift[0] == int(shift[0]) and shift[1] == int(shift[1])
-    joined = part.assign(row=part["row"] + int(shift[1]), col=part["col"] + int(shift[0]))
-    common = joined.set_index(["row", "col"]).join(whole, rsuffix="_whole", how="inner")
+    common = part.set_index(["row", "col"]).join(grid.set_index(["row", "col"]),
+                                                 rsuffix="_whole", how="inner")
     assert len(common) > 20
-    assert np.allclose(common["x"], common["x_whole"])
-    assert np.allclose(common["y"], common["y_whole"])
+    assert np.array_equal(common["x"], common["x_whole"])
+    assert np.array_equal(common["y"], common["y_whole"])
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -104,14 +100,14 @@ def test_counts_conserve_points(area, grids, shape):
     y = rng.uniform(miny - 200, maxy + 200, 20_000)
     x[:3], y[:3] = np.nan, np.nan
     weights = rng.uniform(0, 3, 20_000)
-    counts = grid_counts(grids[shape], x, y, weights=weights)
+    counts = grid_counts(grids[shape], x, y, weights=weights, cell_size_m=200, shape=shape)
     inside = shapely.intersects_xy(area, x, y)
     assert counts["n"].sum() == inside.sum() > 5000
     assert counts["weighted"].sum() == pytest.approx(weights[inside].sum())
     assert list(counts.columns) == [*GRID_COLUMNS, "n", "weighted"]
     assert "n" not in grids[shape].columns  # input not modified
     # every counted point lies in (or on the edge of) its cell
-    idx = cell_index(grids[shape], x, y)
+    idx = cell_index(grids[shape], x, y, cell_size_m=200, shape=shape)
     got = idx >= 0
     geoms = grids[shape].geometry.values[idx[got]]
     assert shapely.intersects_xy(geoms, x[got], y[got]).all()
@@ -131,25 +127,26 @@ def test_points_on_square_edges_go_to_one_cell_by_the_rule():
     ]
     x = np.array([p[0] for p, _ in cases], dtype=float)
     y = np.array([p[1] for p, _ in cases], dtype=float)
-    assert cell_index(grid, x, y).tolist() == [ids[rc] for _, rc in cases]
-    outside = cell_index(grid, np.array([300.001, -0.001]), np.array([50.0, 50.0]))
+    assert cell_index(grid, x, y, cell_size_m=100).tolist() == [ids[rc] for _, rc in cases]
+    outside = cell_index(grid, np.array([300.001, -0.001]), np.array([50.0, 50.0]),
+                         cell_size_m=100)
     assert outside.tolist() == [-1, -1]
 
 
 def test_points_on_hex_edges_go_to_one_cell_by_the_rule():
     grid = make_grid(shapely.box(0, 0, 1000, 1000), cell_size_m=100, shape="hex")
-    ox, oy = grid.attrs["origin"]
     inner = grid[np.isclose(grid["area_km2"], grid["area_km2"].max())]
     cell = inner.iloc[len(inner) // 2]
     # a point on the horizontal edge between a hexagon and its north neighbour (q, r+1)
     x, y = np.array([cell["x"] + 10.0]), np.array([cell["y"] + 50.0])
     north = grid[(grid["col"] == cell["col"]) & (grid["row"] == cell["row"] + 1)]
-    assert cell_index(grid, x, y).tolist() == north["cell_id"].tolist()
+    assert cell_index(grid, x, y, cell_size_m=100, shape="hex").tolist() == \
+        north["cell_id"].tolist()
     # points on the sloping edges and the vertices: each in exactly one cell holding it
     angles = np.deg2rad(np.arange(0, 360, 30))
     radius = np.where(np.arange(12) % 2 == 0, 100 / np.sqrt(3), 50.0)
     px, py = cell["x"] + radius * np.cos(angles), cell["y"] + radius * np.sin(angles)
-    idx = cell_index(grid, px, py)
+    idx = cell_index(grid, px, py, cell_size_m=100, shape="hex")
     assert (idx >= 0).all()
     dist = shapely.distance(grid.geometry.values[idx], shapely.points(px, py))
     assert dist.max() < 1e-9
@@ -170,14 +167,32 @@ def test_parameter_errors_name_the_parameter(area, grids):
     with pytest.raises(ValueError, match=r"area must be a polygon or multipolygon with non-zero "
                                          r"area, got LineString"):
         make_grid(shapely.LineString([(0, 0), (100, 100)]), cell_size_m=10)
-    with pytest.raises(ValueError, match=r"grid has no 'shape', 'cell_size_m' and 'origin' in "
-                                         r"\.attrs"):
-        cell_index(gpd.GeoDataFrame(grids["square"]).copy().pipe(_drop_attrs), [0.0], [0.0])
+    # a lookup with another size or shape than the grid's is refused, not answered wrongly
+    with pytest.raises(ValidationError, match=r"grid's cell 0 \(row \d+, col \d+\) has its "
+                       r"centre at .* where a square lattice of 100 m puts it; pass the "
+                       r"cell_size_m and shape the grid was made with"):
+        cell_index(grids["square"], [0.0], [0.0], cell_size_m=100)
+    with pytest.raises(ValidationError, match=r"square lattice of 200 m"):
+        grid_counts(grids["hex"], [0.0], [0.0], cell_size_m=200)
+    with pytest.raises(ValidationError, match=r"grid lacks the column\(s\) x, y"):
+        cell_index(grids["square"].drop(columns=["x", "y"]), [0.0], [0.0], cell_size_m=200)
 
 
-def _drop_attrs(gdf):
-    gdf.attrs = {}
-    return gdf
+def test_a_joined_grid_still_looks_points_up(area, grids):
+    """The layout is passed, not carried in attrs: a merge (which drops attrs) and a concat
+    of parts keep every lookup the same."""
+    grid = grids["square"]
+    rng = np.random.default_rng(7)
+    minx, miny, maxx, maxy = area.bounds
+    x, y = rng.uniform(minx, maxx, 2000), rng.uniform(miny, maxy, 2000)
+    want = cell_index(grid, x, y, cell_size_m=200)
+    merged = grid.merge(pd.DataFrame({"cell_id": grid["cell_id"], "label": "c"}), on="cell_id")
+    assert not merged.attrs
+    assert np.array_equal(cell_index(merged, x, y, cell_size_m=200), want)
+    halves = pd.concat([grid.iloc[::2], grid.iloc[1::2].assign(extra=1)])
+    assert np.array_equal(cell_index(halves, x, y, cell_size_m=200), want)
+    counts = grid_counts(merged, x, y, cell_size_m=200)
+    assert counts["n"].sum() == (want >= 0).sum() > 800
 
 
 def test_multipolygon_with_a_hole_is_covered_once():
@@ -193,7 +208,8 @@ def test_multipolygon_with_a_hole_is_covered_once():
         assert shapely.symmetric_difference(union, area).area < 1e-6 * area.area
         rng = np.random.default_rng(1)
         x, y = rng.uniform(-50, 2000, 5000), rng.uniform(-50, 1050, 5000)
-        assert grid_counts(grid, x, y)["n"].sum() == shapely.intersects_xy(area, x, y).sum()
+        counts = grid_counts(grid, x, y, cell_size_m=90, shape=shape)
+        assert counts["n"].sum() == shapely.intersects_xy(area, x, y).sum()
 
 
 def test_degrees_are_refused(area):
@@ -223,5 +239,5 @@ def test_suggest_cell_size_rule_by_hand(caplog):
     assert messages[0].startswith("cell size set to 100 m (rule: max(shorter side 2500 m / 50")
     assert messages[1].startswith("cell size set to 50 m")
     assert "capped at bandwidth 120 m / 3" in messages[2]
-    with pytest.raises(ValueError, match=r"cells_across must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"cells_across must be an integer 1 or more; got 0"):
         suggest_cell_size(x, y, area, cells_across=0)

@@ -107,6 +107,9 @@ def test_load_key_follows_the_configuration_that_decides_acceptance(config):
     assert jobs.load_key("abc", None, config) == jobs.load_key("abc", None, config)
     assert jobs.load_key("abc", None, config) != jobs.load_key("abc", None, other)
     assert jobs.load_key("abc", None, config) != jobs.load_key("abd", None, config)
+    # forcing an older export over newer records is another load of the same file
+    assert jobs.load_key("abc", None, config) != jobs.load_key("abc", None, config,
+                                                               force_older=True)
 
 
 def test_rejected_rows_are_kept_when_every_accepted_row_is_unchanged(tmp_path, cache, config):
@@ -155,16 +158,15 @@ def test_an_older_export_never_reverts_newer_records(tmp_path, cache, config, ca
                  "--store", str(tmp_path / "s.sqlite")])
     out = capsys.readouterr().out
     assert "kept 5 newer versions from load 1 (exported 2024-08-30)" in out
+    # the advice works on the very file it was given for (not "already loaded")
     code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
                  "--store", str(tmp_path / "s.sqlite"), "--force-older", "--json"])
     forced = json.loads(capsys.readouterr().out)["files"][0]
-    assert forced["already_loaded"] == 3  # same key: --force-older does not reload a load
-    older.loc[1, "Text"] = "edited again"
-    older.to_csv(old, index=False)
-    code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
-                 "--store", str(tmp_path / "s.sqlite"), "--force-older", "--json"])
-    forced = json.loads(capsys.readouterr().out)["files"][0]
+    assert forced["already_loaded"] is None
     assert (forced["replaced"], forced["kept_newer"]) == (5, 0)
+    code = main(["--geodata", str(cache), "ingest", str(old), "--mapping", str(mapping),
+                 "--store", str(tmp_path / "s.sqlite"), "--force-older", "--json"])
+    assert json.loads(capsys.readouterr().out)["files"][0]["already_loaded"] == 4
     conn = store.connect(tmp_path / "s.sqlite")
     assert (store.read_incidents(conn)["date"].iloc[:5] == "2024-08-02").all()
     conn.close()
@@ -197,6 +199,19 @@ def test_file_time_orders_exports_without_an_extract_date(tmp_path, cache, confi
     got = ingest([old], tmp_path, cache, config, mapping)[0]
     assert got["kept_newer"] == 3 and got["exported_at"] == "2024-08-01T09:30:00"
     assert "this export is dated 2024-08-01 09:30" in got["note"]
+
+
+def test_the_note_tells_apart_exports_of_the_same_minute():
+    kept = [{"n": 3, "load_id": 1, "exported_at": "2024-08-30T09:15:40"}]
+    assert jobs.kept_newer_note(kept, "2024-08-30T09:15:05").startswith(
+        "kept 3 newer versions from load 1 (exported 2024-08-30 09:15:40); this export is "
+        "dated 2024-08-30 09:15:05; ")
+    # otherwise to the minute, or the day alone
+    assert "(exported 2024-08-30 09:15); this export is dated 2024-08-29 23:59;" in \
+        jobs.kept_newer_note(kept, "2024-08-29T23:59:59")
+    kept[0]["exported_at"] = "2024-08-30T00:00:00"
+    assert "(exported 2024-08-30); this export is dated 2024-08-01;" in \
+        jobs.kept_newer_note(kept, "2024-08-01")
 
 
 def test_extract_date_column_without_dates_is_named(tmp_path, cache, config):

@@ -195,6 +195,25 @@ def test_pack_prints_as_a_brief_with_the_marking_on_every_page(demo, cache, caps
     assert "<b>patrol</b>" in "".join(pages)  # the actions as text on the card
 
 
+def test_pack_cell_size_reaches_the_cells_ranked_and_the_notes(demo, cache, capsys):
+    """--cell-size-m goes, as a GridSpec, to the grid the cells are ranked on, the cells'
+    lookup and the method notes (the attrs carrier lost it in joins)."""
+    root, store = demo
+    out = build(root, store, cache, capsys, "--units", "cells", "--cell-size-m", "333")
+    assert out["cell_size_m"] == 333
+    table = gpd.read_file(out["files"]["gpkg"])
+    full = table.loc[table.geometry.area.round(0) == 333**2]  # whole cells, not clipped
+    corners = shapely.get_coordinates(full.geometry.values) / 333
+    assert len(full) and corners == pytest.approx(corners.round())  # the 333 m lattice
+    html = Path(out["files"]["html"]).read_text(encoding="utf-8")
+    assert "grid cells of 333 m: Gini" in html
+    capsys.readouterr()
+    assert main(["--geodata", str(cache), "pack", "--store", store, "--out", str(root / "o"),
+                 "--cell-size-m", "0"]) == 1
+    assert "cell_size_m must be a positive number of metres, got 0.0" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize("units, prefix", [("lsoa", "E01"), ("cells", "C")])
 def test_pack_ranks_lsoas_or_cells_and_reports_emerging_classes(demo, cache, capsys, units,
                                                                  prefix):

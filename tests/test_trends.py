@@ -705,13 +705,12 @@ def test_emerging_cells_are_the_pack_classes_on_the_grid(synthetic, layers, conf
     cur = syn.loc[syn["period"] == last]
     cell = suggest_cell_size(cur["x"].to_numpy(), cur["y"].to_numpy(), area)
     assert emerging_grid_spec(syn, area, period=period) == GridSpec(cell)
-    assert "cell_size_m" not in out.attrs or out.attrs["cell_size_m"] == cell
     grid = make_grid(area, cell_size_m=cell)
     assert out["cell_id"].tolist() == grid["cell_id"].tolist()
     assert set(EMERGING_COLUMNS) <= set(out.columns) and out.crs == grid.crs
     # the classes are emerging_hotspots of the monthly cell counts of the last 12 months
     months = pd.period_range(end=pd.Period(last, "M"), periods=12, freq="M").strftime("%Y-%m")
-    idx = cell_index(grid, syn["x"].to_numpy(), syn["y"].to_numpy())
+    idx = cell_index(grid, syn["x"].to_numpy(), syn["y"].to_numpy(), cell_size_m=cell)
     keep = (idx >= 0) & syn["period"].isin(months).to_numpy()
     counts = pd.crosstab(idx[keep], syn["period"].to_numpy()[keep]).reindex(
         index=grid["cell_id"], columns=months, fill_value=0)
@@ -720,4 +719,4 @@ def test_emerging_cells_are_the_pack_classes_on_the_grid(synthetic, layers, conf
     assert (out["pattern"] != "no pattern").any()
     # fewer than 10 months with incidents: no classes
     short = syn.loc[syn["period"] >= months[4]]
-    assert emerging_cells(short, grid, end_month=last) is None
+    assert emerging_cells(short, grid, cell_size_m=cell, end_month=last) is None

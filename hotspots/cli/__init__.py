@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--categories", help="comma-separated taxonomy keys (default: all)")
     pk.add_argument("--units", choices=("places", "lsoa", "cells"), default="places",
                     help="what to rank: cluster places (default), LSOAs or grid cells")
+    pk.add_argument("--cell-size-m", type=float,
+                    help="grid cell size, as for detect (default: chosen by rule)")
     common(pk)
     pk.set_defaults(func=_cmd_pack)
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .. import auth, geography, jobs
 from ..errors import HotspotsError
@@ -37,7 +38,7 @@ def _cmd_geodata(args, config) -> int:
 def _cmd_demo(args, config) -> int:
     """Install geodata, make synthetic council data, load it with the real police.uk rows,
     summarise the latest complete month by every layer but the 2011 LSOAs."""
-    out = {"steps": []}
+    out: dict[str, Any] = {"steps": []}
     manifest = config.manifest
     geography.install_geodata(manifest, source_dir=args.source_dir, cache=args.geodata,
                               skip_unavailable=args.source_dir is None)
@@ -125,7 +126,8 @@ def _cmd_area(args, config) -> int:
             raise HotspotsError(f"--layer {spec}: write KEY=FILE (e.g. ward=wards.gpkg), "
                                 "or KEY=FILE:CODE_COLUMN:NAME_COLUMN.")
         layers[key] = area.read_boundaries(path, key=key)
-    nested, population = {}, None
+    nested: dict[str, tuple[str, str, str]] = {}
+    population: str | Path | None = None
     downloads = None
     if args.la:
         import tempfile
@@ -145,8 +147,8 @@ def _cmd_area(args, config) -> int:
         nested = {"msoa": ("MSOA", "msoa21cd", "msoa21nm")}
         if lsoa["lad22cd"].nunique() > 1:
             nested["borough"] = ("Borough", "lad22cd", "lad22nm")
-        population = geography.cache_dir(args.geodata) / area.LONDON_POPULATION
-        population = population if population.exists() else None
+        london = geography.cache_dir(args.geodata) / area.LONDON_POPULATION
+        population = london if london.exists() else None
     else:
         if not args.name:
             raise HotspotsError("--lsoa needs --name (the area's name, e.g. \"Camden\").")

@@ -95,7 +95,7 @@ def _cmd_pack(args, config) -> int:
     out = build_pack(config=config, store_file=args.store, out_dir=args.out,
                      cache=args.geodata, partner=args.partner, top=args.top, units=args.units,
                      period=month_period(args.month) if args.month else None,
-                     categories=cats)
+                     categories=cats, cell_size_m=args.cell_size_m)
     if args.json:
         print(json.dumps(out))
     else:

@@ -134,11 +134,13 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     IngestResult; ``n_read == len(incidents) + len(rejected)`` always.
     """
     fmt = detect_format(frame)
-    if fmt == "council" and mapping is None:
+    warnings: tuple[str, ...] = ()
+    if fmt == "policeuk":  # its own columns: a mapping given is not used
+        mapping = Mapping(source=POLICE_UK_SOURCE, columns={})
+    elif mapping is None:
         raise InputError(file_message(file, "no_mapping", start=[visible(str(c))[:40] for c in
                                                                   frame.columns[:4]]))
-    warnings: tuple[str, ...] = ()
-    if fmt == "council":
+    else:
         check_mapping(mapping, config)
         mapping, warnings = _optional_columns(mapping, frame, file)
     malformed = frame.attrs.get("malformed", [])

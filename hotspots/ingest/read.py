@@ -61,7 +61,7 @@ def read_mapping(path: str | Path, config: Config) -> Mapping:
         why = visible(str(exc)) if isinstance(exc, tomllib.TOMLDecodeError) else \
             "it nests too deeply"
         raise ConfigError(file_message(where, "mapping_not_toml", why=why)) from exc
-    mapping = Mapping(source=raw.get("source"), columns=raw.get("columns", {}),
+    mapping = Mapping(source=raw.get("source", ""), columns=raw.get("columns", {}),
                       categories=raw.get("categories", {}), date_format=raw.get("date_format"),
                       sheet=raw.get("sheet"), path=where)
     check_mapping(mapping, config)
@@ -188,9 +188,11 @@ def read_export(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def _c1_controls(err: UnicodeDecodeError) -> tuple[str, int]:
+def _c1_controls(err: UnicodeError) -> tuple[str, int]:
     """The five bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) read as
     the C1 control characters Windows maps them to; the row checks then reject them."""
+    if not isinstance(err, UnicodeDecodeError):  # only ever used for decoding
+        raise err
     return err.object[err.start:err.end].decode("latin-1"), err.end
 
 
@@ -282,6 +284,7 @@ def _quoted_line_breaks(text: bytes | mmap.mmap) -> bool:
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Every column as Arrow-backed text, '' for empty cells (no NA guessing)."""
+    raw: bytes | mmap.mmap
     with open(path, "rb") as fh:  # mapped, not copied: checked, then parsed
         try:
             raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -356,7 +359,7 @@ def export_date(frame: pd.DataFrame, *, path: str | Path, mapping: Mapping | Non
         the extract-date column has no date in any row.
     """
     column = mapping.columns.get("extract_date") if mapping else None
-    if column and column in frame.columns:
+    if mapping and column and column in frame.columns:
         return latest_export_date([frame[[column]]], path=path, mapping=mapping)
     mtime = dt.datetime.fromtimestamp(Path(path).stat().st_mtime)
     return mtime.strftime("%Y-%m-%dT%H:%M:%S")

@@ -33,6 +33,7 @@ from .detection import (
     MAX_GI_CELLS,
     density_contours,
     emerging_map,
+    forecast_legend,
     hotspot_map,
 )
 
@@ -40,4 +41,5 @@ __all__ = ["DENSITY_BANDS", "DENSITY_COLOURS", "DRAWN_AREA_MESSAGE", "EMERGING_C
            "GI_CLASSES", "MAX_GI_CELLS", "MAX_MARKERS_PER_CATEGORY", "MEASURE_LABELS",
            "MIN_DRAWN_M2", "NO_TILES_NOTE", "NO_TILES_STREETS", "PLACE_MESSAGE",
            "add_draw_control", "area_map", "density_contours", "drawn_area", "emerging_map",
-           "focus_bounds", "focus_map_html", "hotspot_map", "lonlat", "map_html", "save_map"]
+           "focus_bounds", "focus_map_html", "forecast_legend", "hotspot_map", "lonlat",
+           "map_html", "save_map"]

@@ -221,16 +221,27 @@ def _now_note(meta: dict, key: str) -> str:
             f"the area: PAI {v['pai']:.2f} over {v['months']} months")
 
 
+def forecast_legend(info: dict) -> str:
+    """The forecast layer's legend: the month, the method, the cell size and its mean PAI
+    and hit rate at 5% on the test months (which ones), or that it was not tested; and
+    whether it is the fallback."""
+    fallback = " (fallback: too little history to choose)" if info["fallback"] else ""
+    tested = info.get("months_tested") or []
+    if info["test_months"] and np.isfinite(info["pai_5pct"]):
+        span = f" ({tested[0]} to {tested[-1]})" if tested else ""
+        figures = (f"PAI {info['pai_5pct']:.2f}, hit rate {info['hit_rate_5pct']:.0%} on "
+                   f"{info['test_months']} test months{span}")
+    else:
+        figures = "no month to test it on yet"
+    return (f"Forecast for {info['month']}: top 5% of the area, {info['description']}, "
+            f"{info['cell_size_m']:.0f} m cells; {figures}{fallback}")
+
+
 def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> None:
     web = forecast.to_crs(WEB_CRS)
     web["label"] = [f"Rank {r} of {len(web)}; score {s:.2f}" for r, s in
                     zip(web["rank"], web["score"], strict=True)]
-    fallback = " (fallback: too little history to choose)" if info["fallback"] else ""
-    fg = folium.FeatureGroup(
-        name=_esc(f"Forecast for {info['month']}: top 5% of the area, {info['description']}, "
-                  f"{info['cell_size_m']:.0f} m cells; PAI {info['pai_5pct']:.2f}, hit rate "
-                  f"{info['hit_rate_5pct']:.0%} on {info['test_months']} test months"
-                  + fallback), show=True)
+    fg = folium.FeatureGroup(name=_esc(forecast_legend(info)), show=True)
     if not web.empty:
         # tens of thousands of cells at London scale: compact coordinates (~1 m)
         folium.GeoJson(webgeom.packed_features(web, ["label"]),

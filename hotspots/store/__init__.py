@@ -42,14 +42,19 @@ import pyarrow.compute as pc
 from ..errors import StoreError
 from ..ingest import IngestResult
 from ..schema import INCIDENT_COLUMNS
+from .meta import read_backtest, read_meta, write_backtest, write_meta
 from .tasking import (
     OUTCOMES,
+    OWNERS,
     close_decision,
-    ensure_meeting,
+    read_decisions,
     read_meetings,
+    read_places,
+    record_decision,
     reopen_decision,
     update_decision,
     write_meeting,
+    write_places,
 )
 
 __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "StoreError", "connect", "connection",
@@ -535,127 +540,3 @@ def version(conn) -> tuple[int, int, int]:
     n_dec = conn.query("SELECT (SELECT count(*) + coalesce(sum(revision), 0) FROM tasking) "
                        "+ (SELECT count(*) FROM meetings)")[0][0]
     return int(n), int(last), int(n_dec)
-
-
-# -- places and the tasking log ---------------------------------------------------------
-
-#: Who a tasking decision goes to.
-OWNERS = {
-    "ptf": "Partnership Task Force", "enforcement": "Enforcement officers",
-    "neighbourhood": "Neighbourhood Management", "housing": "Housing provider",
-    "other": "Other",
-}
-
-
-def write_places(conn, places, *, period: str, start: str, end: str, method: str,
-                 params: dict) -> int:
-    """Keep a detection run's places (EPSG:27700 WKT) so decisions can refer to them."""
-    with conn.transaction():
-        run_id = conn.insert(
-            'INSERT INTO place_runs (period, start, "end", method, params_json, created_at) '
-            "VALUES (?,?,?,?,?,?)", (period, start, end, method, json.dumps(params), _now()),
-            "run_id")
-        conn.executemany(
-            "INSERT INTO places VALUES (?,?,?,?,?,?)",
-            [(run_id, r.place_id, i, r.label, int(r.n), r.geometry.wkt)
-             for i, r in enumerate(places.itertuples(index=False), start=1)])
-    return int(run_id)
-
-
-def read_places(conn, run_id: int | None = None) -> pd.DataFrame:
-    """Places of one detection run (default: the latest), with period and rank."""
-    if run_id is None:
-        run_id = conn.query("SELECT max(run_id) FROM place_runs")[0][0]
-    return conn.frame(
-        'SELECT p.*, r.period, r.start, r."end" FROM places p JOIN place_runs r '
-        "ON r.run_id = p.run_id WHERE p.run_id = ? ORDER BY rank", [run_id])
-
-
-def record_decision(conn, *, place_id: str, owner: str, actions: str, review_date: str,
-                    meeting_date: str | None = None, run_id: int | None = None,
-                    user: str | None = None) -> int:
-    """Record a tasking decision on a place of a detection run (default: the latest), with
-    who recorded it (``user``, default: the operating system's user) and when.
-
-    Raises
-    ------
-    StoreError
-        unknown place, owner or dates that are not ISO dates.
-    """
-    if owner not in OWNERS:
-        raise StoreError(f"owner '{owner}' is not one of {sorted(OWNERS)} "
-                         f"({', '.join(OWNERS.values())}).")
-    meeting_date = meeting_date or dt.date.today().isoformat()
-    for name, value in (("meeting date", meeting_date), ("review date", review_date)):
-        try:
-            dt.date.fromisoformat(value)
-        except ValueError as exc:
-            raise StoreError(f"{name} '{value}' is not a date; write YYYY-MM-DD.") from exc
-    if review_date < meeting_date:
-        raise StoreError(f"review date {review_date} is before the meeting {meeting_date}.")
-    latest = read_places(conn, run_id)
-    match = latest.loc[latest["place_id"] == place_id]
-    if match.empty:
-        period = latest["period"].iloc[0] if len(latest) else None
-        which = "the latest detection run" if run_id is None else f"detection run {run_id}"
-        raise StoreError(f"place '{place_id}' is not in {which}"
-                         + (f" ({period})" if period else " (there is none)")
-                         + "; run `hotspots detect` and use one of its place ids.")
-    r = match.iloc[0]
-    with conn.transaction():
-        ensure_meeting(conn, meeting_date, user=user)  # a decision belongs to a meeting
-        return int(conn.insert(
-            "INSERT INTO tasking (meeting_date, run_id, place_id, label, geometry_wkt, owner, "
-            "actions, review_date, recorded_at, recorded_by) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (meeting_date, int(r["run_id"]), place_id, r["label"], r["geometry_wkt"], owner,
-             actions, review_date, _now(), user or current_user()), "decision_id"))
-
-
-def read_decisions(conn, *, meeting_date: str | None = None) -> pd.DataFrame:
-    """Tasking decisions, all or of one meeting, oldest first, with when and by whom each
-    was recorded (``recorded_at``, ``recorded_by``), its outcome once closed (``outcome``,
-    ``outcome_note``, ``closed_on``; '' while open) and its last edit (``edited_at``,
-    ``edited_by``, ``revision``: :mod:`hotspots.store.tasking`)."""
-    sql, args = "SELECT * FROM tasking", []
-    if meeting_date:
-        sql, args = sql + " WHERE meeting_date = ?", [meeting_date]
-    return conn.frame(sql + " ORDER BY meeting_date, decision_id", args)
-
-
-# -- the store's own facts and kept results ---------------------------------------------
-
-
-def read_meta(conn) -> dict[str, str]:
-    """The store's key/value facts (the area it was built for: see hotspots.area)."""
-    return dict(conn.query("SELECT key, value FROM meta"))
-
-
-def write_meta(conn, **values: str) -> None:
-    """Set some key/value facts of the store (others are kept)."""
-    with conn.transaction():
-        conn.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                         "value = excluded.value", [(k, str(v)) for k, v in values.items()])
-
-
-def _data_fingerprint(conn) -> str:
-    load, n = conn.query("SELECT (SELECT max(load_id) FROM loads), count(*) FROM incidents")[0]
-    return f"load{load or 0}:n{n}"
-
-
-def write_backtest(conn, selection: str, result: dict) -> None:
-    """Keep a backtest result for a selection (sources, categories, options) against the
-    store's current data; an earlier result for the same selection and data is replaced."""
-    with conn.transaction():
-        conn.executemany(
-            "INSERT INTO backtests VALUES (?, ?, ?, ?) ON CONFLICT (selection, fingerprint) "
-            "DO UPDATE SET created_at = excluded.created_at, result_json = excluded.result_json",
-            [(selection, _data_fingerprint(conn), _now(), json.dumps(result, allow_nan=True))])
-
-
-def read_backtest(conn, selection: str) -> dict | None:
-    """The latest backtest result kept for a selection, or None when there is none for the
-    store's current data (a load since then changes the data and so the answer)."""
-    rows = conn.query("SELECT result_json FROM backtests WHERE selection = ? AND fingerprint "
-                      "= ? ORDER BY created_at DESC LIMIT 1",
-                      (selection, _data_fingerprint(conn)))
-    return json.loads(rows[0][0]) if rows else None

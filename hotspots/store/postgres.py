@@ -9,6 +9,7 @@ import contextlib
 import io
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -126,9 +127,9 @@ class PostgresStore:
             with self.conn.transaction():
                 # one creator at a time: two first connections must not race on the schema
                 self.conn.execute("SELECT pg_advisory_xact_lock(7140301)")
-                if self.conn.execute("SELECT to_regclass('backtests')").fetchone()[0] is None:
+                if self._value("SELECT to_regclass('backtests')") is None:
                     self.conn.execute(SCHEMA)
-                if self.conn.execute("SELECT to_regclass('meetings')").fetchone()[0] is None:
+                if self._value("SELECT to_regclass('meetings')") is None:
                     self.conn.execute(MEETINGS)
         except psycopg.errors.LockNotAvailable as exc:
             raise self._busy(exc) from exc
@@ -144,12 +145,19 @@ class PostgresStore:
                           f"({str(exc).strip()}). Nothing was written; try again when the "
                           "other load has finished.")
 
+    def _value(self, sql: str, args: tuple = ()) -> Any:
+        """The first column of the one row a statement returns."""
+        row = self.conn.execute(sql, args).fetchone()
+        if row is None:
+            raise RuntimeError(f"no row was returned by: {sql}")
+        return row[0]
+
     def close(self) -> None:
         self.conn.close()
 
     def engine(self) -> str:
-        version = self.conn.execute("SHOW server_version").fetchone()[0]
-        postgis = self.conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+        version = self._value("SHOW server_version")
+        postgis = self._value("SELECT postgis_lib_version()")
         return f"postgresql {version.split()[0]} + postgis {postgis}"
 
     def query(self, sql: str, args: Iterable = ()) -> list[tuple]:
@@ -157,12 +165,11 @@ class PostgresStore:
 
     def frame(self, sql: str, args: Iterable = ()) -> pd.DataFrame:
         cur = self.conn.execute(_sql(sql), tuple(args))
-        cols = [d.name for d in cur.description]
+        cols = [d.name for d in cur.description or ()]  # none: the statement returns no rows
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
     def insert(self, sql: str, args: Iterable, id_column: str) -> int:
-        return int(self.conn.execute(_sql(sql) + f" RETURNING {id_column}",
-                                     tuple(args)).fetchone()[0])
+        return int(self._value(_sql(sql) + f" RETURNING {id_column}", tuple(args)))
 
     def executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         rows = list(rows)
