@@ -10,6 +10,7 @@ write_load`).
 from __future__ import annotations
 
 import codecs
+import ctypes
 import datetime as dt
 import itertools
 import mmap
@@ -220,10 +221,11 @@ class ChunkedIngest:
             # kept: what the report needs (problems, rejected rows), not the incidents
             self.parts.append(IngestResult(
                 file=res.file, format=res.format, n_read=res.n_read,
-                incidents=res.incidents.iloc[:0], problems=res.problems,
+                incidents=_empty_like(res.incidents), problems=res.problems,
                 rejected=res.rejected, lsoa_agreement=res.lsoa_agreement,
                 warnings=res.warnings, lsoa_checked=res.lsoa_checked))
             del res
+            _give_back_memory()  # the chunk's buffers, before the next is read
 
     def summary(self) -> IngestResult:
         """The whole file's result once every chunk has been read; ``incidents`` is
@@ -252,6 +254,23 @@ class ChunkedIngest:
                     (f[[column]] for f in itertools.chain([first], chunks)), path=self.path,
                     mapping=mapping)
         return export_date(pd.DataFrame(), path=self.path)
+
+
+def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:
+    """No rows, the same columns and types, and no reference to ``frame``'s data (a slice
+    would keep every chunk's incidents alive)."""
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in frame.dtypes.items()})
+
+
+def _give_back_memory() -> None:
+    """Return freed memory to the system: Arrow's pool keeps freed blocks for reuse, and
+    the C library keeps freed heap, so without this a load's resident memory creeps up
+    chunk by chunk instead of staying at one chunk's."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # glibc; absent elsewhere
+    except (OSError, AttributeError):
+        pass
 
 
 def combined_rejected(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -295,6 +295,7 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
                     (res.file, path, content_sha256, res.format, _now(), load_key,
                      exported_at, user or current_user()), "load_id")
             _write_chunk(conn, res, load_id, exported_at, force_older, tally)
+            del res  # let go of this chunk's rows before the next is read
         t = tally.totals()
         conn.executemany(
             "UPDATE loads SET n_read = ?, n_accepted = ?, n_rejected = ?, n_inserted = ?, "
