@@ -137,7 +137,7 @@ def _selection(config: Config, categories, sources, test_months: int, cell_sizes
 
 def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
               cell_sizes, progress=None) -> dict:
-    from .forecast import backtest_result, concentration_backtest
+    from .backtest import backtest_result, concentration_backtest
 
     if inc.empty:
         raise HotspotsError("no incidents in the store for this selection: nothing to "
@@ -281,7 +281,7 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
 
     Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
     ``progress(done, total, step)`` is told of each method and cell size scored.
-    Returns the result (see :func:`hotspots.forecast.backtest_result`) with
+    Returns the result (see :func:`hotspots.backtest.backtest_result`) with
     ``definitions`` and ``files``.
     """
     from .evaluate import metric_definitions
