@@ -11,12 +11,12 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 import streamlit as st
 
 from hotspots import auth, export, geography, jobs, pack, placecard, rank, selection, store, trends
@@ -206,6 +206,72 @@ def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDa
                    names=place_names(lay)).places
 
 
+@st.cache_resource(show_spinner="Ranking the places...", max_entries=16)
+def ranking(version: tuple, month: str, categories: tuple[str, ...] = ()) -> pack.Ranking:
+    """:func:`hotspots.pack.rank_period` for a month and some categories (default: all):
+    the places the Tasking page ranks, shows and maps, nothing written. Kept in memory as
+    it is (not copied on each rerun): nothing may modify it."""
+    return pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
+                            period=month_period(month), categories=list(categories) or None,
+                            layers=layers())
+
+
+@st.cache_resource
+def forecast_jobs() -> tuple[ThreadPoolExecutor, dict]:
+    """The forecast worker (one thread) and its jobs by (version, month, categories)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotspots-forecast"), {}
+
+
+def wait_for_forecasts() -> None:
+    """Wait until every forecast job has finished (the benchmark and tests)."""
+    for job in list(forecast_jobs()[1].values()):
+        job.exception()
+
+
+def forecast(version: tuple, month: str, categories: tuple[str, ...] = ()) -> Future:
+    """:func:`hotspots.pack.forecast_of` for :func:`ranking`, on a worker thread of its own
+    (a set of categories new to the store runs its backtest first: seconds), so the page
+    can show the table and the map before the forecast layer is ready."""
+    pool, running = forecast_jobs()
+    key = (version, month, categories)
+    if key not in running:
+        running[key] = pool.submit(pack.forecast_of, ranking(version, month, categories),
+                                   config=config(), store_file=version[0])
+        for old in list(running)[:-16]:  # the latest sixteen are kept
+            running.pop(old, None)
+    return running[key]
+
+
+@st.cache_data(show_spinner=False)
+def forecast_kept(version: tuple, categories: tuple[str, ...] = ()) -> bool:
+    """Whether the store keeps the backtest the forecast layer for ``categories`` needs."""
+    return jobs.backtest_kept(config=config(), store_file=version[0],
+                              categories=list(categories) or None)
+
+
+@st.cache_data(show_spinner="Drawing the map...", max_entries=32)
+def tasking_map(version: tuple, month: str, categories: tuple[str, ...],
+                with_forecast: bool) -> str:
+    """The pack's interactive map (:func:`hotspots.pack.interactive_map`) of
+    :func:`ranking`, with the forecast layer (waiting for :func:`forecast`) or without."""
+    layer = forecast(version, month, categories).result() if with_forecast else None
+    return pack.interactive_map(ranking(version, month, categories), config=config(),
+                                layers=layers(), forecast=layer)
+
+
+def pack_folder(*key) -> Path:
+    """The folder a pack built for ``key`` is kept in (with the package's version)."""
+    return work_folder("pack", _code_stamp(), *key)
+
+
+def pack_download(folder: Path, kind: str, **build) -> bytes:
+    """The bytes of the pack's file ``kind`` (``html``, ``xlsx``...) built by
+    :func:`hotspots.pack.build_pack` with ``build`` into ``folder`` when first asked for
+    (kept there for the next time). No st.* call: it runs on the download thread."""
+    meta = _kept(folder, lambda: pack.build_pack(out_dir=folder, **build))
+    return Path(meta["files"][kind]).read_bytes()
+
+
 @st.cache_data(show_spinner="Building the tasking pack...")
 def build_pack(version: tuple, partner: bool, month: str | None = None,
                categories: tuple[str, ...] = ()) -> dict:
@@ -254,15 +320,10 @@ def land_area(config_path: str | None, cache: str):
     return geography.land_area(layers(), config())
 
 
-@st.cache_data(show_spinner="Finding the places...")
 def period_places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """:func:`hotspots.selection.period_places`: the pack's places with their shapes
-    (EPSG:27700), without writing a detection run to the store."""
-    inc = incidents(version, window_start(month), month_period(month).end.isoformat(),
-                    categories or None)
-    return selection.period_places(inc, period=month_period(month), layers=layers(),
-                                   area=land_area(resolve_settings().config, geodata_cache()),
-                                   config=config())
+    """The places of the ranking on screen (:func:`ranking`), every one found, with their
+    shapes (EPSG:27700); not to be modified (kept in memory, not copied)."""
+    return ranking(version, month, categories).places
 
 
 @st.cache_data(show_spinner=False)
@@ -317,19 +378,9 @@ def geojson_bytes(path: str, place_ids: tuple[str, ...]) -> bytes:
     return export.table_bytes(places.loc[places["place_id"].isin(place_ids)], "geojson")
 
 
-def place_inputs(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
-    """What :func:`hotspots.selection.period_places` needs, read now (on the page's thread)
-    so that the places can be found later on a download thread."""
-    return {"incidents": incidents(version, window_start(month),
-                                   month_period(month).end.isoformat(), categories or None),
-            "period": month_period(month), "layers": layers(), "config": config(),
-            "area": land_area(resolve_settings().config, geodata_cache())}
-
-
-def places_gpkg(inputs: dict, keep: tuple[str, ...]) -> bytes:
-    """The places ``keep`` (in their order) as the bytes of a GeoPackage, layer ``places``.
-    No st.* call: it runs on the download thread when the button is pressed."""
-    places = selection.period_places(**inputs)
+def places_gpkg(places: gpd.GeoDataFrame, keep: tuple[str, ...]) -> bytes:
+    """The places ``keep`` (in their order) of ``places`` as the bytes of a GeoPackage,
+    layer ``places``. No st.* call: it runs on the download thread when pressed."""
     chosen = places.set_index("place_id").loc[list(keep)].reset_index()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "places.gpkg"
@@ -388,20 +439,9 @@ def one_area() -> str:
 
 
 def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:
-    """The area (code) of each incident or place in a layer (default: the main layer);
-    places are placed by a point on their surface (a table without geometry: by its
-    LSOA, for layers built from LSOAs)."""
-    key = key or main_layer()
-    cfg = config()
-    if key in cfg.stored_layers and f"{key}_code" in frame.columns:
-        return frame[f"{key}_code"].to_numpy(dtype=object)
-    if "x" not in frame.columns and "geometry" not in frame.columns:
-        frame = frame.assign(x=np.nan, y=np.nan)
-    elif "x" not in frame.columns:
-        pts = shapely.point_on_surface(np.asarray(frame.geometry.values))
-        frame = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts),
-                              "lsoa_code": frame["lsoa_code"].to_numpy(dtype=object)})
-    return geography.layer_codes(frame, layers(), cfg, key)
+    """The area (code) of each incident or place in a layer (default: the main layer):
+    :func:`hotspots.selection.area_codes`."""
+    return selection.area_codes(frame, layers(), config(), key)
 
 
 def role() -> str:
