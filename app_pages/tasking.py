@@ -65,6 +65,10 @@ NARROW_CSS = """<style>
 </style>"""
 
 
+#: The trend label in the narrow table.
+TREND_SHORT = {"rising": "↑", "falling": "↓", "no clear change": "–"}
+
+
 @st.fragment(run_every=2)
 def _forecast_wait(job) -> None:
     """Rerun the page when the forecast layer is ready (checked every 2 s)."""
@@ -96,7 +100,8 @@ if ranked is not None:
     shown = ranked.assign(
         area=ranked["area"].map(names),
         where=ranked["label"] + " (" + ranked["area"].map(names).fillna("") + ")",
-        components=ranked[components].round(2).values.tolist())
+        components=ranked[components].round(2).values.tolist(),
+        trend_short=ranked["trend_label"].map(TREND_SHORT).fillna(ranked["trend_label"]))
     names_of = [export.component_name(c.removeprefix("component_")) for c in components]
     st.subheader(f"Ranked places, {rk.period.label}")
     st.caption("Ranked by a score of named components, each the place's rank percentile "
@@ -112,12 +117,14 @@ if ranked is not None:
             shown, hide_index=True, key="ranked_small",
             on_select=functools.partial(_row_picked, "ranked_small"),
             selection_mode="single-row", width="stretch",
-            column_order=["rank", "where", "n", "trend_label"],
+            column_order=["rank", "where", "n", "trend_short"],
             column_config={
-                "rank": st.column_config.NumberColumn("#", width=32),
+                "rank": st.column_config.NumberColumn("#", width=30),
                 "where": st.column_config.TextColumn("Where", width=170),
-                "n": st.column_config.NumberColumn("Incid.", width=55),
-                "trend_label": st.column_config.TextColumn("Trend", width=70)})
+                "n": st.column_config.NumberColumn("Incid.", width=50, help="Incidents"),
+                "trend_short": st.column_config.TextColumn(
+                    "Trend", width=50, help="↑ rising, ↓ falling, – no clear change "
+                                            "(against the rest of the borough)")})
     st.container(key="ranked_wide").dataframe(
         shown, hide_index=True, key="ranked",
         on_select=functools.partial(_row_picked, "ranked"),
