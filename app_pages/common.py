@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from hotspots import auth, export, geography, jobs, pack, placecard, rank, selection, store, trends
+from hotspots import auth, geography, jobs, pack, placecard, rank, selection, store, trends
 from hotspots.analysis import GridSpec, analyse, check_enough_incidents, place_names
 from hotspots.area import check_store_area
 from hotspots.config import Config, load_config, resolve_settings
@@ -326,12 +326,25 @@ def period_places(version: tuple, month: str, categories: tuple[str, ...]) -> gp
     return ranking(version, month, categories).places
 
 
+def window_incidents(version: tuple, month: str, categories: tuple[str, ...]
+                     ) -> pd.DataFrame:
+    """The incidents of the 12 months to ``month`` (:func:`window_start`) in ``categories``:
+    the rows :func:`incidents` reads, taken from what :func:`ranking` read (its months
+    reach back a year and a month) rather than read again; read when nothing ranks."""
+    start, end = window_start(month), month_period(month).end.isoformat()
+    try:
+        inc = ranking(version, month, categories).rk.inc
+    except HotspotsError:
+        return incidents(version, start, end, categories or None)
+    # the store's own test (ISO date text, start <= date), in the store's order
+    return inc.loc[inc["date"].to_numpy() >= start].drop(columns="unit").reset_index(drop=True)
+
+
 @st.cache_data(show_spinner=False)
 def place_of_incidents(version: tuple, month: str, categories: tuple[str, ...]) -> np.ndarray:
     """The place of each incident of the 12 months to ``month`` (:func:`incidents` with
     :func:`window_start`), "" for none."""
-    inc = incidents(version, window_start(month), month_period(month).end.isoformat(),
-                    categories or None)
+    inc = window_incidents(version, month, categories)
     return selection.place_of_incidents(inc, period_places(version, month, categories))
 
 
@@ -341,7 +354,7 @@ def place_card(version: tuple, month: str, categories: tuple[str, ...], place_id
     """The place's card (:func:`hotspots.placecard.card_html`, the pack's renderer) for a
     row of the ranked table, as HTML with its stylesheet."""
     period = month_period(month)
-    inc = incidents(version, window_start(month), period.end.isoformat(), categories or None)
+    inc = window_incidents(version, month, categories)
     mine = inc.loc[place_of_incidents(version, month, categories) == place_id]
     shapes = period_places(version, month, categories).set_index("place_id").geometry
     cur = in_period(inc, period)
@@ -368,14 +381,6 @@ def record_run(version: tuple, month: str, categories: tuple[str, ...]) -> int:
                                   params={"categories": list(categories), "from": "app"})
     finally:
         conn.close()
-
-
-def geojson_bytes(path: str, place_ids: tuple[str, ...]) -> bytes:
-    """The pack's ranked places (GeoJSON) narrowed to ``place_ids`` (the filtered table)."""
-    import geopandas as gpd
-
-    places = gpd.read_file(path)
-    return export.table_bytes(places.loc[places["place_id"].isin(place_ids)], "geojson")
 
 
 def places_gpkg(places: gpd.GeoDataFrame, keep: tuple[str, ...]) -> bytes:

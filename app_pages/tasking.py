@@ -38,15 +38,16 @@ period = month_period(month)
 names = common.area_names()
 where = ", ".join(names.get(w, w) for w in wards) or "the whole area"
 
-inc = common.incidents(version, common.window_start(month), period.end.isoformat(),
-                       cats or None)
-inc = selection.in_areas(inc, wards, common.area_codes(inc))  # the 12 months, in the areas
-now = inc.loc[in_period(inc, period)]
 try:
     rk = common.ranking(version, month, cats)
 except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
     rk = None
     st.info(f"No ranked places: {exc}")
+inc = (common.window_incidents(version, month, cats) if rk is not None else
+       common.incidents(version, common.window_start(month), period.end.isoformat(),
+                        cats or None))
+inc = selection.in_areas(inc, wards, common.area_codes(inc))  # the 12 months, in the areas
+now = inc.loc[in_period(inc, period)]
 ranked = None
 if rk is not None:
     ranked = pd.DataFrame(rk.ranked.drop(columns="geometry")).assign(

@@ -108,9 +108,10 @@ def main(sizes: list[int]) -> dict:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     t0 = time.perf_counter()
+    import altair  # noqa: F401  (serve.py imports it and common when the server starts)
     from streamlit.testing.v1 import AppTest
 
-    import app_pages.common  # noqa: F401  (what serve.py imports when the server starts)
+    import app_pages.common  # noqa: F401
     from hotspots.cli import main as cli
 
     figures: dict = {"bench": "app_tasking", "month": MONTH,
