@@ -166,9 +166,10 @@ with st.expander("Map of hotspots and places", expanded=True):
         job = common.forecast(version, month, cats)  # drawn after the table, when ready
         failed = job.done() and job.exception() is not None
         ready = job.done() and not failed
+        areas = common.layers()[common.main_layer()].set_index("code").geometry
+        # the place open, else the areas chosen, else the whole area
         focus = ([rk.places.set_index("place_id").geometry[detail]] if detail else
-                 common.layers()[common.main_layer()].set_index("code").geometry
-                 .reindex(list(wards)).dropna().tolist())
+                 areas.reindex(list(wards)).dropna().tolist() if wards else areas.tolist())
         page = maps.focus_map_html(common.tasking_map(version, month, cats, ready),
                                    keep=ids if wards else None, selected=detail,
                                    bounds=maps.focus_bounds(focus))
@@ -225,9 +226,10 @@ if "decision_msg" in st.session_state:
     st.success(st.session_state.pop("decision_msg"))
 
 st.subheader("Downloads")
-st.caption(f"Every download follows the filters: the places in {where}, with their ranks in "
-           "the whole area. The packs are built when asked for (a few seconds); the partner "
-           "pack covers every category.")
+st.caption("Every download follows the filters: the places in "
+           + (f"{where}, with their ranks in the whole area" if wards else "the whole area")
+           + ". The packs are built when asked for (a few seconds); the partner pack covers "
+           "every category.")
 c1, c2, c3, c4 = st.columns(4)
 if rk is not None:
     kept = ranked["place_id"].tolist()
