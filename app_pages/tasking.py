@@ -56,7 +56,7 @@ if rk is not None:
 st.caption(f"{len(now):,} incidents in {period.label} in {where}"
            + (f"; {len(ranked)} ranked places there" if ranked is not None else "") + ".")
 
-#: Which ranked table shows: four columns on a phone, the full one from 640 px.
+#: Which ranked table shows: four columns up to 640 px wide (a phone), the full one above.
 NARROW_CSS = """<style>
 .st-key-ranked_narrow {display: none;}
 @media (max-width: 640px) {
