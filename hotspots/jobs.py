@@ -179,6 +179,19 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     return layer, result
 
 
+def backtest_kept(*, config: Config, period: Period, store_file=None,
+                  categories: list[str] | None = None) -> bool:
+    """Whether the store keeps the backtest :func:`forecast_for` needs for ``period`` and
+    ``categories`` (for the store's current data): the forecast layer then needs no
+    backtest run."""
+    from .forecast import CELL_SIZES_M, TEST_MONTHS
+
+    key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M,
+                     period.end.strftime("%Y-%m"))
+    with store.connection(store_file) as conn:
+        return store.read_backtest(conn, key) is not None
+
+
 def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> dict:
     """What a legend and a summary say about a forecast layer: the month forecast, the
     method, the cell size, its mean PAI and hit rate at 5% on the test months, and any
