@@ -72,7 +72,7 @@ def check_area() -> str | None:
     """Why the store cannot be used with the configuration (built for another area or
     with other boundary files), or None when it can."""
     path = store_file()
-    if not Path(path).is_file():
+    if not store.exists(path):  # a file, or a server (PostgreSQL) store
         return None
     conn = store.connect(path)
     try:
