@@ -3,6 +3,7 @@ as usual). The app itself is ``streamlit_app.py``; this adds the two routes that
 delete the password session cookie (``app_pages/signin.py``), which a Streamlit script
 cannot do itself, as it cannot set an HTTP header."""
 
+import altair  # noqa: F401  (the charts' library: a second on the first chart otherwise)
 import streamlit as st
 
 # common imports the package and its libraries (geopandas, scipy, scikit-learn: seconds)

@@ -11,15 +11,15 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 import streamlit as st
 
-from hotspots import auth, export, geography, jobs, pack, placecard, rank, selection, store, trends
+from hotspots import auth, geography, jobs, pack, placecard, rank, selection, store, trends
 from hotspots.analysis import (
     CELL_RULE,
     GridSpec,
@@ -215,16 +215,89 @@ def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDa
                    names=place_names(lay)).places
 
 
+@st.cache_resource(show_spinner="Ranking the places...", max_entries=16)
+def ranking(version: tuple, month: str, categories: tuple[str, ...] = (),
+            cell_size_m: float | None = None) -> pack.Ranking:
+    """:func:`hotspots.pack.rank_period` for a month, some categories (default: all) and a
+    grid cell size (default: chosen by rule): the places the Tasking page ranks, shows and
+    maps, nothing written. Kept in memory as it is (not copied on each rerun): nothing may
+    modify it."""
+    return pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
+                            period=month_period(month), categories=list(categories) or None,
+                            layers=layers(), cell_size_m=cell_size_m)
+
+
+@st.cache_resource
+def forecast_jobs() -> tuple[ThreadPoolExecutor, dict]:
+    """The forecast worker (one thread) and its jobs by (version, month, categories)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotspots-forecast"), {}
+
+
+def wait_for_forecasts() -> None:
+    """Wait until every forecast job has finished (the benchmark and tests)."""
+    for job in list(forecast_jobs()[1].values()):
+        job.exception()
+
+
+def forecast(version: tuple, month: str, categories: tuple[str, ...] = (),
+             cell_size_m: float | None = None) -> Future:
+    """:func:`hotspots.pack.forecast_of` for :func:`ranking`, on a worker thread of its own
+    (a set of categories new to the store runs its backtest first: seconds), so the page
+    can show the table and the map before the forecast layer is ready."""
+    pool, running = forecast_jobs()
+    key = (version, month, categories, cell_size_m)
+    if key not in running:
+        running[key] = pool.submit(pack.forecast_of,
+                                   ranking(version, month, categories, cell_size_m),
+                                   config=config(), store_file=version[0])
+        for old in list(running)[:-16]:  # the latest sixteen are kept
+            running.pop(old, None)
+    return running[key]
+
+
+@st.cache_data(show_spinner=False)
+def forecast_kept(version: tuple, month: str, categories: tuple[str, ...] = ()) -> bool:
+    """Whether the store keeps the backtest the forecast layer for ``month`` and
+    ``categories`` needs."""
+    return jobs.backtest_kept(config=config(), period=month_period(month),
+                              store_file=version[0], categories=list(categories) or None)
+
+
+@st.cache_data(show_spinner="Drawing the map...", max_entries=32)
+def tasking_map(version: tuple, month: str, categories: tuple[str, ...],
+                with_forecast: bool, cell_size_m: float | None = None) -> str:
+    """The pack's interactive map (:func:`hotspots.pack.interactive_map`) of
+    :func:`ranking`, with the forecast layer (waiting for :func:`forecast`) or without."""
+    layer = (forecast(version, month, categories, cell_size_m).result() if with_forecast
+             else None)
+    return pack.interactive_map(ranking(version, month, categories, cell_size_m),
+                                config=config(),
+                                layers=layers(), forecast=layer)
+
+
+def pack_folder(*key) -> Path:
+    """The folder a pack built for ``key`` is kept in (with the package's version)."""
+    return work_folder("pack", _code_stamp(), *key)
+
+
+def pack_download(folder: Path, kind: str, **build) -> bytes:
+    """The bytes of the pack's file ``kind`` (``html``, ``xlsx``...) built by
+    :func:`hotspots.pack.build_pack` with ``build`` into ``folder`` when first asked for
+    (kept there for the next time). No st.* call: it runs on the download thread."""
+    meta = _kept(folder, lambda: pack.build_pack(out_dir=folder, **build))
+    return Path(meta["files"][kind]).read_bytes()
+
+
 @st.cache_data(show_spinner="Building the tasking pack...")
 def build_pack(version: tuple, partner: bool, month: str | None = None,
-               categories: tuple[str, ...] = (), cell_size_m: float | None = None) -> dict:
-    """``hotspots.pack.build_pack`` for a month (default: the latest complete one), some
-    categories (default: all) and a grid cell size (default: chosen by rule)."""
-    out = work_folder("pack", version, _code_stamp(), partner, month, categories, cell_size_m)
+               categories: tuple[str, ...] = ()) -> dict:
+    """``hotspots.pack.build_pack`` for a month (default: the latest complete one) and
+    some categories (default: all)."""
+    out = work_folder("pack", version, _code_stamp(), partner, month, categories)
     return _kept(out, lambda: pack.build_pack(
         config=config(), store_file=version[0], out_dir=out, cache=geodata_cache(),
         partner=partner, period=month_period(month) if month else None,
-        categories=list(categories) or None, layers=layers(), cell_size_m=cell_size_m))
+        categories=list(categories) or None, layers=layers()))
 
 
 @st.cache_data(show_spinner=False)
@@ -263,23 +336,31 @@ def land_area(config_path: str | None, cache: str):
     return geography.land_area(layers(), config())
 
 
-@st.cache_data(show_spinner="Finding the places...")
 def period_places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """:func:`hotspots.selection.period_places`: the pack's places with their shapes
-    (EPSG:27700), without writing a detection run to the store."""
-    inc = incidents(version, window_start(month), month_period(month).end.isoformat(),
-                    categories or None)
-    return selection.period_places(inc, period=month_period(month), layers=layers(),
-                                   area=land_area(resolve_settings().config, geodata_cache()),
-                                   config=config())
+    """The places of the ranking on screen (:func:`ranking`), every one found, with their
+    shapes (EPSG:27700); not to be modified (kept in memory, not copied)."""
+    return ranking(version, month, categories).places
+
+
+def window_incidents(version: tuple, month: str, categories: tuple[str, ...]
+                     ) -> pd.DataFrame:
+    """The incidents of the 12 months to ``month`` (:func:`window_start`) in ``categories``:
+    the rows :func:`incidents` reads, taken from what :func:`ranking` read (its months
+    reach back a year and a month) rather than read again; read when nothing ranks."""
+    start, end = window_start(month), month_period(month).end.isoformat()
+    try:
+        inc = ranking(version, month, categories).rk.inc
+    except HotspotsError:
+        return incidents(version, start, end, categories or None)
+    # the store's own test (ISO date text, start <= date), in the store's order
+    return inc.loc[inc["date"].to_numpy() >= start].drop(columns="unit").reset_index(drop=True)
 
 
 @st.cache_data(show_spinner=False)
 def place_of_incidents(version: tuple, month: str, categories: tuple[str, ...]) -> np.ndarray:
     """The place of each incident of the 12 months to ``month`` (:func:`incidents` with
     :func:`window_start`), "" for none."""
-    inc = incidents(version, window_start(month), month_period(month).end.isoformat(),
-                    categories or None)
+    inc = window_incidents(version, month, categories)
     return selection.place_of_incidents(inc, period_places(version, month, categories))
 
 
@@ -289,7 +370,7 @@ def place_card(version: tuple, month: str, categories: tuple[str, ...], place_id
     """The place's card (:func:`hotspots.placecard.card_html`, the pack's renderer) for a
     row of the ranked table, as HTML with its stylesheet."""
     period = month_period(month)
-    inc = incidents(version, window_start(month), period.end.isoformat(), categories or None)
+    inc = window_incidents(version, month, categories)
     mine = inc.loc[place_of_incidents(version, month, categories) == place_id]
     shapes = period_places(version, month, categories).set_index("place_id").geometry
     cur = in_period(inc, period)
@@ -318,27 +399,9 @@ def record_run(version: tuple, month: str, categories: tuple[str, ...]) -> int:
         conn.close()
 
 
-def geojson_bytes(path: str, place_ids: tuple[str, ...]) -> bytes:
-    """The pack's ranked places (GeoJSON) narrowed to ``place_ids`` (the filtered table)."""
-    import geopandas as gpd
-
-    places = gpd.read_file(path)
-    return export.table_bytes(places.loc[places["place_id"].isin(place_ids)], "geojson")
-
-
-def place_inputs(version: tuple, month: str, categories: tuple[str, ...]) -> dict:
-    """What :func:`hotspots.selection.period_places` needs, read now (on the page's thread)
-    so that the places can be found later on a download thread."""
-    return {"incidents": incidents(version, window_start(month),
-                                   month_period(month).end.isoformat(), categories or None),
-            "period": month_period(month), "layers": layers(), "config": config(),
-            "area": land_area(resolve_settings().config, geodata_cache())}
-
-
-def places_gpkg(inputs: dict, keep: tuple[str, ...]) -> bytes:
-    """The places ``keep`` (in their order) as the bytes of a GeoPackage, layer ``places``.
-    No st.* call: it runs on the download thread when the button is pressed."""
-    places = selection.period_places(**inputs)
+def places_gpkg(places: gpd.GeoDataFrame, keep: tuple[str, ...]) -> bytes:
+    """The places ``keep`` (in their order) of ``places`` as the bytes of a GeoPackage,
+    layer ``places``. No st.* call: it runs on the download thread when pressed."""
     chosen = places.set_index("place_id").loc[list(keep)].reset_index()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "places.gpkg"
@@ -397,20 +460,9 @@ def one_area() -> str:
 
 
 def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:
-    """The area (code) of each incident or place in a layer (default: the main layer);
-    places are placed by a point on their surface (a table without geometry: by its
-    LSOA, for layers built from LSOAs)."""
-    key = key or main_layer()
-    cfg = config()
-    if key in cfg.stored_layers and f"{key}_code" in frame.columns:
-        return frame[f"{key}_code"].to_numpy(dtype=object)
-    if "x" not in frame.columns and "geometry" not in frame.columns:
-        frame = frame.assign(x=np.nan, y=np.nan)
-    elif "x" not in frame.columns:
-        pts = shapely.point_on_surface(np.asarray(frame.geometry.values))
-        frame = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts),
-                              "lsoa_code": frame["lsoa_code"].to_numpy(dtype=object)})
-    return geography.layer_codes(frame, layers(), cfg, key)
+    """The area (code) of each incident or place in a layer (default: the main layer):
+    :func:`hotspots.selection.area_codes`."""
+    return selection.area_codes(frame, layers(), config(), key)
 
 
 def role() -> str:

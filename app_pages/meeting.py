@@ -66,12 +66,10 @@ def ranked_places(version: tuple, month: str, categories: tuple[str, ...]
                   ) -> gpd.GeoDataFrame:
     """The ranked places of the pack on screen, with their shapes (EPSG:27700)."""
     try:
-        meta = common.build_pack(version, False, month, categories)
+        ranked = common.ranking(version, month, categories).ranked
     except HotspotsError:
         return gpd.GeoDataFrame({"rank": []}, geometry=gpd.GeoSeries([], crs=27700))
-    ranked = common.read_csv(meta["files"]["csv"])[["place_id", "rank"]]
-    shapes = common.places(version, month, categories)[["place_id", "geometry"]]
-    return shapes.merge(ranked, on="place_id")
+    return ranked[["place_id", "geometry", "rank"]].copy()
 
 
 def tasked_marks(version: tuple, places: gpd.GeoDataFrame,

@@ -1,11 +1,13 @@
 """Partner pack: the minimised version only, as :func:`hotspots.export.partner_table` made
 it for the pack's files (areas named by ward, small counts suppressed, no caller or record
 text, nothing a small count can be worked out from), under readable headings, with the
-pack's aggregated map. The period and area filters apply as on every page; categories do
-not (a partner pack covers every category)."""
+pack's aggregated map. The period and area filters apply as on every page, the downloads
+included (a pack for chosen areas is built when asked for); categories do not (a partner
+pack covers every category)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import streamlit as st
@@ -58,9 +60,17 @@ with st.expander("Map (aggregated: where incidents are dense, no places or recor
                                   bounds=maps.focus_bounds(
                                       wards.reindex(list(flt["wards"])).dropna().tolist())),
               height=480)
-html = Path(meta["files"]["html"])
-st.download_button("Partner pack (HTML)", html.read_bytes(), html.name, "text/html",
-                   key="dl_partner")
-xlsx = Path(meta["files"]["xlsx"])
-st.download_button("Partner table (XLSX)", xlsx.read_bytes(), xlsx.name, export.MIME["xlsx"],
+html, xlsx = Path(meta["files"]["html"]), Path(meta["files"]["xlsx"])
+if flt["wards"]:  # the pack and its table for the places in the chosen areas, built on click
+    built = {"config": common.config(), "store_file": version[0],
+             "cache": common.geodata_cache(), "layers": common.layers(), "partner": True,
+             "period": period, "areas": flt["wards"], "where": where}
+    folder = common.pack_folder(version, True, meta["period"], (), flt["wards"])
+    html_data = functools.partial(common.pack_download, folder, "html", **built)
+    xlsx_data = functools.partial(common.pack_download, folder, "xlsx", **built)
+else:
+    html_data, xlsx_data = html.read_bytes(), xlsx.read_bytes()
+st.caption(f"The downloads cover the places in {where}.")
+st.download_button("Partner pack (HTML)", html_data, html.name, "text/html", key="dl_partner")
+st.download_button("Partner table (XLSX)", xlsx_data, xlsx.name, export.MIME["xlsx"],
                    key="dl_partner_xlsx")

@@ -5,6 +5,11 @@ The sidebar filters drive everything here: the period and categories choose the 
 the areas (wards) narrow the table, the map (zoomed to them), the counts, the charts, the
 decision list and the downloads. Selecting a row of the table, a place on the map or a
 place in the list opens its card (the pack's renderer).
+
+Nothing is written on a rerun: the ranking is kept in memory, the forecast layer is drawn
+when its backtest is ready (a worker thread; the map says so meanwhile and carries no
+forecast figure), and the packs are built when a download is asked for. On a narrow
+screen (a phone) the table shows fewer columns.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import datetime as dt
 import functools
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from app_pages import common, meeting, placemap
-from hotspots import export, maps, pack, selection, store
+from hotspots import export, maps, selection, store
 from hotspots.errors import HotspotsError, StoreError
 from hotspots.summary import in_period, month_period
 
@@ -32,24 +38,47 @@ period = month_period(month)
 names = common.area_names()
 where = ", ".join(names.get(w, w) for w in wards) or "the whole area"
 
-inc = common.incidents(version, common.window_start(month), period.end.isoformat(),
-                       cats or None)
-inc = selection.in_areas(inc, wards, common.area_codes(inc))  # the 12 months, in the areas
-now = inc.loc[in_period(inc, period)]
 cell = common.grid_cell_size()  # the analyst's setting; None: chosen by rule
 try:
-    pack_meta = common.build_pack(version, False, month, cats, cell)
+    rk = common.ranking(version, month, cats, cell)
 except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
-    pack_meta = None
+    rk = None
     st.info(f"No ranked places: {exc}")
+inc = (common.window_incidents(version, month, cats) if rk is not None else
+       common.incidents(version, common.window_start(month), period.end.isoformat(),
+                        cats or None))
+inc = selection.in_areas(inc, wards, common.area_codes(inc))  # the 12 months, in the areas
+now = inc.loc[in_period(inc, period)]
 ranked = None
-if pack_meta is not None:
-    ranked = common.read_csv(pack_meta["files"]["csv"])
-    ranked = ranked.assign(area=common.area_codes(ranked))
+if rk is not None:
+    ranked = pd.DataFrame(rk.ranked.drop(columns="geometry")).assign(
+        area=common.area_codes(rk.ranked))
     ranked = selection.in_areas(ranked, wards, ranked["area"]).reset_index(drop=True)
 st.caption(f"{len(now):,} incidents in {period.label} in {where}"
            + (f"; {len(ranked)} ranked places there; grid cells of "
-              f"{pack_meta['cell_size_m']:g} m" if ranked is not None else "") + ".")
+              f"{rk.rk.grid.cell_size_m:g} m" if ranked is not None and rk is not None
+              else "") + ".")
+
+#: Which ranked table shows: four columns up to 640 px wide (a phone), the full one above.
+NARROW_CSS = """<style>
+.st-key-ranked_narrow {display: none;}
+@media (max-width: 640px) {
+  .st-key-ranked_narrow {display: block;}
+  .st-key-ranked_wide {display: none;}
+}
+</style>"""
+
+
+#: The trend label in the narrow table.
+TREND_SHORT = {"rising": "↑", "falling": "↓", "no clear change": "–"}
+
+
+@st.fragment(run_every=2)
+def _forecast_wait(job) -> None:
+    """Rerun the page when the forecast layer is ready (checked every 2 s)."""
+    if job.done():
+        st.rerun()
+
 
 # the place whose card is open: chosen in the table, on the map or in the list
 ids = [] if ranked is None else ranked["place_id"].tolist()
@@ -58,8 +87,8 @@ if st.session_state.get("detail_place") not in ["", *ids]:
     st.session_state["detail_place"] = ""
 
 
-def _row_picked() -> None:
-    rows = st.session_state["ranked"].selection.rows
+def _row_picked(key: str) -> None:
+    rows = st.session_state[key].selection.rows
     if rows:
         st.session_state["detail_place"] = ids[rows[0]]
 
@@ -75,17 +104,34 @@ if ranked is not None:
     shown = ranked.assign(
         area=ranked["area"].map(names),
         where=ranked["label"] + " (" + ranked["area"].map(names).fillna("") + ")",
-        components=ranked[components].round(2).values.tolist())
-    st.subheader(f"Ranked places, {pack_meta['period']}")
+        components=ranked[components].round(2).values.tolist(),
+        trend_short=ranked["trend_label"].map(TREND_SHORT).fillna(ranked["trend_label"]))
+    names_of = [export.component_name(c.removeprefix("component_")) for c in components]
+    st.subheader(f"Ranked places, {rk.period.label}")
     st.caption("Ranked by a score of named components, each the place's rank percentile "
                "among the places (1 = highest), weighted "
-               + ", ".join(f"{k} {v:g}" for k, v in common.config().ranking.items())
-               + ". Bars: " + ", ".join(c.removeprefix("component_").replace("_", " ")
-                                        for c in components)
+               + ", ".join(f"{export.component_name(k)} {v:g}"
+                           for k, v in common.config().ranking.items())
+               + ". Bars: " + ", ".join(names_of)
                + ". The trend label compares each place with the rest of the borough. "
                "Select a row for the place's card.")
-    st.dataframe(
-        shown, hide_index=True, key="ranked", on_select=_row_picked,
+    st.html(NARROW_CSS)  # fixed CSS only: which of the two tables shows at this width
+    with st.container(key="ranked_narrow"):  # a phone: four columns, no sideways scroll
+        st.dataframe(
+            shown, hide_index=True, key="ranked_small",
+            on_select=functools.partial(_row_picked, "ranked_small"),
+            selection_mode="single-row", width="stretch",
+            column_order=["rank", "where", "n", "trend_short"],
+            column_config={
+                "rank": st.column_config.NumberColumn("#", width=30),
+                "where": st.column_config.TextColumn("Where", width=170),
+                "n": st.column_config.NumberColumn("Incid.", width=50, help="Incidents"),
+                "trend_short": st.column_config.TextColumn(
+                    "Trend", width=50, help="↑ rising, ↓ falling, – no clear change "
+                                            "(against the rest of the borough)")})
+    st.container(key="ranked_wide").dataframe(
+        shown, hide_index=True, key="ranked",
+        on_select=functools.partial(_row_picked, "ranked"),
         selection_mode="single-row", width="stretch",
         column_order=["rank", "where", "n", "score", "components", "main_categories",
                       "trend_label"],
@@ -97,8 +143,7 @@ if ranked is not None:
                                                      format="%.2f", width=90),
             "components": st.column_config.BarChartColumn(
                 "Components", y_min=0, y_max=1, width=110,
-                help="Each component 0-1: " + ", ".join(
-                    c.removeprefix("component_").replace("_", " ") for c in components)),
+                help="Each component 0-1: " + ", ".join(names_of)),
             "main_categories": st.column_config.TextColumn("What happens", width=170),
             "trend_label": st.column_config.TextColumn("Trend", width=100),
         })
@@ -120,15 +165,27 @@ with st.expander("Map of hotspots and places", expanded=True):
     # the package's own map, text escaped; numbered by the ranking; only the places in the
     # chosen areas are drawn, and it zooms to the place open or the areas chosen
     detail = st.session_state.get("detail_place") or None
-    if ranked is not None:
-        focus = ([common.period_places(version, month, cats).set_index("place_id")
-                  .geometry[detail]] if detail else
-                 common.layers()[common.main_layer()].set_index("code").geometry
-                 .reindex(list(wards)).dropna().tolist())
-        page = maps.focus_map_html(Path(pack_meta["files"]["map"]).read_text("utf-8"),
+    if rk is not None:
+        job = common.forecast(version, month, cats, cell)  # drawn after the table, when ready
+        failed = job.done() and job.exception() is not None
+        ready = job.done() and not failed
+        areas = common.layers()[common.main_layer()].set_index("code").geometry
+        # the place open, else the areas chosen, else the whole area
+        focus = ([rk.places.set_index("place_id").geometry[detail]] if detail else
+                 areas.reindex(list(wards)).dropna().tolist() if wards else areas.tolist())
+        page = maps.focus_map_html(common.tasking_map(version, month, cats, ready, cell),
                                    keep=ids if wards else None, selected=detail,
                                    bounds=maps.focus_bounds(focus))
         placemap.place_map(page, key="tasking_map", on_change=_map_picked)
+        if failed:
+            st.warning(f"No forecast layer: {job.exception()}")
+        elif not ready:
+            st.caption("The forecast layer is being drawn" + (
+                "" if common.forecast_kept(version, month, cats) else
+                " (first a backtest scores the methods on these categories, once per set "
+                "of categories)") + ": it is added to the map when ready. Meanwhile the "
+                "map carries no forecast.")
+            _forecast_wait(job)
     else:
         meta = common.detect(version, month, cats, cell)
         st.iframe(Path(meta["files"]["map"]), height=520)
@@ -172,44 +229,41 @@ if "decision_msg" in st.session_state:
     st.success(st.session_state.pop("decision_msg"))
 
 st.subheader("Downloads")
-st.caption(f"The ranked table and the places follow the filters ({where}); the packs cover "
-           "the whole area for the period and categories.")
-
-
-def _partner_pack(cfg, lay, cache, out) -> bytes:
-    """Built when the button is pressed, on Streamlit's download thread (so no st.* call
-    in here: what it needs is bound when the page runs)."""
-    meta = pack.build_pack(config=cfg, store_file=version[0], out_dir=out, cache=cache,
-                           partner=True, period=month_period(f["month"]),
-                           categories=list(f["categories"]) or None, layers=lay,
-                           cell_size_m=cell)
-    return Path(meta["files"]["html"]).read_bytes()
-
-
+st.caption("Every download follows the filters: the places in "
+           + (f"{where}, with their ranks in the whole area" if wards else "the whole area")
+           + ". The packs are built when asked for (a few seconds); the partner pack covers "
+           "every category.")
 c1, c2, c3, c4 = st.columns(4)
-if pack_meta is not None:
-    files = pack_meta["files"]
-    c1.download_button("Full pack (HTML)", Path(files["html"]).read_bytes(),
-                       Path(files["html"]).name, "text/html", key="dl_pack_html")
+if rk is not None:
+    kept = ranked["place_id"].tolist()
+    geo = rk.ranked.set_index("place_id").loc[kept].reset_index()
+    built = {"config": common.config(), "store_file": version[0],
+             "cache": common.geodata_cache(), "layers": common.layers(), "areas": wards,
+             "where": where if wards else "", "cell_size_m": cell}
+    job = common.forecast(version, month, cats, cell)
+    full = functools.partial(
+        common.pack_download, common.pack_folder(version, False, month, cats, wards, cell),
+        "html",
+        ranking=rk, forecast=job.result() if job.done() and not job.exception() else None,
+        **built)
+    c1.download_button("Full pack (HTML)", full, f"pack_{period.label}.html", "text/html",
+                       key="dl_pack_html")
     c2.download_button("Ranked table (XLSX)",  # written when asked for, not on every rerun
                        functools.partial(export.table_bytes,
                                          {"Ranked places": ranked.drop(columns="area")}, "xlsx"),
-                       Path(files["xlsx"]).name, export.MIME["xlsx"], key="dl_pack_xlsx")
+                       f"ranked_{period.label}.xlsx", export.MIME["xlsx"], key="dl_pack_xlsx")
     c2.download_button("Ranked places (GeoJSON, for ArcGIS)",
-                       functools.partial(common.geojson_bytes, files["geojson"], tuple(ids)),
-                       Path(files["geojson"]).name, export.MIME["geojson"],
+                       functools.partial(export.table_bytes, geo, "geojson"),
+                       f"ranked_{period.label}.geojson", export.MIME["geojson"],
                        key="dl_pack_geojson")
-    partner = functools.partial(_partner_pack, common.config(), common.layers(),
-                                common.geodata_cache(),
-                                common.work_folder("partner", version, f["month"],
-                                                   f["categories"], cell))
-    c3.download_button("Partner pack (HTML)", partner,
-                       Path(files["html"]).name.replace(".html", "_partner.html"),
+    partner = functools.partial(
+        common.pack_download, common.pack_folder(version, True, month, (), wards, cell), "html",
+        partner=True, period=period, **built)
+    c3.download_button("Partner pack (HTML)", partner, f"pack_{period.label}_partner.html",
                        "text/html", key="dl_partner")
-    gpkg = functools.partial(common.places_gpkg, common.place_inputs(version, month, cats),
-                             tuple(ids))
-    c4.download_button("Places (GeoPackage)", gpkg, f"places_{period.label}.gpkg",
-                       export.MIME["gpkg"], key="dl_gpkg")
+    c4.download_button("Places (GeoPackage)",
+                       functools.partial(common.places_gpkg, rk.places, tuple(ids)),
+                       f"places_{period.label}.gpkg", export.MIME["gpkg"], key="dl_gpkg")
 else:
     c4.download_button("Places (GeoPackage)", Path(meta["files"]["gpkg"]).read_bytes(),
                        Path(meta["files"]["gpkg"]).name, export.MIME["gpkg"], key="dl_gpkg")

@@ -137,7 +137,7 @@ def _selection(config: Config, categories, sources, test_months: int, cell_sizes
 
 def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
               cell_sizes, progress=None) -> dict:
-    from .forecast import backtest_result, concentration_backtest
+    from .backtest import backtest_result, concentration_backtest
 
     if inc.empty:
         raise HotspotsError("no incidents in the store for this selection: nothing to "
@@ -177,6 +177,19 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     sizes = sorted({result["cell_sizes_m"][0], winner["cell_size_m"]})
     layer = forecast_layer(bin_incidents(inc, area, cell_sizes=sizes, last_month=last), winner)
     return layer, result
+
+
+def backtest_kept(*, config: Config, period: Period, store_file=None,
+                  categories: list[str] | None = None) -> bool:
+    """Whether the store keeps the backtest :func:`forecast_for` needs for ``period`` and
+    ``categories`` (for the store's current data): the forecast layer then needs no
+    backtest run."""
+    from .forecast import CELL_SIZES_M, TEST_MONTHS
+
+    key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M,
+                     period.end.strftime("%Y-%m"))
+    with store.connection(store_file) as conn:
+        return store.read_backtest(conn, key) is not None
 
 
 def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> dict:
@@ -281,7 +294,7 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
 
     Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
     ``progress(done, total, step)`` is told of each method and cell size scored.
-    Returns the result (see :func:`hotspots.forecast.backtest_result`) with
+    Returns the result (see :func:`hotspots.backtest.backtest_result`) with
     ``definitions`` and ``files``.
     """
     from .evaluate import metric_definitions

@@ -28,9 +28,10 @@ import numpy as np
 import shapely
 
 from .errors import FetchError
-from .fetch import FROM_LONLAT, Client, read_json, write_atomic
+from .fetch import FROM_LONLAT
 from .geography import sha256_file
 from .schema import WORKING_CRS
+from .webclient import Client, read_json, write_atomic
 
 DEFAULT_ONS_ARCGIS = "https://services1.arcgis.com/ESMARspQHYMw9BZ9/arcgis/rest/services"
 DEFAULT_NOMIS = "https://www.nomisweb.co.uk"

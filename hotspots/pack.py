@@ -1,13 +1,14 @@
-"""The tasking pack job (I/O at the edge), in named steps: read the store, rank the
-period's places, build their cards (:mod:`hotspots.placecard`), review last meeting's
-tasked places, write the method notes, minimise for partners, write the brief, draw the
-maps, and write HTML (:mod:`hotspots.report`), XLSX and CSV.
+"""The tasking pack job (I/O at the edge), in named steps: read the store and rank the
+period's places (:mod:`hotspots.ranking`: what the app shows before any file is written),
+build their cards (:mod:`hotspots.placecard`), review last meeting's tasked places, write
+the method notes, minimise for partners, write the brief, draw the maps, and write HTML
+(:mod:`hotspots.report`), XLSX and CSV.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,20 +18,17 @@ import pandas as pd
 import shapely
 
 from . import geography, meetings, store
-from .analysis import GridSpec, analyse, place_names, resolve_spec
+from .analysis import GridSpec
 from .assign import assign_codes
-from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .export import partner_table, write_table
-from .grid import cell_index
-from .jobs import forecast_for, forecast_meta, latest_complete_month
-from .maps import hotspot_map, map_html
 from .meetings import review_tasked as _review_tasked
 from .placecard import PlaceEvidence, partner_cards, place_evidence
 from .printmap import print_map
-from .rank import explain_rank, rank_units, trend_z
-from .repeats import community_trigger, concentration, repeat_summary
+from .rank import explain_rank
+from .ranking import Ranked, Ranking, forecast_of, interactive_map, rank_period
+from .repeats import community_trigger, concentration
 from .report import (
     RANKED_COLUMNS,
     TASKED_COLUMNS,
@@ -39,11 +37,11 @@ from .report import (
     pack_html,
     table_view,
 )
-from .summary import Period, in_period, month_period
+from .selection import area_codes, decision_areas
+from .summary import Period
 from .trends import (
     emerging_cells,
     left_out,
-    period_trends,
     stream_label,
     year_before,
 )
@@ -83,35 +81,6 @@ _PARTNER_NOTE = (
     "away.")
 
 
-def _years_before(day: dt.date, years: int = 1) -> dt.date:
-    return day.replace(year=day.year - years, day=min(day.day, 28))
-
-
-UNIT_KINDS = ("places", "lsoa", "cells")
-
-
-def _units(kind: str, cur: pd.DataFrame, places, cells, grid: GridSpec, layers,
-           config: Config):
-    """The units to rank, in the columns of :func:`hotspots.cluster.find_places`; ``cells``
-    are on the lattice of ``grid``."""
-    if kind == "places":
-        return places
-    names = {c: n for key in ("ward", "lsoa") if key in layers
-             for c, n in zip(layers[key]["code"], layers[key]["name"], strict=True)}
-    if kind == "lsoa":
-        lsoa = layers["lsoa"]
-        pos = pd.Series(np.arange(len(lsoa)), index=lsoa["code"])
-        lab = cur["lsoa_code"].map(pos).fillna(-1).to_numpy(dtype=np.int64)
-        return place_table(cur, lab, config=config, names=names,
-                           polygons=lsoa.geometry.values, ids=list(lsoa["code"]))
-    lab = cell_index(cells, cur["x"].to_numpy(), cur["y"].to_numpy(),
-                     cell_size_m=grid.cell_size_m, shape=grid.shape)
-    pos = pd.Series(np.arange(len(cells)), index=cells["cell_id"])
-    lab = np.where(lab >= 0, pos.reindex(lab).fillna(-1).to_numpy(), -1).astype(np.int64)
-    return place_table(cur, lab, config=config, names=names, polygons=cells.geometry.values,
-                       ids=[f"C{c}" for c in cells["cell_id"]])
-
-
 def _emerging(inc: pd.DataFrame, cells, grid: GridSpec, period) -> dict[str, int] | None:
     """Emerging hot spot classes of the grid cells over the last 12 months (None when the
     store holds fewer than the 10 months the classes need)."""
@@ -121,92 +90,7 @@ def _emerging(inc: pd.DataFrame, cells, grid: GridSpec, period) -> dict[str, int
     return {k: int(v) for k, v in out["pattern"].value_counts().items() if k != "no pattern"}
 
 
-@dataclass(frozen=True)
-class _Ranked:
-    """What the ranking step found, for the steps after it."""
-
-    cur: pd.DataFrame  # the period's incidents
-    inc: pd.DataFrame  # every incident read, with the ``unit`` (place) it falls in
-    cells: gpd.GeoDataFrame
-    grid: GridSpec  # the lattice of ``cells``
-    raster: object
-    places: gpd.GeoDataFrame
-    trends: pd.DataFrame
-    n_tested: int
-    ranked: gpd.GeoDataFrame  # the top places, rank_units' columns and geometry
-    density: float  # the borough's incidents per km²
-    area: object
-
-
-def _read_store(store_file, period: Period | None, categories):
-    """Step 1: the period (default the latest complete month), its incidents and those of
-    the previous month and the same month a year before, every decision and the
-    meetings."""
-    with store.connection(store_file) as conn:
-        period = period or month_period(latest_complete_month(conn))
-        first = min(period.previous().start, _years_before(period.start)).replace(day=1)
-        inc = store.read_incidents(conn, start=first.isoformat(),
-                                   end=period.end.isoformat(), categories=categories)
-        decisions = store.read_decisions(conn)
-        meeting_list = meetings.list_meetings(conn)
-    return period, inc, decisions, meeting_list
-
-
-def _with_rates(places, units: str, config: Config, layers, cache):
-    """Rates per 1,000 residents for LSOAs (clusters and cells have no residents)."""
-    if units != "lsoa":
-        return places
-    residents, _ = geography.read_population(config, layers, "lsoa", cache=cache)
-    if residents is None:
-        return places
-    res = places["place_id"].map(residents).to_numpy(dtype=float)  # none counted: n/a
-    return places.assign(per_1000_residents=np.where(
-        res > 0, 1000 * places["n"].to_numpy() / np.where(res > 0, res, 1), np.nan))
-
-
-def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: str,
-          cache, top: int, cell_size_m: float | None = None) -> _Ranked:
-    """Step 2: find the units of the period (on grid cells of ``cell_size_m``, default
-    chosen by :func:`hotspots.analysis.resolve_spec`'s rule), compare each with the
-    previous month and the year before (against the rest of the borough), count repeats,
-    and rank them."""
-    cur = inc.loc[in_period(inc, period)].reset_index(drop=True)
-    if len(cur) < 3:
-        raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
-    area = geography.land_area(layers, config, cache=cache)
-    spec = resolve_spec(cur["x"].to_numpy(), cur["y"].to_numpy(), area,
-                        cell_size_m=cell_size_m)
-    found = analyse(cur, area, config=config, spec=spec, names=place_names(layers))
-    cells, raster, places = found.cells, found.raster, found.places
-    places = _with_rates(_units(units, cur, places, cells, spec.grid, layers, config), units,
-                         config, layers, cache)
-    if places.empty:
-        raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
-                            "anywhere; see the area tables from `hotspots summarise`.")
-    shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
-    inc = inc.assign(unit=assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes))
-    placed = inc.loc[inc["unit"] != ""]
-    # every incident of the chosen categories, placed or not, makes the borough reference
-    # that the trend label is judged against (rows in no place count there only)
-    trends = period_trends(inc, period=period, unit="unit")
-    n_tested = int((trends["n"] + trends["n_previous"] > 0).sum())
-    reps = repeat_summary(placed.loc[in_period(placed, period)], unit="unit")
-    table = (places
-             .join(trends[["n_previous", "n_last_year", "change_previous", "p_previous",
-                           "expected", "p_borough", "p_adjusted", "reference", "trend"]]
-                   .rename(columns={"trend": "trend_label"}), on="place_id")
-             .join(reps.drop(columns=["n", "repeat_locations"]), on="place_id"))
-    # like with like: this month's count of the streams the previous month also has
-    previous = table["n_previous"].fillna(0).to_numpy()
-    table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
-    ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
-    return _Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, raster=raster,
-                   places=places,
-                   trends=trends, n_tested=n_tested, ranked=ranked,
-                   density=len(cur) / (area.area / 1e6), area=area)
-
-
-def _trigger_flags(rk: _Ranked, period: Period, config: Config) -> dict[str, list[str]]:
+def _trigger_flags(rk: Ranked, period: Period, config: Config) -> dict[str, list[str]]:
     """Callers at the ASB Case Review threshold, by place (the full pack only)."""
     placed = rk.inc.loc[rk.inc["unit"] != ""]
     # the Community Trigger looks back one window from the end of the period
@@ -223,7 +107,7 @@ def _trigger_flags(rk: _Ranked, period: Period, config: Config) -> dict[str, lis
     return flags
 
 
-def _evidence(rk: _Ranked, period: Period, *, config: Config, decisions: pd.DataFrame
+def _evidence(rk: Ranked, period: Period, *, config: Config, decisions: pd.DataFrame
               ) -> list[PlaceEvidence]:
     """Step 3: each ranked place's card (:func:`hotspots.placecard.place_evidence`)."""
     flags = _trigger_flags(rk, period, config)
@@ -245,7 +129,7 @@ def _evidence(rk: _Ranked, period: Period, *, config: Config, decisions: pd.Data
     return cards
 
 
-def _last_meeting(decisions: pd.DataFrame, meeting_list, rk: _Ranked, period: Period
+def _last_meeting(decisions: pd.DataFrame, meeting_list, rk: Ranked, period: Period
                   ) -> pd.DataFrame | None:
     """Step 4: the review of the places tasked at the previous meeting (the last one
     before the meeting being prepared, and earlier decisions still open), not the latest
@@ -273,7 +157,7 @@ def _emerging_note(emerging: dict[str, int] | None) -> str:
             + (", ".join(f"{v} {k}" for k, v in sorted(emerging.items())) or "none"))
 
 
-def _method_notes(rk: _Ranked, period: Period, config: Config, emerging) -> list[str]:
+def _method_notes(rk: Ranked, period: Period, config: Config, emerging) -> list[str]:
     """Step 5: the appendix: how places are found, ranked and compared."""
     gini = concentration(rk.cells["n"].to_numpy())
     notes = [
@@ -312,7 +196,7 @@ def _method_notes(rk: _Ranked, period: Period, config: Config, emerging) -> list
 SYNTHETIC_NOTE = "Council records in this store are SYNTHETIC demonstration data."
 
 
-def _partner_view(rk: _Ranked, tasked, *, config: Config, layers, main: str,
+def _partner_view(rk: Ranked, tasked, *, config: Config, layers, main: str,
                   area_names: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Step 6 (partner version): everything partners see comes out of the one
     minimisation rule, :func:`hotspots.export.partner_table`."""
@@ -330,29 +214,22 @@ def _partner_view(rk: _Ranked, tasked, *, config: Config, layers, main: str,
     return ranked_out, tasked_out
 
 
-def _maps(rk: _Ranked, *, config: Config, layers, period: Period, partner: bool,
-          store_file, categories, map_name: str) -> tuple[str, str]:
+def _maps(ranking: Ranking, *, config: Config, layers, partner: bool, store_file,
+          map_name: str, forecast, n_incidents: int, where: str) -> tuple[str, str]:
     """Step 8: the printed map (static, with insets) and the interactive map page."""
-    meta: dict[str, object] = {"period": period.label,
-                               "incidents": None if partner else len(rk.cur),
-                               "categories": []}  # the partner map states no total
-    forecast = None
-    if not partner:  # the same forecast cells as `hotspots detect` draws and the app shows
-        forecast, backtest = forecast_for(config=config, period=period, area=rk.area,
-                                          store_file=store_file, categories=categories)
-        meta.update(forecast=forecast_meta(forecast, backtest, period),
-                    concentrated_now=backtest.get("concentrated_now", {}))
+    rk, period = ranking.rk, ranking.period
+    if not partner and forecast is None:
+        # the same forecast cells as `hotspots detect` draws and the app shows
+        forecast = forecast_of(ranking, config=config, store_file=store_file)
+    interactive = interactive_map(ranking, config=config, layers=layers, partner=partner,
+                                  forecast=forecast)
     places = None if partner else rk.ranked
-    interactive = map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta,
-                                       config=config, raster=rk.raster,
-                                       cells=None if partner else rk.cells,
-                                       places=places, forecast=forecast))
     outline = gpd.GeoDataFrame(geometry=[geography.study_area(layers, config)],
                                crs=layers[config.boundary_layer].crs)
     pm = print_map(area=outline, wards=layers.get("ward"),
                    raster=rk.raster, places=places)
-    heading = (f"Where: {config.name}, {period.label}"
-               + ("" if partner else f" ({len(rk.cur):,} incidents)"))
+    heading = (f"Where: {where or config.name}, {period.label}"
+               + ("" if partner else f" ({n_incidents:,} incidents)"))
     return map_section(pm, heading=heading, interactive=map_name), interactive
 
 
@@ -380,20 +257,43 @@ def _write(out_dir, stem: str, page: str, page_map: str, table, tasked_out, *,
     return {k: str(v) for k, v in files.items()}
 
 
+def _in_areas(ranking: Ranking, tasked, areas, *, config: Config, layers
+              ) -> tuple[Ranking, pd.DataFrame | None, int]:
+    """The ranked places, the tasked places and the period's incident count in ``areas``
+    (codes of the main layer, as the app's area filter; all when empty). Ranks stay the
+    borough's ranks."""
+    rk = ranking.rk
+    if not areas:
+        return ranking, tasked, len(rk.cur)
+    lay = layers[config.main_layer]
+    codes = list(areas)
+    ranked = rk.ranked.loc[np.isin(area_codes(rk.ranked, layers, config), codes)]
+    if tasked is not None:
+        tasked = tasked.loc[np.isin(decision_areas(tasked, lay), codes)]
+        tasked = tasked if len(tasked) else None
+    n = int(np.isin(area_codes(rk.cur, layers, config), codes).sum())
+    return replace(ranking, rk=replace(rk, ranked=ranked)), tasked, n
+
+
 def build_pack(*, config: Config, store_file: str | Path | None = None,
                out_dir: str | Path = "out", cache: str | Path | None = None,
                partner: bool = False, top: int = 20, units: str = "places",
                period: Period | None = None, categories: list[str] | None = None,
                layers: dict[str, gpd.GeoDataFrame] | None = None,
+               ranking: Ranking | None = None, forecast=None, areas=(), where: str = "",
                cell_size_m: float | None = None) -> dict:
     """Write the tasking pack for ``period`` (default: the latest complete month in the
     store), for some ``categories`` or all. ``layers`` (from
-    :func:`hotspots.geography.read_layers`) saves reading them again. ``cell_size_m`` is
-    the grid's (Gi*, emerging classes, ``units="cells"``), as ``hotspots detect
+    :func:`hotspots.geography.read_layers`) saves reading them again; so does ``ranking``
+    (from :func:`rank_period` with the same period, categories and units) the ranking,
+    and ``forecast`` (from :func:`forecast_of`) the forecast layer. ``cell_size_m`` is the
+    grid's (Gi*, emerging classes, ``units="cells"``), as ``hotspots detect
     --cell-size-m``: default chosen by :func:`hotspots.analysis.resolve_spec`'s rule.
 
     ``units`` chooses what is ranked: cluster ``places`` (default), ``lsoa`` or grid
-    ``cells``.
+    ``cells``. ``areas`` (codes of the main layer; ``where`` names them) narrows the pack
+    to the places and tasked places in those areas, as the app's area filter does; the
+    places keep their ranks in the whole area.
 
     Files: ``pack_<period>.html`` (or ``pack_<period>_partner.html``: see
     :mod:`hotspots.report` for its pages), its interactive map ``..._map.html``, and the
@@ -407,28 +307,33 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     categories would give the small counts of the others away by subtraction) and states
     no total.
     """
-    if units not in UNIT_KINDS:
-        raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
-    if partner and categories:
+    if partner and (categories or (ranking is not None and ranking.categories)):
         raise HotspotsError(
             "a partner pack covers every category: partner packs for two sets of categories "
             "would give away, by subtraction, counts under the threshold; leave out "
             "--categories (the full pack can be filtered).")
-    period, inc, decisions, meeting_list = _read_store(store_file, period, categories)
     layers = layers or geography.read_layers(config, cache=cache)
-    rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top,
-               cell_size_m=cell_size_m)
+    ranking = ranking or rank_period(config=config, store_file=store_file, cache=cache,
+                                     top=top, units=units, period=period,
+                                     categories=categories, layers=layers,
+                                     cell_size_m=cell_size_m)
+    period, units, decisions = ranking.period, ranking.units, ranking.decisions
+    tasked = _last_meeting(decisions, ranking.meetings, ranking.rk, period)
+    ranking, tasked, n_incidents = _in_areas(ranking, tasked, areas, config=config,
+                                             layers=layers)
+    rk = ranking.rk
+    ranked = rk.ranked
     main = config.main_layer if config.main_layer in ("ward", "lsoa") else "lsoa"
     area_names = dict(zip(layers[main]["code"], layers[main]["name"], strict=True))
     cards = _evidence(rk, period, config=config, decisions=decisions)
-    ranked = rk.ranked.assign(patrol_windows=[", ".join(c.windows) or "no times of day"
-                                              for c in cards])
-    rk = replace(rk, ranked=ranked)
-    tasked = _last_meeting(decisions, meeting_list, rk, period)
     emerging = _emerging(rk.inc, rk.cells, rk.grid, period)
     notes = _method_notes(rk, period, config, emerging)
-    where = {r.place_id: f"{r.label} ({area_names.get(getattr(r, f'{main}_code'), '')})"
-             for r in ranked.itertuples()}
+    if areas:
+        notes.insert(0, f"This pack lists the ranked places in {where or 'the chosen areas'} "
+                        f"only ({n_incidents:,} incidents there in {period.label}); their ranks "
+                        "are their ranks in the whole area.")
+    where_of = {r.place_id: f"{r.label} ({area_names.get(getattr(r, f'{main}_code'), '')})"
+                for r in ranked.itertuples()}
     if partner:
         ranked_out, tasked_out = _partner_view(rk, tasked, config=config, layers=layers,
                                                main=main, area_names=area_names)
@@ -439,16 +344,16 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         ranked_out = ranked.drop(columns="geometry")
         tasked_out = (tasked.drop(columns=["geometry_wkt", "verdict_brief"])
                       if tasked is not None else None)
-    brief = brief_section(cards, n_incidents=len(rk.cur), period=period.label, where=where,
+    brief = brief_section(cards, n_incidents=n_incidents, period=period.label, where=where_of,
                           tasked=tasked_out, n=config.brief_places, partner=partner,
                           caveats=[SYNTHETIC_NOTE] if SYNTHETIC_NOTE in notes else [])
     stem = period.label + ("" if units == "places" else f"_{units}") + (
         "_partner" if partner else "")
-    map_part, page_map = _maps(rk, config=config, layers=layers, period=period,
-                               partner=partner, store_file=store_file, categories=categories,
-                               map_name=f"pack_{stem}_map.html")
-    title = f"{config.name} tasking pack: {period.label}" + (" (partner version)"
-                                                              if partner else "")
+    map_part, page_map = _maps(ranking, config=config, layers=layers, partner=partner,
+                               store_file=store_file, map_name=f"pack_{stem}_map.html",
+                               forecast=forecast, n_incidents=n_incidents, where=where)
+    title = f"{config.name} tasking pack: {period.label}" + (
+        f", {where}" if where else "") + (" (partner version)" if partner else "")
     page = pack_html(
         title=title, marking=config.pack_marking, period=period.label,
         produced=dt.date.today().isoformat(), brief=brief, notes=notes,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from . import geography
 from .assign import assign_codes
 from .cluster import find_places
 from .config import Config
@@ -28,6 +29,24 @@ def in_areas(frame: pd.DataFrame, codes: Iterable[str], area: Iterable) -> pd.Da
     if not codes:
         return frame
     return frame.loc[np.isin(np.asarray(list(area), dtype=object), codes)]
+
+
+def area_codes(frame: pd.DataFrame, layers: Mapping, config: Config,
+               key: str | None = None) -> np.ndarray:
+    """The area (code) of each incident or place of ``frame`` in a layer (default: the
+    main layer), as the area filter reads it: :func:`hotspots.geography.layer_codes`, with
+    places placed by a point on their surface (a table without shapes or coordinates: by
+    its LSOA, for layers built from LSOAs)."""
+    key = key or config.main_layer
+    if key in config.stored_layers and f"{key}_code" in frame.columns:
+        return frame[f"{key}_code"].to_numpy(dtype=object)
+    if "x" not in frame.columns and "geometry" not in frame.columns:
+        frame = frame.assign(x=np.nan, y=np.nan)
+    elif "x" not in frame.columns:
+        pts = shapely.point_on_surface(np.asarray(frame.geometry.values))
+        frame = pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts),
+                              "lsoa_code": frame["lsoa_code"].to_numpy(dtype=object)})
+    return geography.layer_codes(frame, dict(layers), config, key)
 
 
 def decision_areas(decisions: pd.DataFrame, layer) -> np.ndarray:

@@ -72,32 +72,26 @@ def parse_period(start: str, end: str) -> Period:
     return p
 
 
-def _days(incidents: pd.DataFrame) -> np.ndarray:
-    """Each row's ``date`` as ``datetime64[D]`` (NaT when missing), each distinct date
-    parsed once (a London month: 90,000 rows, 31 dates)."""
-    codes, seen = pd.factorize(incidents["date"], use_na_sentinel=False)
-    return pd.to_datetime(pd.Series(seen)).to_numpy().astype("datetime64[D]")[codes]
-
-
 def in_period(incidents: pd.DataFrame, period: Period) -> np.ndarray:
     """Rows inside the period; month-only (police.uk) rows need their whole month inside."""
-    date = _days(incidents)
+    # parsed once and compared as datetimes (days as python dates took seconds at 200k)
+    date = pd.to_datetime(incidents["date"])
+    start, after = pd.Timestamp(period.start), pd.Timestamp(period.end + dt.timedelta(days=1))
+    if date.dt.tz is not None:
+        date = date.dt.tz_localize(None)
     day_rows = incidents["source"].to_numpy() != POLICE_UK_SOURCE
-    end = np.datetime64(period.end, "D")
-    inside = (date >= np.datetime64(period.start, "D")) & (date <= end)
+    inside = ((date >= start) & (date < after)).to_numpy()
     if day_rows.all():
         return inside
-    month_end = (date.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
-    whole = inside & (month_end <= end)
+    whole = inside & ((date + pd.offsets.MonthEnd(0)) < after).to_numpy()
     return np.where(day_rows, inside, whole)
 
 
 def month_only_left_out(incidents: pd.DataFrame, period: Period) -> int:
     """police.uk rows whose month overlaps the period without lying wholly inside it."""
     month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
-    date = _days(incidents)
-    overlaps = ((date >= np.datetime64(period.start.replace(day=1), "D"))
-                & (date <= np.datetime64(period.end, "D")))
+    date = pd.to_datetime(incidents["date"]).dt.date
+    overlaps = ((date >= period.start.replace(day=1)) & (date <= period.end)).to_numpy()
     return int((month_rows & overlaps & ~in_period(incidents, period)).sum())
 
 

@@ -201,7 +201,7 @@ def like_with_like(incidents: pd.DataFrame, periods: list[Period]
     """
     streams = pd.MultiIndex.from_arrays([incidents["source"].astype(str),
                                          incidents["category"].astype(str)])
-    present = [set(streams[np.asarray(in_period(incidents, p))]) for p in periods]
+    present = [set(streams[np.asarray(in_period(incidents, p))].unique()) for p in periods]
     every = set.intersection(*present)
     return np.asarray(streams.isin(list(every))), sorted(set.union(*present) - every)
 

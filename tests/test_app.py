@@ -665,3 +665,43 @@ def test_partner_figures_agree_with_the_full_pack(role, demo, layers, cache, tmp
     assert not at.exception
     assert set(at.dataframe[0].value["Ward"]) == {name}
     assert name in at.caption[0].value
+
+
+def test_the_packs_follow_the_wards_filter(role, demo, layers, cache, tmp_path):
+    """The packs downloaded from Tasking and Partner are built for the wards chosen: the
+    ward's ranked places only, with their ranks in the whole area, the ward named in the
+    title; the partner pack too (through the one minimisation rule). The caption names the
+    ranking weights by their readable names."""
+    import pandas as pd
+
+    from hotspots.config import load_config
+    from hotspots.pack import build_pack, rank_period
+    from hotspots.summary import month_period
+
+    at = role()
+    caption = next(c.value for c in at.caption if c.value.startswith("Ranked by a score"))
+    assert "repeat locations 1" in caption and "repeat_locations" not in caption
+    cfg, store_file = load_config(), os.environ["HOTSPOTS_STORE"]
+    whole = pd.read_csv(demo / "o" / "ranked_2024-08.csv", dtype={"place_id": str})
+    code = whole["ward_code"].iloc[0]
+    name = layers["ward"].set_index("code").loc[code, "name"]
+    ranking = rank_period(config=cfg, store_file=store_file, cache=cache,
+                          period=month_period("2024-08"), layers=layers)
+    assert ranking.ranked["place_id"].tolist() == whole["place_id"].tolist()
+    assert ranking.ranked["patrol_windows"].tolist() == whole["patrol_windows"].tolist()
+    files = build_pack(config=cfg, store_file=store_file, out_dir=tmp_path / "full",
+                       cache=cache, layers=layers, ranking=ranking, areas=(code,),
+                       where=name)["files"]
+    part = pd.read_csv(files["csv"], dtype={"place_id": str})
+    mine = whole.loc[whole["ward_code"] == code]
+    assert 0 < len(part) < len(whole)
+    assert part[["place_id", "rank"]].values.tolist() == mine[["place_id", "rank"]].values.tolist()
+    page = Path(files["html"]).read_text("utf-8")
+    assert f"tasking pack: 2024-08, {html.escape(name)}" in page
+    assert set(_html_column(page, "Where")) == set(mine["place_id"])
+    partner = build_pack(config=cfg, store_file=store_file, out_dir=tmp_path / "partner",
+                         cache=cache, layers=layers, partner=True,
+                         period=month_period("2024-08"), areas=(code,), where=name)
+    shown = pd.read_csv(partner["files"]["csv"], dtype={"place_id": str})
+    assert len(shown) and set(shown["ward"]) == {name}
+    assert set(shown["place_id"]) == set(mine["place_id"])

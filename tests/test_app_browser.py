@@ -284,7 +284,8 @@ _TABLE_OVERFLOW_JS = """e => { const s = e.querySelector('.dvn-scroller');
 def test_tasking_table_fits_and_a_row_or_a_marker_opens_the_card(server):
     """At 1280 x 900 the ranked table needs no sideways scrolling; selecting a row opens
     that place's card, and clicking a numbered place on the map opens its card. At 375 x 812
-    the page still runs. Screenshots go to /tmp/app_shots/ for a person to look at."""
+    the page shows the narrow table instead (four columns), which needs no sideways
+    scrolling either. Screenshots go to /tmp/app_shots/ for a person to look at."""
     import re
 
     from playwright.sync_api import expect, sync_playwright
@@ -299,8 +300,9 @@ def test_tasking_table_fits_and_a_row_or_a_marker_opens_the_card(server):
             page.set_default_timeout(120_000)
             page.goto(f"{url}/tasking")
             check_page(page, "Ranked places")
-            table = page.locator('[data-testid="stDataFrame"]').first
+            table = page.locator('.st-key-ranked_wide [data-testid="stDataFrame"]')
             table.locator(".dvn-scroller").wait_for()
+            assert not page.locator(".st-key-ranked_narrow").is_visible()
             page.screenshot(path=shots / "tasking_desktop.png", full_page=True)
             assert table.evaluate(_TABLE_OVERFLOW_JS) == 0  # -1: no grid found
             # select the second row by its selection box (the grid is a canvas)
@@ -337,7 +339,11 @@ def test_tasking_table_fits_and_a_row_or_a_marker_opens_the_card(server):
             page.set_default_timeout(120_000)
             page.goto(f"{url}/tasking")
             check_page(page, "Ranked places")
+            narrow = page.locator('.st-key-ranked_narrow [data-testid="stDataFrame"]')
+            narrow.locator(".dvn-scroller").wait_for()
+            assert not page.locator(".st-key-ranked_wide").is_visible()
             page.screenshot(path=shots / "tasking_phone.png", full_page=True)
+            assert narrow.evaluate(_TABLE_OVERFLOW_JS) == 0
         finally:
             browser.close()
             SHOTS.mkdir(exist_ok=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "hotspots"
 ANALYSIS = {"analysis", "assign", "summary", "grid", "density", "gistar", "neighbours",
             "cluster", "pointclusters", "synthetic", "synthetic_town", "synthetic_exports", "rank",
-            "evaluate", "displacement", "forecast", "repeats", "trends", "series", "emerging",
-            "timeprofile", "patrol", "intervention"}
+            "evaluate", "displacement", "forecast", "backtest", "repeats", "trends", "series",
+            "emerging", "timeprofile", "patrol", "intervention"}
 OUTPUTS = {"maps", "export", "report", "placecard", "printmap"}
 FRONT = {"cli", "jobs", "loads"}
 

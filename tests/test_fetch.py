@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import shapely
 
-from hotspots import assign, fetch, jobs, store
+from hotspots import assign, fetch, jobs, store, webclient
 from hotspots.config import load_config
 from hotspots.errors import HotspotsError
 
@@ -228,7 +228,7 @@ def test_back_off_doubles_honours_retry_after_and_is_capped(api, config, cache, 
     the 429's ``Retry-After`` when it gives one, never more than ``max_wait_s``."""
     fake, base = api
     waits: list[float] = []
-    monkeypatch.setattr(fetch, "time", type("Clock", (), {
+    monkeypatch.setattr(webclient, "time", type("Clock", (), {
         "sleep": staticmethod(waits.append), "monotonic": staticmethod(time.monotonic)}))
     client = fetch.Client(rate_per_s=1000, backoff_s=1, max_wait_s=5)
     fake.faults, fake.retry_after = ["500", "500", "429", "500"], "3"

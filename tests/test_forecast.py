@@ -9,6 +9,7 @@ import shapely
 
 from hotspots import evaluate as ev
 from hotspots import forecast as fc
+from hotspots.backtest import backtest_result
 from hotspots.grid import cell_index
 
 
@@ -84,7 +85,7 @@ def monthly_hotspots(months=8, seed=0):
 def test_search_tests_every_method_and_cell_size_and_chooses_the_best():
     inc, area = monthly_hotspots()
     before = inc.copy()
-    result, table = fc.backtest_result(inc, area)
+    result, table = backtest_result(inc, area)
     pd.testing.assert_frame_equal(inc, before)
     assert set(table["method"]) == set(fc.METHODS)
     assert set(table["cell_size_m"]) == set(fc.CELL_SIZES_M)
@@ -106,7 +107,7 @@ def test_search_tests_every_method_and_cell_size_and_chooses_the_best():
 
 def test_too_little_history_falls_back_and_says_so():
     inc, area = monthly_hotspots(months=3)
-    result, table = fc.backtest_result(inc, area)
+    result, table = backtest_result(inc, area)
     assert result["test_months"] == [] and not result["enough"]
     w = result["winner"]
     assert w["fallback"] and (w["method"], w["cell_size_m"]) == ("counts_12m", 50.0)
@@ -118,14 +119,14 @@ def test_too_little_history_falls_back_and_says_so():
     assert len(layer) > 0 and (layer["method"] == "counts_12m").all()
     # four months: one test month, still fewer than the minimum
     inc4, _ = monthly_hotspots(months=4)
-    r4, _ = fc.backtest_result(inc4, area)
+    r4, _ = backtest_result(inc4, area)
     assert r4["test_months"] == ["2024-04"] and r4["winner"]["fallback"]
     assert r4["winner"]["pai_5pct"] > 1  # the fallback's own figure on that month
 
 
 def test_forecast_layer_is_what_was_scored():
     inc, area = monthly_hotspots()
-    result, table = fc.backtest_result(inc, area)
+    result, table = backtest_result(inc, area)
     w = result["winner"]
     # the layer drawn for 2024-08 from the months before it, scored on 2024-08, scores
     # what the search said for that method, cell size and month (up to the whole-cell edge)
@@ -179,7 +180,7 @@ def test_the_map_names_the_forecast_and_the_layers_that_are_not_one():
     box = shapely.box(533000, 180000, 535000, 182000)  # in Tower Hamlets, EPSG:27700
     inc, _ = monthly_hotspots(months=3)
     inc = inc.assign(x=inc["x"] + 533000, y=inc["y"] + 180000)
-    result, _ = fc.backtest_result(inc, box)  # 0 test months: the fallback, untested
+    result, _ = backtest_result(inc, box)  # 0 test months: the fallback, untested
     layer = fc.forecast_layer(fc.bin_incidents(inc, box, cell_sizes=(50.0,)),
                               result["winner"])
     w = result["winner"]
@@ -240,7 +241,7 @@ def city_incidents(types=None):
                          ids=["all", "asb-drugs"])
 def test_the_city_search_picks_small_cells_and_beats_every_fixed_count_map(types):
     inc, city = city_incidents(types)
-    result, table = fc.backtest_result(inc, city)
+    result, table = backtest_result(inc, city)
     assert len(result["test_months"]) == 12 and result["test_months"][-1] == "2024-08"
     s = fc.summarise(table).set_index(["method", "cell_size_m"])["pai"]
     # the defect: the cell size was fixed at 100 m; 50 m nearly doubles PAI in the City

@@ -8,6 +8,7 @@ import sys
 
 from .. import jobs
 from ..errors import HotspotsError
+from ..export import heading
 from ..progress import bar
 from ..summary import month_period, parse_period
 
@@ -15,16 +16,18 @@ from ..summary import month_period, parse_period
 def _print_summary(meta: dict) -> None:
     print(f"{meta['level_label']} summary for {meta['period']} (previous {meta['previous']}): "
           f"{meta['incidents']:,} incidents ({meta['total_in_areas']:,} in areas, "
-          f"{meta['unassigned']:,} unassigned); ranked by {meta['rank_by']}")
+          f"{meta['unassigned']:,} unassigned); ranked by "
+          f"{heading(meta['rank_by'])[0].lower()}")
     if meta["month_only_left_out"]:
         print(f"  {meta['month_only_left_out']:,} month-only police.uk rows left out: their "
               "month is not wholly inside the period")
     if meta.get("population"):
         print(f"  rates per 1,000 residents: {meta['population']}")
+    measure = heading(meta["rank_by"])[0]  # "Incidents per km²", not the column's name
     for t in meta["top"]:
         value = t[meta["rank_by"]]
         print(f"  {t['rank']:>3}. {t['name']} ({t['code']}): {t['n']:,} incidents, "
-              f"{meta['rank_by']} {'n/a' if value is None else f'{value:.1f}'}")
+              f"{measure.lower()} {'n/a' if value is None else f'{value:.1f}'}")
     for k, v in meta["files"].items():
         print(f"  {k + ':':<8} {v}")
 

@@ -28,7 +28,7 @@ from typing import BinaryIO, TypeAlias
 import pandas as pd
 
 from .geo import gis_bytes, to_gis, with_lonlat, write_geojson, write_gpkg
-from .headings import COLUMNS, INTERNAL, NUMBER_FORMATS, heading, is_internal
+from .headings import COLUMNS, INTERNAL, NUMBER_FORMATS, component_name, heading, is_internal
 from .partner import (
     DERIVED_SUPPRESSED,
     PARTNER_COUNTS,
@@ -138,7 +138,8 @@ def table_bytes(table: Tables, fmt: str, *, name: str = "Table",
 
 
 __all__ = ["COLUMNS", "DANGEROUS_STARTS", "DERIVED_SUPPRESSED", "FORMATS", "INTERNAL", "MIME",
-           "NUMBER_FORMATS", "PARTNER_COUNTS", "PARTNER_DERIVED", "PARTNER_KEYS", "heading",
+           "NUMBER_FORMATS", "PARTNER_COUNTS", "PARTNER_DERIVED", "PARTNER_KEYS", "component_name",
+           "heading",
            "is_internal", "neutralise", "partner_table", "table_bytes", "to_gis",
            "with_lonlat", "write_csv", "write_geojson", "write_gpkg", "write_table",
            "write_xlsx"]

@@ -76,6 +76,15 @@ _COMPONENTS = {"volume": "volume", "density": "density", "harm": "harm",
                "trend": "trend"}
 
 
+def component_name(key: str) -> str:
+    """The readable name of a ranking component (a key of the ``[ranking]`` weights).
+
+    >>> component_name("repeat_locations")
+    'repeat locations'
+    """
+    return _COMPONENTS.get(key, key.replace("_", " "))
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a spreadsheet: its name in the table, the heading shown and the
@@ -104,7 +113,7 @@ def heading(column: str, labels: Mapping[str, str] | None = None) -> tuple[str, 
         return COLUMNS[column]
     if column.startswith("points_"):
         part = column.removeprefix("points_")
-        return f"Score from {_COMPONENTS.get(part, part.replace('_', ' '))}", "dec2"
+        return f"Score from {component_name(part)}", "dec2"
     if column.startswith("n_") and len(column) > 2:
         key = column[2:]
         return f"Incidents: {(labels or {}).get(key, key.replace('_', ' '))}", "int"
