@@ -223,7 +223,10 @@ def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config,
         except StreamFailed:  # rolled back: nothing was written
             written = None
         if written is not None and written["load_id"] is None:  # loaded meanwhile
-            _already_loaded(conn, entry, store.find_load(conn, key))
+            prior = store.find_load(conn, key)
+            if prior is None:  # write_load found it; it cannot have gone since
+                raise RuntimeError(f"{p.name}: loaded meanwhile, but no load has its key.")
+            _already_loaded(conn, entry, prior)
             return
     if written is not None:
         res = chunks.summary()

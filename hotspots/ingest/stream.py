@@ -67,6 +67,7 @@ def read_csv_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS
     path = Path(path)
     if not path.is_file():
         raise InputError(file_message(path.name, "no_file"))
+    raw: bytes | mmap.mmap
     with open(path, "rb") as fh:  # mapped, not copied
         try:
             raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)

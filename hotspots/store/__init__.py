@@ -296,6 +296,8 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
                      exported_at, user or current_user()), "load_id")
             _write_chunk(conn, res, load_id, exported_at, force_older, tally)
             del res  # let go of this chunk's rows before the next is read
+        if load_id is None:
+            raise ValueError(f"write_load of {path}: no chunk of rows was given.")
         t = tally.totals()
         conn.executemany(
             "UPDATE loads SET n_read = ?, n_accepted = ?, n_rejected = ?, n_inserted = ?, "
@@ -327,8 +329,8 @@ class _Tally:
             self.n["has"] += res.lsoa_checked[1]
         self.agreement.append(res.lsoa_agreement)
         for k in c["kept"]:
-            key = (k["load_id"], k["exported_at"])
-            self.kept[key] = self.kept.get(key, 0) + k["n"]
+            version = (k["load_id"], k["exported_at"])
+            self.kept[version] = self.kept.get(version, 0) + k["n"]
 
     def totals(self) -> dict:
         n = self.n
