@@ -18,6 +18,7 @@ import pytest
 from hotspots import store
 from hotspots.ingest import IngestResult
 from hotspots.schema import INCIDENT_COLUMNS, REJECTION_COLUMNS
+from hotspots.store import loading
 
 
 def result(rows: list[dict], file="asb.csv", rejected=0) -> IngestResult:
@@ -481,9 +482,9 @@ def test_row_hash_is_pandas_hash_of_the_content_columns():
     inc = result([{"ref": f"R{i}", "category_raw": ["Rowdy", "Noise", "é"][i % 3],
                    "x": 534000.0 + i} for i in range(50)]).incidents
     arrow = inc.astype({c: "string[pyarrow]" for c in inc.columns if inc[c].dtype == object})
-    want = pd.util.hash_pandas_object(inc[store._CONTENT], index=False).to_numpy()
+    want = pd.util.hash_pandas_object(inc[loading._CONTENT], index=False).to_numpy()
     for frame in (inc, arrow):
-        assert np.array_equal(store._row_hash(frame), want.view(np.int64))
+        assert np.array_equal(loading._row_hash(frame), want.view(np.int64))
 
 
 def test_row_hash_of_text_in_several_chunks():
@@ -496,5 +497,5 @@ def test_row_hash_of_text_in_several_chunks():
     parts = pa.chunked_array([inc["category_raw"].iloc[:2].tolist(),
                               inc["category_raw"].iloc[2:].tolist()])
     chunked = inc.assign(category_raw=pd.arrays.ArrowStringArray(parts))
-    want = pd.util.hash_pandas_object(inc[store._CONTENT], index=False).to_numpy()
-    assert np.array_equal(store._row_hash(chunked), want.view(np.int64))
+    want = pd.util.hash_pandas_object(inc[loading._CONTENT], index=False).to_numpy()
+    assert np.array_equal(loading._row_hash(chunked), want.view(np.int64))
