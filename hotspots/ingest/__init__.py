@@ -146,7 +146,6 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     malformed = frame.attrs.get("malformed", [])
     row_no = np.asarray(frame.attrs.get("row_numbers", np.arange(2, len(frame) + 2)))
     frame = _as_text(frame)
-    today = today or dt.date.today()
     n = len(frame)
     std = _std_frame(frame, fmt, mapping, file, carry)
     probs = _Problems(file, row_no, np.zeros(n, dtype=bool))
@@ -156,87 +155,10 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
     coords = _check_coordinates(std)
     projected = _Points.start(coords.b, coords.a, coords.good, project=not coords.grid)
 
-    # reference
-    ref, ref_col = std["ref"]
-    if ref is None:
-        ref = std["ref_text"].to_numpy(dtype=object)
-    ref_empty = std["ref_empty"]
-    flag(ref_empty, ref_col, ref, "missing_reference")
-    refs = pd.Series(ref)
-    dup = _duplicated(std["ref_text"], ref) & ~ref_empty
-    earlier = (carry.earlier_rows(ref, ~ref_empty, ~dup, row_no) if carry is not None
-               else np.full(n, -1))
-    repeat = dup | (earlier >= 0)  # a repeat here, or of a reference in an earlier chunk
-    if repeat.any():
-        here = dup & (earlier < 0)
-        rows = refs.isin(refs[here]).to_numpy()  # the rows holding a repeated reference
-        first_row = pd.Series(row_no[rows], index=refs[rows]).groupby(level=0).first()
-        firsts = earlier.copy()
-        firsts[here] = first_row[refs[here]].to_numpy()
-        flag(repeat, ref_col, ref, "duplicate_crime_id" if fmt == "policeuk"
-             else "duplicate_reference", firsts[repeat])
-
-    # date and time: each distinct text parsed once
-    when, when_col = std["when"]
-    w_codes, w_text = _factorize_text(when)
-    w_obj = w_text.to_numpy(dtype=object)
-    when_txt = lambda idx: w_obj[w_codes[idx]]  # noqa: E731
-    no_date = (w_text == "").to_numpy(dtype=bool)[w_codes]
-    flag(no_date, when_col, when_txt, "missing_date")
-    if fmt == "policeuk":
-        stamp = pd.to_datetime(w_text, format="%Y-%m", errors="coerce")
-        hour = np.full(n, -1)
-        fmt_note = " (police.uk months are YYYY-MM)"
-    else:
-        stamp = _parse_dates(w_text, mapping.date_format)
-        fmt_note = f" in the format {mapping.date_format}" if mapping.date_format else ""
-        if std["time"] is not None:
-            ttext, tcol = std["time"]
-            t_codes, t_text = _factorize_text(ttext)
-            t_obj = t_text.to_numpy(dtype=object)
-            tparsed = _parse_times(t_text)
-            flag((tparsed.isna() & (t_text != "")).to_numpy(dtype=bool)[t_codes], tcol,
-                 lambda idx: t_obj[t_codes[idx]], "unparseable_date", " (times are HH:MM)")
-            hour = np.where(tparsed.notna(), tparsed.dt.hour.fillna(0), -1).astype(int)[t_codes]
-        else:
-            has_time = w_text.str.contains(":", regex=False).to_numpy(dtype=bool)
-            hour = np.where(has_time & stamp.notna(), stamp.dt.hour.fillna(0),
-                            -1).astype(int)[w_codes]
-    flag(stamp.isna().to_numpy()[w_codes] & ~no_date, when_col, when_txt, "unparseable_date",
-         fmt_note)
-    limit = pd.Timestamp(today + dt.timedelta(days=config.future_tolerance_days))
-    flag((stamp.dt.normalize() > limit).to_numpy()[w_codes], when_col, when_txt, "future_date",
-         today.isoformat())
-    flag((stamp < pd.Timestamp(config.earliest_date)).to_numpy()[w_codes], when_col, when_txt,
-         "implausible_date", config.earliest_date.isoformat())
-
-    # category: look up each distinct value once
-    cat_raw, cat_col = std["category"]
-    codes, uniques = _factorize_text(cat_raw)
-    if fmt == "policeuk":
-        known = [config.police_uk_types.get(u) for u in uniques]
-    else:
-        lookup = {k.casefold(): k for k in config.categories}
-        lookup.update({c.label.casefold(): k for k, c in config.categories.items()})
-        lookup.update({k.casefold(): v for k, v in mapping.categories.items()})
-        known = [lookup.get(str(u).casefold()) for u in uniques]
-    cat_codes = np.arange(len(known) + 1)[codes]  # codes of -1 (missing cells) -> the last
-    cat_known = np.array([k is not None for k in known] + [False])[cat_codes]
-    flag(~cat_known, cat_col, lambda idx: cat_raw.iloc[idx].to_numpy(dtype=object),
-         "unknown_category")
-
-    # count (items per record)
-    ctext, ccol = std["count"]
-    if ccol:
-        cnum = _numbers(ctext)
-        given = (ctext != "").to_numpy(dtype=bool)
-        with np.errstate(invalid="ignore"):  # inf and NaN are flagged, not warned about
-            badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (cnum <= MAX_COUNT)
-                             & (np.mod(cnum, 1) == 0))
-        flag(badc, ccol, lambda idx: ctext.iloc[idx].to_numpy(dtype=object), "invalid_count")
-        quantity = np.where(given & ~badc, np.nan_to_num(cnum), 1).astype(int)
-    else:
-        quantity = np.ones(n, dtype=int)
+    ref = _check_references(std, fmt, flag, row_no, carry)
+    stamp, hour, w_codes = _check_when(std, fmt, mapping, config, today or dt.date.today(), flag)
+    known, cat_codes, cat_raw = _check_category(std, fmt, mapping, config, flag)
+    quantity = _check_count(std, flag, n)
 
     # coordinates: a = latitude / northing, b = longitude / easting; each distinct position
     # is projected once (_Points.start), by a worker thread while the checks above run
@@ -287,22 +209,130 @@ def to_incidents(frame: pd.DataFrame, *, file: str, config: Config,
                            problem_message(file, int(line), "(whole row)", text,
                                            "malformed_row", detail)))
     problems = probs.frame().sort_values(["row", "field"], kind="stable", ignore_index=True)
+    return IngestResult(file=file, format=fmt, n_read=n + len(malformed),
+                        incidents=out, problems=problems,
+                        rejected=_rejected_rows(frame, probs.bad, row_no, malformed, problems),
+                        lsoa_agreement=checked and float(checked[0] / checked[1]),
+                        warnings=warnings, lsoa_checked=checked)
+
+
+def _check_references(std: dict, fmt: str, flag, row_no: np.ndarray, carry: Carry | None
+                      ) -> np.ndarray:
+    """Flag missing and repeated references (a repeat names the row that had it first,
+    in this chunk or an earlier one); the references, one a row."""
+    ref, ref_col = std["ref"]
+    if ref is None:
+        ref = std["ref_text"].to_numpy(dtype=object)
+    ref_empty = std["ref_empty"]
+    flag(ref_empty, ref_col, ref, "missing_reference")
+    refs = pd.Series(ref)
+    dup = _duplicated(std["ref_text"], ref) & ~ref_empty
+    earlier = (carry.earlier_rows(ref, ~ref_empty, ~dup, row_no) if carry is not None
+               else np.full(len(refs), -1))
+    repeat = dup | (earlier >= 0)  # a repeat here, or of a reference in an earlier chunk
+    if repeat.any():
+        here = dup & (earlier < 0)
+        rows = refs.isin(refs[here]).to_numpy()  # the rows holding a repeated reference
+        first_row = pd.Series(row_no[rows], index=refs[rows]).groupby(level=0).first()
+        firsts = earlier.copy()
+        firsts[here] = first_row[refs[here]].to_numpy()
+        flag(repeat, ref_col, ref, "duplicate_crime_id" if fmt == "policeuk"
+             else "duplicate_reference", firsts[repeat])
+    return ref
+
+
+def _check_when(std: dict, fmt: str, mapping: Mapping, config: Config, today: dt.date, flag
+                ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Parse dates and times, each distinct text once, and flag missing, unparseable,
+    future and implausible ones: ``(stamp per distinct text, hour per row (-1: none),
+    each row's code into the distinct texts)``."""
+    when, when_col = std["when"]
+    w_codes, w_text = _factorize_text(when)
+    w_obj = w_text.to_numpy(dtype=object)
+    when_txt = lambda idx: w_obj[w_codes[idx]]  # noqa: E731
+    no_date = (w_text == "").to_numpy(dtype=bool)[w_codes]
+    flag(no_date, when_col, when_txt, "missing_date")
+    if fmt == "policeuk":
+        stamp = pd.to_datetime(w_text, format="%Y-%m", errors="coerce")
+        hour = np.full(len(w_codes), -1)
+        fmt_note = " (police.uk months are YYYY-MM)"
+    else:
+        stamp = _parse_dates(w_text, mapping.date_format)
+        fmt_note = f" in the format {mapping.date_format}" if mapping.date_format else ""
+        if std["time"] is not None:
+            ttext, tcol = std["time"]
+            t_codes, t_text = _factorize_text(ttext)
+            t_obj = t_text.to_numpy(dtype=object)
+            tparsed = _parse_times(t_text)
+            flag((tparsed.isna() & (t_text != "")).to_numpy(dtype=bool)[t_codes], tcol,
+                 lambda idx: t_obj[t_codes[idx]], "unparseable_date", " (times are HH:MM)")
+            hour = np.where(tparsed.notna(), tparsed.dt.hour.fillna(0), -1).astype(int)[t_codes]
+        else:
+            has_time = w_text.str.contains(":", regex=False).to_numpy(dtype=bool)
+            hour = np.where(has_time & stamp.notna(), stamp.dt.hour.fillna(0),
+                            -1).astype(int)[w_codes]
+    flag(stamp.isna().to_numpy()[w_codes] & ~no_date, when_col, when_txt, "unparseable_date",
+         fmt_note)
+    limit = pd.Timestamp(today + dt.timedelta(days=config.future_tolerance_days))
+    flag((stamp.dt.normalize() > limit).to_numpy()[w_codes], when_col, when_txt, "future_date",
+         today.isoformat())
+    flag((stamp < pd.Timestamp(config.earliest_date)).to_numpy()[w_codes], when_col, when_txt,
+         "implausible_date", config.earliest_date.isoformat())
+    return stamp, hour, w_codes
+
+
+def _check_category(std: dict, fmt: str, mapping: Mapping, config: Config, flag
+                    ) -> tuple[list, np.ndarray, pd.Series]:
+    """Look each distinct category value up once (police.uk types, or the taxonomy's keys
+    and labels and the mapping's values) and flag the unknown: ``(taxonomy key per
+    distinct value, each row's code into them (the last: none), the raw values)``."""
+    cat_raw, cat_col = std["category"]
+    codes, uniques = _factorize_text(cat_raw)
+    if fmt == "policeuk":
+        known = [config.police_uk_types.get(u) for u in uniques]
+    else:
+        lookup = {k.casefold(): k for k in config.categories}
+        lookup.update({c.label.casefold(): k for k, c in config.categories.items()})
+        lookup.update({k.casefold(): v for k, v in mapping.categories.items()})
+        known = [lookup.get(str(u).casefold()) for u in uniques]
+    cat_codes = np.arange(len(known) + 1)[codes]  # codes of -1 (missing cells) -> the last
+    cat_known = np.array([k is not None for k in known] + [False])[cat_codes]
+    flag(~cat_known, cat_col, lambda idx: cat_raw.iloc[idx].to_numpy(dtype=object),
+         "unknown_category")
+    return known, cat_codes, cat_raw
+
+
+def _check_count(std: dict, flag, n: int) -> np.ndarray:
+    """Items per record (1 without a count column); a count that is not a whole number
+    from 0 to MAX_COUNT is flagged."""
+    ctext, ccol = std["count"]
+    if not ccol:
+        return np.ones(n, dtype=int)
+    cnum = _numbers(ctext)
+    given = (ctext != "").to_numpy(dtype=bool)
+    with np.errstate(invalid="ignore"):  # inf and NaN are flagged, not warned about
+        badc = given & ~(np.isfinite(cnum) & (cnum >= 0) & (cnum <= MAX_COUNT)
+                         & (np.mod(cnum, 1) == 0))
+    flag(badc, ccol, lambda idx: ctext.iloc[idx].to_numpy(dtype=object), "invalid_count")
+    return np.where(given & ~badc, np.nan_to_num(cnum), 1).astype(int)
+
+
+def _rejected_rows(frame: pd.DataFrame, bad: np.ndarray, row_no: np.ndarray, malformed: list,
+                   problems: pd.DataFrame) -> pd.DataFrame:
+    """The rejected rows as read (malformed ones as their raw text), each with its row
+    number and its reasons."""
     # a corrected rejected-rows file has the report's own "row" and "reasons": the new
     # report's replace them
-    rejected = (frame.iloc[np.flatnonzero(probs.bad)].astype(object)
+    rejected = (frame.iloc[np.flatnonzero(bad)].astype(object)
                 .drop(columns=["row", "reasons"], errors="ignore"))
-    rejected.insert(0, "row", row_no[probs.bad])
+    rejected.insert(0, "row", row_no[bad])
     if malformed:
         raw = pd.DataFrame({"row": [m[0] for m in malformed], "raw_text": [m[2] for m in
                                                                           malformed]})
         rejected = pd.concat([rejected, raw], ignore_index=True).sort_values(
             "row", kind="stable").fillna("")
     rejected["reasons"] = rejected["row"].map(_joined_messages(problems))
-    return IngestResult(file=file, format=fmt, n_read=n + len(malformed),
-                        incidents=out,
-                        problems=problems, rejected=rejected.reset_index(drop=True),
-                        lsoa_agreement=checked and float(checked[0] / checked[1]),
-                        warnings=warnings, lsoa_checked=checked)
+    return rejected.reset_index(drop=True)
 
 
 def _optional_columns(mapping: Mapping, frame: pd.DataFrame, file: str
