@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -215,22 +217,35 @@ def places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDa
                    names=place_names(lay)).places
 
 
+def cell_size() -> float | None:
+    """The grid cell size the analyst set in the sidebar (:func:`grid_cell_size`, the
+    widget's state), None for the rule's size and for every other role."""
+    return st.session_state.get("cell_size_m") if role() == "analyst" else None
+
+
+def ranking(version: tuple, month: str, categories: tuple[str, ...] = ()) -> pack.Ranking:
+    """:func:`hotspots.pack.rank_period` for a month and some categories (default: all) on
+    the grid cell size set (:func:`cell_size`): the places the Tasking page ranks, shows
+    and maps, nothing written. Every helper that reuses the page's ranking calls this, so
+    they all read one ranking."""
+    return _ranking(version, month, categories, cell_size())
+
+
 @st.cache_resource(show_spinner="Ranking the places...", max_entries=16)
-def ranking(version: tuple, month: str, categories: tuple[str, ...] = (),
-            cell_size_m: float | None = None) -> pack.Ranking:
-    """:func:`hotspots.pack.rank_period` for a month, some categories (default: all) and a
-    grid cell size (default: chosen by rule): the places the Tasking page ranks, shows and
-    maps, nothing written. Kept in memory as it is (not copied on each rerun): nothing may
-    modify it."""
+def _ranking(version: tuple, month: str, categories: tuple[str, ...],
+             cell_size_m: float | None) -> pack.Ranking:
+    """Kept in memory as it is (not copied on each rerun): nothing may modify it."""
     return pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
                             period=month_period(month), categories=list(categories) or None,
                             layers=layers(), cell_size_m=cell_size_m)
 
 
 @st.cache_resource
-def forecast_jobs() -> tuple[ThreadPoolExecutor, dict]:
-    """The forecast worker (one thread) and its jobs by (version, month, categories)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotspots-forecast"), {}
+def forecast_jobs() -> tuple[ThreadPoolExecutor, dict, threading.Lock]:
+    """The forecast worker (one thread) shared by every session, its jobs by
+    :func:`forecast_key`, and the lock that guards the jobs."""
+    return (ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotspots-forecast"), {},
+            threading.Lock())
 
 
 def wait_for_forecasts() -> None:
@@ -239,20 +254,40 @@ def wait_for_forecasts() -> None:
         job.exception()
 
 
-def forecast(version: tuple, month: str, categories: tuple[str, ...] = (),
-             cell_size_m: float | None = None) -> Future:
+def forecast_key(version: tuple, month: str, categories: tuple[str, ...]) -> tuple:
+    """What a forecast layer depends on: the store's loads (not its decisions), the month
+    and the categories (not the grid cell size: the backtest's winner has its own)."""
+    return (*version[:3], *version[4:], month, categories)
+
+
+def forecast(version: tuple, month: str, categories: tuple[str, ...] = ()) -> Future:
     """:func:`hotspots.pack.forecast_of` for :func:`ranking`, on a worker thread of its own
     (a set of categories new to the store runs its backtest first: seconds), so the page
-    can show the table and the map before the forecast layer is ready."""
-    pool, running = forecast_jobs()
-    key = (version, month, categories, cell_size_m)
-    if key not in running:
-        running[key] = pool.submit(pack.forecast_of,
-                                   ranking(version, month, categories, cell_size_m),
-                                   config=config(), store_file=version[0])
-        for old in list(running)[:-16]:  # the latest sixteen are kept
-            running.pop(old, None)
-    return running[key]
+    can show the table and the map before the forecast layer is ready. One job a key,
+    however many sessions ask."""
+    pool, running, lock = forecast_jobs()
+    key = forecast_key(version, month, categories)
+    with lock:
+        if key not in running:
+            running[key] = pool.submit(pack.forecast_of, ranking(version, month, categories),
+                                       config=config(), store_file=version[0])
+            for old in list(running)[:-16]:  # the latest sixteen are kept
+                running.pop(old, None)
+        return running[key]
+
+
+def forget_forecast(version: tuple, month: str, categories: tuple[str, ...] = ()) -> None:
+    """Drop a failed forecast job once its failure has been shown, so the next visit
+    tries again (a store busy for a moment should not leave the map without one)."""
+    pool, running, lock = forecast_jobs()
+    with lock:
+        running.pop(forecast_key(version, month, categories), None)
+
+
+def forecast_layer(job: Future):
+    """The forecast job's layer and legend, waiting for it; None when it failed (the
+    pack then draws its own). Safe on a download thread (no st.* call)."""
+    return None if job.exception() is not None else job.result()
 
 
 @st.cache_data(show_spinner=False)
@@ -265,14 +300,13 @@ def forecast_kept(version: tuple, month: str, categories: tuple[str, ...] = ()) 
 
 @st.cache_data(show_spinner="Drawing the map...", max_entries=32)
 def tasking_map(version: tuple, month: str, categories: tuple[str, ...],
-                with_forecast: bool, cell_size_m: float | None = None) -> str:
-    """The pack's interactive map (:func:`hotspots.pack.interactive_map`) of
-    :func:`ranking`, with the forecast layer (waiting for :func:`forecast`) or without."""
-    layer = (forecast(version, month, categories, cell_size_m).result() if with_forecast
-             else None)
-    return pack.interactive_map(ranking(version, month, categories, cell_size_m),
-                                config=config(),
-                                layers=layers(), forecast=layer)
+                with_forecast: bool, cell_size_m: float | None) -> str:
+    """The pack's interactive map (:func:`hotspots.pack.interactive_map`) of the ranking on
+    grid cells of ``cell_size_m`` (:func:`cell_size`, part of the key), with the forecast
+    layer (waiting for :func:`forecast`) or without."""
+    layer = forecast(version, month, categories).result() if with_forecast else None
+    return pack.interactive_map(_ranking(version, month, categories, cell_size_m),
+                                config=config(), layers=layers(), forecast=layer)
 
 
 def pack_folder(*key) -> Path:
@@ -280,10 +314,14 @@ def pack_folder(*key) -> Path:
     return work_folder("pack", _code_stamp(), *key)
 
 
-def pack_download(folder: Path, kind: str, **build) -> bytes:
+def pack_download(folder: Path, kind: str, forecast_job: Future | None = None,
+                  **build) -> bytes:
     """The bytes of the pack's file ``kind`` (``html``, ``xlsx``...) built by
     :func:`hotspots.pack.build_pack` with ``build`` into ``folder`` when first asked for
-    (kept there for the next time). No st.* call: it runs on the download thread."""
+    (kept there for the next time), drawing the page's forecast job's layer (waited for
+    here, not run a second time). No st.* call: it runs on the download thread."""
+    if forecast_job is not None:
+        build["forecast"] = forecast_layer(forecast_job)
     meta = _kept(folder, lambda: pack.build_pack(out_dir=folder, **build))
     return Path(meta["files"][kind]).read_bytes()
 
@@ -463,6 +501,18 @@ def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:
     """The area (code) of each incident or place in a layer (default: the main layer):
     :func:`hotspots.selection.area_codes`."""
     return selection.area_codes(frame, layers(), config(), key)
+
+
+#: Characters Markdown (and Streamlit's LaTeX) give a meaning to.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def md(text) -> str:
+    """``text`` for ``st.caption``/``st.markdown``/widget labels: Markdown's special
+    characters escaped, so a name from a boundary file shows as written, never as a link,
+    emphasis or markup (``[x](https://e.test)`` shows as those characters).
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def role() -> str:

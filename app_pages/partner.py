@@ -41,7 +41,7 @@ table = common.read_csv(meta["files"]["csv"])
 table = selection.in_areas(table, flt["wards"], common.area_codes(table))
 st.caption(
     f"{period.start:%-d %B %Y} to {period.end:%-d %B %Y} ({meta['period']}), places in "
-    f"{where}, every category" + (" (the category filter does not apply here: partner "
+    f"{common.md(where)}, every category" + (" (the category filter does not apply here: partner "
                                    "figures always cover every category)"
                                    if flt["categories"] else "")
     + f". Counts from 1 to {common.config().partner_min_count - 1} show as "
@@ -49,7 +49,7 @@ st.caption(
 st.dataframe(selection.readable(report.percent_cells(table, ["repeat_location_share"]),
                                 HEADINGS), hide_index=True)
 if table.empty:
-    st.info(f"No places in {where} for {meta['period']}.")
+    st.info(f"No places in {common.md(where)} for {meta['period']}.")
 st.caption("Rank: order of the tasking score among the places shown. Per km²: incidents per "
            "square kilometre of the place. % at repeat locations: share of the place's "
            "incidents at a location with two or more.")
@@ -70,7 +70,7 @@ if flt["wards"]:  # the pack and its table for the places in the chosen areas, b
     xlsx_data = functools.partial(common.pack_download, folder, "xlsx", **built)
 else:
     html_data, xlsx_data = html.read_bytes(), xlsx.read_bytes()
-st.caption(f"The downloads cover the places in {where}.")
+st.caption(f"The downloads cover the places in {common.md(where)}.")
 st.download_button("Partner pack (HTML)", html_data, html.name, "text/html", key="dl_partner")
 st.download_button("Partner table (XLSX)", xlsx_data, xlsx.name, export.MIME["xlsx"],
                    key="dl_partner_xlsx")

@@ -129,7 +129,8 @@ head = (f"{cfg.patrol.marking} · Patrol map: {where} · {period.label} · "
 st.markdown(f"<div class='hs-print-head'>{html.escape(head)}</div>"
             f"<div class='hs-print-foot'>{html.escape(cfg.patrol.marking)}</div>",
             unsafe_allow_html=True)  # escaped: the marking and names come from files
-st.caption(f"{where}, {period.label}, {shift.label}: {len(table)} hotspot "
+shown = common.md(where) if how == WARD else where  # a ward's name: shown as written
+st.caption(f"{shown}, {period.label}, {shift.label}: {len(table)} hotspot "
            f"place{'' if len(table) == 1 else 's'}, busiest on the shift first")
 if note:
     st.caption(note)

@@ -40,7 +40,7 @@ where = ", ".join(names.get(w, w) for w in wards) or "the whole area"
 
 cell = common.grid_cell_size()  # the analyst's setting; None: chosen by rule
 try:
-    rk = common.ranking(version, month, cats, cell)
+    rk = common.ranking(version, month, cats)  # on the cell size set
 except HotspotsError as exc:  # e.g. no places: the incidents do not concentrate
     rk = None
     st.info(f"No ranked places: {exc}")
@@ -54,7 +54,7 @@ if rk is not None:
     ranked = pd.DataFrame(rk.ranked.drop(columns="geometry")).assign(
         area=common.area_codes(rk.ranked))
     ranked = selection.in_areas(ranked, wards, ranked["area"]).reset_index(drop=True)
-st.caption(f"{len(now):,} incidents in {period.label} in {where}"
+st.caption(f"{len(now):,} incidents in {period.label} in {common.md(where)}"
            + (f"; {len(ranked)} ranked places there; grid cells of "
               f"{rk.rk.grid.cell_size_m:g} m" if ranked is not None and rk is not None
               else "") + ".")
@@ -166,7 +166,7 @@ with st.expander("Map of hotspots and places", expanded=True):
     # chosen areas are drawn, and it zooms to the place open or the areas chosen
     detail = st.session_state.get("detail_place") or None
     if rk is not None:
-        job = common.forecast(version, month, cats, cell)  # drawn after the table, when ready
+        job = common.forecast(version, month, cats)  # drawn after the table, when ready
         failed = job.done() and job.exception() is not None
         ready = job.done() and not failed
         areas = common.layers()[common.main_layer()].set_index("code").geometry
@@ -179,6 +179,7 @@ with st.expander("Map of hotspots and places", expanded=True):
         placemap.place_map(page, key="tasking_map", on_change=_map_picked)
         if failed:
             st.warning(f"No forecast layer: {job.exception()}")
+            common.forget_forecast(version, month, cats)  # the next visit tries again
         elif not ready:
             st.caption("The forecast layer is being drawn" + (
                 "" if common.forecast_kept(version, month, cats) else
@@ -230,7 +231,8 @@ if "decision_msg" in st.session_state:
 
 st.subheader("Downloads")
 st.caption("Every download follows the filters: the places in "
-           + (f"{where}, with their ranks in the whole area" if wards else "the whole area")
+           + (f"{common.md(where)}, with their ranks in the whole area" if wards
+              else "the whole area")
            + ". The packs are built when asked for (a few seconds); the partner pack covers "
            "every category.")
 c1, c2, c3, c4 = st.columns(4)
@@ -240,12 +242,9 @@ if rk is not None:
     built = {"config": common.config(), "store_file": version[0],
              "cache": common.geodata_cache(), "layers": common.layers(), "areas": wards,
              "where": where if wards else "", "cell_size_m": cell}
-    job = common.forecast(version, month, cats, cell)
-    full = functools.partial(
+    full = functools.partial(  # draws the page's forecast job's layer, waiting for it
         common.pack_download, common.pack_folder(version, False, month, cats, wards, cell),
-        "html",
-        ranking=rk, forecast=job.result() if job.done() and not job.exception() else None,
-        **built)
+        "html", forecast_job=common.forecast(version, month, cats), ranking=rk, **built)
     c1.download_button("Full pack (HTML)", full, f"pack_{period.label}.html", "text/html",
                        key="dl_pack_html")
     c2.download_button("Ranked table (XLSX)",  # written when asked for, not on every rerun

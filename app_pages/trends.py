@@ -87,7 +87,7 @@ options = sorted(set(inc[col]) - {""}, key=lambda c: names.get(c, c))
 # wards) always shows; a keyed widget keeps its first value and ignores a new default
 chosen = st.multiselect(
     f"{cfg.layer_label(level, plural=True)} (none = all"
-    + (f" in {where})" if f["wards"] else ")"), options,
+    + (f" in {common.md(where)})" if f["wards"] else ")"), options,
     default=[c for c in f["wards"] if c in options] if level == main else [],
     format_func=lambda c: names.get(c, c), key=f"trend_areas_{level}_{'-'.join(f['wards'])}")
 lines = st.radio("Lines", [BY_SERIES, BY_AREA], horizontal=True, key="trend_lines")

@@ -285,7 +285,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     """Write the tasking pack for ``period`` (default: the latest complete month in the
     store), for some ``categories`` or all. ``layers`` (from
     :func:`hotspots.geography.read_layers`) saves reading them again; so does ``ranking``
-    (from :func:`rank_period` with the same period, categories and units) the ranking,
+    (from :func:`rank_period`) the ranking: it then decides the period, categories, units,
+    ``top`` and grid (a ``cell_size_m`` that differs from its grid is refused),
     and ``forecast`` (from :func:`forecast_of`) the forecast layer. ``cell_size_m`` is the
     grid's (Gi*, emerging classes, ``units="cells"``), as ``hotspots detect
     --cell-size-m``: default chosen by :func:`hotspots.analysis.resolve_spec`'s rule.
@@ -313,6 +314,11 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
             "would give away, by subtraction, counts under the threshold; leave out "
             "--categories (the full pack can be filtered).")
     layers = layers or geography.read_layers(config, cache=cache)
+    if (ranking is not None and cell_size_m is not None
+            and ranking.rk.grid.cell_size_m != cell_size_m):
+        raise ValueError(f"the ranking given is on grid cells of "
+                         f"{ranking.rk.grid.cell_size_m:g} m, not the {cell_size_m:g} m asked "
+                         "for: rank again with that cell size, or leave it out.")
     ranking = ranking or rank_period(config=config, store_file=store_file, cache=cache,
                                      top=top, units=units, period=period,
                                      categories=categories, layers=layers,
@@ -339,6 +345,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
                                                main=main, area_names=area_names)
         cards = partner_cards(ranked_out)
         notes = [_PARTNER_NOTE.format(n=len(rk.places)), TASKED_NOTE, _emerging_note(emerging),
+                 *([f"This pack lists the ranked places in {where or 'the chosen areas'} "
+                    "only; their ranks are their ranks in the whole area."] if areas else []),
                  *([SYNTHETIC_NOTE] if SYNTHETIC_NOTE in notes else [])]
     else:
         ranked_out = ranked.drop(columns="geometry")

@@ -705,3 +705,22 @@ def test_the_packs_follow_the_wards_filter(role, demo, layers, cache, tmp_path):
     shown = pd.read_csv(partner["files"]["csv"], dtype={"place_id": str})
     assert len(shown) and set(shown["ward"]) == {name}
     assert set(shown["place_id"]) == set(mine["place_id"])
+
+
+def test_names_in_page_text_show_as_written_not_as_markdown():
+    """A ward name from a boundary file reaches captions (Markdown): every character
+    Markdown gives a meaning to (links, emphasis, code, markup, Streamlit's LaTeX) is
+    backslash-escaped, which CommonMark shows as the character itself; nothing else
+    changes."""
+    import re
+
+    from app_pages.common import md
+
+    special = set("\\`*_{}[]()#+-.!|<>~$")
+    for name in ("[x](https://e.test)", "*Bow* _East_", "<b>Mile End</b>", "`Poplar` #1",
+                 "St. Katharine's & Wapping", "$x$ ~y~ |z| a\\b", "Bow East"):
+        out = md(name)
+        pairs = re.findall(r"\\(.)|(.)", out, flags=re.S)
+        assert "".join(a or b for a, b in pairs) == name, (name, out)
+        assert all(a in special for a, _ in pairs if a), (name, out)
+        assert not any(b in special for _, b in pairs if b), (name, out)
