@@ -224,6 +224,9 @@ def test_app_pages_run_no_script(hostile, tmp_path, role, pages):
                 dialogs = guard_page(page)
                 page.goto(f"{url}/{name}")
                 check_page(page, key_text)
+                if name == "tasking":  # the forecast layer joins the map when ready
+                    page.get_by_text("The forecast layer is being drawn").wait_for(
+                        state="detached", timeout=180_000)
                 if name in ("tasking", "patrol"):
                     _wait_for_a_map(page)
                 found = xss_findings(page, open_maps=name in ("tasking", "patrol"))
