@@ -94,18 +94,10 @@ def timed_cli(*argv: str) -> tuple[dict, float, float, float]:
 
 
 def in_child(func, *args) -> None:
-    """``func(*args)`` in a forked child: whatever it allocates is gone when it ends, so
-    the children forked later (the timed commands) do not inherit it as resident memory."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            func(*args)
-            code = 0
-        finally:
-            os._exit(code)
-    if os.waitpid(pid, 0)[1]:
-        raise SystemExit(f"{func.__name__} failed")
+    """``func(*args)`` in a forked child (:func:`timed_child`, figures not kept): whatever
+    it allocates is gone when it ends, so the children forked later (the timed commands)
+    do not inherit it as resident memory."""
+    timed_child(func, *args)
 
 
 def _resave(path: Path, out: Path) -> None:

@@ -16,21 +16,11 @@ from hotspots.ingest import read_export
 from hotspots.ingest.stream import read_csv_chunks
 
 from .conftest import SHARED
+from .test_loads import MAPPING as LOADS_MAPPING
 
 TODAY = dt.date(2024, 9, 15)
 ASB = SHARED / "policeuk" / "2023-04-metropolitan-street_tower-hamlets_asb-drugs-only.csv"
-MAPPING = """
-source = "test-asb"
-[columns]
-reference = "Ref"
-datetime = "When"
-category = "Type"
-latitude = "Lat"
-longitude = "Lon"
-extract_date = "Exported"
-[categories]
-"Rowdy" = "asb_nuisance"
-"""
+MAPPING = LOADS_MAPPING.format(extra='extract_date = "Exported"', cats="")
 
 
 def police_file(tmp_path: Path) -> Path:
