@@ -82,11 +82,8 @@ def _tasking_figures(AppTest, store: str) -> dict:
     fig["new_category_forecast_s"] = max(f for _, _, f in new)
     at.sidebar.multiselect(key="f_categories").set_value(CATEGORIES[0])
     fig["seen_category_s"], _ = _timed(lambda: _run(at))
-    from app_pages import common
-
     st.cache_data.clear()  # a restarted server: what is kept on disk only
-    common.ranking.clear()
-    common.forecast_jobs.clear()
+    st.cache_resource.clear()  # the ranking and the forecast jobs live in memory only
     again = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=1800)
     fig["cold_open_kept_s"], fig["cold_open_kept_cpu_s"] = _timed(lambda: _run(again))
     fig["cold_open_kept_forecast_s"], _ = _timed(lambda: _forecast_drawn(again))
