@@ -91,6 +91,11 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
         assert "<script>window.__pwned=1</script>" in text
         assert page.evaluate("window.__pwned === undefined")
         page.screenshot(path=str(tmp_path / "phone.png"))
+        for width in (375, 320):  # a small phone, or the app's map frame on one
+            page.set_viewport_size({"width": width, "height": 640})
+            page.wait_for_timeout(200)
+            box = page.locator(".legend").first.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
         browser.close()
     assert errors == []
 

@@ -64,6 +64,7 @@ _PAGE_CSS = """<style>
 @media (max-width:900px){.hs-title{top:auto;bottom:52px;left:8px;right:8px;max-width:none;
  font-size:12px}.hs-title span{font-size:11px}
  .legend{transform:scale(.72);transform-origin:top right}}
+@media (max-width:480px){.legend{transform:scale(.5)}}
 @media print{.leaflet-control-layers,.leaflet-control-zoom{display:none}}
 .hs-notiles-box{display:none;position:fixed;bottom:30px;left:50%;transform:translateX(-50%);
  z-index:1001;max-width:40%;background:#fff3cd;border:1px solid #b58900;padding:6px 10px;
