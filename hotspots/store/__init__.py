@@ -26,7 +26,6 @@ default file. Rules every backend keeps:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import getpass
 import os
 from collections.abc import Iterable, Iterator
@@ -146,10 +145,6 @@ def current_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # no name for this uid (a bare container)
         return f"uid {os.getuid()}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 # -- reading ----------------------------------------------------------------------------

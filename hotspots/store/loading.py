@@ -17,20 +17,13 @@ import pyarrow.compute as pc
 
 from ..ingest import IngestResult
 from ..schema import INCIDENT_COLUMNS
-from .tasking import _now
+from .tasking import _now, _user
 
 #: Columns whose change makes a newer export a replacement (not file/row: moving a row
 #: within an export is no change to the incident).
 _CONTENT = [c for c in INCIDENT_COLUMNS if c not in ("file", "row")]
 #: Columns of the incidents table, in order.
 STORED_COLUMNS = [*INCIDENT_COLUMNS, "row_hash", "load_id", "exported_at"]
-
-
-def current_user() -> str:
-    """:func:`hotspots.store.current_user` (imported when called: it lives in the package)."""
-    from . import current_user as user
-
-    return user()
 
 
 def _row_hash(frame: pd.DataFrame) -> np.ndarray:
@@ -165,7 +158,7 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
                     "n_unassigned, lsoa_agreement, load_key, exported_at, loaded_by, "
                     "n_kept_newer) VALUES (?,?,?,?,?,0,0,0,0,0,0,0,NULL,?,?,?,0)",
                     (res.file, path, content_sha256, res.format, _now(), load_key,
-                     exported_at, user or current_user()), "load_id")
+                     exported_at, _user(user)), "load_id")
             _write_chunk(conn, res, load_id, exported_at, force_older, tally)
             del res  # let go of this chunk's rows before the next is read
         if load_id is None:
