@@ -8,6 +8,7 @@ and the downloads always agree. Plain functions on DataFrames: no I/O, nothing m
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable, Iterable, Mapping
 
@@ -19,6 +20,7 @@ from . import geography
 from .assign import assign_codes
 from .cluster import find_places
 from .config import Config
+from .errors import HotspotsError
 from .summary import Period, in_period
 
 
@@ -29,6 +31,30 @@ def in_areas(frame: pd.DataFrame, codes: Iterable[str], area: Iterable) -> pd.Da
     if not codes:
         return frame
     return frame.loc[np.isin(np.asarray(list(area), dtype=object), codes)]
+
+
+def choose_areas(layer: pd.DataFrame, wanted: Iterable[str], *, kind: str = "area",
+                 option: str = "--areas") -> tuple[list[str], str]:
+    """The codes of the areas of ``layer`` (``code``, ``name``) named in ``wanted`` by code
+    or name (any case), and the names joined for a heading: what the app's area filter
+    chooses, for a command. An unknown one is refused with the nearest names."""
+    by_key = {str(k).casefold(): (c, n) for c, n in zip(layer["code"], layer["name"],
+                                                         strict=True) for k in (c, n)}
+    codes, names = [], []
+    for w in (w.strip() for w in wanted):
+        if not w:
+            continue
+        if w.casefold() not in by_key:
+            near = difflib.get_close_matches(w, list(layer["name"].astype(str)), n=3)
+            hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
+            raise HotspotsError(
+                f"{option}: {w!r} is not a {kind} of this area; {hint}give {kind} codes or "
+                f"names as `hotspots summarise --level {kind}` lists them.")
+        code, name = by_key[w.casefold()]
+        if code not in codes:
+            codes.append(code)
+            names.append(str(name))
+    return codes, ", ".join(names)
 
 
 def area_codes(frame: pd.DataFrame, layers: Mapping, config: Config,

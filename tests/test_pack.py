@@ -17,9 +17,11 @@ import pytest
 import shapely
 from scipy.stats import binomtest
 
+from hotspots import geography
 from hotspots import store as hotspots_store
 from hotspots.assign import assign_codes
 from hotspots.cli import main
+from hotspots.config import load_config
 from hotspots.export import PARTNER_COUNTS, PARTNER_DERIVED, PARTNER_KEYS, heading
 from hotspots.pack import _review_tasked
 from hotspots.summary import in_period, month_period
@@ -570,3 +572,27 @@ def test_pack_marking_and_brief_length_come_from_the_configuration(tmp_path, sec
     else:
         with pytest.raises(ConfigError, match=want):
             load_config(path)
+
+
+def test_pack_for_some_wards_from_the_command_line(demo, cache, capsys):
+    """`hotspots pack --areas` narrows the pack as the app's area filter does: ward names in
+    any case or codes; the places keep their ranks in the whole area; an unknown name is
+    refused with the nearest names."""
+    root, store = demo
+    whole = pd.read_csv(build(root, store, cache, capsys)["files"]["csv"],
+                        dtype={"place_id": str})
+    wards = geography.read_layers(load_config(), cache=cache)["ward"]
+    name = wards.set_index("code").loc[whole["ward_code"].iloc[0], "name"]
+    other = whole.loc[whole["ward_code"] != whole["ward_code"].iloc[0], "ward_code"].iloc[0]
+    out = build(root, store, cache, capsys, "--areas", f"{name.upper()}, {other}")
+    part = pd.read_csv(out["files"]["csv"], dtype={"place_id": str})
+    mine = whole.loc[whole["ward_code"].isin([whole["ward_code"].iloc[0], other])]
+    assert 1 < len(part) < len(whole)
+    assert part[["place_id", "rank"]].values.tolist() == mine[["place_id", "rank"]].values.tolist()
+    assert "their ranks are their ranks in the whole area" in Path(
+        out["files"]["html"]).read_text("utf-8")
+    capsys.readouterr()
+    assert main(["--geodata", str(cache), "pack", "--store", store, "--out", str(root / "o"),
+                 "--areas", name[:-1] + "x"]) == 1
+    err = capsys.readouterr().err
+    assert f"{name[:-1] + 'x'!r} is not a ward" in err and repr(name) in err

@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what to rank: cluster places (default), LSOAs or grid cells")
     pk.add_argument("--cell-size-m", type=float,
                     help="grid cell size, as for detect (default: chosen by rule)")
+    pk.add_argument("--areas", metavar="AREAS",
+                    help="comma-separated codes or names of areas of the main layer (wards, "
+                         "in Tower Hamlets): the pack lists the places in them, with their "
+                         "ranks in the whole area, as the app's area filter (default: all)")
     common(pk)
     pk.set_defaults(func=_cmd_pack)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import jobs
+from .. import geography, jobs
 from ..errors import HotspotsError
 from ..export import heading
 from ..progress import bar
@@ -93,12 +93,17 @@ def _cmd_detect(args, config) -> int:
 
 def _cmd_pack(args, config) -> int:
     from ..pack import build_pack
+    from ..selection import choose_areas
 
     cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    layers = geography.read_layers(config, cache=args.geodata)
+    areas, where = choose_areas(layers[config.main_layer], (args.areas or "").split(","),
+                                kind=config.main_layer)
     out = build_pack(config=config, store_file=args.store, out_dir=args.out,
                      cache=args.geodata, partner=args.partner, top=args.top, units=args.units,
                      period=month_period(args.month) if args.month else None,
-                     categories=cats, cell_size_m=args.cell_size_m)
+                     categories=cats, cell_size_m=args.cell_size_m, layers=layers,
+                     areas=areas, where=where)
     if args.json:
         print(json.dumps(out))
     else:
