@@ -11,8 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: script -> tiny arguments; bench_london and bench_forecast (whole-area CLI runs, minutes
-#: each) and bench_lsoa_agreement (a London year) are left out.
+#: script -> tiny arguments; bench_london, bench_national and bench_forecast (whole-area CLI
+#: runs, minutes each) and bench_lsoa_agreement (a London year) are left out.
 TINY = {
     "bench_app.py": ["4000"],
     "bench_cluster.py": ["3000"],
@@ -27,7 +27,8 @@ TINY = {
 
 
 def test_every_bench_script_is_listed_or_named_as_left_out():
-    left_out = {"bench_london.py", "bench_forecast.py", "bench_lsoa_agreement.py"}
+    left_out = {"bench_london.py", "bench_national.py", "bench_forecast.py",
+                "bench_lsoa_agreement.py"}
     assert {p.name for p in (ROOT / "bench").glob("bench_*.py")} == set(TINY) | left_out
 
 
