@@ -55,6 +55,23 @@ def _check_patrol(page) -> None:
     assert streets.count() == rows.count() > 0
     assert streets.first.is_visible()
     assert streets.first.inner_text() == rows.first.locator("td").nth(0).inner_text()
+    # no street label shown covers another label or another place's number (on a phone,
+    # nearby places' labels overlapped): those that would are hidden, the first never
+    clashes = frame.locator("body").evaluate("""() => {
+      const labels = [...document.querySelectorAll('.hs-street')];
+      const shown = labels.filter(e => getComputedStyle(e).visibility === 'visible');
+      const box = e => e.getBoundingClientRect();
+      const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom
+                            && b.top < a.bottom;
+      const out = [];
+      shown.forEach((e, i) => {
+        shown.slice(i + 1).forEach(f => { if (hit(box(e), box(f))) out.push(e.textContent); });
+        labels.forEach(f => { if (f !== e && hit(box(e), box(f.parentNode)))
+                                out.push(e.textContent + ' over a number'); });
+      });
+      return [out, shown.length, labels.length];
+    }""")
+    assert clashes[0] == [] and 0 < clashes[1] <= clashes[2], clashes
 
 
 def _check_trends(page) -> None:

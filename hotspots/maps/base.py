@@ -91,18 +91,42 @@ def _tiles(config: Config) -> dict:
 #: Shown when no tile loads: the map says so, and the place labels name the streets.
 NO_TILES_NOTE = "No map tiles: the tile server cannot be reached, so streets are not drawn."
 #: Added to the note on a map with numbered places.
-NO_TILES_STREETS = "The numbered labels name the streets."
+NO_TILES_STREETS = "The numbered labels name the streets where they fit; the popups always do."
 
 
 class _TileNotice(folium.MacroElement):
     """Marks the page ``hs-notiles`` when the map's tiles fail (an error before any tile
-    has loaded, or nothing loaded within 8 s): the notice and the street labels show."""
+    has loaded, or nothing loaded within 8 s): the notice and the street labels show.
+    A street label that would cover a higher-ranked place's label or any place's number
+    is hidden (labels come in rank order; the place's popup still names it), again after
+    each zoom, move or layer change: on a phone the labels of nearby places overlapped."""
 
     _template = folium.template.Template("""
     {% macro script(this, kwargs) %}
     (function (map) {
       var loaded = false;
-      function fail() { if (!loaded) { document.body.classList.add("hs-notiles"); } }
+      function declutter() {
+        if (!document.body.classList.contains("hs-notiles")) { return; }
+        var labels = Array.prototype.slice.call(document.querySelectorAll(".hs-street"));
+        var numbers = labels.map(function (el) {
+          el.style.visibility = "visible";
+          return el.parentNode.getBoundingClientRect();
+        });
+        var kept = [];
+        labels.forEach(function (el, i) {
+          var r = el.getBoundingClientRect();
+          function hit(b) {
+            return r.left < b.right && b.left < r.right && r.top < b.bottom && b.top < r.bottom;
+          }
+          if (kept.some(hit) || numbers.some(function (b, j) { return j !== i && hit(b); })) {
+            el.style.visibility = "hidden";
+          } else { kept.push(r); }
+        });
+      }
+      map.on("zoomend moveend overlayadd overlayremove resize", declutter);
+      function fail() {
+        if (!loaded) { document.body.classList.add("hs-notiles"); declutter(); }
+      }
       map.eachLayer(function (layer) {
         if (layer instanceof L.TileLayer) {
           layer.on("tileload", function () {
