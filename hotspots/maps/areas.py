@@ -11,7 +11,6 @@ import pandas as pd
 from folium.utilities import JsCode
 
 from .. import webgeom
-from ..cluster import street_name
 from ..config import Config
 from ..schema import WEB_CRS
 from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls
@@ -58,6 +57,8 @@ def _area_popup(row: dict, meta: dict, config: Config, top: list[tuple[str, int]
 def _street_names(locations: pd.Series) -> pd.Series:
     """:func:`hotspots.cluster.street_name` of each location text, worked out once per
     distinct text (a London month repeats a few thousand streets 90,000 times)."""
+    from ..cluster import street_name  # not at import: cluster brings scikit-learn
+
     codes, uniq = pd.factorize(locations.astype(str))
     names = np.array([street_name(t) for t in uniq] + [""], dtype=object)
     return pd.Series(names[codes], index=locations.index)
