@@ -8,6 +8,7 @@ London's 4,994 LSOAs the popups take about 1 MB of the page instead of 2.8 MB.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import branca.colormap as cm
 import folium
@@ -19,7 +20,7 @@ from folium.utilities import JsCode
 from .. import webgeom
 from ..config import Config
 from ..schema import WEB_CRS
-from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls
+from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls, lonlat
 
 MEASURE_LABELS = {
     "n": "Incidents",
@@ -108,12 +109,13 @@ def _street_names(locations: pd.Series) -> pd.Series:
     return pd.Series(names[codes], index=locations.index)
 
 
-def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, list]:
-    """Each area's busiest streets with 2 or more incidents: street names only, never an
-    address or a single incident (these maps are circulated)."""
+def _top_locations(incidents: pd.DataFrame, streets: pd.Series, col: str,
+                   k: int = 3) -> dict[str, list]:
+    """Each area's busiest streets with 2 or more incidents: street names only
+    (``streets``, of each incident), never an address or a single incident (these maps are
+    circulated)."""
     if incidents.empty:
         return {}
-    streets = _street_names(incidents["location"])
     g = (incidents.assign(street=streets).loc[streets != ""]
          .groupby([col, "street"]).size().rename("n").reset_index())
     g = g.loc[g["n"] >= 2].sort_values([col, "n", "street"], ascending=[True, False, True])
@@ -123,20 +125,23 @@ def _top_locations(incidents: pd.DataFrame, col: str, k: int = 3) -> dict[str, l
 
 def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
              incidents: pd.DataFrame | None = None, measure: str = "density_per_km2",
-             title: str | None = None) -> folium.Map:
+             title: str | None = None, cache: str | Path | None = None) -> folium.Map:
     """Choropleth of ``measure`` per area, with one layer of busiest locations per category.
 
     Parameters
     ----------
     table, meta : from :func:`hotspots.summary.area_summary`.
     incidents : the period's incidents (EPSG:27700) for location layers and popups.
+    cache : the geodata cache folder, where the simplified areas are kept for the next
+        map (:func:`hotspots.webgeom.simplified`).
     """
     if measure not in MEASURE_LABELS:
         raise ValueError(f"measure = '{measure}'; use one of {list(MEASURE_LABELS)}.")
     tolerance = webgeom.web_tolerance_m(table)
-    web = webgeom.simplified(table, tolerance_m=tolerance).to_crs(WEB_CRS)  # edges shared
+    web = webgeom.simplified(table, tolerance_m=tolerance, cache=cache).to_crs(WEB_CRS)
     col = f"{meta['level']}_code"
-    top = _top_locations(incidents, col) if incidents is not None else {}
+    streets = _street_names(incidents["location"]) if incidents is not None else None
+    top = _top_locations(incidents, streets, col) if incidents is not None else {}
     values = web[measure].astype(float)
     if measure != "per_1000_residents":  # a rate with no residents stays n/a
         values = values.fillna(0)
@@ -179,7 +184,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     layer.add_to(m)
     cmap.add_to(m)
     if incidents is not None and not incidents.empty:
-        _category_layers(m, incidents, config)
+        _category_layers(m, incidents, streets, config)
     heading = title or f"{config.name}: {MEASURE_LABELS[measure].lower()}, {meta['period']}"
     note = (f"{meta['incidents']:,} incidents, categories: "
             + ", ".join(config.label(c) for c in meta["categories"]))
@@ -187,35 +192,34 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     return m
 
 
-def _category_layers(m: folium.Map, incidents: pd.DataFrame, config: Config) -> None:
+def _category_layers(m: folium.Map, incidents: pd.DataFrame, streets: pd.Series,
+                     config: Config) -> None:
     """One layer per category: its repeat locations (2 or more incidents) as circles sized
-    by count, labelled by street.
+    by count, labelled by street (``streets``, of each incident).
 
     Record text travels as escaped GeoJSON properties (never inside a JS template)."""
-    pts = gpd.GeoDataFrame(
-        incidents, geometry=gpd.points_from_xy(incidents["x"], incidents["y"]),
-        crs="EPSG:27700").to_crs(WEB_CRS)
-    pts["lon"], pts["lat"] = pts.geometry.x, pts.geometry.y
-    streets = _street_names(pts["location"])
-    pts["text"] = streets.where(streets != "", "(no street recorded)")
-    for cat, grp in pts.groupby("category", sort=True):
-        loc = (grp.groupby("location_key")
-               .agg(lat=("lat", "mean"), lon=("lon", "mean"), n=("ref", "size"),
-                    text=("text", "first"))
-               .reset_index().sort_values(["n", "location_key"], ascending=[False, True]))
-        # repeat locations only: a single incident's point is not circulated
-        loc = loc.loc[loc["n"] >= 2].head(MAX_MARKERS_PER_CATEGORY)
-        if loc.empty:
-            continue
+    text = streets.where(streets != "", "(no street recorded)")
+    loc = (incidents.assign(text=text)
+           .groupby(["category", "location_key"], sort=False)
+           .agg(x=("x", "mean"), y=("y", "mean"), n=("ref", "size"), text=("text", "first"))
+           .reset_index())
+    # repeat locations only: a single incident's point is not circulated
+    loc = (loc.loc[loc["n"] >= 2]
+           .sort_values(["category", "n", "location_key"], ascending=[True, False, True])
+           .groupby("category", sort=False).head(MAX_MARKERS_PER_CATEGORY))
+    lon, lat = lonlat(loc["x"].to_numpy(), loc["y"].to_numpy())
+    loc = loc.assign(lon=np.round(lon, 6), lat=np.round(lat, 6))
+    counts = incidents["category"].value_counts()
+    for cat, grp in loc.groupby("category", sort=True):
         label = config.label(cat)
         feats = gpd.GeoDataFrame(
-            {"n": loc["n"].to_numpy(),
+            {"n": grp["n"].to_numpy(),
              "popup_html": [f"<b>{_esc(label)}</b><br>{_esc(t)}<br>{n} incident(s) in the period"
-                            for t, n in zip(loc["text"], loc["n"], strict=True)]},
-            geometry=gpd.points_from_xy(loc["lon"].round(6), loc["lat"].round(6)), crs=WEB_CRS)
+                            for t, n in zip(grp["text"], grp["n"], strict=True)]},
+            geometry=gpd.points_from_xy(grp["lon"], grp["lat"]), crs=WEB_CRS)
         folium.GeoJson(
             feats.to_json(drop_id=True, to_wgs84=False),
-            name=_esc(f"{label}: busiest locations ({len(grp):,} incidents)"), show=False,
+            name=_esc(f"{label}: busiest locations ({counts[cat]:,} incidents)"), show=False,
             marker=folium.CircleMarker(radius=5, weight=1, color="#333", fill=True,
                                        fill_color="#6a3d9a", fill_opacity=0.6),
             style_function=lambda f: {"radius": 3 + 2 * float(f["properties"]["n"]) ** 0.5},
