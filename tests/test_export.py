@@ -116,6 +116,8 @@ def test_write_xlsx_checks_sheet_names(tmp_path):
         write_xlsx({"X": pd.DataFrame(), "x": pd.DataFrame()}, tmp_path / "x.xlsx")
     with pytest.raises(ValueError, match=r"sheets must be a non-empty dict"):
         write_xlsx({}, tmp_path / "x.xlsx")
+    with pytest.raises(FileNotFoundError):  # as for the other formats, not the writer's own
+        write_xlsx({"S": pd.DataFrame({"a": [1]})}, tmp_path / "no such folder" / "x.xlsx")
 
 
 def places() -> pd.DataFrame:

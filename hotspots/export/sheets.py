@@ -225,6 +225,7 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
     pathlib.Path of the written file, or the buffer.
     """
     import xlsxwriter
+    from xlsxwriter.exceptions import FileCreateError
 
     _check_sheets(sheets)
     frames = {name: _frame(frame, f"sheets['{name}']") for name, frame in sheets.items()}
@@ -233,7 +234,10 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
     # formula, a number or a link should it ever be called
     wb = xlsxwriter.Workbook(target, {"in_memory": True, "strings_to_formulas": False,
                                       "strings_to_numbers": False, "strings_to_urls": False})
-    with wb:
-        for name, frame in frames.items():
-            _fill_sheet(wb, wb.add_worksheet(name), frame, labels)
+    try:
+        with wb:
+            for name, frame in frames.items():
+                _fill_sheet(wb, wb.add_worksheet(name), frame, labels)
+    except FileCreateError as exc:  # the OSError it wraps, as the other formats raise
+        raise exc.args[0] from None
     return target
