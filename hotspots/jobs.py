@@ -100,7 +100,7 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
     files = _write_areas(table, out / f"areas_{stem}", config, formats)
     save_map(area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
-                      measure=measure), html_path)
+                      measure=measure, cache=geography.cache_dir(cache)), html_path)
     top = table.head(5)
     meta.update({
         "files": {"table": str(csv_path), **files, "map": str(html_path)},

@@ -35,7 +35,6 @@ import logging
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError, cKDTree
-from sklearn.cluster import DBSCAN, HDBSCAN
 
 from .schema import ClusterMethod
 from .validate import check_option, check_positive, check_xy
@@ -257,6 +256,8 @@ def cluster_points(x, y, *, method: ClusterMethod = "dbscan", eps_m: float | Non
     inv = inv.ravel()
     mass = counts.astype(float) if w is None else np.bincount(inv, weights=w,
                                                               minlength=len(counts))
+    from sklearn.cluster import DBSCAN  # not at import: scikit-learn takes a second or two
+
     labels = DBSCAN(eps=float(eps_m), min_samples=int(min_samples)).fit(
         centres, sample_weight=mass).labels_
     return _relabel(labels.astype(np.int64), counts.astype(float))[inv]
@@ -275,6 +276,8 @@ def _hdbscan(x, y, *, eps_m: float, min_size: int | None, max_sample: int, rng) 
     if m <= size:
         return np.full(n, -1, dtype=np.int64)
     pts = np.column_stack([x[order], y[order]])
+    from sklearn.cluster import HDBSCAN  # not at import, as DBSCAN
+
     labels = HDBSCAN(min_cluster_size=size, min_samples=size, cluster_selection_epsilon=eps_m,
                      copy=True).fit(pts).labels_.astype(np.int64)
     # identical points (repeat addresses, police.uk map points) can get different labels

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import TYPE_CHECKING
 
-from . import meetings, store
+from . import store
 from .summary import month_period, parse_period
+
+if TYPE_CHECKING:  # imported when a task command runs: every command builds this parser
+    from . import meetings
 
 
 def _day(flag: str, value: str) -> dt.date:
@@ -57,6 +61,8 @@ def _meeting_text(m: meetings.Meeting) -> str:
 
 
 def _decision_text(r) -> str:
+    from . import meetings
+
     return (f"{r['meeting_date']} #{r['decision_id']} {r['place_id']} {r['label']}: "
             f"{store.OWNERS.get(r['owner'], r['owner'])}; {r['actions']}; review "
             f"{r['review_date']}; {meetings.status_label(r)}"
@@ -64,6 +70,8 @@ def _decision_text(r) -> str:
 
 
 def _meeting_cmd(conn, args) -> tuple[dict, str]:
+    from . import meetings
+
     if args.meeting_command == "new":
         m = meetings.create_meeting(conn, _day("--date", args.date), period=_period(args),
                                     notes=args.notes or "")
@@ -79,6 +87,8 @@ def _meeting_cmd(conn, args) -> tuple[dict, str]:
 
 def run(args) -> int:
     """Carry out one ``hotspots task`` command."""
+    from . import meetings
+
     conn = store.connect(args.store)
     try:
         cmd = args.task_command

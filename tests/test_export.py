@@ -90,11 +90,13 @@ def test_xlsx_round_trip_has_strings_numbers_and_no_formulas(tmp_path):
 
 
 def test_xlsx_stores_text_as_text_even_without_neutralise(tmp_path, monkeypatch):
-    # openpyxl alone would store "=..." as a formula: the writer forces strings
+    # a writer guessing types (openpyxl, XlsxWriter's write) stores "=..." as a formula: text
+    # is written as text
     monkeypatch.setattr(export.safe, "neutralise", lambda value: value)
-    path = write_xlsx({"S": pd.DataFrame({"a": ["=1+1", "#N/A"]})}, tmp_path / "raw.xlsx")
+    texts = ["=1+1", "#N/A", "{=SUM(A1:A2)}", "https://example.org", "1e3", "TRUE"]
+    path = write_xlsx({"S": pd.DataFrame({"a": texts})}, tmp_path / "raw.xlsx")
     ws = openpyxl.load_workbook(path)["S"]
-    assert [(c.value, c.data_type) for c in ws["A"][1:]] == [("=1+1", "s"), ("#N/A", "s")]
+    assert [(c.value, c.data_type) for c in ws["A"][1:]] == [(t, "s") for t in texts]
 
 
 def test_xlsx_odd_values(tmp_path):
@@ -114,6 +116,8 @@ def test_write_xlsx_checks_sheet_names(tmp_path):
         write_xlsx({"X": pd.DataFrame(), "x": pd.DataFrame()}, tmp_path / "x.xlsx")
     with pytest.raises(ValueError, match=r"sheets must be a non-empty dict"):
         write_xlsx({}, tmp_path / "x.xlsx")
+    with pytest.raises(FileNotFoundError):  # as for the other formats, not the writer's own
+        write_xlsx({"S": pd.DataFrame({"a": [1]})}, tmp_path / "no such folder" / "x.xlsx")
 
 
 def places() -> pd.DataFrame:

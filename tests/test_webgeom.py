@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 
 from hotspots import webgeom
@@ -72,3 +73,28 @@ def test_packed_coordinates_read_back_to_the_vertices():
             want = shapely.set_precision(shape, 1 / scale)
             assert got.equals(shapely.MultiPolygon(list(getattr(want, "geoms", [want]))))
         assert f"/ {scale:g}" in webgeom.unpack_js(scale)
+
+
+def test_simplified_layer_is_kept_in_the_cache_for_the_next_process(layers, tmp_path,
+                                                                     monkeypatch):
+    lsoa = layers["lsoa"]
+    webgeom._CACHE.clear()  # as in a new process
+    first = webgeom.simplified(lsoa, cache=tmp_path)
+    kept = list((tmp_path / "derived").glob("web-*.wkb"))
+    assert len(kept) == 1
+    # the next process reads the kept layer: the same polygons, not simplified again
+    webgeom._CACHE.clear()
+    monkeypatch.setattr(shapely, "coverage_simplify", lambda *a, **k: 1 / 0)
+    again = webgeom.simplified(lsoa, cache=tmp_path)
+    assert shapely.equals_exact(np.asarray(again.geometry.values),
+                                np.asarray(first.geometry.values), tolerance=0).all()
+    # other polygons or another tolerance are simplified again, not read from that file
+    with pytest.raises(ZeroDivisionError):
+        webgeom.simplified(lsoa.head(5), cache=tmp_path)
+    with pytest.raises(ZeroDivisionError):
+        webgeom.simplified(lsoa, tolerance_m=7.0, cache=tmp_path)
+    # a damaged file is simplified again (and written again)
+    monkeypatch.undo()
+    webgeom._CACHE.clear()
+    kept[0].write_bytes(b"not wkb")
+    assert webgeom.simplified(lsoa, cache=tmp_path).geometry.geom_equals(first.geometry).all()

@@ -2,9 +2,8 @@
 XLSX for people (readable headings, number formats, a frozen and filtered header row).
 
 Every text cell and header goes through :func:`~hotspots.export.safe.neutralise`; the XLSX
-writer also stores every text cell as a string explicitly, since openpyxl turns any string
-starting with ``=`` into a formula on its own. No workbook written here contains a
-formula, and numbers stay numbers.
+writer (XlsxWriter) also writes every text cell by ``write_string``, which cannot write a
+formula. No workbook written here contains a formula, and numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from .headings import Column, sheet_columns
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 _ILLEGAL_XML = re.compile(r"[\000-\010\013\014\016-\037]")
 _XLSX_MAX_TEXT = 32767
+_CARRIAGE_RETURN = re.compile(r"\r\n?")
 #: Widths of XLSX columns, in characters: a heading longer than _HEADING_WIDTH wraps.
 _MIN_WIDTH, _MAX_WIDTH, _HEADING_WIDTH = 8, 60, 22
 
@@ -150,38 +150,46 @@ def _width(column: Column, values: list) -> float:
     return min(_MAX_WIDTH, max(_MIN_WIDTH, widest + 2))
 
 
-def _set(cell, value, number_format: str | None) -> None:
-    if isinstance(value, str) and value:
-        cell.value = _ILLEGAL_XML.sub("\ufffd", value)[:_XLSX_MAX_TEXT]
-        cell.data_type = "s"  # openpyxl makes "=..." a formula, "#N/A" an error
-    else:
-        cell.value = value if value != "" else None
-        if number_format and isinstance(value, int | float) and not isinstance(value, bool):
-            cell.number_format = number_format
+def _text(value: str) -> str:
+    """Text as an XLSX cell holds it: a carriage return (or CR LF) as a newline, as any
+    reader reads it back from XML, characters XML forbids as U+FFFD, cut at Excel's limit."""
+    value = _CARRIAGE_RETURN.sub("\n", value) if "\r" in value else value
+    return _ILLEGAL_XML.sub("\ufffd", value)[:_XLSX_MAX_TEXT]
 
 
-def _fill_sheet(ws, frame: pd.DataFrame, labels: Mapping[str, str] | None) -> None:
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
+def _fill_sheet(wb, ws, frame: pd.DataFrame, labels: Mapping[str, str] | None) -> None:
+    """Write ``frame`` to ``ws`` (an XlsxWriter worksheet of ``wb``) cell by cell, each
+    with the method of its type: text by ``write_string`` only, never as a formula."""
     shown = sheet_columns(frame.columns, _kinds(frame), labels)
-    rows = _rows(frame, [c.name for c in shown])
-    head_font, head_align = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+    head = wb.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+    formats: dict[str, object] = {}
     lines = 1
-    for c, column in enumerate(shown, start=1):
-        cell = ws.cell(row=1, column=c)
-        _set(cell, safe.neutralise(column.heading), None)
-        cell.font, cell.alignment = head_font, head_align
-        values = [row[c - 1] for row in rows]
+    for c, column in enumerate(shown):
+        text = safe.neutralise(column.heading)
+        ws.write_string(0, c, _text(text), head)
+        values = _cells(frame[column.name])
         width = _width(column, values)
-        ws.column_dimensions[get_column_letter(c)].width = width
+        ws.set_column(c, c, width)
         lines = max(lines, math.ceil(len(column.heading) / max(1.0, width - 2)))
-        for r, value in enumerate(values, start=2):
-            _set(ws.cell(row=r, column=c), value, column.number_format)
-    ws.row_dimensions[1].height = 15 * lines
-    ws.freeze_panes = "A2"
+        fmt = None
+        if column.number_format:
+            fmt = formats.get(column.number_format)
+            if fmt is None:
+                fmt = formats[column.number_format] = wb.add_format(
+                    {"num_format": column.number_format})
+        for r, value in enumerate(values, start=1):
+            if value is None or value == "":
+                continue
+            if isinstance(value, str):
+                ws.write_string(r, c, _text(value))
+            elif isinstance(value, bool):
+                ws.write_boolean(r, c, value)
+            else:
+                ws.write_number(r, c, value, fmt)
+    ws.set_row(0, 15 * lines)
+    ws.freeze_panes(1, 0)
     if shown:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(shown))}{len(rows) + 1}"
+        ws.autofilter(0, 0, len(frame), len(shown) - 1)
 
 
 def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
@@ -197,11 +205,11 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
       decimal, shares as percentages, p-values three decimals, degrees six.
     * A table with shapes (EPSG:27700) gets ``latitude`` and ``longitude`` in place of
       the shapes, as in :func:`write_csv`.
-    * Every text cell and heading is neutralised and stored explicitly as a string
-      (openpyxl would otherwise store text starting with ``=`` as a formula and ``#N/A``
-      as an error). Characters XML forbids (control characters other than tab, newline
-      and carriage return) become U+FFFD; text is cut at Excel's limit of 32,767
-      characters; XML turns a carriage return into a newline when the file is read.
+    * Every text cell and heading is neutralised and written as a string by XlsxWriter's
+      ``write_string`` (never its ``write``, which would store text starting with ``=``
+      as a formula), so ``#N/A`` is text too. Characters XML forbids (control characters
+      other than tab, newline and carriage return) become U+FFFD, a carriage return a
+      newline (as XML reads it back); text is cut at Excel's limit of 32,767 characters.
     * Columns are as wide as their widest shown value among the first 1,000 rows (8 to 60
       characters; headings wrap past 22). NaN and empty text give empty cells; no index.
 
@@ -216,16 +224,20 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
     -------
     pathlib.Path of the written file, or the buffer.
     """
-    from openpyxl import Workbook
+    import xlsxwriter
+    from xlsxwriter.exceptions import FileCreateError
 
     _check_sheets(sheets)
-    wb = Workbook()
-    wb.remove(wb.active)
-    for name, frame in sheets.items():
-        _fill_sheet(wb.create_sheet(title=name), _frame(frame, f"sheets['{name}']"), labels)
-    if not isinstance(out, str | Path):
-        wb.save(out)
-        return out
-    path = Path(out)
-    wb.save(path)
-    return path
+    frames = {name: _frame(frame, f"sheets['{name}']") for name, frame in sheets.items()}
+    target = out if not isinstance(out, str | Path) else Path(out)
+    # write_string etc. only; these options also keep write() from reading text as a
+    # formula, a number or a link should it ever be called
+    wb = xlsxwriter.Workbook(target, {"in_memory": True, "strings_to_formulas": False,
+                                      "strings_to_numbers": False, "strings_to_urls": False})
+    try:
+        with wb:
+            for name, frame in frames.items():
+                _fill_sheet(wb, wb.add_worksheet(name), frame, labels)
+    except FileCreateError as exc:  # the OSError it wraps, as the other formats raise
+        raise exc.args[0] from None
+    return target

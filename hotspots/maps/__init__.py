@@ -3,8 +3,8 @@
 Text from records, boundary files and the configuration is escaped before it reaches
 the page: Leaflet puts tooltip and popup contents and layer-control names into the page
 as HTML (folium does not escape them), so every tooltip field, popup and layer name is
-built from escaped parts only. The title box is escaped; legend captions are drawn as
-text by d3.
+built from escaped parts only; an area map's popups are put in as text nodes. The title
+box is escaped; legend captions are drawn as text by d3.
 
 The modules: ``base`` (the page, tiles, frame, title, escaping, :func:`lonlat`),
 ``areas`` (:func:`area_map`), ``detection`` (:func:`hotspot_map`, :func:`emerging_map`,
