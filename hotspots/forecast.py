@@ -153,7 +153,8 @@ def bin_incidents(incidents: pd.DataFrame, area, *, cell_sizes: Sequence[float] 
     sizes = _check_sizes(cell_sizes)
     grids = {s: make_grid(area, cell_size_m=s) for s in sizes}
     fine = grids[sizes[0]]
-    months = np.array([month_number(p) for p in incidents["period"].astype(str)], dtype=int)
+    codes, periods = pd.factorize(incidents["period"].astype(str))  # a dozen distinct months
+    months = np.array([month_number(p) for p in periods], dtype=int)[codes]
     first = int(months.min()) if len(months) else month_number(last_month or "2000-01")
     last = month_number(last_month) if last_month else (int(months.max()) if len(months)
                                                        else first)

@@ -166,9 +166,11 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     last = period.end.strftime("%Y-%m")
     key = _selection(config, categories, None, TEST_MONTHS, CELL_SIZES_M, last)
     with store.connection(store_file) as conn:
-        inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories)
-        inc = inc.loc[inc["period"] <= last]
         result = store.read_backtest(conn, key)
+        # the layer needs each incident's month and point alone (a year of London: 1M rows)
+        inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories,
+                                   columns=None if result is None else ("period", "x", "y"))
+        inc = inc.loc[inc["period"] <= last]
         if result is None:
             result = _backtest(inc, area, config, test_months=TEST_MONTHS,
                                cell_sizes=CELL_SIZES_M)
