@@ -139,7 +139,8 @@ class Binned:
 
 
 def bin_incidents(incidents: pd.DataFrame, area, *, cell_sizes: Sequence[float] = CELL_SIZES_M,
-                  last_month: str | None = None) -> Binned:
+                  last_month: str | None = None,
+                  grids: Mapping[float, gpd.GeoDataFrame] | None = None) -> Binned:
     """Bin incidents by month on the finest grid over ``area`` (EPSG:27700 metres).
 
     Parameters
@@ -149,11 +150,18 @@ def bin_incidents(incidents: pd.DataFrame, area, *, cell_sizes: Sequence[float] 
     cell_sizes : metres; whole multiples of the smallest, default 50 to 250 m.
     last_month : the last month held (default the incidents' latest); a later month can
         then be forecast from all of them.
+    grids : ``make_grid(area, cell_size_m=s)`` for each size, made already (read back from
+        a cache: a 50 m grid of London takes 4 s to make); default: made here.
     """
     sizes = _check_sizes(cell_sizes)
-    grids = {s: make_grid(area, cell_size_m=s) for s in sizes}
+    if grids is None:
+        grids = {s: make_grid(area, cell_size_m=s) for s in sizes}
+    elif set(grids) != set(sizes):
+        raise ValueError(f"grids are of {sorted(grids)} m, not the cell_sizes {list(sizes)}.")
+    grids = {s: grids[s] for s in sizes}
     fine = grids[sizes[0]]
-    months = np.array([month_number(p) for p in incidents["period"].astype(str)], dtype=int)
+    codes, periods = pd.factorize(incidents["period"].astype(str))  # a dozen distinct months
+    months = np.array([month_number(p) for p in periods], dtype=int)[codes]
     first = int(months.min()) if len(months) else month_number(last_month or "2000-01")
     last = month_number(last_month) if last_month else (int(months.max()) if len(months)
                                                        else first)

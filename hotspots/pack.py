@@ -94,8 +94,8 @@ def _trigger_flags(rk: Ranked, period: Period, config: Config) -> dict[str, list
     """Callers at the ASB Case Review threshold, by place (the full pack only)."""
     placed = rk.inc.loc[rk.inc["unit"] != ""]
     # the Community Trigger looks back one window from the end of the period
-    recent = placed.loc[pd.to_datetime(placed["date"]).dt.date
-                        > period.end - dt.timedelta(days=config.trigger_window_days)]
+    recent = placed.loc[pd.to_datetime(placed["date"])
+                        > pd.Timestamp(period.end - dt.timedelta(days=config.trigger_window_days))]
     triggers = community_trigger(recent, threshold=config.trigger_reports,
                                  window_days=config.trigger_window_days, key="caller_key")
     flags: dict[str, list[str]] = {}
@@ -111,6 +111,8 @@ def _evidence(rk: Ranked, period: Period, *, config: Config, decisions: pd.DataF
               ) -> list[PlaceEvidence]:
     """Step 3: each ranked place's card (:func:`hotspots.placecard.place_evidence`)."""
     flags = _trigger_flags(rk, period, config)
+    # the ranked places' rows picked out once (a year of London is a million rows)
+    own = rk.inc.loc[rk.inc["unit"].isin(rk.ranked["place_id"])]
     cards = []
     for _, row in rk.ranked.iterrows():
         r = SimpleNamespace(**row.to_dict())
@@ -120,7 +122,7 @@ def _evidence(rk: Ranked, period: Period, *, config: Config, decisions: pd.DataF
                  ("Against the borough", _against_borough(r, rk.n_tested)),
                  ("Seen", f"{r.first_seen} to {r.last_seen}")]
         cards.append(place_evidence(
-            row, rk.inc.loc[rk.inc["unit"] == r.place_id], period=period,
+            row, own.loc[own["unit"] == r.place_id], period=period,
             decisions=decisions, geometry=r.geometry, label_of=config.label,
             owner_names=store.OWNERS, outcome_names=store.OUTCOMES, facts=facts,
             flags=flags.get(r.place_id, ()),

@@ -252,3 +252,37 @@ def test_the_city_search_picks_small_cells_and_beats_every_fixed_count_map(types
     assert w["pai_5pct"] >= counts.max() - 1e-9 and w["pai_5pct"] > 1.5 * s[("naive", 100.0)]
     # chosen only on earlier months, it stays close to the in-sample winner
     assert result["chosen_before_scored"]["pai_5pct"] > 0.95 * w["pai_5pct"]
+
+
+def test_grids_are_kept_and_read_back_to_the_bit(tmp_path, caplog):
+    # forecast_for's grids: made once, kept in the geodata cache's derived/ folder by the
+    # area, and read back by the next process as the same cells (a 50 m grid of London
+    # takes 4 s to make); an unreadable file is made again
+    from hotspots.grid import make_grid
+    from hotspots.jobs import _kept_grids
+
+    area = shapely.Point(250, 250).buffer(240)
+    made = _kept_grids(area, (50.0, 100.0), cache=tmp_path)
+    kept = sorted(p.name for p in (tmp_path / "derived").iterdir())
+    assert len(kept) == 2 and all(n.startswith("grid-") for n in kept)
+    other = _kept_grids(shapely.box(0, 0, 300, 300), (50.0,), cache=tmp_path)
+    assert len(list((tmp_path / "derived").iterdir())) == 3  # another area, another file
+    assert len(other[50.0]) == 36
+    (tmp_path / "derived" / kept[1]).write_bytes(b"not parquet")
+    with caplog.at_level("WARNING"):
+        again = _kept_grids(area, (50.0, 100.0), cache=tmp_path)
+    assert "unreadable" in caplog.text
+    for s in (50.0, 100.0):
+        fresh = make_grid(area, cell_size_m=s)
+        for g in (made[s], again[s]):
+            assert g.drop(columns="geometry").equals(fresh.drop(columns="geometry"))
+            assert (g.geometry.to_wkb() == fresh.geometry.to_wkb()).all()
+            assert g.crs == fresh.crs and list(g.columns) == list(fresh.columns)
+    # the binned data are the same with grids read back as with grids made
+    inc = frame([("2024-03", 120, 130), ("2024-02", 300, 260), ("2024-03", 20, 250)])
+    a = fc.bin_incidents(inc, area, cell_sizes=(50.0, 100.0), grids=again)
+    b = fc.bin_incidents(inc, area, cell_sizes=(50.0, 100.0))
+    assert np.array_equal(a.monthly, b.monthly) and a.first == b.first
+    assert all(np.array_equal(a.parent[s], b.parent[s]) for s in (50.0, 100.0))
+    with pytest.raises(ValueError, match="not the cell_sizes"):
+        fc.bin_incidents(inc, area, cell_sizes=(50.0,), grids=again)

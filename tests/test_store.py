@@ -161,6 +161,14 @@ def test_read_incidents_filters_dates_and_categories(conn):
     assert got["ref"].tolist() == ["C"]
     assert list(got.columns) == list(INCIDENT_COLUMNS)
     assert store.date_range(conn) == ("2024-07-31", "2024-08-31")
+    # some columns only (a year's points for the forecast), the same rows and dtypes
+    got = store.read_incidents(conn, end="2024-08-31", categories=["asb_nuisance"],
+                               columns=("date", "x", "y"))
+    assert list(got.columns) == ["date", "x", "y"]
+    assert sorted(got["date"]) == ["2024-07-31", "2024-08-01"]
+    assert got["x"].dtype == "float64"
+    with pytest.raises(ValueError, match="geometry.*not incident columns"):
+        store.read_incidents(conn, columns=("x", "geometry"))
 
 
 def test_unwritable_store_message(tmp_path, pg_server):

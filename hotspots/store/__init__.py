@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -151,9 +151,21 @@ def current_user() -> str:
 
 
 def read_incidents(conn, *, start: str | None = None, end: str | None = None,
-                   categories: Iterable[str] | None = None) -> pd.DataFrame:
+                   categories: Iterable[str] | None = None,
+                   columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Incidents with ``start <= date <= end`` (ISO dates, inclusive), optionally of some
-    categories, as a DataFrame with :data:`hotspots.schema.INCIDENT_COLUMNS`."""
+    categories, as a DataFrame with :data:`hotspots.schema.INCIDENT_COLUMNS` in order of
+    source and reference.
+
+    ``columns`` (some of those columns) reads only these, in the store's own row order: a
+    step that needs a year's points but not their order reads them in a fifth of the
+    time (ordering a year of London by the key walks the whole table through its index).
+    """
+    names = list(INCIDENT_COLUMNS if columns is None else columns)
+    unknown = [c for c in names if c not in INCIDENT_COLUMNS]
+    if unknown or not names:
+        raise ValueError(f"columns {unknown or names} are not incident columns; use some of "
+                         f"{', '.join(INCIDENT_COLUMNS)}.")
     where, args = [], []
     if start:
         where.append("date >= ?")
@@ -165,12 +177,16 @@ def read_incidents(conn, *, start: str | None = None, end: str | None = None,
         cats = list(categories)
         where.append(f"category IN ({', '.join('?' * len(cats))})" if cats else "1 = 0")
         args.extend(cats)
-    sql = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
+    sql = f"SELECT {', '.join(names)} FROM incidents"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    frame = conn.frame(sql + " ORDER BY source, ref", args)
-    return frame.astype({"hour": "int64", "quantity": "int64", "row": "int64",
-                         "x": "float64", "y": "float64"})
+    frame = conn.frame(sql + (" ORDER BY source, ref" if columns is None else ""), args)
+    return frame.astype({c: t for c, t in _NUMERIC.items() if c in names})
+
+
+#: The incident columns that are numbers, and their dtypes.
+_NUMERIC = {"hour": "int64", "quantity": "int64", "row": "int64", "x": "float64",
+            "y": "float64"}
 
 
 def read_loads(conn) -> pd.DataFrame:
