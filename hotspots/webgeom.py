@@ -116,12 +116,17 @@ def simplified(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None,
     return areas.set_geometry(gpd.GeoSeries(geoms, index=areas.index, crs=areas.crs))
 
 
-def outline(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None
-            ) -> shapely.Geometry:
-    """The union of :func:`simplified` polygons (in the CRS of ``areas``): the study
-    area's outline, along the same edges as the areas drawn inside it."""
+def outline(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None,
+            cache: str | Path | None = None) -> shapely.Geometry:
+    """The union of :func:`simplified` polygons (in the CRS of ``areas``; ``cache`` as
+    there): the study area's outline, along the same edges as the areas drawn inside it.
+    The simplified polygons are a coverage, so their union is a coverage union (London's
+    4,994 LSOAs: 0.03 s, not union_all's 0.5 s)."""
     def build(geoms, tol):
-        return shapely.union_all(np.asarray(simplified(areas, tolerance_m=tol).geometry.values))
+        parts = np.asarray(simplified(areas, tolerance_m=tol, cache=cache).geometry.values)
+        whole = shapely.coverage_union_all(parts)
+        # polygons that overlap (a layer that is not a clean coverage) need the full union
+        return whole if shapely.is_valid(whole) else shapely.union_all(parts)
     return _memo("outline", areas, tolerance_m, build)
 
 

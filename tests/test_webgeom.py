@@ -98,3 +98,17 @@ def test_simplified_layer_is_kept_in_the_cache_for_the_next_process(layers, tmp_
     webgeom._CACHE.clear()
     kept[0].write_bytes(b"not wkb")
     assert webgeom.simplified(lsoa, cache=tmp_path).geometry.geom_equals(first.geometry).all()
+
+
+def test_outline_of_overlapping_polygons_is_their_union():
+    """The outline's fast coverage union is for polygons that meet edge to edge; polygons
+    that overlap get the full union, never an invalid shape."""
+    import geopandas as gpd
+    import shapely
+
+    from hotspots import webgeom
+
+    over = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100), shapely.box(50, 0, 150, 100),
+                                      shapely.box(0, 100, 100, 200)], crs=27700)
+    got = webgeom.outline(over, tolerance_m=1)
+    assert got.is_valid and got.equals(shapely.union_all(over.geometry.values))
