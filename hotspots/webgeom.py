@@ -177,6 +177,36 @@ def packed_features(frame: gpd.GeoDataFrame, columns: list[str], *,
                          for p, g in zip(props, geoms, strict=True)]}
 
 
+def packed_rings(geoms: np.ndarray, scale: float = PACK_SCALE) -> list[list]:
+    """Each polygon or multipolygon of ``geoms`` (degrees) as its polygons, each a list of
+    rings, each ring a flat list ``[x, y, x, y, ...]`` in whole 1 / ``scale`` degrees
+    without the closing vertex; every vertex is the step from the vertex before it in the
+    whole list, across rings and shapes (the first from 0, 0), so a layer of small cells
+    takes a few characters a vertex. An empty or missing shape is ``[]``. Read back by
+    the layer of :func:`hotspots.maps.base.shapes_layer`."""
+    geoms = np.asarray(geoms)
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    kinds = shapely.get_type_id(parts)
+    if len(parts) and not (kinds == 3).all():
+        raise ValueError("packed_rings takes polygons and multipolygons only, got a "
+                         f"{shapely.get_type_id(parts[kinds != 3][0])} part.")
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    closing = np.r_[ring_of[1:] != ring_of[:-1], True] if len(ring_of) else np.zeros(0, bool)
+    xy, ring_of = xy[~closing], ring_of[~closing]
+    q = np.round(xy * scale).astype(np.int64)
+    flat = np.diff(q, axis=0, prepend=np.zeros((1, 2), np.int64)).ravel().tolist()
+    bounds = 2 * np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    polys: list[list] = [[] for _ in parts]
+    for a, b, p in zip(bounds[:-1], bounds[1:], ring_part, strict=True):
+        polys[p].append(flat[a:b])
+    out: list[list] = [[] for _ in geoms]
+    for poly, g in zip(polys, owner, strict=True):
+        if poly:  # an empty part has no rings
+            out[g].append(poly)
+    return out
+
+
 def unpack_js(scale: float = PACK_SCALE) -> str:
     """Leaflet's ``coordsToLatLng`` option for a layer of :func:`packed_features`:
     Leaflet reads a ring's vertices in order, so a running sum restores them (a vertex
