@@ -75,6 +75,39 @@ def test_packed_coordinates_read_back_to_the_vertices():
         assert f"/ {scale:g}" in webgeom.unpack_js(scale)
 
 
+def test_packed_rings_read_back_to_the_vertices():
+    """Every vertex is the step from the one before across the whole layer (rings and
+    shapes), rings lose their closing vertex, an empty shape has no polygon; summed up
+    again they give the shapes at 1 / scale degrees."""
+    hole = shapely.Polygon([(-0.05, 51.5), (-0.01, 51.5), (-0.01, 51.53), (-0.05, 51.53)],
+                           [[(-0.04, 51.51), (-0.02, 51.51), (-0.02, 51.52)]])
+    shapes = [hole, shapely.Polygon(), None,
+              shapely.MultiPolygon([shapely.box(0.1, 51.4, 0.12, 51.41), hole])]
+    for scale in (webgeom.PACK_SCALE, webgeom.COARSE_PACK_SCALE):
+        packed = webgeom.packed_rings(np.array(shapes, dtype=object), scale)
+        assert packed[1] == [] and packed[2] == []
+        assert len(packed[0]) == 1 and [len(r) for r in packed[0][0]] == [8, 6]
+        x = y = 0
+        got = []
+        for polys in packed:
+            shape = []
+            for poly in polys:
+                rings = []
+                for ring in poly:
+                    pts = []
+                    for dx, dy in zip(ring[::2], ring[1::2], strict=True):
+                        x, y = x + dx, y + dy
+                        pts.append((x / scale, y / scale))
+                    rings.append(pts)
+                shape.append(shapely.Polygon(rings[0], rings[1:]))
+            got.append(shapely.MultiPolygon(shape))
+        for g, want in zip([got[0], got[3]], [shapes[0], shapes[3]], strict=True):
+            want = shapely.set_precision(want, 1 / scale)
+            assert g.equals(shapely.MultiPolygon(list(getattr(want, "geoms", [want]))))
+    with pytest.raises(ValueError, match="polygons and multipolygons only"):
+        webgeom.packed_rings(np.array([shapely.Point(0, 51)]))
+
+
 def test_simplified_layer_is_kept_in_the_cache_for_the_next_process(layers, tmp_path,
                                                                      monkeypatch):
     lsoa = layers["lsoa"]

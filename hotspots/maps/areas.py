@@ -7,7 +7,6 @@ London's 4,994 LSOAs the popups take about 1 MB of the page instead of 2.8 MB.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import branca.colormap as cm
@@ -20,7 +19,16 @@ from folium.utilities import JsCode
 from .. import webgeom
 from ..config import Config
 from ..schema import WEB_CRS
-from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls, lonlat
+from .base import (
+    _TEXT_JS,
+    _esc,
+    _fmt,
+    _framed_map,
+    _rate,
+    _script_json,
+    _title_and_controls,
+    lonlat,
+)
 
 MEASURE_LABELS = {
     "n": "Incidents",
@@ -36,10 +44,10 @@ MAX_MARKERS_PER_CATEGORY = 300
 
 
 def _popup_lines(meta: dict) -> list[list]:
-    """The lines of every area's popup: text (even places) and, between, indexes of the
-    values :func:`_popup_values` gives each area (odd places)."""
+    """The lines of every area's popup (as :data:`hotspots.maps.base._TEXT_JS` takes them):
+    text, and indexes of the values :func:`_popup_values` gives each area."""
     measure = MEASURE_LABELS.get(meta["rank_by"], meta["rank_by"])
-    return [["", 0, " (", 1, ")"],
+    return [[[0, " (", 1, ")"]],
             ["Rank ", 2, f" by {measure}, {meta['period']}"],
             ["Incidents: ", 3, " in ", 4, " km² = ", 5, " per km²"],
             ["Harm-weighted: ", 6],
@@ -66,37 +74,15 @@ def _popup_values(row: dict, meta: dict, cats: list[str], top: list[tuple[str, i
 
 
 #: Given ``{"lines": _popup_lines, "names": category labels}``, the Leaflet
-#: ``onEachFeature`` that binds each area's popup, built from those lines and the area's
-#: values as text nodes: nothing in a popup is read as HTML. Counts by type show largest
-#: first.
+#: ``onEachFeature`` that binds each area's popup: its values put in those lines as text
+#: nodes (:data:`hotspots.maps.base._TEXT_JS`).
 _POPUP_JS = """function (t) {
-  function shown(v) {
-    if (!Array.isArray(v)) return String(v);
-    var kinds = [];
-    v.forEach(function (n, i) { if (n > 0) kinds.push([n, i]); });
-    kinds.sort(function (a, b) { return b[0] - a[0] || a[1] - b[1]; });
-    return kinds.map(function (k) { return t.names[k[1]] + " " + k[0]; }).join("; ");
-  }
+  var text = (%s);
   return function (feature, layer) {
-    layer.bindPopup(function () {
-      var v = feature.properties.popup, box = document.createElement("div");
-      t.lines.forEach(function (line, k) {
-        for (var i = 1; i < line.length; i += 2) { if (v[line[i]] == null) return; }
-        var el = document.createElement(k ? "span" : "b");
-        el.textContent = line.map(function (p, i) { return i % 2 ? shown(v[p]) : p; }).join("");
-        if (box.firstChild) box.appendChild(document.createElement("br"));
-        box.appendChild(el);
-      });
-      return box;
-    }, {maxWidth: 360});
+    layer.bindPopup(function () { return text(t, feature.properties.popup); },
+                    {maxWidth: 360});
   };
-}"""
-
-
-def _script_json(value) -> str:
-    """``value`` as JSON that can stand inside an HTML script element."""
-    return (json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("&", "\\u0026"))
+}""".replace("%s", _TEXT_JS)
 
 
 def _street_names(locations: pd.Series) -> pd.Series:

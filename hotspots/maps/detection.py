@@ -11,12 +11,10 @@ import folium
 import geopandas as gpd
 import numpy as np
 import shapely
-from folium.utilities import JsCode
 
-from .. import webgeom
 from ..config import Config
 from ..schema import WEB_CRS
-from .base import _esc, _framed_map, _title_and_controls, page_of
+from .base import _esc, _framed_map, _title_and_controls, page_of, shapes_layer
 
 # --- detection layers: density contours, Gi* cells, places ---------------------------
 
@@ -122,18 +120,14 @@ def _density_layer(m: folium.Map, raster) -> None:
     if bands.empty:
         return
     web = bands.to_crs(WEB_CRS)
-    web["label"] = [f"{lo:,.0f}–{hi:,.0f} incidents per km²" for lo, hi in
-                    zip(web["lower"], web["upper"], strict=True)]
     fg = folium.FeatureGroup(name=_esc(f"Kernel density ({raster.kernel}, bandwidth "
                                        f"{raster.bandwidth_m:.0f} m, "
                                        f"{raster.cell_size_m:g} m cells)"), show=True)
-    folium.GeoJson(
-        web[["band", "label", "geometry"]].to_json(drop_id=True),
-        style_function=lambda f: {"fillColor": DENSITY_COLOURS[f["properties"]["band"]],
-                                  "color": DENSITY_COLOURS[f["properties"]["band"]],
-                                  "weight": 0.5, "fillOpacity": 0.55},
-        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
-    ).add_to(fg)
+    shapes_layer(fg, web, styles=[{"fillColor": c, "color": c, "weight": 0.5,
+                                   "fillOpacity": 0.55} for c in DENSITY_COLOURS],
+                 style_of=web["band"].astype(int).tolist(), tooltip=[[0]],
+                 values=[[f"{lo:,.0f}–{hi:,.0f} incidents per km²"] for lo, hi in
+                         zip(web["lower"], web["upper"], strict=True)])
     fg.add_to(m)
     edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
     scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
@@ -154,24 +148,23 @@ def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     fg = folium.FeatureGroup(name=_esc(name), show=False)
     if len(sig) > MAX_GI_CELLS:
         sig = sig.dissolve("gi_class", aggfunc={"n": "sum"}).reset_index()
-        sig["popup_html"] = [f"<b>{_esc(GI_CLASSES[c][0])}</b><br>{n:,} incidents in these "
-                             "cells" for c, n in zip(sig["gi_class"], sig["n"], strict=True)]
+        lines = [[[0]], ["", 1, " incidents in these cells"]]
+        values = [[GI_CLASSES[int(c)][0], f"{int(n):,}"]
+                  for c, n in zip(sig["gi_class"], sig["n"], strict=True)]
     else:
         adjusted = "FDR-adjusted" if meta.get("fdr", True) else "raw"
-        sig = sig.assign(popup_html=[
-            f"<b>{_esc(GI_CLASSES[int(c)][0])}</b><br>{int(n)} incident(s) in the cell"
-            f"<br>Gi* z = {z:.2f}, p = {p:.4f} ({adjusted})"
-            for c, n, z, p in zip(sig["gi_class"], sig["n"], sig["gistar_z"],
-                                  sig["p_adjusted"], strict=True)])
+        lines = [[[0]], ["", 1, " incident(s) in the cell"],
+                 ["Gi* z = ", 2, ", p = ", 3, f" ({adjusted})"]]
+        values = [[GI_CLASSES[int(c)][0], str(int(n)), f"{z:.2f}", f"{p:.4f}"]
+                  for c, n, z, p in zip(sig["gi_class"], sig["n"], sig["gistar_z"],
+                                        sig["p_adjusted"], strict=True)]
     if not sig.empty:
-        web = sig[["gi_class", "popup_html", "geometry"]].to_crs(WEB_CRS)
-        web["gi_class"] = web["gi_class"].astype(int)
-        folium.GeoJson(
-            web.to_json(drop_id=True),
-            style_function=lambda f: {"fillColor": GI_CLASSES[f["properties"]["gi_class"]][1],
-                                      "color": "#666", "weight": 0.3, "fillOpacity": 0.7},
-            popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=300),
-        ).add_to(fg)
+        classes = list(GI_CLASSES)
+        shapes_layer(fg, sig.to_crs(WEB_CRS),
+                     styles=[{"fillColor": GI_CLASSES[c][1], "color": "#666", "weight": 0.3,
+                              "fillOpacity": 0.7} for c in classes],
+                     style_of=[classes.index(int(c)) for c in sig["gi_class"]],
+                     values=values, popup={"lines": lines, "width": 300})
     fg.add_to(m)
 
 
@@ -183,24 +176,23 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
     # a ranked table's own numbers (the pack), else the order given (biggest first)
     by, numbers = (("rank", web["rank"].astype(int).tolist()) if "rank" in web.columns
                    else ("incidents", list(range(1, len(web) + 1))))
-    web["popup_html"] = [
-        f"<b>{i}. {_esc(r.label)}</b> ({_esc(r.place_id)})<br>{r.n:,} incidents in "
-        f"{r.area_km2:.3f} km² = {r.density_per_km2:,.0f} per km²<br>Harm-weighted "
-        f"{r.harm:,.1f}; repeat locations {r.repeat_locations} holding "
-        f"{100 * r.repeat_share:.0f}%<br>{_esc(r.main_categories)}<br>Busiest: "
-        + (_esc(f"{r.busiest_weekday} " if r.busiest_weekday else "")
-           + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"))
-        + f"<br>Seen {_esc(r.first_seen)} to {_esc(r.last_seen)}"
+    values = [
+        [f"{i}. {r.label}", str(r.place_id), f"{r.n:,}", f"{r.area_km2:.3f}",
+         f"{r.density_per_km2:,.0f}", f"{r.harm:,.1f}", str(r.repeat_locations),
+         f"{100 * r.repeat_share:.0f}", str(r.main_categories),
+         (f"{r.busiest_weekday} " if r.busiest_weekday else "")
+         + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"),
+         str(r.first_seen), str(r.last_seen)]
         for i, r in zip(numbers, web.itertuples(index=False), strict=True)]
     fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}; "
                                   f"where it is concentrated now, not a forecast{note}",
                              show=True)
-    folium.GeoJson(
-        web[["place_id", "popup_html", "geometry"]].to_json(drop_id=True),
-        style_function=lambda f: {"fillColor": "#6a3d9a", "color": "#3f007d", "weight": 2,
-                                  "fillOpacity": 0.15},
-        popup=folium.GeoJsonPopup(fields=["popup_html"], labels=False, max_width=320),
-    ).add_to(fg)
+    shapes_layer(fg, web, styles=[{"fillColor": "#6a3d9a", "color": "#3f007d", "weight": 2,
+                                   "fillOpacity": 0.15}], values=values,
+                 popup={"width": 320, "lines": [
+                     [[0], " (", 1, ")"], ["", 2, " incidents in ", 3, " km² = ", 4, " per km²"],
+                     ["Harm-weighted ", 5, "; repeat locations ", 6, " holding ", 7, "%"],
+                     ["", 8], ["Busiest: ", 9], ["Seen ", 10, " to ", 11]]})
     centres = web.geometry.representative_point()
     for i, p, street in zip(numbers[:numbered], centres.iloc[:numbered],
                             web["label"].iloc[:numbered], strict=True):
@@ -239,16 +231,12 @@ def forecast_legend(info: dict) -> str:
 
 def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> None:
     web = forecast.to_crs(WEB_CRS)
-    web["label"] = [f"Rank {r} of {len(web)}; score {s:.2f}" for r, s in
-                    zip(web["rank"], web["score"], strict=True)]
     fg = folium.FeatureGroup(name=_esc(forecast_legend(info)), show=True)
-    if not web.empty:
-        # tens of thousands of cells at London scale: compact coordinates (~1 m)
-        folium.GeoJson(webgeom.packed_features(web, ["label"]),
-                       coordsToLatLng=JsCode(webgeom.unpack_js()),
-                       style_function=lambda f: {"fill": False, "color": "#006d2c",
-                                                 "weight": 2},
-                       tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(fg)
+    if not web.empty:  # tens of thousands of cells at London scale
+        shapes_layer(fg, web, styles=[{"fill": False, "color": "#006d2c", "weight": 2}],
+                     tooltip=[["Rank ", 0, f" of {len(web)}; score ", 1]],
+                     values=[[int(r), f"{s:.2f}"] for r, s in
+                             zip(web["rank"], web["score"], strict=True)])
     fg.add_to(m)
 
 
