@@ -182,6 +182,20 @@ class _Tally:
                                 "unchanged", "unassigned", "agree", "has"), 0)
         self.kept: dict[tuple[int, str], int] = {}
         self.agreement: list[float | None] = []
+        #: per source met so far: whether the store had records of it when it was first
+        #: met (in the load's transaction, so only this load's rows can have come since,
+        #: and none of them twice: a repeated reference is rejected in any chunk)
+        self.had: dict[str, bool] = {}
+
+    def stored_before(self, conn, sources: pd.Series) -> np.ndarray:
+        """Whether each row's source had records in the store before this load."""
+        for source in sources.unique():
+            if source not in self.had:
+                self.had[source] = bool(conn.query(
+                    "SELECT 1 FROM incidents WHERE source = ? LIMIT 1", (source,)))
+        if len(self.had) == 1:
+            return np.full(len(sources), next(iter(self.had.values())), dtype=bool)
+        return sources.map(self.had).to_numpy(dtype=bool)
 
     def add(self, res: IngestResult, c: dict, unassigned: int) -> None:
         for key, value in (("read", res.n_read), ("accepted", len(res.incidents)),
@@ -212,7 +226,12 @@ def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_
     """Write one export's (or one chunk's) incidents, problems and rejected rows."""
     inc = res.incidents
     new_hash = _row_hash(inc)
-    old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at, load_id
+    keys = inc[["source", "ref"]]
+    stored = tally.stored_before(conn, keys["source"])
+    # source, ref, row_hash, exported_at, load_id of the versions stored before this load
+    # (a source new to the store has none: its rows are not looked up)
+    old = conn.existing(keys if stored.all() else keys[stored]) if stored.any() else \
+        pd.DataFrame(columns=["source", "ref", "row_hash", "exported_at", "load_id"])
     c = _compare(old, inc, new_hash, exported_at, force_older)
     at, found, same, write = c["at"], c["found"], c["same"], c["write"]
     tally.add(res, c, int((inc["lsoa_code"] == "").sum()))  # no area of the finest layer
