@@ -235,10 +235,13 @@ def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_
     c = _compare(old, inc, new_hash, exported_at, force_older)
     at, found, same, write = c["at"], c["found"], c["same"], c["write"]
     tally.add(res, c, int((inc["lsoa_code"] == "").sum()))  # no area of the finest layer
-    if write.any():
-        rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
-                                     exported_at=exported_at)
-        conn.upsert_incidents(rows[STORED_COLUMNS], replace=bool((found & write).any()))
+    if write.any():  # the rows to write, their columns not copied when all are written
+        every = bool(write.all())
+        rows = pd.DataFrame({c: inc[c] if every else inc[c].array[write]
+                             for c in INCIDENT_COLUMNS}, copy=False)
+        rows["row_hash"], rows["load_id"] = new_hash[write], load_id
+        rows["exported_at"] = exported_at
+        conn.upsert_incidents(rows, replace=bool((found & write).any()))
     # an unchanged version seen in a later export carries that export's date, so an
     # export dated between the two cannot revert it
     bump = np.zeros(len(inc), dtype=bool)
