@@ -206,6 +206,8 @@ class ChunkedIngest:
                         "mapping": mapping, "today": today}
         self.parts: list[IngestResult] = []
         self.accepted = self.unassigned = 0
+        #: whether the chunk last given is the file's last
+        self.last = False
 
     def __iter__(self) -> Iterator[IngestResult]:
         carry = Carry()
@@ -223,6 +225,7 @@ class ChunkedIngest:
             self.unassigned += int((res.incidents["lsoa_code"] == "").sum())
             if carry.last:
                 self.progress(2, f"{name}: writing {self.accepted:,} rows")
+            self.last = carry.last
             yield res
             # kept: what the report needs (problems, rejected rows), not the incidents
             self.parts.append(IngestResult(

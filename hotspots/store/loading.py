@@ -6,9 +6,12 @@ on whichever backend the connection is.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..ingest import IngestResult
+from ..ingest.text import few_values
 from ..schema import INCIDENT_COLUMNS
 from .tasking import _now, _user
 
@@ -42,23 +46,15 @@ def _row_hash(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _column_hash(column: pd.Series, name: str) -> np.ndarray:
-    """Hash each value of ``column`` with pandas' hash.
-
-    Arrow text is dictionary-encoded (in C++) and each distinct value hashed once; the
-    reference, distinct nearly everywhere, is hashed as it is.
-    """
-    values = column.array
-    if isinstance(values, pd.arrays.ArrowStringArray):
-        arr = pa.array(values)
-        if isinstance(arr, pa.ChunkedArray):  # a frame put together from parts
-            arr = arr.combine_chunks()
-        if not arr.null_count:
-            enc = pc.dictionary_encode(arr)
-            uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
-                                      categorize=False)
-            return uniq[enc.indices.to_numpy(zero_copy_only=False)]
-    values = column.to_numpy()
-    return pd.util.hash_array(values, categorize=name != "ref")
+    """Hash each value of ``column`` with pandas' hash: Arrow text of few distinct values
+    dictionary-encoded (in C++) and each distinct value hashed once; the reference,
+    distinct nearly everywhere, hashed as it is."""
+    enc = few_values(column)
+    if enc is not None:
+        uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
+                                  categorize=False)
+        return uniq[enc.indices.to_numpy(zero_copy_only=False)]
+    return pd.util.hash_array(column.to_numpy(), categorize=name != "ref")
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:
@@ -124,8 +120,10 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
     Parameters
     ----------
     result : the export's result, or its chunks' results in order (a streamed file,
-        :class:`hotspots.ingest.stream.ChunkedIngest`: read as they are written, inside
-        the transaction, so a file of millions of rows never sits in memory whole).
+        :class:`hotspots.ingest.stream.ChunkedIngest`: every chunk is read and checked
+        first, its rows kept in a temporary Arrow file, so a file of millions of rows
+        never sits in memory whole and the write transaction holds the store only while
+        the rows are written).
     content_sha256 : the file's SHA-256.
     load_key : what makes two loads the same (the file with its mapping and the
         configuration; default ``content_sha256``). A key loaded before is not loaded again.
@@ -141,16 +139,73 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
     ``already_loaded`` (the earlier load of the same key, if any) and, when written, the
     file's ``read``, ``accepted``, ``rejected`` and ``unassigned`` rows.
     """
-    chunks = [result] if isinstance(result, IngestResult) else result
     load_key = load_key or content_sha256
+    if isinstance(result, IngestResult):
+        return _write_load(conn, [result], path=path, content_sha256=content_sha256,
+                           load_key=load_key, exported_at=exported_at,
+                           force_older=force_older, user=user)
+    prior = find_load(conn, load_key)
+    if prior is not None:  # nothing to read
+        return _already(prior)
+    with tempfile.TemporaryDirectory(prefix="hotspots-load-") as folder:
+        # every chunk read and checked before the write lock is taken: another writer (a
+        # decision recorded in the app) waits for the writing only
+        spooled = _spool(result, Path(folder))
+        return _write_load(conn, spooled, path=path, content_sha256=content_sha256,
+                           load_key=load_key, exported_at=exported_at,
+                           force_older=force_older, user=user)
+
+
+def _already(prior: dict) -> dict:
+    return {"load_id": None, "inserted": 0, "replaced": 0, "unchanged": prior["accepted"],
+            "kept_newer": [], "already_loaded": prior["load_id"]}
+
+
+def _spool(chunks: Iterable[IngestResult], folder: Path) -> list[IngestResult]:
+    """The chunks, each but the last (``chunks.last`` true: read as the last) with its
+    incidents written to an Arrow file in ``folder`` (memory holds one chunk's rows at
+    a time) and its ``incidents`` the file's path, for :func:`_unspool`."""
+    out = []
+    for i, res in enumerate(chunks):
+        if getattr(chunks, "last", False):
+            out.append(res)
+            continue
+        file = folder / f"chunk{i}.arrow"
+        table = pa.Table.from_pandas(res.incidents, preserve_index=False)
+        table = table.cast(pa.schema([  # as Arrow-backed pandas text holds it
+            f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
+            for f in table.schema]))
+        with pa.OSFile(str(file), "wb") as sink, pa.ipc.new_file(sink, table.schema) as ipc:
+            ipc.write_table(table)
+        out.append(dataclasses.replace(res, incidents=file))  # type: ignore[arg-type]
+        del res, table
+    return out
+
+
+def _unspool(res: IngestResult) -> IngestResult:
+    """A spooled chunk with its incidents read back: text as Arrow text, read in place
+    (mapped, not copied)."""
+    if not isinstance(res.incidents, Path):
+        return res
+    with pa.memory_map(str(res.incidents)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    frame = pd.DataFrame({name: pd.arrays.ArrowStringArray(col.combine_chunks())
+                          if pa.types.is_large_string(col.type) else col.to_numpy()
+                          for name, col in zip(table.column_names, table.columns, strict=True)},
+                         copy=False)
+    return dataclasses.replace(res, incidents=frame)
+
+
+def _write_load(conn, chunks: Iterable[IngestResult], *, path: str, content_sha256: str,
+                load_key: str, exported_at: str, force_older: bool, user: str | None
+                ) -> dict:
+    """:func:`write_load` of results whose rows are read and checked."""
     with conn.transaction(load=True):
         prior = find_load(conn, load_key)  # inside: two loads of one file at once load once
         if prior is not None:
-            return {"load_id": None, "inserted": 0, "replaced": 0,
-                    "unchanged": prior["accepted"], "kept_newer": [],
-                    "already_loaded": prior["load_id"]}
+            return _already(prior)
         load_id, tally = None, _Tally()
-        for res in chunks:
+        for res in map(_unspool, chunks):
             if load_id is None:  # counted once every chunk is written
                 load_id = conn.insert(
                     "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "

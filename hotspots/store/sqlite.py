@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StoreError
+from ..ingest.text import few_values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS loads (
@@ -257,15 +258,10 @@ DATE_INDEX = "CREATE INDEX IF NOT EXISTS incidents_date ON incidents(date)"
 def _values(column: pd.Series) -> list:
     """The column's values as a list of Python values; Arrow text of few distinct values
     as one Python string per distinct value, not one per row (less to make and free)."""
-    values = column.array
-    if isinstance(values, pd.arrays.ArrowStringArray):
-        arr = pa.array(values)
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        enc = pc.dictionary_encode(arr)
-        if not arr.null_count and len(enc.dictionary) * 4 <= len(arr):
-            distinct = np.array(enc.dictionary.to_pylist(), dtype=object)
-            return distinct[enc.indices.to_numpy(zero_copy_only=False)].tolist()
+    enc = few_values(column)
+    if enc is not None:
+        distinct = np.array(enc.dictionary.to_pylist(), dtype=object)
+        return distinct[enc.indices.to_numpy(zero_copy_only=False)].tolist()
     return column.to_numpy().tolist()
 
 
