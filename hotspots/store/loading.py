@@ -171,7 +171,9 @@ def _spool(chunks: Iterable[IngestResult], folder: Path) -> list[IngestResult]:
             out.append(res)
             continue
         file = folder / f"chunk{i}.arrow"
-        table = pa.Table.from_pandas(res.incidents, preserve_index=False)
+        # with the rows' hashes (they depend on the rows alone): not made under the lock
+        table = pa.Table.from_pandas(res.incidents, preserve_index=False).append_column(
+            "row_hash", pa.array(_row_hash(res.incidents)))
         table = table.cast(pa.schema([  # as Arrow-backed pandas text holds it
             f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
             for f in table.schema]))
@@ -183,8 +185,8 @@ def _spool(chunks: Iterable[IngestResult], folder: Path) -> list[IngestResult]:
 
 
 def _unspool(res: IngestResult) -> IngestResult:
-    """A spooled chunk with its incidents read back: text as Arrow text, read in place
-    (mapped, not copied)."""
+    """A spooled chunk with its incidents (and their ``row_hash``) read back: text as
+    Arrow text, read in place (mapped, not copied)."""
     if not isinstance(res.incidents, Path):
         return res
     with pa.memory_map(str(res.incidents)) as source:
@@ -280,7 +282,8 @@ def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_
                  tally: _Tally) -> None:
     """Write one export's (or one chunk's) incidents, problems and rejected rows."""
     inc = res.incidents
-    new_hash = _row_hash(inc)
+    new_hash = (inc["row_hash"].to_numpy(dtype=np.int64) if "row_hash" in inc.columns
+                else _row_hash(inc))  # a spooled chunk's were made before
     keys = inc[["source", "ref"]]
     stored = tally.stored_before(conn, keys["source"])
     # source, ref, row_hash, exported_at, load_id of the versions stored before this load
