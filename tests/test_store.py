@@ -507,3 +507,54 @@ def test_row_hash_of_text_in_several_chunks():
     chunked = inc.assign(category_raw=pd.arrays.ArrowStringArray(parts))
     want = pd.util.hash_pandas_object(inc[loading._CONTENT], index=False).to_numpy()
     assert np.array_equal(loading._row_hash(chunked), want.view(np.int64))
+
+
+def test_arrow_text_of_few_values_round_trips_exactly(conn):
+    """Arrow text with few distinct values is bound one Python string per value (the
+    store's bulk path): every row still comes back with its own value."""
+    rows = [{"ref": f"R{i:02d}", "category_raw": ["Rowdy", "O'Neil's \"noise\"", "é"][i % 3],
+             "location": "" if i % 4 else f"{i} High St", "x": 534000.0 + i}
+            for i in range(40)]
+    res = result(rows)
+    arrow = res.incidents.astype({c: "string[pyarrow]" for c in res.incidents.columns
+                                  if res.incidents[c].dtype == object})
+    store.write_load(conn, IngestResult(**{**res.__dict__, "incidents": arrow}), path="p",
+                     content_sha256="h1")
+    pd.testing.assert_frame_equal(store.read_incidents(conn), res.incidents,
+                                  check_dtype=False)
+
+
+def test_a_load_in_chunks_compares_with_what_was_stored_before_it(conn):
+    """A chunked load of a source the store holds compares every chunk with the stored
+    versions; a source new to the store is not looked up, and its rows are all new."""
+    store.write_load(conn, result([{"ref": "A"}, {"ref": "B"}]), path="w1",
+                     content_sha256="1")
+    chunks = [result([{"ref": "A", "hour": 3}, {"ref": "C"}]),
+              result([{"ref": "D", "source": "other"}, {"ref": "B"}, {"ref": "E"}]),
+              result([{"ref": "F", "source": "other"}])]
+    got = store.write_load(conn, chunks, path="w2", content_sha256="2")
+    assert (got["inserted"], got["replaced"], got["unchanged"]) == (4, 1, 1)
+    back = store.read_incidents(conn)
+    assert back["ref"].tolist() == ["A", "B", "C", "E", "D", "F"]
+    assert back.set_index("ref").loc["A", "hour"] == 3
+
+
+def test_a_bulk_load_keeps_the_date_index(store_target):
+    """SQLite builds the date index after a bulk load's rows, in its transaction: there
+    after the load, and after one that failed."""
+    conn = store.connect(store_target)
+    store.write_load(conn, result([{"ref": f"R{i}"} for i in range(50)]), path="w1",
+                     content_sha256="1")
+    bad = result([{"ref": f"S{i}"} for i in range(400)])
+    bad.incidents.loc[300, "x"] = None
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.NotNullViolation)):
+        store.write_load(conn, bad, path="w2", content_sha256="2")
+    sql = ("SELECT count(*) FROM pg_indexes WHERE indexname = 'incidents_date'"
+           if store.is_server(store_target) else
+           "SELECT count(*) FROM sqlite_master WHERE name = 'incidents_date'")
+    assert conn.query(sql) == [(1,)]
+    if not store.is_server(store_target):
+        plan = conn.query("EXPLAIN QUERY PLAN SELECT * FROM incidents WHERE date = '2024-08-03'")
+        assert "incidents_date" in str(plan)
+    assert len(store.read_incidents(conn, start="2024-08-03", end="2024-08-03")) == 50
+    conn.close()

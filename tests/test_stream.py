@@ -152,3 +152,35 @@ def test_a_chunk_that_fails_leaves_the_store_as_it_was(tmp_path, cache, config, 
     again = jobs.ingest_files([path], config=config, store_file=db, cache=cache,
                               today=TODAY, chunk_rows=5)["files"][0]
     assert again["error"] is None and again["inserted"] == again["accepted"] > 0
+
+
+def test_another_writer_is_not_kept_waiting_while_a_file_is_read(tmp_path, cache, config,
+                                                                  monkeypatch):
+    """A streamed load reads and checks every chunk before it takes the store's write
+    lock: a decision recorded meanwhile (a writer that waits 0.2 s at most) goes in, and
+    the load is whole. The chunks' rows wait in a temporary folder, removed after."""
+    import tempfile
+
+    from hotspots.ingest import stream
+
+    path, db, spool = police_file(tmp_path), tmp_path / "s.sqlite", tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    real, calls = stream.to_incidents, []
+
+    def meanwhile(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # a chunk read after the load began
+            assert len(list(spool.iterdir())) == 1
+            with store.connection(db, timeout_s=0.2) as other:
+                store.write_meta(other, probe="recorded while the load read its file")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(stream, "to_incidents", meanwhile)
+    entry = jobs.ingest_files([path], config=config, store_file=db, cache=cache,
+                              today=TODAY, chunk_rows=5)["files"][0]
+    assert entry["error"] is None and len(calls) > 2
+    with store.connection(db) as conn:
+        assert store.read_meta(conn)["probe"] == "recorded while the load read its file"
+        assert len(store.read_incidents(conn)) == entry["inserted"] == entry["accepted"] > 0
+    assert not list(spool.iterdir())

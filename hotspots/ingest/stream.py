@@ -171,7 +171,12 @@ class _Numbering:
         k = table.num_rows
         pending = self.malformed[self.used:]
         skip = np.array([m[0] for m in pending], dtype=np.int64)
-        rows = np.setdiff1d(np.arange(self.next, self.next + k + len(skip)), skip)[:k]
+        rows = np.arange(self.next, self.next + k + len(skip))
+        if len(skip):  # the numbers less those set aside (np.setdiff1d, without its sort)
+            keep = np.ones(len(rows), dtype=bool)
+            keep[skip[(skip >= self.next) & (skip < rows[-1] + 1)] - self.next] = False
+            rows = rows[keep]
+        rows = rows[:k]
         mine = len(pending) if last or not k else int(np.searchsorted(skip, rows[-1]))
         frame = pd.DataFrame({h: pd.arrays.ArrowStringArray(table.column(h).combine_chunks())
                               for h in table.column_names})
@@ -201,6 +206,8 @@ class ChunkedIngest:
                         "mapping": mapping, "today": today}
         self.parts: list[IngestResult] = []
         self.accepted = self.unassigned = 0
+        #: whether the chunk last given is the file's last
+        self.last = False
 
     def __iter__(self) -> Iterator[IngestResult]:
         carry = Carry()
@@ -218,6 +225,7 @@ class ChunkedIngest:
             self.unassigned += int((res.incidents["lsoa_code"] == "").sum())
             if carry.last:
                 self.progress(2, f"{name}: writing {self.accepted:,} rows")
+            self.last = carry.last
             yield res
             # kept: what the report needs (problems, rejected rows), not the incidents
             self.parts.append(IngestResult(

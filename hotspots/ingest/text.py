@@ -108,5 +108,22 @@ def _factorize_text(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
             pd.Series(pd.arrays.ArrowStringArray(enc.dictionary), dtype=text.dtype))
 
 
+def few_values(column: pd.Series) -> pa.DictionaryArray | None:
+    """The dictionary encoding of Arrow-backed text without missing values whose distinct
+    values are few (a quarter of its rows at most; a column whose first thousand values
+    are mostly distinct is not encoded at all); else None."""
+    values = column.array
+    if not isinstance(values, pd.arrays.ArrowStringArray):
+        return None
+    arr = pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):  # a frame put together from parts
+        arr = arr.combine_chunks()
+    sample = arr.slice(0, 1000)
+    if arr.null_count or pc.count_distinct(sample).as_py() * 4 > len(sample):
+        return None
+    enc = pc.dictionary_encode(arr)
+    return enc if len(enc.dictionary) * 4 <= len(arr) else None
+
+
 def _constant(value: str, n: int) -> pd.arrays.ArrowStringArray:
     return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.large_string()), n))

@@ -6,9 +6,12 @@ on whichever backend the connection is.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..ingest import IngestResult
+from ..ingest.text import few_values
 from ..schema import INCIDENT_COLUMNS
 from .tasking import _now, _user
 
@@ -42,23 +46,15 @@ def _row_hash(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _column_hash(column: pd.Series, name: str) -> np.ndarray:
-    """Hash each value of ``column`` with pandas' hash.
-
-    Arrow text is dictionary-encoded (in C++) and each distinct value hashed once; the
-    reference, distinct nearly everywhere, is hashed as it is.
-    """
-    values = column.array
-    if isinstance(values, pd.arrays.ArrowStringArray):
-        arr = pa.array(values)
-        if isinstance(arr, pa.ChunkedArray):  # a frame put together from parts
-            arr = arr.combine_chunks()
-        if not arr.null_count:
-            enc = pc.dictionary_encode(arr)
-            uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
-                                      categorize=False)
-            return uniq[enc.indices.to_numpy(zero_copy_only=False)]
-    values = column.to_numpy()
-    return pd.util.hash_array(values, categorize=name != "ref")
+    """Hash each value of ``column`` with pandas' hash: Arrow text of few distinct values
+    dictionary-encoded (in C++) and each distinct value hashed once; the reference,
+    distinct nearly everywhere, hashed as it is."""
+    enc = few_values(column)
+    if enc is not None:
+        uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
+                                  categorize=False)
+        return uniq[enc.indices.to_numpy(zero_copy_only=False)]
+    return pd.util.hash_array(column.to_numpy(), categorize=name != "ref")
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:
@@ -124,8 +120,10 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
     Parameters
     ----------
     result : the export's result, or its chunks' results in order (a streamed file,
-        :class:`hotspots.ingest.stream.ChunkedIngest`: read as they are written, inside
-        the transaction, so a file of millions of rows never sits in memory whole).
+        :class:`hotspots.ingest.stream.ChunkedIngest`: every chunk is read and checked
+        first, its rows kept in a temporary Arrow file, so a file of millions of rows
+        never sits in memory whole and the write transaction holds the store only while
+        the rows are written).
     content_sha256 : the file's SHA-256.
     load_key : what makes two loads the same (the file with its mapping and the
         configuration; default ``content_sha256``). A key loaded before is not loaded again.
@@ -141,16 +139,75 @@ def write_load(conn, result: IngestResult | Iterable[IngestResult], *, path: str
     ``already_loaded`` (the earlier load of the same key, if any) and, when written, the
     file's ``read``, ``accepted``, ``rejected`` and ``unassigned`` rows.
     """
-    chunks = [result] if isinstance(result, IngestResult) else result
     load_key = load_key or content_sha256
+    if isinstance(result, IngestResult):
+        return _write_load(conn, [result], path=path, content_sha256=content_sha256,
+                           load_key=load_key, exported_at=exported_at,
+                           force_older=force_older, user=user)
+    prior = find_load(conn, load_key)
+    if prior is not None:  # nothing to read
+        return _already(prior)
+    with tempfile.TemporaryDirectory(prefix="hotspots-load-") as folder:
+        # every chunk read and checked before the write lock is taken: another writer (a
+        # decision recorded in the app) waits for the writing only
+        spooled = _spool(result, Path(folder))
+        return _write_load(conn, spooled, path=path, content_sha256=content_sha256,
+                           load_key=load_key, exported_at=exported_at,
+                           force_older=force_older, user=user)
+
+
+def _already(prior: dict) -> dict:
+    return {"load_id": None, "inserted": 0, "replaced": 0, "unchanged": prior["accepted"],
+            "kept_newer": [], "already_loaded": prior["load_id"]}
+
+
+def _spool(chunks: Iterable[IngestResult], folder: Path) -> list[IngestResult]:
+    """The chunks, each but the last (``chunks.last`` true: read as the last) with its
+    incidents written to an Arrow file in ``folder`` (memory holds one chunk's rows at
+    a time) and its ``incidents`` the file's path, for :func:`_unspool`."""
+    out = []
+    for i, res in enumerate(chunks):
+        if getattr(chunks, "last", False):
+            out.append(res)
+            continue
+        file = folder / f"chunk{i}.arrow"
+        # with the rows' hashes (they depend on the rows alone): not made under the lock
+        table = pa.Table.from_pandas(res.incidents, preserve_index=False).append_column(
+            "row_hash", pa.array(_row_hash(res.incidents)))
+        table = table.cast(pa.schema([  # as Arrow-backed pandas text holds it
+            f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
+            for f in table.schema]))
+        with pa.OSFile(str(file), "wb") as sink, pa.ipc.new_file(sink, table.schema) as ipc:
+            ipc.write_table(table)
+        out.append(dataclasses.replace(res, incidents=file))  # type: ignore[arg-type]
+        del res, table
+    return out
+
+
+def _unspool(res: IngestResult) -> IngestResult:
+    """A spooled chunk with its incidents (and their ``row_hash``) read back: text as
+    Arrow text, read in place (mapped, not copied)."""
+    if not isinstance(res.incidents, Path):
+        return res
+    with pa.memory_map(str(res.incidents)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    frame = pd.DataFrame({name: pd.arrays.ArrowStringArray(col.combine_chunks())
+                          if pa.types.is_large_string(col.type) else col.to_numpy()
+                          for name, col in zip(table.column_names, table.columns, strict=True)},
+                         copy=False)
+    return dataclasses.replace(res, incidents=frame)
+
+
+def _write_load(conn, chunks: Iterable[IngestResult], *, path: str, content_sha256: str,
+                load_key: str, exported_at: str, force_older: bool, user: str | None
+                ) -> dict:
+    """:func:`write_load` of results whose rows are read and checked."""
     with conn.transaction(load=True):
         prior = find_load(conn, load_key)  # inside: two loads of one file at once load once
         if prior is not None:
-            return {"load_id": None, "inserted": 0, "replaced": 0,
-                    "unchanged": prior["accepted"], "kept_newer": [],
-                    "already_loaded": prior["load_id"]}
+            return _already(prior)
         load_id, tally = None, _Tally()
-        for res in chunks:
+        for res in map(_unspool, chunks):
             if load_id is None:  # counted once every chunk is written
                 load_id = conn.insert(
                     "INSERT INTO loads (file, path, content_sha256, format, loaded_at, n_read, "
@@ -182,6 +239,20 @@ class _Tally:
                                 "unchanged", "unassigned", "agree", "has"), 0)
         self.kept: dict[tuple[int, str], int] = {}
         self.agreement: list[float | None] = []
+        #: per source met so far: whether the store had records of it when it was first
+        #: met (in the load's transaction, so only this load's rows can have come since,
+        #: and none of them twice: a repeated reference is rejected in any chunk)
+        self.had: dict[str, bool] = {}
+
+    def stored_before(self, conn, sources: pd.Series) -> np.ndarray:
+        """Whether each row's source had records in the store before this load."""
+        for source in sources.unique():
+            if source not in self.had:
+                self.had[source] = bool(conn.query(
+                    "SELECT 1 FROM incidents WHERE source = ? LIMIT 1", (source,)))
+        if len(self.had) == 1:
+            return np.full(len(sources), next(iter(self.had.values())), dtype=bool)
+        return sources.map(self.had).to_numpy(dtype=bool)
 
     def add(self, res: IngestResult, c: dict, unassigned: int) -> None:
         for key, value in (("read", res.n_read), ("accepted", len(res.incidents)),
@@ -211,15 +282,24 @@ def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_
                  tally: _Tally) -> None:
     """Write one export's (or one chunk's) incidents, problems and rejected rows."""
     inc = res.incidents
-    new_hash = _row_hash(inc)
-    old = conn.existing(inc[["source", "ref"]])  # source, ref, row_hash, exported_at, load_id
+    new_hash = (inc["row_hash"].to_numpy(dtype=np.int64) if "row_hash" in inc.columns
+                else _row_hash(inc))  # a spooled chunk's were made before
+    keys = inc[["source", "ref"]]
+    stored = tally.stored_before(conn, keys["source"])
+    # source, ref, row_hash, exported_at, load_id of the versions stored before this load
+    # (a source new to the store has none: its rows are not looked up)
+    old = conn.existing(keys if stored.all() else keys[stored]) if stored.any() else \
+        pd.DataFrame(columns=["source", "ref", "row_hash", "exported_at", "load_id"])
     c = _compare(old, inc, new_hash, exported_at, force_older)
     at, found, same, write = c["at"], c["found"], c["same"], c["write"]
     tally.add(res, c, int((inc["lsoa_code"] == "").sum()))  # no area of the finest layer
-    if write.any():
-        rows = inc.loc[write].assign(row_hash=new_hash[write], load_id=load_id,
-                                     exported_at=exported_at)
-        conn.upsert_incidents(rows[STORED_COLUMNS], replace=bool((found & write).any()))
+    if write.any():  # the rows to write, their columns not copied when all are written
+        every = bool(write.all())
+        rows = pd.DataFrame({c: inc[c] if every else inc[c].array[write]
+                             for c in INCIDENT_COLUMNS}, copy=False)
+        rows["row_hash"], rows["load_id"] = new_hash[write], load_id
+        rows["exported_at"] = exported_at
+        conn.upsert_incidents(rows, replace=bool((found & write).any()))
     # an unchanged version seen in a later export carries that export's date, so an
     # export dated between the two cannot revert it
     bump = np.zeros(len(inc), dtype=bool)

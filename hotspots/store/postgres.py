@@ -203,6 +203,7 @@ class PostgresStore:
         """Stored source, ref, row_hash, exported_at and load_id of these keys."""
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging_keys (source TEXT, ref TEXT)"
                           " ON COMMIT DELETE ROWS")
+        self.conn.execute("TRUNCATE staging_keys")  # an earlier chunk's keys of this load
         self._copy("staging_keys", keys)
         return self.frame("SELECT i.source, i.ref, i.row_hash, i.exported_at, i.load_id "
                           "FROM staging_keys k JOIN incidents i ON i.source = k.source AND "

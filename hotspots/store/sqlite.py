@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StoreError
+from ..ingest.text import few_values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS loads (
@@ -41,7 +42,6 @@ CREATE TABLE IF NOT EXISTS incidents (
     exported_at TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (source, ref)
 );
-CREATE INDEX IF NOT EXISTS incidents_date ON incidents(date);
 CREATE TABLE IF NOT EXISTS problems (
     load_id INTEGER NOT NULL REFERENCES loads(load_id), file TEXT NOT NULL,
     row INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
@@ -111,6 +111,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path, *, timeout_s: float):
         self.name, self.timeout_s = str(path), timeout_s
+        self._date_index_dropped = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s)
@@ -124,6 +125,7 @@ class SQLiteStore:
             had_meetings = self.conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'meetings'").fetchone()
             self.conn.executescript(SCHEMA)
+            self.conn.execute(DATE_INDEX)
             for table, column, decl in _ADDED:
                 have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
@@ -171,10 +173,15 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def transaction(self, *, load: bool = False) -> Iterator[None]:
-        """One write transaction, taken at once (BEGIN IMMEDIATE) so two writers queue."""
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so two writers queue.
+        The date index, if a bulk insert set it aside (:meth:`upsert_incidents`), is
+        built again before the commit, in the same transaction."""
+        self._date_index_dropped = False
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             yield
+            if self._date_index_dropped:
+                self.conn.execute(DATE_INDEX)
             self.conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if self.conn.in_transaction:
@@ -219,18 +226,43 @@ class SQLiteStore:
             self.conn.executemany("DELETE FROM incidents WHERE source = ? AND ref = ?",
                                   zip(rows["source"].tolist(), rows["ref"].tolist(),
                                       strict=True))
+        if (self.conn.in_transaction and not self._date_index_dropped
+                and len(rows) * BULK_FRACTION >= self._rows_estimate()):
+            # a bulk insert (a first load, say): the date index is built once at the end
+            # (1M rows: 0.4 s) rather than kept up row by row (1M rows: 2-5 s)
+            self.conn.execute("DROP INDEX IF EXISTS incidents_date")
+            self._date_index_dropped = True
         shared = {c: v for c in rows.columns if (v := _shared_value(rows[c])) is not None}
         bound = [c for c in rows.columns if c not in shared]
         sql = (f"INSERT INTO incidents ({', '.join(bound + list(shared))}) VALUES "
                f"({', '.join(['?'] * len(bound) + list(shared.values()))})")
         for start in range(0, len(rows), INSERT_BATCH):
             part = rows.iloc[start:start + INSERT_BATCH]
-            self.conn.executemany(sql, zip(*(part[c].to_numpy().tolist() for c in bound),
-                                           strict=True))
+            self.conn.executemany(sql, zip(*(_values(part[c]) for c in bound), strict=True))
+
+
+    def _rows_estimate(self) -> int:
+        """The incidents stored, or more (the largest rowid: no count of the table)."""
+        return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM incidents"
+                                     ).fetchone()[0])
 
 
 #: Rows bound per executemany: the rows' Python values exist for one batch at a time.
 INSERT_BATCH = 100_000
+#: An insert of at least 1/BULK_FRACTION of the rows stored builds the date index after
+#: its rows are in, not as they go in.
+BULK_FRACTION = 4
+DATE_INDEX = "CREATE INDEX IF NOT EXISTS incidents_date ON incidents(date)"
+
+
+def _values(column: pd.Series) -> list:
+    """The column's values as a list of Python values; Arrow text of few distinct values
+    as one Python string per distinct value, not one per row (less to make and free)."""
+    enc = few_values(column)
+    if enc is not None:
+        distinct = np.array(enc.dictionary.to_pylist(), dtype=object)
+        return distinct[enc.indices.to_numpy(zero_copy_only=False)].tolist()
+    return column.to_numpy().tolist()
 
 
 def _shared_value(column: pd.Series) -> str | None:
