@@ -13,6 +13,7 @@ import json
 import re
 import tempfile
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -234,10 +235,36 @@ def ranking(version: tuple, month: str, categories: tuple[str, ...] = ()) -> pac
 @st.cache_resource(show_spinner="Ranking the places...", max_entries=16)
 def _ranking(version: tuple, month: str, categories: tuple[str, ...],
              cell_size_m: float | None) -> pack.Ranking:
-    """Kept in memory as it is (not copied on each rerun): nothing may modify it."""
-    return pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
-                            period=month_period(month), categories=list(categories) or None,
-                            layers=layers(), cell_size_m=cell_size_m)
+    """Kept in memory as it is (not copied on each rerun): nothing may modify it. A set of
+    categories is ranked from the incidents a ranking of every category in memory read
+    (:func:`_every_category`), not read from the store again: the same rows, ranked by
+    the same code."""
+    within = _every_category(version, month) if categories else None
+    ranked = pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
+                              period=month_period(month), categories=list(categories) or None,
+                              layers=layers(), cell_size_m=cell_size_m, within=within)
+    if not categories:
+        with _rankings_read()[1]:
+            _rankings_read()[0][(version, month)] = weakref.ref(ranked)
+    return ranked
+
+
+@st.cache_resource
+def _rankings_read() -> tuple[dict, threading.Lock]:
+    """The rankings of every category in :func:`_ranking`'s cache, by store version and
+    month (weak references: gone when that cache drops them), and the lock guarding them."""
+    return {}, threading.Lock()
+
+
+def _every_category(version: tuple, month: str) -> pack.Ranking | None:
+    """A ranking of every category of ``month`` on ``version`` still in memory (any grid
+    cell size), else None."""
+    kept, lock = _rankings_read()
+    with lock:
+        for key in [k for k, ref in kept.items() if ref() is None]:
+            del kept[key]
+        ref = kept.get((version, month))
+    return ref() if ref is not None else None
 
 
 @st.cache_resource

@@ -181,17 +181,37 @@ class Ranking:
         return self.rk.places
 
 
+def _read_within(within: Ranking, period: Period | None, categories):
+    """Step 1 from a ranking of every category of the period (``within``) instead of the
+    store: its period, the incidents of ``categories`` (all: None) among those it read,
+    with the store's columns and order (:func:`hotspots.store.read_incidents` orders by
+    source and ref: a subset keeps that order), its decisions and meetings."""
+    if within.categories is not None or (period or within.period) != within.period:
+        raise ValueError(f"within must rank every category of {(period or within.period).label}"
+                         f": it ranks {within.categories or 'every category'} of "
+                         f"{within.period.label}.")
+    inc = within.rk.inc.drop(columns="unit")
+    if categories is not None:
+        inc = inc.loc[inc["category"].isin(list(categories)).to_numpy()].reset_index(drop=True)
+    return within.period, inc, within.decisions, within.meetings
+
+
 def rank_period(*, config: Config, store_file: str | Path | None = None,
                 cache: str | Path | None = None, top: int = 20, units: str = "places",
                 period: Period | None = None, categories: list[str] | None = None,
                 layers: dict[str, gpd.GeoDataFrame] | None = None,
-                cell_size_m: float | None = None) -> Ranking:
+                cell_size_m: float | None = None, within: Ranking | None = None) -> Ranking:
     """The ranked places of ``period`` (default: the latest complete month) for some
     ``categories`` or all, as :func:`build_pack` ranks them, on grid cells of
-    ``cell_size_m`` (default chosen by rule); nothing is written."""
+    ``cell_size_m`` (default chosen by rule); nothing is written. ``within``, a ranking of
+    every category of the period (any units and cells), gives the incidents, decisions
+    and meetings instead of the store (the same rows: a new set of categories is ranked
+    without reading the store again)."""
     if units not in UNIT_KINDS:
         raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
-    period, inc, decisions, meeting_list = _read_store(store_file, period, categories)
+    period, inc, decisions, meeting_list = (
+        _read_store(store_file, period, categories) if within is None
+        else _read_within(within, period, categories))
     layers = layers or geography.read_layers(config, cache=cache)
     rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top,
                cell_size_m=cell_size_m)
