@@ -39,7 +39,7 @@ from .series import (  # noqa: F401
     stream_label,
     streams_covering,
 )
-from .summary import Period, in_period, month_period
+from .summary import Period, in_periods, month_period
 from .timeprofile import NO_TIMES_NOTE, WEEKDAYS, patrol_windows, time_profile  # noqa: F401
 
 #: Columns of :func:`period_trends` (index: the unit).
@@ -199,7 +199,7 @@ def like_with_like(incidents: pd.DataFrame, periods: list[Period]
     >>> rows.tolist(), left
     ([True, True, False], [('policeuk', 'burglary')])
     """
-    return _like(_streams(incidents), [np.asarray(in_period(incidents, p)) for p in periods])
+    return _like(_streams(incidents), in_periods(incidents, periods))
 
 
 def _streams(incidents: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str]]]:
@@ -377,7 +377,7 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     units = incidents[unit]
     keep = (units.notna() & (units.astype(str).str.strip() != "")).to_numpy()
     periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
-    inside = {name: np.asarray(in_period(incidents, p)) for name, p in periods.items()}
+    inside = dict(zip(periods, in_periods(incidents, list(periods.values())), strict=True))
     streams = _streams(incidents)
     like_prev, _ = _like(streams, [inside["n"], inside["n_previous"]])
     like_year, _ = _like(streams, [inside["n"], inside["n_last_year"]])
