@@ -65,8 +65,9 @@ def _candidate_windows(max_hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Every run of weekdays x block of hours (the same for every place: built once per
     ``max_hours``, read-only), in the order of preference among windows of equal excess
     (fewer slots, then the earlier day, then the earlier hour): the slots each covers
-    (168 x candidates, bool), the same as float (candidates x 168: the counts they cover),
-    how many slots each covers and their specs ``(first day, n days, start hour, n hours)``.
+    (168 x candidates, bool), the same by number (candidates x the most slots, padded with
+    168), how many slots each covers and their specs ``(first day, n days, start hour,
+    n hours)``.
 
     A block starting at hour h0 on day d and running past midnight takes its later hours
     from day d + 1: it is day d's night.
@@ -83,10 +84,16 @@ def _candidate_windows(max_hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
         for d in range(d0, d0 + n_days):
             for hh in range(h0, h0 + n_hours):
                 masks[m, ((d + hh // 24) % 7) * 24 + hh % 24] = True
-    slots, weights, size = np.ascontiguousarray(masks.T), masks.astype(float), masks.sum(axis=1)
-    for a in (slots, weights, size):
+    size = masks.sum(axis=1)
+    # each candidate's slots by number, padded with 168 (a slot that counts nothing)
+    index = np.full((len(specs), int(size.max())), 7 * 24, dtype=np.intp)
+    for m, row in enumerate(masks):
+        slots_of = np.flatnonzero(row)
+        index[m, :len(slots_of)] = slots_of
+    slots = np.ascontiguousarray(masks.T)
+    for a in (slots, index, size):
         a.flags.writeable = False
-    return slots, weights, size, tuple(specs)
+    return slots, index, size, tuple(specs)
 
 
 def _window_label(d0: int, n_days: int, h0: int, n_hours: int) -> str:
@@ -160,8 +167,10 @@ def patrol_windows(profile: pd.DataFrame | ArrayLike, *, top: int = 2, max_hours
     total = flat.sum()
     if total == 0:
         return []
-    slots, weights, size, specs = _candidate_windows(int(max_hours))
-    covered = weights @ flat
+    slots, index, size, specs = _candidate_windows(int(max_hours))
+    # summed by gathering, not a matrix product: a BLAS call spins up threads that a busy
+    # machine makes wait (10 ms to 100 ms a place)
+    covered = np.append(flat, 0.0)[index].sum(axis=1)
     excess = covered - total * size / (7 * 24)
     # the candidates are in the order of preference among equal excess already (fewer
     # slots, earlier day, earlier hour): the first of the largest excess is the one
