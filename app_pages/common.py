@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from hotspots import auth, geography, jobs, pack, placecard, rank, selection, store, trends
+from hotspots import auth, geography, jobs, maps, pack, placecard, rank, selection, store, trends
 from hotspots.analysis import (
     CELL_RULE,
     GridSpec,
@@ -404,6 +404,20 @@ def window_start(month: str, months: int = 12) -> str:
 @st.cache_data(show_spinner=False)
 def land_area(config_path: str | None, cache: str):
     return geography.land_area(layers(), config())
+
+
+def areas_bounds(codes: tuple[str, ...] = ()) -> list[list[float]] | None:
+    """Where a map of the main layer's areas ``codes`` (none: every area) zooms to
+    (:func:`hotspots.maps.focus_bounds`), worked out once."""
+    return _areas_bounds(resolve_settings().config, geodata_cache(), codes)
+
+
+@st.cache_data(show_spinner=False)
+def _areas_bounds(config_path: str | None, cache: str, codes: tuple[str, ...]
+                  ) -> list[list[float]] | None:
+    areas = layers()[main_layer()].set_index("code").geometry
+    return maps.focus_bounds(areas.reindex(list(codes)).dropna().tolist() if codes
+                             else areas.tolist())
 
 
 def period_places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:

@@ -171,13 +171,12 @@ with st.expander("Map of hotspots and places", expanded=True):
         job = common.forecast(version, month, cats, start=False)
         failed = job is not None and job.done() and job.exception() is not None
         ready = job is not None and job.done() and not failed
-        areas = common.layers()[common.main_layer()].set_index("code").geometry
         # the place open, else the areas chosen, else the whole area
-        focus = ([rk.places.set_index("place_id").geometry[detail]] if detail else
-                 areas.reindex(list(wards)).dropna().tolist() if wards else areas.tolist())
+        bounds = (maps.focus_bounds([rk.places.set_index("place_id").geometry[detail]])
+                  if detail else common.areas_bounds(wards))
         page = maps.focus_map_html(common.tasking_map(version, month, cats, ready, cell),
                                    keep=ids if wards else None, selected=detail,
-                                   bounds=maps.focus_bounds(focus))
+                                   bounds=bounds)
         placemap.place_map(page, key="tasking_map", on_change=_map_picked)
         if failed:
             st.warning(f"No forecast layer: {job.exception()}")
