@@ -374,8 +374,9 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     if missing:
         raise ValueError(f"incidents has no column {missing[0]!r}; expected "
                          "hotspots.schema.INCIDENT_COLUMNS plus the unit column")
-    units = incidents[unit]
-    keep = (units.notna() & (units.astype(str).str.strip() != "")).to_numpy()
+    # each unit numbered once and its name checked once; counted by number below
+    code, names = pd.factorize(incidents[unit])  # no unit: -1
+    keep = np.append([str(u).strip() != "" for u in names], False).astype(bool)[code]
     periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
     inside = dict(zip(periods, in_periods(incidents, list(periods.values())), strict=True))
     streams = _streams(incidents)
@@ -385,10 +386,10 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
              "n_last_year": inside["n_last_year"] & like_year,
              "n_vs_previous": inside["n"] & like_prev, "n_vs_year": inside["n"] & like_year}
     borough = {name: int(mask.sum()) for name, mask in masks.items()}
-    counts = pd.DataFrame({name: incidents.loc[keep & mask, unit].value_counts()
+    counts = pd.DataFrame({name: np.bincount(code[keep & mask], minlength=len(names))
                            for name, mask in masks.items()},
-                          columns=list(masks)).fillna(0).astype(np.int64).sort_index()
-    counts.index.name = unit
+                          index=pd.Index(names, name=unit), columns=list(masks), dtype=np.int64)
+    counts = counts.loc[counts.to_numpy().any(axis=1)].sort_index()
     days = {name: p.days for name, p in periods.items()}
     out = counts[["n", "n_previous", "n_last_year"]].copy()
     now_p, now_y = counts["n_vs_previous"], counts["n_vs_year"]
