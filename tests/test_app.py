@@ -512,10 +512,13 @@ def _inside(bounds: list, lon: float, lat: float) -> bool:
 def test_a_place_card_opens_and_the_map_zooms_to_it(role, demo):
     import geopandas as gpd
 
+    from app_pages import common
+
     at = role()
     assert not _card(at)  # no card before a place is chosen
     table = _df(at, "main_categories")
     pid = table["place_id"].iloc[1]
+    common.wait_for_forecasts()  # started once the page was drawn: on the map from now
     at.selectbox(key="detail_place").set_value(pid).run()
     assert not at.exception, [e.value for e in at.exception]
     card = _card(at)
