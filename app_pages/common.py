@@ -13,6 +13,7 @@ import json
 import re
 import tempfile
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from hotspots import auth, geography, jobs, pack, placecard, rank, selection, store, trends
+from hotspots import auth, geography, jobs, maps, pack, placecard, rank, selection, store, trends
 from hotspots.analysis import (
     CELL_RULE,
     GridSpec,
@@ -234,10 +235,36 @@ def ranking(version: tuple, month: str, categories: tuple[str, ...] = ()) -> pac
 @st.cache_resource(show_spinner="Ranking the places...", max_entries=16)
 def _ranking(version: tuple, month: str, categories: tuple[str, ...],
              cell_size_m: float | None) -> pack.Ranking:
-    """Kept in memory as it is (not copied on each rerun): nothing may modify it."""
-    return pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
-                            period=month_period(month), categories=list(categories) or None,
-                            layers=layers(), cell_size_m=cell_size_m)
+    """Kept in memory as it is (not copied on each rerun): nothing may modify it. A set of
+    categories is ranked from the incidents a ranking of every category in memory read
+    (:func:`_every_category`), not read from the store again: the same rows, ranked by
+    the same code."""
+    within = _every_category(version, month) if categories else None
+    ranked = pack.rank_period(config=config(), store_file=version[0], cache=geodata_cache(),
+                              period=month_period(month), categories=list(categories) or None,
+                              layers=layers(), cell_size_m=cell_size_m, within=within)
+    if not categories:
+        with _rankings_read()[1]:
+            _rankings_read()[0][(version, month)] = weakref.ref(ranked)
+    return ranked
+
+
+@st.cache_resource
+def _rankings_read() -> tuple[dict, threading.Lock]:
+    """The rankings of every category in :func:`_ranking`'s cache, by store version and
+    month (weak references: gone when that cache drops them), and the lock guarding them."""
+    return {}, threading.Lock()
+
+
+def _every_category(version: tuple, month: str) -> pack.Ranking | None:
+    """A ranking of every category of ``month`` on ``version`` still in memory (any grid
+    cell size), else None."""
+    kept, lock = _rankings_read()
+    with lock:
+        for key in [k for k, ref in kept.items() if ref() is None]:
+            del kept[key]
+        ref = kept.get((version, month))
+    return ref() if ref is not None else None
 
 
 @st.cache_resource
@@ -260,15 +287,19 @@ def forecast_key(version: tuple, month: str, categories: tuple[str, ...]) -> tup
     return (*version[:3], *version[4:], month, categories)
 
 
-def forecast(version: tuple, month: str, categories: tuple[str, ...] = ()) -> Future:
+def forecast(version: tuple, month: str, categories: tuple[str, ...] = (), *,
+             start: bool = True) -> Future | None:
     """:func:`hotspots.pack.forecast_of` for :func:`ranking`, on a worker thread of its own
     (a set of categories new to the store runs its backtest first: seconds), so the page
     can show the table and the map before the forecast layer is ready. One job a key,
-    however many sessions ask."""
+    however many sessions ask. ``start=False``: the job if one was started, else None
+    (the page starts it once its table and map are drawn, which the job would slow)."""
     pool, running, lock = forecast_jobs()
     key = forecast_key(version, month, categories)
     with lock:
         if key not in running:
+            if not start:
+                return None
             running[key] = pool.submit(pack.forecast_of, ranking(version, month, categories),
                                        config=config(), store_file=version[0])
             for old in list(running)[:-16]:  # the latest sixteen are kept
@@ -304,7 +335,8 @@ def tasking_map(version: tuple, month: str, categories: tuple[str, ...],
     """The pack's interactive map (:func:`hotspots.pack.interactive_map`) of the ranking on
     grid cells of ``cell_size_m`` (:func:`cell_size`, part of the key), with the forecast
     layer (waiting for :func:`forecast`) or without."""
-    layer = forecast(version, month, categories).result() if with_forecast else None
+    job = forecast(version, month, categories) if with_forecast else None
+    layer = job.result() if job is not None else None
     return pack.interactive_map(_ranking(version, month, categories, cell_size_m),
                                 config=config(), layers=layers(), forecast=layer)
 
@@ -374,6 +406,20 @@ def land_area(config_path: str | None, cache: str):
     return geography.land_area(layers(), config())
 
 
+def areas_bounds(codes: tuple[str, ...] = ()) -> list[list[float]] | None:
+    """Where a map of the main layer's areas ``codes`` (none: every area) zooms to
+    (:func:`hotspots.maps.focus_bounds`), worked out once."""
+    return _areas_bounds(resolve_settings().config, geodata_cache(), codes)
+
+
+@st.cache_data(show_spinner=False)
+def _areas_bounds(config_path: str | None, cache: str, codes: tuple[str, ...]
+                  ) -> list[list[float]] | None:
+    areas = layers()[main_layer()].set_index("code").geometry
+    return maps.focus_bounds(areas.reindex(list(codes)).dropna().tolist() if codes
+                             else areas.tolist())
+
+
 def period_places(version: tuple, month: str, categories: tuple[str, ...]) -> gpd.GeoDataFrame:
     """The places of the ranking on screen (:func:`ranking`), every one found, with their
     shapes (EPSG:27700); not to be modified (kept in memory, not copied)."""
@@ -390,8 +436,12 @@ def window_incidents(version: tuple, month: str, categories: tuple[str, ...]
         inc = ranking(version, month, categories).rk.inc
     except HotspotsError:
         return incidents(version, start, end, categories or None)
-    # the store's own test (ISO date text, start <= date), in the store's order
-    return inc.loc[inc["date"].to_numpy() >= start].drop(columns="unit").reset_index(drop=True)
+    # the store's own test (ISO date text, start <= date), in the store's order; the place
+    # column deleted from the copy (a third of the time of selecting the others)
+    inc = inc.take(np.flatnonzero(inc["date"].to_numpy() >= start))
+    del inc["unit"]
+    inc.reset_index(drop=True, inplace=True)  # not a third copy
+    return inc
 
 
 @st.cache_data(show_spinner=False)

@@ -7,9 +7,10 @@ decision list and the downloads. Selecting a row of the table, a place on the ma
 place in the list opens its card (the pack's renderer).
 
 Nothing is written on a rerun: the ranking is kept in memory, the forecast layer is drawn
-when its backtest is ready (a worker thread; the map says so meanwhile and carries no
-forecast figure), and the packs are built when a download is asked for. On a narrow
-screen (a phone) the table shows fewer columns.
+when its backtest is ready (a worker thread started once the page is drawn, so as not to
+slow it; the map says so meanwhile and carries no forecast figure), and the packs are
+built when a download is asked for. On a narrow screen (a phone) the table shows fewer
+columns.
 """
 
 from __future__ import annotations
@@ -166,16 +167,16 @@ with st.expander("Map of hotspots and places", expanded=True):
     # chosen areas are drawn, and it zooms to the place open or the areas chosen
     detail = st.session_state.get("detail_place") or None
     if rk is not None:
-        job = common.forecast(version, month, cats)  # drawn after the table, when ready
-        failed = job.done() and job.exception() is not None
-        ready = job.done() and not failed
-        areas = common.layers()[common.main_layer()].set_index("code").geometry
+        # started at the end of the page (the table and map first), drawn when ready
+        job = common.forecast(version, month, cats, start=False)
+        failed = job is not None and job.done() and job.exception() is not None
+        ready = job is not None and job.done() and not failed
         # the place open, else the areas chosen, else the whole area
-        focus = ([rk.places.set_index("place_id").geometry[detail]] if detail else
-                 areas.reindex(list(wards)).dropna().tolist() if wards else areas.tolist())
+        bounds = (maps.focus_bounds([rk.places.set_index("place_id").geometry[detail]])
+                  if detail else common.areas_bounds(wards))
         page = maps.focus_map_html(common.tasking_map(version, month, cats, ready, cell),
                                    keep=ids if wards else None, selected=detail,
-                                   bounds=maps.focus_bounds(focus))
+                                   bounds=bounds)
         placemap.place_map(page, key="tasking_map", on_change=_map_picked)
         if failed:
             st.warning(f"No forecast layer: {job.exception()}")
@@ -186,7 +187,6 @@ with st.expander("Map of hotspots and places", expanded=True):
                 " (first a backtest scores the methods on these categories, once per set "
                 "of categories)") + ": it is added to the map when ready. Meanwhile the "
                 "map carries no forecast.")
-            _forecast_wait(job)
     else:
         meta = common.detect(version, month, cats, cell)
         st.iframe(Path(meta["files"]["map"]), height=520)
@@ -266,3 +266,5 @@ if rk is not None:
 else:
     c4.download_button("Places (GeoPackage)", Path(meta["files"]["gpkg"]).read_bytes(),
                        Path(meta["files"]["gpkg"]).name, export.MIME["gpkg"], key="dl_gpkg")
+if rk is not None and not ready and not failed:  # started by now (the page is drawn)
+    _forecast_wait(common.forecast(version, month, cats))

@@ -108,7 +108,8 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
     chosen by :func:`hotspots.analysis.resolve_spec`'s rule), compare each with the
     previous month and the year before (against the rest of the borough), count repeats,
     and rank them."""
-    cur = inc.loc[in_period(inc, period)].reset_index(drop=True)
+    now = in_period(inc, period)
+    cur = inc.loc[now].reset_index(drop=True)
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     area = geography.land_area(layers, config, cache=cache)
@@ -122,13 +123,14 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
                             "anywhere; see the area tables from `hotspots summarise`.")
     shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
-    inc = inc.assign(unit=assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes))
-    placed = inc.loc[inc["unit"] != ""]
+    inc = inc.copy(deep=False)  # the rows are not copied: only a column is added
+    inc["unit"] = assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes)
+    placed = (inc["unit"] != "").to_numpy()
     # every incident of the chosen categories, placed or not, makes the borough reference
     # that the trend label is judged against (rows in no place count there only)
     trends = period_trends(inc, period=period, unit="unit")
     n_tested = int((trends["n"] + trends["n_previous"] > 0).sum())
-    reps = repeat_summary(placed.loc[in_period(placed, period)], unit="unit")
+    reps = repeat_summary(inc.loc[placed & now], unit="unit")
     table = (places
              .join(trends[["n_previous", "n_last_year", "change_previous", "p_previous",
                            "expected", "p_borough", "p_adjusted", "reference", "trend"]]
@@ -147,7 +149,7 @@ def _patrol_windows(rk: Ranked, period: Period) -> list[str]:
     """Each ranked place's patrol windows, as its card finds them (the period's timed
     incidents in the place, :func:`hotspots.trends.patrol_windows`)."""
     ids = rk.ranked["place_id"].tolist()
-    inc = rk.inc.loc[rk.inc["unit"].isin(ids)]
+    inc = rk.inc.loc[rk.inc["unit"].isin(ids).to_numpy(), ["source", "date", "hour", "unit"]]
     now = inc.loc[in_period(inc, period)] if len(inc) else inc
     by_place = dict(tuple(now.groupby("unit", sort=False)))
     out = []
@@ -181,17 +183,39 @@ class Ranking:
         return self.rk.places
 
 
+def _read_within(within: Ranking, period: Period | None, categories):
+    """Step 1 from a ranking of every category of the period (``within``) instead of the
+    store: its period, the incidents of ``categories`` (all: None) among those it read,
+    with the store's columns and order (:func:`hotspots.store.read_incidents` orders by
+    source and ref: a subset keeps that order), its decisions and meetings."""
+    if within.categories is not None or (period or within.period) != within.period:
+        raise ValueError(f"within must rank every category of {(period or within.period).label}"
+                         f": it ranks {within.categories or 'every category'} of "
+                         f"{within.period.label}.")
+    inc = within.rk.inc
+    inc = inc.take(np.arange(len(inc)) if categories is None else
+                   np.flatnonzero(inc["category"].isin(list(categories)).to_numpy()))
+    del inc["unit"]  # a copy's own column (a third of the time of selecting the others)
+    inc.reset_index(drop=True, inplace=True)
+    return within.period, inc, within.decisions, within.meetings
+
+
 def rank_period(*, config: Config, store_file: str | Path | None = None,
                 cache: str | Path | None = None, top: int = 20, units: str = "places",
                 period: Period | None = None, categories: list[str] | None = None,
                 layers: dict[str, gpd.GeoDataFrame] | None = None,
-                cell_size_m: float | None = None) -> Ranking:
+                cell_size_m: float | None = None, within: Ranking | None = None) -> Ranking:
     """The ranked places of ``period`` (default: the latest complete month) for some
     ``categories`` or all, as :func:`build_pack` ranks them, on grid cells of
-    ``cell_size_m`` (default chosen by rule); nothing is written."""
+    ``cell_size_m`` (default chosen by rule); nothing is written. ``within``, a ranking of
+    every category of the period (any units and cells), gives the incidents, decisions
+    and meetings instead of the store (the same rows: a new set of categories is ranked
+    without reading the store again)."""
     if units not in UNIT_KINDS:
         raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
-    period, inc, decisions, meeting_list = _read_store(store_file, period, categories)
+    period, inc, decisions, meeting_list = (
+        _read_store(store_file, period, categories) if within is None
+        else _read_within(within, period, categories))
     layers = layers or geography.read_layers(config, cache=cache)
     rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top,
                cell_size_m=cell_size_m)

@@ -39,7 +39,7 @@ from .series import (  # noqa: F401
     stream_label,
     streams_covering,
 )
-from .summary import Period, in_period, month_period
+from .summary import Period, in_periods, month_period
 from .timeprofile import NO_TIMES_NOTE, WEEKDAYS, patrol_windows, time_profile  # noqa: F401
 
 #: Columns of :func:`period_trends` (index: the unit).
@@ -199,11 +199,25 @@ def like_with_like(incidents: pd.DataFrame, periods: list[Period]
     >>> rows.tolist(), left
     ([True, True, False], [('policeuk', 'burglary')])
     """
-    streams = pd.MultiIndex.from_arrays([incidents["source"].astype(str),
-                                         incidents["category"].astype(str)])
-    present = [set(streams[np.asarray(in_period(incidents, p))].unique()) for p in periods]
+    return _like(_streams(incidents), in_periods(incidents, periods))
+
+
+def _streams(incidents: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Each row's stream as a number, and the streams ``(source, category)`` by number."""
+    source, sources = pd.factorize(incidents["source"].astype(str))
+    category, categories = pd.factorize(incidents["category"].astype(str))
+    return (source * len(categories) + category,
+            [(s, c) for s in sources for c in categories])
+
+
+def _like(streams: tuple[np.ndarray, list[tuple[str, str]]], inside: list[np.ndarray]
+          ) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """:func:`like_with_like` of the rows of :func:`_streams` inside each period."""
+    code, names = streams
+    present = [set(np.unique(code[mask]).tolist()) for mask in inside]
     every = set.intersection(*present)
-    return np.asarray(streams.isin(list(every))), sorted(set.union(*present) - every)
+    return (np.isin(code, list(every)),
+            sorted(names[c] for c in set.union(*present) - every))
 
 
 def left_out(incidents: pd.DataFrame, period: Period) -> dict[str, list[tuple[str, str]]]:
@@ -360,20 +374,22 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     if missing:
         raise ValueError(f"incidents has no column {missing[0]!r}; expected "
                          "hotspots.schema.INCIDENT_COLUMNS plus the unit column")
-    units = incidents[unit]
-    keep = (units.notna() & (units.astype(str).str.strip() != "")).to_numpy()
+    # each unit numbered once and its name checked once; counted by number below
+    code, names = pd.factorize(incidents[unit])  # no unit: -1
+    keep = np.append([str(u).strip() != "" for u in names], False).astype(bool)[code]
     periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
-    inside = {name: np.asarray(in_period(incidents, p)) for name, p in periods.items()}
-    like_prev, _ = like_with_like(incidents, [period, periods["n_previous"]])
-    like_year, _ = like_with_like(incidents, [period, periods["n_last_year"]])
+    inside = dict(zip(periods, in_periods(incidents, list(periods.values())), strict=True))
+    streams = _streams(incidents)
+    like_prev, _ = _like(streams, [inside["n"], inside["n_previous"]])
+    like_year, _ = _like(streams, [inside["n"], inside["n_last_year"]])
     masks = {"n": inside["n"], "n_previous": inside["n_previous"] & like_prev,
              "n_last_year": inside["n_last_year"] & like_year,
              "n_vs_previous": inside["n"] & like_prev, "n_vs_year": inside["n"] & like_year}
     borough = {name: int(mask.sum()) for name, mask in masks.items()}
-    counts = pd.DataFrame({name: incidents.loc[keep & mask, unit].value_counts()
+    counts = pd.DataFrame({name: np.bincount(code[keep & mask], minlength=len(names))
                            for name, mask in masks.items()},
-                          columns=list(masks)).fillna(0).astype(np.int64).sort_index()
-    counts.index.name = unit
+                          index=pd.Index(names, name=unit), columns=list(masks), dtype=np.int64)
+    counts = counts.loc[counts.to_numpy().any(axis=1)].sort_index()
     days = {name: p.days for name, p in periods.items()}
     out = counts[["n", "n_previous", "n_last_year"]].copy()
     now_p, now_y = counts["n_vs_previous"], counts["n_vs_year"]

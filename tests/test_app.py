@@ -108,13 +108,26 @@ def test_every_page_runs_with_its_widgets(role):
         assert "Traceback" not in str([m.value for m in at.markdown])
 
 
-def test_filter_change_changes_the_ranked_table(role, layers):
+def test_filter_change_changes_the_ranked_table(role, layers, cache):
+    from app_pages import common
+    from hotspots.config import load_config
+    from hotspots.pack import rank_period
+    from hotspots.summary import month_period
+
     at = role()
     before = _df(at, "main_categories")
     at.sidebar.multiselect(key="f_categories").set_value(["nox_sighting"]).run()
     assert not at.exception
     after = _df(at, "main_categories")
     assert not before.equals(after)
+    # ranked from the incidents the ranking of every category read (kept in memory), as
+    # the pack ranks them from the store
+    assert common._every_category(common.store_version(), "2024-08") is not None
+    read = rank_period(config=load_config(), store_file=os.environ["HOTSPOTS_STORE"],
+                       cache=cache, layers=layers, period=month_period("2024-08"),
+                       categories=["nox_sighting"]).ranked
+    for column in ("place_id", "n", "score", "trend_label", "patrol_windows"):
+        assert after[column].tolist() == read[column].tolist(), column
     # one ranking: the pack's score, its components beside it
     for table in (before, after):
         assert table["rank"].tolist() == list(range(1, len(table) + 1))
@@ -499,10 +512,13 @@ def _inside(bounds: list, lon: float, lat: float) -> bool:
 def test_a_place_card_opens_and_the_map_zooms_to_it(role, demo):
     import geopandas as gpd
 
+    from app_pages import common
+
     at = role()
     assert not _card(at)  # no card before a place is chosen
     table = _df(at, "main_categories")
     pid = table["place_id"].iloc[1]
+    common.wait_for_forecasts()  # started once the page was drawn: on the map from now
     at.selectbox(key="detail_place").set_value(pid).run()
     assert not at.exception, [e.value for e in at.exception]
     card = _card(at)

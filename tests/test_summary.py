@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 import shapely
 
-from hotspots.summary import Period, area_summary, in_period, month_period, parse_period
+from hotspots.summary import (
+    Period,
+    area_summary,
+    in_period,
+    in_periods,
+    month_period,
+    parse_period,
+)
 
 
 def areas():
@@ -46,6 +53,26 @@ def test_month_only_rows_need_their_whole_month_inside():
                      {"date": "2024-08-05", "lsoa_code": "A"}])
     assert in_period(inc, month_period("2024-08")).tolist() == [True, True]
     assert in_period(inc, parse_period("2024-08-01", "2024-08-14")).tolist() == [False, True]
+
+
+def test_periods_share_one_reading_of_the_dates():
+    """in_periods answers for several periods at once (each distinct date read once) as
+    in_period does for each: a row without a date is in none, police.uk rows need their
+    whole month, dates with a time of day or a time zone count by their day there."""
+    rows = [{"date": d, "source": s, "lsoa_code": "A"} for d, s in [
+        ("2024-08-01", "policeuk"), ("2024-08-05", "asb"), ("2024-07-31", "asb"),
+        ("2024-07-01", "policeuk"), (None, "asb"), ("2024-08-05", "asb")]]
+    inc = incidents(rows)
+    periods = [month_period("2024-08"), month_period("2024-07"),
+               parse_period("2024-07-15", "2024-08-14")]
+    want = [[True, True, False, False, False, True], [False, False, True, True, False, False],
+            [False, True, True, False, False, True]]
+    assert [m.tolist() for m in in_periods(inc, periods)] == want
+    assert [in_period(inc, p).tolist() for p in periods] == want
+    timed = inc.assign(date=pd.to_datetime(inc["date"]) + pd.Timedelta(hours=23))
+    zoned = timed.assign(date=timed["date"].dt.tz_localize("Europe/London"))
+    for frame in (timed, zoned):
+        assert [m.tolist() for m in in_periods(frame, periods)] == want
 
 
 def test_counts_density_repeats_change_and_rank(config):

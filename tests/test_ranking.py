@@ -1,0 +1,66 @@
+"""The period's ranking (hotspots.ranking.rank_period, what the pack and the app's Tasking
+page show): a set of categories ranked from the incidents a ranking of every category
+read (the app's in-memory path) gives the very tables the store's rows give (the pack's
+path)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hotspots.cli import main
+from hotspots.config import load_config
+from hotspots.ranking import rank_period
+from hotspots.summary import month_period
+
+PERIOD = month_period("2024-08")
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory, cache) -> str:
+    """A demo store: the police.uk rows and 6,000 synthetic council incidents."""
+    root = tmp_path_factory.mktemp("ranking")
+    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
+                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    return str(root / "d" / "hotspots.sqlite")
+
+
+@pytest.mark.parametrize("categories, units", [
+    (["nox_sighting"], "places"),
+    (["asb_nuisance", "drug_dealing"], "places"),
+    (["asb_nuisance", "drug_dealing", "drug_use"], "cells"),
+    (["drug_use"], "lsoa"),
+])
+def test_categories_ranked_in_memory_as_from_the_store(demo_store, cache, layers, categories,
+                                                       units):
+    cfg = load_config()
+    common = {"config": cfg, "store_file": demo_store, "cache": cache, "layers": layers,
+              "categories": categories, "units": units}
+    every = rank_period(config=cfg, store_file=demo_store, cache=cache, layers=layers,
+                        period=PERIOD, cell_size_m=150.0)  # another grid: the rows count
+    read = rank_period(period=PERIOD, **common)
+    kept = rank_period(within=every, **common)
+    assert 0 < len(kept.rk.inc) < len(every.rk.inc)
+    assert set(kept.rk.inc["category"]) == set(categories)
+    assert kept.period == read.period and kept.categories == read.categories
+    assert kept.rk.grid == read.rk.grid and kept.rk.n_tested == read.rk.n_tested
+    for name in ("inc", "cur", "places", "trends", "ranked"):
+        pd.testing.assert_frame_equal(getattr(kept.rk, name), getattr(read.rk, name),
+                                      check_exact=True, obj=name)
+    assert len(read.ranked) and "patrol_windows" in read.ranked
+    pd.testing.assert_frame_equal(kept.decisions, read.decisions)
+    assert kept.meetings == read.meetings
+
+
+def test_within_must_rank_every_category_of_the_period(demo_store, cache, layers):
+    cfg = load_config()
+    some = rank_period(config=cfg, store_file=demo_store, cache=cache, layers=layers,
+                       period=PERIOD, categories=["nox_sighting"])
+    with pytest.raises(ValueError, match="every category"):
+        rank_period(config=cfg, cache=cache, layers=layers, categories=["nox_sighting"],
+                    within=some)
+    every = rank_period(config=cfg, store_file=demo_store, cache=cache, layers=layers,
+                        period=PERIOD)
+    with pytest.raises(ValueError, match="every category of 2024-07"):
+        rank_period(config=cfg, cache=cache, layers=layers, period=month_period("2024-07"),
+                    within=every)
