@@ -127,8 +127,12 @@ def outline(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None,
     4,994 LSOAs: 0.03 s, not union_all's 0.5 s)."""
     def build(geoms, tol):
         parts = np.asarray(simplified(areas, tolerance_m=tol, cache=cache).geometry.values)
-        whole = shapely.coverage_union_all(parts)
-        # polygons that overlap (a layer that is not a clean coverage) need the full union
+        # polygons that overlap (a layer that is not a clean coverage) need the full union:
+        # the coverage union gives an invalid shape, or raises (a polygon given twice)
+        try:
+            whole = shapely.coverage_union_all(parts)
+        except shapely.errors.GEOSException:
+            return shapely.union_all(parts)
         return whole if shapely.is_valid(whole) else shapely.union_all(parts)
     return _memo("outline", areas, tolerance_m, build)
 
