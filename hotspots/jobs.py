@@ -200,7 +200,8 @@ def _kept_grids(area, sizes, *, cache: str | Path | None = None
     each kept in ``<cache>/derived/`` as GeoParquet, named by the area's WKB and CRS, the
     size and :data:`_GRID_VERSION`, and read back by the next process (the same cells to
     the bit): a 50 m grid of London (641,000 cells) takes 4 CPU s to make and 1 s to read.
-    A file that cannot be read or written is made again or not kept (logged)."""
+    A file that cannot be read or written is made again or not kept (logged); a cache
+    folder that does not exist is not created."""
     geom, crs = area_geometry(area)
     digest = hashlib.sha256(shapely.to_wkb(geom) + crs.to_wkt().encode()).hexdigest()[:24]
     out = {}
@@ -216,7 +217,7 @@ def _kept_grids(area, sizes, *, cache: str | Path | None = None
         if grid is None:
             grid = make_grid(geom, cell_size_m=s, crs=crs)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(exist_ok=True)  # in the cache, never a new cache
                 tmp = path.with_suffix(f".part-{os.getpid()}")
                 grid.to_parquet(tmp)
                 os.replace(tmp, path)

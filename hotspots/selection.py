@@ -37,20 +37,28 @@ def choose_areas(layer: pd.DataFrame, wanted: Iterable[str], *, kind: str = "are
                  option: str = "--areas") -> tuple[list[str], str]:
     """The codes of the areas of ``layer`` (``code``, ``name``) named in ``wanted`` by code
     or name (any case), and the names joined for a heading: what the app's area filter
-    chooses, for a command. An unknown one is refused with the nearest names."""
-    by_key = {str(k).casefold(): (c, n) for c, n in zip(layer["code"], layer["name"],
-                                                         strict=True) for k in (c, n)}
+    chooses, for a command. An unknown one is refused with the nearest names, a name
+    that several areas share with their codes."""
+    by_key: dict[str, list] = {}
+    for c, n in zip(layer["code"], layer["name"], strict=True):
+        for k in {str(c).casefold(), str(n).casefold()}:
+            by_key.setdefault(k, []).append((c, n))
     codes, names = [], []
     for w in (w.strip() for w in wanted):
         if not w:
             continue
-        if w.casefold() not in by_key:
+        found = by_key.get(w.casefold(), [])
+        if len(found) > 1:  # ward names repeat across London
+            raise HotspotsError(f"{option}: {w!r} names {len(found)} {kind}s ("
+                                f"{', '.join(str(c) for c, _ in found)}); give the code of "
+                                "the one meant.")
+        if not found:
             near = difflib.get_close_matches(w, list(layer["name"].astype(str)), n=3)
             hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
             raise HotspotsError(
                 f"{option}: {w!r} is not a {kind} of this area; {hint}give {kind} codes or "
                 f"names as `hotspots summarise --level {kind}` lists them.")
-        code, name = by_key[w.casefold()]
+        code, name = found[0]
         if code not in codes:
             codes.append(code)
             names.append(str(name))

@@ -84,7 +84,7 @@ def _memo(kind: str, areas: gpd.GeoDataFrame, tolerance_m: float | None, build):
 def _coverage_simplify(geoms: np.ndarray, tol: float, cache: str | Path | None) -> np.ndarray:
     """``shapely.coverage_simplify``, read from ``<cache>/derived/`` when these polygons
     (by their WKB) were simplified by ``tol`` with this GEOS before, else kept there (a
-    read-only cache is left as it is)."""
+    read-only or absent cache is left as it is)."""
     if cache is None:
         return shapely.coverage_simplify(geoms, tol)
     ident = hashlib.sha256(f"{tol!r} {shapely.geos_version_string}".encode())
@@ -100,7 +100,7 @@ def _coverage_simplify(geoms: np.ndarray, tol: float, cache: str | Path | None) 
             log.warning("simplified layer %s unreadable (%s); simplifying again", path, exc)
     out = shapely.coverage_simplify(geoms, tol)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(exist_ok=True)  # in the cache, never a new cache
         tmp = path.with_suffix(f".part-{os.getpid()}")
         tmp.write_bytes(shapely.to_wkb(shapely.geometrycollections(out)))
         os.replace(tmp, path)
@@ -127,8 +127,12 @@ def outline(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None,
     4,994 LSOAs: 0.03 s, not union_all's 0.5 s)."""
     def build(geoms, tol):
         parts = np.asarray(simplified(areas, tolerance_m=tol, cache=cache).geometry.values)
-        whole = shapely.coverage_union_all(parts)
-        # polygons that overlap (a layer that is not a clean coverage) need the full union
+        # polygons that overlap (a layer that is not a clean coverage) need the full union:
+        # the coverage union gives an invalid shape, or raises (a polygon given twice)
+        try:
+            whole = shapely.coverage_union_all(parts)
+        except shapely.errors.GEOSException:
+            return shapely.union_all(parts)
         return whole if shapely.is_valid(whole) else shapely.union_all(parts)
     return _memo("outline", areas, tolerance_m, build)
 

@@ -401,3 +401,17 @@ def test_missing_shapes_give_empty_coordinates_and_null_geometry(tmp_path):
     features = json.loads(export.table_bytes(table, "geojson"))["features"]
     assert [f["properties"]["n"] for f in features] == [1, 2, 3]
     assert features[0]["geometry"]["type"] == "Polygon" and features[1]["geometry"] is None
+
+
+def test_xlsx_refuses_a_table_longer_than_a_sheet(tmp_path, monkeypatch):
+    # XlsxWriter leaves out, in silence, the cells below Excel's last row (1,048,576): a
+    # longer table is refused, naming the sheet and the format that holds it
+    from hotspots.export import sheets
+
+    assert sheets._XLSX_MAX_ROWS == 1_048_576
+    monkeypatch.setattr(sheets, "_XLSX_MAX_ROWS", 3)
+    write_xlsx({"S": pd.DataFrame({"a": [1, 2]})}, tmp_path / "ok.xlsx")  # header + 2 rows
+    with pytest.raises(ValueError, match=r"sheets\['S'\] has 3 rows; a sheet holds 2 "
+                                         r"below its header: write it as csv"):
+        write_xlsx({"S": pd.DataFrame({"a": [1, 2, 3]})}, tmp_path / "long.xlsx")
+    assert not (tmp_path / "long.xlsx").exists()

@@ -286,3 +286,16 @@ def test_grids_are_kept_and_read_back_to_the_bit(tmp_path, caplog):
     assert all(np.array_equal(a.parent[s], b.parent[s]) for s in (50.0, 100.0))
     with pytest.raises(ValueError, match="not the cell_sizes"):
         fc.bin_incidents(inc, area, cell_sizes=(50.0,), grids=again)
+
+
+def test_grids_are_not_kept_without_a_geodata_cache(tmp_path):
+    # a cache folder that does not exist (forecast_for's default, geodata/cache under the
+    # working folder, when run from elsewhere) is not created to keep a grid in
+    from hotspots.grid import make_grid
+    from hotspots.jobs import _kept_grids
+
+    area = shapely.box(0, 0, 300, 300)
+    got = _kept_grids(area, (50.0,), cache=tmp_path / "absent")
+    assert not (tmp_path / "absent").exists()
+    assert got[50.0].drop(columns="geometry").equals(
+        make_grid(area, cell_size_m=50.0).drop(columns="geometry"))

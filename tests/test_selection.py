@@ -81,3 +81,18 @@ def test_a_share_whose_count_is_missing_never_reaches_partners():
     table = pd.DataFrame({"rank": [1], "place_id": ["A"], "n": [40],
                           "repeat_location_share": [0.1]})
     assert "repeat_location_share" not in partner_table(table).columns
+
+
+def test_choose_areas_refuses_a_name_two_areas_share():
+    """Ward names repeat across London (two boroughs have an "Abbey"): a name that two
+    areas share is refused with their codes, never one of them picked in silence."""
+    import pytest
+
+    from hotspots.errors import HotspotsError
+
+    layer = pd.DataFrame({"code": ["E05000026", "E05013807", "E05000001"],
+                          "name": ["Abbey", "Abbey", "Bow East"]})
+    assert selection.choose_areas(layer, ["e05013807", "bow east"], kind="ward") == (
+        ["E05013807", "E05000001"], "Abbey, Bow East")
+    with pytest.raises(HotspotsError, match=r"'abbey' names 2 wards \(E05000026, E05013807\)"):
+        selection.choose_areas(layer, ["abbey"], kind="ward")

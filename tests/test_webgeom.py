@@ -145,3 +145,20 @@ def test_outline_of_overlapping_polygons_is_their_union():
                                       shapely.box(0, 100, 100, 200)], crs=27700)
     got = webgeom.outline(over, tolerance_m=1)
     assert got.is_valid and got.equals(shapely.union_all(over.geometry.values))
+
+
+def test_outline_of_a_layer_with_a_repeated_polygon_is_their_union():
+    """A boundary file with a feature given twice is not a coverage: the coverage union
+    raises on it (GEOS refuses overlapping inputs) where the full union draws it."""
+    twice = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100), shapely.box(0, 0, 100, 100),
+                                       shapely.box(100, 0, 200, 100)], crs=27700)
+    got = webgeom.outline(twice, tolerance_m=1)
+    assert got.is_valid and got.equals(shapely.box(0, 0, 200, 100))
+
+
+def test_simplified_layer_is_not_kept_without_a_geodata_cache(tmp_path):
+    areas = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100),
+                                       shapely.box(100, 0, 200, 100)], crs=27700)
+    webgeom._CACHE.clear()
+    got = webgeom.simplified(areas, tolerance_m=3, cache=tmp_path / "absent")
+    assert not (tmp_path / "absent").exists() and len(got) == 2

@@ -26,6 +26,8 @@ from .headings import Column, sheet_columns
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 _ILLEGAL_XML = re.compile(r"[\000-\010\013\014\016-\037]")
 _XLSX_MAX_TEXT = 32767
+#: Excel's rows a sheet, the header's included: XlsxWriter leaves out any cell below.
+_XLSX_MAX_ROWS = 1_048_576
 _CARRIAGE_RETURN = re.compile(r"\r\n?")
 #: Widths of XLSX columns, in characters: a heading longer than _HEADING_WIDTH wraps.
 _MIN_WIDTH, _MAX_WIDTH, _HEADING_WIDTH = 8, 60, 22
@@ -216,7 +218,8 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
     Parameters
     ----------
     sheets : sheet name (1-31 characters, none of ``[]:*?/\``) -> table, in sheet order;
-        tables are not modified.
+        tables are not modified; a table longer than a sheet (1,048,575 rows below the
+        header) is refused (ValueError), never cut short.
     out : the file to write (replaced if it exists), or a binary buffer to write to.
     labels : taxonomy key -> label, for the headings of ``n_<category>`` columns.
 
@@ -229,6 +232,10 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], out: str | Path | BinaryIO, *,
 
     _check_sheets(sheets)
     frames = {name: _frame(frame, f"sheets['{name}']") for name, frame in sheets.items()}
+    for name, frame in frames.items():
+        if len(frame) >= _XLSX_MAX_ROWS:
+            raise ValueError(f"sheets['{name}'] has {len(frame):,} rows; a sheet holds "
+                             f"{_XLSX_MAX_ROWS - 1:,} below its header: write it as csv.")
     target = out if not isinstance(out, str | Path) else Path(out)
     # write_string etc. only; these options also keep write() from reading text as a
     # formula, a number or a link should it ever be called
