@@ -301,7 +301,8 @@ def forecast(version: tuple, month: str, categories: tuple[str, ...] = (), *,
             if not start:
                 return None
             running[key] = pool.submit(pack.forecast_of, ranking(version, month, categories),
-                                       config=config(), store_file=version[0])
+                                       config=config(), store_file=version[0],
+                                       cache=geodata_cache())
             for old in list(running)[:-16]:  # the latest sixteen are kept
                 running.pop(old, None)
         return running[key]

@@ -216,13 +216,13 @@ def _partner_view(rk: Ranked, tasked, *, config: Config, layers, main: str,
     return ranked_out, tasked_out
 
 
-def _maps(ranking: Ranking, *, config: Config, layers, partner: bool, store_file,
+def _maps(ranking: Ranking, *, config: Config, layers, partner: bool, store_file, cache,
           map_name: str, forecast, n_incidents: int, where: str) -> tuple[str, str]:
     """Step 8: the printed map (static, with insets) and the interactive map page."""
     rk, period = ranking.rk, ranking.period
     if not partner and forecast is None:
         # the same forecast cells as `hotspots detect` draws and the app shows
-        forecast = forecast_of(ranking, config=config, store_file=store_file)
+        forecast = forecast_of(ranking, config=config, store_file=store_file, cache=cache)
     interactive = interactive_map(ranking, config=config, layers=layers, partner=partner,
                                   forecast=forecast)
     places = None if partner else rk.ranked
@@ -360,7 +360,8 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
     stem = period.label + ("" if units == "places" else f"_{units}") + (
         "_partner" if partner else "")
     map_part, page_map = _maps(ranking, config=config, layers=layers, partner=partner,
-                               store_file=store_file, map_name=f"pack_{stem}_map.html",
+                               store_file=store_file, cache=cache,
+                               map_name=f"pack_{stem}_map.html",
                                forecast=forecast, n_incidents=n_incidents, where=where)
     title = f"{config.name} tasking pack: {period.label}" + (
         f", {where}" if where else "") + (" (partner version)" if partner else "")

@@ -224,13 +224,14 @@ def rank_period(*, config: Config, store_file: str | Path | None = None,
                    meetings=meeting_list, rk=rk)
 
 
-def forecast_of(ranking: Ranking, *, config: Config, store_file=None
-                ) -> tuple[gpd.GeoDataFrame, dict]:
+def forecast_of(ranking: Ranking, *, config: Config, store_file=None,
+                cache: str | Path | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """The forecast layer the full pack's map draws (:func:`hotspots.jobs.forecast_for`:
-    the backtest kept in the store, run once if missing) and what its legend says."""
+    the backtest kept in the store, run once if missing; its grids kept in the geodata
+    ``cache``) and what its legend says."""
     forecast, backtest = forecast_for(config=config, period=ranking.period,
                                       area=ranking.rk.area, store_file=store_file,
-                                      categories=ranking.categories)
+                                      categories=ranking.categories, cache=cache)
     return forecast, {"forecast": forecast_meta(forecast, backtest, ranking.period),
                       "concentrated_now": backtest.get("concentrated_now", {})}
 
