@@ -139,29 +139,44 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
         raise ValueError(f"level = '{level}': the incidents have no '{col}' column; add it "
                          "with hotspots.geography.layer_codes.")
     prev = period.previous()
-    now_mask, prev_mask = in_period(incidents, period), in_period(incidents, prev)
-    cur = incidents.loc[now_mask]
-    before = incidents.loc[prev_mask]
+    now_mask, prev_mask = in_periods(incidents, [period, prev])
+    # counted on integer codes (factorize + bincount): a national year is millions of rows,
+    # and pandas' groupby sorted and copied every one of them several times
+    area_codes = pd.Index(areas["code"])
+    area_of = area_codes.get_indexer(incidents[col].to_numpy(dtype=object))
+    n_areas = len(area_codes)
+    cur_area = area_of[now_mask]
+    in_area = cur_area >= 0
+    cats = incidents["category"].to_numpy(dtype=object)[now_mask]
+    cat_code, cat_names = pd.factorize(cats, sort=True)
     weights = {k: c.weight for k, c in config.categories.items()}
-    cur = cur.assign(harm=cur["category"].map(weights).fillna(1.0))
-    keyed = cur.groupby("location_key")["ref"].transform("size")
-    cur = cur.assign(at_repeat=keyed.to_numpy() >= 2)
+    harm = pd.Series(cat_names, dtype=object).map(weights).fillna(1.0).to_numpy(dtype=float)
+    key_code, _ = pd.factorize(incidents["location_key"].to_numpy(dtype=object)[now_mask])
+    # a key with 2 or more incidents in the period; a row with no key is at none
+    at_repeat = (np.bincount(key_code[key_code >= 0], minlength=1)[key_code] >= 2) & (
+        key_code >= 0)
 
-    table = areas.copy()
-    g = cur.groupby(col)
+    def per_area(values=None) -> np.ndarray:
+        return np.bincount(cur_area[in_area], minlength=n_areas,
+                           weights=None if values is None else values[in_area])
+
+    pairs = np.unique(cur_area[in_area & at_repeat].astype(np.int64) * (len(key_code) + 1)
+                      + key_code[in_area & at_repeat])
     stats = pd.DataFrame({
-        "n": g.size(),
-        "harm": g["harm"].sum(),
-        "repeat_locations": cur.loc[cur["at_repeat"]].groupby(col)["location_key"].nunique(),
-        "n_at_repeat": g["at_repeat"].sum(),
-    })
-    by_cat = cur.pivot_table(index=col, columns="category", values="ref", aggfunc="size",
-                             fill_value=0)
-    by_cat.columns = [f"n_{c}" for c in by_cat.columns]
-    n_prev = before.groupby(col).size().rename("n_prev")
+        "n": per_area(),
+        "harm": per_area(harm[cat_code]),
+        "repeat_locations": np.bincount(pairs // (len(key_code) + 1), minlength=n_areas),
+        "n_at_repeat": per_area(at_repeat.astype(float)),
+        "n_prev": np.bincount(area_of[prev_mask][area_of[prev_mask] >= 0],
+                              minlength=n_areas),
+    }, index=area_codes)
+    by_cat = pd.DataFrame(
+        np.bincount(cur_area[in_area] * len(cat_names) + cat_code[in_area],
+                    minlength=n_areas * len(cat_names)).reshape(n_areas, len(cat_names)),
+        index=area_codes, columns=[f"n_{c}" for c in cat_names])
+    table = areas.copy()
     table = table.merge(stats, left_on="code", right_index=True, how="left")
     table = table.merge(by_cat, left_on="code", right_index=True, how="left")
-    table = table.merge(n_prev, left_on="code", right_index=True, how="left")
     count_cols = ["n", "harm", "repeat_locations", "n_at_repeat", "n_prev", *by_cat.columns]
     table[count_cols] = table[count_cols].fillna(0)
     int_cols = [c for c in count_cols if c != "harm"]
@@ -192,10 +207,10 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     meta = {
         "period": period.label, "start": period.start.isoformat(),
         "end": period.end.isoformat(), "previous": prev.label, "level": level,
-        "rank_by": rank_by, "incidents": int(len(cur)),
-        "unassigned": int((cur[col] == "").sum()),
-        "incidents_previous": int(len(before)),
+        "rank_by": rank_by, "incidents": int(now_mask.sum()),
+        "unassigned": int((incidents[col].to_numpy(dtype=object)[now_mask] == "").sum()),
+        "incidents_previous": int(prev_mask.sum()),
         "month_only_left_out": month_only_left_out(incidents, period),
-        "categories": sorted(cur["category"].unique().tolist()),
+        "categories": [str(c) for c in cat_names],
     }
     return table, meta

@@ -548,7 +548,7 @@ def test_a_place_card_opens_and_the_map_zooms_to_it(role, demo):
     forecast = gpd.read_file(demo / "o" / "hotspots_2024-08.gpkg", layer="forecast")
     first = forecast.iloc[0]
     assert f"{first['cell_size_m']:.0f} m cells; PAI {first['pai_5pct']:.2f}" in legend
-    assert legend in shown and f"Rank {len(forecast)} of {len(forecast)};" in shown
+    assert legend in shown and f" of {len(forecast)}; score " in shown
     # filters that leave the place out close its card
     at.sidebar.multiselect(key="f_categories").set_value(["burglary"]).run()
     assert not at.exception and not _card(at)

@@ -351,7 +351,7 @@ def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
     legend = (f"Forecast for {f['month']}: top 5% of the area, {f['description']}, "
               f"{f['cell_size_m']:.0f} m cells")
     assert legend in page and legend in pack_map
-    last = f"Rank {f['cells']} of {f['cells']};"
+    last = f" of {f['cells']}; score "  # each cell's tooltip: "Rank i of <cells>; score s"
     assert last in page and last in pack_map
     run(capsys, "--geodata", str(cache), "ingest", str(months[-1]), "--store", store)
     # new data: the kept result no longer answers, so detect runs the backtest again

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="grid cell size, as for detect (default: chosen by rule)")
     pk.add_argument("--areas", metavar="AREAS",
                     help="comma-separated codes or names of areas of the main layer (wards, "
-                         "in Tower Hamlets): the pack lists the places in them, with their "
+                         "say): the pack lists the places in them, with their "
                          "ranks in the whole area, as the app's area filter (default: all)")
     common(pk)
     pk.set_defaults(func=_cmd_pack)

@@ -215,6 +215,7 @@ _SHAPES_JS = """function (d) {
     var v = d.v ? d.v[k] : [];
     var layer = L.polygon(polys.map(function (p) { return p.map(ring); }),
                           d.styles[d.s ? d.s[k] : 0]);
+    if (d.p) { layer.feature = {type: "Feature", properties: d.p[k]}; }
     if (d.tooltip) {
       layer.bindTooltip(function () { return text(d.tooltip, v); },
                         {sticky: true, className: "foliumtooltip"});
@@ -246,12 +247,15 @@ class _Shapes(folium.MacroElement):
 def shapes_layer(parent: folium.MacroElement, web: gpd.GeoDataFrame, *, styles: list[dict],
                  style_of: list[int] | None = None, values: list[list] | None = None,
                  tooltip: list[list] | None = None, popup: dict | None = None,
+                 properties: list[dict] | None = None,
                  scale: float = webgeom.PACK_SCALE) -> None:
     """Draw the polygons of ``web`` (EPSG:4326) in ``parent`` (a feature group), each
     styled by ``styles[style_of[i]]`` (Leaflet path options; the first when ``style_of``
     is None), with a tooltip of the lines ``tooltip`` and a popup of ``popup`` (``lines``,
     ``width``, and ``names`` of counts, as :data:`_TEXT_JS` takes them) filled in with its
-    ``values`` (text or numbers; None leaves a line out) as text nodes.
+    ``values`` (text or numbers; None leaves a line out) as text nodes. ``properties``
+    become each polygon's ``feature.properties``, as GeoJSON layers have them (the app's
+    focused map finds places by ``place_id``: :func:`hotspots.maps.focus_map_html`).
 
     The page holds each popup's lines once and each polygon's coordinates as
     :func:`hotspots.webgeom.packed_rings` (about 1 m with the default ``scale``): London's
@@ -266,6 +270,8 @@ def shapes_layer(parent: folium.MacroElement, web: gpd.GeoDataFrame, *, styles: 
         data["tooltip"] = {"lines": tooltip}
     if popup is not None:
         data["popup"] = popup
+    if properties is not None:
+        data["p"] = properties
     _Shapes(data).add_to(parent)
 
 

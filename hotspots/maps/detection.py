@@ -189,6 +189,7 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
                              show=True)
     shapes_layer(fg, web, styles=[{"fillColor": "#6a3d9a", "color": "#3f007d", "weight": 2,
                                    "fillOpacity": 0.15}], values=values,
+                 properties=[{"place_id": str(p)} for p in web["place_id"]],
                  popup={"width": 320, "lines": [
                      [[0], " (", 1, ")"], ["", 2, " incidents in ", 3, " km² = ", 4, " per km²"],
                      ["Harm-weighted ", 5, "; repeat locations ", 6, " holding ", 7, "%"],
