@@ -1,9 +1,11 @@
 """Area maps: the choropleth of a measure per area (:func:`area_map`), its popups
 (busiest streets, never an address) and one layer of repeat locations per category.
 
-An area's popup travels as its values alone (numbers as text, the counts by type as
-numbers); the page holds the popup's lines once and puts the values in as text nodes: for
-London's 4,994 LSOAs the popups take about 1 MB of the page instead of 2.8 MB."""
+The areas are drawn by :func:`hotspots.maps.base.shapes_layer`, like the detection layers:
+an area's popup and tooltip travel as its values alone (numbers as text, the counts by
+type as numbers), and the page holds their lines once and puts the values in as text
+nodes. London's 4,994 LSOAs: a page of 1.9 MB, of which the shapes take 0.8 MB, the
+values 0.7 MB and the colours (one style per colour) 0.04 MB."""
 
 from __future__ import annotations
 
