@@ -15,12 +15,10 @@ The tolerance grows with the layer's extent (:func:`web_tolerance_m`): 3 to 5 m 
 borough (invisible at street zoom), 37 m for London (under a pixel when the whole city
 is on screen): London's 4,994 LSOAs take about 2 MB of a page.
 
-:func:`packed_features` writes the coordinates of a GeoJSON layer as whole numbers of
-1e-5 degrees (about 1 m), each vertex after a ring's first as the step from the one
-before; :func:`unpack_js` gives the Leaflet ``coordsToLatLng`` option that reads them back.
-The page then holds about 10 characters a vertex instead of 24. :func:`packed_rings`
-goes further for layers drawn by :func:`hotspots.maps.base.shapes_layer` (detection
-maps): flat rings, each vertex a step from the one before across the whole layer, so a
+:func:`packed_rings` writes the polygons of a layer drawn by
+:func:`hotspots.maps.base.shapes_layer` (area and detection maps) as flat rings of whole
+numbers of 1e-5 degrees (about 1 m; :func:`pack_scale`), each vertex the step from the one
+before across the whole layer: a few characters a vertex instead of GeoJSON's 24, so a
 50 m forecast cell takes about 30 characters.
 """
 
@@ -137,56 +135,9 @@ def outline(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None,
     return _memo("outline", areas, tolerance_m, build)
 
 
-def _packed_geometries(geoms: np.ndarray, scale: float) -> list:
-    """GeoJSON geometry dicts of polygons with packed coordinates (see
-    :func:`packed_features`), in ``geoms`` order; None for a missing or empty one."""
-    parts, owner = shapely.get_parts(geoms, return_index=True)
-    kinds = shapely.get_type_id(parts)
-    if len(parts) and not (kinds == 3).all():
-        raise ValueError("packed_features takes polygons and multipolygons only, got "
-                         f"a {shapely.get_type_id(parts[kinds != 3][0])} part.")
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
-    q = np.round(xy * scale).astype(np.int64)
-    step = np.diff(q, axis=0, prepend=q[:1])
-    first = np.r_[True, ring_of[1:] != ring_of[:-1]] if len(ring_of) else np.zeros(0, bool)
-    pairs = step.tolist()
-    for i in np.flatnonzero(first):
-        pairs[i] = [int(q[i, 0]), int(q[i, 1]), 0]
-    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
-    ring_lists = [pairs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    polys: list[list] = [[] for _ in parts]
-    for r, p in zip(ring_lists, ring_part, strict=True):
-        polys[p].append(r)
-    out: list = [None] * len(geoms)
-    by_geom: dict[int, list] = {}
-    for poly, g in zip(polys, owner, strict=True):
-        if poly:  # an empty part has no rings
-            by_geom.setdefault(int(g), []).append(poly)
-    for g, ps in by_geom.items():
-        out[g] = ({"type": "Polygon", "coordinates": ps[0]} if len(ps) == 1 and
-                  shapely.get_type_id(geoms[g]) == 3 else
-                  {"type": "MultiPolygon", "coordinates": ps})
-    return out
-
-
 def pack_scale(tolerance_m: float) -> float:
     """Packed coordinates' units per degree for a layer simplified by ``tolerance_m``."""
     return COARSE_PACK_SCALE if tolerance_m >= 10 else PACK_SCALE
-
-
-def packed_features(frame: gpd.GeoDataFrame, columns: list[str], *,
-                    scale: float = PACK_SCALE) -> dict:
-    """A GeoJSON FeatureCollection of ``frame`` (polygons in degrees) with ``columns`` as
-    properties (NaN as null) and packed coordinates: each ring's first vertex as ``[x, y,
-    0]`` in whole 1 / ``scale`` degrees, each later one as ``[dx, dy]`` from the vertex
-    before. Read back by :func:`unpack_js` with the same ``scale``."""
-    props = frame[columns].astype(object)
-    props = props.where(props.notna(), None).to_dict("records")
-    geoms = _packed_geometries(np.asarray(frame.geometry.values), scale)
-    return {"type": "FeatureCollection",
-            "features": [{"type": "Feature", "properties": p, "geometry": g}
-                         for p, g in zip(props, geoms, strict=True)]}
 
 
 def packed_rings(geoms: np.ndarray, scale: float = PACK_SCALE) -> list[list]:
@@ -217,16 +168,3 @@ def packed_rings(geoms: np.ndarray, scale: float = PACK_SCALE) -> list[list]:
         if poly:  # an empty part has no rings
             out[g].append(poly)
     return out
-
-
-def unpack_js(scale: float = PACK_SCALE) -> str:
-    """Leaflet's ``coordsToLatLng`` option for a layer of :func:`packed_features`:
-    Leaflet reads a ring's vertices in order, so a running sum restores them (a vertex
-    with a third value starts a ring)."""
-    return f"""(function () {{
-  var x = 0, y = 0;
-  return function (c) {{
-    if (c.length > 2) {{ x = c[0]; y = c[1]; }} else {{ x += c[0]; y += c[1]; }}
-    return L.latLng(y / {scale:g}, x / {scale:g});
-  }};
-}})()"""

@@ -67,6 +67,9 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
     from playwright.sync_api import sync_playwright
 
     path = save_map(built[0], tmp_path / "map.html")
+    table = built[1].set_index("code")
+    code = layers["lsoa"]["code"].iloc[5]
+    row = table.loc[code]
     rep = layers["lsoa"].head(6).geometry.representative_point().to_crs(4326).iloc[5]
     target = (rep.x, rep.y)
     with sync_playwright() as pw:
@@ -87,9 +90,18 @@ def test_map_in_headless_chromium(built, layers, tmp_path):
             const p = m.latLngToContainerPoint([lat, lon]);
             const r = m.getContainer().getBoundingClientRect();
             return [r.left + p.x, r.top + p.y]; }""", [lat, lon])
+        # under the pointer: the area's name, code and value, and a black outline
+        page.mouse.move(px - 1, py - 1)
+        page.mouse.move(px, py)
+        page.wait_for_timeout(300)  # tooltips the pointer left fade out in 200 ms
+        tip = page.locator(".leaflet-tooltip").inner_text()
+        assert tip == f"{row['name']} ({code}): {row['density_per_km2']:,.1f}"
+        outlined = page.locator("path.leaflet-interactive[stroke='#000']")
+        assert outlined.count() == 1 and outlined.get_attribute("stroke-width") == "3"
         page.mouse.click(px, py)
         text = page.locator(".leaflet-popup-content").inner_text()
         assert "<script>window.__pwned=1</script>" in text
+        assert text.startswith(f"{row['name']} ({code})\nRank 1 by ")
         assert page.evaluate("window.__pwned === undefined")
         page.screenshot(path=str(tmp_path / "phone.png"))
         for width in (375, 320):  # a small phone, or the app's map frame on one
@@ -363,16 +375,32 @@ def test_emerging_classes_on_a_map(layers, config):
     assert "No cell has a class." in empty
 
 
+def _shapes_data(page: str) -> list[dict]:
+    """The data of each :func:`hotspots.maps.base.shapes_layer` on a map page."""
+    import json
+
+    return [json.loads(d) for d in re.findall(r'\}\)\((\{"scale".*?\})\)\.addTo\(', page)]
+
+
 def test_area_popups_travel_as_values_with_their_lines_once(built):
-    """Each area carries its popup's values; the page holds the lines once (for London's
-    4,994 LSOAs the popups were 2.8 MB of a 5.6 MB page), and no popup text is HTML."""
+    """Each area carries its popup's values and its tooltip's; the page holds the lines
+    once (for London's 4,994 LSOAs the popups were 2.8 MB of a 5.6 MB page), and no popup
+    or tooltip text is HTML."""
     page = map_html(built[0])
     table = built[1]
     assert page.count("Harm-weighted: ") == 1 and page.count("Busiest streets: ") == 1
-    assert page.count('"popup": [') == len(table)
+    [data] = _shapes_data(page)
+    assert len(data["v"]) == len(data["g"]) == len(table)
+    assert data["tooltip"] == {"lines": [[0, " (", 1, "): ", 15]]}
+    assert data["highlight"] == {"weight": 3, "color": "#000"}
     # the hostile street is in an area's values as JSON text, never as markup
-    assert (r'"\u003cscript\u003ewindow.__pwned=1\u003c/script\u003e${window.__pwned=2}`='
-            r'HYPERLINK(\"http://x\") (6)"]' in page)
+    busiest = [v[14] for v in data["v"] if v[14]]
+    assert f"{EVIL} (6)" in busiest
+    assert r'\u003cscript\u003ewindow.__pwned=1\u003c/script\u003e${window.__pwned=2}' in page
+    # one style per colour; the densest area the darkest
+    first = data["v"].index(next(v for v in data["v"] if v[2] == "1"))
+    assert data["styles"][data["s"][first]]["fillColor"] == "#bd0026ff"
+    assert len(data["styles"]) == len({st["fillColor"] for st in data["styles"]})
 
 
 def _detection_map(layers, config):

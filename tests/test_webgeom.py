@@ -1,27 +1,35 @@
 """Web geometry: a layer simplified once as a coverage keeps its neighbours' shared edges
-(no gap, no overlap), the outline runs along the same edges, and packed coordinates read
-back to the simplified vertices."""
+(no gap, no overlap), the outline runs along the same edges, and packed rings read back
+to the simplified vertices, neighbours still sharing their edges."""
 
 from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
 from hotspots import webgeom
 
 
-def _unpack(ring, scale):
+def _read_back(packed, scale):
+    """The shapes of :func:`webgeom.packed_rings` summed up again (degrees)."""
     x = y = 0
-    out = []
-    for c in ring:
-        if len(c) > 2:
-            x, y = c[0], c[1]
-        else:
-            x, y = x + c[0], y + c[1]
-        out.append((x / scale, y / scale))
-    return out
+    got = []
+    for polys in packed:
+        shape = []
+        for poly in polys:
+            rings = []
+            for ring in poly:
+                pts = []
+                for dx, dy in zip(ring[::2], ring[1::2], strict=True):
+                    x, y = x + dx, y + dy
+                    pts.append((x / scale, y / scale))
+                rings.append(pts)
+            shape.append(shapely.Polygon(rings[0], rings[1:]))
+        got.append(shapely.MultiPolygon(shape))
+    return got
 
 
 def test_simplified_layer_keeps_neighbours_without_gaps(layers):
@@ -54,27 +62,6 @@ def test_tolerance_grows_with_the_extent():
     assert webgeom.web_tolerance_m(small) == webgeom.MIN_TOLERANCE_M
 
 
-def test_packed_coordinates_read_back_to_the_vertices():
-    hole = shapely.Polygon([(-0.05, 51.5), (-0.01, 51.5), (-0.01, 51.53), (-0.05, 51.53)],
-                           [[(-0.04, 51.51), (-0.02, 51.51), (-0.02, 51.52)]])
-    shapes = [hole, shapely.MultiPolygon([shapely.box(0.1, 51.4, 0.12, 51.41), hole]),
-              shapely.Polygon()]
-    frame = gpd.GeoDataFrame({"v": [1.5, np.nan, 2.0]}, geometry=shapes, crs=4326)
-    for scale in (webgeom.PACK_SCALE, webgeom.COARSE_PACK_SCALE):
-        fc = webgeom.packed_features(frame, ["v"], scale=scale)
-        assert [f["properties"]["v"] for f in fc["features"]] == [1.5, None, 2.0]
-        assert fc["features"][2]["geometry"] is None  # an empty shape is not drawn
-        for f, shape in zip(fc["features"][:2], shapes[:2], strict=True):
-            g = f["geometry"]
-            polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
-            got = shapely.MultiPolygon([shapely.Polygon(_unpack(p[0], scale),
-                                                        [_unpack(r, scale) for r in p[1:]])
-                                        for p in polys])
-            want = shapely.set_precision(shape, 1 / scale)
-            assert got.equals(shapely.MultiPolygon(list(getattr(want, "geoms", [want]))))
-        assert f"/ {scale:g}" in webgeom.unpack_js(scale)
-
-
 def test_packed_rings_read_back_to_the_vertices():
     """Every vertex is the step from the one before across the whole layer (rings and
     shapes), rings lose their closing vertex, an empty shape has no polygon; summed up
@@ -87,25 +74,41 @@ def test_packed_rings_read_back_to_the_vertices():
         packed = webgeom.packed_rings(np.array(shapes, dtype=object), scale)
         assert packed[1] == [] and packed[2] == []
         assert len(packed[0]) == 1 and [len(r) for r in packed[0][0]] == [8, 6]
-        x = y = 0
-        got = []
-        for polys in packed:
-            shape = []
-            for poly in polys:
-                rings = []
-                for ring in poly:
-                    pts = []
-                    for dx, dy in zip(ring[::2], ring[1::2], strict=True):
-                        x, y = x + dx, y + dy
-                        pts.append((x / scale, y / scale))
-                    rings.append(pts)
-                shape.append(shapely.Polygon(rings[0], rings[1:]))
-            got.append(shapely.MultiPolygon(shape))
+        got = _read_back(packed, scale)
         for g, want in zip([got[0], got[3]], [shapes[0], shapes[3]], strict=True):
             want = shapely.set_precision(want, 1 / scale)
             assert g.equals(shapely.MultiPolygon(list(getattr(want, "geoms", [want]))))
     with pytest.raises(ValueError, match="polygons and multipolygons only"):
         webgeom.packed_rings(np.array([shapely.Point(0, 51)]))
+
+
+def test_packed_areas_keep_their_shared_edges(layers):
+    """An area map's simplified LSOAs, packed at either scale and read back, still tile
+    the borough: a vertex two neighbours share is the same whole number in both."""
+    simple = webgeom.simplified(layers["lsoa"]).to_crs(4326)
+    for scale in (webgeom.PACK_SCALE, webgeom.COARSE_PACK_SCALE):
+        got = np.array(_read_back(webgeom.packed_rings(np.asarray(simple.geometry.values),
+                                                       scale), scale), dtype=object)
+        assert len(got) == len(simple)
+        # every edge two neighbours shared is still in both (no gap opens between them;
+        # rounding may make a vertex near a neighbour's edge cross it by under a metre)
+        shared = _shared_edges(simple.geometry.values, scale)
+        assert len(shared) > 100 and shared <= _shared_edges(got, None)
+
+
+def _shared_edges(geoms, scale) -> set:
+    """The edges (a pair of vertices, either way round) two of ``geoms`` both have, with
+    the vertices rounded to 1 / ``scale`` first if given (an edge rounded to a point is
+    left out)."""
+    xy, ring = shapely.get_coordinates(shapely.get_rings(shapely.get_parts(np.asarray(
+        geoms))), return_index=True)
+    if scale is not None:
+        xy = np.round(xy * scale) / scale
+    same = ring[1:] == ring[:-1]
+    a, b = map(tuple, xy[:-1][same].tolist()), map(tuple, xy[1:][same].tolist())
+    edges = pd.Series([min(e, f) + max(e, f) for e, f in zip(a, b, strict=True) if e != f])
+    counts = edges.value_counts()
+    return set(counts.index[counts >= 2])
 
 
 def test_simplified_layer_is_kept_in_the_cache_for_the_next_process(layers, tmp_path,

@@ -212,9 +212,8 @@ _SHAPES_JS = """function (d) {
   }
   d.g.forEach(function (polys, k) {
     if (!polys.length) return;
-    var v = d.v ? d.v[k] : [];
-    var layer = L.polygon(polys.map(function (p) { return p.map(ring); }),
-                          d.styles[d.s ? d.s[k] : 0]);
+    var v = d.v ? d.v[k] : [], style = d.styles[d.s ? d.s[k] : 0];
+    var layer = L.polygon(polys.map(function (p) { return p.map(ring); }), style);
     if (d.p) { layer.feature = {type: "Feature", properties: d.p[k]}; }
     if (d.tooltip) {
       layer.bindTooltip(function () { return text(d.tooltip, v); },
@@ -222,6 +221,10 @@ _SHAPES_JS = """function (d) {
     }
     if (d.popup) {
       layer.bindPopup(function () { return text(d.popup, v); }, {maxWidth: d.popup.width});
+    }
+    if (d.highlight) {
+      layer.on({mouseover: function () { layer.setStyle(d.highlight); },
+                mouseout: function () { layer.setStyle(style); }});
     }
     group.addLayer(layer);
   });
@@ -247,15 +250,16 @@ class _Shapes(folium.MacroElement):
 def shapes_layer(parent: folium.MacroElement, web: gpd.GeoDataFrame, *, styles: list[dict],
                  style_of: list[int] | None = None, values: list[list] | None = None,
                  tooltip: list[list] | None = None, popup: dict | None = None,
-                 properties: list[dict] | None = None,
+                 highlight: dict | None = None, properties: list[dict] | None = None,
                  scale: float = webgeom.PACK_SCALE) -> None:
     """Draw the polygons of ``web`` (EPSG:4326) in ``parent`` (a feature group), each
     styled by ``styles[style_of[i]]`` (Leaflet path options; the first when ``style_of``
     is None), with a tooltip of the lines ``tooltip`` and a popup of ``popup`` (``lines``,
     ``width``, and ``names`` of counts, as :data:`_TEXT_JS` takes them) filled in with its
-    ``values`` (text or numbers; None leaves a line out) as text nodes. ``properties``
-    become each polygon's ``feature.properties``, as GeoJSON layers have them (the app's
-    focused map finds places by ``place_id``: :func:`hotspots.maps.focus_map_html`).
+    ``values`` (text or numbers; None leaves a line out) as text nodes; under the pointer
+    a polygon takes the ``highlight`` path options too. ``properties`` become each
+    polygon's ``feature.properties``, as GeoJSON layers have them (the app's focused map
+    finds places by ``place_id``: :func:`hotspots.maps.focus_map_html`).
 
     The page holds each popup's lines once and each polygon's coordinates as
     :func:`hotspots.webgeom.packed_rings` (about 1 m with the default ``scale``): London's
@@ -270,6 +274,8 @@ def shapes_layer(parent: folium.MacroElement, web: gpd.GeoDataFrame, *, styles: 
         data["tooltip"] = {"lines": tooltip}
     if popup is not None:
         data["popup"] = popup
+    if highlight is not None:
+        data["highlight"] = highlight
     if properties is not None:
         data["p"] = properties
     _Shapes(data).add_to(parent)
