@@ -88,6 +88,20 @@ def step(name: str, argv: list[str], figures: dict, env: dict) -> dict:
     return json.loads(got.stdout)
 
 
+def london_area(work: Path, figures: dict, env: dict) -> list[str]:
+    """A geodata cache in ``work`` installed from ``SHARED`` and all of London set up by
+    `hotspots area init --borough all` (timed as ``area_init``): the CLI's leading
+    arguments for that area."""
+    from hotspots import geography
+
+    cache = work / "cache"
+    geography.install_geodata(ROOT / "geodata" / "manifest.toml", source_dir=SHARED,
+                              cache=cache)
+    done = step("area_init", ["--geodata", str(cache), "area", "init", "--borough", "all",
+                              "--out", str(work / "area")], figures, env)
+    return ["--config", done["config"], "--geodata", str(cache)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-month", type=int, default=86_000,
@@ -105,14 +119,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     figures: dict = {"months": len(files), "synthetic_per_month": args.per_month}
-    from hotspots import geography
-
-    cache = work / "cache"
-    geography.install_geodata(ROOT / "geodata" / "manifest.toml", source_dir=SHARED,
-                              cache=cache)
-    done = step("area_init", ["--geodata", str(cache), "area", "init", "--borough", "all",
-                              "--out", str(work / "area")], figures, env)
-    base = ["--config", done["config"], "--geodata", str(cache)]
+    base = london_area(work, figures, env)
     rng = np.random.default_rng(args.seed)
     inputs = []
     for f in files:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_london import ROOT, SHARED, step, synthetic_month  # noqa: E402
+from bench_london import ROOT, SHARED, london_area, step, synthetic_month  # noqa: E402
 
 
 def main() -> None:
@@ -57,14 +57,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     figures: dict = {"rows": args.rows, "months": len(files)}
-    from hotspots import geography
-
-    cache = work / "cache"
-    geography.install_geodata(ROOT / "geodata" / "manifest.toml", source_dir=SHARED,
-                              cache=cache)
-    done = step("area_init", ["--geodata", str(cache), "area", "init", "--borough", "all",
-                              "--out", str(work / "area")], figures, env)
-    base = ["--config", done["config"], "--geodata", str(cache)]
+    base = london_area(work, figures, env)
     rng = np.random.default_rng(args.seed)
     t = time.perf_counter()
     inputs = []
