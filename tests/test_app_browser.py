@@ -188,7 +188,10 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             # the drawn rectangle is back on the rebuilt map, editable, and the map zooms
             # to it
             inner.locator("path.leaflet-interactive").first.wait_for()
-            page.wait_for_timeout(500)
+            for _ in range(60):  # the rebuilt map zooms once it has drawn (a busy machine:
+                if inner.locator("body").evaluate(zoom) > before:  # more than 0.5 s)
+                    break
+                page.wait_for_timeout(500)
             assert inner.locator("body").evaluate(zoom) > before
             page.screenshot(path=root / "shots_patrol_drawn.png", full_page=True)
 
