@@ -28,6 +28,7 @@ import shapely
 from .assign import assign_points, nesting
 from .config import Config, Layer
 from .errors import GeodataError
+from .kept import kept
 from .schema import WORKING_CRS
 
 log = logging.getLogger(__name__)
@@ -299,20 +300,8 @@ def _derived(what: tuple, cache, build) -> gpd.GeoDataFrame:
     ident = json.dumps([_DERIVED_VERSION, repr(what),
                         [(f, _file_sha256(root / f)) for f in files]])
     path = root / "derived" / f"{what[0]}-{hashlib.sha256(ident.encode()).hexdigest()[:24]}.parquet"
-    if path.is_file():
-        try:
-            return gpd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            log.warning("derived layer %s unreadable (%s); building it again", path, exc)
-    out = build()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".part-{os.getpid()}")
-        out.to_parquet(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.info("derived layer not kept in %s: %s", path.parent, exc)
-    return out
+    return kept(path, build, read=gpd.read_parquet, write=lambda g, p: g.to_parquet(p),
+                what="derived layer")
 
 
 def _union(geoms, *, cache=None) -> shapely.Geometry:
@@ -325,22 +314,10 @@ def _union(geoms, *, cache=None) -> shapely.Geometry:
     if hit is not None:
         return hit[1]
     digest = hashlib.sha256(b"".join(shapely.to_wkb(geoms))).hexdigest()[:24]
-    path = cache_dir(cache) / "derived" / f"union-{digest}.wkb"
-    out = None
-    if path.is_file():
-        try:
-            out = shapely.from_wkb(path.read_bytes())
-        except (OSError, shapely.errors.GEOSException) as exc:
-            log.warning("derived union %s unreadable (%s); building it again", path, exc)
-    if out is None:
-        out = shapely.union_all(geoms)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".part-{os.getpid()}")
-            tmp.write_bytes(shapely.to_wkb(out))
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.info("derived union not kept in %s: %s", path.parent, exc)
+    out = kept(cache_dir(cache) / "derived" / f"union-{digest}.wkb",
+               lambda: shapely.union_all(geoms),
+               read=lambda p: shapely.from_wkb(p.read_bytes()),
+               write=lambda u, p: p.write_bytes(shapely.to_wkb(u)), what="derived union")
     with _MEMO_LOCK:
         _UNION_MEMO[ids] = (geoms, out)
         while len(_UNION_MEMO) > _MEMO_SIZE:

@@ -5,10 +5,9 @@ hotspots, backtest and forecast, export the store. Each returns a JSON-able dict
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
-import logging
-import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,6 +21,7 @@ from .errors import HotspotsError
 from .export import FORMATS as EXPORT_TABLE_FORMATS
 from .export import write_csv, write_table
 from .grid import area_geometry, make_grid
+from .kept import kept
 from .loads import (
     FORCE_HINT,
     INGEST_KEYS,
@@ -189,7 +189,6 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     return layer, result
 
 
-_log = logging.getLogger(__name__)
 #: Bump when what a kept grid file holds changes.
 _GRID_VERSION = 1
 
@@ -204,27 +203,11 @@ def _kept_grids(area, sizes, *, cache: str | Path | None = None
     folder that does not exist is not created."""
     geom, crs = area_geometry(area)
     digest = hashlib.sha256(shapely.to_wkb(geom) + crs.to_wkt().encode()).hexdigest()[:24]
-    out = {}
-    for s in sizes:
-        path = (geography.cache_dir(cache) / "derived"
-                / f"grid-{digest}-square-{float(s):g}m-v{_GRID_VERSION}.parquet")
-        grid = None
-        if path.is_file():
-            try:
-                grid = gpd.read_parquet(path)
-            except (OSError, ValueError) as exc:
-                _log.warning("kept grid %s unreadable (%s); making it again", path, exc)
-        if grid is None:
-            grid = make_grid(geom, cell_size_m=s, crs=crs)
-            try:
-                path.parent.mkdir(exist_ok=True)  # in the cache, never a new cache
-                tmp = path.with_suffix(f".part-{os.getpid()}")
-                grid.to_parquet(tmp)
-                os.replace(tmp, path)
-            except OSError as exc:
-                _log.info("grid not kept in %s: %s", path.parent, exc)
-        out[s] = grid
-    return out
+    return {s: kept(geography.cache_dir(cache) / "derived"
+                    / f"grid-{digest}-square-{float(s):g}m-v{_GRID_VERSION}.parquet",
+                    functools.partial(make_grid, geom, cell_size_m=s, crs=crs),
+                    read=gpd.read_parquet, write=lambda g, p: g.to_parquet(p), what="grid")
+            for s in sizes}
 
 
 def backtest_kept(*, config: Config, period: Period, store_file=None,

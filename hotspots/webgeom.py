@@ -25,8 +25,6 @@ before across the whole layer: a few characters a vertex instead of GeoJSON's 24
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -35,7 +33,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-log = logging.getLogger(__name__)
+from .kept import kept
 
 #: The smallest tolerance (metres): far below what a screen shows at street zoom.
 MIN_TOLERANCE_M = 3.0
@@ -89,22 +87,17 @@ def _coverage_simplify(geoms: np.ndarray, tol: float, cache: str | Path | None) 
     for wkb in shapely.to_wkb(geoms):
         ident.update(wkb)
     path = Path(cache) / "derived" / f"web-{ident.hexdigest()[:24]}.wkb"
-    if path.is_file():
-        try:
-            kept = shapely.get_parts(shapely.from_wkb(path.read_bytes()))
-            if len(kept) == len(geoms):
-                return kept
-        except (OSError, shapely.errors.GEOSException) as exc:
-            log.warning("simplified layer %s unreadable (%s); simplifying again", path, exc)
-    out = shapely.coverage_simplify(geoms, tol)
-    try:
-        path.parent.mkdir(exist_ok=True)  # in the cache, never a new cache
-        tmp = path.with_suffix(f".part-{os.getpid()}")
-        tmp.write_bytes(shapely.to_wkb(shapely.geometrycollections(out)))
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.info("simplified layer not kept in %s: %s", path.parent, exc)
-    return out
+
+    def read(p: Path) -> np.ndarray:
+        parts = shapely.get_parts(shapely.from_wkb(p.read_bytes()))
+        if len(parts) != len(geoms):
+            raise ValueError(f"{len(parts)} polygons for {len(geoms)}")
+        return parts
+
+    return kept(path, lambda: shapely.coverage_simplify(geoms, tol), read=read,
+                write=lambda out, p: p.write_bytes(
+                    shapely.to_wkb(shapely.geometrycollections(out))),
+                what="simplified layer")
 
 
 def simplified(areas: gpd.GeoDataFrame, *, tolerance_m: float | None = None,
