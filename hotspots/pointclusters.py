@@ -14,10 +14,14 @@ only sharpen its edge. (A fixed ``min_samples`` does the opposite: at 100,000 in
 eps 100 m and min_samples 10 make one cluster covering the borough.)
 
 For speed and memory, DBSCAN runs on the occupied cells of a 10 m lattice weighted by
-their counts (sklearn ``sample_weight``), and the labels are mapped back to the points:
-about 2.3 s at a million incidents on 2 cores, where exact DBSCAN runs out of memory; the
-adjusted Rand index against exact DBSCAN is 0.996 at 100,000 (bench/bench_cluster.py).
-``bin_m=0`` runs exact DBSCAN (identical points are still merged, which changes nothing).
+their counts, and the labels are mapped back to the points; on a lattice every cell's
+neighbourhood is the same stencil of offsets, so the DBSCAN of those cells is computed by
+lattice arithmetic (:func:`_lattice_dbscan`: binary searches and a connected-components
+pass, no neighbour lists), with scikit-learn's own labels for the weighted cell centres.
+Exact DBSCAN of the points runs out of memory at a million incidents; the adjusted Rand
+index of the binned labels against it is 0.996 at 100,000 (bench/bench_cluster.py).
+``bin_m=0`` runs exact DBSCAN (scikit-learn's; identical points are still merged, which
+changes nothing).
 
 HDBSCAN has no sample weights, and repeating bin centres would bring back the cost that
 binning removes, so it runs on a seeded random subsample of at most 20,000 incidents
@@ -171,6 +175,123 @@ def _relabel(labels: np.ndarray, sizes_from: np.ndarray) -> np.ndarray:
     return np.where(ok, new[np.maximum(labels, 0)], -1)
 
 
+def _ranges(keys: np.ndarray, lo_keys: np.ndarray, hi_keys: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``[lo, hi)`` in the sorted ``keys`` of the keys from ``lo_keys`` to
+    ``hi_keys`` (inclusive)."""
+    return (np.searchsorted(keys, lo_keys, side="left"),
+            np.searchsorted(keys, hi_keys, side="right"))
+
+
+def _range_min(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, longest: int) -> np.ndarray:
+    """The least of ``values[lo:hi]`` for each range (ranges of at most ``longest``
+    values; an empty one gives the dtype's largest value), by a sparse table."""
+    big = np.iinfo(values.dtype).max
+    table = [values]
+    while 2 ** len(table) <= longest:
+        prev, half = table[-1], 2 ** (len(table) - 1)
+        shifted = np.full_like(prev, big)
+        shifted[:len(prev[half:])] = prev[half:]
+        table.append(np.minimum(prev, shifted))
+    n = hi - lo
+    out = np.full(len(lo), big, dtype=values.dtype)
+    for level, row in enumerate(table):  # each range by the two blocks of 2**level that cover it
+        use = (n >= 2 ** level) & (n < 2 ** (level + 1))
+        a, b = lo[use], hi[use] - 2 ** level
+        out[use] = np.minimum(row[a], row[b])
+    return out
+
+
+def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: float,
+                    step_m: float, min_samples: float) -> np.ndarray:
+    """DBSCAN labels of the occupied cells of a lattice of ``step_m`` metres, the same as
+    scikit-learn's ``DBSCAN(eps_m, min_samples).fit(centres, sample_weight=mass)`` on the
+    cells' centres given in the order of ``(ix, iy)`` (which they must be sorted by, each
+    cell once, indices 0 or more).
+
+    On a lattice every cell's neighbourhood (centres within ``eps_m``) is the same stencil
+    of offsets: for each column offset a run of rows, found in the sorted cells by binary
+    search, so neither the neighbour lists nor a loop per cell are needed (scikit-learn
+    sums each cell's neighbours' weights in Python: seconds at a million cells). Cells
+    whose neighbours weigh ``min_samples`` or more are core; core cells within ``eps_m``
+    of each other are joined (connected components); a cell that is not core takes the
+    cluster, of those with a core cell within its reach, found first by scikit-learn's
+    scan (the one whose first core cell comes first), else is noise (-1). Clusters are
+    numbered as scikit-learn numbers them. Whole-number weights (counts) sum exactly, so
+    the labels are scikit-learn's; the stencil is the set of offsets ``(dx, dy)`` with
+    ``(dx * step)**2 + (dy * step)**2 <= eps**2``, what its k-d tree tests on centres
+    whose differences are exact (whole or half metres)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(ix)
+    reach = int(np.floor(eps_m / step_m))
+    while ((reach + 1) * step_m) ** 2 <= eps_m ** 2:
+        reach += 1
+    offsets = np.arange(-reach, reach + 1)
+    # half-height of the run of rows in each column offset: (dx s)^2 + (dy s)^2 <= eps^2
+    half = np.array([int(((dx * step_m) ** 2 + (offsets * step_m) ** 2 <= eps_m ** 2).sum()
+                          // 2) for dx in offsets])
+    span = np.int64(iy.max() + 1 + 2 * reach)  # rows per column, padded: runs never wrap
+    key = ix.astype(np.int64) * span + iy.astype(np.int64) + reach
+    if n > 1 and not (np.diff(key) > 0).all():
+        raise ValueError("lattice cells must be distinct and sorted by (ix, iy)")
+
+    def runs(keys, of, dx):
+        centre = of + dx * span
+        return _ranges(keys, centre - half[dx + reach], centre + half[dx + reach])
+
+    whole = np.array_equal(mass, np.round(mass))
+    total = np.r_[0, np.cumsum(mass.astype(np.int64) if whole else mass)]
+    weight = np.zeros(n, dtype=total.dtype)
+    for dx in offsets:
+        lo, hi = runs(key, key, dx)
+        weight += total[hi] - total[lo]
+    core = weight >= min_samples
+    ckey = key[core]
+    m = len(ckey)
+    labels = np.full(n, -1, dtype=np.int64)
+    if m == 0:
+        return labels
+    # core cells in reach of each other, by the forward half of the stencil: each core cell
+    # is joined to the first core cell of each run, and the core cells of a run to each
+    # other (consecutive ones: they are all in reach of the first cell)
+    src, dst = [], []
+    linked = np.zeros(m + 1, dtype=np.int64)
+    for dx in range(0, reach + 1):
+        lo, hi = runs(ckey, ckey, dx)
+        if dx == 0:  # the rows above, in the same column
+            lo = np.arange(m) + 1
+        some = hi > lo
+        src.append(np.flatnonzero(some))
+        dst.append(lo[some])
+        many = hi - lo >= 2
+        linked += np.bincount(lo[many], minlength=m + 1) - np.bincount(hi[many] - 1,
+                                                                         minlength=m + 1)
+    chain = np.flatnonzero(np.cumsum(linked)[:m - 1] > 0)
+    src.append(chain)
+    dst.append(chain + 1)
+    a, b = np.concatenate(src), np.concatenate(dst)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(m, m)).tocsr()
+    _, comp = connected_components(graph, directed=False)
+    # scikit-learn numbers clusters by their first core cell in the cells' order
+    first = np.full(comp.max() + 1, m, dtype=np.int64)
+    np.minimum.at(first, comp, np.arange(m))
+    number = np.empty(len(first), dtype=np.int64)
+    number[np.argsort(first)] = np.arange(len(first))
+    core_label = number[comp]
+    labels[core] = core_label
+    # a border cell joins the first-numbered cluster with a core cell in its reach
+    rest = np.flatnonzero(~core)
+    best = np.full(len(rest), np.iinfo(np.int64).max, dtype=np.int64)
+    for dx in offsets:
+        lo, hi = runs(ckey, key[rest], dx)
+        best = np.minimum(best, _range_min(core_label, lo, hi, 2 * half[dx + reach] + 1))
+    found = best < np.iinfo(np.int64).max
+    labels[rest[found]] = best[found]
+    return labels
+
+
 def cluster_points(x, y, *, method: ClusterMethod = "dbscan", eps_m: float | None = None,
                    min_samples: int | None = None, bin_m: float = 10.0, weights=None,
                    area_m2: float | None = None, max_sample: int = HDBSCAN_MAX_SAMPLE,
@@ -242,24 +363,28 @@ def cluster_points(x, y, *, method: ClusterMethod = "dbscan", eps_m: float | Non
                          f"got {bin_m!r}.")
     if x.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if bin_m > 0:
+    inv: np.ndarray
+    if bin_m > 0:  # the occupied cells of a lattice, by lattice arithmetic (no neighbour lists)
         ix, iy = np.floor(x / bin_m).astype(np.int64), np.floor(y / bin_m).astype(np.int64)
         ix, iy = ix - ix.min(), iy - iy.min()
         keys, inv, counts = np.unique(ix * (iy.max() + 1) + iy, return_inverse=True,
                                       return_counts=True)
-        x0, y0 = np.floor(x.min() / bin_m), np.floor(y.min() / bin_m)
-        centres = np.column_stack([(x0 + keys // (iy.max() + 1) + 0.5) * bin_m,
-                                   (y0 + keys % (iy.max() + 1) + 0.5) * bin_m])
+        inv = inv.ravel()
+        mass = counts.astype(float) if w is None else np.bincount(inv, weights=w,
+                                                                  minlength=len(counts))
+        labels = _lattice_dbscan(keys // (iy.max() + 1), keys % (iy.max() + 1), mass,
+                                 eps_m=float(eps_m), step_m=float(bin_m),
+                                 min_samples=int(min_samples))
     else:
-        centres, inv, counts = np.unique(np.column_stack([x, y]), axis=0, return_inverse=True,
-                                         return_counts=True)
-    inv = inv.ravel()
-    mass = counts.astype(float) if w is None else np.bincount(inv, weights=w,
-                                                              minlength=len(counts))
-    from sklearn.cluster import DBSCAN  # not at import: scikit-learn takes a second or two
+        centres, inv, counts = np.unique(np.column_stack([x, y]), axis=0,
+                                         return_inverse=True, return_counts=True)
+        inv = inv.ravel()
+        mass = counts.astype(float) if w is None else np.bincount(inv, weights=w,
+                                                                  minlength=len(counts))
+        from sklearn.cluster import DBSCAN  # not at import: scikit-learn takes a second
 
-    labels = DBSCAN(eps=float(eps_m), min_samples=int(min_samples)).fit(
-        centres, sample_weight=mass).labels_
+        labels = DBSCAN(eps=float(eps_m), min_samples=int(min_samples)).fit(
+            centres, sample_weight=mass).labels_
     return _relabel(labels.astype(np.int64), counts.astype(float))[inv]
 
 
