@@ -296,7 +296,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     meta["forecast"] = forecast_meta(forecast, backtest, period)
     meta["concentrated_now"] = backtest.get("concentrated_now", {})
     save_map(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
-                         raster=raster, cells=cells, places=places, forecast=forecast),
+                         raster=raster, cells=cells, places=places, forecast=forecast,
+                         cache=geography.cache_dir(cache)),
              html_path)
     write_table(places.round(4), csv_path)  # with latitude and longitude
     write_table({"cells": cells, "forecast": forecast, "places": places}, gpkg_path)

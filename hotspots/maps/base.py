@@ -296,16 +296,19 @@ def _fmt(v, digits=1) -> str:
 
 
 def _framed_map(web: gpd.GeoDataFrame, config: Config, *,
-                outline: gpd.GeoDataFrame | None = None) -> folium.Map:
+                outline: gpd.GeoDataFrame | None = None,
+                cache: str | Path | None = None) -> folium.Map:
     """A map framed on ``web`` (EPSG:4326) with the configured tiles; with ``outline``
     (the study area's polygons, EPSG:27700), its outline (:func:`hotspots.webgeom.outline`)
-    as a fixed, unlisted layer."""
+    as a fixed, unlisted layer. ``cache`` is the geodata cache folder, where the simplified
+    polygons the outline is the union of are kept for the next map."""
     minx, miny, maxx, maxy = web.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
                    **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     if outline is not None:
-        shape = gpd.GeoSeries([webgeom.outline(outline)], crs=outline.crs).to_crs(WEB_CRS)
+        shape = gpd.GeoSeries([webgeom.outline(outline, cache=cache)],
+                              crs=outline.crs).to_crs(WEB_CRS)
         folium.GeoJson(shape.set_precision(1e-6).to_json(), name="Study area",
                        style_function=lambda f: {"fill": False, "color": "#333", "weight": 2},
                        control=False).add_to(m)

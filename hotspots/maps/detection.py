@@ -4,6 +4,7 @@ forecast layer (:func:`hotspot_map`), and the emerging hot spot classes
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 import branca.colormap as cm
@@ -244,16 +245,19 @@ def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> No
 def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=None,
                 cells: gpd.GeoDataFrame | None = None,
                 places: gpd.GeoDataFrame | None = None,
-                forecast: gpd.GeoDataFrame | None = None) -> folium.Map:
+                forecast: gpd.GeoDataFrame | None = None,
+                cache: str | Path | None = None) -> folium.Map:
     """Detection map: density contours, Gi* hot and cold cells, numbered places (these
     three say where incidents are concentrated now), and the forecast layer (cells from
     :func:`hotspots.forecast.forecast_layer`, described by ``meta["forecast"]``).
 
     The HTML size does not grow with the number of incidents: every layer is an
-    aggregate (contours, significant cells, place polygons).
+    aggregate (contours, significant cells, place polygons). ``cache``: the geodata cache
+    folder, where the study area's simplified polygons (its outline) are kept between runs
+    (:func:`hotspots.webgeom.simplified`; London's LSOAs take a second to simplify).
     """
     web = area.to_crs(WEB_CRS)
-    m = _framed_map(web, config, outline=area)
+    m = _framed_map(web, config, outline=area, cache=cache)
     if raster is not None:
         _density_layer(m, raster)
     if cells is not None:
