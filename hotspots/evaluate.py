@@ -23,18 +23,21 @@ RRI (Levine 2008), the PAI of the same map in the test period over its PAI in th
 
 Displacement (the Weighted Displacement Quotient of Bowers and Johnson 2003,
 :func:`wdq`, and :func:`intervention_effect`) lives in :mod:`hotspots.displacement`,
-re-exported here.
+re-exported here when first asked for: it needs ``scipy.stats`` (a second to import), which
+the forecast (:mod:`hotspots.forecast`, on ``detect``'s path) does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from .displacement import intervention_effect, wdq  # noqa: F401  (re-exported)
+if TYPE_CHECKING:
+    from .displacement import intervention_effect, wdq  # noqa: F401  (re-exported)
 
 #: Coverages the metrics are reported at: 1%, 2%, 5% and 10% of the study area.
 COVERAGES: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10)
@@ -328,3 +331,12 @@ def evaluate_scores(scores: ArrayLike, train_counts: ArrayLike, test_counts: Arr
                         "total_test": int(test.sum()), "hit_rate": hit, "pai": p, "pei": e,
                         "pai_input": p_in, "rri": r}, columns=list(SCORE_COLUMNS))
     return out
+
+
+def __getattr__(name: str):
+    """:func:`wdq` and :func:`intervention_effect`, from :mod:`hotspots.displacement`."""
+    if name in ("intervention_effect", "wdq"):
+        from . import displacement
+
+        return getattr(displacement, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

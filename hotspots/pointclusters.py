@@ -244,7 +244,7 @@ def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: 
     whole = np.array_equal(mass, np.round(mass))
     total = np.r_[0, np.cumsum(mass.astype(np.int64) if whole else mass)]
     weight = np.zeros(n, dtype=total.dtype)
-    for dx in offsets:
+    for dx in offsets.tolist():
         lo, hi = runs(key, key, dx)
         weight += total[hi] - total[lo]
     core = weight >= min_samples
@@ -284,7 +284,7 @@ def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: 
     # a border cell joins the first-numbered cluster with a core cell in its reach
     rest = np.flatnonzero(~core)
     best = np.full(len(rest), np.iinfo(np.int64).max, dtype=np.int64)
-    for dx in offsets:
+    for dx in offsets.tolist():
         lo, hi = runs(ckey, key[rest], dx)
         best = np.minimum(best, _range_min(core_label, lo, hi, 2 * half[dx + reach] + 1))
     found = best < np.iinfo(np.int64).max
