@@ -12,7 +12,6 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 from numpy.typing import ArrayLike
-from scipy.spatial import cKDTree
 
 from .schema import CellShape, Contiguity
 from .validate import check_option, check_xy
@@ -198,6 +197,8 @@ def distance_band_neighbours(x: ArrayLike, y: ArrayLike, *, distance_m: float) -
     xs, ys = check_xy(x, y, finite=True)
     if not (np.isfinite(distance_m) and distance_m > 0):
         raise ValueError(f"distance_m must be a finite distance in metres > 0; got {distance_m!r}")
+    from scipy.spatial import cKDTree  # not at import: a grid's Gi* does not need it
+
     pairs = cKDTree(np.column_stack([xs, ys])).query_pairs(distance_m, output_type="ndarray")
     i, j = pairs[:, 0], pairs[:, 1]
     return _from_pairs(np.concatenate([i, j]), np.concatenate([j, i]), len(xs))

@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from .schema import ClusterMethod
 from .validate import check_option, check_positive, check_xy
@@ -65,6 +64,8 @@ def _weights(weights, n: int) -> np.ndarray | None:
 
 
 def _hull_area_m2(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.spatial import ConvexHull, QhullError  # not at import: detect gives the area
+
     pts = np.unique(np.column_stack([x, y]), axis=0)
     if len(pts) < 3:
         return 0.0
@@ -419,6 +420,8 @@ def _hdbscan(x, y, *, eps_m: float, min_size: int | None, max_sample: int, rng) 
     if m == n:
         out[order] = labels
     else:  # the rest join their nearest sampled point's cluster within its core distance
+        from scipy.spatial import cKDTree
+
         tree = cKDTree(pts)
         core = tree.query(pts, k=size)[0][:, -1]
         dist, near = tree.query(np.column_stack([x, y]), k=1)
