@@ -284,8 +284,9 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         inc = _in_key_order(store.read_incidents(
             conn, start=period.start.replace(day=1).isoformat(), end=period.end.isoformat(),
             categories=categories, columns=DETECT_COLUMNS))
-    left_out = month_only_left_out(inc, period)
-    inc = inc.loc[in_period(inc, period)].reset_index(drop=True)
+    inside = in_period(inc, period)
+    left_out = month_only_left_out(inc, period, inside)
+    inc = inc.loc[inside].reset_index(drop=True)
     check_enough_incidents(len(inc), period.label)
     layers = layers or geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config, cache=cache)
