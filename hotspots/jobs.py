@@ -158,7 +158,8 @@ def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
 
 def forecast_for(*, config: Config, period: Period, area, store_file=None,
                  categories: list[str] | None = None,
-                 cache: str | Path | None = None) -> tuple[gpd.GeoDataFrame, dict]:
+                 cache: str | Path | None = None,
+                 incidents: pd.DataFrame | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """The forecast layer for the month after ``period`` and the backtest that chose it.
 
     The backtest is run on the incidents up to the end of ``period`` only, so the forecast
@@ -167,7 +168,10 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     store's data change. The layer (:func:`hotspots.forecast.forecast_layer`) is drawn
     from the same incidents on the winner's grid with the winner's method: the map that
     was scored. Its grids are kept in the geodata cache (``cache``, by default
-    :func:`hotspots.geography.cache_dir`'s): see :func:`_kept_grids`.
+    :func:`hotspots.geography.cache_dir`'s): see :func:`_kept_grids`. ``incidents``: all
+    the store's incidents of ``categories`` up to the end of ``period`` (columns
+    ``period``, ``x`` and ``y`` at least, any order), when the caller has read them: with
+    a kept backtest they are not read again (a detect over a store's whole year).
     """
     from .forecast import CELL_SIZES_M, TEST_MONTHS, bin_incidents, forecast_layer
 
@@ -176,8 +180,11 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
     with store.connection(store_file) as conn:
         result = store.read_backtest(conn, key)
         # the layer needs each incident's month and point alone (a year of London: 1M rows)
-        inc = store.read_incidents(conn, end=period.end.isoformat(), categories=categories,
-                                   columns=None if result is None else ("period", "x", "y"))
+        inc = (incidents[["period", "x", "y"]] if result is not None and incidents is not None
+               else store.read_incidents(conn, end=period.end.isoformat(),
+                                         categories=categories,
+                                         columns=None if result is None else ("period", "x",
+                                                                              "y")))
         inc = inc.loc[inc["period"] <= last]
         if result is None:
             result = _backtest(inc, area, config, test_months=TEST_MONTHS,
@@ -241,11 +248,11 @@ def forecast_meta(layer: gpd.GeoDataFrame, backtest: dict, period: Period) -> di
 
 
 #: The incident columns :func:`detect` reads: what the period's rules
-#: (:func:`hotspots.summary.in_period`) and the places (:func:`hotspots.cluster.find_places`)
-#: use, and the key. The rest (descriptions, raw categories, file and row) are not read:
-#: they took half of the month's read.
-DETECT_COLUMNS = ("source", "ref", "category", "date", "hour", "x", "y", "location",
-                  "location_key", "ward_code", "lsoa_code")
+#: (:func:`hotspots.summary.in_period`), the places (:func:`hotspots.cluster.find_places`)
+#: and the forecast (:func:`forecast_for`) use, and the key. The rest (descriptions, raw
+#: categories, file and row) are not read: they took half of the month's read.
+DETECT_COLUMNS = ("source", "ref", "category", "period", "date", "hour", "x", "y",
+                  "location", "location_key", "ward_code", "lsoa_code")
 
 
 def _in_key_order(inc: pd.DataFrame) -> pd.DataFrame:
@@ -281,9 +288,12 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
 
     with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
-        inc = _in_key_order(store.read_incidents(
-            conn, start=period.start.replace(day=1).isoformat(), end=period.end.isoformat(),
-            categories=categories, columns=DETECT_COLUMNS))
+        start = period.start.replace(day=1).isoformat()
+        inc = _in_key_order(store.read_incidents(conn, start=start, end=period.end.isoformat(),
+                                                 categories=categories, columns=DETECT_COLUMNS))
+        first, _ = store.date_range(conn)
+    # the forecast reads every incident up to the period's end: these, when none is older
+    history = inc if first is None or first >= start else None
     inside = in_period(inc, period)
     left_out = month_only_left_out(inc, period, inside)
     inc = inc.loc[inside].reset_index(drop=True)
@@ -298,7 +308,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     cell, bw = spec.grid.cell_size_m, spec.kde.bandwidth_m
     forecast, backtest = forecast_for(config=config, period=period, area=area,
                                       store_file=store_file, categories=categories,
-                                      cache=cache)
+                                      cache=cache, incidents=history)
     meta = {
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
         "month_only_left_out": left_out,
