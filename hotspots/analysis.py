@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from .config import Config
@@ -198,16 +199,21 @@ def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
 
     x, y = incidents["x"].to_numpy(), incidents["y"].to_numpy()
     spec = spec or resolve_spec(x, y, area)
-    harm = incidents["category"].map(
-        {k: c.weight for k, c in config.categories.items()}).fillna(1.0)
+    # each category looked up once: its harm weight (1 when unknown or missing), and one
+    # string object per category for the places' tallies (a year of rows read from a store
+    # holds a string object per row, slow to hash again and again)
+    codes, cats = pd.factorize(incidents["category"])
+    weights = np.array([config.categories[c].weight if c in config.categories else 1.0
+                        for c in cats] + [1.0])
+    harm = weights[codes]
+    shared = np.append(np.asarray(cats, dtype=object), np.nan)[codes]
     g = spec.grid
     grid = make_grid(area, cell_size_m=g.cell_size_m, shape=g.shape)
-    cells = grid_counts(grid, x, y, weights=harm.to_numpy(), cell_size_m=g.cell_size_m,
-                        shape=g.shape)
+    cells = grid_counts(grid, x, y, weights=harm, cell_size_m=g.cell_size_m, shape=g.shape)
     cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
                               grid_neighbours(cells, cell_shape=g.shape), fdr=spec.fdr))
     raster = kde(x, y, area=area, bandwidth_m=spec.kde.bandwidth_m, kernel=spec.kde.kernel,
                  cell_size_m=spec.kde.cell_size_m)
-    places = find_places(incidents, config=config, method=spec.method,
+    places = find_places(incidents.assign(category=shared), config=config, method=spec.method,
                          area_km2=area.area / 1e6, names=names)
     return Analysis(cells=cells, raster=raster, places=places, spec=spec)

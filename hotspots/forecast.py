@@ -162,15 +162,17 @@ def bin_incidents(incidents: pd.DataFrame, area, *, cell_sizes: Sequence[float] 
     fine = grids[sizes[0]]
     codes, periods = pd.factorize(incidents["period"].astype(str))  # a dozen distinct months
     months = np.array([month_number(p) for p in periods], dtype=int)[codes]
-    first = int(months.min()) if len(months) else month_number(last_month or "2000-01")
     last = month_number(last_month) if last_month else (int(months.max()) if len(months)
-                                                       else first)
+                                                       else month_number("2000-01"))
     keep = months <= last
+    months = months[keep]
+    first = int(months.min()) if len(months) else last
     idx = cell_index(fine, incidents["x"].to_numpy(float)[keep],
                      incidents["y"].to_numpy(float)[keep], cell_size_m=sizes[0])
     ok = idx >= 0  # cell_id of a grid from make_grid is its position
-    monthly = np.zeros((last - first + 1, len(fine)))
-    np.add.at(monthly, (months[keep][ok] - first, idx[ok]), 1.0)
+    rows = last - first + 1
+    monthly = np.bincount((months[ok] - first) * len(fine) + idx[ok],
+                          minlength=rows * len(fine)).reshape(rows, len(fine)).astype(float)
     parent = {}
     fx, fy = fine["x"].to_numpy(float), fine["y"].to_numpy(float)
     for s, g in grids.items():  # square lattices anchored at (0, 0): see hotspots.grid

@@ -185,13 +185,13 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
                                          categories=categories,
                                          columns=None if result is None else ("period", "x",
                                                                               "y")))
-        inc = inc.loc[inc["period"] <= last]
         if result is None:
-            result = _backtest(inc, area, config, test_months=TEST_MONTHS,
-                               cell_sizes=CELL_SIZES_M)
+            result = _backtest(inc.loc[inc["period"] <= last], area, config,
+                               test_months=TEST_MONTHS, cell_sizes=CELL_SIZES_M)
             store.write_backtest(conn, key, result)
     winner = result["winner"]
     sizes = sorted({result["cell_sizes_m"][0], winner["cell_size_m"]})
+    # bin_incidents leaves out months after the last (a store holding later months)
     layer = forecast_layer(bin_incidents(inc, area, cell_sizes=sizes, last_month=last,
                                          grids=_kept_grids(area, sizes, cache=cache)), winner)
     return layer, result

@@ -102,6 +102,8 @@ def month_only_left_out(incidents: pd.DataFrame, period: Period,
                         inside: np.ndarray | None = None) -> int:
     """police.uk rows whose month overlaps the period without lying wholly inside it.
     ``inside``: :func:`in_period` of the rows, when the caller has it."""
+    if period.start.day == 1 and period.end == month_period(period.end.strftime("%Y-%m")).end:
+        return 0  # whole months: a month that overlaps them lies inside them
     month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
     if not month_rows.any():
         return 0
