@@ -51,6 +51,10 @@ MIN_SAMPLES_FLOOR = 5
 HDBSCAN_SHARE = 0.005
 HDBSCAN_FLOOR = 10
 HDBSCAN_MAX_SAMPLE = 20_000
+#: The lattice DBSCAN counts cells through a table of the whole lattice when it has at most
+#: this many positions per occupied cell, or this many in all; else by binary search.
+LATTICE_TABLE_PER_CELL = 32
+LATTICE_TABLE_MIN = 2 ** 22
 
 
 def _weights(weights, n: int) -> np.ndarray | None:
@@ -176,14 +180,6 @@ def _relabel(labels: np.ndarray, sizes_from: np.ndarray) -> np.ndarray:
     return np.where(ok, new[np.maximum(labels, 0)], -1)
 
 
-def _ranges(keys: np.ndarray, lo_keys: np.ndarray, hi_keys: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``[lo, hi)`` in the sorted ``keys`` of the keys from ``lo_keys`` to
-    ``hi_keys`` (inclusive)."""
-    return (np.searchsorted(keys, lo_keys, side="left"),
-            np.searchsorted(keys, hi_keys, side="right"))
-
-
 def _range_min(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, longest: int) -> np.ndarray:
     """The least of ``values[lo:hi]`` for each range (ranges of at most ``longest``
     values; an empty one gives the dtype's largest value), by a sparse table."""
@@ -211,8 +207,9 @@ def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: 
     cell once, indices 0 or more).
 
     On a lattice every cell's neighbourhood (centres within ``eps_m``) is the same stencil
-    of offsets: for each column offset a run of rows, found in the sorted cells by binary
-    search, so neither the neighbour lists nor a loop per cell are needed (scikit-learn
+    of offsets: for each column offset a run of rows, found by counting the cells before
+    its ends (a table of the lattice, or binary search of the sorted cells), so neither
+    the neighbour lists nor a loop per cell are needed (scikit-learn
     sums each cell's neighbours' weights in Python: seconds at a million cells). Cells
     whose neighbours weigh ``min_samples`` or more are core; core cells within ``eps_m``
     of each other are joined (connected components); a cell that is not core takes the
@@ -233,22 +230,38 @@ def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: 
     # half-height of the run of rows in each column offset: (dx s)^2 + (dy s)^2 <= eps^2
     half = np.array([int(((dx * step_m) ** 2 + (offsets * step_m) ** 2 <= eps_m ** 2).sum()
                           // 2) for dx in offsets])
-    span = np.int64(iy.max() + 1 + 2 * reach)  # rows per column, padded: runs never wrap
-    key = ix.astype(np.int64) * span + iy.astype(np.int64) + reach
+    # lattice positions padded by the reach on every side, so runs stay inside it
+    span = np.int64(iy.max() + 1 + 2 * reach)
+    key = (ix.astype(np.int64) + reach) * span + iy.astype(np.int64) + reach
     if n > 1 and not (np.diff(key) > 0).all():
         raise ValueError("lattice cells must be distinct and sorted by (ix, iy)")
+    size = int(ix.max() + 1 + 2 * reach) * int(span)
+    # the cells before each position: a table of the lattice when it is small enough (4
+    # bytes a position: London at 10 m, 67 MB), else by binary search of the sorted keys
+    if size <= max(LATTICE_TABLE_PER_CELL * n, LATTICE_TABLE_MIN):
+        table = np.zeros(size + 1, dtype=np.int64 if n >= 2 ** 31 else np.int32)
+        table[key + 1] = 1
+        np.cumsum(table, out=table)
 
-    def runs(keys, of, dx):
+        def before(q: np.ndarray) -> np.ndarray:
+            return table[q]
+    else:
+        def before(q: np.ndarray) -> np.ndarray:
+            return np.searchsorted(key, q, side="left")
+
+    def runs(of: np.ndarray, dx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions [lo, hi) of the cells in the run of column offset dx of each cell."""
         centre = of + dx * span
-        return _ranges(keys, centre - half[dx + reach], centre + half[dx + reach])
+        return before(centre - half[dx + reach]), before(centre + half[dx + reach] + 1)
 
     whole = np.array_equal(mass, np.round(mass))
     total = np.r_[0, np.cumsum(mass.astype(np.int64) if whole else mass)]
     weight = np.zeros(n, dtype=total.dtype)
     for dx in offsets.tolist():
-        lo, hi = runs(key, key, dx)
+        lo, hi = runs(key, dx)
         weight += total[hi] - total[lo]
     core = weight >= min_samples
+    ranked = np.r_[0, np.cumsum(core)]  # position among the core cells
     ckey = key[core]
     m = len(ckey)
     labels = np.full(n, -1, dtype=np.int64)
@@ -260,7 +273,7 @@ def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: 
     src, dst = [], []
     linked = np.zeros(m + 1, dtype=np.int64)
     for dx in range(0, reach + 1):
-        lo, hi = runs(ckey, ckey, dx)
+        lo, hi = (ranked[r] for r in runs(ckey, dx))
         if dx == 0:  # the rows above, in the same column
             lo = np.arange(m) + 1
         some = hi > lo
@@ -286,7 +299,7 @@ def _lattice_dbscan(ix: np.ndarray, iy: np.ndarray, mass: np.ndarray, *, eps_m: 
     rest = np.flatnonzero(~core)
     best = np.full(len(rest), np.iinfo(np.int64).max, dtype=np.int64)
     for dx in offsets.tolist():
-        lo, hi = runs(ckey, key[rest], dx)
+        lo, hi = (ranked[r] for r in runs(key[rest], dx))
         best = np.minimum(best, _range_min(core_label, lo, hi, 2 * half[dx + reach] + 1))
     found = best < np.iinfo(np.int64).max
     labels[rest[found]] = best[found]

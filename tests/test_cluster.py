@@ -171,10 +171,16 @@ def _sklearn_on_bins(x, y, *, eps, min_samples, bin_m, weights=None):
     return _relabel(labels.astype(np.int64), counts.astype(float))[inv]
 
 
-def test_lattice_dbscan_is_sklearn_dbscan_on_the_bins():
+@pytest.mark.parametrize("table", [True, False], ids=["lattice table", "binary search"])
+def test_lattice_dbscan_is_sklearn_dbscan_on_the_bins(table, monkeypatch):
     """The lattice DBSCAN gives scikit-learn's labels to the point: core cells, clusters
     and the cluster a border cell between two clusters joins (the first found: about one
-    case in eight here has such a cell, so the order in which clusters are found counts)."""
+    case in eight here has such a cell, so the order in which clusters are found counts);
+    whether it counts cells through a table of the lattice or by binary search."""
+    import hotspots.pointclusters as pc
+
+    monkeypatch.setattr(pc, "LATTICE_TABLE_MIN", 2 ** 40 if table else 0)
+    monkeypatch.setattr(pc, "LATTICE_TABLE_PER_CELL", 2 ** 40 if table else 0)
     clusters = 0
     for seed in range(40):
         gen = np.random.default_rng(1000 + seed)
