@@ -299,3 +299,19 @@ def test_grids_are_not_kept_without_a_geodata_cache(tmp_path):
     assert not (tmp_path / "absent").exists()
     assert got[50.0].drop(columns="geometry").equals(
         make_grid(area, cell_size_m=50.0).drop(columns="geometry"))
+
+
+def test_binning_leaves_out_the_months_after_the_last():
+    # forecast_for hands bin_incidents the whole history it read (a store holding later
+    # months): months after last_month count as if they were never given
+    area = shapely.box(0, 0, 300, 300)
+    inc = frame([("2024-01", 120, 130), ("2024-02", 290, 260), ("2024-03", 20, 250),
+                 ("2024-04", 10, 10)])
+    a = fc.bin_incidents(inc, area, cell_sizes=(50.0,), last_month="2024-03")
+    b = fc.bin_incidents(inc.loc[inc["period"] <= "2024-03"], area, cell_sizes=(50.0,),
+                         last_month="2024-03")
+    assert a.first == b.first and np.array_equal(a.monthly, b.monthly)
+    assert a.monthly.shape[0] == 3 and a.monthly.sum() == 3
+    later = fc.bin_incidents(inc.loc[inc["period"] == "2024-04"], area, cell_sizes=(50.0,),
+                             last_month="2024-03")
+    assert later.monthly.sum() == 0
