@@ -77,3 +77,23 @@ def test_planted_hotspots_are_recovered(n, layers, config):
     html = map_html(hotspot_map(area=layers["ward"], meta=meta, config=config, raster=raster,
                                 cells=cells, places=places))
     assert len(html.encode()) < 5_000_000
+
+
+@pytest.mark.parametrize("refs", [["x2", "x10", "a1", "x1", "B7", "b7"],
+                                  ["x2", "é1", "a\u00ff", "x1", "Z", "ab"]],
+                         ids=["ascii", "unicode"])
+def test_detect_puts_a_narrow_read_in_the_stores_key_order(refs):
+    """detect reads some columns (in the store's own order) and sorts them by source and
+    reference itself: the order of SQLite's ORDER BY source, ref (text by code point), so
+    the analysis sums in the same order as with every column read."""
+    import sqlite3
+
+    from hotspots.jobs import _in_key_order
+
+    rows = [(s, r, i) for i, (s, r) in enumerate(zip("babaab", refs, strict=True))]
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (source TEXT, ref TEXT, v INTEGER, PRIMARY KEY (source, ref))")
+    db.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    want = [v for (v,) in db.execute("SELECT v FROM t ORDER BY source, ref")]
+    shuffled = pd.DataFrame(rows, columns=["source", "ref", "v"]).sample(frac=1, random_state=3)
+    assert _in_key_order(shuffled)["v"].tolist() == want
