@@ -170,7 +170,7 @@ def place_names(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, str]:
 
 def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
             spec: AnalysisSpec | None = None,
-            names: dict[str, str] | None = None) -> Analysis:
+            names: dict[str, str] | None = None, order: Any = None) -> Analysis:
     """Grid counts with Gi*, kernel density and places for a period's incidents.
 
     Parameters
@@ -186,6 +186,10 @@ def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
         From :func:`resolve_spec`; default: every value chosen by its rule.
     names : dict, optional
         Area names by code (:func:`place_names`) for the places' labels.
+    order : array of int, optional
+        Positions of the rows in the order their points are summed in (kernel density,
+        harm-weighted counts: floating-point sums differ in the last bits with the order);
+        default the rows' own. The places do not depend on the order.
 
     Returns
     -------
@@ -197,16 +201,17 @@ def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
     from .gistar import gistar, grid_neighbours
     from .grid import grid_counts, make_grid
 
-    x, y = incidents["x"].to_numpy(), incidents["y"].to_numpy()
-    spec = spec or resolve_spec(x, y, area)
     # each category looked up once: its harm weight (1 when unknown or missing), and one
     # string object per category for the places' tallies (a year of rows read from a store
     # holds a string object per row, slow to hash again and again)
     codes, cats = pd.factorize(incidents["category"])
     weights = np.array([config.categories[c].weight if c in config.categories else 1.0
                         for c in cats] + [1.0])
-    harm = weights[codes]
     shared = np.append(np.asarray(cats, dtype=object), np.nan)[codes]
+    rows = slice(None) if order is None else np.asarray(order)
+    x, y = incidents["x"].to_numpy()[rows], incidents["y"].to_numpy()[rows]
+    harm = weights[codes[rows]]
+    spec = spec or resolve_spec(x, y, area)
     g = spec.grid
     grid = make_grid(area, cell_size_m=g.cell_size_m, shape=g.shape)
     cells = grid_counts(grid, x, y, weights=harm, cell_size_m=g.cell_size_m, shape=g.shape)

@@ -88,7 +88,7 @@ def test_detect_puts_a_narrow_read_in_the_stores_key_order(refs):
     the analysis sums in the same order as with every column read."""
     import sqlite3
 
-    from hotspots.jobs import _in_key_order
+    from hotspots.jobs import _key_order
 
     rows = [(s, r, i) for i, (s, r) in enumerate(zip("babaab", refs, strict=True))]
     db = sqlite3.connect(":memory:")
@@ -96,4 +96,4 @@ def test_detect_puts_a_narrow_read_in_the_stores_key_order(refs):
     db.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
     want = [v for (v,) in db.execute("SELECT v FROM t ORDER BY source, ref")]
     shuffled = pd.DataFrame(rows, columns=["source", "ref", "v"]).sample(frac=1, random_state=3)
-    assert _in_key_order(shuffled)["v"].tolist() == want
+    assert shuffled["v"].to_numpy()[_key_order(shuffled)].tolist() == want
