@@ -111,8 +111,10 @@ def _evidence(rk: Ranked, period: Period, *, config: Config, decisions: pd.DataF
               ) -> list[PlaceEvidence]:
     """Step 3: each ranked place's card (:func:`hotspots.placecard.place_evidence`)."""
     flags = _trigger_flags(rk, period, config)
-    # the ranked places' rows picked out once (a year of London is a million rows)
-    own = rk.inc.loc[rk.inc["unit"].isin(rk.ranked["place_id"])]
+    # the ranked places' rows picked out once (a year of London is a million rows), in
+    # the order of source and ref (the store's key) whatever order the store gave them in
+    own = rk.inc.loc[rk.inc["unit"].isin(rk.ranked["place_id"])].sort_values(
+        ["source", "ref"], kind="stable")
     cards = []
     for _, row in rk.ranked.iterrows():
         r = SimpleNamespace(**row.to_dict())
