@@ -27,7 +27,7 @@ from .maps import hotspot_map, map_html
 from .rank import rank_units, trend_z
 from .repeats import repeat_summary
 from .summary import Period, in_period, month_period
-from .trends import patrol_windows, period_trends, time_profile
+from .trends import compare_periods, patrol_windows, time_profile
 
 
 def _years_before(day: dt.date, years: int = 1) -> dt.date:
@@ -81,6 +81,9 @@ class Ranked:
     raster: object
     places: gpd.GeoDataFrame
     trends: pd.DataFrame
+    # the streams (source, category) each comparison ("previous", "year") leaves out
+    # (:func:`hotspots.trends.left_out`)
+    left_out: dict[str, list[tuple[str, str]]]
     n_tested: int
     ranked: gpd.GeoDataFrame  # the top places, rank_units' columns and geometry
     density: float  # the borough's incidents per km²
@@ -143,7 +146,7 @@ def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Confi
     inc["unit"] = assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes)
     # every incident of the chosen categories, placed or not, makes the borough reference
     # that the trend label is judged against (rows in no place count there only)
-    trends = period_trends(inc, period=period, unit="unit")
+    trends, left_out = compare_periods(inc, period=period, unit="unit")
     n_tested = int((trends["n"] + trends["n_previous"] > 0).sum())
     # repeats count the period's rows (their keys: every column), placed by the same rule
     unit = assign_codes(cur["x"].to_numpy(), cur["y"].to_numpy(), shapes)
@@ -158,8 +161,8 @@ def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Confi
     table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
     return Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, raster=raster,
-                  places=places, trends=trends, n_tested=n_tested, ranked=ranked,
-                   density=len(cur) / (area.area / 1e6), area=area)
+                  places=places, trends=trends, left_out=left_out, n_tested=n_tested,
+                  ranked=ranked, density=len(cur) / (area.area / 1e6), area=area)
 
 
 def _patrol_windows(rk: Ranked, period: Period) -> list[str]:

@@ -237,8 +237,22 @@ def left_out(incidents: pd.DataFrame, period: Period) -> dict[str, list[tuple[st
     >>> gaps["year"]
     [('asb', 'asb_nuisance'), ('policeuk', 'burglary')]
     """
-    return {"previous": like_with_like(incidents, [period, period.previous()])[1],
-            "year": like_with_like(incidents, [period, year_before(period)])[1]}
+    return {key: left for key, (_, left) in _compared(incidents, period)[2].items()}
+
+
+def _compared(incidents: pd.DataFrame, period: Period) -> tuple[
+        dict[str, Period], dict[str, np.ndarray],
+        dict[str, tuple[np.ndarray, list[tuple[str, str]]]]]:
+    """The three periods of :func:`period_trends` (``n``, ``n_previous``,
+    ``n_last_year``), the rows inside each, and each comparison's (``previous``, ``year``)
+    :func:`like_with_like` rows and streams left out: the dates parsed and the streams
+    numbered once."""
+    periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
+    inside = dict(zip(periods, in_periods(incidents, list(periods.values())), strict=True))
+    streams = _streams(incidents)
+    return periods, inside, {
+        "previous": _like(streams, [inside["n"], inside["n_previous"]]),
+        "year": _like(streams, [inside["n"], inside["n_last_year"]])}
 
 
 def year_before(period: Period) -> Period:
@@ -362,6 +376,14 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     B     50          50  no clear change
     C     50          50  no clear change
     """
+    return compare_periods(incidents, period=period, unit=unit, alpha=alpha, fdr=fdr)[0]
+
+
+def compare_periods(incidents: pd.DataFrame, *, period: Period, unit: str = "unit",
+                    alpha: float = 0.05, fdr: bool = True
+                    ) -> tuple[pd.DataFrame, dict[str, list[tuple[str, str]]]]:
+    """:func:`period_trends` and :func:`left_out` of the same rows together: the dates
+    parsed and the streams numbered once (a year of London is a million rows)."""
     if not isinstance(period, Period):
         raise ValueError(f"period must be a hotspots.summary.Period (see month_period, "
                          f"parse_period); got {type(period).__name__}")
@@ -377,11 +399,8 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     # each unit numbered once and its name checked once; counted by number below
     code, names = pd.factorize(incidents[unit])  # no unit: -1
     keep = np.append([str(u).strip() != "" for u in names], False).astype(bool)[code]
-    periods = {"n": period, "n_previous": period.previous(), "n_last_year": year_before(period)}
-    inside = dict(zip(periods, in_periods(incidents, list(periods.values())), strict=True))
-    streams = _streams(incidents)
-    like_prev, _ = _like(streams, [inside["n"], inside["n_previous"]])
-    like_year, _ = _like(streams, [inside["n"], inside["n_last_year"]])
+    periods, inside, like = _compared(incidents, period)
+    like_prev, like_year = like["previous"][0], like["year"][0]
     masks = {"n": inside["n"], "n_previous": inside["n_previous"] & like_prev,
              "n_last_year": inside["n_last_year"] & like_year,
              "n_vs_previous": inside["n"] & like_prev, "n_vs_year": inside["n"] & like_year}
@@ -423,5 +442,4 @@ def period_trends(incidents: pd.DataFrame, *, period: Period, unit: str = "unit"
     out["trend"] = np.select([significant & (now_p > out["expected"]) & rate_up,
                               significant & (now_p < out["expected"]) & rate_down],
                              ["rising", "falling"], "no clear change")
-    out = out[list(TREND_COLUMNS)]
-    return out
+    return out[list(TREND_COLUMNS)], {key: left for key, (_, left) in like.items()}
