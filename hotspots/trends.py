@@ -445,7 +445,20 @@ def compare_periods(incidents: pd.DataFrame, *, period: Period, unit: str = "uni
                     alpha: float = 0.05, fdr: bool = True
                     ) -> tuple[pd.DataFrame, dict[str, list[tuple[str, str]]]]:
     """:func:`period_trends` and :func:`left_out` of the same rows together: the dates
-    parsed and the streams numbered once (a year of London is a million rows)."""
+    parsed and the streams numbered once (a year of London is a million rows).
+
+    Examples
+    --------
+    >>> from hotspots.summary import month_period
+    >>> inc = pd.DataFrame({"unit": ["A", "A", "B"], "source": ["asb", "asb", "policeuk"],
+    ...     "category": ["asb_nuisance", "asb_nuisance", "burglary"],
+    ...     "date": ["2024-05-03", "2024-04-09", "2024-05-01"]})
+    >>> trends, gaps = compare_periods(inc, period=month_period("2024-05"))
+    >>> trends[["n", "n_previous"]].to_dict("index")
+    {'A': {'n': 1, 'n_previous': 1}, 'B': {'n': 1, 'n_previous': 0}}
+    >>> gaps["previous"]
+    [('policeuk', 'burglary')]
+    """
     if not isinstance(period, Period):
         raise ValueError(f"period must be a hotspots.summary.Period (see month_period, "
                          f"parse_period); got {type(period).__name__}")
