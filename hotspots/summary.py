@@ -116,6 +116,29 @@ def month_only_left_out(incidents: pd.DataFrame, period: Period,
     return int((month_rows & overlaps[codes] & ~inside).sum())
 
 
+def repeated_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values held by 2 or more rows (location keys: repeat locations), as ``(codes,
+    repeated)``: each row's index into ``repeated``, or -1 for a value on one row only or
+    missing (None, NaN); ``repeated`` in order of first appearance.
+
+    :func:`pandas.factorize` keeping the codes of values that repeat, found on the values'
+    hashes first: a national year holds millions of location keys, most on one row, and
+    comparing them all as text took seconds; only rows whose hash repeats are compared.
+    """
+    values = np.asarray(values, dtype=object)
+    hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+    ordered = np.sort(hashes)
+    twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    maybe = np.flatnonzero(pd.Index(twice).get_indexer(hashes) >= 0)
+    codes, uniques = pd.factorize(values[maybe])
+    keep = np.bincount(codes[codes >= 0], minlength=len(uniques)) >= 2
+    out = np.full(len(values), -1, dtype=np.int64)
+    held = codes >= 0
+    held[held] = keep[codes[held]]
+    out[maybe[held]] = (np.cumsum(keep) - 1)[codes[held]]
+    return out, np.asarray(uniques, dtype=object)[keep]
+
+
 def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str,
                  period: Period, config: Config, rank_by: str = "density_per_km2",
                  residents: pd.Series | None = None) -> tuple[gpd.GeoDataFrame, dict]:
@@ -161,10 +184,9 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     cat_code, cat_names = pd.factorize(cats, sort=True)
     weights = {k: c.weight for k, c in config.categories.items()}
     harm = pd.Series(cat_names, dtype=object).map(weights).fillna(1.0).to_numpy(dtype=float)
-    key_code, _ = pd.factorize(incidents["location_key"].to_numpy(dtype=object)[now_mask])
     # a key with 2 or more incidents in the period; a row with no key is at none
-    at_repeat = (np.bincount(key_code[key_code >= 0], minlength=1)[key_code] >= 2) & (
-        key_code >= 0)
+    key_code, _ = repeated_codes(incidents["location_key"].to_numpy(dtype=object)[now_mask])
+    at_repeat = key_code >= 0
 
     def per_area(values=None) -> np.ndarray:
         return np.bincount(cur_area[in_area], minlength=n_areas,

@@ -20,6 +20,7 @@ import pandas as pd
 from .. import webgeom
 from ..config import Config
 from ..schema import WEB_CRS
+from ..summary import repeated_codes
 from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls, lonlat, shapes_layer
 
 MEASURE_LABELS = {
@@ -78,27 +79,22 @@ def _street_names(locations: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return street_of[codes], names.to_numpy(dtype=object)
 
 
-def _groups(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rows grouped by their pair of integer codes ``(first, second)`` (both >= 0), found
-    on integers (a national year is millions of rows, and pandas' groupby on two text
-    columns took tens of seconds): each row's group, each group's size and its two codes."""
-    width = int(second.max()) + 1 if len(second) else 1
-    group, pairs = pd.factorize(first.astype(np.int64) * width + second)
-    return group, np.bincount(group, minlength=len(pairs)), pairs // width, pairs % width
-
-
 def _top_locations(incidents: pd.DataFrame, streets: tuple[np.ndarray, np.ndarray], col: str,
                    k: int = 3) -> dict[str, list]:
     """Each area's busiest streets with 2 or more incidents: street names only
     (``streets``, of each incident, from :func:`_street_names`), never an address or a
     single incident (these maps are circulated); ties by street name."""
     street, names = streets
+    # counted on integer codes: a national year is millions of rows, and pandas' groupby
+    # on two text columns took seconds
     area, codes = pd.factorize(incidents[col].to_numpy(dtype=object))
     named = (street >= 0) & (area >= 0)
-    _, n, a, s = _groups(area[named], street[named])
+    pairs, n = np.unique(area[named].astype(np.int64) * max(len(names), 1) + street[named],
+                         return_counts=True)
     by_name = np.empty(len(names), dtype=np.int64)
     by_name[np.argsort(names, kind="stable")] = np.arange(len(names))
-    busy = pd.DataFrame({"area": a, "street": s, "n": n}).loc[n >= 2]
+    busy = pd.DataFrame({"area": pairs // max(len(names), 1),
+                         "street": pairs % max(len(names), 1), "n": n}).loc[n >= 2]
     busy = busy.iloc[np.lexsort((by_name[busy["street"]], -busy["n"], busy["area"]))]
     busy = busy.loc[busy.groupby("area").cumcount() < k]
     top: dict[str, list] = {}
@@ -181,23 +177,28 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame,
 
     Record text travels as escaped GeoJSON properties (never inside a JS template)."""
     cat_of, cats = pd.factorize(incidents["category"].to_numpy(dtype=object))
-    key_of, keys = pd.factorize(incidents["location_key"].to_numpy(dtype=object))
-    group, size, g_cat, g_key = _groups(cat_of, key_of)
+    # a repeat location in a category is a repeat location overall: the pairs are found
+    # among the incidents at those (a national year is millions of rows, most keys on one)
+    key_of, keys = repeated_codes(incidents["location_key"].to_numpy(dtype=object))
+    at = np.flatnonzero((key_of >= 0) & (cat_of >= 0))
+    width = len(keys) if len(keys) else 1
+    pairs, group, size = np.unique(cat_of[at].astype(np.int64) * width + key_of[at],
+                                   return_inverse=True, return_counts=True)
     # repeat locations only (a single incident's point is not circulated), the busiest of
     # each category: chosen on counts, then only their incidents are read for the rest
-    shown = pd.DataFrame({"category": cats[g_cat], "location_key": keys[g_key], "n": size})
+    shown = pd.DataFrame({"category": cats[pairs // width], "location_key": keys[pairs % width],
+                          "n": size})
     shown = (shown.loc[size >= 2]
              .sort_values(["category", "n", "location_key"], ascending=[True, False, True])
              .groupby("category", sort=False).head(MAX_MARKERS_PER_CATEGORY))
-    rows = np.zeros(len(size), dtype=bool)
-    rows[shown.index.to_numpy()] = True
-    rows = rows[group]
+    chosen = np.zeros(len(size), dtype=bool)
+    chosen[shown.index.to_numpy()] = True
+    rows = np.sort(at[chosen[group]])
     street, names = streets
-    text = np.append(names, "(no street recorded)")[street[rows]]
-    sub = incidents.loc[rows, ["category", "location_key", "x", "y"]].assign(text=text)
-    if "ref" in incidents.columns:  # the store's order, whatever order the rows came in
-        by = incidents.loc[rows, ["source", "ref"]].reset_index(drop=True)
-        sub = sub.iloc[by.sort_values(["source", "ref"]).index.to_numpy()]
+    sub = incidents.iloc[rows].reset_index(drop=True).assign(
+        text=np.append(names, "(no street recorded)")[street[rows]])
+    if "ref" in sub.columns:  # the store's order, whatever order the rows came in
+        sub = sub.sort_values(["source", "ref"])
     loc = (sub.groupby(["category", "location_key"], sort=False)
            .agg(x=("x", "mean"), y=("y", "mean"), text=("text", "first"))
            .join(shown.set_index(["category", "location_key"]))
