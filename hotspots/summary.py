@@ -176,7 +176,9 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     # counted on integer codes (factorize + bincount): a national year is millions of rows,
     # and pandas' groupby sorted and copied every one of them several times
     area_codes = pd.Index(areas["code"])
-    area_of = area_codes.get_indexer(incidents[col].to_numpy(dtype=object))
+    # each distinct code looked up once; -1 for a code not in the layer ('': unassigned)
+    code_of, codes = pd.factorize(incidents[col].to_numpy(dtype=object))
+    area_of = np.append(area_codes.get_indexer(codes), -1)[code_of]
     n_areas = len(area_codes)
     cur_area = area_of[now_mask]
     in_area = cur_area >= 0
@@ -240,7 +242,7 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
         "period": period.label, "start": period.start.isoformat(),
         "end": period.end.isoformat(), "previous": prev.label, "level": level,
         "rank_by": rank_by, "incidents": int(now_mask.sum()),
-        "unassigned": int((incidents[col].to_numpy(dtype=object)[now_mask] == "").sum()),
+        "unassigned": int(np.append(codes == "", False)[code_of[now_mask]].sum()),
         "incidents_previous": int(prev_mask.sum()),
         "month_only_left_out": month_only_left_out(incidents, period, now_mask),
         "categories": [str(c) for c in cat_names],
