@@ -121,9 +121,10 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     tolerance = webgeom.web_tolerance_m(table)
     web = webgeom.simplified(table, tolerance_m=tolerance, cache=cache).to_crs(WEB_CRS)
     col = f"{meta['level']}_code"
-    streets = None if incidents is None else _street_names(incidents["location"])
-    top = {} if incidents is None or streets is None else _top_locations(incidents, streets,
-                                                                          col)
+    streets, top = None, {}
+    if incidents is not None:
+        streets = _street_names(incidents["location"])
+        top = _top_locations(incidents, streets, col)
     values = web[measure].astype(float)
     if measure != "per_1000_residents":  # a rate with no residents stays n/a
         values = values.fillna(0)
