@@ -107,9 +107,10 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     stem = f"{level}_{period.label.replace(' ', '_')}"
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
     files = _write_areas(table, out / f"areas_{stem}", config, formats)
-    now = in_period(inc, period)  # a copy of millions of rows only when some are outside
-    save_map(area_map(table, meta, config=config, incidents=inc if now.all() else inc.loc[now],
-                      measure=measure, cache=geography.cache_dir(cache)), html_path)
+    # the period's rows: a copy of millions of rows only when some read are outside it
+    now = inc if meta["incidents"] == len(inc) else inc.loc[in_period(inc, period)]
+    save_map(area_map(table, meta, config=config, incidents=now, measure=measure,
+                      cache=geography.cache_dir(cache)), html_path)
     top = table.head(5)
     meta.update({
         "files": {"table": str(csv_path), **files, "map": str(html_path)},
