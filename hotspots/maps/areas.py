@@ -174,7 +174,7 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame,
     """One layer per category: its repeat locations (2 or more incidents) as circles sized
     by count, labelled by street (``streets``, of each incident, from
     :func:`_street_names`): the first incident's in the order of ``source, ref`` (the
-    store's order; the row order when the incidents have no ``ref``).
+    store's order; the row order when the incidents have no ``source, ref``).
 
     Record text travels as escaped GeoJSON properties (never inside a JS template)."""
     cat_of, cats = pd.factorize(incidents["category"].to_numpy(dtype=object))
@@ -198,7 +198,7 @@ def _category_layers(m: folium.Map, incidents: pd.DataFrame,
     street, names = streets
     sub = incidents.iloc[rows].reset_index(drop=True).assign(
         text=np.append(names, "(no street recorded)")[street[rows]])
-    if "ref" in sub.columns:  # the store's order, whatever order the rows came in
+    if {"source", "ref"} <= set(sub.columns):  # the store's order, whatever the rows' order
         sub = sub.sort_values(["source", "ref"])
     loc = (sub.groupby(["category", "location_key"], sort=False)
            .agg(x=("x", "mean"), y=("y", "mean"), text=("text", "first"))
