@@ -558,3 +558,62 @@ def test_a_bulk_load_keeps_the_date_index(store_target):
         assert "incidents_date" in str(plan)
     assert len(store.read_incidents(conn, start="2024-08-03", end="2024-08-03")) == 50
     conn.close()
+
+
+def test_a_bulk_load_builds_the_key_after_its_rows(tmp_path):
+    """A bulk load of rows new to the store sets the key index aside and builds it before
+    the commit: it is there after the load (and used), after a load that failed, and a
+    repeated key still fails the load, leaving the store as it was."""
+    conn = store.connect(tmp_path / "s.sqlite")
+    seen: list[str] = []
+    conn.conn.set_trace_callback(seen.append)  # the statements run
+    store.write_load(conn, result([{"ref": f"R{i}"} for i in range(50)]), path="w1",
+                     content_sha256="1")
+    conn.conn.set_trace_callback(None)
+    assert "DROP INDEX IF EXISTS incidents_key" in seen  # set aside: 50 rows, none stored
+    bad = result([{"ref": f"S{i}"} for i in range(400)])
+    bad.incidents.loc[300, "x"] = None
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write_load(conn, bad, path="w2", content_sha256="2")
+    before = snapshot(conn)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), conn.transaction(load=True):
+        rows = result([{"ref": "T1"}, {"ref": "T2"}, {"ref": "T1"}]).incidents
+        rows["row_hash"], rows["load_id"], rows["exported_at"] = 0, 1, ""
+        conn.upsert_incidents(rows, replace=False)
+    assert snapshot(conn) == before
+    assert conn.query("SELECT sql FROM sqlite_master WHERE name = 'incidents_key'") == [
+        ("CREATE UNIQUE INDEX incidents_key ON incidents(source, ref)",)]
+    plan = conn.query("EXPLAIN QUERY PLAN SELECT * FROM incidents WHERE source = 'lbth-asb' "
+                      "AND ref = 'R3'")
+    assert "incidents_key" in str(plan)
+    assert store.read_incidents(conn)["ref"].tolist() == sorted(f"R{i}" for i in range(50))
+    conn.close()
+
+
+def test_a_store_made_with_the_key_in_its_table_loads_as_before(tmp_path):
+    """A store written before the key was a named index keeps its table's PRIMARY KEY (no
+    second index of the same key) and loads, replaces and refuses repeats as before."""
+    path = tmp_path / "old.sqlite"
+    conn = store.connect(path)
+    ddl = conn.query("SELECT sql FROM sqlite_master WHERE name = 'incidents'")[0][0]
+    conn.close()
+    old = sqlite3.connect(path)
+    old.executescript("DROP TABLE incidents; " + ddl.replace(
+        "DEFAULT ''\n)", "DEFAULT '',\n    PRIMARY KEY (source, ref)\n)") + "; "
+        + "DROP INDEX IF EXISTS incidents_key")
+    old.close()
+    conn = store.connect(path)
+    names = [r[0] for r in conn.query("SELECT name FROM sqlite_master WHERE tbl_name = "
+                                      "'incidents' AND type = 'index' ORDER BY name")]
+    assert names == ["incidents_date", "sqlite_autoindex_incidents_1"]
+    store.write_load(conn, result([{"ref": f"R{i}"} for i in range(50)]), path="w1",
+                     content_sha256="1")
+    got = store.write_load(conn, result([{"ref": "R1", "hour": 3}, {"ref": "N"}]),
+                           path="w2", content_sha256="2")
+    assert (got["inserted"], got["replaced"]) == (1, 1)
+    assert len(store.read_incidents(conn)) == 51
+    with pytest.raises(sqlite3.IntegrityError), conn.transaction(load=True):
+        rows = result([{"ref": "T1"}, {"ref": "T1"}]).incidents
+        rows["row_hash"], rows["load_id"], rows["exported_at"] = 0, 1, ""
+        conn.upsert_incidents(rows, replace=False)
+    conn.close()
