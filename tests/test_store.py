@@ -590,6 +590,31 @@ def test_a_bulk_load_builds_the_key_after_its_rows(tmp_path):
     conn.close()
 
 
+def test_rows_go_into_a_store_file_by_date_then_reference(tmp_path):
+    """The embedded store writes a load's rows by date, then by reference (a date's rows
+    together; the indexes fed sorted runs), whatever the export's order; references
+    sharing their first bytes are told apart by the bytes where they differ."""
+    import numpy as np
+
+    from hotspots.ingest.text import telling_word
+
+    refs = ["ASB-2024-000123", "ASB-2024-000045", "ASB-2024-000046", "ASB-2024-1"]
+    arrow = pd.Series(refs, dtype="string[pyarrow]")
+    assert [refs[i] for i in np.argsort(telling_word(arrow))] == sorted(refs)
+    rows = [{"ref": r, "date": d, "period": d[:7]} for r, d in
+            zip(refs * 2, ["2024-08-03"] * 4 + ["2024-08-01"] * 4, strict=True)]
+    rows = [{**r, "ref": r["ref"] + ("b" if i >= 4 else "")} for i, r in enumerate(rows)]
+    res = result(rows)
+    arrow_rows = res.incidents.astype({c: "string[pyarrow]" for c in res.incidents.columns
+                                       if res.incidents[c].dtype == object})
+    conn = store.connect(tmp_path / "s.sqlite")
+    store.write_load(conn, IngestResult(**{**res.__dict__, "incidents": arrow_rows}),
+                     path="p", content_sha256="h")
+    got = conn.query("SELECT date, ref FROM incidents ORDER BY rowid")
+    assert got == sorted(got)
+    conn.close()
+
+
 def test_a_store_made_with_the_key_in_its_table_loads_as_before(tmp_path):
     """A store written before the key was a named index keeps its table's PRIMARY KEY (no
     second index of the same key) and loads, replaces and refuses repeats as before."""

@@ -47,14 +47,15 @@ def _row_hash(frame: pd.DataFrame) -> np.ndarray:
 
 def _column_hash(column: pd.Series, name: str) -> np.ndarray:
     """Hash each value of ``column`` with pandas' hash: Arrow text of few distinct values
-    dictionary-encoded (in C++) and each distinct value hashed once; the reference,
-    distinct nearly everywhere, hashed as it is."""
+    dictionary-encoded (in C++) and each distinct value hashed once; other Arrow text (a
+    reference, a map point: distinct nearly everywhere) hashed as it is."""
     enc = few_values(column)
     if enc is not None:
         uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
                                   categorize=False)
         return uniq[enc.indices.to_numpy(zero_copy_only=False)]
-    return pd.util.hash_array(column.to_numpy(), categorize=name != "ref")
+    arrow = isinstance(column.array, pd.arrays.ArrowStringArray)
+    return pd.util.hash_array(column.to_numpy(), categorize=name != "ref" and not arrow)
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:

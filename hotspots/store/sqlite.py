@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StoreError
-from ..ingest.text import few_values
+from ..ingest.text import few_values, telling_word
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS loads (
@@ -257,9 +257,9 @@ class SQLiteStore:
         """Insert or (with ``replace``) replace whole incidents (columns in table order).
 
         The stored versions of replaced incidents are deleted first; then every row goes
-        in as new, in batches of :data:`INSERT_BATCH` rows, with the values every row
-        shares (source, file, load, export date, ...) written once into the statement,
-        not bound row by row. (Sorting the rows by key first was measured: no faster.)"""
+        in as new (by date and reference: :func:`_insert_order`), in batches of
+        :data:`INSERT_BATCH` rows, with the values every row shares (source, file, load,
+        export date, ...) written once into the statement, not bound row by row."""
         if replace:
             self._keys()
             self.conn.executemany("DELETE FROM incidents WHERE source = ? AND ref = ?",
@@ -267,13 +267,13 @@ class SQLiteStore:
                                       strict=True))
         self._set_aside_for(len(rows), keys_needed=replace)
         shared = {c: v for c in rows.columns if (v := _shared_value(rows[c])) is not None}
-        bound = [c for c in rows.columns if c not in shared]
-        sql = (f"INSERT INTO incidents ({', '.join(bound + list(shared))}) VALUES "
-               f"({', '.join(['?'] * len(bound) + list(shared.values()))})")
+        bound = [_Bound(rows[c]) for c in rows.columns if c not in shared]
+        sql = (f"INSERT INTO incidents ({', '.join([b.name for b in bound] + list(shared))}) "
+               f"VALUES ({', '.join(['?'] * len(bound) + list(shared.values()))})")
+        order = _insert_order(rows)
         for start in range(0, len(rows), INSERT_BATCH):
-            part = rows.iloc[start:start + INSERT_BATCH]
-            self.conn.executemany(sql, zip(*(_values(part[c]) for c in bound), strict=True))
-
+            at = order[start:start + INSERT_BATCH]
+            self.conn.executemany(sql, zip(*(b.values(at) for b in bound), strict=True))
 
     def _rows_estimate(self) -> int:
         """The incidents stored, or more (the largest rowid: no count of the table)."""
@@ -293,14 +293,47 @@ INDEXES = {"incidents_date": "CREATE INDEX IF NOT EXISTS incidents_date ON incid
 DATE_INDEX = INDEXES["incidents_date"]
 
 
-def _values(column: pd.Series) -> list:
-    """The column's values as a list of Python values; Arrow text of few distinct values
-    as one Python string per distinct value, not one per row (less to make and free)."""
-    enc = few_values(column)
-    if enc is not None:
-        distinct = np.array(enc.dictionary.to_pylist(), dtype=object)
-        return distinct[enc.indices.to_numpy(zero_copy_only=False)].tolist()
-    return column.to_numpy().tolist()
+def _insert_order(rows: pd.DataFrame) -> np.ndarray:
+    """The order rows go into the table: by date, then by reference (by 8 of its bytes:
+    :func:`telling_word`). A date's rows lie together (a date range is read from few
+    pages), and the key and date indexes are kept up or built from sorted runs: 1M
+    police.uk rows' two indexes built in 1.2 s, not 2.4 s (a sort by the whole
+    reference costs more than it saves)."""
+    dates = pd.factorize(rows["date"], sort=True)[0]
+    word = telling_word(rows["ref"])
+    order = np.argsort(word) if word is not None else np.arange(len(rows))
+    if len(dates) and dates.max() < 2**16:
+        dates = dates.astype(np.uint16)  # sorted by radix
+    return order[np.argsort(dates[order], kind="stable")]
+
+
+class _Bound:
+    """A column bound row by row, its values as Python values a batch of rows at a
+    time; Arrow text of few distinct values as one Python string per distinct value,
+    not one per row (less to make and free)."""
+
+    def __init__(self, column: pd.Series):
+        self.name = str(column.name)
+        self.distinct: np.ndarray | None = None
+        self.codes = self.plain = np.zeros(0)
+        self.arrow: pa.Array | None = None
+        enc = few_values(column)
+        if enc is not None:
+            self.distinct = np.array(enc.dictionary.to_pylist(), dtype=object)
+            self.codes = enc.indices.to_numpy(zero_copy_only=False)
+        elif isinstance(column.array, pd.arrays.ArrowStringArray):
+            arrow = pa.array(column.array)
+            self.arrow = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+        else:
+            self.plain = column.to_numpy()
+
+    def values(self, at: np.ndarray) -> list:
+        """The values of the rows at positions ``at``."""
+        if self.distinct is not None:
+            return self.distinct[self.codes[at]].tolist()
+        if self.arrow is not None:
+            return self.arrow.take(pa.array(at)).to_numpy(zero_copy_only=False).tolist()
+        return self.plain[at].tolist()
 
 
 def _shared_value(column: pd.Series) -> str | None:
