@@ -77,11 +77,17 @@ def _utf8_buffers(text: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def telling_word(text: pd.Series) -> np.ndarray | None:
-    """Eight bytes of each value of Arrow-backed text without missing values, from the
+    """Eight bytes of each value of text without missing values, from the
     first multiple of 8 where the values differ (zero past a value's end), as unsigned
     64-bit numbers that sort as those bytes do: for police.uk crime IDs their first 8
     bytes, for "ASB-2024-000123" the next 8. None for any other column, or when all the
-    values are the same."""
+    values are the same. Text as Python strings is read as Arrow text first."""
+    if text.dtype == object:
+        try:
+            text = pd.Series(pd.arrays.ArrowStringArray(pa.array(text.to_numpy(),
+                                                                 pa.large_string())))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
     buf = _utf8_buffers(text)
     if buf is None:
         return None

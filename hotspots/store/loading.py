@@ -47,15 +47,18 @@ def _row_hash(frame: pd.DataFrame) -> np.ndarray:
 
 def _column_hash(column: pd.Series, name: str) -> np.ndarray:
     """Hash each value of ``column`` with pandas' hash: Arrow text of few distinct values
-    dictionary-encoded (in C++) and each distinct value hashed once; other Arrow text (a
+    dictionary-encoded (in C++) and each distinct value hashed once; other text (a
     reference, a map point: distinct nearly everywhere) hashed as it is."""
     enc = few_values(column)
     if enc is not None:
         uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
                                   categorize=False)
         return uniq[enc.indices.to_numpy(zero_copy_only=False)]
-    arrow = isinstance(column.array, pd.arrays.ArrowStringArray)
-    return pd.util.hash_array(column.to_numpy(), categorize=name != "ref" and not arrow)
+    values = column.to_numpy()
+    # distinct values hashed once (categorised) only where they repeat
+    repeats = name != "ref" and not isinstance(column.array, pd.arrays.ArrowStringArray) \
+        and len(pd.unique(values[:10_000])) <= 0.95 * min(len(values), 10_000)
+    return pd.util.hash_array(values, categorize=repeats)
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:
