@@ -103,6 +103,23 @@ def test_later_export_replaces_same_reference_and_counts(conn):
         ["asb.csv", 2, 0, 0], ["w2.csv", 1, 1, 0]]
 
 
+def test_unchanged_records_take_a_later_exports_date_and_load(conn):
+    """Records seen unchanged in a later export carry its date and load (of two sources,
+    in a chunked load), so an export dated between cannot revert them."""
+    rows = [{"ref": "A"}, {"ref": "B"}, {"ref": "C", "source": "other"}]
+    store.write_load(conn, result(rows), path="w1", content_sha256="1",
+                     exported_at="2024-08-01T00:00:00")
+    later = store.write_load(conn, [result(rows[:1]), result(rows[1:])], path="w2",
+                             content_sha256="2", exported_at="2024-08-30T00:00:00")
+    assert later["unchanged"] == 3
+    assert conn.query("SELECT ref, exported_at, load_id FROM incidents ORDER BY ref") == [
+        (r, "2024-08-30T00:00:00", later["load_id"]) for r in "ABC"]
+    between = store.write_load(conn, result([{"ref": "B", "hour": 5}]), path="w3",
+                               content_sha256="3", exported_at="2024-08-15T00:00:00")
+    assert (between["replaced"], between["kept_newer"]) == (0, [
+        {"load_id": later["load_id"], "exported_at": "2024-08-30T00:00:00", "n": 1}])
+
+
 def test_preview_counts_what_a_load_would_do_and_writes_nothing(conn):
     store.write_load(conn, result([{"ref": "A"}, {"ref": "B"}, {"ref": "C", "hour": 3}]),
                      path="w1.csv", content_sha256="h1", exported_at="2024-08-10T00:00:00")

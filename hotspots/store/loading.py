@@ -7,7 +7,6 @@ on whichever backend the connection is.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import tempfile
 from collections.abc import Iterable
@@ -308,11 +307,8 @@ def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_
     # export dated between the two cannot revert it
     bump = np.zeros(len(inc), dtype=bool)
     bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
-    if bump.any():  # the keys as lists first: iterating Arrow text row by row is slow
-        conn.executemany(
-            "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
-            zip(itertools.repeat(exported_at), itertools.repeat(load_id),
-                *(inc[c].to_numpy(dtype=object)[bump].tolist() for c in ("source", "ref"))))
+    if bump.any():  # one statement per source, not one per row
+        conn.restamp(keys[bump], exported_at=exported_at, load_id=load_id)
     conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
                      [(load_id, *r) for r in res.problems.itertuples(index=False, name=None)])
     raw_cols = [c for c in res.rejected.columns if c not in ("row", "reasons")]

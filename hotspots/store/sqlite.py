@@ -253,6 +253,16 @@ class SQLiteStore:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             columns=["source", "ref", "row_hash", "exported_at", "load_id"])
 
+    def restamp(self, keys: pd.DataFrame, *, exported_at: str, load_id: int) -> None:
+        """Give the stored incidents of these keys (source, ref) a later export's date
+        and load: one statement per source (1M rows: a row at a time took ~15 s)."""
+        self._keys()
+        for source, refs in keys.groupby("source", sort=False)["ref"]:
+            self.conn.execute(
+                "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref "
+                "IN (SELECT value FROM json_each(?))",
+                (exported_at, load_id, source, json.dumps(refs.tolist())))
+
     def upsert_incidents(self, rows: pd.DataFrame, *, replace: bool = True) -> None:
         """Insert or (with ``replace``) replace whole incidents (columns in table order).
 
