@@ -431,7 +431,8 @@ def window_incidents(version: tuple, month: str, categories: tuple[str, ...]
                      ) -> pd.DataFrame:
     """The incidents of the 12 months to ``month`` (:func:`window_start`) in ``categories``:
     the rows :func:`incidents` reads, taken from what :func:`ranking` read (its months
-    reach back a year and a month) rather than read again; read when nothing ranks."""
+    reach back a year and a month; :data:`hotspots.ranking.WINDOW_COLUMNS`, in the store's
+    row order) rather than read again; read when nothing ranks."""
     start, end = window_start(month), month_period(month).end.isoformat()
     try:
         inc = ranking(version, month, categories).rk.inc
@@ -460,7 +461,9 @@ def place_card(version: tuple, month: str, categories: tuple[str, ...], place_id
     row of the ranked table, as HTML with its stylesheet."""
     period = month_period(month)
     inc = window_incidents(version, month, categories)
-    mine = inc.loc[place_of_incidents(version, month, categories) == place_id]
+    # in the order of source and ref, as the pack's cards (ties in the category mix)
+    mine = inc.loc[place_of_incidents(version, month, categories) == place_id].sort_values(
+        ["source", "ref"], kind="stable")
     shapes = period_places(version, month, categories).set_index("place_id").geometry
     cur = in_period(inc, period)
     density = cur.sum() / (land_area(resolve_settings().config, geodata_cache()).area / 1e6)

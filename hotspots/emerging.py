@@ -342,17 +342,21 @@ def emerging_cells(incidents: pd.DataFrame, cells: gpd.GeoDataFrame, *, cell_siz
     True
     """
     span = pd.period_range(end=pd.Period(end_month, "M"), periods=months, freq="M")
-    # each distinct month parsed once (a PeriodIndex of 200,000 strings takes seconds)
+    # each distinct month parsed once (a PeriodIndex of 200,000 strings takes seconds),
+    # numbered by its place in the span (-1: outside it)
     codes, uniques = pd.factorize(incidents["period"].astype(str))
-    month = pd.PeriodIndex(uniques, freq="M")[codes]
+    month = np.append(span.get_indexer(pd.PeriodIndex(uniques, freq="M")), -1)[codes]
     idx = cell_index(cells, incidents["x"].to_numpy(), incidents["y"].to_numpy(),
                      cell_size_m=cell_size_m, shape="square")
-    keep = (idx >= 0) & month.isin(span)
-    if month[keep].nunique() < MIN_PERIODS:
+    keep = (idx >= 0) & (month >= 0)
+    if np.unique(month[keep]).size < MIN_PERIODS:
         return None
-    counts = (pd.crosstab(idx[keep], month[keep]).reindex(index=cells["cell_id"],
-                                                           columns=span, fill_value=0))
-    out = emerging_hotspots(counts.set_axis(range(len(span)), axis=1),
+    # counted by cell and month (pandas' crosstab took 2 s over London's 6,672 cells)
+    row = pd.Index(cells["cell_id"]).get_indexer(idx[keep])
+    at = row >= 0
+    counts = np.bincount(row[at] * len(span) + month[keep][at],
+                         minlength=len(cells) * len(span)).reshape(len(cells), len(span))
+    out = emerging_hotspots(pd.DataFrame(counts.astype(np.int64)),
                             grid_neighbours(cells, cell_shape="square"), alpha=alpha)
     return cells.join(out.set_axis(cells.index))
 

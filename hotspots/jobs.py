@@ -34,7 +34,7 @@ from .loads import (
     preview_files,
 )
 from .maps import area_map, save_map
-from .schema import CellShape, ClusterMethod, Kernel
+from .schema import INCIDENT_COLUMNS, CellShape, ClusterMethod, Kernel
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 
 __all__ = ["EXPORT_FORMATS", "FORCE_HINT", "INGEST_KEYS", "PREVIEW_KEYS", "detect",
@@ -79,14 +79,17 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
         if unknown:
             raise HotspotsError(f"unknown categories {unknown}; use taxonomy keys such as "
                                 f"{sorted(config.categories)[:5]}...")
-    with store.connection(store_file) as conn:
-        period = period or month_period(latest_complete_month(conn))
-        prev = period.previous()
-        inc = store.read_incidents(conn, start=prev.start.replace(day=1).isoformat(),
-                                   end=period.end.isoformat(), categories=categories)
     if level not in config.layers:
         raise HotspotsError(f"--level {level} is not a layer of {config.name}'s configuration; "
                             f"use one of {', '.join(config.layers)}.")
+    with store.connection(store_file) as conn:
+        period = period or month_period(latest_complete_month(conn))
+        prev = period.previous()
+        # the columns the counts and the map use, in the store's order (a national year is
+        # 6M rows: reading every column in key order took a minute)
+        inc = store.read_incidents(conn, start=prev.start.replace(day=1).isoformat(),
+                                   end=period.end.isoformat(), categories=categories,
+                                   columns=_summary_columns(config, level))
     layers = geography.read_layers(config, cache=cache)
     inc[f"{level}_code"] = geography.layer_codes(inc, layers, config, level)
     residents, how = geography.read_population(config, layers, level, cache=cache)
@@ -105,8 +108,10 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     stem = f"{level}_{period.label.replace(' ', '_')}"
     csv_path, html_path = out / f"areas_{stem}.csv", out / f"map_{stem}.html"
     files = _write_areas(table, out / f"areas_{stem}", config, formats)
-    save_map(area_map(table, meta, config=config, incidents=inc.loc[in_period(inc, period)],
-                      measure=measure, cache=geography.cache_dir(cache)), html_path)
+    # the period's rows: a copy of millions of rows only when some read are outside it
+    now = inc if meta["incidents"] == len(inc) else inc.loc[in_period(inc, period)]
+    save_map(area_map(table, meta, config=config, incidents=now, measure=measure,
+                      cache=geography.cache_dir(cache)), html_path)
     top = table.head(5)
     meta.update({
         "files": {"table": str(csv_path), **files, "map": str(html_path)},
@@ -116,6 +121,17 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
                 for _, r in top.iterrows()],
     })
     return meta
+
+
+def _summary_columns(config: Config, level: str) -> tuple[str, ...]:
+    """The incident columns :func:`summarise` reads: those of the counts and the map
+    (``source, ref`` order each location's text), and the stored code of ``level``, or of
+    the finer layer it is built from, that :func:`hotspots.geography.layer_codes` reads."""
+    key: str | None = level
+    while key and not (key in config.stored_layers and f"{key}_code" in INCIDENT_COLUMNS):
+        key = config.layers[key].built_from
+    return ("source", "ref", "category", "date", "x", "y", "location", "location_key",
+            *([f"{key}_code"] if key else []))
 
 
 def _write_areas(table: gpd.GeoDataFrame, stem: Path, config: Config,

@@ -37,11 +37,11 @@ from .report import (
     pack_html,
     table_view,
 )
+from .schema import POLICE_UK_SOURCE
 from .selection import area_codes, decision_areas
 from .summary import Period
 from .trends import (
     emerging_cells,
-    left_out,
     stream_label,
     year_before,
 )
@@ -92,7 +92,10 @@ def _emerging(inc: pd.DataFrame, cells, grid: GridSpec, period) -> dict[str, int
 
 def _trigger_flags(rk: Ranked, period: Period, config: Config) -> dict[str, list[str]]:
     """Callers at the ASB Case Review threshold, by place (the full pack only)."""
-    placed = rk.inc.loc[rk.inc["unit"] != ""]
+    # police.uk rows name no caller (community_trigger leaves them out): a year of
+    # London's is a million rows
+    placed = rk.inc.loc[((rk.inc["unit"] != "") & (rk.inc["source"] != POLICE_UK_SOURCE))
+                        .to_numpy()]
     # the Community Trigger looks back one window from the end of the period
     recent = placed.loc[pd.to_datetime(placed["date"])
                         > pd.Timestamp(period.end - dt.timedelta(days=config.trigger_window_days))]
@@ -111,8 +114,10 @@ def _evidence(rk: Ranked, period: Period, *, config: Config, decisions: pd.DataF
               ) -> list[PlaceEvidence]:
     """Step 3: each ranked place's card (:func:`hotspots.placecard.place_evidence`)."""
     flags = _trigger_flags(rk, period, config)
-    # the ranked places' rows picked out once (a year of London is a million rows)
-    own = rk.inc.loc[rk.inc["unit"].isin(rk.ranked["place_id"])]
+    # the ranked places' rows picked out once (a year of London is a million rows), in
+    # the order of source and ref (the store's key) whatever order the store gave them in
+    own = rk.inc.loc[rk.inc["unit"].isin(rk.ranked["place_id"])].sort_values(
+        ["source", "ref"], kind="stable")
     cards = []
     for _, row in rk.ranked.iterrows():
         r = SimpleNamespace(**row.to_dict())
@@ -186,7 +191,7 @@ def _method_notes(rk: Ranked, period: Period, config: Config, emerging) -> list[
     ]
     for key, other in (("previous", period.previous()), ("year", year_before(period))):
         gap = [stream_label(src, config.label(cat))
-               for src, cat in left_out(rk.inc, period)[key]]
+               for src, cat in rk.left_out[key]]
         if gap:
             notes.append(f"Not compared with {other.label}: {', '.join(gap)} (records in "
                          f"only one of {other.label} and {period.label}).")

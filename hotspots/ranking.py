@@ -27,7 +27,7 @@ from .maps import hotspot_map, map_html
 from .rank import rank_units, trend_z
 from .repeats import repeat_summary
 from .summary import Period, in_period, month_period
-from .trends import patrol_windows, period_trends, time_profile
+from .trends import compare_periods, patrol_windows, time_profile
 
 
 def _years_before(day: dt.date, years: int = 1) -> dt.date:
@@ -59,17 +59,31 @@ def _units(kind: str, cur: pd.DataFrame, places, cells, grid: GridSpec, layers,
                        ids=[f"C{c}" for c in cells["cell_id"]])
 
 
+#: The columns of the incidents of the months the ranking reads (:attr:`Ranked.inc`): what
+#: the trends, the cards, the Community Trigger flags, the emerging classes, the review of
+#: tasked places and the app's Tasking page (its area filter: the stored codes) read of
+#: them. A year of London's rows with every column took four times as long to read; the
+#: period's own rows (:attr:`Ranked.cur`) keep every column.
+WINDOW_COLUMNS: tuple[str, ...] = ("source", "ref", "category", "period", "date", "hour", "x",
+                                   "y", "caller_key", "ward_code", "lsoa_code")
+
+
 @dataclass(frozen=True)
 class Ranked:
     """What the ranking step found, for the steps after it."""
 
-    cur: pd.DataFrame  # the period's incidents
-    inc: pd.DataFrame  # every incident read, with the ``unit`` (place) it falls in
+    cur: pd.DataFrame  # the period's incidents, every column, in order of source and ref
+    # every incident read (the period, the previous month and the year before), with
+    # WINDOW_COLUMNS in the store's own row order and the ``unit`` (place) it falls in
+    inc: pd.DataFrame
     cells: gpd.GeoDataFrame
     grid: GridSpec  # the lattice of ``cells``
     raster: object
     places: gpd.GeoDataFrame
     trends: pd.DataFrame
+    # the streams (source, category) each comparison ("previous", "year") leaves out
+    # (:func:`hotspots.trends.left_out`)
+    left_out: dict[str, list[tuple[str, str]]]
     n_tested: int
     ranked: gpd.GeoDataFrame  # the top places, rank_units' columns and geometry
     density: float  # the borough's incidents per km²
@@ -77,17 +91,24 @@ class Ranked:
 
 
 def _read_store(store_file, period: Period | None, categories):
-    """Step 1: the period (default the latest complete month), its incidents and those of
-    the previous month and the same month a year before, every decision and the
-    meetings."""
+    """Step 1: the period (default the latest complete month), the incidents from the
+    same month a year before to its end (:data:`WINDOW_COLUMNS`), the period's own with
+    every column, every decision and the meetings."""
     with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         first = min(period.previous().start, _years_before(period.start)).replace(day=1)
-        inc = store.read_incidents(conn, start=first.isoformat(),
+        inc = store.read_incidents(conn, start=first.isoformat(), end=period.end.isoformat(),
+                                   categories=categories, columns=WINDOW_COLUMNS)
+        # no row dated before the period can be in it (a police.uk month must lie wholly
+        # inside), nor one after it: the rows in_period takes of the window, in key order
+        cur = store.read_incidents(conn, start=period.start.isoformat(),
                                    end=period.end.isoformat(), categories=categories)
         decisions = store.read_decisions(conn)
         meeting_list = meetings.list_meetings(conn)
-    return period, inc, decisions, meeting_list
+    now = in_period(cur, period)
+    if not now.all():
+        cur = cur.loc[now].reset_index(drop=True)
+    return period, inc, cur, decisions, meeting_list
 
 
 def _with_rates(places, units: str, config: Config, layers, cache):
@@ -102,14 +123,12 @@ def _with_rates(places, units: str, config: Config, layers, cache):
         res > 0, 1000 * places["n"].to_numpy() / np.where(res > 0, res, 1), np.nan))
 
 
-def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: str,
-          cache, top: int, cell_size_m: float | None = None) -> Ranked:
-    """Step 2: find the units of the period (on grid cells of ``cell_size_m``, default
-    chosen by :func:`hotspots.analysis.resolve_spec`'s rule), compare each with the
-    previous month and the year before (against the rest of the borough), count repeats,
-    and rank them."""
-    now = in_period(inc, period)
-    cur = inc.loc[now].reset_index(drop=True)
+def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Config, layers,
+          units: str, cache, top: int, cell_size_m: float | None = None) -> Ranked:
+    """Step 2: find the units of the period (its incidents ``cur``; on grid cells of
+    ``cell_size_m``, default chosen by :func:`hotspots.analysis.resolve_spec`'s rule),
+    compare each with the previous month and the year before (the incidents ``inc``,
+    against the rest of the borough), count repeats, and rank them."""
     if len(cur) < 3:
         raise HotspotsError(f"{len(cur)} incident(s) in {period.label}: too few for a pack.")
     area = geography.land_area(layers, config, cache=cache)
@@ -125,12 +144,13 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
     shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
     inc = inc.copy(deep=False)  # the rows are not copied: only a column is added
     inc["unit"] = assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes)
-    placed = (inc["unit"] != "").to_numpy()
     # every incident of the chosen categories, placed or not, makes the borough reference
     # that the trend label is judged against (rows in no place count there only)
-    trends = period_trends(inc, period=period, unit="unit")
+    trends, left_out = compare_periods(inc, period=period, unit="unit")
     n_tested = int((trends["n"] + trends["n_previous"] > 0).sum())
-    reps = repeat_summary(inc.loc[placed & now], unit="unit")
+    # repeats count the period's rows (their keys: every column), placed by the same rule
+    unit = assign_codes(cur["x"].to_numpy(), cur["y"].to_numpy(), shapes)
+    reps = repeat_summary(cur.assign(unit=unit).loc[unit != ""], unit="unit")
     table = (places
              .join(trends[["n_previous", "n_last_year", "change_previous", "p_previous",
                            "expected", "p_borough", "p_adjusted", "reference", "trend"]]
@@ -141,8 +161,8 @@ def _rank(inc: pd.DataFrame, period: Period, *, config: Config, layers, units: s
     table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
     return Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, raster=raster,
-                  places=places, trends=trends, n_tested=n_tested, ranked=ranked,
-                   density=len(cur) / (area.area / 1e6), area=area)
+                  places=places, trends=trends, left_out=left_out, n_tested=n_tested,
+                  ranked=ranked, density=len(cur) / (area.area / 1e6), area=area)
 
 
 def _patrol_windows(rk: Ranked, period: Period) -> list[str]:
@@ -186,18 +206,22 @@ class Ranking:
 def _read_within(within: Ranking, period: Period | None, categories):
     """Step 1 from a ranking of every category of the period (``within``) instead of the
     store: its period, the incidents of ``categories`` (all: None) among those it read,
-    with the store's columns and order (:func:`hotspots.store.read_incidents` orders by
-    source and ref: a subset keeps that order), its decisions and meetings."""
+    with the columns and order a read of the store gives (a subset keeps the store's row
+    order, and :func:`hotspots.store.read_incidents`'s order by source and ref of the
+    period's rows), its decisions and meetings."""
     if within.categories is not None or (period or within.period) != within.period:
         raise ValueError(f"within must rank every category of {(period or within.period).label}"
                          f": it ranks {within.categories or 'every category'} of "
                          f"{within.period.label}.")
-    inc = within.rk.inc
+    inc, cur = within.rk.inc, within.rk.cur
     inc = inc.take(np.arange(len(inc)) if categories is None else
                    np.flatnonzero(inc["category"].isin(list(categories)).to_numpy()))
     del inc["unit"]  # a copy's own column (a third of the time of selecting the others)
     inc.reset_index(drop=True, inplace=True)
-    return within.period, inc, within.decisions, within.meetings
+    cur = cur.take(np.arange(len(cur)) if categories is None else
+                   np.flatnonzero(cur["category"].isin(list(categories)).to_numpy()))
+    cur.reset_index(drop=True, inplace=True)
+    return within.period, inc, cur, within.decisions, within.meetings
 
 
 def rank_period(*, config: Config, store_file: str | Path | None = None,
@@ -213,11 +237,11 @@ def rank_period(*, config: Config, store_file: str | Path | None = None,
     without reading the store again)."""
     if units not in UNIT_KINDS:
         raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
-    period, inc, decisions, meeting_list = (
+    period, inc, cur, decisions, meeting_list = (
         _read_store(store_file, period, categories) if within is None
         else _read_within(within, period, categories))
     layers = layers or geography.read_layers(config, cache=cache)
-    rk = _rank(inc, period, config=config, layers=layers, units=units, cache=cache, top=top,
+    rk = _rank(inc, cur, period, config=config, layers=layers, units=units, cache=cache, top=top,
                cell_size_m=cell_size_m)
     rk = replace(rk, ranked=rk.ranked.assign(patrol_windows=_patrol_windows(rk, period)))
     return Ranking(period=period, categories=categories, units=units, decisions=decisions,

@@ -100,23 +100,45 @@ def in_periods(incidents: pd.DataFrame, periods: list[Period]) -> list[np.ndarra
 
 def month_only_left_out(incidents: pd.DataFrame, period: Period,
                         inside: np.ndarray | None = None) -> int:
-    """police.uk rows whose month overlaps the period without lying wholly inside it.
-    ``inside``: :func:`in_period` of the rows, when the caller has it."""
+    """police.uk rows whose month overlaps the period without lying wholly inside it
+    (``inside``: :func:`in_period` of the rows, when it is already known)."""
     if period.start.day == 1 and period.end == month_period(period.end.strftime("%Y-%m")).end:
         return 0  # whole months: a month that overlaps them lies inside them
     month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
-    if not month_rows.any():
-        return 0
-    # each distinct date parsed once, as in in_periods (a row with no date overlaps nothing)
+    # each distinct date compared once (a national year is millions of rows, a few
+    # hundred dates), as :func:`in_periods` does
     codes, days = pd.factorize(incidents["date"])
     date = pd.DatetimeIndex(pd.to_datetime(days))
     if date.tz is not None:
         date = date.tz_localize(None)
-    after = pd.Timestamp(period.end + dt.timedelta(days=1))
-    overlaps = np.append((date >= pd.Timestamp(period.start.replace(day=1))) & (date < after),
-                         False)[codes]
-    inside = in_period(incidents, period) if inside is None else inside
-    return int((month_rows & overlaps & ~inside).sum())
+    overlaps = np.append((date >= pd.Timestamp(period.start.replace(day=1)))
+                         & (date < pd.Timestamp(period.end + dt.timedelta(days=1))), False)
+    if inside is None:
+        inside = in_period(incidents, period)
+    return int((month_rows & overlaps[codes] & ~inside).sum())
+
+
+def repeated_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values held by 2 or more rows (location keys: repeat locations), as ``(codes,
+    repeated)``: each row's index into ``repeated``, or -1 for a value on one row only or
+    missing (None, NaN); ``repeated`` in order of first appearance.
+
+    :func:`pandas.factorize` keeping the codes of values that repeat, found on the values'
+    hashes first: a national year holds millions of location keys, most on one row, and
+    comparing them all as text took seconds; only rows whose hash repeats are compared.
+    """
+    values = np.asarray(values, dtype=object)
+    hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+    ordered = np.sort(hashes)
+    twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    maybe = np.flatnonzero(pd.Index(twice).get_indexer(hashes) >= 0)
+    codes, uniques = pd.factorize(values[maybe])
+    keep = np.bincount(codes[codes >= 0], minlength=len(uniques)) >= 2
+    out = np.full(len(values), -1, dtype=np.int64)
+    held = codes >= 0
+    held[held] = keep[codes[held]]
+    out[maybe[held]] = (np.cumsum(keep) - 1)[codes[held]]
+    return out, np.asarray(uniques, dtype=object)[keep]
 
 
 def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str,
@@ -156,7 +178,9 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     # counted on integer codes (factorize + bincount): a national year is millions of rows,
     # and pandas' groupby sorted and copied every one of them several times
     area_codes = pd.Index(areas["code"])
-    area_of = area_codes.get_indexer(incidents[col].to_numpy(dtype=object))
+    # each distinct code looked up once; -1 for a code not in the layer ('': unassigned)
+    code_of, codes = pd.factorize(incidents[col].to_numpy(dtype=object))
+    area_of = np.append(area_codes.get_indexer(codes), -1)[code_of]
     n_areas = len(area_codes)
     cur_area = area_of[now_mask]
     in_area = cur_area >= 0
@@ -164,10 +188,9 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
     cat_code, cat_names = pd.factorize(cats, sort=True)
     weights = {k: c.weight for k, c in config.categories.items()}
     harm = pd.Series(cat_names, dtype=object).map(weights).fillna(1.0).to_numpy(dtype=float)
-    key_code, _ = pd.factorize(incidents["location_key"].to_numpy(dtype=object)[now_mask])
     # a key with 2 or more incidents in the period; a row with no key is at none
-    at_repeat = (np.bincount(key_code[key_code >= 0], minlength=1)[key_code] >= 2) & (
-        key_code >= 0)
+    key_code, _ = repeated_codes(incidents["location_key"].to_numpy(dtype=object)[now_mask])
+    at_repeat = key_code >= 0
 
     def per_area(values=None) -> np.ndarray:
         return np.bincount(cur_area[in_area], minlength=n_areas,
@@ -221,9 +244,9 @@ def area_summary(incidents: pd.DataFrame, areas: gpd.GeoDataFrame, *, level: str
         "period": period.label, "start": period.start.isoformat(),
         "end": period.end.isoformat(), "previous": prev.label, "level": level,
         "rank_by": rank_by, "incidents": int(now_mask.sum()),
-        "unassigned": int((incidents[col].to_numpy(dtype=object)[now_mask] == "").sum()),
+        "unassigned": int(np.append(codes == "", False)[code_of[now_mask]].sum()),
         "incidents_previous": int(prev_mask.sum()),
-        "month_only_left_out": month_only_left_out(incidents, period),
+        "month_only_left_out": month_only_left_out(incidents, period, now_mask),
         "categories": [str(c) for c in cat_names],
     }
     return table, meta

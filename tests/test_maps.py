@@ -157,6 +157,23 @@ def test_area_map_shows_streets_with_repeats_never_a_single_address(layers, conf
     assert "Mile End Road (2)" in page
 
 
+def test_a_repeat_location_is_named_by_its_first_incident_in_store_order(layers, config):
+    """Incidents at one location with different streets: its marker names the street of the
+    first in order of source and reference, whatever order the rows come in (the store
+    reads a period in no particular order)."""
+    inc = demo_incidents(layers)
+    at = inc.index[inc["location_key"] == "k3"]
+    inc.loc[at, "category"] = "nox_sighting"
+    inc.loc[at, "location"] = ["Zed Street", "Alpha Road", "Mid Lane", "Zed Street"]
+    inc.loc[at, "ref"] = ["r4", "r2", "r3", "r5"]
+    for rows in (inc, inc.iloc[::-1]):
+        table, meta = area_summary(rows, layers["lsoa"], level="lsoa",
+                                   period=month_period("2024-08"), config=config)
+        page = map_html(area_map(table, meta, config=config, incidents=rows))
+        assert "Alpha Road" in page and "Mid Lane" not in page
+        assert "Zed Street (2)" in page  # the area's busiest street
+
+
 def _square(x0, y0, side):
     from pyproj import Transformer
 

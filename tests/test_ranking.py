@@ -8,10 +8,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from hotspots import store
 from hotspots.cli import main
 from hotspots.config import load_config
-from hotspots.ranking import rank_period
-from hotspots.summary import month_period
+from hotspots.ranking import WINDOW_COLUMNS, rank_period
+from hotspots.summary import in_period, month_period
 
 PERIOD = month_period("2024-08")
 
@@ -50,6 +51,26 @@ def test_categories_ranked_in_memory_as_from_the_store(demo_store, cache, layers
     assert len(read.ranked) and "patrol_windows" in read.ranked
     pd.testing.assert_frame_equal(kept.decisions, read.decisions)
     assert kept.meetings == read.meetings
+
+
+def test_the_period_has_every_column_and_the_window_the_columns_read(demo_store, cache,
+                                                                     layers):
+    """The period's rows are the store's full read of it, in key order; the months around
+    it have WINDOW_COLUMNS (and the place of each row), the same rows as the full read."""
+    cfg = load_config()
+    got = rank_period(config=cfg, store_file=demo_store, cache=cache, layers=layers,
+                      period=PERIOD, categories=["asb_nuisance", "drug_dealing"]).rk
+    with store.connection(demo_store) as conn:
+        full = store.read_incidents(conn, start="2023-08-01", end=PERIOD.end.isoformat(),
+                                    categories=["asb_nuisance", "drug_dealing"])
+    cur = full.loc[in_period(full, PERIOD)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.cur, cur, check_exact=True)
+    assert list(got.inc.columns) == [*WINDOW_COLUMNS, "unit"]
+    key = ["source", "ref"]
+    pd.testing.assert_frame_equal(
+        got.inc.drop(columns="unit").sort_values(key).reset_index(drop=True),
+        full[list(WINDOW_COLUMNS)].sort_values(key).reset_index(drop=True), check_exact=True)
+    assert (got.inc["unit"] != "").any()
 
 
 def test_within_must_rank_every_category_of_the_period(demo_store, cache, layers):

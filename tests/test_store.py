@@ -103,6 +103,23 @@ def test_later_export_replaces_same_reference_and_counts(conn):
         ["asb.csv", 2, 0, 0], ["w2.csv", 1, 1, 0]]
 
 
+def test_unchanged_records_take_a_later_exports_date_and_load(conn):
+    """Records seen unchanged in a later export carry its date and load (of two sources,
+    in a chunked load), so an export dated between cannot revert them."""
+    rows = [{"ref": "A"}, {"ref": "B"}, {"ref": "C", "source": "other"}]
+    store.write_load(conn, result(rows), path="w1", content_sha256="1",
+                     exported_at="2024-08-01T00:00:00")
+    later = store.write_load(conn, [result(rows[:1]), result(rows[1:])], path="w2",
+                             content_sha256="2", exported_at="2024-08-30T00:00:00")
+    assert later["unchanged"] == 3
+    assert conn.query("SELECT ref, exported_at, load_id FROM incidents ORDER BY ref") == [
+        (r, "2024-08-30T00:00:00", later["load_id"]) for r in "ABC"]
+    between = store.write_load(conn, result([{"ref": "B", "hour": 5}]), path="w3",
+                               content_sha256="3", exported_at="2024-08-15T00:00:00")
+    assert (between["replaced"], between["kept_newer"]) == (0, [
+        {"load_id": later["load_id"], "exported_at": "2024-08-30T00:00:00", "n": 1}])
+
+
 def test_preview_counts_what_a_load_would_do_and_writes_nothing(conn):
     store.write_load(conn, result([{"ref": "A"}, {"ref": "B"}, {"ref": "C", "hour": 3}]),
                      path="w1.csv", content_sha256="h1", exported_at="2024-08-10T00:00:00")
@@ -557,4 +574,88 @@ def test_a_bulk_load_keeps_the_date_index(store_target):
         plan = conn.query("EXPLAIN QUERY PLAN SELECT * FROM incidents WHERE date = '2024-08-03'")
         assert "incidents_date" in str(plan)
     assert len(store.read_incidents(conn, start="2024-08-03", end="2024-08-03")) == 50
+    conn.close()
+
+
+def test_a_bulk_load_builds_the_key_after_its_rows(tmp_path):
+    """A bulk load of rows new to the store sets the key index aside and builds it before
+    the commit: it is there after the load (and used), after a load that failed, and a
+    repeated key still fails the load, leaving the store as it was."""
+    conn = store.connect(tmp_path / "s.sqlite")
+    seen: list[str] = []
+    conn.conn.set_trace_callback(seen.append)  # the statements run
+    store.write_load(conn, result([{"ref": f"R{i}"} for i in range(50)]), path="w1",
+                     content_sha256="1")
+    conn.conn.set_trace_callback(None)
+    assert "DROP INDEX IF EXISTS incidents_key" in seen  # set aside: 50 rows, none stored
+    bad = result([{"ref": f"S{i}"} for i in range(400)])
+    bad.incidents.loc[300, "x"] = None
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write_load(conn, bad, path="w2", content_sha256="2")
+    before = snapshot(conn)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), conn.transaction(load=True):
+        rows = result([{"ref": "T1"}, {"ref": "T2"}, {"ref": "T1"}]).incidents
+        rows["row_hash"], rows["load_id"], rows["exported_at"] = 0, 1, ""
+        conn.upsert_incidents(rows, replace=False)
+    assert snapshot(conn) == before
+    assert conn.query("SELECT sql FROM sqlite_master WHERE name = 'incidents_key'") == [
+        ("CREATE UNIQUE INDEX incidents_key ON incidents(source, ref)",)]
+    plan = conn.query("EXPLAIN QUERY PLAN SELECT * FROM incidents WHERE source = 'lbth-asb' "
+                      "AND ref = 'R3'")
+    assert "incidents_key" in str(plan)
+    assert store.read_incidents(conn)["ref"].tolist() == sorted(f"R{i}" for i in range(50))
+    conn.close()
+
+
+def test_rows_go_into_a_store_file_by_date_then_reference(tmp_path):
+    """The embedded store writes a load's rows by date, then by reference (a date's rows
+    together; the indexes fed sorted runs), whatever the export's order; references
+    sharing their first bytes are told apart by the bytes where they differ."""
+    import numpy as np
+
+    from hotspots.ingest.text import telling_word
+
+    refs = ["ASB-2024-000123", "ASB-2024-000045", "ASB-2024-000046", "ASB-2024-1"]
+    arrow = pd.Series(refs, dtype="string[pyarrow]")
+    assert [refs[i] for i in np.argsort(telling_word(arrow))] == sorted(refs)
+    rows = [{"ref": r, "date": d, "period": d[:7]} for r, d in
+            zip(refs * 2, ["2024-08-03"] * 4 + ["2024-08-01"] * 4, strict=True)]
+    rows = [{**r, "ref": r["ref"] + ("b" if i >= 4 else "")} for i, r in enumerate(rows)]
+    res = result(rows)
+    arrow_rows = res.incidents.astype({c: "string[pyarrow]" for c in res.incidents.columns
+                                       if res.incidents[c].dtype == object})
+    conn = store.connect(tmp_path / "s.sqlite")
+    store.write_load(conn, IngestResult(**{**res.__dict__, "incidents": arrow_rows}),
+                     path="p", content_sha256="h")
+    got = conn.query("SELECT date, ref FROM incidents ORDER BY rowid")
+    assert got == sorted(got)
+    conn.close()
+
+
+def test_a_store_made_with_the_key_in_its_table_loads_as_before(tmp_path):
+    """A store written before the key was a named index keeps its table's PRIMARY KEY (no
+    second index of the same key) and loads, replaces and refuses repeats as before."""
+    path = tmp_path / "old.sqlite"
+    conn = store.connect(path)
+    ddl = conn.query("SELECT sql FROM sqlite_master WHERE name = 'incidents'")[0][0]
+    conn.close()
+    old = sqlite3.connect(path)
+    old.executescript("DROP TABLE incidents; " + ddl.replace(
+        "DEFAULT ''\n)", "DEFAULT '',\n    PRIMARY KEY (source, ref)\n)") + "; "
+        + "DROP INDEX IF EXISTS incidents_key")
+    old.close()
+    conn = store.connect(path)
+    names = [r[0] for r in conn.query("SELECT name FROM sqlite_master WHERE tbl_name = "
+                                      "'incidents' AND type = 'index' ORDER BY name")]
+    assert names == ["incidents_date", "sqlite_autoindex_incidents_1"]
+    store.write_load(conn, result([{"ref": f"R{i}"} for i in range(50)]), path="w1",
+                     content_sha256="1")
+    got = store.write_load(conn, result([{"ref": "R1", "hour": 3}, {"ref": "N"}]),
+                           path="w2", content_sha256="2")
+    assert (got["inserted"], got["replaced"]) == (1, 1)
+    assert len(store.read_incidents(conn)) == 51
+    with pytest.raises(sqlite3.IntegrityError), conn.transaction(load=True):
+        rows = result([{"ref": "T1"}, {"ref": "T1"}]).incidents
+        rows["row_hash"], rows["load_id"], rows["exported_at"] = 0, 1, ""
+        conn.upsert_incidents(rows, replace=False)
     conn.close()

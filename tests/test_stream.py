@@ -184,3 +184,24 @@ def test_another_writer_is_not_kept_waiting_while_a_file_is_read(tmp_path, cache
         assert store.read_meta(conn)["probe"] == "recorded while the load read its file"
         assert len(store.read_incidents(conn)) == entry["inserted"] == entry["accepted"] > 0
     assert not list(spool.iterdir())
+
+
+@pytest.mark.parametrize(("data", "want"), [
+    (b"a,b\n1,\xc3\xa9t\xc3\xa9\n" + b"x" * 20, (True, False)),  # a character across windows
+    (b"a,b\n1,2\xc3" + b"x" * 20, (False, False)),  # one left unfinished, ASCII after it
+    (b"a,b\n1,2\xc3" + b"x" * 8 + b"\xa9" + b"x" * 7, (False, False)),  # ... and its end later
+    (b"a,b\n1,2\xff" + b"x" * 20, (False, False)),
+    (b"a,b\n1,\xc3", (False, False)),  # unfinished at the end
+    (b'a,b\n1,"two\nlines"\n' + b"x" * 20, (True, True)),
+    (b'a,b\n1,"one line"\n' + b"x" * 20, (True, False)),
+])
+def test_the_file_scan_reads_window_by_window(tmp_path, monkeypatch, data, want):
+    """The scan before streaming (UTF-8 as it is? a quoted cell over two lines?) tells
+    the same however the file falls into windows (ASCII windows are not decoded)."""
+    from hotspots.ingest import stream
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    for window in (3, 7, 8, 1 << 20):  # 8: "\xc3" ends a window, ASCII follows
+        monkeypatch.setattr(stream, "_WINDOW", window)
+        assert stream._scan(path) == want, window

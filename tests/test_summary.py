@@ -13,6 +13,7 @@ from hotspots.summary import (
     in_periods,
     month_period,
     parse_period,
+    repeated_codes,
 )
 
 
@@ -101,6 +102,17 @@ def test_counts_density_repeats_change_and_rank(config):
     by_harm, _ = area_summary(incidents(rows), areas(), level="lsoa",
                               period=month_period("2024-08"), config=config, rank_by="harm")
     assert by_harm["code"].tolist()[0] == "A"
+
+
+def test_repeated_codes_are_those_of_values_on_two_or_more_rows():
+    """As pandas.factorize keeping repeated values: a missing value is at none, and values
+    with equal hashes (-1 and -2 in CPython) are told apart."""
+    values = np.array(["a", "b", "a", None, None, np.nan, -1, -2, "c", "b", "a"], dtype=object)
+    codes, repeated = repeated_codes(values)
+    assert repeated.tolist() == ["a", "b"]
+    assert codes.tolist() == [0, 1, 0, -1, -1, -1, -1, -1, -1, 1, 0]
+    codes, repeated = repeated_codes(np.array([], dtype=object))
+    assert codes.tolist() == [] and repeated.tolist() == []
 
 
 def test_bad_options_are_named(config):

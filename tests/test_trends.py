@@ -171,6 +171,40 @@ def test_relative_change_test_against_binomtest():
     assert relative_change_test(0, 0, 10, 30) == (0.0, 1.0)
 
 
+def test_period_trends_p_values_are_binomtests_of_each_unit():
+    """The p-values of every unit, computed for all units at once, are scipy's binomtest
+    of that unit's counts, to the last bit (the equal-split case, the borough's share,
+    counts on either side of the expected one, zero counts and a unit the size of the
+    rest)."""
+    rng = np.random.default_rng(7)
+    now = np.r_[rng.poisson(rng.choice([0.5, 4, 30, 300], 300)), 0, 5, 900]
+    before = np.r_[rng.poisson(rng.choice([0.5, 4, 30, 300], 300)), 0, 0, 1000]
+    previous = np.r_[rng.poisson(rng.choice([0.5, 4, 30], 300)), 3, 0, 0]
+    units = [f"U{i:03d}" for i in range(len(now))]
+    dates = {"now": "2024-05-04", "before": "2024-04-04", "previous": "2023-05-04"}
+    inc = pd.DataFrame({
+        "unit": np.repeat(units * 3, np.r_[now, before, previous]),
+        "date": np.repeat([dates["now"], dates["before"], dates["previous"]],
+                          [now.sum(), before.sum(), previous.sum()]),
+        "source": "asb", "category": "asb_nuisance"})
+    out = period_trends(inc, period=month_period("2024-05"), fdr=False)
+    out = out.reindex(units)
+    rest_now, rest_before = now.sum() - now, before.sum() - before
+    for i, u in enumerate(units):
+        a, b, c = int(now[i]), int(before[i]), int(previous[i])
+        if a + b + c == 0:
+            continue
+        row = out.loc[u]
+        want_previous = 1.0 if a + b == 0 else binomtest(a, a + b, 31 / 61).pvalue
+        want_year = 1.0 if a + c == 0 else binomtest(a, a + c, 31 / 62).pvalue
+        assert row["p_previous"] == want_previous and row["p_year"] == want_year, u
+        share = rest_now[i] / (rest_now[i] + rest_before[i])
+        want = 1.0 if a + b == 0 else binomtest(a, a + b, share).pvalue
+        assert row["p_borough"] == want and row["expected"] == (a + b) * share, u
+        assert (row["expected"], row["p_borough"]) == relative_change_test(
+            a, b, int(rest_now[i]), int(rest_before[i])), u
+
+
 def test_relative_change_test_falls_back_when_the_rest_had_nothing():
     # no reference in one period: judged on the period lengths alone, as the plain test
     for ref, ref_prev in ((0, 12), (12, 0), (0, 0)):

@@ -128,6 +128,7 @@ def _scan(path: Path) -> tuple[bool, bool]:
     a window at a time, not mapped (the pages read are not held as the process's)."""
     check = codecs.getincrementaldecoder("utf-8")()
     utf8, before, breaks = True, 0, False
+    buffer = bytearray(_WINDOW)  # one buffer read into, not a new one per window
     with open(path, "rb") as fh:
         head = fh.read(4)
         if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) == 4 and (
@@ -135,8 +136,10 @@ def _scan(path: Path) -> tuple[bool, bool]:
                 or (head[0] == head[2] == 0 and head[1] and head[3]))):
             return False, False  # UTF-16 (as :func:`.read._utf8` tells it)
         fh.seek(0)
-        while window := fh.read(_WINDOW):
-            if utf8:
+        while n := fh.readinto(buffer):
+            window = buffer if n == len(buffer) else buffer[:n]
+            # ASCII is UTF-8 as it is (unless a character begun before is left unfinished)
+            if utf8 and not (window.isascii() and not check.getstate()[0]):
                 try:
                     check.decode(window)
                 except UnicodeDecodeError:

@@ -20,6 +20,7 @@ import pandas as pd
 from .. import webgeom
 from ..config import Config
 from ..schema import WEB_CRS
+from ..summary import repeated_codes
 from .base import _esc, _fmt, _framed_map, _rate, _title_and_controls, lonlat, shapes_layer
 
 MEASURE_LABELS = {
@@ -65,28 +66,42 @@ def _popup_values(row: dict, meta: dict, cats: list[str], top: list[tuple[str, i
             "; ".join(f"{t} ({c})" for t, c in top) or None]
 
 
-def _street_names(locations: pd.Series) -> pd.Series:
+def _street_names(locations: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """:func:`hotspots.cluster.street_name` of each location text, worked out once per
-    distinct text (a London month repeats a few thousand streets 90,000 times)."""
+    distinct text (a London month repeats a few thousand streets 90,000 times), as
+    ``(codes, names)``: each incident's street is ``names[code]``, and ``code`` is -1 where
+    no street is recorded. ``names`` are distinct."""
     from ..cluster import street_name  # not at import: cluster brings scikit-learn
 
     codes, uniq = pd.factorize(locations.astype(str))
-    names = np.array([street_name(t) for t in uniq] + [""], dtype=object)
-    return pd.Series(names[codes], index=locations.index)
+    street_of, names = pd.factorize(pd.Series([street_name(t) or None for t in uniq],
+                                              dtype=object))
+    return street_of[codes], names.to_numpy(dtype=object)
 
 
-def _top_locations(incidents: pd.DataFrame, streets: pd.Series, col: str,
+def _top_locations(incidents: pd.DataFrame, streets: tuple[np.ndarray, np.ndarray], col: str,
                    k: int = 3) -> dict[str, list]:
     """Each area's busiest streets with 2 or more incidents: street names only
-    (``streets``, of each incident), never an address or a single incident (these maps are
-    circulated)."""
-    if incidents.empty:
-        return {}
-    g = (incidents.assign(street=streets).loc[streets != ""]
-         .groupby([col, "street"]).size().rename("n").reset_index())
-    g = g.loc[g["n"] >= 2].sort_values([col, "n", "street"], ascending=[True, False, True])
-    return {code: list(zip(grp["street"].head(k), grp["n"].head(k), strict=True))
-            for code, grp in g.groupby(col)}
+    (``streets``, of each incident, from :func:`_street_names`), never an address or a
+    single incident (these maps are circulated); ties by street name."""
+    street, names = streets
+    # counted on integer codes: a national year is millions of rows, and pandas' groupby
+    # on two text columns took seconds
+    area, codes = pd.factorize(incidents[col].to_numpy(dtype=object))
+    named = (street >= 0) & (area >= 0)
+    pairs, n = np.unique(area[named].astype(np.int64) * max(len(names), 1) + street[named],
+                         return_counts=True)
+    by_name = np.empty(len(names), dtype=np.int64)
+    by_name[np.argsort(names, kind="stable")] = np.arange(len(names))
+    busy = pd.DataFrame({"area": pairs // max(len(names), 1),
+                         "street": pairs % max(len(names), 1), "n": n}).loc[n >= 2]
+    busy = busy.iloc[np.lexsort((by_name[busy["street"]], -busy["n"], busy["area"]))]
+    busy = busy.loc[busy.groupby("area").cumcount() < k]
+    top: dict[str, list] = {}
+    for area_i, street_i, n_i in zip(busy["area"].tolist(), busy["street"].tolist(),
+                                     busy["n"].tolist(), strict=True):
+        top.setdefault(codes[area_i], []).append((names[street_i], n_i))
+    return top
 
 
 def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
@@ -106,8 +121,10 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     tolerance = webgeom.web_tolerance_m(table)
     web = webgeom.simplified(table, tolerance_m=tolerance, cache=cache).to_crs(WEB_CRS)
     col = f"{meta['level']}_code"
-    streets = _street_names(incidents["location"]) if incidents is not None else None
-    top = _top_locations(incidents, streets, col) if incidents is not None else {}
+    streets, top = None, {}
+    if incidents is not None:
+        streets = _street_names(incidents["location"])
+        top = _top_locations(incidents, streets, col)
     values = web[measure].astype(float)
     if measure != "per_1000_residents":  # a rate with no residents stays n/a
         values = values.fillna(0)
@@ -143,7 +160,7 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
                         "names": [config.label(c) for c in cats]})
     layer.add_to(m)
     cmap.add_to(m)
-    if incidents is not None and not incidents.empty:
+    if incidents is not None and streets is not None and not incidents.empty:
         _category_layers(m, incidents, streets, config)
     heading = title or f"{config.name}: {MEASURE_LABELS[measure].lower()}, {meta['period']}"
     note = (f"{meta['incidents']:,} incidents, categories: "
@@ -152,24 +169,45 @@ def area_map(table: gpd.GeoDataFrame, meta: dict, *, config: Config,
     return m
 
 
-def _category_layers(m: folium.Map, incidents: pd.DataFrame, streets: pd.Series,
-                     config: Config) -> None:
+def _category_layers(m: folium.Map, incidents: pd.DataFrame,
+                     streets: tuple[np.ndarray, np.ndarray], config: Config) -> None:
     """One layer per category: its repeat locations (2 or more incidents) as circles sized
-    by count, labelled by street (``streets``, of each incident).
+    by count, labelled by street (``streets``, of each incident, from
+    :func:`_street_names`): the first incident's in the order of ``source, ref`` (the
+    store's order; the row order when the incidents have no ``source, ref``).
 
     Record text travels as escaped GeoJSON properties (never inside a JS template)."""
-    text = streets.where(streets != "", "(no street recorded)")
-    loc = (incidents.assign(text=text)
-           .groupby(["category", "location_key"], sort=False)
-           .agg(x=("x", "mean"), y=("y", "mean"), n=("ref", "size"), text=("text", "first"))
-           .reset_index())
-    # repeat locations only: a single incident's point is not circulated
-    loc = (loc.loc[loc["n"] >= 2]
-           .sort_values(["category", "n", "location_key"], ascending=[True, False, True])
-           .groupby("category", sort=False).head(MAX_MARKERS_PER_CATEGORY))
+    cat_of, cats = pd.factorize(incidents["category"].to_numpy(dtype=object))
+    # a repeat location in a category is a repeat location overall: the pairs are found
+    # among the incidents at those (a national year is millions of rows, most keys on one)
+    key_of, keys = repeated_codes(incidents["location_key"].to_numpy(dtype=object))
+    at = np.flatnonzero((key_of >= 0) & (cat_of >= 0))
+    width = len(keys) if len(keys) else 1
+    pairs, group, size = np.unique(cat_of[at].astype(np.int64) * width + key_of[at],
+                                   return_inverse=True, return_counts=True)
+    # repeat locations only (a single incident's point is not circulated), the busiest of
+    # each category: chosen on counts, then only their incidents are read for the rest
+    shown = pd.DataFrame({"category": cats[pairs // width], "location_key": keys[pairs % width],
+                          "n": size})
+    shown = (shown.loc[size >= 2]
+             .sort_values(["category", "n", "location_key"], ascending=[True, False, True])
+             .groupby("category", sort=False).head(MAX_MARKERS_PER_CATEGORY))
+    chosen = np.zeros(len(size), dtype=bool)
+    chosen[shown.index.to_numpy()] = True
+    rows = np.sort(at[chosen[group]])
+    street, names = streets
+    sub = incidents.iloc[rows].reset_index(drop=True).assign(
+        text=np.append(names, "(no street recorded)")[street[rows]])
+    if {"source", "ref"} <= set(sub.columns):  # the store's order, whatever the rows' order
+        sub = sub.sort_values(["source", "ref"])
+    loc = (sub.groupby(["category", "location_key"], sort=False)
+           .agg(x=("x", "mean"), y=("y", "mean"), text=("text", "first"))
+           .join(shown.set_index(["category", "location_key"]))
+           .reset_index()
+           .sort_values(["category", "n", "location_key"], ascending=[True, False, True]))
     lon, lat = lonlat(loc["x"].to_numpy(), loc["y"].to_numpy())
     loc = loc.assign(lon=np.round(lon, 6), lat=np.round(lat, 6))
-    counts = incidents["category"].value_counts()
+    counts = dict(zip(cats, np.bincount(cat_of, minlength=len(cats)).tolist(), strict=True))
     for cat, grp in loc.groupby("category", sort=True):
         label = config.label(cat)
         feats = gpd.GeoDataFrame(

@@ -7,7 +7,6 @@ on whichever backend the connection is.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import tempfile
 from collections.abc import Iterable
@@ -47,14 +46,18 @@ def _row_hash(frame: pd.DataFrame) -> np.ndarray:
 
 def _column_hash(column: pd.Series, name: str) -> np.ndarray:
     """Hash each value of ``column`` with pandas' hash: Arrow text of few distinct values
-    dictionary-encoded (in C++) and each distinct value hashed once; the reference,
-    distinct nearly everywhere, hashed as it is."""
+    dictionary-encoded (in C++) and each distinct value hashed once; other text (a
+    reference, a map point: distinct nearly everywhere) hashed as it is."""
     enc = few_values(column)
     if enc is not None:
         uniq = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False),
                                   categorize=False)
         return uniq[enc.indices.to_numpy(zero_copy_only=False)]
-    return pd.util.hash_array(column.to_numpy(), categorize=name != "ref")
+    values = column.to_numpy()
+    # distinct values hashed once (categorised) only where they repeat
+    repeats = name != "ref" and not isinstance(column.array, pd.arrays.ArrowStringArray) \
+        and len(pd.unique(values[:10_000])) <= 0.95 * min(len(values), 10_000)
+    return pd.util.hash_array(values, categorize=repeats)
 
 
 def _keys(frame: pd.DataFrame) -> pd.Index:
@@ -304,11 +307,8 @@ def _write_chunk(conn, res: IngestResult, load_id: int, exported_at: str, force_
     # export dated between the two cannot revert it
     bump = np.zeros(len(inc), dtype=bool)
     bump[at] = same[at] & (old["exported_at"].to_numpy(dtype=object) < exported_at)
-    if bump.any():  # the keys as lists first: iterating Arrow text row by row is slow
-        conn.executemany(
-            "UPDATE incidents SET exported_at = ?, load_id = ? WHERE source = ? AND ref = ?",
-            zip(itertools.repeat(exported_at), itertools.repeat(load_id),
-                *(inc[c].to_numpy(dtype=object)[bump].tolist() for c in ("source", "ref"))))
+    if bump.any():  # one statement per source, not one per row
+        conn.restamp(keys[bump], exported_at=exported_at, load_id=load_id)
     conn.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?,?)",
                      [(load_id, *r) for r in res.problems.itertuples(index=False, name=None)])
     raw_cols = [c for c in res.rejected.columns if c not in ("row", "reasons")]

@@ -209,6 +209,17 @@ class PostgresStore:
                           "FROM staging_keys k JOIN incidents i ON i.source = k.source AND "
                           "i.ref = k.ref")
 
+    def restamp(self, keys: pd.DataFrame, *, exported_at: str, load_id: int) -> None:
+        """Give the stored incidents of these keys (source, ref) a later export's date
+        and load, in one statement."""
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS restamp_keys (source TEXT, "
+                          "ref TEXT) ON COMMIT DELETE ROWS")
+        self.conn.execute("TRUNCATE restamp_keys")
+        self._copy("restamp_keys", keys[["source", "ref"]])
+        self.conn.execute(_sql("UPDATE incidents i SET exported_at = ?, load_id = ? FROM "
+                               "restamp_keys k WHERE i.source = k.source AND i.ref = k.ref"),
+                          (exported_at, load_id))
+
     def upsert_incidents(self, rows: pd.DataFrame, *, replace: bool = True) -> None:
         """Insert or (with ``replace``) replace whole incidents (columns in table order)."""
         cols = list(rows.columns)
