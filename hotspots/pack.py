@@ -229,7 +229,7 @@ def _maps(ranking: Ranking, *, config: Config, layers, partner: bool, store_file
         # the same forecast cells as `hotspots detect` draws and the app shows
         forecast = forecast_of(ranking, config=config, store_file=store_file, cache=cache)
     interactive = interactive_map(ranking, config=config, layers=layers, partner=partner,
-                                  forecast=forecast)
+                                  forecast=forecast, cache=cache)
     places = None if partner else rk.ranked
     outline = gpd.GeoDataFrame(geometry=[geography.study_area(layers, config)],
                                crs=layers[config.boundary_layer].crs)

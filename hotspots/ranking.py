@@ -93,12 +93,15 @@ class Ranked:
 def _read_store(store_file, period: Period | None, categories):
     """Step 1: the period (default the latest complete month), the incidents from the
     same month a year before to its end (:data:`WINDOW_COLUMNS`), the period's own with
-    every column, every decision and the meetings."""
+    every column, every decision and the meetings; and whether the store holds no
+    incident older than that window (then the window is every incident up to the period's
+    end: the forecast's history)."""
     with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
         first = min(period.previous().start, _years_before(period.start)).replace(day=1)
         inc = store.read_incidents(conn, start=first.isoformat(), end=period.end.isoformat(),
                                    categories=categories, columns=WINDOW_COLUMNS)
+        oldest, _ = store.date_range(conn)
         # no row dated before the period can be in it (a police.uk month must lie wholly
         # inside), nor one after it: the rows in_period takes of the window, in key order
         cur = store.read_incidents(conn, start=period.start.isoformat(),
@@ -108,7 +111,8 @@ def _read_store(store_file, period: Period | None, categories):
     now = in_period(cur, period)
     if not now.all():
         cur = cur.loc[now].reset_index(drop=True)
-    return period, inc, cur, decisions, meeting_list
+    whole = oldest is None or oldest >= first.isoformat()
+    return period, inc, cur, decisions, meeting_list, whole
 
 
 def _with_rates(places, units: str, config: Config, layers, cache):
@@ -193,6 +197,9 @@ class Ranking:
     decisions: pd.DataFrame
     meetings: list
     rk: Ranked
+    #: the store held no incident older than the months read (``rk.inc``): they are every
+    #: incident up to the period's end, the forecast's history (:func:`forecast_of`)
+    whole_history: bool = False
 
     @property
     def ranked(self) -> gpd.GeoDataFrame:
@@ -221,7 +228,7 @@ def _read_within(within: Ranking, period: Period | None, categories):
     cur = cur.take(np.arange(len(cur)) if categories is None else
                    np.flatnonzero(cur["category"].isin(list(categories)).to_numpy()))
     cur.reset_index(drop=True, inplace=True)
-    return within.period, inc, cur, within.decisions, within.meetings
+    return within.period, inc, cur, within.decisions, within.meetings, within.whole_history
 
 
 def rank_period(*, config: Config, store_file: str | Path | None = None,
@@ -237,7 +244,7 @@ def rank_period(*, config: Config, store_file: str | Path | None = None,
     without reading the store again)."""
     if units not in UNIT_KINDS:
         raise ValueError(f"units = '{units}'; use one of {UNIT_KINDS}.")
-    period, inc, cur, decisions, meeting_list = (
+    period, inc, cur, decisions, meeting_list, whole = (
         _read_store(store_file, period, categories) if within is None
         else _read_within(within, period, categories))
     layers = layers or geography.read_layers(config, cache=cache)
@@ -245,26 +252,33 @@ def rank_period(*, config: Config, store_file: str | Path | None = None,
                cell_size_m=cell_size_m)
     rk = replace(rk, ranked=rk.ranked.assign(patrol_windows=_patrol_windows(rk, period)))
     return Ranking(period=period, categories=categories, units=units, decisions=decisions,
-                   meetings=meeting_list, rk=rk)
+                   meetings=meeting_list, rk=rk, whole_history=whole)
 
 
 def forecast_of(ranking: Ranking, *, config: Config, store_file=None,
                 cache: str | Path | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """The forecast layer the full pack's map draws (:func:`hotspots.jobs.forecast_for`:
     the backtest kept in the store, run once if missing; its grids kept in the geodata
-    ``cache``) and what its legend says."""
+    ``cache``) and what its legend says. When the ranking read every incident up to the
+    period's end (``whole_history``), the forecast draws on those rows: the store is not
+    read again."""
     forecast, backtest = forecast_for(config=config, period=ranking.period,
                                       area=ranking.rk.area, store_file=store_file,
-                                      categories=ranking.categories, cache=cache)
+                                      categories=ranking.categories, cache=cache,
+                                      incidents=ranking.rk.inc if ranking.whole_history
+                                      else None)
     return forecast, {"forecast": forecast_meta(forecast, backtest, ranking.period),
                       "concentrated_now": backtest.get("concentrated_now", {})}
 
 
 def interactive_map(ranking: Ranking, *, config: Config, layers, partner: bool = False,
-                    forecast: tuple[gpd.GeoDataFrame, dict] | None = None) -> str:
+                    forecast: tuple[gpd.GeoDataFrame, dict] | None = None,
+                    cache: str | Path | None = None) -> str:
     """The pack's interactive map page: the density raster, and for the full pack the
     cells, the ranked places and ``forecast`` (from :func:`forecast_of`; None: no
-    forecast layer). The partner map states no total and draws neither."""
+    forecast layer). The partner map states no total and draws neither. ``cache``: the
+    geodata cache, whose simplified polygons of the area the map's outline is (as
+    ``hotspots detect`` draws it)."""
     rk = ranking.rk
     meta: dict[str, object] = {"period": ranking.period.label,
                                "incidents": None if partner else len(rk.cur),
@@ -274,4 +288,5 @@ def interactive_map(ranking: Ranking, *, config: Config, layers, partner: bool =
     return map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,
                                 raster=rk.raster, cells=None if partner else rk.cells,
                                 places=None if partner else rk.ranked,
-                                forecast=None if partner or forecast is None else forecast[0]))
+                                forecast=None if partner or forecast is None else forecast[0],
+                                cache=geography.cache_dir(cache)))

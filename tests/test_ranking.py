@@ -85,3 +85,42 @@ def test_within_must_rank_every_category_of_the_period(demo_store, cache, layers
     with pytest.raises(ValueError, match="every category of 2024-07"):
         rank_period(config=cfg, cache=cache, layers=layers, period=month_period("2024-07"),
                     within=every)
+
+
+def test_the_forecast_draws_on_the_window_when_it_is_the_whole_history(demo_store, cache,
+                                                                       layers, tmp_path,
+                                                                       monkeypatch):
+    """A store holding nothing older than the months the ranking reads: the pack's
+    forecast is drawn from those rows, not a second read of the store, and is the layer a
+    read of the store gives. A store holding older rows is read again."""
+    import shutil
+    import sqlite3
+
+    from hotspots.jobs import forecast_for
+    from hotspots.ranking import forecast_of
+
+    cfg = load_config()
+    cats = ["asb_nuisance", "drug_dealing"]
+    older = rank_period(config=cfg, store_file=demo_store, cache=cache, layers=layers,
+                        period=PERIOD, categories=cats)
+    assert not older.whole_history  # the demo's incidents begin in 2022
+    trimmed = str(tmp_path / "trimmed.sqlite")
+    shutil.copy(demo_store, trimmed)
+    with sqlite3.connect(trimmed) as db:
+        db.execute("DELETE FROM incidents WHERE date < '2023-08-01'")
+    ranking = rank_period(config=cfg, store_file=trimmed, cache=cache, layers=layers,
+                          period=PERIOD, categories=cats)
+    assert ranking.whole_history
+    # the backtest is run and kept by a read of the store
+    read, _ = forecast_for(config=cfg, period=PERIOD, area=ranking.rk.area,
+                           store_file=trimmed, categories=cats, cache=cache)
+    reads = []
+    real = store.read_incidents
+    monkeypatch.setattr(store, "read_incidents",
+                        lambda *a, **k: reads.append(k) or real(*a, **k))
+    drawn, legend = forecast_of(ranking, config=cfg, store_file=trimmed, cache=cache)
+    assert reads == []
+    assert len(drawn) and legend["forecast"]
+    pd.testing.assert_frame_equal(drawn, read, check_exact=True)
+    forecast_of(older, config=cfg, store_file=demo_store, cache=cache)
+    assert len(reads) == 1
