@@ -39,6 +39,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import shapely
 from threadpoolctl import threadpool_limits
 
 from .evaluate import captured, select_cells
@@ -439,6 +440,28 @@ def choose(table: pd.DataFrame, *, min_test_months: int = MIN_TEST_MONTHS) -> di
 #: Columns of :func:`forecast_layer` (besides geometry).
 LAYER_COLUMNS: tuple[str, ...] = ("rank", "score", "method", "cell_size_m", "pai_5pct",
                                   "test_months")
+
+
+#: The dtype of each of :data:`LAYER_COLUMNS` (what :func:`forecast_layer` gives).
+_LAYER_DTYPES = {"rank": "int64", "score": "float64", "method": "object",
+                 "cell_size_m": "float64", "pai_5pct": "float64", "test_months": "int64"}
+
+
+def layer_record(layer: gpd.GeoDataFrame) -> dict:
+    """A :func:`forecast_layer` as a JSON-able dict (each column a list, the cells as WKB
+    in hex, the CRS), which :func:`layer_from_record` turns back into the same frame to
+    the bit (floats go through ``repr``, which JSON keeps exactly)."""
+    return {"columns": {c: layer[c].tolist() for c in LAYER_COLUMNS},
+            "wkb": [g.hex() for g in shapely.to_wkb(layer.geometry.to_numpy())],
+            "crs": layer.crs.to_wkt() if layer.crs is not None else None}
+
+
+def layer_from_record(record: Mapping[str, Any]) -> gpd.GeoDataFrame:
+    """The frame :func:`layer_record` was made from."""
+    cols = {c: pd.Series(record["columns"][c], dtype=_LAYER_DTYPES[c]) for c in LAYER_COLUMNS}
+    geometry = shapely.from_wkb([bytes.fromhex(h) for h in record["wkb"]])
+    return gpd.GeoDataFrame(cols, geometry=np.asarray(geometry, dtype=object),
+                            crs=record["crs"])
 
 
 def forecast_layer(binned: Binned, choice: Mapping[str, Any], *,

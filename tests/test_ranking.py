@@ -87,12 +87,12 @@ def test_within_must_rank_every_category_of_the_period(demo_store, cache, layers
                     within=every)
 
 
-def test_the_forecast_draws_on_the_window_when_it_is_the_whole_history(demo_store, cache,
-                                                                       layers, tmp_path,
-                                                                       monkeypatch):
+def test_the_forecast_is_drawn_once_from_the_window_and_kept(demo_store, cache, layers,
+                                                              tmp_path, monkeypatch):
     """A store holding nothing older than the months the ranking reads: the pack's
     forecast is drawn from those rows, not a second read of the store, and is the layer a
-    read of the store gives. A store holding older rows is read again."""
+    read of the store gives; the layer is then kept in the store and read back, until the
+    data change. A store holding older rows is read again."""
     import shutil
     import sqlite3
 
@@ -108,19 +108,47 @@ def test_the_forecast_draws_on_the_window_when_it_is_the_whole_history(demo_stor
     shutil.copy(demo_store, trimmed)
     with sqlite3.connect(trimmed) as db:
         db.execute("DELETE FROM incidents WHERE date < '2023-08-01'")
+    db.close()
     ranking = rank_period(config=cfg, store_file=trimmed, cache=cache, layers=layers,
                           period=PERIOD, categories=cats)
     assert ranking.whole_history
-    # the backtest is run and kept by a read of the store
+
+    def layers_kept() -> int:
+        with sqlite3.connect(trimmed) as db:
+            n = db.execute("SELECT count(*) FROM backtests WHERE selection LIKE "
+                           "'%forecast_layer%'").fetchone()[0]
+        db.close()
+        return n
+
+    before = layers_kept()  # the demo's own (the data it had)
+    # the backtest is run and kept by a read of the store; the layer is kept beside it
     read, _ = forecast_for(config=cfg, period=PERIOD, area=ranking.rk.area,
                            store_file=trimmed, categories=cats, cache=cache)
+    assert layers_kept() == before + 1
+    with sqlite3.connect(trimmed) as db:  # the layer forgotten, the backtest kept
+        db.execute("DELETE FROM backtests WHERE selection LIKE '%forecast_layer%'")
+    db.close()
     reads = []
     real = store.read_incidents
     monkeypatch.setattr(store, "read_incidents",
                         lambda *a, **k: reads.append(k) or real(*a, **k))
     drawn, legend = forecast_of(ranking, config=cfg, store_file=trimmed, cache=cache)
-    assert reads == []
+    assert reads == [] and layers_kept() == 1
     assert len(drawn) and legend["forecast"]
     pd.testing.assert_frame_equal(drawn, read, check_exact=True)
+    # kept: read back as it was drawn, nothing binned again
+    monkeypatch.setattr("hotspots.forecast.bin_incidents", None)
+    again, _ = forecast_of(ranking, config=cfg, store_file=trimmed, cache=cache)
+    pd.testing.assert_frame_equal(again, read, check_exact=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(store, "read_incidents",
+                        lambda *a, **k: reads.append(k) or real(*a, **k))
+    # new data: neither the backtest nor the layer is current
+    with sqlite3.connect(trimmed) as db:
+        db.execute("DELETE FROM incidents WHERE rowid = (SELECT max(rowid) FROM incidents)")
+    db.close()
+    forecast_of(ranking, config=cfg, store_file=trimmed, cache=cache)
+    assert len(reads) == 1 and reads[0].get("columns") is None  # the backtest's own read
+    assert layers_kept() == 1  # the layer of the earlier data is not kept beside it
     forecast_of(older, config=cfg, store_file=demo_store, cache=cache)
-    assert len(reads) == 1
+    assert len(reads) == 2

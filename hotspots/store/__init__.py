@@ -36,7 +36,7 @@ import pandas as pd
 from ..errors import StoreError
 from ..schema import INCIDENT_COLUMNS
 from .loading import STORED_COLUMNS, find_load, preview_load, write_load
-from .meta import read_backtest, read_meta, write_backtest, write_meta
+from .meta import data_fingerprint, read_backtest, read_meta, write_backtest, write_meta
 from .tasking import (
     OUTCOMES,
     OWNERS,
@@ -52,7 +52,8 @@ from .tasking import (
 )
 
 __all__ = ["BUSY_TIMEOUT_S", "DEFAULT_STORE", "OWNERS", "STORED_COLUMNS", "StoreError",
-           "connect", "connection", "counts_by_source", "current_user", "date_range", "engine",
+           "connect", "connection", "counts_by_source", "current_user", "data_fingerprint",
+           "date_range", "engine",
            "exists", "find_load",
            "is_server", "last_date", "last_day", "lsoa_codes", "months", "preview_load",
            "read_backtest", "read_decisions", "read_incidents", "read_loads", "read_meta",
