@@ -89,6 +89,28 @@ def test_same_export_twice_changes_nothing(conn):
     assert len(before["problems"]) == 1 and len(before["rejected_rows"]) == 1
 
 
+def test_results_are_kept_against_the_data_they_were_made_from(conn):
+    """A backtest (or forecast layer) is served only for the data it was made from: the
+    fingerprint read before the data, not the one at the time of writing; ``only`` keeps
+    a selection's result for its data alone."""
+    store.write_load(conn, result([{"ref": "A"}]), path="a.csv", content_sha256="h1")
+    before = store.data_fingerprint(conn)
+    store.write_backtest(conn, "sel", {"v": 1.0 / 3})
+    assert store.read_backtest(conn, "sel") == {"v": 1.0 / 3}
+    store.write_load(conn, result([{"ref": "B"}]), path="b.csv", content_sha256="h2")
+    assert store.data_fingerprint(conn) != before and store.read_backtest(conn, "sel") is None
+    store.write_backtest(conn, "sel", {"v": 2}, fingerprint=before)  # made from older data
+    assert store.read_backtest(conn, "sel") is None
+    store.write_backtest(conn, "sel", {"v": 3})
+    store.write_backtest(conn, "other", {"v": 4}, fingerprint=before)
+    assert store.read_backtest(conn, "sel") == {"v": 3}
+    assert conn.query("SELECT count(*) FROM backtests WHERE selection = 'sel'")[0][0] == 2
+    store.write_backtest(conn, "sel", {"v": 5}, only=True)
+    assert store.read_backtest(conn, "sel") == {"v": 5}
+    assert conn.query("SELECT count(*) FROM backtests WHERE selection = 'sel'")[0][0] == 1
+    assert conn.query("SELECT count(*) FROM backtests WHERE selection = 'other'")[0][0] == 1
+
+
 def test_later_export_replaces_same_reference_and_counts(conn):
     store.write_load(conn, result([{"ref": "A"}, {"ref": "B"}]), path="w1.csv",
                      content_sha256="h1")
