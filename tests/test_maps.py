@@ -502,3 +502,24 @@ def test_detection_popups_and_tooltips_show_their_text_in_chromium(layers, confi
     assert set(shown_popups) == popups and len(shown_popups) == 4
     assert set(shown_tooltips) == tooltips and len(shown_tooltips) == 2
     assert found == [] and dialogs == [] and errors == []
+
+
+def test_a_maps_frame_is_the_bounds_of_its_polygons_projected(layers, cache):
+    """web_bounds projects only the vertices that can hold an extreme: the frame is the
+    bounds of every vertex projected, to the bit, for a ward, a borough's LSOAs, the City
+    and all of London's 4,994 LSOAs; a frame already in degrees is its own bounds."""
+    import geopandas as gpd
+
+    from hotspots.maps.base import web_bounds
+
+    london = gpd.read_file(cache / "london_lsoa21.gpkg")
+    city = gpd.read_file(cache / "city_of_london_lsoa21.geojson").to_crs(27700)
+    for frame in (layers["ward"].iloc[[3]], layers["lsoa"], layers["ward"], city, london):
+        want = frame.to_crs(4326).total_bounds
+        assert web_bounds(frame).tolist() == want.tolist()
+        assert web_bounds(frame, candidates=5).tolist() == want.tolist()
+    web = layers["ward"].to_crs(4326)
+    assert web_bounds(web).tolist() == web.total_bounds.tolist()
+    # a frame with few vertices is projected whole
+    box = gpd.GeoSeries([shapely.box(530000, 180000, 540000, 185000)], crs=27700)
+    assert web_bounds(box).tolist() == box.to_crs(4326).total_bounds.tolist()

@@ -16,6 +16,7 @@ import folium.template
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from branca.element import Figure
 
 from .. import webgeom
@@ -295,14 +296,45 @@ def _fmt(v, digits=1) -> str:
     return f"{v:,}"
 
 
-def _framed_map(web: gpd.GeoDataFrame, config: Config, *,
+def web_bounds(frame: gpd.GeoDataFrame | gpd.GeoSeries, *, candidates: int = 1000
+               ) -> np.ndarray:
+    """``frame.to_crs(WEB_CRS).total_bounds``, without projecting every vertex (London's
+    LSOAs have 825,000: 0.8 s): the extremes of longitude and latitude are at the vertices
+    that are extreme along the projection's local axes (a projection over a city is affine
+    to a few metres), so the ``candidates`` vertices furthest along each of the four
+    directions are projected, and their extremes are the same vertices' to the bit."""
+    if frame.crs is None or frame.crs.equals(WEB_CRS):
+        return np.asarray(frame.total_bounds)
+    from pyproj import Transformer
+
+    xy = shapely.get_coordinates(frame.geometry.to_numpy())
+    if len(xy) <= 4 * candidates:
+        pick = xy
+    else:
+        to_web = Transformer.from_crs(frame.crs, WEB_CRS, always_xy=True)
+        x0, y0 = xy.mean(axis=0)
+        lon, lat = to_web.transform(np.array([x0, x0 + 1000.0, x0]),
+                                    np.array([y0, y0, y0 + 1000.0]))
+        rows = []
+        for d in (lon, lat):  # each direction's gradient, degrees per metre east and north
+            along = xy @ np.array([d[1] - d[0], d[2] - d[0]])
+            rows += [np.argpartition(along, candidates)[:candidates],
+                     np.argpartition(-along, candidates)[:candidates]]
+        pick = xy[np.unique(np.concatenate(rows))]
+    lon, lat = Transformer.from_crs(frame.crs, WEB_CRS, always_xy=True).transform(
+        pick[:, 0], pick[:, 1])
+    return np.array([lon.min(), lat.min(), lon.max(), lat.max()])
+
+
+def _framed_map(frame: gpd.GeoDataFrame, config: Config, *,
                 outline: gpd.GeoDataFrame | None = None,
                 cache: str | Path | None = None) -> folium.Map:
-    """A map framed on ``web`` (EPSG:4326) with the configured tiles; with ``outline``
-    (the study area's polygons, EPSG:27700), its outline (:func:`hotspots.webgeom.outline`)
-    as a fixed, unlisted layer. ``cache`` is the geodata cache folder, where the simplified
-    polygons the outline is the union of are kept for the next map."""
-    minx, miny, maxx, maxy = web.total_bounds
+    """A map framed on ``frame`` (any CRS: see :func:`web_bounds`) with the configured
+    tiles; with ``outline`` (the study area's polygons, EPSG:27700), its outline
+    (:func:`hotspots.webgeom.outline`) as a fixed, unlisted layer. ``cache`` is the
+    geodata cache folder, where the simplified polygons the outline is the union of are
+    kept for the next map."""
+    minx, miny, maxx, maxy = web_bounds(frame)
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
                    **_tiles(config), control_scale=True)
     m.fit_bounds([[miny, minx], [maxy, maxx]])

@@ -89,8 +89,7 @@ def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Con
     area : the study area's polygons, for the outline and the initial view.
     meta : ``period`` (the months, e.g. "2023-09 to 2024-08") and ``cell_size_m``.
     """
-    web_area = area.to_crs(WEB_CRS)
-    m = _framed_map(web_area, config, outline=area)
+    m = _framed_map(area, config, outline=area)
     shown = cells.loc[cells["pattern"].isin(list(EMERGING_COLOURS)), ["pattern", "geometry"]]
     counts = shown["pattern"].value_counts()
     if not shown.empty:  # one feature per class: the HTML does not grow with the cells
@@ -256,8 +255,7 @@ def hotspot_map(*, area: gpd.GeoDataFrame, meta: dict, config: Config, raster=No
     folder, where the study area's simplified polygons (its outline) are kept between runs
     (:func:`hotspots.webgeom.simplified`; London's LSOAs take a second to simplify).
     """
-    web = area.to_crs(WEB_CRS)
-    m = _framed_map(web, config, outline=area, cache=cache)
+    m = _framed_map(area, config, outline=area, cache=cache)
     if raster is not None:
         _density_layer(m, raster)
     if cells is not None:
