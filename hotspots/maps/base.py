@@ -307,11 +307,11 @@ def web_bounds(frame: gpd.GeoDataFrame | gpd.GeoSeries, *, candidates: int = 100
         return np.asarray(frame.total_bounds)
     from pyproj import Transformer
 
+    to_web = Transformer.from_crs(frame.crs, WEB_CRS, always_xy=True)
     xy = shapely.get_coordinates(frame.geometry.to_numpy())
     if len(xy) <= 4 * candidates:
         pick = xy
     else:
-        to_web = Transformer.from_crs(frame.crs, WEB_CRS, always_xy=True)
         x0, y0 = xy.mean(axis=0)
         lon, lat = to_web.transform(np.array([x0, x0 + 1000.0, x0]),
                                     np.array([y0, y0, y0 + 1000.0]))
@@ -321,8 +321,7 @@ def web_bounds(frame: gpd.GeoDataFrame | gpd.GeoSeries, *, candidates: int = 100
             rows += [np.argpartition(along, candidates)[:candidates],
                      np.argpartition(-along, candidates)[:candidates]]
         pick = xy[np.unique(np.concatenate(rows))]
-    lon, lat = Transformer.from_crs(frame.crs, WEB_CRS, always_xy=True).transform(
-        pick[:, 0], pick[:, 1])
+    lon, lat = to_web.transform(pick[:, 0], pick[:, 1])
     return np.array([lon.min(), lat.min(), lon.max(), lat.max()])
 
 
