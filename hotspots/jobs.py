@@ -425,7 +425,8 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     month still coming in is not tested; rolling origin over the latest ``test_months``
     months, default 12, that have 3 months of history before them), say which wins at 5%
     coverage, and keep the result in the store for ``detect``, ``pack`` and the app (for
-    the default test months and cell sizes, forecasting the month after that one).
+    the default test months and cell sizes, forecasting the month after that one, with
+    the forecast layer drawn from it: :func:`forecast_for`).
 
     Writes ``backtest.csv`` (per method and cell size: means over the test months at 5%).
     ``progress(done, total, step)`` is told of each method and cell size scored.
@@ -439,17 +440,25 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
     sizes = tuple(cell_sizes_m or CELL_SIZES_M)
     with store.connection(store_file) as conn:
         until = latest_complete_month(conn)
+        fingerprint = store.data_fingerprint(conn)  # the data as they were before the read
         inc = store.read_incidents(conn, end=month_period(until).end.isoformat(),
                                    categories=categories)
     inc = inc.loc[inc["period"] <= until]
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
-    result = _backtest(inc, geography.land_area(layers, config, cache=cache), config,
-                       test_months=test_months, cell_sizes=sizes, progress=progress)
+    area = geography.land_area(layers, config, cache=cache)
+    result = _backtest(inc, area, config, test_months=test_months, cell_sizes=sizes,
+                       progress=progress)
     with store.connection(store_file) as conn:
         store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes,
-                                              until), result)
+                                              until), result, fingerprint=fingerprint)
+    if not sources and test_months == TEST_MONTHS and sizes == tuple(CELL_SIZES_M):
+        # the backtest detect, pack and the app read: its layer is drawn from these rows
+        # now and kept beside it, so the first map after the month's routine is quick
+        forecast_for(config=config, period=month_period(until), area=area,
+                     store_file=store_file, categories=categories, cache=cache,
+                     incidents=inc)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(pd.DataFrame(result["summary"]), out / "backtest.csv")

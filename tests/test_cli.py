@@ -304,14 +304,27 @@ def test_backtest_names_the_months_and_the_incidents_tested(tmp_path, capsys, ca
 
 
 @pytest.mark.slow
-def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
+def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache, monkeypatch):
     store = str(tmp_path / "s.sqlite")
     months = sorted(POLICE.glob("*metropolitan-street_tower-hamlets_burglary-only.csv"))
     run(capsys, "--geodata", str(cache), "ingest", *map(str, months[:-1]), "--store", store)
     code, out, _ = run(capsys, "--geodata", str(cache), "backtest", "--store", store, "--json")
     res = json.loads(out)
+    # the backtest keeps the layer drawn from its winner beside it: detect draws that one,
+    # reading no year of incidents and binning nothing
+    from hotspots import store as st
+    from hotspots.forecast import layer_from_record
+
+    conn = st.connect(store)
+    kept = conn.query("SELECT result_json FROM backtests WHERE selection LIKE "
+                      "'%forecast_layer%'")
+    conn.close()
+    assert len(kept) == 1
+    kept_layer = layer_from_record(json.loads(kept[0][0]))
+    monkeypatch.setattr("hotspots.forecast.bin_incidents", None)
     code, out, _ = run(capsys, "--geodata", str(cache), "detect", "--store", store, "--out",
                        str(tmp_path / "o"), "--json")
+    monkeypatch.undo()
     meta = json.loads(out)
     f = meta["forecast"]
     # reused from the store, not run again: same creation time as the backtest's
@@ -323,6 +336,9 @@ def test_detect_draws_the_kept_backtest_winner(tmp_path, capsys, cache):
                                    "test_months", "geometry"]
     assert len(layer) == f["cells"] > 0 and (layer["cell_size_m"] == f["cell_size_m"]).all()
     assert layer["pai_5pct"].iloc[0] == pytest.approx(res["winner"]["pai_5pct"])
+    assert layer["rank"].tolist() == kept_layer["rank"].tolist()
+    assert layer["score"].tolist() == kept_layer["score"].tolist()
+    assert layer.geometry.geom_equals_exact(kept_layer.geometry, tolerance=0).all()
     assert meta["cell_size_m"] == 250  # the month's own grid (Gi*) is another matter
     page = Path(meta["files"]["map"]).read_text()
     assert (f"PAI {f['pai_5pct']:.2f}, hit rate {f['hit_rate_5pct']:.0%} on "
