@@ -215,7 +215,7 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
         fingerprint = store.data_fingerprint(conn)
         result = store.read_backtest(conn, key)
         kept_layer = None if result is None else store.read_backtest(conn, layer_key)
-        if kept_layer is not None:
+        if result is not None and kept_layer is not None:  # (kept_layer implies result)
             return layer_from_record(kept_layer), result
         # the layer needs each incident's month and point alone (a year of London: 1M rows)
         inc = (incidents[["period", "x", "y"]] if result is not None and incidents is not None
