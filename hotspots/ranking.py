@@ -59,6 +59,18 @@ def _units(kind: str, cur: pd.DataFrame, places, cells, grid: GridSpec, layers,
                        ids=[f"C{c}" for c in cells["cell_id"]])
 
 
+def _unit_of(inc: pd.DataFrame, places, units: str) -> np.ndarray:
+    """The place (``place_id``, "" for none) of each incident, by the rule the units are
+    counted by (:func:`_units`): an LSOA's incidents are those the store assigned to it
+    (a police.uk point on an edge goes to police.uk's own LSOA: see
+    :func:`hotspots.assign.prefer_own`), a cluster's or a cell's those its polygon holds."""
+    if units == "lsoa":
+        code = inc["lsoa_code"].to_numpy(dtype=object)
+        return np.where(pd.Index(places["place_id"]).get_indexer(code) >= 0, code, "")
+    return assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(),
+                        places[["place_id", "geometry"]].rename(columns={"place_id": "code"}))
+
+
 #: The columns of the incidents of the months the ranking reads (:attr:`Ranked.inc`): what
 #: the trends, the cards, the Community Trigger flags, the emerging classes, the review of
 #: tasked places and the app's Tasking page (its area filter: the stored codes) read of
@@ -145,15 +157,14 @@ def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Confi
     if places.empty:
         raise HotspotsError(f"no places in {period.label}: the incidents do not concentrate "
                             "anywhere; see the area tables from `hotspots summarise`.")
-    shapes = places[["place_id", "geometry"]].rename(columns={"place_id": "code"})
     inc = inc.copy(deep=False)  # the rows are not copied: only a column is added
-    inc["unit"] = assign_codes(inc["x"].to_numpy(), inc["y"].to_numpy(), shapes)
+    inc["unit"] = _unit_of(inc, places, units)
     # every incident of the chosen categories, placed or not, makes the borough reference
     # that the trend label is judged against (rows in no place count there only)
     trends, left_out = compare_periods(inc, period=period, unit="unit")
     n_tested = int((trends["n"] + trends["n_previous"] > 0).sum())
     # repeats count the period's rows (their keys: every column), placed by the same rule
-    unit = assign_codes(cur["x"].to_numpy(), cur["y"].to_numpy(), shapes)
+    unit = _unit_of(cur, places, units)
     reps = repeat_summary(cur.assign(unit=unit).loc[unit != ""], unit="unit")
     table = (places
              .join(trends[["n_previous", "n_last_year", "change_previous", "p_previous",

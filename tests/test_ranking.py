@@ -152,3 +152,26 @@ def test_the_forecast_is_drawn_once_from_the_window_and_kept(demo_store, cache, 
     assert layers_kept() == 1  # the layer of the earlier data is not kept beside it
     forecast_of(older, config=cfg, store_file=demo_store, cache=cache)
     assert len(reads) == 2
+
+
+@pytest.mark.parametrize("units", ["lsoa", "places"])
+def test_a_units_trend_counts_the_rows_its_count_does(demo_store, cache, layers, units):
+    """The period's count of a unit and the count its trend compares with the previous
+    month are of the same rows: an LSOA's rows are those the store assigned to it (a
+    police.uk point on an edge goes to police.uk's own LSOA), in the table and in the
+    trend alike; a cluster's rows are those its polygon holds."""
+    from hotspots.assign import assign_codes
+
+    rk = rank_period(config=load_config(), store_file=demo_store, cache=cache, layers=layers,
+                     period=PERIOD, units=units).rk
+    n = rk.trends["n"].reindex(rk.places["place_id"]).fillna(0).to_numpy()
+    assert (n == rk.places["n"].to_numpy()).all()
+    unit = rk.inc["unit"].to_numpy(dtype=object)
+    if units == "lsoa":
+        ids = set(rk.places["place_id"])
+        want = [c if c in ids else "" for c in rk.inc["lsoa_code"]]
+    else:
+        want = assign_codes(rk.inc["x"].to_numpy(), rk.inc["y"].to_numpy(),
+                            rk.places[["place_id", "geometry"]]
+                            .rename(columns={"place_id": "code"}))
+    assert unit.tolist() == list(want)
