@@ -221,6 +221,13 @@ def _partner_view(rk: Ranked, tasked, *, config: Config, layers, main: str,
     return ranked_out, tasked_out
 
 
+def _where(label: str, area: str) -> str:
+    """A ranked place's "where": its label and the area it lies in, unless the label names
+    that area already (an LSOA is labelled with its ward; in an area without wards, with
+    its own name) or the area is not known."""
+    return label if not area or area in label.split(", ") else f"{label} ({area})"
+
+
 def _maps(ranking: Ranking, *, config: Config, layers, partner: bool, store_file, cache,
           map_name: str, forecast, n_incidents: int, where: str) -> tuple[str, str]:
     """Step 8: the printed map (static, with insets) and the interactive map page."""
@@ -345,7 +352,7 @@ def build_pack(*, config: Config, store_file: str | Path | None = None,
         notes.insert(0, f"This pack lists the ranked places in {where or 'the chosen areas'} "
                         f"only ({n_incidents:,} incidents there in {period.label}); their ranks "
                         "are their ranks in the whole area.")
-    where_of = {r.place_id: f"{r.label} ({area_names.get(getattr(r, f'{main}_code'), '')})"
+    where_of = {r.place_id: _where(r.label, area_names.get(getattr(r, f"{main}_code"), ""))
                 for r in ranked.itertuples()}
     if partner:
         ranked_out, tasked_out = _partner_view(rk, tasked, config=config, layers=layers,

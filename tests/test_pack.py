@@ -6,6 +6,7 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -233,6 +234,12 @@ def test_pack_ranks_lsoas_or_cells_and_reports_emerging_classes(demo, cache, cap
         want = 1000 * table["n"] / table["place_id"].map(pop["usual_residents"])
         assert table["per_1000_residents"].to_numpy() == pytest.approx(want.to_numpy())
         assert "Per 1,000 residents" in Path(out["files"]["html"]).read_text(encoding="utf-8")
+    # where each ranks: an LSOA's label names its ward already, and says it once
+    page = Path(out["files"]["html"]).read_text(encoding="utf-8")
+    labelled = re.findall(r"<td>([^<>]*?), ([^<>(),]+) \(\2\)</td>", page)
+    assert not labelled
+    if units == "lsoa":
+        assert re.search(r"<td>Tower Hamlets \d{3}[A-Z], [^<>()]+</td>", page)
 
 
 def test_pack_for_a_month_and_some_categories(demo, cache, capsys):
