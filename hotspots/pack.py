@@ -221,6 +221,11 @@ def _partner_view(rk: Ranked, tasked, *, config: Config, layers, main: str,
     return ranked_out, tasked_out
 
 
+#: What a ranked unit is called in the printed map's legend, by the pack's units.
+PLACE_LABELS = {"places": "place (cluster of incidents)", "lsoa": "ranked LSOA",
+                "cells": "ranked grid cell"}
+
+
 def _where(label: str, area: str) -> str:
     """A ranked place's "where": its label and the area it lies in, unless the label names
     that area already (an LSOA is labelled with its ward; in an area without wards, with
@@ -241,7 +246,7 @@ def _maps(ranking: Ranking, *, config: Config, layers, partner: bool, store_file
     outline = gpd.GeoDataFrame(geometry=[geography.study_area(layers, config)],
                                crs=layers[config.boundary_layer].crs)
     pm = print_map(area=outline, wards=layers.get("ward"),
-                   raster=rk.raster, places=places)
+                   raster=rk.raster, places=places, place_label=PLACE_LABELS[ranking.units])
     heading = (f"Where: {where or config.name}, {period.label}"
                + ("" if partner else f" ({n_incidents:,} incidents)"))
     return map_section(pm, heading=heading, interactive=map_name), interactive

@@ -152,7 +152,8 @@ def _base(frame: _Frame, area, wards, bands, places, *, ward_names: bool) -> lis
     return parts
 
 
-def _legend(raster, bands, *, places: bool, insets: int, extra: str) -> str:
+def _legend(raster, bands, *, places: bool, insets: int, extra: str, wards: bool,
+            place_label: str) -> str:
     swatches = "".join(
         f"<span class='hs-swatch'><i style='background:{DENSITY_COLOURS[int(b)]}'></i>"
         f"{lo:,.0f}–{hi:,.0f}</span>"
@@ -164,11 +165,11 @@ def _legend(raster, bands, *, places: bool, insets: int, extra: str) -> str:
                      f"<div class='hs-legend-note'>Kernel density ({_e(raster.kernel)}, "
                      f"bandwidth {raster.bandwidth_m:.0f} m, {raster.cell_size_m:g} m "
                      "cells).</div>")
-    items = ["<span class='hs-key'><i class='hs-k-area'></i>study area</span>",
-             "<span class='hs-key'><i class='hs-k-ward'></i>ward boundary</span>"]
+    items = ["<span class='hs-key'><i class='hs-k-area'></i>study area</span>"]
+    if wards:
+        items.append("<span class='hs-key'><i class='hs-k-ward'></i>ward boundary</span>")
     if places:
-        items += ["<span class='hs-key'><i class='hs-k-place'></i>place (cluster of "
-                  "incidents)</span>",
+        items += [f"<span class='hs-key'><i class='hs-k-place'></i>{_e(place_label)}</span>",
                   "<span class='hs-key'><i class='hs-k-num'>1</i>its rank</span>"]
     if insets:
         items.append("<span class='hs-key'><i class='hs-k-inset'>A</i>crowded places: see "
@@ -180,11 +181,14 @@ def _legend(raster, bands, *, places: bool, insets: int, extra: str) -> str:
 
 
 def print_map(*, area: gpd.GeoDataFrame, wards: gpd.GeoDataFrame | None = None, raster=None,
-              places: gpd.GeoDataFrame | None = None, note: str = "") -> PrintMap:
+              places: gpd.GeoDataFrame | None = None, note: str = "",
+              place_label: str = "place (cluster of incidents)") -> PrintMap:
     """The pack's map. ``area``: the study area's polygons; ``wards`` (``name``,
-    geometry) for orientation; ``raster`` from :func:`hotspots.density.kde` for the
-    density bands; ``places`` with ``rank`` and geometry (None: no places, the partner
-    version). All in EPSG:27700. ``note`` is added under the legend, escaped."""
+    geometry) for orientation (an area without wards: None, and the legend names none);
+    ``raster`` from :func:`hotspots.density.kde` for the density bands; ``places`` with
+    ``rank`` and geometry (None: no places, the partner version), named in the legend by
+    ``place_label`` (ranked LSOAs or grid cells are no clusters). All in EPSG:27700.
+    ``note`` is added under the legend, escaped."""
     bands = density_contours(raster) if raster is not None else None
     frame = _Frame(area.total_bounds, MAP_W, MAP_H)
     parts = _base(frame, area, wards, bands, places, ward_names=True)
@@ -195,7 +199,7 @@ def print_map(*, area: gpd.GeoDataFrame, wards: gpd.GeoDataFrame | None = None, 
     parts.append(_scale_bar(frame.scale, frame.w, frame.h))
     svg = "".join(parts) + "</svg>"
     legend = _legend(raster, bands, places=places is not None, insets=len(insets),
-                     extra=note)
+                     extra=note, wards=wards is not None, place_label=place_label)
     return PrintMap(svg=svg, insets=tuple(insets), legend=legend)
 
 

@@ -240,6 +240,9 @@ def test_pack_ranks_lsoas_or_cells_and_reports_emerging_classes(demo, cache, cap
     assert not labelled
     if units == "lsoa":
         assert re.search(r"<td>Tower Hamlets \d{3}[A-Z], [^<>()]+</td>", page)
+    # the printed map's legend names the units ranked, not clusters
+    assert ("ranked LSOA</span>" if units == "lsoa" else "ranked grid cell</span>") in page
+    assert "place (cluster of incidents)" not in page
 
 
 def test_pack_for_a_month_and_some_categories(demo, cache, capsys):

@@ -45,6 +45,7 @@ def test_crowded_places_get_an_inset_and_no_marker_overlaps():
     assert sorted(label for label, _, _ in inset) == ["1", "2", "3", "4"]
     assert _min_gap(inset) >= MARKER_PX  # pushed apart, tied to their place by a line
     assert "inset" in pm.legend
+    assert "ward boundary" in pm.legend
     assert EVIL not in pm.svg and "&lt;b onmouseover=x&gt;Ward&lt;/b&gt;" in pm.svg
 
 
@@ -56,3 +57,7 @@ def test_places_far_apart_need_no_inset():
     pm = print_map(area=area, places=places)
     assert pm.insets == () and sorted(m[0] for m in _markers(pm.svg)) == ["1", "2"]
     assert "inset" not in pm.legend
+    # no wards given: the legend names none; ranked LSOAs are not called clusters
+    assert "ward boundary" not in pm.legend and "cluster of incidents" in pm.legend
+    pm = print_map(area=area, places=places, place_label="ranked <LSOA>")
+    assert "cluster" not in pm.legend and "ranked &lt;LSOA&gt;" in pm.legend
