@@ -77,14 +77,19 @@ def in_period(incidents: pd.DataFrame, period: Period) -> np.ndarray:
     return in_periods(incidents, [period])[0]
 
 
-def in_periods(incidents: pd.DataFrame, periods: list[Period]) -> list[np.ndarray]:
-    """:func:`in_period` of each of ``periods``, the dates parsed once for all of them."""
-    # each distinct date parsed once, as pandas' own cache does, and compared as datetimes
-    # (days as python dates took seconds at 200k); a row with no date is in no period
+def _distinct_dates(incidents: pd.DataFrame) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Each row's index into its distinct dates (-1: none) and those dates, naive: each
+    distinct date parsed once and compared as a datetime (a national year is millions of
+    rows and a few hundred dates; days as python dates took seconds at 200k)."""
     codes, days = pd.factorize(incidents["date"])
     date = pd.DatetimeIndex(pd.to_datetime(days))
-    if date.tz is not None:
-        date = date.tz_localize(None)
+    return codes, date.tz_localize(None) if date.tz is not None else date
+
+
+def in_periods(incidents: pd.DataFrame, periods: list[Period]) -> list[np.ndarray]:
+    """:func:`in_period` of each of ``periods``, the dates parsed once for all of them."""
+    # a row with no date is in no period
+    codes, date = _distinct_dates(incidents)
     month_end = date + pd.offsets.MonthEnd(0)
     day_rows = incidents["source"].to_numpy() != POLICE_UK_SOURCE
     out = []
@@ -105,12 +110,7 @@ def month_only_left_out(incidents: pd.DataFrame, period: Period,
     if period.start.day == 1 and period.end == month_period(period.end.strftime("%Y-%m")).end:
         return 0  # whole months: a month that overlaps them lies inside them
     month_rows = incidents["source"].to_numpy() == POLICE_UK_SOURCE
-    # each distinct date compared once (a national year is millions of rows, a few
-    # hundred dates), as :func:`in_periods` does
-    codes, days = pd.factorize(incidents["date"])
-    date = pd.DatetimeIndex(pd.to_datetime(days))
-    if date.tz is not None:
-        date = date.tz_localize(None)
+    codes, date = _distinct_dates(incidents)
     overlaps = np.append((date >= pd.Timestamp(period.start.replace(day=1)))
                          & (date < pd.Timestamp(period.end + dt.timedelta(days=1))), False)
     if inside is None:
