@@ -681,3 +681,147 @@ def test_a_store_made_with_the_key_in_its_table_loads_as_before(tmp_path):
         rows["row_hash"], rows["load_id"], rows["exported_at"] = 0, 1, ""
         conn.upsert_incidents(rows, replace=False)
     conn.close()
+
+
+# -- the columnar copy of each month (SQLite) -------------------------------------------
+
+#: References whose order differs by byte, by case and by number (SQLite's BINARY order)
+REFS = ["a", "B", "é", "Z", "ß", "10", "9", "b", "Ä", "_x"]
+
+
+def months_store(path):
+    conn = store.connect(path)
+    rows = [{"ref": f"{r}{i}", "date": f"2024-{m:02d}-{d:02d}", "hour": i % 24,
+             "category": ("drug_dealing", "asb_nuisance")[i % 2], "x": 534000.0 + i / 7,
+             "location": f"Street {i % 3}", "quantity": i}
+            for i, (r, m, d) in enumerate((r, m, d) for m in (6, 7, 9) for d in (1, 15, 30)
+                                          for r in REFS)]
+    store.write_load(conn, result(rows), path="w", content_sha256="1")
+    return conn
+
+
+def same_as_sql(conn, **kw) -> pd.DataFrame:
+    """read_incidents, checked against one SQL query: the same values and dtypes (rows in
+    the same order when the read is ordered, as a set when it is not)."""
+    got = store.read_incidents(conn, **kw)
+    names = list(kw.get("columns") or INCIDENT_COLUMNS)
+    want = store.sql_incidents(conn, names, start=kw.get("start"), end=kw.get("end"),
+                               categories=kw.get("categories"), ordered="columns" not in kw)
+    if "columns" in kw:
+        got, want = (f.sort_values(names).reset_index(drop=True) for f in (got, want))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got.dtypes.to_dict() == want.dtypes.to_dict()
+    return got
+
+
+def kept_months(conn) -> list[str]:
+    return [r[0] for r in conn.query("SELECT month FROM incident_months ORDER BY month")]
+
+
+READS = [{}, {"start": "2024-06-15", "end": "2024-07-15"},
+         {"start": "2024-07-01", "categories": ["drug_dealing"]},
+         {"end": "2024-06-30", "columns": ("date", "x", "ref", "hour")},
+         {"categories": ["asb_nuisance"], "columns": ("quantity",)},
+         {"start": "2024-08-01", "end": "2024-08-31"}, {"start": "2025-01-01"},
+         {"categories": []}, {"categories": ["none"], "columns": ("x", "y")}]
+
+
+@pytest.mark.parametrize("kw", READS)
+def test_a_read_from_the_months_copies_is_the_sql_read(tmp_path, kw):
+    conn = months_store(tmp_path / "s.sqlite")
+    first = same_as_sql(conn, **kw)  # made from SQL, and kept
+    kept = kept_months(conn)
+    dates = store.read_incidents(conn, start=kw.get("start"), end=kw.get("end"),
+                                 columns=["date"])["date"]
+    # the months read are kept (all of a month's rows, whatever the read's categories)
+    assert kept == ([] if kw.get("categories") == [] else sorted({d[:7] for d in dates}))
+    pd.testing.assert_frame_equal(same_as_sql(conn, **kw), first)  # from the copies
+    conn.close()
+
+
+def test_the_months_copy_follows_every_change_to_the_store(tmp_path):
+    path = tmp_path / "s.sqlite"
+    conn = months_store(path)
+    same_as_sql(conn)
+    assert kept_months(conn) == ["2024-06", "2024-07", "2024-09"]
+    # a later export changes one record: the month's count stays, its copy goes
+    store.write_load(conn, result([{"ref": "a0", "date": "2024-06-01", "hour": 5}]),
+                     path="w2", content_sha256="2")
+    assert kept_months(conn) == ["2024-07", "2024-09"]
+    got = same_as_sql(conn)
+    assert got.loc[got["ref"] == "a0", "hour"].tolist() == [5]
+    # another program changes a record in place, or swaps one for another
+    other = sqlite3.connect(path)
+    with other:
+        other.execute("UPDATE incidents SET location = 'Moved' WHERE ref = 'B1'")
+        other.execute("DELETE FROM incidents WHERE ref = 'Z33'")
+        other.execute("INSERT INTO incidents SELECT 'lbth-asb', 'New', category, category_raw,"
+                      " period, date, hour, x, y, location, location_key, caller_key, "
+                      "description, quantity, ward_code, lsoa_code, source_lsoa, file, row, "
+                      "row_hash, load_id, exported_at FROM incidents WHERE ref = 'a30'")
+    other.close()
+    got = same_as_sql(conn)
+    assert "Moved" in set(got["location"]) and "New" in set(got["ref"])
+    assert "Z33" not in set(got["ref"])
+    # a record moved to another month takes both months' copies with it
+    same_as_sql(conn)
+    store.write_load(conn, result([{"ref": "b7", "date": "2024-09-01"}]), path="w3",
+                     content_sha256="3")
+    got = same_as_sql(conn)
+    assert got.loc[got["ref"] == "b7", "date"].tolist() == ["2024-09-01"]
+    conn.close()
+
+
+def test_a_months_copy_made_before_a_load_landed_is_not_kept(tmp_path, monkeypatch):
+    """A read sees the store as it was when it began, even if a load lands meanwhile, and
+    keeps no copy made from rows the load has since changed."""
+    path = tmp_path / "s.sqlite"
+    conn = months_store(path)
+    before = store.read_incidents(conn)
+    conn.query("DELETE FROM incident_months")
+    made = store.columnar._from_sql
+
+    def load_lands(db, month):
+        table = made(db, month)
+        if month == "2024-07":  # halfway through the read
+            writer = store.connect(path)
+            store.write_load(writer, result([{"ref": "a0", "date": "2024-07-02"}]),
+                             path="w2", content_sha256="2")
+            writer.close()
+        return table
+
+    monkeypatch.setattr(store.columnar, "_from_sql", load_lands)
+    pd.testing.assert_frame_equal(store.read_incidents(conn), before)
+    assert kept_months(conn) == []
+    monkeypatch.undo()
+    got = same_as_sql(conn)
+    assert got.loc[got["ref"] == "a0", "date"].tolist() == ["2024-07-02"]
+    assert kept_months(conn) == ["2024-06", "2024-07", "2024-09"]
+    conn.close()
+
+
+def test_a_read_does_not_wait_for_a_load_to_keep_its_copies(tmp_path):
+    """While a load holds the store, a read returns what was committed at once, without
+    keeping copies (it would otherwise wait for the load, up to its busy timeout)."""
+    import threading
+
+    path = tmp_path / "s.sqlite"
+    conn = months_store(path)
+    want = store.sql_incidents(conn, list(INCIDENT_COLUMNS), start=None, end=None,
+                               categories=None, ordered=True)
+    holder, got = store.connect(path), []
+
+    def read():
+        with store.connection(path, timeout_s=600) as reader:
+            got.append(store.read_incidents(reader))
+
+    with holder.transaction(load=True):
+        holder.query("DELETE FROM incidents WHERE ref = 'a0'")  # not committed
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the read waited for the load"
+    pd.testing.assert_frame_equal(got[0], want)
+    assert kept_months(conn) == []
+    holder.close()
+    conn.close()

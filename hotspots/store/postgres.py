@@ -168,6 +168,13 @@ class PostgresStore:
         cols = [d.name for d in cur.description or ()]  # none: the statement returns no rows
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
+    def incidents(self, names: list[str], *, start: str | None, end: str | None,
+                  categories: list[str] | None, ordered: bool) -> pd.DataFrame:
+        """Incidents as :func:`hotspots.store.read_incidents` reads them, by SQL."""
+        from . import sql_incidents
+        return sql_incidents(self, names, start=start, end=end, categories=categories,
+                             ordered=ordered)
+
     def insert(self, sql: str, args: Iterable, id_column: str) -> int:
         return int(self._value(_sql(sql) + f" RETURNING {id_column}", tuple(args)))
 

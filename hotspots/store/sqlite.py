@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from ..errors import StoreError
 from ..ingest.text import few_values, telling_word
+from . import columnar
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS loads (
@@ -124,7 +125,7 @@ class SQLiteStore:
             self.conn.execute("PRAGMA temp_store=MEMORY")
             had_meetings = self.conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'meetings'").fetchone()
-            self.conn.executescript(SCHEMA)
+            self.conn.executescript(SCHEMA + columnar.TABLE + columnar.TRIGGERS)
             self.conn.execute(DATE_INDEX)
             # the key (source, ref): a named unique index, which a bulk insert can build
             # after its rows; a store made before it keeps its table's PRIMARY KEY
@@ -168,6 +169,13 @@ class SQLiteStore:
 
     def frame(self, sql: str, args: Iterable = ()) -> pd.DataFrame:
         return pd.read_sql_query(sql, self.conn, params=list(args))
+
+    def incidents(self, names: list[str], *, start: str | None, end: str | None,
+                  categories: list[str] | None, ordered: bool) -> pd.DataFrame:
+        """Incidents as :func:`hotspots.store.read_incidents` reads them: from each
+        month's columnar copy (:mod:`.columnar`)."""
+        return columnar.read(self.conn, names, start=start, end=end, categories=categories,
+                           ordered=ordered, busy_timeout_ms=int(self.timeout_s * 1000))
 
     def insert(self, sql: str, args: Iterable, id_column: str) -> int:
         rowid = self.conn.execute(sql, tuple(args)).lastrowid
