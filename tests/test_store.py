@@ -729,13 +729,37 @@ READS = [{}, {"start": "2024-06-15", "end": "2024-07-15"},
 @pytest.mark.parametrize("kw", READS)
 def test_a_read_from_the_months_copies_is_the_sql_read(tmp_path, kw):
     conn = months_store(tmp_path / "s.sqlite")
-    first = same_as_sql(conn, **kw)  # made from SQL, and kept
+    assert kept_months(conn) == ["2024-06", "2024-07", "2024-09"]  # kept by the load
+    first = same_as_sql(conn, **kw)
+    conn.query("DELETE FROM incident_months")
+    pd.testing.assert_frame_equal(same_as_sql(conn, **kw), first)  # made from SQL
     kept = kept_months(conn)
     dates = store.read_incidents(conn, start=kw.get("start"), end=kw.get("end"),
                                  columns=["date"])["date"]
     # the months read are kept (all of a month's rows, whatever the read's categories)
     assert kept == ([] if kw.get("categories") == [] else sorted({d[:7] for d in dates}))
-    pd.testing.assert_frame_equal(same_as_sql(conn, **kw), first)  # from the copies
+    conn.close()
+
+
+def test_each_load_adds_its_rows_to_the_months_copies(tmp_path, monkeypatch):
+    """A month's copy is a load's rows and then the next ones' (parts): the reads after
+    loads take nothing from SQL, until a load replaces a stored record of a month."""
+    conn = months_store(tmp_path / "s.sqlite")
+    from_sql = []
+    made = store.columnar._from_sql
+    monkeypatch.setattr(store.columnar, "_from_sql",
+                        lambda db, month: from_sql.append(month) or made(db, month))
+    for i, month in enumerate(["2024-07", "2024-09", "2024-10"]):
+        store.write_load(conn, result([{"ref": f"L{i}-{j}", "date": f"{month}-0{j + 1}"}
+                                       for j in range(3)]), path=f"l{i}", content_sha256=f"l{i}")
+    got = same_as_sql(conn)
+    assert from_sql == [] and len(got) == 90 + 9
+    assert conn.query("SELECT month, count(*), sum(n) FROM incident_months GROUP BY month") == [
+        ("2024-06", 1, 30), ("2024-07", 2, 33), ("2024-09", 2, 33), ("2024-10", 1, 3)]
+    store.write_load(conn, result([{"ref": "L0-0", "date": "2024-07-01", "hour": 3}]),
+                     path="r", content_sha256="r")
+    got = same_as_sql(conn)
+    assert from_sql == ["2024-07"] and got.loc[got["ref"] == "L0-0", "hour"].tolist() == [3]
     conn.close()
 
 
@@ -744,10 +768,12 @@ def test_the_months_copy_follows_every_change_to_the_store(tmp_path):
     conn = months_store(path)
     same_as_sql(conn)
     assert kept_months(conn) == ["2024-06", "2024-07", "2024-09"]
-    # a later export changes one record: the month's count stays, its copy goes
+    # a later export changes one record: the month's count stays, its copy goes (but for
+    # the new version)
     store.write_load(conn, result([{"ref": "a0", "date": "2024-06-01", "hour": 5}]),
                      path="w2", content_sha256="2")
-    assert kept_months(conn) == ["2024-07", "2024-09"]
+    assert conn.query("SELECT month, n FROM incident_months WHERE month = '2024-06'") == [
+        ("2024-06", 1)]
     got = same_as_sql(conn)
     assert got.loc[got["ref"] == "a0", "hour"].tolist() == [5]
     # another program changes a record in place, or swaps one for another
@@ -792,7 +818,8 @@ def test_a_months_copy_made_before_a_load_landed_is_not_kept(tmp_path, monkeypat
 
     monkeypatch.setattr(store.columnar, "_from_sql", load_lands)
     pd.testing.assert_frame_equal(store.read_incidents(conn), before)
-    assert kept_months(conn) == []
+    # only the load's own rows are kept (not yet the whole month's)
+    assert conn.query("SELECT month, n FROM incident_months") == [("2024-07", 1)]
     monkeypatch.undo()
     got = same_as_sql(conn)
     assert got.loc[got["ref"] == "a0", "date"].tolist() == ["2024-07-02"]
@@ -807,6 +834,7 @@ def test_a_read_does_not_wait_for_a_load_to_keep_its_copies(tmp_path):
 
     path = tmp_path / "s.sqlite"
     conn = months_store(path)
+    conn.query("DELETE FROM incident_months")
     want = store.sql_incidents(conn, list(INCIDENT_COLUMNS), start=None, end=None,
                                categories=None, ordered=True)
     holder, got = store.connect(path), []

@@ -3,17 +3,22 @@ does not cost a year of SQL rows.
 
 Reading rows out of SQLite costs about 0.27 µs a value (``fetchall``) and as much again
 to make pandas columns: London's 13-month ranking window (1.08M rows, 11 columns) took
-about 6 s that way. The same rows kept as one Arrow IPC block per month (zstd) read back
-in about 0.5 s. So a read (:func:`read`) takes each month it needs from its block, and
-a month without one from SQL, keeping that month's block for the next read.
+about 6 s that way. The same rows kept as Arrow IPC blocks (zstd) read back in about
+1.5 s, most of it making the Python strings pandas holds. So:
+
+* a load keeps the rows it inserts as one more block (a *part*) of each month they fall
+  in (:func:`append`: 1.1-1.4 s per 1M rows, in its transaction);
+* a read (:func:`read`) takes each month it needs from its parts, and a month whose
+  parts do not hold all its rows (stored before this, or after a replaced record) from
+  SQL, keeping that month as one block for the next read.
 
 A block is served only while it is the month's rows:
 
-* it records how many incidents the month had when it was made (``n``), and a read
-  counts the month's rows again through the date index (a few ms a month): an insert
-  changes the count;
+* each part records how many incidents it holds (``n``), and a read counts the month's
+  rows again through the date index (a few ms a month): the parts serve only if they
+  add up to it (an insert by another program changes the count);
 * deleting or changing a stored incident fires a trigger that deletes its month's
-  block (:data:`TRIGGERS`), whichever program wrote it (an older hotspots too): a
+  parts (:data:`TRIGGERS`), whichever program wrote it (an older hotspots too): a
   replaced record is a delete and an insert, which together may leave the count as it
   was;
 * a block is written in the read's own transaction, which SQLite refuses to turn into a
@@ -54,8 +59,8 @@ _CONTENT = ", ".join(INCIDENT_COLUMNS)
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS incident_months (
-    month TEXT PRIMARY KEY, n INTEGER NOT NULL, format INTEGER NOT NULL,
-    block BLOB NOT NULL
+    month TEXT NOT NULL, part INTEGER NOT NULL, n INTEGER NOT NULL,
+    format INTEGER NOT NULL, block BLOB NOT NULL, PRIMARY KEY (month, part)
 );
 """
 
@@ -128,19 +133,24 @@ def _counts(db: sqlite3.Connection, start: str | None, end: str | None) -> dict[
     return counts
 
 
-def _kept(db: sqlite3.Connection, counts: dict[str, int]) -> dict[str, bytes]:
-    """The blocks kept for these months that still hold their rows."""
+def _kept(db: sqlite3.Connection, counts: dict[str, int]) -> dict[str, list[bytes]]:
+    """The blocks kept for these months that still hold all their rows."""
     if not counts:
         return {}
-    rows = db.execute(
-        f"SELECT month, n, block FROM incident_months WHERE format = ? AND month IN "
-        f"({', '.join('?' * len(counts))})", (FORMAT, *counts)).fetchall()
-    return {month: block for month, n, block in rows if counts.get(month) == n}
+    parts: dict[str, list[bytes]] = {}
+    held: dict[str, int] = {}
+    for month, n, block in db.execute(
+            f"SELECT month, n, block FROM incident_months WHERE format = ? AND month IN "
+            f"({', '.join('?' * len(counts))}) ORDER BY month, part", (FORMAT, *counts)):
+        parts.setdefault(month, []).append(block)
+        held[month] = held.get(month, 0) + n
+    return {month: blocks for month, blocks in parts.items() if held[month] == counts[month]}
 
 
-def _decode(block: bytes, fields: list[int]) -> pa.Table:
+def _decode(blocks: list[bytes], fields: list[int]) -> pa.Table:
     options = pa.ipc.IpcReadOptions(included_fields=fields)
-    return pa.ipc.open_file(pa.BufferReader(block), options=options).read_all()
+    return pa.concat_tables([pa.ipc.open_file(pa.BufferReader(b), options=options).read_all()
+                             for b in blocks])
 
 
 def _from_sql(db: sqlite3.Connection, month: str) -> pa.Table:
@@ -164,15 +174,33 @@ def _encode(table: pa.Table) -> bytes:
 def _keep(db: sqlite3.Connection, made: dict[str, pa.Table], busy_timeout_ms: int) -> None:
     """Keep the blocks made by this read, in its transaction: refused (and not kept) if
     a load landed since the read began or is writing now."""
-    rows = [(month, table.num_rows, FORMAT, _encode(table)) for month, table in made.items()]
+    rows = [(month, 0, table.num_rows, FORMAT, _encode(table)) for month, table in made.items()]
     db.execute("PRAGMA busy_timeout = 0")
     try:
-        db.executemany("INSERT OR REPLACE INTO incident_months VALUES (?, ?, ?, ?)", rows)
+        db.executemany("DELETE FROM incident_months WHERE month = ?", [(m,) for m in made])
+        db.executemany("INSERT INTO incident_months VALUES (?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
     except sqlite3.Error as exc:  # busy, a newer snapshot, a read-only file
         log.info("the columnar copy of %s was not kept (%s)", ", ".join(made), exc)
     finally:
         db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+
+
+def append(db: sqlite3.Connection, rows: pd.DataFrame) -> None:
+    """Keep the incidents a load inserts (``rows``, in its transaction, after any it
+    replaces were deleted) as one more part of each month's copy: a month whose parts
+    held all its rows before still does, and the first read after the load is served
+    from the copies (not a month of SQL rows each)."""
+    if not len(rows):
+        return
+    table = pa.Table.from_pandas(rows[list(INCIDENT_COLUMNS)], preserve_index=False)
+    table = table.cast(SCHEMA)
+    month = pc.utf8_slice_codeunits(table["date"], 0, 7)
+    for m in pc.unique(month).to_pylist():
+        part = table.filter(pc.equal(month, pa.scalar(m)))
+        db.execute("INSERT INTO incident_months SELECT ?, coalesce(max(part), -1) + 1, ?, ?, ? "
+                   "FROM incident_months WHERE month = ?",
+                   (m, part.num_rows, FORMAT, _encode(part), m))
 
 
 def _frame(parts: list[pa.Table], names: Sequence[str], start: str | None, end: str | None,

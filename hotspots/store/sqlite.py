@@ -292,6 +292,7 @@ class SQLiteStore:
         for start in range(0, len(rows), INSERT_BATCH):
             at = order[start:start + INSERT_BATCH]
             self.conn.executemany(sql, zip(*(b.values(at) for b in bound), strict=True))
+        columnar.append(self.conn, rows)
 
     def _rows_estimate(self) -> int:
         """The incidents stored, or more (the largest rowid: no count of the table)."""
