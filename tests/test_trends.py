@@ -171,6 +171,24 @@ def test_relative_change_test_against_binomtest():
     assert relative_change_test(0, 0, 10, 30) == (0.0, 1.0)
 
 
+def test_the_binomial_without_scipy_stats_is_scipys_value_for_value():
+    """trends' binomial (scipy.stats' kernels, not the module: a second of import) gives
+    scipy.stats.binom's pmf, cdf and sf to the bit, at and beyond the support's edges and
+    for arguments that are not a binomial's."""
+    from hotspots import trends
+
+    ns = np.array([0, 1, 2, 7, 30, 1000, 2.5, -1])
+    ps = np.array([0.0, 1e-12, 0.1, 0.25, 0.5, 0.75, 0.999, 1.0, -0.1, 1.5, np.nan])
+    ks = np.array([-np.inf, -2, -1, -0.5, 0, 0.5, 1, 2, 3, 6.5, 7, 8, 29, 30, 31, 500,
+                   999, 1000, 1001, np.inf, np.nan])
+    k, n, p = (a.ravel() for a in np.meshgrid(ks, ns, ps))
+    for name in ("pmf", "cdf", "sf"):
+        np.testing.assert_array_equal(getattr(trends.binom, name)(k, n, p),
+                                      getattr(binom, name)(k, n, p), err_msg=name)
+    ints = np.arange(0, 31)  # the integer arrays the p-values pass
+    np.testing.assert_array_equal(trends.binom.cdf(ints, 30, 0.3), binom.cdf(ints, 30, 0.3))
+
+
 def test_period_trends_p_values_are_binomtests_of_each_unit():
     """The p-values of every unit, computed for all units at once, are scipy's binomtest
     of that unit's counts, to the last bit (the equal-split case, the borough's share,
