@@ -54,7 +54,7 @@ _REAL = ("x", "y")
 SCHEMA = pa.schema([(c, pa.int64() if c in _INTEGER else pa.float64() if c in _REAL
                      else pa.string()) for c in INCIDENT_COLUMNS])
 
-#: The content columns: changing one in place changes the month's block.
+#: The content columns: changing one in place changes the month's copy.
 _CONTENT = ", ".join(INCIDENT_COLUMNS)
 
 TABLE = """
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS incident_months (
 );
 """
 
-#: Deleting or changing an incident deletes its month's block (and the new month's).
+#: Deleting or changing an incident deletes its month's parts (and those of the month it moves to).
 TRIGGERS = f"""
 CREATE TRIGGER IF NOT EXISTS incident_months_delete AFTER DELETE ON incidents BEGIN
     DELETE FROM incident_months WHERE month = substr(old.date, 1, 7);
