@@ -245,9 +245,10 @@ def patrol_settings(raw: dict, where: str) -> PatrolSettings:
                           f'marking printed on patrol maps, such as "{DEFAULT_MARKING}".')
     url = patrol.get("tile_url", DEFAULT_TILES[0])
     if not isinstance(url, str) or not url.startswith(("https://", "http://")) \
-            or not all(k in url for k in ("{z}", "{x}", "{y}")):
+            or not all(k in url for k in ("{z}", "{x}", "{y}")) \
+            or any(k in url for k in ("{{", "{%", "{#")):
         raise ConfigError(f"{where}: patrol.tile_url = {url!r} is not a tile URL; give one "
-                          "with {z}, {x} and {y}, such as "
+                          "with {z}, {x} and {y} (and no other braces), such as "
                           f'"{DEFAULT_TILES[0]}".')
     attribution = patrol.get("tile_attribution",
                              DEFAULT_TILES[1] if url == DEFAULT_TILES[0] else "")

@@ -279,7 +279,8 @@ XSS_PAYLOADS = ("<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
                 "<a href=\"javascript:alert(5)\">link</a>",
                 "'><iframe src=\"javascript:confirm(6)\"></iframe>",
                 "</textarea></title><img src=x onerror=prompt(7)>",
-                "${alert(8)}{{9*9}}`<details open ontoggle=alert(9)>")
+                # with Jinja: branca compiles what map elements write as a template
+                "${alert(8)}{{9*9}}{% if %}{#`<details open ontoggle=alert(9)>")
 FORMULA_PAYLOADS = ('=HYPERLINK("http://x","click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd",
                     "-2+3", "\t=1+1", "\r=1+1", "\uff1d1+1")
 

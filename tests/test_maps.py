@@ -55,6 +55,28 @@ def test_record_text_is_escaped_and_page_is_self_contained(built):
     assert f"Nitrous oxide sighting: busiest locations ({n['nox_sighting']} incidents)" in page
 
 
+#: Jinja syntax: what a map element writes is compiled as a template again by branca.
+JINJA = "{{ 6*7 }}x{% if %}{# "
+
+
+def test_text_with_template_syntax_is_shown_not_run(layers, config):
+    """Record text, boundary names and the area's name holding {{ ... }} are shown as
+    written, never evaluated (an expression there reaches Python's objects on the machine
+    drawing the map), and a stray {% does not stop the map being drawn."""
+    import dataclasses
+
+    inc = demo_incidents(layers).assign(location=JINJA)
+    areas = layers["lsoa"].assign(name=JINJA)
+    table, meta = area_summary(inc, areas, level="lsoa", period=month_period("2024-08"),
+                               config=config)
+    m = area_map(table, meta, config=dataclasses.replace(config, name=JINJA), incidents=inc)
+    page = map_html(m)  # with the text compiled, this raised TemplateSyntaxError
+    assert "42x" not in page
+    assert "&#123;&#123; 6*7 }}x&#123;% if %}&#123;# " in page  # the title, as HTML
+    assert "\\u007b{ 6*7 }}x\\u007b% if %}\\u007b# " in page  # names, as script data
+    assert "\\u0026#123;\\u0026#123; 6*7 }}x" in page  # a location's popup HTML, in GeoJSON
+
+
 def test_unknown_measure_is_refused(built, layers, config):
     table = built[1]
     with pytest.raises(ValueError, match=r"measure = 'rate'; use one of \['n', 'harm'"):

@@ -80,6 +80,8 @@ def test_a_partnerships_own_shifts_marking_and_tiles(tmp_path):
                                                    "is not a tile URL"),
     ('[patrol]\ntile_url = "https://t.example/{z}/{x}/{y}.png"\n',
      r"patrol\.tile_attribution is missing"),
+    ('[patrol]\ntile_url = "https://t.example/{{ 6*7 }}/{z}/{x}/{y}.png"\n',
+     r"is not a tile URL; give one with \{z\}, \{x\} and \{y\} \(and no other braces\)"),
 ])
 def test_bad_shift_and_patrol_settings_name_the_key(tmp_path, extra, message):
     path = _config(tmp_path, extra)

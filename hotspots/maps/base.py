@@ -163,9 +163,22 @@ def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
 
 
 def _script_json(value) -> str:
-    """``value`` as JSON that can stand inside an HTML script element."""
-    return (json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+    """``value`` as JSON that can stand inside an HTML script element and that branca
+    does not read as a template (:data:`JINJA_OPENER`)."""
+    text = (json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
             .replace(">", "\\u003e").replace("&", "\\u0026"))
+    # an opener lies inside a string (JSON has none outside): the same string, escaped
+    return JINJA_OPENER.sub(r"\\u007b", text)
+
+
+#: What starts a Jinja expression, statement or comment. branca renders what each map
+#: element writes (a tooltip's script, a layer's data) by compiling it as a Jinja
+#: template again (``MacroElement.render``): text from records, boundary files or the
+#: configuration holding ``{{ ... }}`` would be run on the machine drawing the map (it
+#: reaches Python's objects), and a stray ``{%`` would stop the map being drawn. So no
+#: text reaches a map with an opener in it: HTML has "{" as ``&#123;`` (:func:`_esc`),
+#: script data as ``\\u007b`` (:func:`_script_json`).
+JINJA_OPENER = re.compile(r"\{(?=[{%#])")
 
 
 #: ``function (spec, v)``: a popup's or tooltip's box, ``spec.lines`` filled in with the
@@ -283,7 +296,8 @@ def shapes_layer(parent: folium.MacroElement, web: gpd.GeoDataFrame, *, styles: 
 
 
 def _esc(value) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text, its braces too (:data:`JINJA_OPENER`)."""
+    return html.escape(str(value), quote=True).replace("{", "&#123;")
 
 
 def _rate(v) -> str:
