@@ -17,7 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Figure
+from branca.element import Element, Figure
 
 from .. import webgeom
 from ..config import Config
@@ -142,7 +142,7 @@ class _TileNotice(folium.MacroElement):
     {% endmacro %}""")
 
 
-def page_of(m: folium.Map) -> Figure:
+def page_of(m: Element) -> Figure:
     """The HTML page (a branca ``Figure``) a map is drawn in."""
     root = m.get_root()
     if not isinstance(root, Figure):
@@ -246,19 +246,33 @@ _SHAPES_JS = """function (d) {
 }""".replace("__TEXT_JS__", _TEXT_JS)
 
 
+class _Script(Element):
+    """A script put into the page as it is: branca's own elements compile their text as a
+    template (London's layers are megabytes: a second of each map)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs) -> str:
+        return self.text
+
+
 class _Shapes(folium.MacroElement):
     """Polygons drawn by :data:`_SHAPES_JS` into the layer this element is added to."""
-
-    _template = folium.template.Template("""
-    {% macro script(this, kwargs) %}
-    ({{ this.js }})({{ this.data }}).addTo({{ this._parent.get_name() }});
-    {% endmacro %}""")
 
     def __init__(self, data: dict):
         super().__init__()
         self._name = "Shapes"
-        self.js = _SHAPES_JS
         self.data = _script_json(data)
+
+    def render(self, **kwargs) -> str:
+        layer = self._parent
+        if layer is None:
+            raise TypeError("shapes drawn outside a layer")
+        page_of(layer).script.add_child(_Script(
+            f"({_SHAPES_JS})({self.data}).addTo({layer.get_name()});"), name=self.get_name())
+        return ""  # drawn by the page's script
 
 
 def shapes_layer(parent: folium.MacroElement, web: gpd.GeoDataFrame, *, styles: list[dict],
