@@ -210,6 +210,14 @@ def test_read_incidents_filters_dates_and_categories(conn):
         store.read_incidents(conn, columns=("x", "geometry"))
 
 
+def test_months_are_the_months_with_incidents_newest_first(conn):
+    assert store.months(conn) == []
+    store.write_load(conn, result([{"ref": r, "date": d} for r, d in [
+        ("A", "2023-11-30"), ("B", "2023-12-01"), ("C", "2023-12-31"), ("D", "2024-02-29"),
+        ("E", "2024-02-01"), ("F", "2025-01-15")]]), path="w", content_sha256="1")
+    assert store.months(conn) == ["2025-01", "2024-02", "2023-12", "2023-11"]
+
+
 def test_unwritable_store_message(tmp_path, pg_server):
     blocker = tmp_path / "file"
     blocker.write_text("x")
