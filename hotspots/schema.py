@@ -41,6 +41,10 @@ INCIDENT_COLUMNS: tuple[str, ...] = (
     "ward_code", "lsoa_code", "source_lsoa", "file", "row",
 )
 
+#: The incident columns that are numbers, and their dtypes (the others are text).
+INCIDENT_NUMBERS: dict[str, str] = {"hour": "int64", "quantity": "int64", "row": "int64",
+                                    "x": "float64", "y": "float64"}
+
 #: Columns of a rejection report: one row per problem found in a rejected row.
 REJECTION_COLUMNS: tuple[str, ...] = ("file", "row", "field", "value", "reason", "message")
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import StoreError
-from ..schema import INCIDENT_COLUMNS
+from ..schema import INCIDENT_COLUMNS, INCIDENT_NUMBERS
+from .columnar import month_after
 from .loading import STORED_COLUMNS, find_load, preview_load, write_load
 from .meta import data_fingerprint, read_backtest, read_meta, write_backtest, write_meta
 from .tasking import (
@@ -193,12 +194,8 @@ def sql_incidents(conn, names: list[str], *, start: str | None, end: str | None,
     if where:
         sql += " WHERE " + " AND ".join(where)
     frame = conn.frame(sql + (" ORDER BY source, ref" if ordered else ""), args)
-    return frame.astype({c: t for c, t in _NUMERIC.items() if c in names})
+    return frame.astype({c: t for c, t in INCIDENT_NUMBERS.items() if c in names})
 
-
-#: The incident columns that are numbers, and their dtypes.
-_NUMERIC = {"hour": "int64", "quantity": "int64", "row": "int64", "x": "float64",
-            "y": "float64"}
 
 
 def read_loads(conn) -> pd.DataFrame:
@@ -253,8 +250,7 @@ def months(conn) -> list[str]:
     while (first := conn.query("SELECT min(date) FROM incidents WHERE date >= ?",
                                (at,))[0][0]) is not None:
         found.append(first[:7])
-        year, month = int(first[:4]), int(first[5:7])
-        at = f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+        at = month_after(first[:7])
     return found[::-1]
 
 

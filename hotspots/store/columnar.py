@@ -41,7 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import INCIDENT_COLUMNS
+from ..schema import INCIDENT_COLUMNS, INCIDENT_NUMBERS
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,7 @@ log = logging.getLogger(__name__)
 #: of another layout is made again).
 FORMAT = 1
 
-_INTEGER = ("hour", "quantity", "row")
-_REAL = ("x", "y")
-SCHEMA = pa.schema([(c, pa.int64() if c in _INTEGER else pa.float64() if c in _REAL
+SCHEMA = pa.schema([(c, pa.from_numpy_dtype(INCIDENT_NUMBERS[c]) if c in INCIDENT_NUMBERS
                      else pa.string()) for c in INCIDENT_COLUMNS])
 
 #: The content columns: changing one in place changes the month's copy.
@@ -109,7 +107,8 @@ def read(db: sqlite3.Connection, names: Sequence[str], *, start: str | None,
     return _frame(parts, names, start, end, categories, ordered)
 
 
-def _month_after(month: str) -> str:
+def month_after(month: str) -> str:
+    """The month after ``month`` (both ``YYYY-MM``)."""
     year, mon = int(month[:4]), int(month[5:7])
     return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
 
@@ -124,7 +123,7 @@ def _counts(db: sqlite3.Connection, start: str | None, end: str | None) -> dict[
     month, stop = max(first, start or first)[:7], min(last, end or last)[:7]
     counts = {}
     while month <= stop:
-        after = _month_after(month)
+        after = month_after(month)
         n = db.execute("SELECT count(*) FROM incidents WHERE date >= ? AND date < ?",
                        (month, after)).fetchone()[0]
         if n:
@@ -156,7 +155,7 @@ def _decode(blocks: list[bytes], fields: list[int]) -> pa.Table:
 def _from_sql(db: sqlite3.Connection, month: str) -> pa.Table:
     """One month's incidents from SQL, every column, in the store's own order."""
     rows = db.execute(f"SELECT {_CONTENT} FROM incidents WHERE date >= ? AND date < ?",
-                      (month, _month_after(month))).fetchall()
+                      (month, month_after(month))).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SCHEMA)
     return pa.table([pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA,
                                                                    strict=True)],
@@ -236,4 +235,4 @@ _OWN_TEXT = ("ref", "location", "location_key", "description")
 
 
 def _dtype(column: str) -> str:
-    return "int64" if column in _INTEGER else "float64" if column in _REAL else "object"
+    return INCIDENT_NUMBERS.get(column, "object")
