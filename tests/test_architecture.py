@@ -79,10 +79,21 @@ def _private_imports(path: Path) -> list[str]:
     return found
 
 
+#: Another library's private names a module may use, and why (each is tested against the
+#: library's public function: an upgrade that moves it fails that test).
+ALLOWED_PRIVATE = {"hotspots/trends.py": {"scipy.special._ufuncs"}}  # scipy.stats.binom's
+# kernels without importing scipy.stats (tests/test_trends.py: equal to binom to the bit)
+
+
 def test_no_module_uses_another_modules_private_names():
     root = PKG.parent
     paths = [*PKG.rglob("*.py"), *(root / "app_pages").glob("*.py"), root / "streamlit_app.py"]
-    bad = {str(p.relative_to(root)): found for p in paths if (found := _private_imports(p))}
+    bad = {}
+    for p in paths:
+        name = str(p.relative_to(root))
+        allowed = ALLOWED_PRIVATE.get(name, set())
+        if found := [f for f in _private_imports(p) if f.split(" (")[0] not in allowed]:
+            bad[name] = found
     assert not bad, f"private names used across modules (make them public or move them): {bad}"
 
 
