@@ -100,6 +100,43 @@ def area(layers, config):
     return geography.study_area(layers, config)
 
 
+def _tree_digest(root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory, cache) -> Path:
+    """``hotspots demo --n 6000`` (the police.uk rows and 6,000 synthetic council
+    incidents): its data folder ``d/`` (the store) and outputs ``o/``, built once per
+    worker (about 20 s; six test files used to build it each). Never written to: a module
+    takes a copy of its own with :func:`copy_demo`, so decisions, loads and packs one
+    module writes are never seen by another. The session checks at the end that nothing
+    changed it."""
+    from hotspots.cli import main
+
+    root = tmp_path_factory.mktemp("demo_build")
+    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
+                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    before = _tree_digest(root)
+    yield root
+    assert _tree_digest(root) == before, "a test wrote to the shared demo build"
+
+
+def copy_demo(demo_build: Path, root: Path) -> Path:
+    """A copy of the demo's ``d/`` (store, synthetic exports) and ``o/`` under ``root``:
+    the folders a module's own ``hotspots demo --data root/d --out root/o`` would write."""
+    import shutil
+
+    for part in ("d", "o"):
+        shutil.copytree(demo_build / part, root / part)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _run_from_root(monkeypatch):
     """The default configuration names its manifest relative to the repository root."""
