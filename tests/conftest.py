@@ -50,25 +50,31 @@ def pytest_collection_modifyitems(config, items):
     the core, which builds what it needs in code."""
     import inspect
 
+    # each module parsed and each function read once (dict.setdefault(key, f()) would
+    # call f for every test: that was ~30 s of every worker's collection)
     shared: dict[str, set[str]] = {}
+    known: dict[object, bool] = {}
 
     def reads_data(func) -> bool:
+        if func in known:
+            return known[func]
         module = inspect.getmodule(func)
         if module is None:
             return False
-        names = shared.setdefault(module.__name__, _shared_names(module))
+        if module.__name__ not in shared:
+            shared[module.__name__] = _shared_names(module)
         try:
             source = inspect.getsource(func)
         except (OSError, TypeError):
             return False
-        return any(n in source for n in names)
+        known[func] = any(n in source for n in shared[module.__name__])
+        return known[func]
 
-    fixtures: dict[object, bool] = {}
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         defs = [d for ds in (info.name2fixturedefs.values() if info else ()) for d in ds]
         needs = REALDATA_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
-            fixtures.setdefault(d.func, reads_data(d.func)) for d in defs)
+            reads_data(d.func) for d in defs)
         func = getattr(item, "function", None)
         params = str(getattr(getattr(item, "callspec", None), "params", ""))
         if needs or (func is not None and reads_data(func)) or str(SHARED) in params:
