@@ -43,6 +43,45 @@ def _shared_names(module) -> set[str]:
     return names
 
 
+#: Rough seconds each long test file takes on one CI worker (2 cores, December 2026; only
+#: their order matters). Under xdist the files are handed out longest first, so that no
+#: long file is left to start last while the other worker has nothing to do: xdist's own
+#: order (files with the most tests first) left the long one-test browser files
+#: (test_app_oidc, test_app_signin_browser, test_team_server, ...) to the end, one worker
+#: running them for a minute or two after the other had finished. A file not listed
+#: counts a fifth of a second a test. Each file's tests keep their order and run on one worker.
+FILE_SECONDS = {
+    "test_app_browser.py": 220, "test_areas.py": 165, "test_hostile.py": 150,
+    "test_bench.py": 120, "test_app.py": 100, "test_app_oidc.py": 100, "test_store.py": 90,
+    "test_app_signin_browser.py": 90, "test_cluster.py": 90, "test_pack.py": 85,
+    "test_notebooks.py": 65, "test_team_server.py": 60, "test_maps.py": 60,
+    "test_detect.py": 45, "test_ranking.py": 40, "test_ingest_fuzz.py": 35, "test_cli.py": 35,
+    "test_fresh_machine.py": 35, "test_signin.py": 27, "test_fetch.py": 26,
+    "test_assign.py": 25, "test_ingest.py": 20, "test_app_data.py": 19, "test_ons.py": 18,
+    "test_meeting_page.py": 15, "test_rank.py": 13, "test_synthetic.py": 12,
+    "test_area.py": 11,
+}
+
+
+def pytest_configure(config):
+    """Under ``--dist loadfile`` the controller hands the files out in the order the
+    workers collected them (see :data:`FILE_SECONDS`), not sorted by number of tests."""
+    if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
+        config.option.loadscopereorder = False
+
+
+def _longest_files_first(items) -> None:
+    """Sort ``items`` by their file's :data:`FILE_SECONDS`, longest first (a stable sort:
+    a file's tests stay together and in order; files of equal weight keep theirs)."""
+    weight: dict[str, float] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        weight[path] = weight.get(path, 0.0) + 0.2
+    for path in weight:
+        weight[path] = FILE_SECONDS.get(path.rsplit("/", 1)[-1], weight[path])
+    items.sort(key=lambda item: -weight[item.nodeid.split("::", 1)[0]])
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark ``realdata`` every test that needs the open data folder: through a fixture
     (``cache`` and those built on it: ``layers``, ``area``, the demo stores) or by naming
@@ -79,6 +118,8 @@ def pytest_collection_modifyitems(config, items):
         params = str(getattr(getattr(item, "callspec", None), "params", ""))
         if needs or (func is not None and reads_data(func)) or str(SHARED) in params:
             item.add_marker(pytest.mark.realdata)
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the hand-out order
+        _longest_files_first(items)
 
 
 @pytest.fixture(scope="session")
