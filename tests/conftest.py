@@ -43,6 +43,45 @@ def _shared_names(module) -> set[str]:
     return names
 
 
+#: Rough seconds each long test file takes on one CI worker (2 cores, December 2026; only
+#: their order matters). Under xdist the files are handed out longest first, so that no
+#: long file is left to start last while the other worker has nothing to do: xdist's own
+#: order (files with the most tests first) left the long one-test browser files
+#: (test_app_oidc, test_app_signin_browser, test_team_server, ...) to the end, one worker
+#: running them for a minute or two after the other had finished. A file not listed
+#: counts a fifth of a second a test. Each file's tests keep their order and run on one worker.
+FILE_SECONDS = {
+    "test_app_browser.py": 220, "test_areas.py": 165, "test_hostile.py": 150,
+    "test_bench.py": 120, "test_app.py": 100, "test_app_oidc.py": 100, "test_store.py": 90,
+    "test_app_signin_browser.py": 90, "test_cluster.py": 90, "test_pack.py": 85,
+    "test_notebooks.py": 65, "test_team_server.py": 60, "test_maps.py": 60,
+    "test_detect.py": 45, "test_ranking.py": 40, "test_ingest_fuzz.py": 35, "test_cli.py": 35,
+    "test_fresh_machine.py": 35, "test_signin.py": 27, "test_fetch.py": 26,
+    "test_assign.py": 25, "test_ingest.py": 20, "test_app_data.py": 19, "test_ons.py": 18,
+    "test_meeting_page.py": 15, "test_rank.py": 13, "test_synthetic.py": 12,
+    "test_area.py": 11,
+}
+
+
+def pytest_configure(config):
+    """Under ``--dist loadfile`` the controller hands the files out in the order the
+    workers collected them (see :data:`FILE_SECONDS`), not sorted by number of tests."""
+    if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
+        config.option.loadscopereorder = False
+
+
+def _longest_files_first(items) -> None:
+    """Sort ``items`` by their file's :data:`FILE_SECONDS`, longest first (a stable sort:
+    a file's tests stay together and in order; files of equal weight keep theirs)."""
+    weight: dict[str, float] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        weight[path] = weight.get(path, 0.0) + 0.2
+    for path in weight:
+        weight[path] = FILE_SECONDS.get(path.rsplit("/", 1)[-1], weight[path])
+    items.sort(key=lambda item: -weight[item.nodeid.split("::", 1)[0]])
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark ``realdata`` every test that needs the open data folder: through a fixture
     (``cache`` and those built on it: ``layers``, ``area``, the demo stores) or by naming
@@ -50,29 +89,37 @@ def pytest_collection_modifyitems(config, items):
     the core, which builds what it needs in code."""
     import inspect
 
+    # each module parsed and each function read once (dict.setdefault(key, f()) would
+    # call f for every test: that was ~30 s of every worker's collection)
     shared: dict[str, set[str]] = {}
+    known: dict[object, bool] = {}
 
     def reads_data(func) -> bool:
+        if func in known:
+            return known[func]
         module = inspect.getmodule(func)
         if module is None:
             return False
-        names = shared.setdefault(module.__name__, _shared_names(module))
+        if module.__name__ not in shared:
+            shared[module.__name__] = _shared_names(module)
         try:
             source = inspect.getsource(func)
         except (OSError, TypeError):
             return False
-        return any(n in source for n in names)
+        known[func] = any(n in source for n in shared[module.__name__])
+        return known[func]
 
-    fixtures: dict[object, bool] = {}
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         defs = [d for ds in (info.name2fixturedefs.values() if info else ()) for d in ds]
         needs = REALDATA_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
-            fixtures.setdefault(d.func, reads_data(d.func)) for d in defs)
+            reads_data(d.func) for d in defs)
         func = getattr(item, "function", None)
         params = str(getattr(getattr(item, "callspec", None), "params", ""))
         if needs or (func is not None and reads_data(func)) or str(SHARED) in params:
             item.add_marker(pytest.mark.realdata)
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the hand-out order
+        _longest_files_first(items)
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +145,43 @@ def layers(cache, config):
 @pytest.fixture(scope="session")
 def area(layers, config):
     return geography.study_area(layers, config)
+
+
+def _tree_digest(root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory, cache) -> Path:
+    """``hotspots demo --n 6000`` (the police.uk rows and 6,000 synthetic council
+    incidents): its data folder ``d/`` (the store) and outputs ``o/``, built once per
+    worker (about 20 s; six test files used to build it each). Never written to: a module
+    takes a copy of its own with :func:`copy_demo`, so decisions, loads and packs one
+    module writes are never seen by another. The session checks at the end that nothing
+    changed it."""
+    from hotspots.cli import main
+
+    root = tmp_path_factory.mktemp("demo_build")
+    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
+                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    before = _tree_digest(root)
+    yield root
+    assert _tree_digest(root) == before, "a test wrote to the shared demo build"
+
+
+def copy_demo(demo_build: Path, root: Path) -> Path:
+    """A copy of the demo's ``d/`` (store, synthetic exports) and ``o/`` under ``root``:
+    the folders a module's own ``hotspots demo --data root/d --out root/o`` would write."""
+    import shutil
+
+    for part in ("d", "o"):
+        shutil.copytree(demo_build / part, root / part)
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -274,7 +274,9 @@ def serve(fake: Fake):
     """Serve ``fake`` on 127.0.0.1; yields the base URL (``fake.base``)."""
     handler = type("Handler", (_Handler,), {"fake": fake})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # polled every 50 ms, not 0.5 s: shutdown() waits for the next poll
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     fake.base = f"http://127.0.0.1:{server.server_address[1]}"
     try:

@@ -17,6 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from hotspots.cli import main
 
+from .conftest import copy_demo
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
 PAGES = ["app_pages/tasking.py", "app_pages/patrol.py", "app_pages/trends.py",
@@ -25,12 +27,11 @@ ENV = ("HOTSPOTS_STORE", "HOTSPOTS_GEODATA", "HOTSPOTS_LOCAL", "HOTSPOTS_TEST_RO
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, cache):
-    """A demo store (police.uk rows + 6,000 synthetic council incidents) and the app's
-    environment pointing at it; restored afterwards."""
-    root = tmp_path_factory.mktemp("app")
-    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
-                 str(root / "o"), "--n", "6000", "--json"]) == 0
+def demo(tmp_path_factory, cache, demo_build):
+    """A demo store (police.uk rows + 6,000 synthetic council incidents: the module's own
+    copy of the session's build) and the app's environment pointing at it; restored
+    afterwards."""
+    root = copy_demo(demo_build, tmp_path_factory.mktemp("app"))
     saved = {k: os.environ.get(k) for k in ENV}
     os.environ.update(HOTSPOTS_STORE=str(root / "d" / "hotspots.sqlite"),
                       HOTSPOTS_GEODATA=str(cache), HOTSPOTS_LOCAL="1")

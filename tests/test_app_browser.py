@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hotspots.cli import main
-
-from .conftest import CHROMIUM_ARGS, check_page, run_app
+from .conftest import CHROMIUM_ARGS, check_page, copy_demo, run_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -26,13 +24,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, cache):
+def server(tmp_path_factory, cache, request):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     pytest.importorskip("playwright.sync_api")
-    root = tmp_path_factory.mktemp("browser")
-    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
-                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    demo_build = request.getfixturevalue("demo_build")  # once nothing is missing
+    root = copy_demo(demo_build, tmp_path_factory.mktemp("browser"))  # written to: a copy
     env = dict(os.environ, HOTSPOTS_STORE=str(root / "d" / "hotspots.sqlite"),
                HOTSPOTS_GEODATA=str(cache), HOTSPOTS_LOCAL="1")
     env.pop("HOTSPOTS_TEST_ROLE", None)

@@ -24,9 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from hotspots.cli import main
-
-from .conftest import CHROMIUM_ARGS, check_page, free_port, run_app
+from .conftest import CHROMIUM_ARGS, check_page, copy_demo, free_port, run_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -83,16 +81,15 @@ def provider(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, cache, provider):
+def app(tmp_path_factory, cache, provider, request):
     """The app with OIDC sign-in on a small demo store; yields (URL, folder)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     pytest.importorskip("playwright.sync_api")
     if importlib.util.find_spec("authlib") is None:
         pytest.skip("Authlib (streamlit[auth]) is not installed")
-    root = tmp_path_factory.mktemp("oidc_app")
-    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
-                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    demo_build = request.getfixturevalue("demo_build")  # once nothing is missing
+    root = copy_demo(demo_build, tmp_path_factory.mktemp("oidc_app"))
     port = free_port()
     site = root / "site"
     (site / ".streamlit").mkdir(parents=True)

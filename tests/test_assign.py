@@ -109,11 +109,9 @@ def snapped_polygons(seed, grid=5.0):
                             geometry=polys, crs=27700)
 
 
-@pytest.mark.parametrize("cell", [0.7, 1.0, 2.5, 5.0])
-def test_fine_lattice_on_gridded_polygons_matches_the_exact_rule(cell):
-    # boundaries cut finer than the polygons' precision grid, points on lattice lines,
-    # on vertices, on edges and anywhere
-    areas = snapped_polygons(3)
+def fine_lattice_points(areas):
+    """Points on a 5 m lattice's lines, on the polygons' vertices, on their edges and
+    anywhere (always the same points for the same polygons)."""
     rng = np.random.default_rng(4)
     gx, gy = np.meshgrid(np.arange(-40, 700, 5.0), np.arange(-40, 700, 5.0))
     coords = shapely.get_coordinates(shapely.boundary(areas.geometry.values))
@@ -121,9 +119,28 @@ def test_fine_lattice_on_gridded_polygons_matches_the_exact_rule(cell):
     on_edge = coords[:-1] + t * (coords[1:] - coords[:-1])
     x = np.r_[gx.ravel(), coords[:, 0], on_edge[:, 0], rng.uniform(-40, 700, 6000)]
     y = np.r_[gy.ravel(), coords[:, 1], on_edge[:, 1], rng.uniform(-40, 700, 6000)]
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def fine_lattice_truth():
+    """The brute-force answer (about 2 s each) for the fine-lattice points, without and
+    with a 20 m nearest limit: it does not depend on the lookup's cell size, so the four
+    cell sizes below are checked against one computation instead of four."""
+    areas = snapped_polygons(3)
+    x, y = fine_lattice_points(areas)
+    return {nearest: exact_rule(x, y, areas, nearest) for nearest in (0.0, 20.0)}
+
+
+@pytest.mark.parametrize("cell", [0.7, 1.0, 2.5, 5.0])
+def test_fine_lattice_on_gridded_polygons_matches_the_exact_rule(cell, fine_lattice_truth):
+    # boundaries cut finer than the polygons' precision grid, points on lattice lines,
+    # on vertices, on edges and anywhere
+    areas = snapped_polygons(3)
+    x, y = fine_lattice_points(areas)
     for nearest in (0.0, 20.0):
         got = assign_points(x, y, areas, nearest_max_m=nearest, cell_size_m=cell)
-        assert np.array_equal(got, exact_rule(x, y, areas, nearest))
+        assert np.array_equal(got, fine_lattice_truth[nearest])
 
 
 def test_edges_along_lattice_lines():

@@ -28,18 +28,16 @@ from hotspots.pack import _review_tasked
 from hotspots.summary import in_period, month_period
 from hotspots.trends import TRENDS, poisson_change_test
 
-from .conftest import open_page
+from .conftest import copy_demo, open_page
 
 EVIL = "<script>window.__pwned=1</script>"
 HYPERLINK = '=HYPERLINK("http://x")'
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, cache):
+def demo(tmp_path_factory, cache, demo_build):
     """A store with the police.uk rows, synthetic council data and one hostile record."""
-    root = tmp_path_factory.mktemp("pack")
-    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
-                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    root = copy_demo(demo_build, tmp_path_factory.mktemp("pack"))  # the module's own copy
     hostile = root / "hostile.csv"
     with open(hostile, "w", newline="") as fh:
         w = csv.writer(fh)

@@ -9,20 +9,19 @@ import pandas as pd
 import pytest
 
 from hotspots import store
-from hotspots.cli import main
 from hotspots.config import load_config
 from hotspots.ranking import WINDOW_COLUMNS, rank_period
 from hotspots.summary import in_period, month_period
+
+from .conftest import copy_demo
 
 PERIOD = month_period("2024-08")
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory, cache) -> str:
+def demo_store(tmp_path_factory, demo_build) -> str:
     """A demo store: the police.uk rows and 6,000 synthetic council incidents."""
-    root = tmp_path_factory.mktemp("ranking")
-    assert main(["--geodata", str(cache), "demo", "--data", str(root / "d"), "--out",
-                 str(root / "o"), "--n", "6000", "--json"]) == 0
+    root = copy_demo(demo_build, tmp_path_factory.mktemp("ranking"))  # the module's own copy
     return str(root / "d" / "hotspots.sqlite")
 
 
