@@ -35,9 +35,14 @@ class _DrawBridge(folium.MacroElement):
           map.invalidateSize(); map.fitBounds(items.getBounds(), {maxZoom: 17});
         };
         fit();
-        // the frame may get its final size after the map is built: zoom again then
-        map.once("resize", fit);
-        setTimeout(fit, 300);
+        // the frame may get its final size after the map is built, in steps: zoom again
+        // at each, until the user moves the map themselves
+        var follow = true;
+        ["mousedown", "touchstart", "wheel", "keydown"].forEach(function (e) {
+          map.getContainer().addEventListener(e, function () { follow = false; });
+        });
+        map.on("resize", function () { if (follow) { fit(); } });
+        setTimeout(function () { if (follow) { fit(); } }, 300);
       }
       function post() {
         window.parent.postMessage({type: {{ this.message|tojson }},
