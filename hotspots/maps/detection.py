@@ -236,8 +236,8 @@ def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> No
     if not web.empty:  # tens of thousands of cells at London scale
         shapes_layer(fg, web, styles=[{"fill": False, "color": "#006d2c", "weight": 2}],
                      tooltip=[["Rank ", 0, f" of {len(web)}; score ", 1]],
-                     values=[[int(r), f"{s:.2f}"] for r, s in
-                             zip(web["rank"], web["score"], strict=True)])
+                     values=[[int(r), f"{s:.2f}"] for r, s in  # Python numbers: 10x faster
+                             zip(web["rank"].tolist(), web["score"].tolist(), strict=True)])
     fg.add_to(m)
 
 
