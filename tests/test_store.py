@@ -771,6 +771,24 @@ def test_each_load_adds_its_rows_to_the_months_copies(tmp_path, monkeypatch):
     conn.close()
 
 
+def test_a_month_loaded_in_many_parts_is_gathered_into_one(tmp_path, monkeypatch):
+    """A daily load adds a part a day to its month: the first read after the month has
+    more than MAX_PARTS keeps it as one block again (none taken from SQL)."""
+    monkeypatch.setattr(store.columnar, "_from_sql", None)
+    conn = months_store(tmp_path / "s.sqlite")
+    for day in range(1, store.columnar.MAX_PARTS + 2):
+        store.write_load(conn, result([{"ref": f"D{day}", "date": f"2024-07-{day:02d}"}]),
+                         path=f"d{day}", content_sha256=f"d{day}")
+    parts = "SELECT count(*), sum(n) FROM incident_months WHERE month = '2024-07'"
+    assert conn.query(parts) == [(store.columnar.MAX_PARTS + 2, 30 + store.columnar.MAX_PARTS
+                                  + 1)]
+    narrow = same_as_sql(conn, columns=("ref", "date"))  # a read of some columns keeps all
+    assert conn.query(parts) == [(1, 30 + store.columnar.MAX_PARTS + 1)]
+    pd.testing.assert_frame_equal(same_as_sql(conn, columns=("ref", "date")), narrow)
+    same_as_sql(conn)
+    conn.close()
+
+
 def test_the_months_copy_follows_every_change_to_the_store(tmp_path):
     path = tmp_path / "s.sqlite"
     conn = months_store(path)

@@ -10,7 +10,8 @@ about 6 s that way. The same rows kept as Arrow IPC blocks (zstd) read back in a
   in (:func:`append`: 1.1-1.4 s per 1M rows, in its transaction);
 * a read (:func:`read`) takes each month it needs from its parts, and a month whose
   parts do not hold all its rows (stored before this, or after a replaced record) from
-  SQL, keeping that month as one block for the next read.
+  SQL, keeping that month as one block for the next read; a month of more than
+  :data:`MAX_PARTS` parts is kept again as one block too.
 
 A block is served only while it is the month's rows:
 
@@ -44,6 +45,10 @@ import pyarrow.compute as pc
 from ..schema import INCIDENT_COLUMNS, INCIDENT_NUMBERS
 
 log = logging.getLogger(__name__)
+
+#: A month kept in more parts than this (a part per load: daily or weekly exports) is
+#: gathered into one by the next read that can write it.
+MAX_PARTS = 8
 
 #: The layout of a block: bumped when the incident columns or their types change (a block
 #: of another layout is made again).
@@ -94,7 +99,10 @@ def read(db: sqlite3.Connection, names: Sequence[str], *, start: str | None,
         fields = [INCIDENT_COLUMNS.index(c) for c in needed]
         parts, made = [], {}
         for month in counts:
-            if month in kept:
+            if month in kept and len(kept[month]) > MAX_PARTS:  # gathered into one
+                made[month] = table = _decode(kept[month], list(range(len(SCHEMA))))
+                parts.append(table.select(needed))
+            elif month in kept:
                 parts.append(_decode(kept[month], fields))
             else:
                 made[month] = table = _from_sql(db, month)
