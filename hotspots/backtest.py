@@ -33,7 +33,7 @@ from .grid import cell_index, make_grid
 def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS,
                     cell_sizes: Sequence[float] = CELL_SIZES_M,
                     min_test_months: int = MIN_TEST_MONTHS,
-                    progress=None) -> tuple[dict, pd.DataFrame]:
+                    progress=None, grids=None) -> tuple[dict, pd.DataFrame]:
     """Search and choose on ``incidents``: the JSON-able result kept in the store, and the
     per-month table.
 
@@ -45,9 +45,11 @@ def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS
     (mean figures at 5% per method and cell size, best first), ``winner``
     (:func:`choose`), ``chosen_before_scored`` (mean PAI of the map chosen on the months
     before each one scored, and how many months) and ``last_month``. ``progress(done,
-    total, step)``, if given, is told of each method and cell size scored.
+    total, step)``, if given, is told of each method and cell size scored. ``grids``: the
+    grids of ``cell_sizes`` made already, as :func:`hotspots.forecast.bin_incidents` takes
+    them (default: made here).
     """
-    binned = bin_incidents(incidents, area, cell_sizes=cell_sizes)
+    binned = bin_incidents(incidents, area, cell_sizes=cell_sizes, grids=grids)
     tests = scored_months(binned, n=n_tests)
     table = search(binned, tests=tests, progress=progress)
     summary = summarise(table) if len(table) else pd.DataFrame(

@@ -34,8 +34,9 @@ from .validate import check_option, check_positive, check_projected
 log = logging.getLogger(__name__)
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_NEEDED = ("source", "category", "date", "hour", "x", "y", "location", "location_key",
-           "ward_code", "lsoa_code")
+#: The incident columns places are made of (:func:`find_places`).
+PLACE_INPUT_COLUMNS = ("source", "category", "date", "hour", "x", "y", "location", "location_key",
+                       "ward_code", "lsoa_code")
 _PREFIX = re.compile(r"^(?:on or near|near to|near|outside of|outside|opposite|o/s|by|"
                      r"behind|rear of|junction of|junction with|corner of)\s+(?:the\s+)?", re.I)
 _NUMBER = re.compile(r"^(?:(?:flat|unit|apartment)\s+)?\d+[a-z]?(?:\s*-\s*\d+[a-z]?)?,?\s+",
@@ -157,7 +158,7 @@ def find_places(incidents: pd.DataFrame, *, config: Config, method: ClusterMetho
     if not isinstance(incidents, pd.DataFrame):
         raise ValueError(f"incidents must be a pandas DataFrame of INCIDENT_COLUMNS; got "
                          f"{type(incidents).__name__}.")
-    missing = [c for c in _NEEDED if c not in incidents.columns]
+    missing = [c for c in PLACE_INPUT_COLUMNS if c not in incidents.columns]
     if missing:
         raise ValueError(f"incidents lacks the columns {missing}; pass incidents as ingest "
                          "makes them (hotspots.schema.INCIDENT_COLUMNS).")

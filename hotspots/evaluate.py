@@ -144,12 +144,33 @@ def captured(scores: np.ndarray, counts: np.ndarray, area: np.ndarray,
     ...     np.array([1 / 3, 2 / 3]))
     array([5., 6.])
     """
-    order = np.argsort(-scores, kind="stable")
+    coverages = np.asarray(coverages, dtype=float)
+    total = area.sum()
+    top = _top_cells(scores, area, coverages.max(initial=0.0) * total)
+    # the top cells in the order a stable sort of them all puts them in (a subset in
+    # position order sorts as it would among every cell)
+    order = top[np.argsort(-scores[top], kind="stable")]
     s = scores[order]
     ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last cell of each tie group
     cum_a = np.r_[0.0, np.cumsum(area[order])[ends]]
     cum_n = np.r_[0.0, np.cumsum(counts[order])[ends]]
-    return np.interp(np.asarray(coverages, dtype=float) * cum_a[-1], cum_a, cum_n)
+    return np.interp(coverages * total, cum_a, cum_n)
+
+
+def _top_cells(scores: np.ndarray, area: np.ndarray, need: float) -> np.ndarray:
+    """Positions of the cells whose scores are at least some value ``v``, chosen so that
+    they cover ``need`` (whole tie groups: every cell scoring ``v`` is in). The metrics
+    look at 10% of the area at most: sorting that share of a London grid's 641,000 cells
+    instead of all of them took the backtest's scoring from 41 s to about a fifth."""
+    n = len(scores)
+    k = min(n, int(1.25 * need / (area.sum() / n)) + 16) if n else 0
+    while k < n:
+        v = np.partition(scores, n - k)[n - k]  # the k-th highest score
+        top = np.flatnonzero(scores >= v)
+        if area[top].sum() >= need * (1 + 1e-9):
+            return top
+        k = min(n, 2 * k)
+    return np.arange(n)
 
 
 def select_cells(scores: ArrayLike, cell_area: ArrayLike, *, coverage: float) -> np.ndarray:

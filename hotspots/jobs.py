@@ -18,6 +18,7 @@ import shapely
 
 from . import geography, store
 from .analysis import analyse, check_enough_incidents, place_names, resolve_spec
+from .cluster import PLACE_INPUT_COLUMNS
 from .config import Config
 from .errors import HotspotsError, StoreError
 from .export import FORMATS as EXPORT_TABLE_FORMATS
@@ -160,15 +161,25 @@ def _selection(config: Config, categories, sources, test_months: int, cell_sizes
                        "cell_sizes_m": [float(c) for c in cell_sizes]}, sort_keys=True)
 
 
+#: The incident columns a backtest reads: each month's points (the forecast search) and
+#: what the places of the month before each test month are made of (the concentration
+#: backtest). Neither depends on the rows' order, so the store's own order is taken: a
+#: year of London with every column in key order took 6.9 s to read, 1.3 s like this.
+BACKTEST_COLUMNS = ("period", *PLACE_INPUT_COLUMNS)
+
+
 def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
-              cell_sizes, progress=None) -> dict:
+              cell_sizes, cache: str | Path | None = None, progress=None) -> dict:
     from .backtest import backtest_result, concentration_backtest
 
     if inc.empty:
         raise HotspotsError("no incidents in the store for this selection: nothing to "
                             "backtest; load exports with `hotspots ingest FILE...` first.")
+    # the grids kept in the geodata cache, as the forecast layer is drawn on (London's
+    # five: 13.8 s to clip, 0.6 s to read back)
     result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes,
-                                progress=progress)
+                                progress=progress,
+                                grids=_kept_grids(area, cell_sizes, cache=cache))
     result["concentrated_now"] = concentration_backtest(inc, area,
                                                         periods=result["test_months"],
                                                         config=config)
@@ -221,11 +232,11 @@ def forecast_for(*, config: Config, period: Period, area, store_file=None,
         inc = (incidents[["period", "x", "y"]] if result is not None and incidents is not None
                else store.read_incidents(conn, end=period.end.isoformat(),
                                          categories=categories,
-                                         columns=None if result is None else ("period", "x",
-                                                                              "y")))
+                                         columns=BACKTEST_COLUMNS if result is None
+                                         else ("period", "x", "y")))
         if result is None:
             result = _backtest(inc.loc[inc["period"] <= last], area, config,
-                               test_months=TEST_MONTHS, cell_sizes=CELL_SIZES_M)
+                               test_months=TEST_MONTHS, cell_sizes=CELL_SIZES_M, cache=cache)
             store.write_backtest(conn, key, result, fingerprint=fingerprint)
     winner = result["winner"]
     sizes = sorted({result["cell_sizes_m"][0], winner["cell_size_m"]})
@@ -442,14 +453,14 @@ def run_backtest(*, config: Config, store_file: str | Path | None = None,
         until = latest_complete_month(conn)
         fingerprint = store.data_fingerprint(conn)  # the data as they were before the read
         inc = store.read_incidents(conn, end=month_period(until).end.isoformat(),
-                                   categories=categories)
+                                   categories=categories, columns=BACKTEST_COLUMNS)
     inc = inc.loc[inc["period"] <= until]
     if sources:
         inc = inc.loc[inc["source"].isin(sources)]
     layers = geography.read_layers(config, cache=cache)
     area = geography.land_area(layers, config, cache=cache)
     result = _backtest(inc, area, config, test_months=test_months, cell_sizes=sizes,
-                       progress=progress)
+                       cache=cache, progress=progress)
     with store.connection(store_file) as conn:
         store.write_backtest(conn, _selection(config, categories, sources, test_months, sizes,
                                               until), result, fingerprint=fingerprint)
