@@ -10,6 +10,7 @@ import pytest
 
 from hotspots import store
 from hotspots.config import load_config
+from hotspots.jobs import BACKTEST_COLUMNS
 from hotspots.ranking import WINDOW_COLUMNS, rank_period
 from hotspots.summary import in_period, month_period
 
@@ -147,7 +148,7 @@ def test_the_forecast_is_drawn_once_from_the_window_and_kept(demo_store, cache, 
         db.execute("DELETE FROM incidents WHERE rowid = (SELECT max(rowid) FROM incidents)")
     db.close()
     forecast_of(ranking, config=cfg, store_file=trimmed, cache=cache)
-    assert len(reads) == 1 and reads[0].get("columns") is None  # the backtest's own read
+    assert len(reads) == 1 and reads[0].get("columns") == BACKTEST_COLUMNS  # its own read
     assert layers_kept() == 1  # the layer of the earlier data is not kept beside it
     forecast_of(older, config=cfg, store_file=demo_store, cache=cache)
     assert len(reads) == 2
