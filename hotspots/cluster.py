@@ -267,18 +267,19 @@ def place_table(incidents: pd.DataFrame, lab: np.ndarray, *, config: Config,
     # polygons from members sorted by coordinates (identical whatever the row order)
     order = np.lexsort((y, x, lab))
     order = order[lab[order] >= 0]
-    bounds = np.r_[0, np.cumsum(n)]
     fixed = polygons is not None
     if fixed:
         polys = np.asarray(polygons, dtype=object)[:k]
         ids = list(ids or [])[:k]
     else:
-        hulls = [shapely.convex_hull(shapely.multipoints(np.column_stack(
-            [x[order[bounds[i]:bounds[i + 1]]], y[order[bounds[i]:bounds[i + 1]]]])))
-            for i in range(k)]
-        cent = shapely.centroid(np.array(hulls, dtype=object))
+        # every place's points in one call (one call a place: 0.2 s for London's 2,500)
+        points = np.empty(k, dtype=object)
+        points[:] = shapely.MultiPoint()
+        hulls = shapely.convex_hull(shapely.multipoints(
+            np.column_stack([x[order], y[order]]), indices=lab[order], out=points))
+        cent = shapely.centroid(hulls)
         cx, cy = shapely.get_x(cent), shapely.get_y(cent)
-        polys = shapely.buffer(np.array(hulls, dtype=object), float(buffer_m))
+        polys = shapely.buffer(hulls, float(buffer_m))
         ids = _place_ids(cx, cy, n)
     area = shapely.area(polys) / 1e6
     rows = []
