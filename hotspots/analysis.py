@@ -170,7 +170,8 @@ def place_names(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, str]:
 
 def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
             spec: AnalysisSpec | None = None,
-            names: dict[str, str] | None = None, order: Any = None) -> Analysis:
+            names: dict[str, str] | None = None, order: Any = None,
+            grid: gpd.GeoDataFrame | None = None) -> Analysis:
     """Grid counts with Gi*, kernel density and places for a period's incidents.
 
     Parameters
@@ -190,6 +191,10 @@ def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
         Positions of the rows in the order their points are summed in (kernel density,
         harm-weighted counts: floating-point sums differ in the last bits with the order);
         default the rows' own. The places do not depend on the order.
+    grid : geopandas.GeoDataFrame, optional
+        ``make_grid(area, cell_size_m=..., shape=...)`` of the spec's grid, made already
+        (:func:`hotspots.jobs.analysis_grid` keeps it in the geodata cache); default made
+        here.
 
     Returns
     -------
@@ -213,7 +218,8 @@ def analyse(incidents: pd.DataFrame, area: Any, *, config: Config,
     harm = weights[codes[rows]]
     spec = spec or resolve_spec(x, y, area)
     g = spec.grid
-    grid = make_grid(area, cell_size_m=g.cell_size_m, shape=g.shape)
+    if grid is None:
+        grid = make_grid(area, cell_size_m=g.cell_size_m, shape=g.shape)
     cells = grid_counts(grid, x, y, weights=harm, cell_size_m=g.cell_size_m, shape=g.shape)
     cells = cells.join(gistar(cells["n"].to_numpy(dtype=float),
                               grid_neighbours(cells, cell_shape=g.shape), fdr=spec.fdr))

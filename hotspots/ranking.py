@@ -22,7 +22,7 @@ from .cluster import place_table
 from .config import Config
 from .errors import HotspotsError
 from .grid import cell_index
-from .jobs import forecast_for, forecast_meta, latest_complete_month
+from .jobs import analysis_grid, forecast_for, forecast_meta, latest_complete_month
 from .maps import hotspot_map, map_html
 from .rank import rank_units, trend_z
 from .repeats import repeat_summary
@@ -150,7 +150,8 @@ def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Confi
     area = geography.land_area(layers, config, cache=cache)
     spec = resolve_spec(cur["x"].to_numpy(), cur["y"].to_numpy(), area,
                         cell_size_m=cell_size_m)
-    found = analyse(cur, area, config=config, spec=spec, names=place_names(layers))
+    found = analyse(cur, area, config=config, spec=spec, names=place_names(layers),
+                    grid=analysis_grid(area, spec, cache=cache))
     cells, raster, places = found.cells, found.raster, found.places
     places = _with_rates(_units(units, cur, places, cells, spec.grid, layers, config), units,
                          config, layers, cache)

@@ -78,3 +78,29 @@ def test_analyse_runs_on_the_spec_it_is_given_and_leaves_its_input_alone(config)
     coarse = analyse(inc, AREA, config=config,
                      spec=dataclasses.replace(spec, grid=GridSpec(500.0)))
     assert len(coarse.cells) == 6 * 4 and coarse.cells["n"].sum() == len(inc)
+
+
+@pytest.mark.parametrize("shape", ["square", "hex"])
+def test_the_analysis_grid_is_kept_in_the_cache_and_gives_the_same_analysis(
+        tmp_path, monkeypatch, shape):
+    # detect and pack take the grid from the geodata cache (clipping London's takes a
+    # quarter of a second); the cells, Gi* and places are those of a grid made there
+    from hotspots.config import load_config
+    from hotspots.jobs import analysis_grid
+
+    config, inc = load_config(), incidents()
+    spec = resolve_spec(inc["x"].to_numpy(), inc["y"].to_numpy(), AREA, shape=shape)
+    made = analyse(inc, AREA, config=config, spec=spec)
+    analysis_grid(AREA, spec, cache=tmp_path)
+    assert [p.name.split("-")[2] for p in (tmp_path / "derived").iterdir()] == [shape]
+    def made_again(*args, **kwargs):
+        raise AssertionError("the grid was made again")
+
+    monkeypatch.setattr("hotspots.analysis.make_grid", made_again, raising=False)
+    monkeypatch.setattr("hotspots.grid.make_grid", made_again)
+    monkeypatch.setattr("hotspots.jobs.make_grid", made_again)
+    again = analyse(inc, AREA, config=config, spec=spec,
+                    grid=analysis_grid(AREA, spec, cache=tmp_path))
+    pd.testing.assert_frame_equal(again.cells, made.cells)
+    pd.testing.assert_frame_equal(again.places, made.places)
+    assert np.array_equal(again.raster.values, made.raster.values)
