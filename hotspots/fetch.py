@@ -39,12 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 
 from . import geography, jobs, store
 from .config import Config
 from .errors import FetchError, HotspotsError
-from .schema import POLICE_UK_HEADER, WORKING_CRS
+from .schema import POLICE_UK_HEADER, WEB_CRS, WORKING_CRS, transformer
 from .webclient import Client, read_json, short_url, write_atomic
 
 log = logging.getLogger(__name__)
@@ -77,8 +76,6 @@ API_CRIME_TYPES: dict[str, str] = {
     "vehicle-crime": "Vehicle crime",
     "violent-crime": "Violence and sexual offences",
 }
-_TO_LONLAT = Transformer.from_crs(WORKING_CRS, "EPSG:4326", always_xy=True)
-FROM_LONLAT = Transformer.from_crs("EPSG:4326", WORKING_CRS, always_xy=True)
 #: Crime ID of an API record without a persistent id: this prefix and the API's id.
 API_ID_PREFIX = "api-"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -162,7 +159,7 @@ def query_polygons(area: shapely.Geometry, *, margin_m: float = 25.0,
 
 def _lonlat(poly: shapely.Polygon) -> shapely.Polygon:
     return shapely.transform(poly, lambda xy: np.round(
-        np.column_stack(_TO_LONLAT.transform(xy[:, 0], xy[:, 1])), 6))
+        np.column_stack(transformer(WORKING_CRS, WEB_CRS).transform(xy[:, 0], xy[:, 1])), 6))
 
 
 def poly_param(poly: shapely.Polygon) -> str:
@@ -289,7 +286,7 @@ def fetch_month(client: Client, base: str, month: str, slugs: list[str],
     if crimes:
         lon = np.array([float(c["location"]["longitude"]) for c in crimes])
         lat = np.array([float(c["location"]["latitude"]) for c in crimes])
-        x, y = FROM_LONLAT.transform(lon, lat)
+        x, y = transformer(WEB_CRS, WORKING_CRS).transform(lon, lat)
         inside = shapely.intersects_xy(area, x, y)
         stats.outside = int((~inside).sum())
         crimes = [c for c, keep in zip(crimes, inside, strict=True) if keep]

@@ -28,9 +28,8 @@ import numpy as np
 import shapely
 
 from .errors import FetchError
-from .fetch import FROM_LONLAT
 from .geography import sha256_file
-from .schema import WORKING_CRS
+from .schema import WEB_CRS, WORKING_CRS, transformer
 from .webclient import Client, read_json, write_atomic
 
 DEFAULT_ONS_ARCGIS = "https://services1.arcgis.com/ESMARspQHYMw9BZ9/arcgis/rest/services"
@@ -94,7 +93,7 @@ def _to_bng(geom: shapely.Geometry) -> shapely.Geometry:
     minx, miny, maxx, maxy = geom.bounds
     if -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90:
         return shapely.transform(geom, lambda xy: np.column_stack(
-            FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
+            transformer(WEB_CRS, WORKING_CRS).transform(xy[:, 0], xy[:, 1])))
     return geom
 
 

@@ -26,6 +26,7 @@ row             int    row in the export (header = row 1, as a spreadsheet shows
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 #: The option values analysis functions accept (typed, so a checker catches a typo).
@@ -57,6 +58,16 @@ POLICE_UK_SOURCE = "policeuk"
 
 WORKING_CRS = "EPSG:27700"
 WEB_CRS = "EPSG:4326"
+
+
+@functools.lru_cache(maxsize=16)
+def transformer(source, target):
+    """A pyproj Transformer from ``source`` to ``target`` (any CRS pyproj takes), x and y
+    as longitude and latitude; made once per process (each takes 60-100 ms to make, and
+    a pack made five)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(source, target, always_xy=True)
 
 #: police.uk street-level header, the way files are recognised without a mapping.
 POLICE_UK_HEADER: tuple[str, ...] = (

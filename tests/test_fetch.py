@@ -14,6 +14,7 @@ import shapely
 from hotspots import assign, fetch, jobs, store, webclient
 from hotspots.config import load_config
 from hotspots.errors import HotspotsError
+from hotspots.schema import WEB_CRS, WORKING_CRS, transformer
 
 from .conftest import SHARED
 from .fake_services import Fake, crimes_from_csvs, serve
@@ -176,7 +177,7 @@ def test_long_polygon_goes_by_post_and_long_get_is_refused(api, area):
 def test_query_polygon_covers_the_area_and_fits_a_get(area):
     (poly,) = fetch.query_polygons(area)
     back = fetch.shapely.transform(poly, lambda xy: fetch.np.column_stack(
-        fetch.FROM_LONLAT.transform(xy[:, 0], xy[:, 1])))
+        transformer(WEB_CRS, WORKING_CRS).transform(xy[:, 0], xy[:, 1])))
     assert back.buffer(1).covers(area)
     assert back.area < area.area * 1.05  # a margin, not a box
     assert len("https://x/api/crimes-street/all-crime?date=2024-01&poly="
@@ -253,7 +254,7 @@ def test_a_sliver_beside_the_area_costs_no_request_of_its_own():
     polys = fetch.query_polygons(area)
     assert len(polys) == 2
     back = shapely.union_all([fetch.shapely.transform(p, lambda xy: np.column_stack(
-        fetch.FROM_LONLAT.transform(xy[:, 0], xy[:, 1]))) for p in polys])
+        transformer(WEB_CRS, WORKING_CRS).transform(xy[:, 0], xy[:, 1]))) for p in polys])
     assert all(back.covers(part) for part in (main, sliver, island))
 
 

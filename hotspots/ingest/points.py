@@ -14,17 +14,15 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Transformer
 
 from ..assign import POLICE_UK_EDGE_M, assign_points, nesting, prefer_own
 from ..config import Config
+from ..schema import WEB_CRS, WORKING_CRS, transformer
 from ..validate import (
     format_distance,
 )
 from .checks import _Coords
 from .text import _constant, _take_text
-
-_TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
 
 
 def _coordinates(c: _Coords, points: _Points, area, boundary: gpd.GeoDataFrame,
@@ -59,7 +57,7 @@ def _coordinates(c: _Coords, points: _Points, area, boundary: gpd.GeoDataFrame,
         else:
             sx, sy = np.full(len(o), np.nan), np.full(len(o), np.nan)
             ok = np.abs(b[o]) <= 90
-            sx[ok], sy[ok] = _TO_BNG.transform(a[o][ok], b[o][ok])
+            sx[ok], sy[ok] = transformer(WEB_CRS, WORKING_CRS).transform(a[o][ok], b[o][ok])
         fin = np.isfinite(sx) & np.isfinite(sy)
         swapped = np.zeros(len(o), dtype=bool)
         swapped[fin] = shapely.intersects_xy(area, sx[fin], sy[fin])
@@ -119,7 +117,8 @@ class _Projection:
             if i >= self.n_chunks:
                 return
             sl = slice(i * PROJECT_CHUNK, (i + 1) * PROJECT_CHUNK)
-            self.x[sl], self.y[sl] = _TO_BNG.transform(self.lon[sl], self.lat[sl])
+            self.x[sl], self.y[sl] = transformer(WEB_CRS, WORKING_CRS).transform(
+                self.lon[sl], self.lat[sl])
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self._work()

@@ -21,7 +21,7 @@ from branca.element import Element, Figure
 
 from .. import webgeom
 from ..config import Config
-from ..schema import WEB_CRS, WORKING_CRS
+from ..schema import WEB_CRS, WORKING_CRS, transformer
 
 #: CDN assets folium and branca link, replaced by the packaged copies (see assets/README.md).
 _INLINE = {name: name for name in ("leaflet.js", "leaflet.css", "d3.min.js", "leaflet.draw.js",
@@ -333,9 +333,7 @@ def web_bounds(frame: gpd.GeoDataFrame | gpd.GeoSeries, *, candidates: int = 100
     directions are projected, and their extremes are the same vertices' to the bit."""
     if frame.crs is None or frame.crs.equals(WEB_CRS):
         return np.asarray(frame.total_bounds)
-    from pyproj import Transformer
-
-    to_web = Transformer.from_crs(frame.crs, WEB_CRS, always_xy=True)
+    to_web = transformer(frame.crs, WEB_CRS)
     xy = shapely.get_coordinates(frame.geometry.to_numpy())
     if len(xy) <= 4 * candidates:
         pick = xy
@@ -377,8 +375,6 @@ def _framed_map(frame: gpd.GeoDataFrame, config: Config, *,
 def lonlat(x, y) -> tuple[np.ndarray, np.ndarray]:
     """British National Grid metres as longitude and latitude (WGS84 degrees), for tables
     that a web map or Power BI plots (CSV exports)."""
-    from pyproj import Transformer
-
-    lon, lat = Transformer.from_crs(WORKING_CRS, WEB_CRS, always_xy=True).transform(
+    lon, lat = transformer(WORKING_CRS, WEB_CRS).transform(
         np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     return lon, lat
