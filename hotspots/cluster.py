@@ -71,10 +71,17 @@ def _modes(lab: np.ndarray, values, k: int, *, skip: tuple = ("",)) -> list:
     skipped = np.isin(np.asarray(uniq, dtype=object), np.asarray(skip, dtype=object))
     keep = (codes >= 0) & (lab >= 0)
     keep[keep] = ~skipped[codes[keep]]
-    counts = np.bincount(lab[keep] * len(uniq) + codes[keep], minlength=k * len(uniq))
-    counts = counts.reshape(k, len(uniq))
-    best = counts.argmax(axis=1)
-    return [uniq[b] if counts[i, b] else None for i, b in enumerate(best)]
+    # the (cluster, value) pairs that occur, counted (not a table of every cluster by
+    # every value: London's 4,994 LSOAs by their streets took 0.8 s)
+    pairs, counts = np.unique(lab[keep].astype(np.int64) * len(uniq) + codes[keep],
+                              return_counts=True)
+    group, code = pairs // len(uniq), pairs % len(uniq)
+    order = np.lexsort((code, -counts, group))  # each cluster's most common value first
+    first = order[np.r_[True, group[order][1:] != group[order][:-1]]] if len(order) else order
+    out: list = [None] * k
+    for g, c in zip(group[first].tolist(), code[first].tolist(), strict=True):
+        out[g] = uniq[c]
+    return out
 
 
 def _empty() -> gpd.GeoDataFrame:

@@ -404,3 +404,23 @@ def test_find_places_parameter_errors(synth, config):
                            crs=4326)
     with pytest.raises(CRSError, match="incidents is in"):
         find_places(gdf, config=config)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_modes_are_each_clusters_most_common_value_ties_the_smallest(seed):
+    # the counts are of the (cluster, value) pairs that occur, not a table of every
+    # cluster by every value (London's LSOAs by their streets)
+    from collections import Counter
+
+    from hotspots.cluster import _modes
+
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(0, 300)), int(rng.integers(1, 20))
+    lab = rng.integers(-1, k, n)
+    values = rng.choice(np.array(["", "a", "b", "c", "d"], dtype=object), n)
+    want = []
+    for i in range(k):
+        tally = Counter(v for v, g in zip(values, lab, strict=True) if g == i and v != "")
+        top = max(tally.values(), default=0)
+        want.append(min((v for v, c in tally.items() if c == top), default=None))
+    assert _modes(lab, values, k) == want
