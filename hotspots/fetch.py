@@ -43,7 +43,7 @@ import shapely
 from . import geography, jobs, store
 from .config import Config
 from .errors import FetchError, HotspotsError
-from .schema import POLICE_UK_HEADER, WEB_CRS, WORKING_CRS, transformer
+from .schema import POLICE_UK_HEADER, WORKING_CRS, transformer
 from .webclient import Client, read_json, short_url, write_atomic
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def query_polygons(area: shapely.Geometry, *, margin_m: float = 25.0,
 
 def _lonlat(poly: shapely.Polygon) -> shapely.Polygon:
     return shapely.transform(poly, lambda xy: np.round(
-        np.column_stack(transformer(WORKING_CRS, WEB_CRS).transform(xy[:, 0], xy[:, 1])), 6))
+        np.column_stack(transformer(WORKING_CRS, "EPSG:4326").transform(xy[:, 0], xy[:, 1])), 6))
 
 
 def poly_param(poly: shapely.Polygon) -> str:
@@ -286,7 +286,7 @@ def fetch_month(client: Client, base: str, month: str, slugs: list[str],
     if crimes:
         lon = np.array([float(c["location"]["longitude"]) for c in crimes])
         lat = np.array([float(c["location"]["latitude"]) for c in crimes])
-        x, y = transformer(WEB_CRS, WORKING_CRS).transform(lon, lat)
+        x, y = transformer("EPSG:4326", WORKING_CRS).transform(lon, lat)
         inside = shapely.intersects_xy(area, x, y)
         stats.outside = int((~inside).sum())
         crimes = [c for c, keep in zip(crimes, inside, strict=True) if keep]

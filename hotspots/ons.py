@@ -29,7 +29,7 @@ import shapely
 
 from .errors import FetchError
 from .geography import sha256_file
-from .schema import WEB_CRS, WORKING_CRS, transformer
+from .schema import WORKING_CRS, transformer
 from .webclient import Client, read_json, write_atomic
 
 DEFAULT_ONS_ARCGIS = "https://services1.arcgis.com/ESMARspQHYMw9BZ9/arcgis/rest/services"
@@ -93,7 +93,7 @@ def _to_bng(geom: shapely.Geometry) -> shapely.Geometry:
     minx, miny, maxx, maxy = geom.bounds
     if -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90:
         return shapely.transform(geom, lambda xy: np.column_stack(
-            transformer(WEB_CRS, WORKING_CRS).transform(xy[:, 0], xy[:, 1])))
+            transformer("EPSG:4326", WORKING_CRS).transform(xy[:, 0], xy[:, 1])))
     return geom
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import shapely
 from openpyxl import Workbook
 
-from .schema import WEB_CRS, WORKING_CRS, transformer
+from .schema import WORKING_CRS, transformer
 from .synthetic_town import (
     ADDRESSES,
     BAD_DATES,
@@ -89,7 +89,7 @@ def assemble_exports(gen, r, reason, union, days, plant, params) -> SyntheticDat
         todo = todo[shapely.distance(union, shapely.points(x[todo], y[todo])) < 1000]
     lat, lon = np.full(n, np.nan), np.full(n, np.nan)
     ll = export != 1
-    lon[ll], lat[ll] = transformer(WORKING_CRS, WEB_CRS).transform(x[ll], y[ll])
+    lon[ll], lat[ll] = transformer(WORKING_CRS, "EPSG:4326").transform(x[ll], y[ll])
     lat, lon, east, north = np.round(lat, 6), np.round(lon, 6), np.rint(x), np.rint(y)
     for key, v in (("missing_coordinates", np.nan), ("zero_coordinates", 0.0)):
         m = reason == code[key]
@@ -181,7 +181,7 @@ def _int_array(values: np.ndarray) -> pd.arrays.IntegerArray:
 def _truth_tables(r, days, plant, names) -> dict[str, pd.DataFrame]:
     """Planted hotspots, repeat callers and repeat addresses."""
     steps = plant["steps"]
-    hlon, hlat = transformer(WORKING_CRS, WEB_CRS).transform(plant["hx"],
+    hlon, hlat = transformer(WORKING_CRS, "EPSG:4326").transform(plant["hx"],
                                                                              plant["hy"])
     hotspots = pd.DataFrame({
         "name": [h[0] for h in PLANTED_HOTSPOTS],

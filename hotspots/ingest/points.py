@@ -17,7 +17,7 @@ import shapely
 
 from ..assign import POLICE_UK_EDGE_M, assign_points, nesting, prefer_own
 from ..config import Config
-from ..schema import WEB_CRS, WORKING_CRS, transformer
+from ..schema import WORKING_CRS, transformer
 from ..validate import (
     format_distance,
 )
@@ -57,7 +57,7 @@ def _coordinates(c: _Coords, points: _Points, area, boundary: gpd.GeoDataFrame,
         else:
             sx, sy = np.full(len(o), np.nan), np.full(len(o), np.nan)
             ok = np.abs(b[o]) <= 90
-            sx[ok], sy[ok] = transformer(WEB_CRS, WORKING_CRS).transform(a[o][ok], b[o][ok])
+            sx[ok], sy[ok] = transformer("EPSG:4326", WORKING_CRS).transform(a[o][ok], b[o][ok])
         fin = np.isfinite(sx) & np.isfinite(sy)
         swapped = np.zeros(len(o), dtype=bool)
         swapped[fin] = shapely.intersects_xy(area, sx[fin], sy[fin])
@@ -117,7 +117,7 @@ class _Projection:
             if i >= self.n_chunks:
                 return
             sl = slice(i * PROJECT_CHUNK, (i + 1) * PROJECT_CHUNK)
-            self.x[sl], self.y[sl] = transformer(WEB_CRS, WORKING_CRS).transform(
+            self.x[sl], self.y[sl] = transformer("EPSG:4326", WORKING_CRS).transform(
                 self.lon[sl], self.lat[sl])
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
