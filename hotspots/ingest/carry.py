@@ -53,7 +53,11 @@ class Carry:
         h1 = _first_hash(values)
         if self.refs is not None and len(self.refs[0]):
             keys, seconds, rows = self.refs
-            pos = np.minimum(np.searchsorted(keys, h1), len(keys) - 1)
+            # looked up in their own order: a search starts where the last one ended, in
+            # memory just read (500k in 500k: 0.45 s in a random order, 0.08 s sorted)
+            by = np.argsort(h1)
+            pos = np.empty(len(h1), dtype=np.intp)
+            pos[by] = np.minimum(np.searchsorted(keys, h1[by]), len(keys) - 1)
             maybe = np.flatnonzero((keys[pos] == h1) & usable)
             hit = seconds[pos[maybe]] == _hash(values[maybe], _KEYS[1])
             out[maybe[hit]] = rows[pos[maybe[hit]]]

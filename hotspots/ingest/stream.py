@@ -37,6 +37,7 @@ from .read import (
     _utf8,
     export_date,
     latest_export_date,
+    text_columns,
 )
 
 #: Rows checked and written at a time.
@@ -97,9 +98,7 @@ def read_csv_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS
             parse_options=pacsv.ParseOptions(delimiter=sep, ignore_empty_lines=False,
                                              newlines_in_values=newlines,
                                              invalid_row_handler=keep),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
-                quoted_strings_can_be_null=False))
+            convert_options=text_columns(header))
     except pa.ArrowInvalid as exc:
         raise StreamFailed(str(exc)) from exc
     numbers = _Numbering(malformed)
