@@ -203,8 +203,9 @@ def append(db: sqlite3.Connection, rows: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(rows[list(INCIDENT_COLUMNS)], preserve_index=False)
     table = table.cast(SCHEMA)
     month = pc.utf8_slice_codeunits(table["date"], 0, 7)
-    for m in pc.unique(month).to_pylist():
-        part = table.filter(pc.equal(month, pa.scalar(m)))
+    months = pc.unique(month).to_pylist()
+    for m in months:  # a month's file (police.uk) is its own part: no copy of its rows
+        part = table if len(months) == 1 else table.filter(pc.equal(month, pa.scalar(m)))
         db.execute("INSERT INTO incident_months SELECT ?, coalesce(max(part), -1) + 1, ?, ?, ? "
                    "FROM incident_months WHERE month = ?",
                    (m, part.num_rows, FORMAT, _encode(part), m))
