@@ -31,8 +31,11 @@ class _DrawBridge(folium.MacroElement):
       var drawn = {{ this.drawn|tojson }};
       if (drawn) {
         L.geoJSON(drawn).eachLayer(function (layer) { items.addLayer(layer); });
+        // without animation: Leaflet drops a zoom asked for while one is animating, which
+        // left the map a zoom short when two resizes came close together
         var fit = function () {
-          map.invalidateSize(); map.fitBounds(items.getBounds(), {maxZoom: 17});
+          map.invalidateSize();
+          map.fitBounds(items.getBounds(), {maxZoom: 17, animate: false});
         };
         fit();
         // the frame may get its final size after the map is built, in steps: zoom again
@@ -163,7 +166,9 @@ _FOCUS_JS = """<script>
     });
     drop.forEach(function (d) { d[0].removeLayer(d[1]); });
     if (cfg.bounds) {
-      var fit = function () { map.invalidateSize(); map.fitBounds(cfg.bounds, {maxZoom: 17}); };
+      var fit = function () {  // not animated: see the drawn area's fit
+        map.invalidateSize(); map.fitBounds(cfg.bounds, {maxZoom: 17, animate: false});
+      };
       fit();
       map.once("resize", fit);
       setTimeout(fit, 300);
