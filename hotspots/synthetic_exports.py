@@ -181,8 +181,7 @@ def _int_array(values: np.ndarray) -> pd.arrays.IntegerArray:
 def _truth_tables(r, days, plant, names) -> dict[str, pd.DataFrame]:
     """Planted hotspots, repeat callers and repeat addresses."""
     steps = plant["steps"]
-    hlon, hlat = transformer(WORKING_CRS, "EPSG:4326").transform(plant["hx"],
-                                                                             plant["hy"])
+    hlon, hlat = transformer(WORKING_CRS, "EPSG:4326").transform(plant["hx"], plant["hy"])
     hotspots = pd.DataFrame({
         "name": [h[0] for h in PLANTED_HOTSPOTS],
         "street": [h[1] for h in PLANTED_HOTSPOTS],
