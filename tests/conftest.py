@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -444,7 +445,8 @@ def xss_findings(page, *, open_maps: bool = True) -> list[str]:
         try:
             found = _scan_frames(page, open_maps=open_maps)
         except Error as exc:
-            if "detached" not in str(exc) or attempt == 2:
+            # a frame replaced mid-scan: detached, or its document navigated away
+            if not _REPLACED.search(str(exc)) or attempt == 2:
                 raise
         else:  # a map being replaced has no marker to open for a moment
             if NOTHING_OPENED not in found or attempt == 2:
@@ -454,6 +456,7 @@ def xss_findings(page, *, open_maps: bool = True) -> list[str]:
 
 
 NOTHING_OPENED = "no map tooltip or popup was opened"
+_REPLACED = re.compile(r"detached|Execution context was destroyed")
 
 
 def _scan_frames(page, *, open_maps: bool) -> list[str]:
