@@ -29,7 +29,13 @@ from .ingest import (
     read_mapping,
     to_incidents,
 )
-from .ingest.stream import CHUNK_ROWS, ChunkedIngest, StreamFailed
+from .ingest.stream import (
+    CHUNK_ROWS,
+    ChunkedIngest,
+    StreamFailed,
+    check_unchanged,
+    file_stamp,
+)
 from .validate import explain_reasons, file_message
 
 log = logging.getLogger(__name__)
@@ -149,18 +155,23 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
     (``already_loaded`` names that load) without reading it or the boundaries. A record
     whose version in the store comes from a later-dated export is kept (``kept_newer``,
     explained in ``note``, which ends with ``force_hint``) unless ``force_older``. A file
-    that cannot be read gets an ``error`` and the others still load. Rejected rows go to
-    ``<store folder>/rejected/<file>.load<N>.rejected.csv``. ``warnings`` say what a file lacks
-    (optional mapping columns missing); ``explained`` the rejected rows by reason, fix first
-    (:func:`hotspots.validate.explain_reasons`). ``user`` is who loads (default: the
-    operating system's user). ``progress(done, total, step)`` is told of each step (three
-    per file: read, checked, written). A CSV is read, checked and written ``chunk_rows``
-    rows at a time (:mod:`hotspots.ingest.stream`), still in one transaction.
+    that cannot be read, or that changes while it is loaded (an export still being
+    written), gets an ``error``, nothing of it is written, and the others still load.
+    Rejected rows go to ``<store folder>/rejected/<file>.load<N>.rejected.csv``.
+    ``warnings`` say what a file lacks (optional mapping columns missing); ``explained``
+    the rejected rows by reason, fix first (:func:`hotspots.validate.explain_reasons`).
+    ``user`` is who loads (default: the operating system's user). ``progress(done,
+    total, step)`` is told of each step (three per file: read, checked, written). A CSV
+    is read, checked and written ``chunk_rows`` rows at a time
+    (:mod:`hotspots.ingest.stream`), still in one transaction.
     """
     db = store.store_target(store_file)
     mapping_obj = read_mapping(mapping, config) if mapping else None
     files_in = [Path(p) for p in paths]
-    shas = {p: geography.sha256_file(p) for p in files_in if p.is_file()}
+    # each file's size and time of change before its hash: a file that changes after
+    # (an export still being written) is refused once read, not loaded under this hash
+    stamps = {p: file_stamp(p) for p in files_in if p.is_file()}
+    shas = {p: geography.sha256_file(p) for p in stamps}
     keys = {p: load_key(shas[p], mapping_obj, config, force_older=force_older)
             if p in shas else None for p in files_in}
     files = []
@@ -184,7 +195,8 @@ def ingest_files(paths: Sequence[str | Path], *, config: Config,
                 if prior is not None:
                     _already_loaded(conn, entry, prior)
                     continue
-                _load_one(conn, p, entry, sha=shas[p], key=key, config=config, geo=geo,
+                _load_one(conn, p, entry, sha=shas[p], stamp=stamps[p], key=key,
+                          config=config, geo=geo,
                           mapping=mapping_obj, today=today, force_older=force_older,
                           user=user, db=db, force_hint=force_hint, chunk_rows=chunk_rows,
                           say=lambda k, step, i=i: say(3 * i + k, total, step))
@@ -204,9 +216,10 @@ def _already_loaded(conn, entry: dict, prior: dict) -> None:
                  explained=explain_reasons(store.read_problems(conn, prior["load_id"])))
 
 
-def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config, geo: dict,
-              mapping: Mapping | None, today, force_older: bool, user, db, say,
-              force_hint: str = FORCE_HINT, chunk_rows: int = CHUNK_ROWS) -> None:
+def _load_one(conn, p: Path, entry: dict, *, sha: str, stamp: tuple[int, int], key: str,
+              config: Config, geo: dict, mapping: Mapping | None, today, force_older: bool,
+              user, db, say, force_hint: str = FORCE_HINT, chunk_rows: int = CHUNK_ROWS
+              ) -> None:
     """Read, check and write one export; fill in its report ``entry``. A CSV is streamed
     (:class:`ChunkedIngest`: bounded memory, one transaction), unless it cannot be read
     a block at a time; then, like an XLSX, it is read whole."""
@@ -216,7 +229,7 @@ def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config,
     if p.suffix.lower() in (".csv", ".txt", ".tsv"):
         chunks = ChunkedIngest(p, config=config, layers=geo["layers"], area=geo["area"],
                                mapping=mapping, today=today, chunk_rows=chunk_rows,
-                               progress=say)
+                               progress=say, stamp=stamp)
         try:
             exported = chunks.export_date()
             written = store.write_load(conn, chunks, exported_at=exported, **opts)
@@ -233,6 +246,7 @@ def _load_one(conn, p: Path, entry: dict, *, sha: str, key: str, config: Config,
     else:
         res, exported = _check_file(p, mapping, config, geo["layers"], geo["area"], today,
                                     lambda done, total, step: say(1, step), 0, 3)
+        check_unchanged(p, stamp)
         say(2, f"{p.name}: writing {len(res.incidents):,} rows")
         written = store.write_load(conn, res, exported_at=exported, **opts)
     kept = written["kept_newer"]

@@ -229,6 +229,10 @@ FILE_PROBLEMS: dict[str, tuple[str, str]] = {
     "no_file": (
         "no such file",
         "check the file's name and folder"),
+    "changed_while_read": (
+        "the file changed while it was being loaded (its size or time of last change are "
+        "not what they were when its content was fingerprinted), so none of it was written",
+        "load it again once whatever writes the file has finished with it"),
     "unsupported_type": (
         "'{suffix}' is not a supported export",
         "give a CSV (comma- or tab-separated text) or an Excel workbook (.xlsx)"),

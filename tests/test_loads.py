@@ -61,6 +61,34 @@ def ingest(paths, tmp_path, cache, config, mapping=None, **kw):
     return report["files"]
 
 
+def test_xlsx_saved_again_while_it_is_loaded_is_refused(tmp_path, cache, config,
+                                                        monkeypatch):
+    """A workbook (read whole, not streamed) saved again after its hash was taken and
+    while it was read is refused, nothing written: the rows read may not be the file
+    fingerprinted."""
+    from hotspots import loads
+
+    mapping = write_mapping(tmp_path)
+    xlsx = tmp_path / "asb.xlsx"
+    rows(5).to_excel(xlsx, index=False)
+    real = loads._check_file
+
+    def saved_meanwhile(p, *args):
+        got = real(p, *args)
+        rows(6).to_excel(xlsx, index=False)  # someone saves a newer version
+        return got
+
+    monkeypatch.setattr(loads, "_check_file", saved_meanwhile)
+    report = jobs.ingest_files([xlsx], config=config, store_file=tmp_path / "s.sqlite",
+                               mapping=mapping, cache=cache, today=TODAY)
+    assert report["files"][0]["error"].startswith(
+        "asb.xlsx: the file changed while it was being loaded"), report
+    with store.connection(tmp_path / "s.sqlite") as conn:
+        assert len(store.read_incidents(conn)) == 0 and len(store.read_loads(conn)) == 0
+    monkeypatch.setattr(loads, "_check_file", real)
+    assert ingest([xlsx], tmp_path, cache, config, mapping)[0]["inserted"] == 6
+
+
 def test_xlsx_resaved_by_openpyxl_reloads_without_a_crash(tmp_path, cache, config):
     mapping = write_mapping(tmp_path)
     xlsx = tmp_path / "asb.xlsx"

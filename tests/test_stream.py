@@ -154,6 +154,44 @@ def test_a_chunk_that_fails_leaves_the_store_as_it_was(tmp_path, cache, config, 
     assert again["error"] is None and again["inserted"] == again["accepted"] > 0
 
 
+@pytest.mark.parametrize("chunk_rows", [5, 10**6])
+def test_a_file_that_changes_while_it_is_loaded_is_refused(tmp_path, cache, config,
+                                                           monkeypatch, chunk_rows):
+    """An export still being written when it is loaded (rows appended after its hash was
+    taken, while its chunks are read, or after its one chunk) is refused with a message
+    that says so and what to do; nothing of it is written. Loaded again once it is
+    finished, it goes in whole."""
+    from hotspots.ingest import stream
+
+    path, db = police_file(tmp_path), tmp_path / "s.sqlite"
+    extra = path.read_text(encoding="utf-8").splitlines()[3] + "\n"
+    real, calls = stream.to_incidents, []
+
+    def appended(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:  # another program adds a row while the file is read
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(extra)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(stream, "to_incidents", appended)
+    entry = jobs.ingest_files([path], config=config, store_file=db, cache=cache,
+                              today=TODAY, chunk_rows=chunk_rows)["files"][0]
+    assert entry["error"] == ("police.csv: the file changed while it was being loaded (its "
+                              "size or time of last change are not what they were when its "
+                              "content was fingerprinted), so none of it was written. Fix: "
+                              "load it again once whatever writes the file has finished with "
+                              "it."), entry
+    with store.connection(db) as conn:
+        assert len(store.read_incidents(conn)) == 0 and len(store.read_loads(conn)) == 0
+        assert len(store.read_rejected(conn)) == 0
+    monkeypatch.setattr(stream, "to_incidents", real)
+    again = jobs.ingest_files([path], config=config, store_file=db, cache=cache,
+                              today=TODAY, chunk_rows=chunk_rows)["files"][0]
+    assert again["error"] is None and again["inserted"] == again["accepted"] > 0
+    assert again["read"] == again["accepted"] + again["rejected"]
+
+
 def test_another_writer_is_not_kept_waiting_while_a_file_is_read(tmp_path, cache, config,
                                                                   monkeypatch):
     """A streamed load reads and checks every chunk before it takes the store's write

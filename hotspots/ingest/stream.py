@@ -46,6 +46,25 @@ CHUNK_ROWS = 500_000
 _BLOCK = 16 * 2**20
 
 
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """The file's size and time of last change (ns): taken before its content is hashed,
+    and asked again once it has been read (:func:`check_unchanged`)."""
+    st = Path(path).stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def check_unchanged(path: str | Path, stamp: tuple[int, int] | None) -> None:
+    """Refuse (InputError) a file whose :func:`file_stamp` is no longer ``stamp`` (None:
+    not checked): what was read may not be what was hashed (the load's key), nor all of
+    one version of the file."""
+    try:
+        now = file_stamp(path)
+    except OSError:
+        now = None
+    if stamp is not None and now != stamp:
+        raise InputError(file_message(Path(path).name, "changed_while_read"))
+
+
 class StreamFailed(Exception):
     """The file cannot be read a block at a time (a row longer than a block, say): read
     it whole instead, which knows those cases and words their messages."""
@@ -200,8 +219,12 @@ class ChunkedIngest:
     def __init__(self, path: str | Path, *, config: Config,
                  layers: dict[str, gpd.GeoDataFrame], area: shapely.Geometry,
                  mapping: Mapping | None = None, today: dt.date | None = None,
-                 chunk_rows: int = CHUNK_ROWS, progress=None):
+                 chunk_rows: int = CHUNK_ROWS, progress=None,
+                 stamp: tuple[int, int] | None = None):
         self.path, self.chunk_rows = Path(path), chunk_rows
+        #: :func:`file_stamp` of the file when its content was hashed: the file must still
+        #: have it once the last chunk has been read (else the iteration raises InputError)
+        self.stamp = stamp
         #: told ``(step, text)`` of each chunk: step 1 while checking, 2 writing the last
         self.progress = progress or (lambda step, text: None)
         self.options = {"config": config, "layers": layers, "area": area,
@@ -237,6 +260,7 @@ class ChunkedIngest:
                 warnings=res.warnings, lsoa_checked=res.lsoa_checked))
             del res
             _give_back_memory()  # the chunk's buffers, before the next is read
+        check_unchanged(self.path, self.stamp)  # read whole, before anything is written
 
     def summary(self) -> IngestResult:
         """The whole file's result once every chunk has been read; ``incidents`` is
