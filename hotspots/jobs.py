@@ -35,7 +35,6 @@ from .loads import (
     plain_error,
     preview_files,
 )
-from .maps import area_map, save_map
 from .schema import INCIDENT_COLUMNS, CellShape, ClusterMethod, Kernel
 from .summary import Period, area_summary, in_period, month_only_left_out, month_period
 
@@ -114,6 +113,8 @@ def summarise(*, config: Config, period: Period | None = None, level: str = "lso
     files = _write_areas(table, out / f"areas_{stem}", config, formats)
     # the period's rows: a copy of millions of rows only when some read are outside it
     now = inc if meta["incidents"] == len(inc) else inc.loc[in_period(inc, period)]
+    from .maps import area_map, save_map  # here: folium is for the commands that draw
+
     save_map(area_map(table, meta, config=config, incidents=now, measure=measure,
                       cache=geography.cache_dir(cache)), html_path)
     top = table.head(5)
@@ -370,7 +371,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     Parameters left as None are chosen by the stated rules and reported in the result;
     ``layers`` (from :func:`hotspots.geography.read_layers`) saves reading them again.
     """
-    from .maps import hotspot_map
+    from .maps import hotspot_map, save_map
 
     with store.connection(store_file) as conn:
         period = period or month_period(latest_complete_month(conn))
