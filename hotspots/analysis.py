@@ -96,6 +96,15 @@ class Analysis:
     spec: AnalysisSpec
 
 
+def gistar_meta(spec: AnalysisSpec) -> dict:
+    """How :func:`analyse`'s Gi* was made, as the maps name it (their layer of hot and
+    cold spots) and the reports give it: ``cell_size_m``, ``cell_shape``,
+    ``gi_neighbours`` (queen on squares, the six of a hexagon) and ``fdr``."""
+    return {"cell_size_m": float(spec.grid.cell_size_m), "cell_shape": spec.grid.shape,
+            "gi_neighbours": "queen" if spec.grid.shape == "square" else "6 hexagon",
+            "fdr": spec.fdr}
+
+
 def resolve_spec(x: Any, y: Any, area: Any, *, cell_size_m: float | None = None,
                  shape: Shape = "square", bandwidth_m: float | None = None,
                  kernel: Kernel = "quartic", method: Method = "dbscan",

@@ -17,7 +17,13 @@ import pandas as pd
 import shapely
 
 from . import geography, store
-from .analysis import analyse, check_enough_incidents, place_names, resolve_spec
+from .analysis import (
+    analyse,
+    check_enough_incidents,
+    gistar_meta,
+    place_names,
+    resolve_spec,
+)
 from .cluster import PLACE_INPUT_COLUMNS
 from .config import Config
 from .errors import HotspotsError, StoreError
@@ -394,7 +400,7 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
     found = analyse(inc, area, config=config, spec=spec, names=place_names(layers),
                     order=order, grid=analysis_grid(area, spec, cache=cache))
     cells, raster, places, chosen = found.cells, found.raster, found.places, list(spec.chosen)
-    cell, bw = spec.grid.cell_size_m, spec.kde.bandwidth_m
+    bw = spec.kde.bandwidth_m
     forecast, backtest = forecast_for(config=config, period=period, area=area,
                                       store_file=store_file, categories=categories,
                                       cache=cache, incidents=history)
@@ -402,9 +408,8 @@ def detect(*, config: Config, period: Period | None = None, categories: list[str
         "period": period.label, "incidents": int(len(inc)), "chosen": chosen,
         "month_only_left_out": left_out,
         "categories": sorted(inc["category"].unique().tolist()),
-        "cell_size_m": float(cell), "cell_shape": shape, "cells": int(len(cells)),
+        **gistar_meta(spec), "cells": int(len(cells)),
         "bandwidth_m": float(bw), "kernel": kernel, "kde_edge_loss": float(raster.edge_loss),
-        "gi_neighbours": "queen" if shape == "square" else "6 hexagon", "fdr": fdr,
         "hot_cells": {str(k): int((cells["gi_class"] == k).sum()) for k in (3, 2, 1)},
         "cold_cells": {str(k): int((cells["gi_class"] == k).sum()) for k in (-1, -2, -3)},
         "method": method, "places": int(len(places)),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import geography, meetings, store
-from .analysis import GridSpec, analyse, place_names, resolve_spec
+from .analysis import GridSpec, analyse, gistar_meta, place_names, resolve_spec
 from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
@@ -90,6 +90,7 @@ class Ranked:
     inc: pd.DataFrame
     cells: gpd.GeoDataFrame
     grid: GridSpec  # the lattice of ``cells``
+    gistar: dict  # how the cells' Gi* was made (:func:`hotspots.analysis.gistar_meta`)
     raster: object
     places: gpd.GeoDataFrame
     trends: pd.DataFrame
@@ -176,7 +177,8 @@ def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Confi
     previous = table["n_previous"].fillna(0).to_numpy()
     table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
-    return Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, raster=raster,
+    return Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, gistar=gistar_meta(spec),
+                  raster=raster,
                   places=places, trends=trends, left_out=left_out, n_tested=n_tested,
                   ranked=ranked, density=len(cur) / (area.area / 1e6), area=area)
 
@@ -294,7 +296,7 @@ def interactive_map(ranking: Ranking, *, config: Config, layers, partner: bool =
     rk = ranking.rk
     meta: dict[str, object] = {"period": ranking.period.label,
                                "incidents": None if partner else len(rk.cur),
-                               "categories": []}
+                               "categories": [], **rk.gistar}
     if forecast is not None and not partner:
         meta.update(forecast[1])
     return map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,

@@ -73,7 +73,8 @@ def test_planted_hotspots_are_recovered(n, layers, config):
     assert precision >= 0.6, precision
     # the map stays small whatever the volume: aggregates only
     raster = kde(inc["x"].to_numpy(), inc["y"].to_numpy(), area=area, cell_size_m=25)
-    meta = {"period": "all", "incidents": len(inc), "categories": [], "cell_size_m": 100}
+    meta = {"period": "all", "incidents": len(inc), "categories": [], "cell_size_m": 100,
+            "gi_neighbours": "queen", "fdr": True}
     html = map_html(hotspot_map(area=layers["ward"], meta=meta, config=config, raster=raster,
                                 cells=cells, places=places))
     assert len(html.encode()) < 5_000_000

@@ -199,8 +199,9 @@ def test_the_map_names_the_forecast_and_the_layers_that_are_not_one():
     cells = cells.join(gistar(cells["n"].to_numpy(float), grid_neighbours(grid)))
     assert (cells["gi_class"] > 0).any()
     meta = {"period": "2024-03", "incidents": len(inc), "categories": [], "cell_size_m": 100,
-            "forecast": info, "concentrated_now": {"gistar": {
-                "pai": 1.65, "hit_rate": 0.06, "coverage": 0.036, "months": 8}}}
+            "gi_neighbours": "queen", "fdr": True, "forecast": info,
+            "concentrated_now": {"gistar": {"pai": 1.65, "hit_rate": 0.06, "coverage": 0.036,
+                                            "months": 8}}}
     page = map_html(hotspot_map(area=gpd.GeoDataFrame(geometry=[box], crs=27700), meta=meta,
                                 config=load_config(), cells=cells, forecast=layer))
     assert legend in page and "PAI nan" not in page and "nan%" not in page

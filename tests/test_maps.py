@@ -462,7 +462,8 @@ def _detection_map(layers, config):
             "fallback": True}
     m = hotspot_map(area=layers["ward"], config=config, places=places, cells=cells,
                     forecast=forecast, meta={"period": "2024-08", "incidents": 10,
-                                             "cell_size_m": 100, "forecast": info})
+                                             "cell_size_m": 100, "gi_neighbours": "queen",
+                                             "fdr": True, "forecast": info})
     place = ("{i}. {label} ({pid})\n5 incidents in 0.010 km² = 500 per km²\nHarm-weighted "
              "5.0; repeat locations 1 holding 40%\nDrug dealing 100%\nBusiest: Fri 21:00\n"
              "Seen 2024-08-01 to 2024-08-30")

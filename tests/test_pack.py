@@ -208,6 +208,9 @@ def test_pack_cell_size_reaches_the_cells_ranked_and_the_notes(demo, cache, caps
     assert len(full) and corners == pytest.approx(corners.round())  # the 333 m lattice
     html = Path(out["files"]["html"]).read_text(encoding="utf-8")
     assert "grid cells of 333 m: Gini" in html
+    # the interactive map names its Gi* layer by the grid it was made on (it said 0 m)
+    page = Path(out["files"]["map"]).read_text(encoding="utf-8")
+    assert "(queen neighbours, 333 m cells, FDR-corrected)" in page
     capsys.readouterr()
     assert main(["--geodata", str(cache), "pack", "--store", store, "--out", str(root / "o"),
                  "--cell-size-m", "0"]) == 1

@@ -109,7 +109,7 @@ def emerging_map(cells: gpd.GeoDataFrame, *, area: gpd.GeoDataFrame, config: Con
     page_of(m).html.add_child(folium.Element(
         "<div class='hs-legend' style='position:fixed;top:10px;right:10px;z-index:1000;"
         "background:white;border:1px solid #999;padding:4px 8px;font:12px sans-serif'>"
-        f"<b>Cells of {meta.get('cell_size_m', 0):g} m</b>{rows}</div>"))
+        f"<b>Cells of {meta['cell_size_m']:g} m</b>{rows}</div>"))
     _title_and_controls(m, f"{config.name}: emerging hot spots, {meta['period']}",
                         "Gi* per month on the grid, Mann-Kendall trend; Esri's classes")
     return m
@@ -141,9 +141,8 @@ def _density_layer(m: folium.Map, raster) -> None:
 def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
     sig = cells.loc[cells["gi_class"] != 0]
     name = (f"Where it is concentrated now (not a forecast): Getis-Ord Gi* hot and cold "
-            f"spots ({meta.get('gi_neighbours', 'queen')} neighbours, "
-            f"{meta.get('cell_size_m', 0):.0f} m cells, "
-            f"{'FDR-corrected' if meta.get('fdr', True) else 'uncorrected'})"
+            f"spots ({meta['gi_neighbours']} neighbours, {meta['cell_size_m']:g} m cells, "
+            f"{'FDR-corrected' if meta['fdr'] else 'uncorrected'})"
             + _now_note(meta, "gistar"))
     fg = folium.FeatureGroup(name=_esc(name), show=False)
     if len(sig) > MAX_GI_CELLS:
@@ -152,7 +151,7 @@ def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
         values = [[GI_CLASSES[int(c)][0], f"{int(n):,}"]
                   for c, n in zip(sig["gi_class"], sig["n"], strict=True)]
     else:
-        adjusted = "FDR-adjusted" if meta.get("fdr", True) else "raw"
+        adjusted = "FDR-adjusted" if meta["fdr"] else "raw"
         lines = [[[0]], ["", 1, " incident(s) in the cell"],
                  ["Gi* z = ", 2, ", p = ", 3, f" ({adjusted})"]]
         values = [[GI_CLASSES[int(c)][0], str(int(n)), f"{z:.2f}", f"{p:.4f}"]
