@@ -145,6 +145,8 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
     from playwright.sync_api import Error, expect, sync_playwright
     from pypdf import PdfReader
 
+    from hotspots.maps.components import FIT_OPTIONS
+
     url, root = server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -191,6 +193,8 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
             page.frame_locator('iframe[title$="hotspots_drawmap"]').locator(
                 "#map[srcdoc*='var drawn = {']").wait_for(state="attached")
             inner.locator("path.leaflet-interactive").first.wait_for()
+            (left, top), (right, bottom) = (FIT_OPTIONS["paddingTopLeft"],
+                                            FIT_OPTIONS["paddingBottomRight"])
             fitted = """() => {
               const m = Object.values(window).find(v => v instanceof L.Map);
               const k = Object.keys(window).find(n => n.startsWith('drawnItems_'));
@@ -198,12 +202,14 @@ def test_patrol_area_drawn_on_the_map_and_printed_on_a4(server):
                 return null;
               }
               const b = window[k].getBounds();
-              return [m.getZoom(), Math.min(m.getBoundsZoom(b), 17), m.getBounds().contains(b),
+              // the zoom that fits it clear of the title box (FIT_OPTIONS' padding)
+              const best = m.getBoundsZoom(b, false, L.point(PAD_X, PAD_Y));
+              return [m.getZoom(), Math.min(best, 17), m.getBounds().contains(b),
                       // why, when it fails: the map's size, whether its centre is the area's
                       // (fitted at another size) and how long ago this document loaded
                       m.getSize().x, m.getSize().y, m.getCenter().distanceTo(b.getCenter()),
                       Math.round(performance.now())];
-            }"""
+            }""".replace("PAD_X", str(left + right)).replace("PAD_Y", str(top + bottom))
             for _ in range(60):  # the rebuilt map zooms once it has drawn
                 try:
                     got = inner.locator("body").evaluate(fitted)

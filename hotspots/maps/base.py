@@ -150,6 +150,13 @@ def page_of(m: Element) -> Figure:
     return root
 
 
+#: Pixels kept clear round the area a map is fitted to (Leaflet's fitBounds options):
+#: the title box (at the top of a wide map; at the bottom of a narrow one, a phone's or
+#: the app's frames) and the no-tiles notice (at the other end) would otherwise hide its
+#: edges: a London borough's southern half lay under the title in the app's patrol map.
+FIT_PADDING = {"paddingTopLeft": [10, 60], "paddingBottomRight": [10, 110]}
+
+
 def _title_and_controls(m: folium.Map, heading: str, note: str) -> None:
     page = page_of(m)
     page.header.add_child(folium.Element(_PAGE_CSS))
@@ -360,9 +367,12 @@ def _framed_map(frame: gpd.GeoDataFrame, config: Config, *,
     geodata cache folder, where the simplified polygons the outline is the union of are
     kept for the next map."""
     minx, miny, maxx, maxy = web_bounds(frame)
+    # half zoom levels: fitted clear of the title box (FIT_PADDING), an area would
+    # otherwise often drop to the whole level below, at half the size it could have
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=13,
-                   **_tiles(config), control_scale=True)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+                   **_tiles(config), control_scale=True, zoom_snap=0.5)
+    m.fit_bounds([[miny, minx], [maxy, maxx]], padding_top_left=FIT_PADDING["paddingTopLeft"],
+                 padding_bottom_right=FIT_PADDING["paddingBottomRight"])
     if outline is not None:
         shape = gpd.GeoSeries([webgeom.outline(outline, cache=cache)],
                               crs=outline.crs).to_crs(WEB_CRS)

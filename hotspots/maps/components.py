@@ -13,10 +13,15 @@ import shapely
 
 from ..errors import HotspotsError
 from ..schema import WEB_CRS, WORKING_CRS
-from .base import lonlat
+from .base import FIT_PADDING, lonlat
 
 #: ``type`` of the message a map with a draw control posts to its parent window.
 DRAWN_AREA_MESSAGE = "hotspots:drawn-area"
+#: How a drawn area or a selection is zoomed to: clear of the title box and the notice
+#: (:data:`.base.FIT_PADDING`), no closer than street level, and not animated (Leaflet
+#: drops a zoom asked for while one is animating: two resizes close together left the
+#: map a zoom short).
+FIT_OPTIONS = {"maxZoom": 17, "animate": False, **FIT_PADDING}
 #: A drawn area smaller than this (m²) is taken for a slip of the finger.
 MIN_DRAWN_M2 = 100.0
 
@@ -31,11 +36,10 @@ class _DrawBridge(folium.MacroElement):
       var drawn = {{ this.drawn|tojson }};
       if (drawn) {
         L.geoJSON(drawn).eachLayer(function (layer) { items.addLayer(layer); });
-        // without animation: Leaflet drops a zoom asked for while one is animating, which
-        // left the map a zoom short when two resizes came close together
+        // FIT_OPTIONS: without animation, clear of the title box
         var fit = function () {
           map.invalidateSize();
-          map.fitBounds(items.getBounds(), {maxZoom: 17, animate: false});
+          map.fitBounds(items.getBounds(), {{ this.fit|tojson }});
         };
         fit();
         // the frame may get its final size after the map is built, in steps: zoom again
@@ -59,6 +63,7 @@ class _DrawBridge(folium.MacroElement):
     def __init__(self, draw: folium.plugins.Draw, drawn: dict | None):
         super().__init__()
         self.draw, self.drawn, self.message = draw, drawn, DRAWN_AREA_MESSAGE
+        self.fit = FIT_OPTIONS
 
 
 def add_draw_control(m: folium.Map, drawn=None) -> folium.Map:
@@ -166,8 +171,8 @@ _FOCUS_JS = """<script>
     });
     drop.forEach(function (d) { d[0].removeLayer(d[1]); });
     if (cfg.bounds) {
-      var fit = function () {  // not animated: see the drawn area's fit
-        map.invalidateSize(); map.fitBounds(cfg.bounds, {maxZoom: 17, animate: false});
+      var fit = function () {  // FIT_OPTIONS: see the drawn area's fit
+        map.invalidateSize(); map.fitBounds(cfg.bounds, cfg.fit);
       };
       fit();
       map.once("resize", fit);
@@ -199,7 +204,7 @@ def focus_map_html(page: str, *, keep: list[str] | None = None, selected: str | 
     ``window.parent``. The ids travel as JSON with ``<`` escaped, never as markup."""
     import json
 
-    cfg = json.dumps({"keep": keep, "selected": selected, "bounds": bounds,
+    cfg = json.dumps({"keep": keep, "selected": selected, "bounds": bounds, "fit": FIT_OPTIONS,
                       "message": PLACE_MESSAGE}).replace("<", "\\u003c")
     script = _FOCUS_JS.replace("__CFG__", cfg)
     at = page.rfind("</html>")
