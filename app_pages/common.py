@@ -542,13 +542,20 @@ def area_label(*, plural: bool = False) -> str:
     return config().layer_label(main_layer(), plural=plural)
 
 
+def area_noun(*, plural: bool = False) -> str:
+    """The main layer's label inside a sentence: "ward", "borough", "LSOA" (an acronym
+    stays as it is)."""
+    label = area_label(plural=plural)
+    first = label.split()[0]
+    return label if first.isupper() and len(first) > 1 else label.lower()
+
+
 def one_area() -> str:
     """'A ward', 'An LSOA': the choice of one area of the main layer."""
-    label = area_label()
-    first = label.split()[0]
-    acronym = first.isupper() and len(first) > 1
-    vowel = label[0] in ("AEFHILMNORSX" if acronym else "AEIOU")
-    return f"{'An' if vowel else 'A'} {label if acronym else label.lower()}"
+    noun = area_noun()
+    acronym = noun[:1].isupper()
+    vowel = noun[0] in ("AEFHILMNORSX" if acronym else "aeiou")
+    return f"{'An' if vowel else 'A'} {noun}"
 
 
 def area_codes(frame: pd.DataFrame, key: str | None = None) -> np.ndarray:

@@ -91,12 +91,13 @@ if how == WARD:
     ward = c4.selectbox(common.area_label(), wards, format_func=lambda c: names.get(c, c),
                         key="patrol_ward")
     box = c4.container(key="patrol_home_box")
-    if user and ward != home and box.button(f"Make {names.get(ward, ward)} my home ward",
+    if user and ward != home and box.button(f"Make {names.get(ward, ward)} my home "
+                                            f"{common.area_noun()}",
                                             key="patrol_home"):
         write_setting(folder, user, "home_ward", ward)
         home = ward
     if ward == home:
-        box.caption("Your home ward: it opens first next time.")
+        box.caption(f"Your home {common.area_noun()}: it opens first next time.")
 
 key = (period.start.strftime("%Y-%m") if period.is_month
        else f"{period.start.isoformat()}/{period.end.isoformat()}")
@@ -138,7 +139,8 @@ if note:
 inside = in_patrol_area(inc_area, inc["x"].to_numpy(), inc["y"].to_numpy(), ward=ward,
                         drawn=drawn, wards=wards)
 n_here = int((inside & on_shift(inc["hour"].to_numpy(), shift)).sum())
-there = "the ward" if how == WARD else "the drawn area" if drawn is not None else "the wards"
+there = (f"the {common.area_noun()}" if how == WARD else "the drawn area" if drawn is not None
+         else f"the {common.area_noun(plural=True)}")
 st.caption(f"{n_here:,} incidents in {there} on this shift in the period (police.uk rows "
            "have no time of day, so none is on a shift).")
 shown = mine.set_index("place_id").loc[table["place_id"]].reset_index().assign(

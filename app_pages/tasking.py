@@ -149,7 +149,7 @@ if ranked is not None:
             "trend_label": st.column_config.TextColumn("Trend", width=100),
         })
     if ranked.empty:
-        st.info(f"No ranked places in the chosen {common.area_label(plural=True).lower()} "
+        st.info(f"No ranked places in the chosen {common.area_noun(plural=True)} "
                 "for these filters.")
     label_of = dict(zip(ranked["place_id"], ranked["rank"].astype(str) + ". "
                         + ranked["label"], strict=True))
