@@ -527,6 +527,55 @@ def test_detection_popups_and_tooltips_show_their_text_in_chromium(layers, confi
     assert found == [] and dialogs == [] and errors == []
 
 
+def test_a_colour_scale_labels_no_two_edges_on_top_of_each_other():
+    from hotspots.maps.detection import spaced_ticks
+
+    london = [6.0, 34.0, 68.0, 136.0, 272.0, 408.0, 543.0, 679.0]  # a London month's bands
+    assert spaced_ticks(london) == [6.0, 68.0, 136.0, 272.0, 408.0, 543.0, 679.0]
+    even = [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert spaced_ticks(even) == even  # nothing is dropped that has room
+    assert spaced_ticks([0.0, 1.0, 99.0, 100.0]) == [0.0, 100.0]  # the ends stay
+    assert spaced_ticks([5.0]) == [5.0]
+
+
+def test_many_forecast_cells_are_drawn_as_their_merged_outline(layers, config, monkeypatch):
+    """Above MAX_FORECAST_CELLS the forecast layer is one shape, the union of its cells
+    (the same ground), saying how many it merges; below, a shape and a rank per cell."""
+    import geopandas as gpd
+
+    from hotspots.maps import detection, hotspot_map
+
+    x, y = layers["ward"].geometry.union_all().representative_point().coords[0]
+    cells = [shapely.box(x + 50 * i, y + 50 * j, x + 50 * (i + 1), y + 50 * (j + 1))
+             for i in range(4) for j in range(3) if (i, j) != (1, 1)]  # a ring of 11
+    forecast = gpd.GeoDataFrame({"rank": range(1, 12), "score": np.linspace(3, 1, 11)},
+                                geometry=cells, crs=27700)
+    info = {"month": "2024-09", "description": "counts", "cell_size_m": 50.0,
+            "pai_5pct": 2.0, "hit_rate_5pct": 0.1, "test_months": 3, "fallback": False}
+
+    real, drawn = detection.shapes_layer, []
+    monkeypatch.setattr(detection, "shapes_layer", lambda fg, web, **kw: (
+        drawn.append((web.to_crs(27700), kw["values"])), real(fg, web, **kw)))
+
+    def forecast_drawn(limit: int):
+        monkeypatch.setattr(detection, "MAX_FORECAST_CELLS", limit)
+        drawn.clear()
+        map_html(hotspot_map(area=layers["ward"], config=config, forecast=forecast,
+                             meta={"period": "2024-08", "incidents": 1, "forecast": info}))
+        (shapes, values), = drawn  # the forecast layer's, the only one drawn here
+        return shapes, values
+
+    shapes, values = forecast_drawn(10)
+    assert values == [["The forecast's 11 cells, merged into one outline: too many to draw "
+                       "one by one"]]
+    (one,) = shapes.geometry
+    assert one.geom_type == "Polygon" and len(one.interiors) == 1  # the ring and its hole
+    assert one.area == pytest.approx(11 * 2500, rel=1e-6)
+    assert one.symmetric_difference(shapely.union_all(cells)).area < 1  # the same ground
+    shapes, values = forecast_drawn(11)
+    assert len(shapes) == 11 and values[0] == [1, "3.00"] and values[-1] == [11, "1.00"]
+
+
 def test_a_maps_frame_is_the_bounds_of_its_polygons_projected(layers, cache):
     """web_bounds projects only the vertices that can hold an extreme: the frame is the
     bounds of every vertex projected, to the bit, for a ward, a borough's LSOAs, the City

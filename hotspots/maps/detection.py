@@ -29,6 +29,9 @@ DENSITY_BANDS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
 DENSITY_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
 #: Above this many significant cells, Gi* cells are merged per class (HTML stays small).
 MAX_GI_CELLS = 3000
+#: Above this many forecast cells, the layer draws their merged outline: a London month's
+#: top 5% at 50 m was 31,900 cells, as many paths for the browser to draw at every pan.
+MAX_FORECAST_CELLS = 3000
 
 
 def density_contours(raster) -> gpd.GeoDataFrame:
@@ -131,11 +134,23 @@ def _density_layer(m: folium.Map, raster) -> None:
     fg.add_to(m)
     edges = [float(v) for v in web["lower"]] + [float(web["upper"].iloc[-1])]
     scale = cm.StepColormap(list(DENSITY_COLOURS[: len(web)]), index=edges, vmin=edges[0],
-                            vmax=edges[-1])
+                            vmax=edges[-1], tick_labels=spaced_ticks(edges))
     # the scale's SVG is a fixed width: a long caption was cut off ("... 100 m c"); the
     # kernel, bandwidth and cell size are in the layer's name in the layer control
     scale.caption = "Incidents per km² (kernel density)"
     scale.add_to(m)
+
+
+def spaced_ticks(edges: list[float], *, min_gap: float = 0.08) -> list[float]:
+    """The band edges a colour scale labels: the first and the last, and each between that
+    is ``min_gap`` of the scale's span or more from the label before it and from the last
+    (London's lowest bands, 34 and 68 of 679, printed as one "34 68")."""
+    span = edges[-1] - edges[0]
+    kept = [edges[0]]
+    for e in edges[1:-1]:
+        if e - kept[-1] >= min_gap * span and edges[-1] - e >= min_gap * span:
+            kept.append(e)
+    return [*kept, edges[-1]] if len(edges) > 1 else kept
 
 
 def _gistar_layer(m: folium.Map, cells: gpd.GeoDataFrame, meta: dict) -> None:
@@ -230,10 +245,18 @@ def forecast_legend(info: dict) -> str:
 
 
 def _forecast_layer(m: folium.Map, forecast: gpd.GeoDataFrame, info: dict) -> None:
-    web = forecast.to_crs(WEB_CRS)
     fg = folium.FeatureGroup(name=_esc(forecast_legend(info)), show=True)
-    if not web.empty:  # tens of thousands of cells at London scale
-        shapes_layer(fg, web, styles=[{"fill": False, "color": "#006d2c", "weight": 2}],
+    style = [{"fill": False, "color": "#006d2c", "weight": 2}]
+    if len(forecast) > MAX_FORECAST_CELLS:  # their outline, one shape: the cells side by
+        # side are a coverage, merged without overlay (London's 31,900: under a second)
+        merged = gpd.GeoDataFrame(geometry=[shapely.coverage_union_all(
+            forecast.geometry.values)], crs=forecast.crs).to_crs(WEB_CRS)
+        shapes_layer(fg, merged, styles=style, tooltip=[["", 0]], values=[[
+            f"The forecast's {len(forecast):,} cells, merged into one outline: too many to "
+            "draw one by one"]])
+    elif not forecast.empty:
+        web = forecast.to_crs(WEB_CRS)
+        shapes_layer(fg, web, styles=style,
                      tooltip=[["Rank ", 0, f" of {len(web)}; score ", 1]],
                      values=[[int(r), f"{s:.2f}"] for r, s in  # Python numbers: 10x faster
                              zip(web["rank"].tolist(), web["score"].tolist(), strict=True)])
