@@ -8,8 +8,9 @@ shown with their own figures and never called a forecast.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -81,13 +82,17 @@ def backtest_result(incidents: pd.DataFrame, area, *, n_tests: int = TEST_MONTHS
 
 
 def concentration_backtest(incidents: pd.DataFrame, area, *, periods: Sequence[str],
-                           config) -> dict:
+                           config, grids: Callable[[float], gpd.GeoDataFrame] | None = None
+                           ) -> dict:
     """How well the "where it is concentrated now" layers of a month map the next month.
 
     For each month ``p`` in ``periods``, the Gi* hot cells (any confidence, FDR-corrected,
     on the cell size :func:`hotspots.grid.suggest_cell_size` picks, as ``hotspots detect``
     draws them) and the cluster places of the month before are scored on ``p``'s
     incidents, each at its own coverage (the share of the area it covers).
+
+    ``grids(size)`` gives the area's grid of a cell size (default :func:`make_grid` of the
+    area); each size is asked for once, however many months use it.
 
     Returns
     -------
@@ -104,6 +109,7 @@ def concentration_backtest(incidents: pd.DataFrame, area, *, periods: Sequence[s
         else area
     total_km2 = shapely.area(geom) / 1e6
     figures: dict[str, list[tuple[float, float, float]]] = {"gistar": [], "places": []}
+    made: dict[float, gpd.GeoDataFrame] = {}  # the months mostly share a cell size
     for p in periods:
         prev = incidents.loc[incidents["period"] == month_text(month_number(p) - 1)]
         test = incidents.loc[incidents["period"] == p]
@@ -113,7 +119,9 @@ def concentration_backtest(incidents: pd.DataFrame, area, *, periods: Sequence[s
             continue
         x, y = prev["x"].to_numpy(float), prev["y"].to_numpy(float)
         size = suggest_cell_size(x, y, geom)
-        grid = make_grid(geom, cell_size_m=size)
+        if size not in made:
+            made[size] = grids(size) if grids is not None else make_grid(geom, cell_size_m=size)
+        grid = made[size]
         cells = grid_counts(grid, x, y, cell_size_m=size)
         hot = gistar(cells["n"].to_numpy(float), grid_neighbours(grid))["gi_class"]
         hot = hot.to_numpy() > 0

@@ -187,9 +187,9 @@ def _backtest(inc: pd.DataFrame, area, config: Config, *, test_months: int,
     result, _ = backtest_result(inc, area, n_tests=test_months, cell_sizes=cell_sizes,
                                 progress=progress,
                                 grids=_kept_grids(area, cell_sizes, cache=cache))
-    result["concentrated_now"] = concentration_backtest(inc, area,
-                                                        periods=result["test_months"],
-                                                        config=config)
+    result["concentrated_now"] = concentration_backtest(
+        inc, area, periods=result["test_months"], config=config,
+        grids=lambda s: _kept_grids(area, (s,), cache=cache)[s])
     return result
 
 
