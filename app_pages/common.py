@@ -156,13 +156,24 @@ def latest_month(version: tuple) -> str | None:
         conn.close()
 
 
+#: What the Trends page reads of every incident (and its emerging hot spots of a year):
+#: its series (source and category), month and day, point and stored areas; not a
+#: record's own text, nor its order. London's 1.08M rows read in 0.6-0.8 s this way,
+#: against 7.9 s with every column in key order.
+SERIES_COLUMNS = ("source", "category", "period", "date", "x", "y", "ward_code", "lsoa_code")
+
+
 @st.cache_data(show_spinner="Reading incidents...")
 def incidents(version: tuple, start: str | None = None, end: str | None = None,
-              categories: tuple[str, ...] | None = None) -> pd.DataFrame:
+              categories: tuple[str, ...] | None = None,
+              columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """:func:`hotspots.store.read_incidents`: every column in key order, or ``columns``
+    in no particular order."""
     conn = store.connect(version[0])
     try:
         return store.read_incidents(conn, start=start, end=end,
-                                    categories=list(categories) if categories else None)
+                                    categories=list(categories) if categories else None,
+                                    columns=list(columns) if columns else None)
     finally:
         conn.close()
 
@@ -170,7 +181,7 @@ def incidents(version: tuple, start: str | None = None, end: str | None = None,
 @st.cache_data(show_spinner=False)
 def coverage(version: tuple, categories: tuple[str, ...] = ()) -> pd.DataFrame:
     """:func:`hotspots.trends.coverage` of the store's incidents in ``categories``."""
-    return trends.coverage(incidents(version, None, None, categories or None))
+    return trends.coverage(incidents(version, None, None, categories or None, SERIES_COLUMNS))
 
 
 def period_of(key: str) -> Period:
@@ -390,7 +401,8 @@ def emerging(version: tuple, month: str, categories: tuple[str, ...]
     and classes the tasking pack counts (None with fewer than 10 months of data), and the
     grid they are on."""
     first = (pd.Period(month, "M") - 11).start_time.date().isoformat()
-    inc = incidents(version, first, month_period(month).end.isoformat(), categories or None)
+    inc = incidents(version, first, month_period(month).end.isoformat(), categories or None,
+                    SERIES_COLUMNS)
     area, period = geography.land_area(layers(), config()), month_period(month)
     grid = trends.emerging_grid_spec(inc, area, period=period)
     return trends.emerging_grid(inc, area, period=period, grid=grid), grid

@@ -39,7 +39,8 @@ version = common.store_version()
 if not f["month"]:
     st.info("The store has no incidents yet.")
     st.stop()
-everything = common.incidents(version, None, None, f["categories"] or None)
+everything = common.incidents(version, None, None, f["categories"] or None,
+                              common.SERIES_COLUMNS)
 lay = common.layers()
 cfg = common.config()
 WARD = common.one_area()  # "A ward", "An LSOA": one area of the main layer
