@@ -139,10 +139,17 @@ if note:
 inside = in_patrol_area(inc_area, inc["x"].to_numpy(), inc["y"].to_numpy(), ward=ward,
                         drawn=drawn, wards=wards)
 n_here = int((inside & on_shift(inc["hour"].to_numpy(), shift)).sum())
+# police.uk rows give the month only: with no time of day anywhere here, no shift applies
+untimed = bool(inside.any()) and not bool((inc["hour"].to_numpy()[inside] >= 0).any())
 there = (f"the {common.area_noun()}" if how == WARD else "the drawn area" if drawn is not None
          else f"the {common.area_noun(plural=True)}")
-st.caption(f"{n_here:,} incidents in {there} on this shift in the period (police.uk rows "
-           "have no time of day, so none is on a shift).")
+if untimed:
+    st.info(f"No incident in {there} has a time of day (police.uk gives the month only), so "
+            "no shift applies: the places are in order of all their incidents in the period, "
+            "and the table counts those.")
+else:
+    st.caption(f"{n_here:,} incidents in {there} on this shift in the period (police.uk "
+               "rows have no time of day, so none is on a shift).")
 shown = mine.set_index("place_id").loc[table["place_id"]].reset_index().assign(
     rank=table["no"].to_numpy()) if len(table) else None
 m = hotspot_map(area=outline, config=cfg, places=shown,
@@ -159,7 +166,8 @@ if table.empty:
     st.stop()
 # a plain HTML table, not st.dataframe's canvas: it wraps on a phone and prints on paper
 st.table(pd.DataFrame({"No.": table["no"], "Where": table["where"],
-                       "On this shift": table["on_shift"],
+                       **({"Incidents in the period": table["n"]} if untimed else
+                          {"On this shift": table["on_shift"]}),
                        "Patrol windows": table["patrol_windows"],
                        "What happens": table["what_happens"]}).set_index("No."))
 if how == WARD:

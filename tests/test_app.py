@@ -189,6 +189,7 @@ def test_patrol_periods_shifts_wards_and_the_printout(role, demo, layers):
     assert not any("police.uk rows are dated by month only" in c.value for c in at.caption)
     on = table["On this shift"].astype(int).tolist()
     assert len(on) > 1 and on == sorted(on, reverse=True)  # busiest on the shift first
+    assert not any("no shift applies" in i.value for i in at.info)  # council rows have times
     head = next(m.value for m in at.markdown if m.value.startswith("<div class='hs-print-head'"))
     assert (f"OFFICIAL-SENSITIVE · Patrol map: {html.escape(names[code])} · 2024-08 · "
             f"Evening 18:00-02:00 · produced {datetime.date.today().isoformat()}") in head

@@ -139,6 +139,9 @@ def test_every_app_page_on_the_area(built, monkeypatch):
                                                          "markdown", "selectbox")
                 for e in getattr(at, kind) for attr in ("label", "value")]
         assert not [t for t in said if re.search(r"\bwards?\b", t, re.I)], page
+        if page.endswith("patrol.py"):  # police.uk rows only: no time of day, no shift
+            assert any("no shift applies" in i.value for i in at.info), [
+                i.value for i in at.info]
         if page.endswith("data.py") and built["key"] == "city":  # synthetic data here too
             def count():
                 return int(next(m for m in at.metric if m.label == "Incidents").value
