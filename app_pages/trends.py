@@ -102,7 +102,10 @@ if lines == BY_SERIES:
     st.altair_chart(alt.Chart(long.dropna(), height=tall).mark_line(point=True).encode(
         x=alt.X("yearmonth(month):T", title="month"),
         y=alt.Y("incidents:Q", title="incidents"),
+        # past ten series the default palette repeats its colours: twenty distinct ones
         color=alt.Color("series:N", title=None, sort=list(series.columns),
+                        scale=alt.Scale(scheme="tableau20" if len(series.columns) > 10
+                                        else "tableau10"),
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)),
         tooltip=["series:N", alt.Tooltip("yearmonth(month):T", title="month"),
                  "incidents:Q"]), width="stretch")

@@ -332,6 +332,11 @@ def test_trend_series_run_over_their_own_months(role, demo):
     assert caption.startswith(f"{want:,} incidents in all of Tower Hamlets")
     spec = json.loads(_charts(at)[0].spec)
     series = _chart_data(_charts(at)[0])[spec["data"]["name"]]
+    # a colour of its own for each line: twenty colours past ten series (the default ten
+    # repeated, and London's 14 police.uk series shared colours)
+    n = series["series"].nunique()
+    assert spec["encoding"]["color"]["scale"]["scheme"] == ("tableau20" if n > 10
+                                                            else "tableau10"), n
     firsts = series.groupby("series")["month"].min().astype(str).str[:7]
     assert firsts["Burglary (police.uk)"] == "2023-09"
     assert firsts["Drug dealing (synthetic-drugs)"] == "2022-09"
