@@ -124,23 +124,25 @@ else:
     where = (f"The area drawn ({drawn.area / 1e6:.2f} km²)" if drawn is not None
              else "No area drawn yet")
 table = patrol_places(inc, mine, shift=shift)
-produced = dt.date.today().isoformat()
-head = (f"{cfg.patrol.marking} · Patrol map: {where} · {period.label} · "
-        f"{shift.label} · produced {produced}")
-st.markdown(f"<div class='hs-print-head'>{html.escape(head)}</div>"
-            f"<div class='hs-print-foot'>{html.escape(cfg.patrol.marking)}</div>",
-            unsafe_allow_html=True)  # escaped: the marking and names come from files
-shown = common.md(where) if how == WARD else where  # a ward's name: shown as written
-st.caption(f"{shown}, {period.label}, {shift.label}: {len(table)} hotspot "
-           f"place{'' if len(table) == 1 else 's'}, busiest on the shift first")
-if note:
-    st.caption(note)
-
 inside = in_patrol_area(inc_area, inc["x"].to_numpy(), inc["y"].to_numpy(), ward=ward,
                         drawn=drawn, wards=wards)
 n_here = int((inside & on_shift(inc["hour"].to_numpy(), shift)).sum())
 # police.uk rows give the month only: with no time of day anywhere here, no shift applies
 untimed = bool(inside.any()) and not bool((inc["hour"].to_numpy()[inside] >= 0).any())
+shift_text = "no shift (no times of day)" if untimed else shift.label
+produced = dt.date.today().isoformat()
+head = (f"{cfg.patrol.marking} · Patrol map: {where} · {period.label} · "
+        f"{shift_text} · produced {produced}")
+st.markdown(f"<div class='hs-print-head'>{html.escape(head)}</div>"
+            f"<div class='hs-print-foot'>{html.escape(cfg.patrol.marking)}</div>",
+            unsafe_allow_html=True)  # escaped: the marking and names come from files
+shown = common.md(where) if how == WARD else where  # a ward's name: shown as written
+st.caption(f"{shown}, {period.label}, {shift_text}: {len(table)} hotspot "
+           f"place{'' if len(table) == 1 else 's'}, busiest "
+           + ("first" if untimed else "on the shift first"))
+if note:
+    st.caption(note)
+
 there = (f"the {common.area_noun()}" if how == WARD else "the drawn area" if drawn is not None
          else f"the {common.area_noun(plural=True)}")
 if untimed:
@@ -153,7 +155,8 @@ else:
 shown = mine.set_index("place_id").loc[table["place_id"]].reset_index().assign(
     rank=table["no"].to_numpy()) if len(table) else None
 m = hotspot_map(area=outline, config=cfg, places=shown,
-                meta={"period": f"{period.label}, {shift.label}", "incidents": n_here,
+                meta={"period": f"{period.label}, {shift_text}",
+                      "incidents": int(inside.sum()) if untimed else n_here,
                       "categories": list(f["categories"])})
 if how == DRAWN:
     st.caption("Draw the area to patrol with the square or the pentagon (top right of the "
@@ -167,8 +170,8 @@ if table.empty:
 # a plain HTML table, not st.dataframe's canvas: it wraps on a phone and prints on paper
 st.table(pd.DataFrame({"No.": table["no"], "Where": table["where"],
                        **({"Incidents in the period": table["n"]} if untimed else
-                          {"On this shift": table["on_shift"]}),
-                       "Patrol windows": table["patrol_windows"],
+                          {"On this shift": table["on_shift"],
+                           "Patrol windows": table["patrol_windows"]}),
                        "What happens": table["what_happens"]}).set_index("No."))
 if how == WARD:
     # map_html inlines Leaflet, so the map works without internet access (st_folium

@@ -142,6 +142,9 @@ def test_every_app_page_on_the_area(built, monkeypatch):
         if page.endswith("patrol.py"):  # police.uk rows only: no time of day, no shift
             assert any("no shift applies" in i.value for i in at.info), [
                 i.value for i in at.info]
+            # nor does the printed header or the caption name one
+            assert any("· no shift (no times of day) ·" in m.value for m in at.markdown)
+            assert not [c.value for c in at.caption if "on the shift first" in c.value]
         if page.endswith("data.py") and built["key"] == "city":  # synthetic data here too
             def count():
                 return int(next(m for m in at.metric if m.label == "Incidents").value
