@@ -527,6 +527,17 @@ def test_detection_popups_and_tooltips_show_their_text_in_chromium(layers, confi
     assert found == [] and dialogs == [] and errors == []
 
 
+def test_the_places_layer_names_how_many_it_numbers(layers, config):
+    """The layer control says how many places are numbered: the patrol map's ten said
+    "top 20"."""
+    from hotspots.maps import hotspot_map
+
+    places = _places(layers, ["Brick Lane", "Watney Street"])
+    page = map_html(hotspot_map(area=layers["ward"], config=config, places=places,
+                                meta={"period": "2024-08", "incidents": 2}))
+    assert "Places (clusters), numbered by incidents: top 2; " in page and "top 20" not in page
+
+
 def test_a_colour_scale_labels_no_two_edges_on_top_of_each_other():
     from hotspots.maps.detection import spaced_ticks
 

@@ -198,7 +198,8 @@ def _places_layer(m: folium.Map, places: gpd.GeoDataFrame, *, numbered: int = 20
          + (f"{r.busiest_hour:02d}:00" if r.busiest_hour >= 0 else "(no times of day)"),
          str(r.first_seen), str(r.last_seen)]
         for i, r in zip(numbers, web.itertuples(index=False), strict=True)]
-    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top {numbered}; "
+    fg = folium.FeatureGroup(name=f"Places (clusters), numbered by {by}: top "
+                                  f"{min(numbered, len(web))}; "
                                   f"where it is concentrated now, not a forecast{note}",
                              show=True)
     shapes_layer(fg, web, styles=[{"fillColor": "#6a3d9a", "color": "#3f007d", "weight": 2,
