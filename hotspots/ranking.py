@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from . import geography, meetings, store
-from .analysis import GridSpec, analyse, gistar_meta, place_names, resolve_spec
+from .analysis import (
+    AnalysisSpec,
+    GridSpec,
+    analyse,
+    gistar_meta,
+    place_names,
+    resolve_spec,
+)
 from .assign import assign_codes
 from .cluster import place_table
 from .config import Config
@@ -89,8 +96,7 @@ class Ranked:
     # WINDOW_COLUMNS in the store's own row order and the ``unit`` (place) it falls in
     inc: pd.DataFrame
     cells: gpd.GeoDataFrame
-    grid: GridSpec  # the lattice of ``cells``
-    gistar: dict  # how the cells' Gi* was made (:func:`hotspots.analysis.gistar_meta`)
+    spec: AnalysisSpec  # what the cells, the raster and the places were found with
     raster: object
     places: gpd.GeoDataFrame
     trends: pd.DataFrame
@@ -101,6 +107,11 @@ class Ranked:
     ranked: gpd.GeoDataFrame  # the top places, rank_units' columns and geometry
     density: float  # the borough's incidents per km²
     area: object
+
+    @property
+    def grid(self) -> GridSpec:
+        """The lattice of ``cells``."""
+        return self.spec.grid
 
 
 def _read_store(store_file, period: Period | None, categories):
@@ -177,8 +188,7 @@ def _rank(inc: pd.DataFrame, cur: pd.DataFrame, period: Period, *, config: Confi
     previous = table["n_previous"].fillna(0).to_numpy()
     table["trend"] = trend_z(previous + table["change_previous"].fillna(0).to_numpy(), previous)
     ranked = rank_units(table, weights=config.ranking, id_col="place_id").head(top)
-    return Ranked(cur=cur, inc=inc, cells=cells, grid=spec.grid, gistar=gistar_meta(spec),
-                  raster=raster,
+    return Ranked(cur=cur, inc=inc, cells=cells, spec=spec, raster=raster,
                   places=places, trends=trends, left_out=left_out, n_tested=n_tested,
                   ranked=ranked, density=len(cur) / (area.area / 1e6), area=area)
 
@@ -296,7 +306,7 @@ def interactive_map(ranking: Ranking, *, config: Config, layers, partner: bool =
     rk = ranking.rk
     meta: dict[str, object] = {"period": ranking.period.label,
                                "incidents": None if partner else len(rk.cur),
-                               "categories": [], **rk.gistar}
+                               "categories": [], **gistar_meta(rk.spec)}
     if forecast is not None and not partner:
         meta.update(forecast[1])
     return map_html(hotspot_map(area=layers[config.boundary_layer], meta=meta, config=config,

@@ -57,11 +57,13 @@ def check_unchanged(path: str | Path, stamp: tuple[int, int] | None) -> None:
     """Refuse (InputError) a file whose :func:`file_stamp` is no longer ``stamp`` (None:
     not checked): what was read may not be what was hashed (the load's key), nor all of
     one version of the file."""
+    if stamp is None:
+        return
     try:
         now = file_stamp(path)
-    except OSError:
+    except OSError:  # gone meanwhile: changed too
         now = None
-    if stamp is not None and now != stamp:
+    if now != stamp:
         raise InputError(file_message(Path(path).name, "changed_while_read"))
 
 
